@@ -1,0 +1,20 @@
+# The two commands of the README: `make demo` (the main one) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test demo lint bench
+
+setup:
+	scripts/setup.sh dev
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(VENV)/bin/perfkit demo
+
+lint: setup
+	$(VENV)/bin/ruff check perfkit tests benchmarks
+
+bench: setup
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done

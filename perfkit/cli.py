@@ -1,0 +1,56 @@
+"""The ``perfkit`` command line: one subcommand per module in ``perfkit.commands``.
+
+Every PerfkitError becomes its one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from perfkit import __version__
+from perfkit.errors import PerfkitError
+
+# Each name is a module in perfkit/commands with a ``register(subparsers)`` function.
+COMMANDS = (
+    "snapshot",
+    "top",
+    "diff",
+    "sandbox",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perfkit",
+        description="Performance investigation workbook for PostgreSQL-backed web applications.",
+    )
+    parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"perfkit.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits 2 on a bad option
+    try:
+        return int(args.func(args) or 0)
+    except PerfkitError as err:
+        print(f"perfkit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("perfkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug: show it, but never a password
+        from perfkit.db import redact_text
+
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""What the command line prints: terminal tables for people, one JSON object for machines.
+
+Progress bars go to stderr; nothing here is used by library code that returns DataFrames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def to_jsonable(value):
+    """Turn DataFrames, numpy scalars, timestamps and NaN into plain JSON values."""
+    if isinstance(value, pd.DataFrame):
+        return [to_jsonable(row) for row in value.to_dict(orient="records")]
+    if isinstance(value, pd.Series):
+        return to_jsonable(value.to_dict())
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        if pd.isna(value):
+            return None
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, pd.Timedelta | dt.timedelta):
+        return pd.Timedelta(value).total_seconds()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def emit_json(payload: dict, stream=None) -> None:
+    """Print one JSON object on stdout (tables as lists of row objects)."""
+    stream = stream or sys.stdout
+    json.dump(to_jsonable(payload), stream, indent=2, sort_keys=False)
+    stream.write("\n")
+
+
+def _cell(value, width: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        text = ""
+    elif isinstance(value, float | np.floating):
+        text = f"{value:,.2f}" if abs(value) < 1e15 else f"{value:.3g}"
+    elif isinstance(value, int | np.integer) and not isinstance(value, bool):
+        text = f"{value:,}"
+    elif isinstance(value, pd.Timestamp):
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        text = " ".join(str(value).split())
+    if len(text) > width:
+        text = text[: max(width - 1, 1)] + "…"
+    return text
+
+
+def format_table(
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    max_width: int = 60,
+    headers: dict[str, str] | None = None,
+) -> str:
+    """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut)."""
+    columns = list(columns or frame.columns)
+    headers = headers or {}
+    if frame.empty:
+        return "(none)"
+    rows = [[_cell(v, max_width) for v in record] for record in frame[columns].itertuples(index=False)]
+    titles = [headers.get(c, c) for c in columns]
+    widths = [max([len(t)] + [len(r[i]) for r in rows]) for i, t in enumerate(titles)]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
+
+    def line(cells: Iterable[str]) -> str:
+        parts = []
+        for text, width, is_num in zip(cells, widths, numeric, strict=True):
+            parts.append(text.rjust(width) if is_num else text.ljust(width))
+        return "  ".join(parts).rstrip()
+
+    out = [line(titles), line("-" * w for w in widths)]
+    out.extend(line(r) for r in rows)
+    return "\n".join(out)
+
+
+def print_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *, title: str | None = None, **kwargs) -> None:
+    """Print a titled table on stdout."""
+    if title:
+        print(title)
+    print(format_table(frame, columns, **kwargs))
+
+
+def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: str = "it"):
+    """A tqdm progress bar on stderr; shown on a terminal, or always with PERFKIT_PROGRESS=1."""
+    from tqdm.auto import tqdm
+
+    force = os.environ.get("PERFKIT_PROGRESS", "") == "1"
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        unit=unit,
+        file=sys.stderr,
+        disable=False if force else None,
+        leave=False,
+    )
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (never on stdout, which may be JSON)."""
+    print(message, file=sys.stderr, flush=True)
