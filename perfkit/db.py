@@ -1,0 +1,363 @@
+"""Database access: a read-only SQLAlchemy engine over psycopg 3, server facts, redacted DSNs.
+
+Every perfkit session carries application_name=perfkit, a statement_timeout and a lock_timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+import psycopg
+import sqlalchemy as sa
+from psycopg import conninfo as pg_conninfo
+from sqlalchemy.engine import Engine
+
+from perfkit.errors import (
+    AuthenticationFailed,
+    BadInputError,
+    DatabaseUnreachable,
+    PerfkitError,
+    PermissionDenied,
+    QueryTimeout,
+    ReadOnlyViolation,
+)
+
+DEFAULT_STATEMENT_TIMEOUT = "30s"
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_CONNECT_TIMEOUT = 10
+APPLICATION_NAME = "perfkit"
+
+_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_PASSWORD_URL = re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+_PASSWORD_QUERY = re.compile(r"([?&]password=)([^&\s]*)", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
+
+# every secret perfkit has seen in this process; redact_text() masks them anywhere
+_SECRETS: set[str] = set()
+
+
+def redact(dsn: str | None) -> str:
+    """The DSN with its password replaced by ``***`` (URL, key=value and ?password= forms)."""
+    if not dsn:
+        return ""
+    text = _PASSWORD_URL.sub(r"\1***\3", dsn)
+    text = _PASSWORD_KV.sub(r"\1***", text)
+    text = _PASSWORD_QUERY.sub(r"\1***", text)
+    return redact_text(text)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every password perfkit has seen masked (for errors, tracebacks, logs)."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _remember_password(conninfo: str) -> None:
+    try:
+        params = pg_conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return
+    password = params.get("password")
+    if password:
+        _SECRETS.add(str(password))
+    env_password = os.environ.get("PGPASSWORD")
+    if env_password:
+        _SECRETS.add(env_password)
+
+
+def resolve_dsn(dsn: str | None = None) -> str:
+    """The connection string to use: ``dsn``, else ``$PERFKIT_DSN``, else libpq's PG* variables.
+
+    An empty string means "libpq defaults" (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD...).
+    """
+    chosen = dsn if dsn else os.environ.get("PERFKIT_DSN", "")
+    if chosen:
+        try:
+            pg_conninfo.conninfo_to_dict(chosen)
+        except psycopg.ProgrammingError as err:
+            raise BadInputError(f"--dsn is not a valid connection string ({_first_line(err)}): {redact(chosen)}") from None
+        _remember_password(chosen)
+    elif os.environ.get("PGPASSWORD"):
+        _SECRETS.add(os.environ["PGPASSWORD"])
+    return chosen
+
+
+def describe(dsn: str) -> str:
+    """``user@host:port/dbname`` for messages (no password)."""
+    params = {}
+    try:
+        params = pg_conninfo.conninfo_to_dict(dsn) if dsn else {}
+    except psycopg.ProgrammingError:
+        pass
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    user = params.get("user") or os.environ.get("PGUSER") or ""
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or ""
+    who = f"{user}@" if user else ""
+    return f"{who}{host}:{port}/{dbname}"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return redact_text(text[0].strip() if text else type(err).__name__)
+
+
+def _check_duration(name: str, value: str | int | None) -> str:
+    if value is None:
+        return "0"
+    text = str(value)
+    if not _DURATION.match(text):
+        raise BadInputError(f"--{name.replace('_', '-')} must be a duration like 30s, 500ms or 0 (off), not {text!r}")
+    return text.replace(" ", "")
+
+
+def translate_error(err: BaseException, *, target: str = "") -> PerfkitError:
+    """A one-line PerfkitError for a psycopg/SQLAlchemy error (password never included)."""
+    orig = getattr(err, "orig", None) or err
+    message = _first_line(orig)
+    where = f" ({target})" if target else ""
+    if isinstance(orig, psycopg.errors.QueryCanceled):
+        if "lock timeout" in message:
+            return QueryTimeout(f"cancelled by perfkit's lock_timeout{where}: {message}")
+        return QueryTimeout(f"cancelled by perfkit's statement_timeout{where}: {message}; raise it with --statement-timeout")
+    if isinstance(orig, psycopg.errors.LockNotAvailable):
+        return QueryTimeout(f"cancelled by perfkit's lock_timeout{where}: {message}")
+    if isinstance(orig, psycopg.errors.ReadOnlySqlTransaction):
+        return ReadOnlyViolation(f"perfkit sessions are read-only{where}: {message}")
+    if isinstance(orig, psycopg.errors.InsufficientPrivilege):
+        return PermissionDenied(f"permission denied{where}: {message}")
+    if isinstance(orig, psycopg.OperationalError):
+        full = redact_text(str(orig))
+        lowered = full.lower()
+        if "password authentication failed" in lowered or "authentication failed" in lowered or "no password supplied" in lowered:
+            return AuthenticationFailed(f"authentication failed for {target or 'the server'}: check the user and password")
+        if "does not exist" in lowered and "database" in lowered:
+            return DatabaseUnreachable(f"cannot connect to {target or 'the server'}: {_last_meaningful(full)}")
+        return DatabaseUnreachable(f"cannot connect to {target or 'the server'}: {_last_meaningful(full)}")
+    if isinstance(orig, PerfkitError):
+        return orig
+    return PerfkitError(f"database error{where}: {message}")
+
+
+def _last_meaningful(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # psycopg lists one attempt per address; the reason is after the last 'failed:'
+    for line in reversed(lines):
+        if "failed:" in line:
+            return line.split("failed:", 1)[1].strip()
+    return lines[-1] if lines else "unknown error"
+
+
+@dataclass
+class SessionSettings:
+    """What perfkit sets on every session it opens."""
+
+    read_only: bool = True
+    statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    application_name: str = APPLICATION_NAME
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def statements(self) -> list[tuple[str, str]]:
+        pairs = [
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+            ("default_transaction_read_only", "on" if self.read_only else "off"),
+        ]
+        pairs.extend((str(k), str(v)) for k, v in self.extra.items())
+        return pairs
+
+
+def connect(
+    dsn: str | None = None,
+    *,
+    read_only: bool = True,
+    statement_timeout: str | int | None = DEFAULT_STATEMENT_TIMEOUT,
+    lock_timeout: str | int | None = DEFAULT_LOCK_TIMEOUT,
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+    application_name: str = APPLICATION_NAME,
+    check: bool = True,
+) -> Engine:
+    """An SQLAlchemy engine whose sessions are safe to point at production.
+
+    Parameters
+    ----------
+    dsn:
+        libpq connection string or ``postgresql://`` URL; default ``$PERFKIT_DSN``, then the
+        libpq ``PG*`` variables.
+    read_only:
+        Sessions start with ``default_transaction_read_only = on`` (default).
+    statement_timeout, lock_timeout:
+        PostgreSQL durations (``"30s"``, ``"500ms"``, ``0`` for off) set on every session.
+    connect_timeout:
+        Seconds to wait for the server.
+    check:
+        Open one connection now, so an unreachable server or a bad password fails here with
+        a one-line :class:`~perfkit.errors.PerfkitError`.
+
+    Returns
+    -------
+    sqlalchemy.engine.Engine
+        With ``engine.info["dsn"]`` (redacted) and ``engine.info["target"]``.
+    """
+    conninfo = resolve_dsn(dsn)
+    settings = SessionSettings(
+        read_only=read_only,
+        statement_timeout=_check_duration("statement_timeout", statement_timeout),
+        lock_timeout=_check_duration("lock_timeout", lock_timeout),
+        application_name=application_name,
+    )
+    target = describe(conninfo)
+
+    def creator():
+        try:
+            raw = psycopg.connect(
+                conninfo,
+                application_name=application_name,
+                connect_timeout=connect_timeout,
+            )
+        except psycopg.Error as err:
+            raise translate_error(err, target=target) from None
+        with raw.cursor() as cur:
+            for name, value in settings.statements():
+                cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        raw.commit()
+        return raw
+
+    engine = sa.create_engine(
+        "postgresql+psycopg://",
+        creator=creator,
+        pool_size=2,
+        max_overflow=4,
+        pool_pre_ping=False,
+    )
+    engine.info = {"dsn": redact(conninfo), "target": target, "settings": settings}
+    if check:
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except PerfkitError:
+            engine.dispose()
+            raise
+        except sa.exc.SQLAlchemyError as err:
+            engine.dispose()
+            raise translate_error(err, target=target) from None
+    return engine
+
+
+@contextmanager
+def session(engine: Engine):
+    """A connection from ``engine`` whose database errors arrive as PerfkitErrors."""
+    target = getattr(engine, "info", {}).get("target", "") if hasattr(engine, "info") else ""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except PerfkitError:
+        raise
+    except (sa.exc.SQLAlchemyError, psycopg.Error) as err:
+        raise translate_error(err, target=target) from None
+
+
+def query(engine_or_conn, sql: str, params: Mapping | None = None) -> pd.DataFrame:
+    """Run one read-only query and return its rows as a DataFrame (errors as PerfkitErrors)."""
+    if isinstance(engine_or_conn, Engine):
+        with session(engine_or_conn) as conn:
+            return query(conn, sql, params)
+    try:
+        result = engine_or_conn.execute(sa.text(sql), dict(params or {}))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    except PerfkitError:
+        raise
+    except (sa.exc.SQLAlchemyError, psycopg.Error) as err:
+        raise translate_error(err) from None
+
+
+def scalar(engine_or_conn, sql: str, params: Mapping | None = None):
+    """The single value of a one-row, one-column query."""
+    frame = query(engine_or_conn, sql, params)
+    return None if frame.empty else frame.iat[0, 0]
+
+
+SERVER_FACTS_SQL = """
+SELECT current_setting('server_version_num')::int AS version_num,
+       current_setting('server_version') AS version,
+       version() AS version_full,
+       current_database() AS database,
+       current_user AS "user",
+       inet_server_addr()::text AS server_addr,
+       inet_server_port() AS server_port,
+       pg_postmaster_start_time() AS started_at,
+       now() AS now
+"""
+
+KEY_SETTINGS = (
+    "shared_preload_libraries",
+    "track_io_timing",
+    "compute_query_id",
+    "pg_stat_statements.track",
+    "pg_stat_statements.max",
+    "max_connections",
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "effective_cache_size",
+    "random_page_cost",
+    "autovacuum",
+    "autovacuum_vacuum_scale_factor",
+    "autovacuum_analyze_scale_factor",
+    "log_min_duration_statement",
+    "default_transaction_read_only",
+    "statement_timeout",
+    "lock_timeout",
+)
+
+SETTINGS_SQL = """
+SELECT name, setting, unit, current_setting(name) AS value, source
+FROM pg_settings WHERE name = ANY(:names)
+"""
+
+EXTENSIONS_SQL = """
+SELECT e.extname, e.extversion, n.nspname AS schema
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+"""
+
+
+def server_facts(engine_or_conn) -> dict:
+    """Version, database, user, key settings and installed extensions of the server."""
+    facts = query(engine_or_conn, SERVER_FACTS_SQL).iloc[0].to_dict()
+    settings = query(engine_or_conn, SETTINGS_SQL, {"names": list(KEY_SETTINGS)})
+    facts["settings"] = dict(zip(settings["name"], settings["value"], strict=True))
+    extensions = query(engine_or_conn, EXTENSIONS_SQL)
+    facts["extensions"] = {
+        row.extname: {"version": row.extversion, "schema": row.schema}
+        for row in extensions.itertuples(index=False)
+    }
+    facts["pg_stat_statements"] = facts["extensions"].get("pg_stat_statements", {}).get("version")
+    return facts
+
+
+def server_id(engine_or_conn, dsn: str | None = None) -> str:
+    """A stable name for the server and database, safe as a folder name (``host-port-dbname``)."""
+    facts = query(
+        engine_or_conn,
+        "SELECT coalesce(inet_server_addr()::text, 'local') AS host, "
+        "coalesce(inet_server_port(), current_setting('port')::int) AS port, current_database() AS db",
+    ).iloc[0]
+    host = str(facts["host"]).split("/")[0]
+    if host in {"127.0.0.1", "::1", "local"} and dsn:
+        host = describe(dsn).split("@")[-1].split(":")[0] or host
+    return sanitize_server_id(f"{host}-{facts['port']}-{facts['db']}")
+
+
+def sanitize_server_id(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    if not cleaned:
+        raise BadInputError(f"server name {name!r} has no usable characters")
+    return cleaned
