@@ -31,6 +31,9 @@ DEFAULT_STATEMENT_TIMEOUT = "30s"
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_CONNECT_TIMEOUT = 10
 APPLICATION_NAME = "perfkit"
+# Leads every statement perfkit sends, so its own reads can be told apart in pg_stat_statements
+# (the comment is not part of the query id, but it stays in the text first seen).
+PERFKIT_TAG = "/* perfkit */ "
 
 _PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _PASSWORD_URL = re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
@@ -151,7 +154,7 @@ def _last_meaningful(text: str) -> str:
     # psycopg lists one attempt per address; the reason is after the last 'failed:'
     for line in reversed(lines):
         if "failed:" in line:
-            return line.split("failed:", 1)[1].strip()
+            return line.rsplit("failed:", 1)[1].strip()
     return lines[-1] if lines else "unknown error"
 
 
@@ -227,7 +230,7 @@ def connect(
             raise translate_error(err, target=target) from None
         with raw.cursor() as cur:
             for name, value in settings.statements():
-                cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+                cur.execute(PERFKIT_TAG + "SELECT set_config(%s, %s, false)", (name, value))
         raw.commit()
         return raw
 
@@ -242,7 +245,7 @@ def connect(
     if check:
         try:
             with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+                conn.execute(sa.text(PERFKIT_TAG + "SELECT 1"))
         except PerfkitError:
             engine.dispose()
             raise
@@ -271,7 +274,7 @@ def query(engine_or_conn, sql: str, params: Mapping | None = None) -> pd.DataFra
         with session(engine_or_conn) as conn:
             return query(conn, sql, params)
     try:
-        result = engine_or_conn.execute(sa.text(sql), dict(params or {}))
+        result = engine_or_conn.execute(sa.text(PERFKIT_TAG + sql), dict(params or {}))
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     except PerfkitError:
         raise
