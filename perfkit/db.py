@@ -275,7 +275,13 @@ def query(engine_or_conn, sql: str, params: Mapping | None = None) -> pd.DataFra
             return query(conn, sql, params)
     try:
         result = engine_or_conn.execute(sa.text(PERFKIT_TAG + sql), dict(params or {}))
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        keys = list(result.keys())
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        if len(set(keys)) != len(keys):
+            return pd.DataFrame.from_records(rows, columns=keys)
+        # column-wise construction: much faster than DataFrame(list of Row objects)
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
+        return pd.DataFrame({key: list(values) for key, values in zip(keys, columns, strict=True)}, columns=keys)
     except PerfkitError:
         raise
     except (sa.exc.SQLAlchemyError, psycopg.Error) as err:

@@ -400,6 +400,24 @@ def diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def strip_leading_comments(query) -> str:
+    """The statement without the ``/* ... */`` and ``--`` comments in front (sqlcommenter tags)."""
+    text = "" if query is None or (isinstance(query, float) and np.isnan(query)) else str(query).lstrip()
+    while True:
+        if text.startswith("/*"):
+            end = text.find("*/")
+            if end < 0:
+                return text
+            text = text[end + 2 :].lstrip()
+        elif text.startswith("--"):
+            end = text.find("\n")
+            if end < 0:
+                return ""
+            text = text[end + 1 :].lstrip()
+        else:
+            return text
+
+
 def find(frame: pd.DataFrame, text: str) -> pd.DataFrame:
     """Rows whose query text contains ``text`` (case-insensitive), for notebooks and tests."""
     return frame[frame["query"].fillna("").str.contains(text, case=False, regex=False)]

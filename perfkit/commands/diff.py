@@ -84,6 +84,9 @@ def run(args) -> int:
     print("statements: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("changed", "new", "reset", "evicted", "unchanged")))
     totals = statements.summarize(changes)
     print(f"work in the interval: {totals['calls']:,.0f} calls, {totals['total_exec_ms'] / 1000:,.1f} s of execution")
-    shown = ranked.assign(share_total=(ranked["share_total"] * 100).round(1), queryid=ranked["queryid"].astype("string"))
+    from perfkit.statements import strip_leading_comments
+
+    shown = ranked.assign(share_total=(ranked["share_total"] * 100).round(1), queryid=ranked["queryid"].astype("string"),
+                          query=ranked["query"].map(strip_leading_comments))
     print_table(shown, [c for c in DIFF_COLUMNS if c in shown.columns], title=f"\nTop {len(shown)} by {args.by} in the interval", headers=HEADERS)
     return 0

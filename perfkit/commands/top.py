@@ -21,8 +21,9 @@ def register(subparsers) -> None:
 
 def print_statements(frame, title: str) -> None:
     from perfkit.output import print_table
+    from perfkit.statements import strip_leading_comments
 
-    shown = frame.assign(queryid=frame["queryid"].astype("string"))
+    shown = frame.assign(queryid=frame["queryid"].astype("string"), query=frame["query"].map(strip_leading_comments))
     if "share_total" in shown:
         shown = shown.assign(share_total=(shown["share_total"] * 100).round(1))
     print_table(shown, [c for c in TOP_COLUMNS if c in shown.columns], title=title, headers={**HEADERS, "share_total": "% total"})
