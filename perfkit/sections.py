@@ -24,8 +24,9 @@ from perfkit.output import to_jsonable
 from perfkit.store import SnapshotStore, default_root, parse_since
 
 SAMPLE_DIR = Path("data/sample")
-# The sources a section can lack without failing the report: it says so instead.
-MISSING_SOURCE_ERRORS = (ExtensionMissing, PermissionDenied, BadInputError)
+# The sources a section can lack without failing the report: it says so instead (an input file
+# perfkit cannot read is a BadInputError with a path; a bad parameter is not, and fails the run).
+MISSING_SOURCE_ERRORS = (ExtensionMissing, PermissionDenied)
 # A statement whose mean per call grew this much (interval vs before) is a regression.
 REGRESSION_WARNING = 1.5
 REGRESSION_CRITICAL = 3.0
@@ -141,6 +142,10 @@ def guarded(title: str, build: Callable[[], Section]) -> Section:
         return build()
     except MISSING_SOURCE_ERRORS as err:
         return Section.skip(title, f"{title}: {db.redact_text(str(err))}")
+    except BadInputError as err:
+        if err.path is None:
+            raise
+        return Section.skip(title, f"{title}: {db.redact_text(str(err))}")
 
 
 # -- where the evidence comes from ---------------------------------------------------------------
@@ -211,11 +216,19 @@ class Sources:
 
     # -- the current statement snapshot, shared by the workload sections --------------------
     def current_snapshot(self) -> tuple[pd.DataFrame, Path | None]:
-        """This run's snapshot: taken now and saved in the store (live), or the sample's latest."""
+        """This run's snapshot: taken now and saved whole in the store (live), or the sample's latest.
+
+        Live, the frame returned holds the statements of the DSN's database only (the store keeps
+        every database's); ``attrs["other_databases"]`` counts the statements left out.
+        """
         if self._current is None:
             if self.live:
                 snap = statements.snapshot(self.engine, dsn=self._dsn)
                 path = self.store.save(snap) if len(snap) else None
+                database = db.scalar(self.engine, "SELECT current_database()")
+                mine = snap[snap["datname"] == database].copy()
+                mine.attrs = {**snap.attrs, "database": database, "other_databases": int(len(snap) - len(mine))}
+                snap = mine
             else:
                 latest = self.store.latest()
                 snap, path = self.store.load(latest.path), latest.path
@@ -332,6 +345,9 @@ def workload(src: Sources, *, n: int = 10, by: str = "total") -> Section:
                  f"{totals['top10_share'] * 100:.0f} % of the time.")
         hidden = snap.attrs.get("hidden_queries", 0)
         blocks = [intro]
+        if snap.attrs.get("other_databases"):
+            blocks.append(f"Statements of database {snap.attrs['database']} only; "
+                          f"{snap.attrs['other_databases']} of other databases are in the stored snapshot.")
         if hidden:
             blocks.append(f"{hidden} statements have hidden text: GRANT pg_read_all_stats to this role to see them.")
         blocks += [_statement_table(ranked), top_statements_bar(ranked, n=n)]
@@ -394,6 +410,8 @@ def week_over_week(src: Sources, *, since: str = "7d", n: int = 10) -> Section:
                       if src.live else ""))
             return Section(title, [why.strip()], facts={"baseline": None, "note": why.strip()})
         before = src.store.load(base.path)
+        if snap.attrs.get("database"):
+            before = before[before["datname"] == snap.attrs["database"]]
         changes = statements.diff(before, snap)
         hours = (now - base.captured_at).total_seconds() / 3600
         blocks = [f"Compared with the snapshot of {base.captured_at:%Y-%m-%d %H:%M} UTC, {span(hours)} before this one."]

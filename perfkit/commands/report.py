@@ -27,6 +27,8 @@ def register(subparsers) -> None:
                         help="a notebook parameter (repeatable); VALUE is read as JSON when it parses, else as text")
     parser.add_argument("--loadtest", action="append", default=[], metavar="PATH", help="a load-test result file (repeatable; the last is compared with the first)")
     parser.add_argument("--logs", action="append", default=[], metavar="PATH", help="a PostgreSQL log file (repeatable)")
+    parser.add_argument("--plan", action="append", default=[], metavar="PATH",
+                        help="a saved plan, EXPLAIN JSON or text (repeatable; default with a database: explain its costliest statements)")
     parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: DESIGN.md's)")
     parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports/)")
@@ -84,6 +86,8 @@ def build_parameters(args) -> tuple[dict, str | None]:
         parameters["loadtest"] = _files(args.loadtest, "load-test")
     if args.logs or (weekly and not args.sample):
         parameters["logs"] = _files(args.logs, "log")
+    if args.plan or (weekly and not args.sample):
+        parameters["plans"] = _files(args.plan, "plan")
     if args.slo:
         parameters["slo"] = _files([args.slo], "SLO")[0]
     if args.store or (weekly and dsn):
