@@ -57,7 +57,12 @@ def _cell(value, width: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         text = ""
     elif isinstance(value, float | np.floating):
-        text = f"{value:,.2f}" if abs(value) < 1e15 else f"{value:.3g}"
+        if abs(value) >= 1e15:
+            text = f"{value:.3g}"
+        elif float(value).is_integer():
+            text = f"{int(value):,}"
+        else:
+            text = f"{value:,.2f}"
     elif isinstance(value, int | np.integer) and not isinstance(value, bool):
         text = f"{value:,}"
     elif isinstance(value, pd.Timestamp):

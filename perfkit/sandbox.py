@@ -413,6 +413,7 @@ class Sandbox:
         """A Sandbox object for a cluster started earlier (by ``perfkit sandbox start``)."""
         sandbox = cls(port=state.port)
         sandbox.directory = Path(state.directory)
+        sandbox.version = state.version
         sandbox._owned = state.owned_directory
         sandbox.running = (sandbox.data_dir / "postmaster.pid").exists()
         return sandbox

@@ -1,0 +1,41 @@
+"""``perfkit snapshot``: save a pg_stat_statements snapshot into the store."""
+
+from __future__ import annotations
+
+from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
+
+
+def add_store_options(parser) -> None:
+    parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store folder (default: $PERFKIT_STORE or data/snapshots)")
+    parser.add_argument("--server", default=None, metavar="NAME", help="server name in the store (default: host-port-dbname)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("snapshot", help="save a pg_stat_statements snapshot", description=__doc__)
+    add_dsn_option(parser)
+    add_store_options(parser)
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perfkit import statements
+    from perfkit.output import emit_json, say
+    from perfkit.store import SnapshotStore
+
+    engine = engine_from_args(args)
+    snap = statements.snapshot(engine, server=args.server, dsn=args.dsn)
+    store = SnapshotStore(args.store)
+    path = store.save(snap)
+    summary = statements.summarize(snap)
+    hidden = snap.attrs.get("hidden_queries", 0)
+    if hidden:
+        say(f"perfkit: warning: {hidden} statements have hidden text (GRANT pg_read_all_stats to see them)")
+    if args.json:
+        emit_json({"path": str(path), "server": snap["server"].iloc[0] if len(snap) else args.server,
+                   "captured_at": snap["captured_at"].max() if len(snap) else None, **summary,
+                   "hidden_queries": hidden})
+    else:
+        print(f"saved {summary['statements']} statements ({summary['calls']:,.0f} calls, "
+              f"{summary['total_exec_ms'] / 1000:,.1f} s of execution) to {path}")
+    return 0

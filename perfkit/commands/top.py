@@ -1,0 +1,43 @@
+"""``perfkit top``: the costliest statements in pg_stat_statements right now."""
+
+from __future__ import annotations
+
+from perfkit.commands import add_dsn_option, add_json_option, engine_from_args, positive_int
+
+TOP_COLUMNS = ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows", "io_ms", "temp_blks", "share_total", "query"]
+HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "share_total": "share", "temp_blks": "temp blks", "io_ms": "io ms"}
+
+
+def register(subparsers) -> None:
+    from perfkit.statements import TOP_ORDERS
+
+    parser = subparsers.add_parser("top", help="the costliest statements", description=__doc__)
+    add_dsn_option(parser)
+    parser.add_argument("--by", default="total", choices=list(TOP_ORDERS), help="rank by total time (default), mean time, calls, io or temp")
+    parser.add_argument("-n", type=positive_int, default=20, help="how many statements (default 20)")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def print_statements(frame, title: str) -> None:
+    from perfkit.output import print_table
+    from perfkit.statements import strip_leading_comments
+
+    shown = frame.assign(queryid=frame["queryid"].astype("string"), query=frame["query"].map(strip_leading_comments))
+    if "share_total" in shown:
+        shown = shown.assign(share_total=(shown["share_total"] * 100).round(1))
+    print_table(shown, [c for c in TOP_COLUMNS if c in shown.columns], title=title, headers={**HEADERS, "share_total": "% total"})
+
+
+def run(args) -> int:
+    from perfkit import statements
+    from perfkit.output import emit_json
+
+    engine = engine_from_args(args)
+    snap = statements.snapshot(engine, dsn=args.dsn)
+    top = statements.top(snap, by=args.by, n=args.n)
+    if args.json:
+        emit_json({"by": args.by, "statements": top})
+    else:
+        print_statements(top, f"Top {len(top)} statements by {args.by} ({engine.info['target']})")
+    return 0

@@ -1,0 +1,163 @@
+"""The snapshot store: pg_stat_statements snapshots as Parquet in a hive layout.
+
+``data/snapshots/server=<id>/date=<YYYY-MM-DD>/<time>.parquet``, written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from perfkit.db import sanitize_server_id
+from perfkit.errors import BadInputError
+
+DEFAULT_ROOT = Path("data/snapshots")
+_FILE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)-(?P<tag>[0-9a-f]+)\.parquet$")
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
+
+
+def default_root() -> Path:
+    """``$PERFKIT_STORE`` or ``data/snapshots`` (relative to the working directory)."""
+    return Path(os.environ.get("PERFKIT_STORE", DEFAULT_ROOT))
+
+
+def parse_since(text: str) -> pd.Timedelta:
+    """``7d``, ``12h``, ``2w``, ``30m`` as a Timedelta (for ``--since``)."""
+    match = _SINCE.match(str(text))
+    if not match:
+        raise BadInputError(f"--since must look like 7d, 12h, 2w or 30m, not {text!r}")
+    value, unit = float(match.group(1)), match.group(2).lower()
+    factor = {"m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}[unit]
+    return pd.Timedelta(value, unit=factor)
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """One snapshot file in the store."""
+
+    server: str
+    captured_at: pd.Timestamp
+    path: Path
+
+
+class SnapshotStore:
+    """Save, list and load snapshots under ``root``.
+
+    Parameters
+    ----------
+    root:
+        The store folder; default ``$PERFKIT_STORE`` or ``data/snapshots``.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    # -- writing ---------------------------------------------------------------------------
+    def save(self, snapshot: pd.DataFrame, server: str | None = None) -> Path:
+        """Write ``snapshot`` atomically (temporary file + rename); returns its path.
+
+        The file name holds the capture time to the microsecond and a random tag, so two
+        writers never pick the same name; a reader never sees a partial file.
+        """
+        if snapshot.empty and "captured_at" not in snapshot.columns:
+            raise BadInputError("cannot store a snapshot without a captured_at column")
+        name = server or (str(snapshot["server"].iloc[0]) if "server" in snapshot.columns and len(snapshot) else None)
+        if not name:
+            raise BadInputError("the snapshot has no server name: pass server=")
+        name = sanitize_server_id(name)
+        captured = snapshot["captured_at"].max() if len(snapshot) else pd.Timestamp.now(tz="UTC")
+        captured = pd.Timestamp(captured).tz_convert("UTC") if pd.Timestamp(captured).tzinfo else pd.Timestamp(captured).tz_localize("UTC")
+        folder = self.root / f"server={name}" / f"date={captured:%Y-%m-%d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{captured:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(4)}.parquet"
+        # the partition columns live in the path, not in the file (DuckDB/Spark/Trino read it as hive)
+        table = pa.Table.from_pandas(snapshot.drop(columns=[c for c in ("server", "date") if c in snapshot.columns]), preserve_index=False)
+        tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return final
+
+    # -- reading ---------------------------------------------------------------------------
+    def servers(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name.split("=", 1)[1] for p in self.root.glob("server=*") if p.is_dir())
+
+    def list(self, server: str | None = None) -> pd.DataFrame:
+        """Every stored snapshot: ``server``, ``captured_at``, ``path``, oldest first."""
+        rows = []
+        if self.root.exists():
+            pattern = f"server={sanitize_server_id(server)}" if server else "server=*"
+            for path in self.root.glob(f"{pattern}/date=*/*.parquet"):
+                match = _FILE.match(path.name)
+                if not match:
+                    continue
+                stamp = pd.Timestamp(match.group("stamp").replace("Z", ""), tz="UTC")
+                rows.append({"server": path.parent.parent.name.split("=", 1)[1], "captured_at": stamp, "path": path})
+        frame = pd.DataFrame(rows, columns=["server", "captured_at", "path"])
+        return frame.sort_values(["captured_at", "server"], kind="stable").reset_index(drop=True)
+
+    def load(self, path: str | Path) -> pd.DataFrame:
+        """One stored snapshot as the DataFrame that was saved (``server`` restored from the path)."""
+        path = Path(path)
+        try:
+            frame = pq.read_table(path).to_pandas()
+        except (OSError, pa.ArrowInvalid) as err:
+            raise BadInputError(f"not a readable snapshot ({str(err).splitlines()[0]})", path=path) from None
+        server = path.parent.parent.name.split("=", 1)[-1]
+        frame["server"] = server
+        return frame
+
+    def _pick_server(self, server: str | None) -> str:
+        if server:
+            return sanitize_server_id(server)
+        names = self.servers()
+        if not names:
+            raise BadInputError(f"no snapshots stored in {self.root}: run `perfkit snapshot --dsn ...` first")
+        if len(names) > 1:
+            raise BadInputError(f"{self.root} holds snapshots of several servers ({', '.join(names)}): choose one with --server")
+        return names[0]
+
+    def latest(self, server: str | None = None) -> StoredSnapshot:
+        """The newest snapshot of ``server``."""
+        name = self._pick_server(server)
+        listing = self.list(name)
+        if listing.empty:
+            raise BadInputError(f"no snapshots of server {name!r} in {self.root}")
+        row = listing.iloc[-1]
+        return StoredSnapshot(row["server"], row["captured_at"], Path(row["path"]))
+
+    def nearest(self, when: pd.Timestamp, server: str | None = None, *, before: pd.Timestamp | None = None) -> StoredSnapshot | None:
+        """The snapshot of ``server`` captured nearest to ``when`` (strictly before ``before`` if given)."""
+        name = self._pick_server(server)
+        listing = self.list(name)
+        if before is not None:
+            listing = listing[listing["captured_at"] < before]
+        if listing.empty:
+            return None
+        when = pd.Timestamp(when)
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        distance = (listing["captured_at"] - when).abs()
+        row = listing.loc[distance.idxmin()]
+        return StoredSnapshot(row["server"], row["captured_at"], Path(row["path"]))
+
+    def baseline(self, since: str | pd.Timedelta = "7d", server: str | None = None, *, now: pd.Timestamp | None = None) -> StoredSnapshot | None:
+        """The snapshot nearest to ``since`` before ``now`` (default: the latest snapshot's time)."""
+        delta = parse_since(since) if isinstance(since, str) else pd.Timedelta(since)
+        if now is None:
+            now = self.latest(server).captured_at
+        return self.nearest(now - delta, server, before=now)
