@@ -41,7 +41,7 @@ CHECKS: tuple[Callable, ...] = (
     settings.max_connections,
 )
 
-__all__ = ["CHECKS", "TENANT_COLUMNS", "check", "check_names", "thresholds"]
+__all__ = ["CHECKS", "TENANT_COLUMNS", "check", "check_names", "route_thresholds", "thresholds"]
 
 
 def check_names() -> list[str]:
@@ -58,7 +58,7 @@ def thresholds(checks: Iterable[Callable] = CHECKS) -> dict[str, dict[str, objec
     return table
 
 
-def _route(checks, options: Mapping[str, object], per_check: Mapping[str, Mapping[str, object]]):
+def route_thresholds(checks, options: Mapping[str, object], per_check: Mapping[str, Mapping[str, object]]):
     """The keyword arguments of each check; an option no check takes is bad input."""
     known = thresholds(checks)
     unknown = sorted(set(options) - {name for args in known.values() for name in args})
@@ -137,7 +137,7 @@ def check(
         For a threshold or check name no check knows.
     """
     chosen = tuple(checks) if checks is not None else CHECKS
-    routed = _route(chosen, options, per_check or {})
+    routed = route_thresholds(chosen, options, per_check or {})
     rows: list[dict] = []
     for fn in chosen:
         name = fn.__name__

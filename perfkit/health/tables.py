@@ -338,7 +338,7 @@ _OFF = {"off", "false", "no", "0", "f", "n"}
 
 def _maintenance_rows(conn, min_changes: int):
     rows = db.query(conn, MAINTENANCE_SQL, {"min_changes": min_changes})
-    rows["autovacuum_on"] = ~rows["autovacuum"].str.lower().isin(_OFF)
+    rows["autovacuum_on"] = ~rows["autovacuum"].astype(str).str.lower().isin(_OFF)
     return rows
 
 

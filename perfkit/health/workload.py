@@ -1,6 +1,6 @@
 """Workload evidence for the checks: pg_stat_statements rows and the columns they filter on.
 
-``statement_stats(conn)`` is the one place that reads pg_stat_statements (swap for perfkit.statements).
+``statement_stats(conn)`` reads perfkit.statements.snapshot for the current database, top first.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
-from perfkit import db
-from perfkit.errors import PerfkitError
-from perfkit.health.common import quote_ident
+from perfkit import db, statements
+from perfkit.errors import ExtensionMissing, PermissionDenied
 from perfkit.health.predicates import column_uses, resolve_uses
 
 STATEMENT_COLUMNS = [
@@ -25,27 +25,6 @@ STATEMENT_COLUMNS = [
     "shared_blks_read",
     "temp_blks_written",
 ]
-
-PG_STAT_STATEMENTS_SCHEMA_SQL = """
-SELECT n.nspname AS schema
-FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE e.extname = 'pg_stat_statements'
-"""
-
-# {schema} is the extension's schema, quoted; times are renamed to the DESIGN.md contract
-STATEMENTS_SQL = """
-SELECT s.queryid, s.query, s.calls, s.{total} AS total_exec_ms, s.{mean} AS mean_exec_ms,
-       s.rows, s.shared_blks_hit, s.shared_blks_read, s.temp_blks_written
-FROM {schema}.pg_stat_statements s
-WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND s.query IS NOT NULL AND s.query <> '<insufficient privilege>'
-ORDER BY s.{total} DESC
-LIMIT :limit
-"""
-
-STATEMENTS_AGE_SQL = """
-SELECT extract(epoch FROM now() - stats_reset) AS seconds FROM {schema}.pg_stat_statements_info
-"""
 
 TABLE_COLUMNS_SQL = """
 SELECT n.nspname AS schema, c.relname AS table, a.attname AS column
@@ -62,7 +41,7 @@ def empty_statements() -> pd.DataFrame:
 
 
 def statement_stats(conn, *, limit: int = 500) -> pd.DataFrame:
-    """The most time-consuming statements of the current database from pg_stat_statements.
+    """The most time-consuming statements of the current database (perfkit.statements.snapshot).
 
     Parameters
     ----------
@@ -74,41 +53,28 @@ def statement_stats(conn, *, limit: int = 500) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``STATEMENT_COLUMNS`` (times in ms); empty when the extension is not
-        created in this database or not loaded (shared_preload_libraries).
+        Columns ``STATEMENT_COLUMNS`` (times in ms) plus ``stats_reset`` when the server
+        records it; perfkit's own statements and hidden texts left out. Empty when
+        pg_stat_statements is missing or hides every statement from this role.
     """
-    schema = db.scalar(conn, PG_STAT_STATEMENTS_SCHEMA_SQL)
-    if schema is None:
+    engine = conn if isinstance(conn, Engine) else conn.engine
+    try:
+        snap = statements.snapshot(engine, server="health")
+    except (ExtensionMissing, PermissionDenied):
         return empty_statements()
-    version = int(db.scalar(conn, "SELECT current_setting('server_version_num')::int"))
-    total, mean = ("total_exec_time", "mean_exec_time") if version >= 130000 else ("total_time", "mean_time")
-    sql = STATEMENTS_SQL.format(schema=quote_ident(schema), total=total, mean=mean)
-    if _in_transaction(conn):
-        # pg_stat_statements raises when it is created but not preloaded; keep the
-        # caller's transaction usable by trying inside a savepoint
-        with conn.begin_nested() as savepoint:
-            try:
-                return db.query(conn, sql, {"limit": limit})
-            except PerfkitError as err:
-                if "shared_preload_libraries" not in str(err):
-                    raise
-                savepoint.rollback()
-                return empty_statements()
-    return db.query(conn, sql, {"limit": limit})
+    database = db.scalar(conn, "SELECT current_database()")
+    keep = (snap["datname"] == database) & ~statements.own_statements(snap) & (snap["query"] != statements.HIDDEN_QUERY)
+    columns = STATEMENT_COLUMNS + [c for c in ("stats_reset",) if c in snap.columns]
+    top = snap.loc[keep, columns].sort_values("total_exec_ms", ascending=False).head(limit)
+    return top.reset_index(drop=True)
 
 
-def _in_transaction(conn) -> bool:
-    return hasattr(conn, "begin_nested")
-
-
-def statements_age_seconds(conn) -> float | None:
-    """Seconds since pg_stat_statements was last reset (PostgreSQL 14+), else None."""
-    schema = db.scalar(conn, PG_STAT_STATEMENTS_SCHEMA_SQL)
-    version = int(db.scalar(conn, "SELECT current_setting('server_version_num')::int"))
-    if schema is None or version < 140000:
+def statements_age_seconds(stats: pd.DataFrame) -> float | None:
+    """Seconds since pg_stat_statements was reset, from ``statement_stats`` rows (None if unknown)."""
+    if "stats_reset" not in stats.columns or stats["stats_reset"].dropna().empty:
         return None
-    value = db.scalar(conn, STATEMENTS_AGE_SQL.format(schema=quote_ident(schema)))
-    return None if value is None else float(value)
+    reset = pd.Timestamp(stats["stats_reset"].dropna().max())
+    return max((pd.Timestamp.now(tz="UTC") - reset).total_seconds(), 0.0)
 
 
 def table_columns(conn) -> dict[tuple[str, str], frozenset[str]]:
