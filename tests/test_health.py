@@ -282,7 +282,7 @@ def test_thresholds_table_lists_every_check_with_its_defaults():
 
 def test_cli_health_json_and_table(dsn, schema, capsys):
     code = cli.main(["health", "--dsn", dsn, "--json", "--check", "unused_indexes", "--check", "duplicate_indexes",
-                     "--threshold", "min_size_bytes=0"])
+                     "--threshold", "unused_indexes.min_size_bytes=0"])
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     got = {(f["kind"], f["subject"]) for f in payload["findings"]}
@@ -304,6 +304,7 @@ def test_cli_health_json_and_table(dsn, schema, capsys):
         (["--threshold", "min_rows=lots"], "not a number"),
         (["--threshold", "min_rowz=5"], "no check takes min_rowz"),
         (["--check", "unused_index"], "no check called unused_index"),
+        (["--threshold", "unused_indexes.min_rows=5"], "takes no min_rows"),
         (["--server-memory", "0"], "--server-memory"),
     ],
 )

@@ -60,8 +60,8 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a check threshold, e.g. min_rows=5000 or min_size_bytes=10MB (repeatable; "
-        "see docs/README-health.md)",
+        help="a threshold for every check taking it (min_rows=5000, min_size_bytes=10MB) or for one "
+        "check (xid_wraparound.warning_share=0.3); repeatable, see docs/README-health.md",
     )
     parser.add_argument(
         "--check",
@@ -84,7 +84,15 @@ def run(args: argparse.Namespace) -> int:
     from perfkit.findings import count_by_severity
     from perfkit.output import emit_json, print_table, say
 
-    options: dict[str, object] = dict(parse_threshold(text) for text in args.threshold)
+    options: dict[str, object] = {}
+    per_check: dict[str, dict[str, object]] = {}
+    for text in args.threshold:
+        name, value = parse_threshold(text)
+        check_name, dot, argument = name.rpartition(".")
+        if dot:
+            per_check.setdefault(check_name, {})[argument] = value
+        else:
+            options[name] = value
     if args.tenant_column:
         options["tenant_columns"] = tuple(dict.fromkeys([*health.TENANT_COLUMNS, *args.tenant_column]))
     if args.server_memory:
@@ -99,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise BadInputError(f"no check called {', '.join(unknown)}; checks: {', '.join(by_name)}")
         checks = [by_name[name] for name in args.check]
-    health.route_thresholds(checks or health.CHECKS, options, {})  # bad names fail before connecting
+    health.route_thresholds(checks or health.CHECKS, options, per_check)  # bad names fail before connecting
 
     engine = engine_from_args(args)
     try:
         say(f"perfkit health: checking {engine.info.get('target', '')}")
-        findings = health.check(engine, checks=checks, **options)
+        findings = health.check(engine, checks=checks, per_check=per_check, **options)
     finally:
         engine.dispose()
 
