@@ -20,6 +20,7 @@ COMMANDS = (
     "diff",
     "sandbox",
     "demo",
+    "health",
 )
 
 
