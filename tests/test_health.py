@@ -312,3 +312,16 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, dsn, capsys):
     assert cli.main(["health", "--dsn", dsn, *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_other_sessions_temp_tables_are_never_flagged(engine, sandbox):
+    """Temp tables of a live session (e.g. an app's batch job) are not the schema's problem."""
+    with sandbox.admin_connect() as other:
+        other.execute("CREATE TEMP TABLE tmp_batch (id int, tenant_id int, created_at timestamptz)")
+        other.execute("INSERT INTO tmp_batch SELECT g, g % 7, now() FROM generate_series(1, 30000) g")
+        for _ in range(3):
+            other.execute("SELECT count(*) FROM tmp_batch WHERE tenant_id = 3")
+        other.execute("DELETE FROM tmp_batch WHERE id % 2 = 0")
+        flush(other)
+        found = health.check(engine, min_rows=1_000, min_seq_scans=1, min_modifications=100, min_dead_tuples=100)
+    assert not found["subject"].str.contains("tmp_batch").any(), found[found["subject"].str.contains("tmp_batch")]

@@ -302,7 +302,7 @@ SELECT n.nspname AS schema, c.relname AS table, greatest(c.reltuples, 0)::bigint
         WHERE o.option_name = :option) AS table_setting
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm') AND c.reltuples >= :min_rows
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
 ORDER BY c.reltuples DESC
 LIMIT :limit
 """

@@ -31,6 +31,7 @@ SELECT s.schemaname AS schema, s.relname AS table, s.seq_scan, s.seq_tup_read,
        coalesce(s.idx_scan, 0) AS idx_scan, s.n_live_tup, pg_table_size(s.relid) AS size_bytes
 FROM pg_stat_user_tables s
 WHERE s.n_live_tup >= :min_rows
+  AND s.schemaname NOT LIKE 'pg_temp%'
   AND s.seq_scan >= :min_seq_scans
   AND s.seq_scan::float8 / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0) >= :min_seq_share
 ORDER BY s.seq_tup_read DESC
@@ -130,7 +131,7 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdroppe
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND a.attname = ANY(:tenant_columns)
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
 ORDER BY n.nspname, c.relname, a.attnum
 """
 
@@ -220,7 +221,8 @@ SELECT s.schemaname AS schema, s.relname AS table, s.n_live_tup, s.n_dead_tup,
 FROM pg_stat_user_tables s
 JOIN pg_class c ON c.oid = s.relid
 LEFT JOIN widths w ON w.schemaname = s.schemaname AND w.tablename = s.relname
-WHERE s.n_dead_tup >= :min_dead_tuples OR c.relpages * current_setting('block_size')::bigint >= :min_bloat_bytes
+WHERE (s.n_dead_tup >= :min_dead_tuples OR c.relpages * current_setting('block_size')::bigint >= :min_bloat_bytes)
+  AND s.schemaname NOT LIKE 'pg_temp%'
 """
 
 PAGE_HEADER = 24
@@ -330,7 +332,8 @@ FROM pg_stat_user_tables s
 JOIN pg_class c ON c.oid = s.relid
 LEFT JOIN LATERAL (SELECT jsonb_object_agg(t.option_name, t.option_value) AS opts
                    FROM pg_options_to_table(c.reloptions) t) o ON true
-WHERE s.n_dead_tup >= :min_changes OR s.n_mod_since_analyze >= :min_changes
+WHERE (s.n_dead_tup >= :min_changes OR s.n_mod_since_analyze >= :min_changes)
+  AND s.schemaname NOT LIKE 'pg_temp%'
 """
 
 _OFF = {"off", "false", "no", "0", "f", "n"}
@@ -436,6 +439,7 @@ SELECT schemaname AS schema, relname AS table,
 FROM pg_statio_user_tables
 WHERE coalesce(heap_blks_hit, 0) + coalesce(heap_blks_read, 0)
     + coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0) >= :min_blocks
+  AND schemaname NOT LIKE 'pg_temp%'
 """
 
 DATABASE_CACHE_SQL = """
