@@ -109,15 +109,25 @@ def run(args: argparse.Namespace) -> int:
         checks = [by_name[name] for name in args.check]
     health.route_thresholds(checks or health.CHECKS, options, per_check)  # bad names fail before connecting
 
+    from perfkit.advice import recommend
+    from perfkit.errors import PerfkitError
+
     engine = engine_from_args(args)
     try:
         say(f"perfkit health: checking {engine.info.get('target', '')}")
         findings = health.check(engine, checks=checks, per_check=per_check, **options)
+        try:  # index advice from the costliest statements, verified with hypopg where installed
+            from perfkit import statements
+
+            snapshot = statements.snapshot(engine, dsn=args.dsn)
+        except PerfkitError as err:
+            say(f"perfkit health: no statement-based index advice ({err})")
+            snapshot = None
+        recommendations = recommend(health=findings, statements=snapshot, engine=engine)
     finally:
         engine.dispose()
-
     if args.json:
-        emit_json({"target": engine.info.get("target", ""), "findings": findings})
+        emit_json({"target": engine.info.get("target", ""), "findings": findings, "recommendations": recommendations})
         return 0
     counts = count_by_severity(findings)
     print_table(
@@ -126,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
         title=f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info",
         max_width=90,
     )
-    fixes = findings[findings["sql"] != ""]
+    fixes = recommendations[recommendations["sql"] != ""]
     if len(fixes):
-        print("\nSQL that fixes them (printed only; review before running):")
+        print("\nRecommendations, each fix once (printed only; review before running):")
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
-            print(f"-- {number}. {row.kind} {row.subject}: {row.recommendation}")
+            merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
+            print(f"-- {number}. {row.kind} {row.subject}{merged}: {row.recommendation}")
             print(row.sql)
     return 0
