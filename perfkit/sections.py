@@ -544,3 +544,118 @@ def _worst(verdicts: pd.Series) -> str:
         if (verdicts == word).any():
             return word
     return "n/a"
+
+
+# -- health and recommendations -------------------------------------------------------------------
+FINDING_TABLE_COLUMNS = ["severity", "kind", "subject", "evidence", "recommendation"]
+# The areas of the health checks, for the counts table (kind -> area).
+HEALTH_AREAS = {
+    "unused_index": "indexes", "duplicate_index": "indexes", "missing_fk_index": "indexes",
+    "invalid_index": "indexes", "seq_scan_large_table": "indexes", "index_advice": "indexes",
+    "missing_tenant_index": "tenant scoping", "table_bloat": "bloat", "vacuum_overdue": "vacuum",
+    "analyze_overdue": "vacuum", "xid_wraparound": "vacuum", "sequence_exhaustion": "sequences",
+    "low_cache_hit": "cache", "connection_saturation": "connections", "idle_in_transaction": "connections",
+    "long_running_query": "connections", "lock_wait": "locks",
+}
+
+
+def read_findings(path: Path) -> pd.DataFrame:
+    """A findings frame saved as JSON records (``data/sample/health/*.json``)."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"not a readable findings file ({str(err).splitlines()[0]})", path=path) from None
+    return findings_frame(pd.DataFrame(rows))
+
+
+def fix_sql(findings: pd.DataFrame, limit: int = 10) -> str:
+    """The fix SQL of the first ``limit`` findings that have one, as a markdown code block."""
+    sql = [s.strip() for s in findings["sql"].fillna("") if s.strip()][:limit]
+    if not sql:
+        return "No finding comes with SQL to run."
+    body = "\n".join(s if s.endswith(";") else s + ";" for s in sql)
+    return f"The SQL that fixes them (printed, never run by perfkit; check it first):\n\n```sql\n{body}\n```"
+
+
+def health(src: Sources) -> Section:
+    """perfkit.health's checks (indexes, tenant scoping, bloat, vacuum, connections, settings) as findings.
+
+    Live: ``health.check`` on the database. Sample data: the findings saved from the sandbox
+    (``data/sample/health/findings.json``).
+    """
+    title = "Database health"
+    missing = needs("health", title)
+    if missing:
+        return missing
+
+    def build() -> Section:
+        if src.live:
+            from perfkit import health as checks
+
+            found = checks.check(src.engine)
+            where = f"the checks of perfkit.health on {src.target}"
+        else:
+            found = read_findings(src.sample / "health" / "findings.json")
+            where = "the findings saved from the sandbox shop (data/sample/health)"
+        counts = count_by_severity(found)
+        blocks = [f"{len(found)} findings from {where}: "
+                  + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
+        if len(found):
+            by_area = (found.assign(area=found["kind"].map(HEALTH_AREAS).fillna("other"))
+                       .pivot_table(index="area", columns="severity", values="kind", aggfunc="count", fill_value=0)
+                       .reindex(columns=[s for s in ("critical", "warning", "info")], fill_value=0)
+                       .reset_index())
+            blocks += [by_area, found[FINDING_TABLE_COLUMNS], fix_sql(found)]
+        return Section(title, blocks, data={"findings": found}, findings=found,
+                       facts={"counts": counts})
+
+    return guarded(title, build)
+
+
+def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -> Section:
+    """perfkit.advice's ranked list: the sections' findings and index advice merged, each fix once.
+
+    Parameters
+    ----------
+    src:
+        Where the evidence comes from (live: index advice on the snapshot's costliest statements).
+    sections:
+        The sections whose findings to merge (health, plans, load tests...).
+    n:
+        How many recommendations to show.
+    """
+    title = "Recommendations"
+    missing = needs("advice", title)
+    if missing:
+        return missing
+    sections = list(sections)
+
+    def build() -> Section:
+        from perfkit import advice
+
+        health_found = next((s.findings for s in sections if s.title == "Database health"), None)
+        plan_found = next((s.findings for s in sections if s.title == "Plan deep-dive"), None)
+        others = [s.findings for s in sections if s.title not in ("Database health", "Plan deep-dive") and len(s.findings)]
+        if src.live:
+            snap, _ = src.current_snapshot()
+            ideas = advice.index_advice(src.engine, statements=snap)
+        else:
+            path = src.sample / "health" / "index_advice.json"
+            ideas = read_findings(path) if path.exists() else findings_frame()
+        merged = [f for f in [health_found] + others if f is not None and len(f)]
+        ranked = advice.recommend(health=pd.concat(merged, ignore_index=True) if merged else None,
+                                  statements=ideas if len(ideas) else None, plan_findings=plan_found)
+        blocks = [f"{len(ranked)} recommendations, most severe and valuable first"
+                  + (f"; the first {n}:" if len(ranked) > n else ":")]
+        if len(ranked):
+            columns = [c for c in FINDING_TABLE_COLUMNS + ["benefit_ms", "sources"] if c in ranked.columns]
+            shown = ranked[columns].head(n).copy()
+            if "sources" in shown:
+                shown["sources"] = shown["sources"].map(lambda v: ", ".join(v) if isinstance(v, list | tuple) else v)
+            blocks += [shown, fix_sql(ranked, limit=n)]
+        keep = [c for c in ("severity", "kind", "subject", "recommendation", "sql", "benefit_ms") if c in ranked.columns]
+        return Section(title, blocks, data={"recommendations": ranked, "index_advice": ideas},
+                       findings=findings_frame(ideas),
+                       facts={"recommendations": ranked[keep].head(n)})
+
+    return guarded(title, build)

@@ -145,21 +145,24 @@ def pgbench(sandbox: Sandbox, out: Path) -> list[Path]:
     return written
 
 
-def health(sandbox: Sandbox, out: Path) -> Path | None:
-    """perfkit.health's findings on the shop (before the fix index), when that module is installed."""
-    try:
-        from perfkit import health as health_checks
-    except ImportError:
-        say("perfkit.health is not installed: no health sample")
-        return None
+def health(sandbox: Sandbox, out: Path) -> list[Path]:
+    """perfkit.health's findings and perfkit.advice's index advice on the shop (before the fix index)."""
+    from perfkit import advice
+    from perfkit import health as health_checks
+
     folder = out / "health"
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     engine = db.connect(sandbox.dsn)
     found = health_checks.check(engine)
+    snap = statements.snapshot(engine, server=SERVER)
+    ideas = advice.index_advice(engine, statements=snap[snap["datname"] == sandbox.database])
     engine.dispose()
-    target = folder / "findings.json"
-    target.write_text(json.dumps(to_jsonable(found), indent=2) + "\n")
-    return target
+    written = []
+    for name, frame in (("findings.json", found), ("index_advice.json", ideas)):
+        written.append(folder / name)
+        written[-1].write_text(json.dumps(to_jsonable(frame), indent=2) + "\n")
+    return written
 
 
 def main() -> int:
@@ -173,7 +176,7 @@ def main() -> int:
         facts = snapshots(sandbox, out)
         say(f"snapshots: {facts['before'].name}, {facts['after'].name}; requests {facts['requests']}")
         say(f"plans: {[p.name for p in plans(sandbox, out)]}")
-        say(f"health: {health(sandbox, out)}")
+        say(f"health: {[p.name for p in health(sandbox, out)]}")
         say(f"log: {server_log(sandbox, out)}")
         say(f"pgbench: {[p.name for p in pgbench(sandbox, out)]}")
         (out / "origin.json").write_text(json.dumps(to_jsonable({
