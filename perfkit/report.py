@@ -428,6 +428,7 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
             papermill.execute_notebook(
                 str(path), str(partial), parameters=safe, progress_bar=progress, cwd=str(path.parent),
                 execution_timeout=timeout, report_mode=False, log_output=False,
+                request_save_on_cell_execute=False,  # saved once at the end, and on a failure
             )
     except PapermillExecutionError as err:
         status = "failed"
