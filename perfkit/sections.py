@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfkit import db, statements
-from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
+from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError, PermissionDenied
 from perfkit.findings import count_by_severity, findings_frame
 from perfkit.output import to_jsonable
 from perfkit.store import SnapshotStore, default_root, parse_since
@@ -657,5 +657,116 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
         return Section(title, blocks, data={"recommendations": ranked, "index_advice": ideas},
                        findings=findings_frame(ideas),
                        facts={"recommendations": ranked[keep].head(n)})
+
+    return guarded(title, build)
+
+
+# -- plans ----------------------------------------------------------------------------------------
+NODE_TABLE_COLUMNS = ["node_id", "node", "self_ms", "pct_total", "total_ms", "actual_rows", "plan_rows", "loops",
+                      "misestimate", "shared_hit", "shared_read", "temp_written", "rows_removed_by_filter"]
+EXPLAIN_TOP = 3  # live, without a plan file: how many of the costliest statements to explain
+
+
+def plan_nodes_table(plan) -> pd.DataFrame:
+    """A plan's nodes for display: the tree indented by depth, times rounded."""
+    nodes = plan.nodes
+    label = nodes["label"] if "label" in nodes else nodes["node_type"]
+    shown = nodes.assign(node=["\u2003" * int(d) + ("\u2192 " if d else "") + str(t) for d, t in zip(nodes["depth"], label, strict=True)])
+    shown = shown[[c for c in NODE_TABLE_COLUMNS if c in shown.columns]]
+    return _rounded(shown, 3)
+
+
+def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
+    from perfkit import charts
+
+    timing = []
+    for name, attr in (("planning", "planning_ms"), ("execution", "execution_ms")):
+        value = getattr(plan, attr, None)
+        if value is not None and not pd.isna(value):
+            timing.append(f"{name} {value:,.2f} ms")
+    blocks = [f"**{heading}**" + (f" ({', '.join(timing)})" if timing else "") + f": {len(plan.nodes)} nodes, "
+              f"{len(plan.findings)} findings."]
+    table = plan_nodes_table(plan)
+    blocks.append(table.head(limit))
+    if len(table) > limit:
+        blocks.append(f"The first {limit} of {len(table)} nodes; `plan.nodes` holds them all.")
+    blocks.append(charts.plan_self_time(plan))
+    if len(plan.findings):
+        blocks += [plan.findings[FINDING_TABLE_COLUMNS], fix_sql(plan.findings)]
+    return blocks
+
+
+def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool = False,
+         compare_with: str | Path = "", what_if: str = "") -> Section:
+    """Plan deep-dive: the plan tree with self time per node, its findings, a comparison or a what-if index.
+
+    Parameters
+    ----------
+    src:
+        Saved plans (``src.plans``) are read first; else, live, ``sql`` or ``queryid`` is explained,
+        and without either the costliest statements of the snapshot (generic plans, nothing runs).
+    sql, queryid:
+        The statement to explain on a live database.
+    analyze:
+        EXPLAIN ANALYZE (runs the statement, read-only session; data-changing statements refused).
+    compare_with:
+        A second saved plan of the same statement (e.g. after an index) to compare with the first.
+    what_if:
+        ``CREATE INDEX ...`` to try with hypopg on a live database (nothing is built).
+    """
+    title = "Plan deep-dive"
+    missing = needs("plans", title)
+    if missing:
+        return missing
+
+    def build() -> Section:
+        from perfkit import plans
+
+        captured, blocks, notes = [], [], []
+        if src.plans:
+            captured = [(p.name, plans.parse_file(p)) for p in src.plans]
+        elif src.live and (sql or queryid):
+            captured = [(sql or f"queryid {queryid}",
+                         plans.explain(src.engine, sql, analyze=analyze) if sql
+                         else plans.explain_queryid(src.engine, int(queryid)))]
+        elif src.live:
+            snap, _ = src.current_snapshot()
+            costly = statements.top(statements.explainable(snap), by="total", n=EXPLAIN_TOP)
+            for row in costly.itertuples(index=False):
+                try:
+                    captured.append((f"queryid {row.queryid}: {short_query(row.query, 80)}",
+                                     plans.explain_queryid(src.engine, int(row.queryid))))
+                except PerfkitError as err:
+                    notes.append(f"queryid {row.queryid} could not be explained: {db.redact_text(str(err))}")
+            if captured:
+                blocks.append(f"Generic plans (EXPLAIN without ANALYZE: nothing ran) of the {len(captured)} costliest "
+                              "statements by total time.")
+        else:
+            return Section.skip(title, f"{title}: no plan file given, and no database to explain statements on.")
+        for heading, one in captured:
+            blocks += _plan_blocks(one, heading)
+        blocks += notes
+        data = {"plans": [p for _, p in captured]}
+        if captured:
+            data["plan"] = captured[0][1]
+        if compare_with and captured:
+            other = plans.parse_file(compare_with)
+            result = plans.compare(captured[0][1], other)
+            blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {result.summary}"]
+            if isinstance(getattr(result, "totals", None), pd.DataFrame):
+                blocks.append(_rounded(result.totals, 3))
+            data["comparison"] = result
+        if what_if:
+            if not src.live:
+                blocks.append("A what-if index needs a live database with hypopg: set `dsn`.")
+            else:
+                target_sql = sql or (captured[0][1].query if captured and getattr(captured[0][1], "query", None) else "")
+                result = plans.whatif(src.engine, target_sql, what_if)
+                blocks.append(f"What if `{what_if}`: {result.summary()}")
+                data["what_if"] = result
+        frames = [p.findings for _, p in captured if len(p.findings)]
+        found = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
+        return Section(title, blocks, data=data, findings=found,
+                       facts={"plans": [h for h, _ in captured], "notes": notes})
 
     return guarded(title, build)

@@ -131,6 +131,9 @@ def pgbench(sandbox: Sandbox, out: Path) -> list[Path]:
             with sandbox.admin_connect() as conn:
                 conn.execute(FIX_SQL)
                 conn.execute("ANALYZE invoices")
+                sql = PLANS["invoices-by-tenant"]
+                plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {sql}").fetchone()[0]
+                (out / "plans" / "invoices-by-tenant-after-index.json").write_text(json.dumps(plan, indent=2) + "\n")
         prefix = folder / f"pgbench-{label}"
         cmd = [str(binary), "-n", "-f", script.name, "-c", "4", "-j", "1", "-T", str(PGBENCH_SECONDS), "--rate", str(PGBENCH_RATE),
                "--log", f"--log-prefix={prefix}", sandbox.dsn]
