@@ -1,0 +1,759 @@
+"""Plan findings: one small rule per problem, thresholds as keyword arguments with defaults.
+
+Each rule takes a :class:`~perfkit.plans.model.Plan` and returns Finding dicts; ``RULES`` lists them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+import pandas as pd
+from pglast.parser import ParseError, parse_sql_json
+
+from perfkit.findings import finding, findings_frame
+
+# --- helpers: expressions, identifiers, words ----------------------------------------------------
+_OPAQUE = re.compile(r"\((?:hashed )?SubPlan \d+\)|\(InitPlan \d+\)\.col\d+|\$\d+")
+_SAFE_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_RESERVED = {"all", "and", "any", "array", "as", "asc", "case", "check", "column", "constraint", "create",
+             "default", "desc", "distinct", "do", "else", "end", "for", "foreign", "from", "grant", "group",
+             "having", "in", "into", "limit", "not", "null", "offset", "on", "or", "order", "primary",
+             "references", "select", "table", "then", "to", "union", "unique", "user", "using", "when",
+             "where", "with", "window"}
+_EQUALITY_OPERATORS = {"="}
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as an SQL identifier (double-quoted when it needs to be)."""
+    if _SAFE_IDENT.match(name) and name not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_expression(sql: str) -> dict | None:
+    try:
+        return json.loads(parse_sql_json(sql))
+    except (ParseError, ValueError, RecursionError):
+        return None
+
+
+def _column_name(node: dict) -> str | None:
+    if "TypeCast" in node:
+        return _column_name(node["TypeCast"].get("arg", {}))
+    ref = node.get("ColumnRef")
+    if not ref:
+        return None
+    fields = ref.get("fields", [])
+    if fields and "String" in fields[-1]:
+        return fields[-1]["String"].get("sval")
+    return None
+
+
+def expression_columns(expression: str, *, clause: str = "where") -> list[str]:
+    """Column names an EXPLAIN condition or sort key reads, equality columns first.
+
+    The expression is parsed with PostgreSQL's own parser (pglast); parameters and subplan
+    references are replaced by NULL first. Returns ``[]`` when it cannot be parsed.
+
+    Parameters
+    ----------
+    expression:
+        A ``Filter``/``Index Cond`` text such as ``((tenant_id = 7) AND (created_at > now()))``,
+        or a sort key list such as ``o.created_at DESC, id``.
+    clause:
+        ``"where"`` for a condition, ``"order"`` for sort keys (kept in their order).
+    """
+    if not expression:
+        return []
+    cleaned = _OPAQUE.sub("NULL", expression)
+    sql = f"SELECT 1 ORDER BY {cleaned}" if clause == "order" else f"SELECT 1 WHERE {cleaned}"
+    tree = _parse_expression(sql)
+    if tree is None:
+        return []
+    equality: list[str] = []
+    others: list[str] = []
+    stack: list = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        expr = item.get("A_Expr")
+        if expr is not None and clause != "order":
+            names = [n.get("String", {}).get("sval") for n in expr.get("name", [])]
+            if names and names[-1] in _EQUALITY_OPERATORS and expr.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_IN"):
+                for side in ("lexpr", "rexpr"):
+                    column = _column_name(expr.get(side) or {})
+                    if column and column not in equality:
+                        equality.append(column)
+        column = _column_name(item) if "ColumnRef" in item else None
+        if column:
+            if column not in others:
+                others.append(column)
+            continue
+        stack.extend(reversed(list(item.values())))
+    if clause == "order":
+        return others
+    return equality + [c for c in others if c not in equality]
+
+
+def index_sql(row: pd.Series, columns: Iterable[str]) -> str:
+    """``CREATE INDEX CONCURRENTLY ... ON table (columns)`` for a node's relation, or ``""``."""
+    columns = list(dict.fromkeys(c for c in columns if c))
+    relation = row.get("relation")
+    if not columns or not relation:
+        return ""
+    schema = (row.get("detail") or {}).get("Schema")
+    table = f"{quote_ident(schema)}.{quote_ident(relation)}" if schema else quote_ident(relation)
+    name = f"{relation}_{'_'.join(columns)}_idx"[:63]
+    return f"CREATE INDEX CONCURRENTLY {quote_ident(name)} ON {table} ({', '.join(quote_ident(c) for c in columns)});"
+
+
+def _subject(row: pd.Series) -> str:
+    return str(row["label"])
+
+
+def _rows(value: float) -> str:
+    return "?" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    return "?" if value is None or math.isnan(value) else f"{value:,.1f} ms"
+
+
+def _share_words(row: pd.Series) -> str:
+    if math.isnan(row["pct_total"]):
+        return ""
+    return f", {row['pct_total']:.0f} % of the plan's time"
+
+
+def _detail(row: pd.Series, key: str, default=None):
+    detail = row.get("detail")
+    return detail.get(key, default) if isinstance(detail, dict) else default
+
+
+def _ancestors(plan, node_id: int) -> list[pd.Series]:
+    out = []
+    parents = plan.nodes["parent_id"]
+    current = parents.iat[node_id]
+    while current is not pd.NA and not pd.isna(current):
+        out.append(plan.nodes.iloc[int(current)])
+        current = parents.iat[int(current)]
+    return out
+
+
+def _sort_columns_above(plan, row: pd.Series) -> list[str]:
+    """The sort key columns of a Sort directly above a scan (through Gather/Limit/Materialize)."""
+    for ancestor in _ancestors(plan, int(row["node_id"])):
+        kind = ancestor["node_type"]
+        if kind in ("Sort", "Incremental Sort"):
+            keys = _detail(ancestor, "Sort Key") or []
+            return expression_columns(", ".join(keys) if isinstance(keys, list) else str(keys), clause="order")
+        if kind not in ("Gather", "Gather Merge", "Limit", "Materialize", "Result"):
+            return []
+    return []
+
+
+def _work_mem_for(kb: float) -> str:
+    """A work_mem setting that would hold ``kb`` kilobytes of spilled data in memory (x2, power of 2)."""
+    mb = max(4, 2 ** math.ceil(math.log2(max(kb * 2 / 1024, 1))))
+    return f"{mb}MB" if mb < 1024 else f"{mb // 1024}GB"
+
+
+def _analyzed(nodes: pd.DataFrame) -> pd.DataFrame:
+    return nodes.loc[nodes["loops"].notna() & (nodes["loops"] > 0)]
+
+
+# --- the rules ------------------------------------------------------------------------------------
+def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float = 0.1) -> list[dict]:
+    """A sequential scan reads a large table to keep few of its rows.
+
+    Anti-pattern::
+
+        Seq Scan on orders (actual rows=2,000 loops=1)
+          Filter: (tenant_id = 7)
+          Rows Removed by Filter: 998,000
+
+    Fix: an index on the filter columns (equality columns first, then the sort key above), so
+    PostgreSQL reads only the matching rows:
+    ``CREATE INDEX CONCURRENTLY orders_tenant_id_created_at_idx ON orders (tenant_id, created_at);``
+
+    Parameters
+    ----------
+    min_rows:
+        Rows read (kept + removed by the filter, all loops) from which a table counts as large.
+    max_kept_share:
+        Report when the filter keeps at most this share of the rows read.
+    """
+    out = []
+    nodes = _analyzed(plan.nodes)
+    for _, row in nodes.loc[nodes["node_type"] == "Seq Scan"].iterrows():
+        removed = 0.0 if math.isnan(row["rows_removed_by_filter"]) else row["rows_removed_by_filter"]
+        read = row["actual_rows"] + removed
+        filter_text = _detail(row, "Filter")
+        if read < min_rows or not filter_text or read == 0:
+            continue
+        kept = row["actual_rows"] / read
+        if kept > max_kept_share:
+            continue
+        columns = expression_columns(filter_text)
+        columns += [c for c in _sort_columns_above(plan, row) if c not in columns]
+        sql = index_sql(row, columns)
+        target = f"{row['relation']} ({', '.join(columns)})" if columns else f"{row['relation']} (the filter columns)"
+        severity = "critical" if not math.isnan(row["pct_total"]) and row["pct_total"] >= 50 else "warning"
+        benefit = None if math.isnan(row["self_ms"]) else row["self_ms"] * (1 - kept)
+        out.append(finding(
+            "seq_scan_large_table", severity, _subject(row),
+            f"read {_rows(read)} rows to keep {_rows(row['actual_rows'])} ({100 * kept:.1f} %) "
+            f"in {_ms(row['self_ms'])}{_share_words(row)}; filter {filter_text}",
+            f"Add an index on {target} so the filter reads only the matching rows.",
+            sql=sql, benefit_ms=benefit, node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000), min_rows: float = 100) -> list[dict]:
+    """The planner's row estimate is off by 10x, 100x or 1000x where the error starts.
+
+    Anti-pattern::
+
+        Seq Scan on orders (cost=... rows=1 ...) (actual ... rows=1000 loops=1)
+          Filter: ((region_id = 7) AND (zone_id = 7))     -- correlated columns
+
+    Fix: fresh statistics (``ANALYZE orders;``), and for correlated columns extended statistics:
+    ``CREATE STATISTICS orders_region_id_zone_id_stats (dependencies, ndistinct, mcv) ON region_id,
+    zone_id FROM orders; ANALYZE orders;``
+
+    Nodes that only inherit an error from a child, and over-estimates under a Limit (which stops
+    early on purpose), are not reported.
+
+    Parameters
+    ----------
+    grades:
+        Factors for info, warning and critical.
+    min_rows:
+        Ignore nodes where both the estimate and the actual rows per loop are below this.
+    """
+    out = []
+    nodes = plan.nodes
+    analyzed = _analyzed(nodes)
+
+    def factor(row) -> tuple[float, int]:
+        actual = row["actual_rows"] / row["loops"]
+        estimate = row["plan_rows"]
+        if math.isnan(actual) or math.isnan(estimate):
+            return math.nan, 0
+        high, low = max(actual, estimate), max(min(actual, estimate), 1.0)
+        direction = 1 if actual > estimate else -1
+        return high / low, direction
+
+    for _, row in analyzed.iterrows():
+        ratio, direction = factor(row)
+        if math.isnan(ratio) or ratio < grades[0]:
+            continue
+        actual = row["actual_rows"] / row["loops"]
+        if max(actual, row["plan_rows"]) < min_rows:
+            continue
+        if direction < 0 and any(a["node_type"] == "Limit" for a in _ancestors(plan, int(row["node_id"]))):
+            continue
+        inherited = False
+        for _, child in analyzed.loc[(analyzed["parent_id"] == row["node_id"]) & (analyzed["parent_relationship"] != "InitPlan")].iterrows():
+            child_ratio, child_direction = factor(child)
+            if child_direction == direction and not math.isnan(child_ratio) and child_ratio * 2 >= ratio:
+                inherited = True
+        if inherited:
+            continue
+        severity = "critical" if ratio >= grades[2] else "warning" if ratio >= grades[1] else "info"
+        grade = next(g for g in reversed(grades) if ratio >= g)
+        words = "under" if direction > 0 else "over"
+        condition = _detail(row, "Filter") or _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
+        columns = expression_columns(condition) if condition else []
+        relation = row["relation"]
+        if relation and len(columns) >= 2:
+            name = f"{relation}_{'_'.join(columns)}_stats"[:63]
+            sql = (
+                f"CREATE STATISTICS {quote_ident(name)} (dependencies, ndistinct, mcv) ON "
+                f"{', '.join(quote_ident(c) for c in columns)} FROM {quote_ident(relation)}; ANALYZE {quote_ident(relation)};"
+            )
+            advice = (
+                f"The columns {', '.join(columns)} are probably correlated: create extended statistics "
+                "on them and ANALYZE, so the planner stops multiplying their selectivities."
+            )
+        elif relation:
+            sql = f"ANALYZE {quote_ident(relation)};"
+            advice = f"Refresh the statistics of {relation} (ANALYZE; raise the column's statistics target if it persists)."
+        else:
+            sql = ""
+            advice = "Check the estimates of this node's inputs and join columns (ANALYZE, extended statistics)."
+        out.append(finding(
+            "row_misestimate", severity, _subject(row),
+            f"expected {_rows(row['plan_rows'])} rows per loop, got {_rows(actual)} "
+            f"({ratio:,.0f}x {words}-estimate, grade {grade:g}x)"
+            + (f"; condition {condition}" if condition else ""),
+            advice, sql=sql, node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def sort_spill(plan, *, min_kb: float = 0) -> list[dict]:
+    """A sort does not fit in work_mem and spills to temporary files.
+
+    Anti-pattern::
+
+        Sort (actual ...)
+          Sort Key: note
+          Sort Method: external merge  Disk: 6040kB
+
+    Fix: more memory for this query (``SET work_mem = '16MB';``) or an index that returns rows in
+    the sort order, so no sort is needed.
+
+    Parameters
+    ----------
+    min_kb:
+        Ignore spills smaller than this many kB.
+    """
+    out = []
+    nodes = _analyzed(plan.nodes)
+    for _, row in nodes.loc[nodes["node_type"].isin(["Sort", "Incremental Sort"])].iterrows():
+        method = str(_detail(row, "Sort Method", "") or "")
+        space_type = _detail(row, "Sort Space Type")
+        disk_kb = float(_detail(row, "Sort Space Used", 0) or 0) if space_type == "Disk" else 0.0
+        for group_key in ("Full-sort Groups", "Pre-sorted Groups"):
+            group = _detail(row, group_key)
+            if isinstance(group, dict) and isinstance(group.get("Sort Space Disk"), dict):
+                disk_kb = max(disk_kb, float(group["Sort Space Disk"].get("Peak Sort Space Used", 0) or 0))
+                method = method or ", ".join(group.get("Sort Methods Used", []))
+            elif isinstance(group, str) and "Disk" in group:
+                disk_kb = max(disk_kb, float((re.search(r"Disk:\s*(\d+)kB", group) or re.search(r"(\d+)kB", group)).group(1)))
+        for worker in _detail(row, "Workers", []) or []:
+            if isinstance(worker, dict) and worker.get("Sort Space Type") == "Disk":
+                disk_kb = max(disk_kb, float(worker.get("Sort Space Used", 0) or 0))
+        spilled = space_type == "Disk" or "external" in method or disk_kb > 0
+        if not spilled or disk_kb < min_kb:
+            continue
+        setting = _work_mem_for(disk_kb) if disk_kb else "64MB"
+        current = plan.settings.get("work_mem")
+        keys = _detail(row, "Sort Key") or []
+        keys_text = ", ".join(keys) if isinstance(keys, list) else str(keys)
+        out.append(finding(
+            "sort_spill", "warning", _subject(row),
+            f"{method or 'external'} sort wrote {_rows(disk_kb)} kB to disk"
+            + (f" (work_mem = {current})" if current else "")
+            + (f"; sort key {keys_text}" if keys_text else "")
+            + f"; {_ms(row['self_ms'])}{_share_words(row)}",
+            f"Give this query more memory (work_mem {setting}, set per transaction or per role rather "
+            "than server-wide), or add an index that returns the rows already in the sort order.",
+            sql=f"SET work_mem = '{setting}';", node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def hash_spill(plan) -> list[dict]:
+    """A hash join's hash table or a HashAggregate does not fit in memory and spills to disk.
+
+    Anti-pattern::
+
+        Hash (actual ...)
+          Buckets: 65536  Batches: 16  Memory Usage: 65kB        -- Batches > 1
+        HashAggregate (actual ...)
+          Batches: 369  Memory Usage: 137kB  Disk Usage: 12016kB
+
+    Fix: more memory for the hash (``SET work_mem = '64MB';`` or raise ``hash_mem_multiplier``),
+    or a smaller build side (filter earlier, select fewer columns).
+    """
+    out = []
+    nodes = _analyzed(plan.nodes)
+    for _, row in nodes.iterrows():
+        detail = row["detail"] if isinstance(row["detail"], dict) else {}
+        if row["node_type"] == "Hash":
+            batches = _as_number(detail.get("Hash Batches"))
+            original = _as_number(detail.get("Original Hash Batches"))
+            if not batches or batches <= 1:
+                continue
+            memory = _as_number(detail.get("Peak Memory Usage")) or 0.0
+            needed = memory * batches
+            evidence = f"the hash table was split into {batches:,.0f} batches"
+            if original and original != batches:
+                evidence += f" (planned {original:,.0f})"
+            evidence += f", {memory:,.0f} kB in memory per batch"
+        elif row["node_type"] == "Aggregate" and detail.get("Strategy") in ("Hashed", "Mixed"):
+            batches = _as_number(detail.get("HashAgg Batches")) or 0.0
+            disk = _as_number(detail.get("Disk Usage")) or 0.0
+            if batches <= 1 and disk <= 0:
+                continue
+            needed = disk or (_as_number(detail.get("Peak Memory Usage")) or 0.0) * max(batches, 1)
+            evidence = f"the hash aggregate spilled in {batches:,.0f} batches, {disk:,.0f} kB on disk"
+        else:
+            continue
+        setting = _work_mem_for(needed) if needed else "64MB"
+        current = plan.settings.get("work_mem")
+        out.append(finding(
+            "hash_spill", "warning", _subject(row),
+            evidence + (f" (work_mem = {current})" if current else "") + f"; {_ms(row['self_ms'])}{_share_words(row)}",
+            f"Give the hash more memory (work_mem {setting} for this query, or a higher "
+            "hash_mem_multiplier), or make the hashed side smaller.",
+            sql=f"SET work_mem = '{setting}';", node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def _as_number(value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10.0) -> list[dict]:
+    """A nested loop runs its inner side thousands of times.
+
+    Anti-pattern::
+
+        Nested Loop (actual rows=4000 loops=1)
+          ->  Seq Scan on customers c (rows=40 estimated, 4000 actual)
+          ->  Index Scan using orders_customer_id_idx on orders o (actual ... loops=4000)
+
+    Fix: usually the outer estimate is wrong (fix it with ANALYZE or extended statistics so the
+    planner picks a hash join); at least make each inner loop cheap with an index on the join
+    column.
+
+    Parameters
+    ----------
+    min_loops:
+        Inner-side loops from which to report.
+    min_share:
+        Percent of the plan's time the inner side needs for a warning (below: info).
+    """
+    out = []
+    nodes = plan.nodes
+    for _, row in _analyzed(nodes).loc[lambda f: f["node_type"] == "Nested Loop"].iterrows():
+        children = nodes.loc[(nodes["parent_id"] == row["node_id"]) & nodes["parent_relationship"].isin(["Outer", "Inner"])]
+        inner = children.loc[children["parent_relationship"] == "Inner"]
+        outer = children.loc[children["parent_relationship"] == "Outer"]
+        if inner.empty or math.isnan(inner["loops"].iat[0]) or inner["loops"].iat[0] < min_loops:
+            continue
+        inner_row = inner.iloc[0]
+        root = plan.root_ms
+        share = 100.0 * inner_row["total_ms"] / root if root and not math.isnan(root) and not math.isnan(inner_row["total_ms"]) else math.nan
+        severity = "warning" if math.isnan(share) or share >= min_share else "info"
+        evidence = f"the inner side ({inner_row['label']}) ran {_rows(inner_row['loops'])} times, {_ms(inner_row['total_ms'])} in all"
+        if not math.isnan(share):
+            evidence += f" ({share:.0f} % of the plan)"
+        advice = "Check the outer side's row estimate (ANALYZE, extended statistics) so the planner can choose a hash join"
+        if not outer.empty:
+            outer_row = outer.iloc[0]
+            estimate = outer_row["plan_rows"]
+            if not math.isnan(outer_row["loops"]) and outer_row["loops"] > 0:
+                evidence += f"; the outer side was estimated at {_rows(estimate)} rows, got {_rows(outer_row['actual_rows'] / outer_row['loops'])}"
+        sql = ""
+        if inner_row["node_type"] == "Seq Scan" and _detail(inner_row, "Filter"):
+            sql = index_sql(inner_row, expression_columns(_detail(inner_row, "Filter")))
+            advice += ", and index the inner side's join columns"
+        else:
+            advice += ", and keep each inner loop an index lookup"
+        out.append(finding(
+            "nested_loop_many_loops", severity, _subject(row), evidence, advice + ".",
+            sql=sql, node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.5, high_share: float = 0.9) -> list[dict]:
+    """A node reads many rows only to throw most of them away in its Filter.
+
+    Anti-pattern::
+
+        Index Scan using orders_customer_id_idx on orders
+          Index Cond: (customer_id = 42)
+          Filter: (status = 'paid')
+          Rows Removed by Filter: 9,500          -- 95 % of the rows read
+
+    Fix: an index that covers the filter too (index condition columns first, then the filter
+    columns), e.g. ``CREATE INDEX CONCURRENTLY ... ON orders (customer_id, status);``
+
+    Parameters
+    ----------
+    min_rows:
+        Rows read (kept + removed, all loops) from which to report.
+    warn_share, high_share:
+        Removed share of the rows read for an info (> 50 %) and a warning (> 90 %) finding.
+    """
+    out = []
+    nodes = _analyzed(plan.nodes)
+    candidates = nodes.loc[nodes["rows_removed_by_filter"].fillna(0) > 0]
+    for _, row in candidates.iterrows():
+        removed = row["rows_removed_by_filter"]
+        read = row["actual_rows"] + removed
+        share = removed / read if read else 0.0
+        if read < min_rows or share <= warn_share:
+            continue
+        severity = "warning" if share > high_share else "info"
+        filter_text = _detail(row, "Filter") or ""
+        leading = _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
+        columns = expression_columns(leading) if leading else []
+        columns += [c for c in expression_columns(filter_text) if c not in columns]
+        sql = index_sql(row, columns) if row["relation"] else ""
+        advice = (
+            f"Add an index on {row['relation']} ({', '.join(columns)}) so the filter is applied inside the index."
+            if sql else "Filter earlier (an index or a more selective condition) so fewer rows are read."
+        )
+        out.append(finding(
+            "rows_removed_by_filter", severity, _subject(row),
+            f"{_rows(removed)} of {_rows(read)} rows read ({100 * share:.1f} %) were removed by the filter {filter_text}",
+            advice, sql=sql, node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def heap_fetches(plan, *, min_fetches: int = 1000, min_share: float = 0.1) -> list[dict]:
+    """An index-only scan still visits the table because the visibility map is not set.
+
+    Anti-pattern::
+
+        Index Only Scan using events_account_id_idx on events (actual rows=50000 ...)
+          Heap Fetches: 50000
+
+    Fix: ``VACUUM (ANALYZE) events;`` (it sets the visibility map), and let autovacuum run more
+    often on this table (a lower ``autovacuum_vacuum_scale_factor``).
+
+    Parameters
+    ----------
+    min_fetches:
+        Heap fetches (a total over all loops) from which to report.
+    min_share:
+        Report when heap fetches are at least this share of the rows returned.
+    """
+    out = []
+    nodes = _analyzed(plan.nodes)
+    for _, row in nodes.loc[nodes["node_type"] == "Index Only Scan"].iterrows():
+        fetches = row["heap_fetches"]
+        if math.isnan(fetches) or fetches < min_fetches:
+            continue
+        share = fetches / row["actual_rows"] if row["actual_rows"] else 1.0
+        if share < min_share:
+            continue
+        relation = row["relation"] or "the table"
+        out.append(finding(
+            "heap_fetches", "warning", _subject(row),
+            f"{_rows(fetches)} heap fetches for {_rows(row['actual_rows'])} rows returned ({100 * share:.0f} %): "
+            "the index-only scan had to visit the table",
+            f"VACUUM {relation} to set its visibility map, and make autovacuum visit it more often.",
+            sql=f"VACUUM (ANALYZE) {quote_ident(row['relation'])};" if row["relation"] else "",
+            node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def workers_not_launched(plan) -> list[dict]:
+    """A parallel plan got fewer workers than it planned for.
+
+    Anti-pattern::
+
+        Gather (actual ...)
+          Workers Planned: 2
+          Workers Launched: 0       -- the leader did all the work alone
+
+    Fix: raise ``max_parallel_workers`` / ``max_worker_processes`` (a server restart for the
+    latter) or run fewer parallel queries at once; the plan's cost assumed the workers.
+    """
+    out = []
+    nodes = plan.nodes
+    gathers = nodes.loc[nodes["node_type"].isin(["Gather", "Gather Merge"]) & nodes["workers_launched"].notna()]
+    for _, row in gathers.iterrows():
+        planned, launched = row["workers_planned"], row["workers_launched"]
+        if math.isnan(planned) or launched >= planned:
+            continue
+        out.append(finding(
+            "workers_not_launched", "warning" if launched == 0 else "info", _subject(row),
+            f"{planned:.0f} parallel workers planned, {launched:.0f} launched; "
+            f"{_ms(row['total_ms'])} for this part of the plan",
+            "Raise max_parallel_workers (and max_worker_processes) or run fewer parallel queries "
+            "at the same time: the plan was chosen assuming the workers.",
+            node_id=int(row["node_id"]),
+        ))
+    return out
+
+
+def jit_overhead(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[dict]:
+    """JIT compilation takes a large share of the execution time.
+
+    Anti-pattern::
+
+        JIT:
+          Functions: 6
+          Timing: Generation 1.2 ms, Inlining 20.3 ms, Optimization 60.1 ms, Emission 35.0 ms, Total 116.6 ms
+        Execution Time: 130.2 ms
+
+    Fix: for short OLTP queries turn JIT off (``SET jit = off;``) or raise ``jit_above_cost``
+    (and ``jit_inline_above_cost`` / ``jit_optimize_above_cost``) so only long queries compile.
+
+    Parameters
+    ----------
+    min_share:
+        Share of the execution time spent in JIT from which to report (0.5 and more: warning).
+    min_ms:
+        Ignore JIT below this many milliseconds.
+    """
+    total = plan.jit.get("total_ms", math.nan) if plan.jit else math.nan
+    execution = plan.execution_ms
+    if math.isnan(total) or math.isnan(execution) or execution <= 0 or total < min_ms:
+        return []
+    share = total / execution
+    if share < min_share:
+        return []
+    parts = ", ".join(
+        f"{name} {plan.jit[key]:,.1f} ms"
+        for name, key in (("generation", "generation_ms"), ("inlining", "inlining_ms"), ("optimization", "optimization_ms"), ("emission", "emission_ms"))
+        if not math.isnan(plan.jit.get(key, math.nan))
+    )
+    return [finding(
+        "jit_overhead", "warning" if share >= 0.5 else "info", "JIT compilation",
+        f"JIT took {total:,.1f} ms of {execution:,.1f} ms execution ({100 * share:.0f} %) "
+        f"compiling {plan.jit.get('functions', 0):.0f} functions ({parts})",
+        "Turn JIT off for short queries, or raise jit_above_cost so only long-running queries compile.",
+        sql="SET jit = off;", benefit_ms=total,
+    )]
+
+
+def slow_planning(plan, *, min_share: float = 0.5, min_ms: float = 10.0) -> list[dict]:
+    """Planning takes longer than executing.
+
+    Anti-pattern::
+
+        Planning Time: 180.4 ms     -- a 12-way join, or hundreds of partitions
+        Execution Time: 3.1 ms
+
+    Fix: plan once and reuse it (prepared statements / the driver's statement cache), lower
+    ``join_collapse_limit`` / ``from_collapse_limit`` for huge joins, prune partitions early.
+
+    Parameters
+    ----------
+    min_share:
+        Share of planning in planning + execution from which to report.
+    min_ms:
+        Ignore planning faster than this.
+    """
+    planning, execution = plan.planning_ms, plan.execution_ms
+    if math.isnan(planning) or planning < min_ms:
+        return []
+    total = planning + (0.0 if math.isnan(execution) else execution)
+    share = planning / total if total else 1.0
+    if share < min_share:
+        return []
+    return [finding(
+        "slow_planning", "warning", "planning",
+        f"planning took {planning:,.1f} ms, {100 * share:.0f} % of planning + execution"
+        + (f" ({execution:,.1f} ms execution)" if not math.isnan(execution) else ""),
+        "Reuse plans (prepared statements or the driver's statement cache); for large joins lower "
+        "join_collapse_limit / from_collapse_limit; with partitions, make sure they are pruned.",
+        benefit_ms=planning if share >= 0.5 else None,
+    )]
+
+
+def trigger_time(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[dict]:
+    """Triggers (including foreign-key checks) take a large share of a write's time.
+
+    Anti-pattern::
+
+        Update on orders (actual time=40.1..40.1 rows=0 loops=1)
+        Trigger orders_audit: time=310.5 calls=2000      -- outside every node
+        Execution Time: 352.0 ms
+
+    Fix: make the trigger cheaper or statement-level (transition tables), and for
+    ``RI_ConstraintTrigger`` (foreign keys) index the referencing columns.
+
+    Parameters
+    ----------
+    min_share:
+        Share of the execution time from which a trigger is reported.
+    min_ms:
+        Ignore triggers faster than this.
+    """
+    out = []
+    execution = plan.execution_ms
+    for _, trigger in plan.triggers.iterrows():
+        time_ms = trigger["time_ms"]
+        if math.isnan(time_ms) or time_ms < min_ms:
+            continue
+        share = time_ms / execution if execution and not math.isnan(execution) else math.nan
+        if not math.isnan(share) and share < min_share:
+            continue
+        name = trigger["trigger"] or (f"for constraint {trigger['constraint']}" if trigger["constraint"] else "trigger")
+        subject = f"Trigger {name}" + (f" on {trigger['relation']}" if trigger["relation"] else "")
+        foreign_key = bool(trigger["constraint"]) or str(trigger["trigger"]).startswith("RI_ConstraintTrigger")
+        advice = (
+            "Index the referencing columns of this foreign key so each check is an index lookup."
+            if foreign_key else
+            "Make the trigger cheaper (or statement-level with transition tables): it runs once per row."
+        )
+        out.append(finding(
+            "trigger_time", "warning" if math.isnan(share) or share >= 0.3 else "info", subject,
+            f"{time_ms:,.1f} ms in {trigger['calls']:,.0f} calls"
+            + (f", {100 * share:.0f} % of the {execution:,.1f} ms execution" if not math.isnan(share) else "")
+            + " (trigger time is outside every plan node)",
+            advice, benefit_ms=None,
+        ))
+    return out
+
+
+# The registry: adding a rule means adding a function above and one line here (and a fixture row).
+RULES: dict[str, Callable[..., list[dict]]] = {
+    "seq_scan_large_table": seq_scan_large_table,
+    "row_misestimate": row_misestimate,
+    "sort_spill": sort_spill,
+    "hash_spill": hash_spill,
+    "nested_loop_many_loops": nested_loop_many_loops,
+    "rows_removed_by_filter": rows_removed_by_filter,
+    "heap_fetches": heap_fetches,
+    "workers_not_launched": workers_not_launched,
+    "jit_overhead": jit_overhead,
+    "slow_planning": slow_planning,
+    "trigger_time": trigger_time,
+}
+
+
+def find_problems(
+    plan,
+    rules: Iterable[str] | None = None,
+    thresholds: Mapping[str, Mapping] | None = None,
+) -> pd.DataFrame:
+    """Run the rules on a plan and return a findings DataFrame (most severe first).
+
+    Parameters
+    ----------
+    plan:
+        A :class:`~perfkit.plans.model.Plan`.
+    rules:
+        Names from :data:`RULES`; all when None.
+    thresholds:
+        ``{rule: {argument: value}}`` overriding a rule's defaults.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The Finding columns plus ``node_id`` (empty for plan-wide findings).
+    """
+    thresholds = dict(thresholds or {})
+    names = list(RULES) if rules is None else list(rules)
+    unknown = [n for n in list(names) + list(thresholds) if n not in RULES]
+    if unknown:
+        from perfkit.errors import BadInputError
+
+        raise BadInputError(f"unknown plan rule(s) {', '.join(sorted(set(unknown)))}; known: {', '.join(RULES)}")
+    rows: list[dict] = []
+    for name in names:
+        rows.extend(RULES[name](plan, **dict(thresholds.get(name, {}))))
+    frame = findings_frame(rows)
+    if "node_id" not in frame.columns:
+        frame["node_id"] = pd.Series(dtype="Int64")
+    frame["node_id"] = pd.array(frame["node_id"], dtype="Int64")
+    return frame
