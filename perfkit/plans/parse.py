@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
         raise BadInputError("a binary file, not a plan", path=where)
     if not source.strip():
         raise BadInputError("empty: no plan in it", path=where, line=1 if where else None)
-    lines, query = unwrap(source)
+    lines, meta = unwrap(source)
     if not lines:
         raise BadInputError("no plan in it (only headers or frames)", path=where)
     first = lines[0][1].lstrip()
@@ -90,8 +91,10 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
     else:
         document = parse_text_lines(lines, path=where)
         plan = build_plan(document, source=name or where or "text", fmt="text", path=where)
-    if query and not plan.query:
-        plan.query = query
+    if meta.get("query") and not plan.query:
+        plan.query = meta["query"]
+    if "duration_ms" in meta and math.isnan(plan.execution_ms):
+        plan.execution_ms = meta["duration_ms"]  # auto_explain's duration is the executor's time
     return plan
 
 

@@ -25,6 +25,7 @@ _RESERVED = {"all", "and", "any", "array", "as", "asc", "case", "check", "column
              "references", "select", "table", "then", "to", "union", "unique", "user", "using", "when",
              "where", "with", "window"}
 _EQUALITY_OPERATORS = {"="}
+_PATTERN_OPERATORS = {"~~", "~~*", "~", "~*"}  # LIKE, ILIKE, regular expressions: B-trees rarely help
 
 
 def quote_ident(name: str) -> str:
@@ -42,19 +43,21 @@ def _parse_expression(sql: str) -> dict | None:
         return None
 
 
-def _column_name(node: dict) -> str | None:
+def _column_ref(node: dict) -> tuple[str | None, str] | None:
+    """(qualifier, column) of a ColumnRef (through casts), or None."""
     if "TypeCast" in node:
-        return _column_name(node["TypeCast"].get("arg", {}))
+        return _column_ref(node["TypeCast"].get("arg", {}))
     ref = node.get("ColumnRef")
     if not ref:
         return None
     fields = ref.get("fields", [])
-    if fields and "String" in fields[-1]:
-        return fields[-1]["String"].get("sval")
-    return None
+    if not fields or "String" not in fields[-1]:
+        return None
+    qualifier = fields[-2].get("String", {}).get("sval") if len(fields) >= 2 else None
+    return qualifier, fields[-1]["String"].get("sval")
 
 
-def expression_columns(expression: str, *, clause: str = "where") -> list[str]:
+def expression_columns(expression: str, *, clause: str = "where", table: Iterable[str] | None = None) -> list[str]:
     """Column names an EXPLAIN condition or sort key reads, equality columns first.
 
     The expression is parsed with PostgreSQL's own parser (pglast); parameters and subplan
@@ -67,7 +70,20 @@ def expression_columns(expression: str, *, clause: str = "where") -> list[str]:
         or a sort key list such as ``o.created_at DESC, id``.
     clause:
         ``"where"`` for a condition, ``"order"`` for sort keys (kept in their order).
+    table:
+        The node's relation name and alias: columns qualified with another name (the other side
+        of a join, ``o.customer_id`` in ``(id = o.customer_id)``) are left out.
     """
+    names = set(table or [])
+
+    def wanted(ref: tuple[str | None, str] | None) -> str | None:
+        if ref is None:
+            return None
+        qualifier, column = ref
+        if names and qualifier is not None and qualifier not in names:
+            return None
+        return column
+
     if not expression:
         return []
     cleaned = _OPAQUE.sub("NULL", expression)
@@ -90,11 +106,13 @@ def expression_columns(expression: str, *, clause: str = "where") -> list[str]:
             names = [n.get("String", {}).get("sval") for n in expr.get("name", [])]
             if names and names[-1] in _EQUALITY_OPERATORS and expr.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_IN"):
                 for side in ("lexpr", "rexpr"):
-                    column = _column_name(expr.get(side) or {})
+                    column = wanted(_column_ref(expr.get(side) or {}))
                     if column and column not in equality:
                         equality.append(column)
-        column = _column_name(item) if "ColumnRef" in item else None
-        if column:
+        if "ColumnRef" in item:
+            column = wanted(_column_ref(item))
+            if not column:
+                continue
             if column not in others:
                 others.append(column)
             continue
@@ -102,6 +120,57 @@ def expression_columns(expression: str, *, clause: str = "where") -> list[str]:
     if clause == "order":
         return others
     return equality + [c for c in others if c not in equality]
+
+
+def pattern_columns(expression: str, *, table: Iterable[str] | None = None) -> list[str]:
+    """Columns a condition matches with LIKE / ILIKE / a regular expression (``~~``, ``~*``...)."""
+    if not expression:
+        return []
+    tree = _parse_expression(f"SELECT 1 WHERE {_OPAQUE.sub('NULL', expression)}")
+    names = set(table or [])
+    found: list[str] = []
+    stack: list = [tree] if tree else []
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            expr = item.get("A_Expr")
+            if expr is not None:
+                operators = [n.get("String", {}).get("sval") for n in expr.get("name", [])]
+                if operators and operators[-1] in _PATTERN_OPERATORS or expr.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE"):
+                    ref = _column_ref(expr.get("lexpr") or {})
+                    if ref and (not names or ref[0] is None or ref[0] in names) and ref[1] not in found:
+                        found.append(ref[1])
+            stack.extend(item.values())
+    return found
+
+
+def index_advice(row: pd.Series, condition: str, extra_columns: Iterable[str] = ()) -> tuple[str, str]:
+    """(where to index in words, the CREATE INDEX statement) for a node's condition.
+
+    B-tree columns come from equality then other comparisons (then ``extra_columns``, e.g. a
+    sort key); columns only matched with LIKE/ILIKE/regex get a trigram GIN index instead.
+    """
+    table = _names(row)
+    columns = expression_columns(condition, table=table)
+    patterns = set(pattern_columns(condition, table=table))
+    btree = [c for c in columns if c not in patterns]
+    btree += [c for c in extra_columns if c not in btree and c not in patterns]
+    relation = row.get("relation")
+    if btree:
+        return f"{relation} ({', '.join(btree)})", index_sql(row, btree)
+    if patterns and relation:
+        column = sorted(patterns)[0]
+        schema = (row.get("detail") or {}).get("Schema")
+        target = f"{quote_ident(schema)}.{quote_ident(relation)}" if schema else quote_ident(relation)
+        name = quote_ident(f"{relation}_{column}_trgm_idx"[:63])
+        sql = (
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm; "
+            f"CREATE INDEX CONCURRENTLY {name} ON {target} USING gin ({quote_ident(column)} gin_trgm_ops);"
+        )
+        return f"{relation} ({column}) with a trigram GIN index (LIKE/regex patterns cannot use a B-tree)", sql
+    return f"{relation} (the filter columns)", ""
 
 
 def index_sql(row: pd.Series, columns: Iterable[str]) -> str:
@@ -114,6 +183,11 @@ def index_sql(row: pd.Series, columns: Iterable[str]) -> str:
     table = f"{quote_ident(schema)}.{quote_ident(relation)}" if schema else quote_ident(relation)
     name = f"{relation}_{'_'.join(columns)}_idx"[:63]
     return f"CREATE INDEX CONCURRENTLY {quote_ident(name)} ON {table} ({', '.join(quote_ident(c) for c in columns)});"
+
+
+def _names(row: pd.Series) -> list[str]:
+    """The relation name and alias of a node (to keep only its own columns)."""
+    return [n for n in (row.get("relation"), row.get("alias")) if isinstance(n, str) and n]
 
 
 def _subject(row: pd.Series) -> str:
@@ -155,7 +229,8 @@ def _sort_columns_above(plan, row: pd.Series) -> list[str]:
         kind = ancestor["node_type"]
         if kind in ("Sort", "Incremental Sort"):
             keys = _detail(ancestor, "Sort Key") or []
-            return expression_columns(", ".join(keys) if isinstance(keys, list) else str(keys), clause="order")
+            text = ", ".join(keys) if isinstance(keys, list) else str(keys)
+            return expression_columns(text, clause="order", table=_names(row))
         if kind not in ("Gather", "Gather Merge", "Limit", "Materialize", "Result"):
             return []
     return []
@@ -203,10 +278,7 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
         kept = row["actual_rows"] / read
         if kept > max_kept_share:
             continue
-        columns = expression_columns(filter_text)
-        columns += [c for c in _sort_columns_above(plan, row) if c not in columns]
-        sql = index_sql(row, columns)
-        target = f"{row['relation']} ({', '.join(columns)})" if columns else f"{row['relation']} (the filter columns)"
+        target, sql = index_advice(row, filter_text, _sort_columns_above(plan, row))
         severity = "critical" if not math.isnan(row["pct_total"]) and row["pct_total"] >= 50 else "warning"
         benefit = None if math.isnan(row["self_ms"]) else row["self_ms"] * (1 - kept)
         out.append(finding(
@@ -274,7 +346,7 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
         grade = next(g for g in reversed(grades) if ratio >= g)
         words = "under" if direction > 0 else "over"
         condition = _detail(row, "Filter") or _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
-        columns = expression_columns(condition) if condition else []
+        columns = expression_columns(condition, table=_names(row)) if condition else []
         relation = row["relation"]
         if relation and len(columns) >= 2:
             name = f"{relation}_{'_'.join(columns)}_stats"[:63]
@@ -456,7 +528,7 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
                 evidence += f"; the outer side was estimated at {_rows(estimate)} rows, got {_rows(outer_row['actual_rows'] / outer_row['loops'])}"
         sql = ""
         if inner_row["node_type"] == "Seq Scan" and _detail(inner_row, "Filter"):
-            sql = index_sql(inner_row, expression_columns(_detail(inner_row, "Filter")))
+            sql = index_advice(inner_row, _detail(inner_row, "Filter"))[1]
             advice += ", and index the inner side's join columns"
         else:
             advice += ", and keep each inner loop an index lookup"
@@ -499,11 +571,10 @@ def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.
         severity = "warning" if share > high_share else "info"
         filter_text = _detail(row, "Filter") or ""
         leading = _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
-        columns = expression_columns(leading) if leading else []
-        columns += [c for c in expression_columns(filter_text) if c not in columns]
-        sql = index_sql(row, columns) if row["relation"] else ""
+        both = " AND ".join(f"({part})" for part in (leading, filter_text) if part)
+        target, sql = index_advice(row, both) if row["relation"] else ("", "")
         advice = (
-            f"Add an index on {row['relation']} ({', '.join(columns)}) so the filter is applied inside the index."
+            f"Add an index on {target} so the filter is applied inside the index."
             if sql else "Filter earlier (an index or a more selective condition) so fewer rows are read."
         )
         out.append(finding(
@@ -687,11 +758,17 @@ def trigger_time(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[d
         share = time_ms / execution if execution and not math.isnan(execution) else math.nan
         if not math.isnan(share) and share < min_share:
             continue
-        name = trigger["trigger"] or (f"for constraint {trigger['constraint']}" if trigger["constraint"] else "trigger")
-        subject = f"Trigger {name}" + (f" on {trigger['relation']}" if trigger["relation"] else "")
+        if trigger["constraint"]:
+            subject = f"Trigger for constraint {trigger['constraint']}"
+        else:
+            subject = f"Trigger {trigger['trigger'] or '?'}"
+        subject += f" on {trigger['relation']}" if trigger["relation"] else ""
         foreign_key = bool(trigger["constraint"]) or str(trigger["trigger"]).startswith("RI_ConstraintTrigger")
         advice = (
-            "Index the referencing columns of this foreign key so each check is an index lookup."
+            "Foreign-key checks run once per row: writes to the referencing table look up the "
+            "referenced key (make sure it is the primary key or a unique index), and deletes or key "
+            "updates on the referenced table scan the referencing table (index its foreign-key "
+            "columns); for bulk loads, load in larger batches."
             if foreign_key else
             "Make the trigger cheaper (or statement-level with transition tables): it runs once per row."
         )

@@ -51,21 +51,24 @@ def _strip_quotes(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return out
 
 
-def _strip_log(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], str]:
+def _strip_log(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], dict]:
     """Remove a server log's ``LOG:  duration: ... plan:`` line, tabs and ``Query Text:``."""
     query = ""
+    meta: dict = {}
     start = None
     for index, (_, text) in enumerate(lines):
         if _LOG_PLAN.search(text):
             start = index
             break
     if start is None and not any(_QUERY_TEXT.match(t) for _, t in lines):
-        return lines, query
+        return lines, meta
     out: list[tuple[int, str]] = []
     rest = lines
     if start is not None:
         number, text = lines[start]
-        tail = _LOG_PLAN.search(text).group(1)
+        found = _LOG_PLAN.search(text)
+        tail = found.group(1)
+        meta["duration_ms"] = float(re.search(r"duration:\s*([\d.]+)", text).group(1))
         rest = ([(number, tail)] if tail.strip() else []) + lines[start + 1 :]
     in_query = False
     for number, text in rest:
@@ -81,11 +84,13 @@ def _strip_log(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], str
             continue
         in_query = False
         out.append((number, text))
-    return out, query
+    if query:
+        meta["query"] = query
+    return out, meta
 
 
-def unwrap(text: str) -> tuple[list[tuple[int, str]], str]:
-    """The plan lines of a pasted text, and the query text when a log gave one.
+def unwrap(text: str) -> tuple[list[tuple[int, str]], dict]:
+    """The plan lines of a pasted text, and what a log line said about it (query, duration).
 
     Handles psql aligned output (``QUERY PLAN`` header, ``----`` rule, ``(n rows)`` footer,
     ``+`` / ``↵`` continuations), psql ASCII and Unicode ``border 2`` frames, expanded (``\\x``)
@@ -116,9 +121,10 @@ def unwrap(text: str) -> tuple[list[tuple[int, str]], str]:
     body = [t for _, t in lines if t.strip()]
     continued = [t for t in body if _CONTINUATION.search(t)]
     if psql and continued or (body and len(continued) * 2 >= len(body)):
-        lines = [(n, _CONTINUATION.sub("", t).rstrip() if _CONTINUATION.search(t) else t) for n, t in lines]
+        # a value as wide as the column has its marker right after the text, without a space
+        lines = [(n, t[:-1].rstrip() if t.endswith(("+", "↵")) else t) for n, t in lines]
     lines = _strip_quotes(lines)
-    lines, query = _strip_log(lines)
+    lines, meta = _strip_log(lines)
     lines = [(n, t.expandtabs(8).rstrip()) for n, t in lines]
     # drop blank lines at both ends, then the indentation every line shares
     while lines and not lines[0][1].strip():
@@ -129,4 +135,4 @@ def unwrap(text: str) -> tuple[list[tuple[int, str]], str]:
     common = min(indents) if indents else 0
     if common:
         lines = [(n, t[common:] if t.strip() else "") for n, t in lines]
-    return lines, query
+    return lines, meta
