@@ -167,7 +167,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "tests" / "fixtures" / "plans"))
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--only", default="",
+        help="comma-separated JSON case names (and/or after_index) to capture; skips the text forms",
+    )
     args = parser.parse_args()
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bindir = find_bindir()
@@ -181,6 +186,8 @@ def main() -> int:
         engine = db.connect(dsn, statement_timeout="120s")
 
         for name, (sql, settings, writes, _) in JSON_CASES.items():
+            if only and name not in only:
+                continue
             if name.startswith("trigger"):
                 before = db.scalar(engine, "SELECT count(*) FROM audit") if name == "trigger" else None
             plan = explain(engine, sql, analyze=True, settings=settings, allow_writes=writes)
@@ -188,6 +195,17 @@ def main() -> int:
             if name == "trigger":
                 assert db.scalar(engine, "SELECT count(*) FROM audit") == before, "the UPDATE was not rolled back"
             print(f"  {name}.json: {len(plan.nodes)} nodes, {plan.execution_ms:.1f} ms", file=sys.stderr)
+        if not only or "after_index" in only:
+            # the same statement once the index seq_scan_large_table recommends exists
+            with sandbox.admin_connect() as admin:
+                admin.execute("CREATE INDEX orders_tenant_id_status_created_at_idx ON orders (tenant_id, status, created_at)")
+            after = explain(engine, SEQ_SCAN_SQL, analyze=True, settings=NO_PARALLEL)
+            (out / "seq_scan_after_index.json").write_text(json.dumps([after.document], indent=2) + "\n")
+            with sandbox.admin_connect() as admin:
+                admin.execute("DROP INDEX orders_tenant_id_status_created_at_idx")
+        if only:
+            engine.dispose()
+            return 0
         plain = explain(engine, SEQ_SCAN_SQL, settings=NO_PARALLEL)
         (out / "plain.json").write_text(json.dumps([plain.document], indent=2) + "\n")
 
