@@ -24,7 +24,9 @@ def parse_json_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
     except json.JSONDecodeError as err:
         index = min(max(err.lineno - 1, 0), len(lines) - 1) if lines else 0
         line = lines[index][0] if lines else None
-        what = "truncated JSON" if err.pos >= len(text.rstrip()) else "invalid JSON"
+        # an error on the last line (or at the very end) is what a cut-off file looks like
+        last_line = text.rstrip().count("\n") + 1
+        what = "truncated JSON" if err.pos >= len(text.rstrip()) or err.lineno >= last_line else "invalid JSON"
         raise BadInputError(f"{what} ({err.msg})", path=path, line=line) from None
     except RecursionError:
         raise BadInputError("the JSON is nested too deeply to read", path=path) from None

@@ -29,7 +29,8 @@ _NODE = re.compile(
 )
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*?):(?:\s+(?P<value>.*?))?\s*$")
 _LABEL = re.compile(r"^(?P<indent> *)(?P<label>(?:InitPlan|SubPlan)\s+\d+.*|CTE\s+\S.*)$")
-_JOIN = re.compile(r"^(Hash|Merge|Nested Loop)(?:\s+(Left|Right|Full|Semi|Anti|Right Semi|Right Anti))?(?:\s+Join)?$")
+_JOIN_TYPES = r"(Left|Right|Full|Semi|Anti|Right Semi|Right Anti)"
+_JOIN = re.compile(rf"^(?:(Hash|Merge)(?:\s+{_JOIN_TYPES})?\s+Join|(Nested Loop)(?:\s+{_JOIN_TYPES}\s+Join)?)$")
 _AGG = re.compile(r"^(?:(Partial|Finalize)\s+)?(HashAggregate|GroupAggregate|MixedAggregate|Aggregate)$")
 _SETOP = re.compile(r"^(HashSetOp|SetOp)(?:\s+(.+))?$")
 _MODIFY = re.compile(r"^(?:Foreign\s+)?(Insert|Update|Delete|Merge)$")
@@ -104,9 +105,8 @@ def decode_title(title: str) -> dict:
         if provider:
             node["Custom Plan Provider"] = provider.group(1)
     elif join:
-        kind = "Nested Loop" if join.group(1) == "Nested Loop" else f"{join.group(1)} Join"
-        node["Node Type"] = kind
-        node["Join Type"] = join.group(2) or "Inner"
+        node["Node Type"] = "Nested Loop" if join.group(3) else f"{join.group(1)} Join"
+        node["Join Type"] = (join.group(4) if join.group(3) else join.group(2)) or "Inner"
     elif agg:
         node["Node Type"] = "Aggregate"
         node["Strategy"] = _AGG_STRATEGY[agg.group(2)]
@@ -406,7 +406,7 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
             else:
                 siblings = [c for c in parent.get("Plans", []) if c.get("Parent Relationship") in ("Outer", "Inner")]
                 parent_type = parent.get("Node Type")
-                if parent_type in ("Append", "Merge Append", "BitmapAnd", "BitmapOr", "Recursive Union", "ModifyTable"):
+                if parent_type in ("Append", "Merge Append", "BitmapAnd", "BitmapOr"):
                     node["Parent Relationship"] = "Member"
                 elif parent_type == "Subquery Scan":
                     node["Parent Relationship"] = "Subquery"
@@ -436,13 +436,18 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
 
     if root is None:
         raise BadInputError("no plan found (the text is empty)", path=path, line=first_line)
-    if timed:  # a node that never ran takes no time in a timed plan
-        stack_nodes = [root]
-        while stack_nodes:
-            node = stack_nodes.pop()
-            if node.get("Actual Loops") == 0 and "Actual Total Time" not in node:
-                node["Actual Startup Time"] = 0.0
-                node["Actual Total Time"] = 0.0
-            stack_nodes.extend(node.get("Plans", []))
+    stack_nodes = [root]
+    while stack_nodes:
+        node = stack_nodes.pop()
+        # a node that never ran takes no time in a timed plan
+        if timed and node.get("Actual Loops") == 0 and "Actual Total Time" not in node:
+            node["Actual Startup Time"] = 0.0
+            node["Actual Total Time"] = 0.0
+        # the text format leaves out "Rows Removed by ...: 0"; JSON always shows it
+        if "Actual Loops" in node:
+            for condition, removed in (("Filter", "Rows Removed by Filter"), ("Join Filter", "Rows Removed by Join Filter")):
+                if condition in node and removed not in node:
+                    node[removed] = 0
+        stack_nodes.extend(node.get("Plans", []))
     document["Plan"] = root
     return document
