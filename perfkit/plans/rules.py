@@ -103,8 +103,8 @@ def expression_columns(expression: str, *, clause: str = "where", table: Iterabl
             continue
         expr = item.get("A_Expr")
         if expr is not None and clause != "order":
-            names = [n.get("String", {}).get("sval") for n in expr.get("name", [])]
-            if names and names[-1] in _EQUALITY_OPERATORS and expr.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_IN"):
+            operators = [n.get("String", {}).get("sval") for n in expr.get("name", [])]
+            if operators and operators[-1] in _EQUALITY_OPERATORS and expr.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_IN"):
                 for side in ("lexpr", "rexpr"):
                     column = wanted(_column_ref(expr.get(side) or {}))
                     if column and column not in equality:
