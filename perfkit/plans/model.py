@@ -85,6 +85,9 @@ _PARAM = re.compile(r"\$\d+")
 
 def number(value: Any) -> float:
     """``value`` as a float, NaN when absent or not a number (bools are not numbers)."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
     if isinstance(value, bool) or value is None:
         return math.nan
     if isinstance(value, int | float):

@@ -404,14 +404,14 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                 node["Parent Relationship"] = relationship
                 node["Subplan Name"] = name
             else:
-                siblings = [c for c in parent.get("Plans", []) if c.get("Parent Relationship") in ("Outer", "Inner")]
                 parent_type = parent.get("Node Type")
                 if parent_type in ("Append", "Merge Append", "BitmapAnd", "BitmapOr"):
                     node["Parent Relationship"] = "Member"
                 elif parent_type == "Subquery Scan":
                     node["Parent Relationship"] = "Subquery"
                 else:
-                    node["Parent Relationship"] = "Inner" if siblings else "Outer"
+                    has_outer = any(c.get("Parent Relationship") in ("Outer", "Inner") for c in parent.get("Plans", []))
+                    node["Parent Relationship"] = "Inner" if has_outer else "Outer"
             parent.setdefault("Plans", []).append(node)
             stack.append((title_column, node))
             continue
@@ -423,14 +423,14 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
         while len(stack) > 1 and stack[-1][0] >= indent:
             stack.pop()
         owner = stack[-1][1]
-        label = _LABEL.match(text)
-        if label and not _KEY.match(text):
-            pending[id(owner)] = (indent, label.group("label").strip())
-            continue
-        key = _KEY.match(text)
-        if key and not is_arrow:
+        key = None if is_arrow else _KEY.match(text)
+        if key:
             name = key.group("key").strip()
             _node_detail(owner, name, (key.group("value") or "").strip(), path=path, line=number)
+            continue
+        label = _LABEL.match(text)
+        if label:
+            pending[id(owner)] = (indent, label.group("label").strip())
             continue
         owner.setdefault("Unparsed Lines", []).append(stripped)
 

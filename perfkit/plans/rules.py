@@ -74,6 +74,11 @@ def expression_columns(expression: str, *, clause: str = "where", table: Iterabl
         The node's relation name and alias: columns qualified with another name (the other side
         of a join, ``o.customer_id`` in ``(id = o.customer_id)``) are left out.
     """
+    return list(_expression_columns(expression, clause, tuple(sorted(table or ()))))
+
+
+@functools.lru_cache(maxsize=8192)
+def _expression_columns(expression: str, clause: str, table: tuple) -> tuple:
     names = set(table or [])
 
     def wanted(ref: tuple[str | None, str] | None) -> str | None:
@@ -85,12 +90,15 @@ def expression_columns(expression: str, *, clause: str = "where", table: Iterabl
         return column
 
     if not expression:
-        return []
+        return ()
     cleaned = _OPAQUE.sub("NULL", expression)
     sql = f"SELECT 1 ORDER BY {cleaned}" if clause == "order" else f"SELECT 1 WHERE {cleaned}"
     tree = _parse_expression(sql)
     if tree is None:
-        return []
+        return ()
+    statements = tree.get("stmts") or [{}]
+    select = statements[0].get("stmt", {}).get("SelectStmt", {})
+    tree = select.get("sortClause") if clause == "order" else select.get("whereClause")
     equality: list[str] = []
     others: list[str] = []
     stack: list = [tree]
@@ -118,15 +126,23 @@ def expression_columns(expression: str, *, clause: str = "where", table: Iterabl
             continue
         stack.extend(reversed(list(item.values())))
     if clause == "order":
-        return others
-    return equality + [c for c in others if c not in equality]
+        return tuple(others)
+    return tuple(equality + [c for c in others if c not in equality])
 
 
 def pattern_columns(expression: str, *, table: Iterable[str] | None = None) -> list[str]:
     """Columns a condition matches with LIKE / ILIKE / a regular expression (``~~``, ``~*``...)."""
+    return list(_pattern_columns(expression, tuple(sorted(table or ()))))
+
+
+@functools.lru_cache(maxsize=8192)
+def _pattern_columns(expression: str, table: tuple) -> tuple:
     if not expression:
-        return []
+        return ()
     tree = _parse_expression(f"SELECT 1 WHERE {_OPAQUE.sub('NULL', expression)}")
+    if tree is not None:
+        statements = tree.get("stmts") or [{}]
+        tree = statements[0].get("stmt", {}).get("SelectStmt", {}).get("whereClause")
     names = set(table or [])
     found: list[str] = []
     stack: list = [tree] if tree else []
@@ -143,26 +159,30 @@ def pattern_columns(expression: str, *, table: Iterable[str] | None = None) -> l
                     if ref and (not names or ref[0] is None or ref[0] in names) and ref[1] not in found:
                         found.append(ref[1])
             stack.extend(item.values())
-    return found
+    return tuple(found)
 
 
-def index_advice(row: pd.Series, condition: str, extra_columns: Iterable[str] = ()) -> tuple[str, str]:
+def index_advice(row: Mapping, condition: str, extra_columns: Iterable[str] = ()) -> tuple[str, str]:
     """(where to index in words, the CREATE INDEX statement) for a node's condition.
 
     B-tree columns come from equality then other comparisons (then ``extra_columns``, e.g. a
     sort key); columns only matched with LIKE/ILIKE/regex get a trigram GIN index instead.
     """
-    table = _names(row)
+    schema = (row.get("detail") or {}).get("Schema")
+    return _index_advice(row.get("relation"), schema, tuple(_names(row)), condition, tuple(extra_columns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _index_advice(relation, schema, table: tuple, condition: str, extra_columns: tuple) -> tuple[str, str]:
     columns = expression_columns(condition, table=table)
     patterns = set(pattern_columns(condition, table=table))
     btree = [c for c in columns if c not in patterns]
     btree += [c for c in extra_columns if c not in btree and c not in patterns]
-    relation = row.get("relation")
+    row = {"relation": relation, "detail": {"Schema": schema} if schema else {}}
     if btree:
         return f"{relation} ({', '.join(btree)})", index_sql(row, btree)
     if patterns and relation:
         column = sorted(patterns)[0]
-        schema = (row.get("detail") or {}).get("Schema")
         target = f"{quote_ident(schema)}.{quote_ident(relation)}" if schema else quote_ident(relation)
         name = quote_ident(f"{relation}_{column}_trgm_idx"[:63])
         sql = (
@@ -173,7 +193,7 @@ def index_advice(row: pd.Series, condition: str, extra_columns: Iterable[str] = 
     return f"{relation} (the filter columns)", ""
 
 
-def index_sql(row: pd.Series, columns: Iterable[str]) -> str:
+def index_sql(row: Mapping, columns: Iterable[str]) -> str:
     """``CREATE INDEX CONCURRENTLY ... ON table (columns)`` for a node's relation, or ``""``."""
     columns = list(dict.fromkeys(c for c in columns if c))
     relation = row.get("relation")
@@ -185,12 +205,12 @@ def index_sql(row: pd.Series, columns: Iterable[str]) -> str:
     return f"CREATE INDEX CONCURRENTLY {quote_ident(name)} ON {table} ({', '.join(quote_ident(c) for c in columns)});"
 
 
-def _names(row: pd.Series) -> list[str]:
+def _names(row: Mapping) -> list[str]:
     """The relation name and alias of a node (to keep only its own columns)."""
     return [n for n in (row.get("relation"), row.get("alias")) if isinstance(n, str) and n]
 
 
-def _subject(row: pd.Series) -> str:
+def _subject(row: Mapping) -> str:
     return str(row["label"])
 
 
@@ -202,28 +222,56 @@ def _ms(value: float) -> str:
     return "?" if value is None or math.isnan(value) else f"{value:,.1f} ms"
 
 
-def _share_words(row: pd.Series) -> str:
+def _share_words(row: Mapping) -> str:
     if math.isnan(row["pct_total"]):
         return ""
     return f", {row['pct_total']:.0f} % of the plan's time"
 
 
-def _detail(row: pd.Series, key: str, default=None):
+def _detail(row: Mapping, key: str, default=None):
     detail = row.get("detail")
     return detail.get(key, default) if isinstance(detail, dict) else default
 
 
-def _ancestors(plan, node_id: int) -> list[pd.Series]:
+class _Index:
+    """Plain-Python views of a plan's nodes for the rules (row dicts, parents, children)."""
+
+    def __init__(self, nodes: pd.DataFrame):
+        self.rows: list[dict] = nodes.to_dict("records")
+        parents = nodes["parent_id"].astype("float64").tolist()
+        self.parent: list[int | None] = [None if p != p else int(p) for p in parents]  # NaN != NaN
+        self.children: list[list[int]] = [[] for _ in self.rows]
+        for node_id, parent in enumerate(self.parent):
+            if parent is not None:
+                self.children[parent].append(node_id)
+
+
+def _index(plan) -> _Index:
+    cache = plan.__dict__.setdefault("_rule_index", {})
+    key = id(plan.nodes)
+    if key not in cache:
+        cache.clear()
+        cache[key] = _Index(plan.nodes)
+    return cache[key]
+
+
+def _select(plan, mask: pd.Series) -> list[dict]:
+    """The rows (as dicts) of the nodes where ``mask`` holds."""
+    rows = _index(plan).rows
+    return [rows[i] for i in plan.nodes.index[mask.to_numpy(dtype=bool, na_value=False)]]
+
+
+def _ancestors(plan, node_id: int) -> list[dict]:
+    index = _index(plan)
     out = []
-    parents = plan.nodes["parent_id"]
-    current = parents.iat[node_id]
-    while current is not pd.NA and not pd.isna(current):
-        out.append(plan.nodes.iloc[int(current)])
-        current = parents.iat[int(current)]
+    current = index.parent[node_id]
+    while current is not None:
+        out.append(index.rows[current])
+        current = index.parent[current]
     return out
 
 
-def _sort_columns_above(plan, row: pd.Series) -> list[str]:
+def _sort_columns_above(plan, row: Mapping) -> list[str]:
     """The sort key columns of a Sort directly above a scan (through Gather/Limit/Materialize)."""
     for ancestor in _ancestors(plan, int(row["node_id"])):
         kind = ancestor["node_type"]
@@ -242,8 +290,9 @@ def _work_mem_for(kb: float) -> str:
     return f"{mb}MB" if mb < 1024 else f"{mb // 1024}GB"
 
 
-def _analyzed(nodes: pd.DataFrame) -> pd.DataFrame:
-    return nodes.loc[nodes["loops"].notna() & (nodes["loops"] > 0)]
+def _ran(nodes: pd.DataFrame) -> pd.Series:
+    """Nodes that ran (EXPLAIN ANALYZE, not "never executed")."""
+    return nodes["loops"].notna() & (nodes["loops"] > 0)
 
 
 # --- the rules ------------------------------------------------------------------------------------
@@ -268,8 +317,8 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
         Report when the filter keeps at most this share of the rows read.
     """
     out = []
-    nodes = _analyzed(plan.nodes)
-    for _, row in nodes.loc[nodes["node_type"] == "Seq Scan"].iterrows():
+    nodes = plan.nodes
+    for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Seq Scan")):
         removed = 0.0 if math.isnan(row["rows_removed_by_filter"]) else row["rows_removed_by_filter"]
         read = row["actual_rows"] + removed
         filter_text = _detail(row, "Filter")
@@ -315,33 +364,30 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
     """
     out = []
     nodes = plan.nodes
-    analyzed = _analyzed(nodes)
-
-    def factor(row) -> tuple[float, int]:
-        actual = row["actual_rows"] / row["loops"]
-        estimate = row["plan_rows"]
-        if math.isnan(actual) or math.isnan(estimate):
-            return math.nan, 0
-        high, low = max(actual, estimate), max(min(actual, estimate), 1.0)
-        direction = 1 if actual > estimate else -1
-        return high / low, direction
-
-    for _, row in analyzed.iterrows():
-        ratio, direction = factor(row)
-        if math.isnan(ratio) or ratio < grades[0]:
+    index = _index(plan)
+    ran = _ran(nodes)
+    actual = (nodes["actual_rows"] / nodes["loops"]).where(ran)
+    estimate = nodes["plan_rows"]
+    high = pd.concat([actual, estimate], axis=1).max(axis=1, skipna=False)
+    low = pd.concat([actual, estimate], axis=1).min(axis=1, skipna=False).clip(lower=1.0)
+    ratios = (high / low).tolist()
+    directions = [1 if a > e else -1 for a, e in zip(actual.tolist(), estimate.tolist(), strict=True)]
+    candidates = ran & (high / low >= grades[0]) & (high >= min_rows)
+    for row in _select(plan, candidates):
+        node_id = int(row["node_id"])
+        ratio, direction = ratios[node_id], directions[node_id]
+        if direction < 0 and any(a["node_type"] == "Limit" for a in _ancestors(plan, node_id)):
             continue
-        actual = row["actual_rows"] / row["loops"]
-        if max(actual, row["plan_rows"]) < min_rows:
-            continue
-        if direction < 0 and any(a["node_type"] == "Limit" for a in _ancestors(plan, int(row["node_id"]))):
-            continue
-        inherited = False
-        for _, child in analyzed.loc[(analyzed["parent_id"] == row["node_id"]) & (analyzed["parent_relationship"] != "InitPlan")].iterrows():
-            child_ratio, child_direction = factor(child)
-            if child_direction == direction and not math.isnan(child_ratio) and child_ratio * 2 >= ratio:
-                inherited = True
+        inherited = any(
+            index.rows[child]["parent_relationship"] != "InitPlan"
+            and directions[child] == direction
+            and not math.isnan(ratios[child])
+            and ratios[child] * 2 >= ratio
+            for child in index.children[node_id]
+        )
         if inherited:
             continue
+        per_loop = row["actual_rows"] / row["loops"]
         severity = "critical" if ratio >= grades[2] else "warning" if ratio >= grades[1] else "info"
         grade = next(g for g in reversed(grades) if ratio >= g)
         words = "under" if direction > 0 else "over"
@@ -366,7 +412,7 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
             advice = "Check the estimates of this node's inputs and join columns (ANALYZE, extended statistics)."
         out.append(finding(
             "row_misestimate", severity, _subject(row),
-            f"expected {_rows(row['plan_rows'])} rows per loop, got {_rows(actual)} "
+            f"expected {_rows(row['plan_rows'])} rows per loop, got {_rows(per_loop)} "
             f"({ratio:,.0f}x {words}-estimate, grade {grade:g}x)"
             + (f"; condition {condition}" if condition else ""),
             advice, sql=sql, node_id=int(row["node_id"]),
@@ -392,8 +438,8 @@ def sort_spill(plan, *, min_kb: float = 0) -> list[dict]:
         Ignore spills smaller than this many kB.
     """
     out = []
-    nodes = _analyzed(plan.nodes)
-    for _, row in nodes.loc[nodes["node_type"].isin(["Sort", "Incremental Sort"])].iterrows():
+    nodes = plan.nodes
+    for row in _select(plan, _ran(nodes) & nodes["node_type"].isin(["Sort", "Incremental Sort"])):
         method = str(_detail(row, "Sort Method", "") or "")
         space_type = _detail(row, "Sort Space Type")
         disk_kb = float(_detail(row, "Sort Space Used", 0) or 0) if space_type == "Disk" else 0.0
@@ -441,8 +487,8 @@ def hash_spill(plan) -> list[dict]:
     or a smaller build side (filter earlier, select fewer columns).
     """
     out = []
-    nodes = _analyzed(plan.nodes)
-    for _, row in nodes.iterrows():
+    nodes = plan.nodes
+    for row in _select(plan, _ran(nodes) & nodes["node_type"].isin(["Hash", "Aggregate"])):
         detail = row["detail"] if isinstance(row["detail"], dict) else {}
         if row["node_type"] == "Hash":
             batches = _as_number(detail.get("Hash Batches"))
@@ -507,13 +553,14 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
     """
     out = []
     nodes = plan.nodes
-    for _, row in _analyzed(nodes).loc[lambda f: f["node_type"] == "Nested Loop"].iterrows():
-        children = nodes.loc[(nodes["parent_id"] == row["node_id"]) & nodes["parent_relationship"].isin(["Outer", "Inner"])]
-        inner = children.loc[children["parent_relationship"] == "Inner"]
-        outer = children.loc[children["parent_relationship"] == "Outer"]
-        if inner.empty or math.isnan(inner["loops"].iat[0]) or inner["loops"].iat[0] < min_loops:
+    index = _index(plan)
+    for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Nested Loop")):
+        kids = [index.rows[c] for c in index.children[int(row["node_id"])]]
+        inner = [k for k in kids if k["parent_relationship"] == "Inner"]
+        outer = [k for k in kids if k["parent_relationship"] == "Outer"]
+        if not inner or math.isnan(inner[0]["loops"]) or inner[0]["loops"] < min_loops:
             continue
-        inner_row = inner.iloc[0]
+        inner_row = inner[0]
         root = plan.root_ms
         share = 100.0 * inner_row["total_ms"] / root if root and not math.isnan(root) and not math.isnan(inner_row["total_ms"]) else math.nan
         severity = "warning" if math.isnan(share) or share >= min_share else "info"
@@ -521,8 +568,8 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
         if not math.isnan(share):
             evidence += f" ({share:.0f} % of the plan)"
         advice = "Check the outer side's row estimate (ANALYZE, extended statistics) so the planner can choose a hash join"
-        if not outer.empty:
-            outer_row = outer.iloc[0]
+        if outer:
+            outer_row = outer[0]
             estimate = outer_row["plan_rows"]
             if not math.isnan(outer_row["loops"]) and outer_row["loops"] > 0:
                 evidence += f"; the outer side was estimated at {_rows(estimate)} rows, got {_rows(outer_row['actual_rows'] / outer_row['loops'])}"
@@ -560,9 +607,8 @@ def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.
         Removed share of the rows read for an info (> 50 %) and a warning (> 90 %) finding.
     """
     out = []
-    nodes = _analyzed(plan.nodes)
-    candidates = nodes.loc[nodes["rows_removed_by_filter"].fillna(0) > 0]
-    for _, row in candidates.iterrows():
+    nodes = plan.nodes
+    for row in _select(plan, _ran(nodes) & (nodes["rows_removed_by_filter"].fillna(0) > 0)):
         removed = row["rows_removed_by_filter"]
         read = row["actual_rows"] + removed
         share = removed / read if read else 0.0
@@ -604,8 +650,8 @@ def heap_fetches(plan, *, min_fetches: int = 1000, min_share: float = 0.1) -> li
         Report when heap fetches are at least this share of the rows returned.
     """
     out = []
-    nodes = _analyzed(plan.nodes)
-    for _, row in nodes.loc[nodes["node_type"] == "Index Only Scan"].iterrows():
+    nodes = plan.nodes
+    for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Index Only Scan")):
         fetches = row["heap_fetches"]
         if math.isnan(fetches) or fetches < min_fetches:
             continue
@@ -638,8 +684,7 @@ def workers_not_launched(plan) -> list[dict]:
     """
     out = []
     nodes = plan.nodes
-    gathers = nodes.loc[nodes["node_type"].isin(["Gather", "Gather Merge"]) & nodes["workers_launched"].notna()]
-    for _, row in gathers.iterrows():
+    for row in _select(plan, nodes["node_type"].isin(["Gather", "Gather Merge"]) & nodes["workers_launched"].notna()):
         planned, launched = row["workers_planned"], row["workers_launched"]
         if math.isnan(planned) or launched >= planned:
             continue
@@ -751,7 +796,7 @@ def trigger_time(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[d
     """
     out = []
     execution = plan.execution_ms
-    for _, trigger in plan.triggers.iterrows():
+    for trigger in plan.triggers.to_dict("records"):
         time_ms = trigger["time_ms"]
         if math.isnan(time_ms) or time_ms < min_ms:
             continue

@@ -12,10 +12,15 @@ _HEADER = re.compile(r'^\s*[|│]?\s*"?QUERY PLAN"?\s*[|│]?\s*$')
 _SEPARATOR = re.compile(r"^[\s\-+=|│─┼├┤┌┐└┘┬┴╞╡╪═]+$")
 _RECORD = re.compile(r"^\s*-\[ RECORD \d+ \]")
 _EXPANDED = re.compile(r"^\s*QUERY PLAN\s*[|│] ?(.*)$")
-_CONTINUATION = re.compile(r"\s[+↵]$|^[+↵]$")
 _LOG_PLAN = re.compile(r"duration:\s*[\d.]+\s*ms\s+plan:\s*(.*)$")
 _QUERY_TEXT = re.compile(r"^\s*Query (Text|Parameters|Identifier):")
+_DECORATION_STARTS = set("(-+=|│─┼├┤┌┐└┘┬┴╞╡╪═Q\"")
 _LOOKS_LIKE_NODE = re.compile(r"\((cost=|actual |never executed)|^\s*[\[{]")
+
+
+def _is_continued(text: str) -> bool:
+    """A psql continuation marker (`` +`` or ``↵``) ends the line."""
+    return text.endswith(("+", "↵")) and (len(text) == 1 or text[-2].isspace())
 
 
 def _strip_frame(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -57,10 +62,10 @@ def _strip_log(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], dic
     meta: dict = {}
     start = None
     for index, (_, text) in enumerate(lines):
-        if _LOG_PLAN.search(text):
+        if "plan:" in text and _LOG_PLAN.search(text):
             start = index
             break
-    if start is None and not any(_QUERY_TEXT.match(t) for _, t in lines):
+    if start is None and not any("Query " in t and _QUERY_TEXT.match(t) for _, t in lines):
         return lines, meta
     out: list[tuple[int, str]] = []
     rest = lines
@@ -99,33 +104,39 @@ def unwrap(text: str) -> tuple[list[tuple[int, str]], dict]:
     """
     if text.startswith("\ufeff"):
         text = text[1:]
+    first_line = text.lstrip().split("\n", 1)[0].rstrip()
+    if first_line[:1] in ("[", "{") and not first_line.endswith(("+", "↵")):  # JSON as the server wrote it
+        lead = len(text) - len(text.lstrip())
+        first = text.count("\n", 0, lead) + 1
+        return [(number, line.rstrip("\r")) for number, line in enumerate(text[lead:].split("\n"), start=first)], {}
     raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
     psql = False
     lines: list[tuple[int, str]] = []
     for number, line in raw:
-        if _FOOTER.match(line) or _RECORD.match(line):
-            psql = True
-            continue
-        if _HEADER.match(line):
-            psql = True
-            continue
-        if line.strip() and _SEPARATOR.match(line) and len(line.strip()) >= 3:
-            psql = True
-            continue
-        expanded = _EXPANDED.match(line)
-        if expanded:
-            psql = True
-            line = expanded.group(1)
+        stripped = line.strip()
+        head = stripped[:1]
+        # only lines starting like psql's own decorations need the regular expressions
+        if head in _DECORATION_STARTS:
+            if _FOOTER.match(line) or _RECORD.match(line) or _HEADER.match(line):
+                psql = True
+                continue
+            if len(stripped) >= 3 and _SEPARATOR.match(line):
+                psql = True
+                continue
+            expanded = _EXPANDED.match(line)
+            if expanded:
+                psql = True
+                line = expanded.group(1)
         lines.append((number, line.rstrip()))
     lines = _strip_frame(lines)
     body = [t for _, t in lines if t.strip()]
-    continued = [t for t in body if _CONTINUATION.search(t)]
+    continued = [t for t in body if _is_continued(t)]
     if psql and continued or (body and len(continued) * 2 >= len(body)):
         # a value as wide as the column has its marker right after the text, without a space
         lines = [(n, t[:-1].rstrip() if t.endswith(("+", "↵")) else t) for n, t in lines]
     lines = _strip_quotes(lines)
     lines, meta = _strip_log(lines)
-    lines = [(n, t.expandtabs(8).rstrip()) for n, t in lines]
+    lines = [(n, t.expandtabs(8).rstrip() if "\t" in t else t) for n, t in lines]
     # drop blank lines at both ends, then the indentation every line shares
     while lines and not lines[0][1].strip():
         lines.pop(0)
