@@ -18,6 +18,7 @@ def _queryid(text: str) -> int:
 
 
 def register(subparsers) -> None:
+    """Add ``perfkit explain`` to the command line."""
     parser = subparsers.add_parser(
         "explain",
         help="EXPLAIN a statement (or a pg_stat_statements queryid) and analyze the plan",
@@ -48,6 +49,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Capture the plan on the server and print it (exit code 0; refusals raise PerfkitError -> 2)."""
     from perfkit.commands.plan import show_plan
     from perfkit.errors import BadInputError
     from perfkit.output import say

@@ -12,6 +12,7 @@ from perfkit.commands import add_json_option
 
 
 def register(subparsers) -> None:
+    """Add ``perfkit plan`` to the command line."""
     parser = subparsers.add_parser(
         "plan",
         help="analyze a saved plan (JSON or text)",
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Parse the file and print the plan (exit code 0; bad input raises BadInputError -> 2)."""
     from perfkit.plans import parse_file
 
     plan = parse_file(args.file)
