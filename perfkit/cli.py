@@ -18,9 +18,11 @@ COMMANDS = (
     "snapshot",
     "top",
     "diff",
+    "explain",
+    "plan",
+    "health",
     "sandbox",
     "demo",
-    "health",
 )
 
 

@@ -1,0 +1,8 @@
+"""Charts: matplotlib/seaborn figures from perfkit's DataFrames (never ``plt.show()``).
+
+Each function takes evidence (a DataFrame or a parsed object) and returns a Figure.
+"""
+
+from perfkit.charts.plans import plan_self_time
+
+__all__ = ["plan_self_time"]
