@@ -124,4 +124,7 @@ def _history(periods: list) -> pd.DataFrame:
                      "failures": errors + bad, "rps": float(rate) if rate is not None else np.nan,
                      "mean_ms": summary.get("mean", np.nan), "p50_ms": summary.get("p50", np.nan),
                      "p95_ms": summary.get("p95", np.nan), "p99_ms": summary.get("p99", np.nan)})
-    return pd.DataFrame(rows)
+    history = pd.DataFrame(rows)
+    if not history.empty:
+        history["ts"] = pd.DatetimeIndex(history["ts"]).as_unit("ns")
+    return history

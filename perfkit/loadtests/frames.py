@@ -61,7 +61,7 @@ def samples_frame(
         Columns ``SAMPLE_COLUMNS``: ``ts`` tz-aware UTC, ``latency_ms`` float, ``status``
         nullable Int64, ``ok`` nullable boolean, text columns categorical (except ``error``).
     """
-    ts = pd.to_datetime(ts, utc=True)
+    ts = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns")
     n = len(ts)
     frame = pd.DataFrame(
         {

@@ -85,8 +85,12 @@ def _parse_block_slow(block: bytes, first_line: int, path, skip_bad_lines: bool)
     rows, skipped = [], 0
     for offset, line in enumerate(block.split(b"\n")):
         if _NEEDLE not in line:
-            if line.strip() and not skip_bad_lines and not line.lstrip().startswith(b"{"):
-                raise BadInputError("not a k6 JSON line", path=path, line=first_line + offset)
+            stripped = line.strip()
+            if stripped and not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+                if skip_bad_lines:
+                    skipped += 1
+                    continue
+                raise BadInputError("truncated or invalid k6 JSON line", path=path, line=first_line + offset)
             continue
         try:
             item = json.loads(line)
@@ -113,8 +117,23 @@ def _parse_block_slow(block: bytes, first_line: int, path, skip_bad_lines: bool)
     return pd.DataFrame(rows, columns=["time", "value", *_TAGS]), skipped
 
 
+def _complete(block: bytes) -> bool:
+    """Whether every line of the block ends like a JSON object (cheap: two byte counts)."""
+    block = block.replace(b"\r\n", b"\n")
+    if not block.endswith(b"\n"):
+        block += b"\n"
+    blank = block.count(b"\n\n") + (1 if block.startswith(b"\n") else 0)
+    return block.count(b"}\n") + blank == block.count(b"\n")
+
+
 def _parse_block_fast(block: bytes) -> pd.DataFrame | None:
-    """Filter the block's lines for the duration metric, then parse them with pyarrow."""
+    """Filter the block's lines for the duration metric, then parse them with pyarrow.
+
+    Returns None (the caller falls back to the line-by-line path, which names the bad line)
+    when a line is cut short or pyarrow rejects the filtered lines.
+    """
+    if not _complete(block):
+        return None
     lines = [line for line in block.split(b"\n") if _NEEDLE in line]
     if not lines:
         return pd.DataFrame(columns=["time", "value", *_TAGS])
