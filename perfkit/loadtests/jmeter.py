@@ -51,10 +51,13 @@ def _sniff(head: str) -> tuple[str, bool]:
 
 
 def _line_of_bad_row(data: bytes, delimiter: str, width: int) -> int | None:
-    reader = csv.reader(io.StringIO(data.decode("utf-8", "replace")), delimiter=delimiter)
-    for row in reader:
-        if len(row) != width:
-            return reader.line_num
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            if len(row) != width:
+                return reader.line_num
+    except csv.Error:
+        return reader.line_num
     return None
 
 

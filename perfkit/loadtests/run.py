@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ _PARSE_ERRORS = (
     ZeroDivisionError,
     pd.errors.ParserError,
     pd.errors.EmptyDataError,
+    csv.Error,
 )
 
 
