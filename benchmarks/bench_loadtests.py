@@ -15,7 +15,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 TAGS = ('"expected_response":"true","group":"","method":"GET","name":"http://127.0.0.1/api/{n}",'

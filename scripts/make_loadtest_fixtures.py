@@ -482,7 +482,7 @@ def make_k6(target: Target) -> None:
     p95_failed = trend["p(95)"] >= 50
     rate_failed = failed / len(samples) >= 0.5
     by_endpoint = {}
-    for method, path in K6_PLAN:
+    for _method, path in K6_PLAN:
         values = [s["duration"] for s in samples if s["path"] == path]
         by_endpoint[f"http_req_duration{{name:{base_url}{path}}}"] = {
             "avg": sum(values) / len(values), "min": min(values),

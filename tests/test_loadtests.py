@@ -13,7 +13,7 @@ import pytest
 
 from perfkit import loadtests
 from perfkit.errors import BadInputError, PerfkitError
-from perfkit.loadtests import ab, artillery, jmeter, k6, locust, pgbench, wrk
+from perfkit.loadtests import artillery, jmeter, k6, locust, pgbench, wrk
 from perfkit.loadtests.frames import SAMPLE_COLUMNS, SUMMARY_COLUMNS
 
 FIX = Path(__file__).parent / "fixtures" / "loadtests"

@@ -17,7 +17,7 @@ import pyarrow.json as pa_json
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
-from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_bytes, read_text
+from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
 
 TOOL = "k6"
 DURATION_METRIC = "http_req_duration"
