@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-TAGS = ('"expected_response":"true","group":"","method":"GET","name":"http://127.0.0.1/api/{n}",'
+TAGS = ('"expected_response":"{e}","group":"","method":"GET","name":"http://127.0.0.1/api/{n}",'
         '"proto":"HTTP/1.1","scenario":"default","status":"{s}","url":"http://127.0.0.1/api/{n}"')
 REALISTIC = ["http_reqs", "http_req_duration", "http_req_blocked", "http_req_connecting",
              "http_req_tls_handshaking", "http_req_sending", "http_req_waiting", "http_req_receiving",
@@ -36,7 +36,8 @@ def write_k6(path: Path, requests: int, metrics: list[str]) -> None:
             second, micros = divmod(i * 137, 1_000_000)
             stamp = f"2024-05-01T10:{(second // 60) % 60:02d}:{second % 60:02d}.{micros:06d}123+02:00"
             status = 500 if rng.random() < 0.01 else 200
-            tags = "{" + TAGS.replace("{n}", names[i % 5]).replace("{s}", str(status)) + "}"
+            tags = "{" + TAGS.replace("{n}", names[i % 5]).replace("{s}", str(status)).replace(
+                "{e}", "false" if status == 500 else "true") + "}"
             value = rng.lognormvariate(3, 0.5)
             for metric in metrics:
                 v = value if metric == "http_req_duration" else 1 if metric == "http_reqs" else value / 7
