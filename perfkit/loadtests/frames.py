@@ -94,7 +94,7 @@ def _category(values, n: int) -> pd.Categorical:
     series = pd.Series(values, copy=False)
     if isinstance(series.dtype, pd.CategoricalDtype):
         return series.array
-    return pd.Categorical(series.astype("object").where(series.notna(), None))
+    return series.astype("category").array
 
 
 def _int64(values, n: int) -> pd.arrays.IntegerArray:
@@ -113,9 +113,17 @@ def _boolean(values, n: int):
 def _text(values, n: int) -> np.ndarray:
     if values is None:
         return np.full(n, None, dtype=object)
-    series = pd.Series(values, copy=False).astype("object")
-    series = series.where(series.notna() & (series.astype(str) != ""), None)
-    return series.to_numpy()
+    series = pd.Series(values, copy=False)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype("str")
+    present = series.notna().to_numpy()
+    out = np.full(n, None, dtype=object)
+    if present.any():
+        kept = series[present].astype("str")
+        nonempty = (kept != "").to_numpy()
+        idx = np.flatnonzero(present)[nonempty]
+        out[idx] = kept[nonempty].to_numpy(dtype=object)
+    return out
 
 
 def empty_summary() -> pd.DataFrame:
@@ -178,7 +186,12 @@ def summarize(samples: pd.DataFrame, *, duration_s: float | None = None) -> pd.D
         return empty_summary()
     duration = duration_s if duration_s and duration_s > 0 else run_duration_s(samples)
     frame = samples[["endpoint", "latency_ms", "ok"]].copy()
-    frame["endpoint"] = frame["endpoint"].astype("object").fillna("(unnamed)").astype(str)
+    endpoint = frame["endpoint"]
+    if not isinstance(endpoint.dtype, pd.CategoricalDtype):
+        endpoint = endpoint.astype("category")
+    if endpoint.isna().any():
+        endpoint = endpoint.cat.add_categories(["(unnamed)"]).fillna("(unnamed)")
+    frame["endpoint"] = endpoint
     frame["failed"] = (~frame["ok"].astype("boolean")).astype("float64")  # NA -> NaN
     rows = []
     for endpoint, group in frame.groupby("endpoint", sort=True, observed=True):

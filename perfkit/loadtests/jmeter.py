@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests.frames import samples_frame, summarize
@@ -48,6 +47,30 @@ def _sniff(head: str) -> tuple[str, bool]:
     if counts[delimiter] == 0:
         raise ValueError("no delimiter found in the first line")
     return delimiter, has_header
+
+
+def _short_records(data: bytes, delimiter: str, width: int, header: int) -> list[tuple[int, int]]:
+    """(record index, line number) of the records with fewer than ``width`` fields."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter=delimiter)
+    out = []
+    try:
+        for index, row in enumerate(reader):
+            if index >= header and row and len(row) < width:
+                out.append((index - header, reader.line_num))
+    except csv.Error:
+        out.append((-1, reader.line_num))
+    return out
+
+
+def _count_records(data: bytes, delimiter: str) -> int:
+    """CSV records in ``data`` (quoted line breaks do not start a record)."""
+    if b'"' not in data:
+        return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter=delimiter)
+    try:
+        return sum(1 for _ in reader)
+    except csv.Error:
+        return reader.line_num
 
 
 def _line_of_bad_row(data: bytes, delimiter: str, width: int) -> int | None:
@@ -101,33 +124,31 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         for needed in ("timeStamp", "elapsed", "label"):
             if needed not in names:
                 raise BadInputError(f"JTL without a {needed!r} column", path=path, line=1)
-        skipped = 0
-
-        def on_bad(row):
-            nonlocal skipped
-            skipped += 1
-            return "skip"
-
         include = [c for c in _NEEDED if c in names]
+        last = names[-1]  # missing in a row cut short (pandas fills absent fields with NaN)
+        skipped = 0
         try:
-            table = pa_csv.read_csv(
-                io.BytesIO(data),
-                read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1 if has_header else 0,
-                                                block_size=16 << 20),
-                parse_options=pa_csv.ParseOptions(
-                    delimiter=delimiter, newlines_in_values=True,
-                    invalid_row_handler=on_bad if skip_bad_lines else None),
-                convert_options=pa_csv.ConvertOptions(
-                    include_columns=include,
-                    column_types={c: pa.string() for c in include if c not in ("elapsed",)}
-                    | {"elapsed": pa.float64()},
-                    strings_can_be_null=False, quoted_strings_can_be_null=False),
+            # pandas' C engine: quoted fields may span lines (pyarrow's reader is serial then)
+            frame = pd.read_csv(
+                io.BytesIO(data), sep=delimiter, names=names, header=0 if has_header else None,
+                usecols=list(dict.fromkeys([*include, last])), engine="c", keep_default_na=False,
+                on_bad_lines="skip" if skip_bad_lines else "error", quotechar='"',
             )
-        except pa.ArrowInvalid as err:
-            line = _line_of_bad_row(data, delimiter, len(names))
+        except (pd.errors.ParserError, ValueError) as err:
+            match = re.search(r"line (\d+)", str(err))
+            line = int(match.group(1)) if match else _line_of_bad_row(data, delimiter, len(names))
             raise BadInputError(f"malformed JTL row ({str(err).splitlines()[0][:100]})",
                                 path=path, line=line) from None
-        frame = table.to_pandas()
+        if (frame[last].isna() | (frame[last].astype("str") == "")).any():
+            # pandas fills a row cut short with empty fields: find such rows exactly
+            bad = _short_records(data, delimiter, len(names), 1 if has_header else 0)
+            if bad and not skip_bad_lines:
+                raise BadInputError(f"JTL row with fewer than {len(names)} fields (truncated?)",
+                                    path=path, line=bad[0][1])
+            frame = frame.drop(index=[r for r, _ in bad if r in frame.index])
+        if skip_bad_lines:
+            rows = _count_records(data, delimiter) - (1 if has_header else 0)
+            skipped = max(rows - len(frame), 0)
         if frame.empty:
             raise BadInputError("JTL without samples", path=path)
         return _run(frame, path, "jmeter-csv", skipped)
@@ -147,23 +168,25 @@ def _timestamps(column: pd.Series) -> tuple[pd.Series, str | None]:
 
 
 def _run(frame: pd.DataFrame, path: Path, fmt: str, skipped: int) -> LoadTestRun:
-    message = frame.get("responseMessage", pd.Series("", index=frame.index)).fillna("")
-    is_transaction = message.astype(str).str.startswith(TRANSACTION_MARK)
+    message = frame.get("responseMessage", pd.Series("", index=frame.index))
+    message = message.astype("str").fillna("")
+    is_transaction = message.str.startswith(TRANSACTION_MARK)
     transactions = int(is_transaction.sum())
     frame = frame[~is_transaction]
     ts, ts_note = _timestamps(frame["timeStamp"])
     success = frame.get("success")
-    ok = None if success is None else success.astype(str).str.lower() == "true"
+    ok = None if success is None else success.astype("str").str.lower() == "true"
     status = frame.get("responseCode")
     failure = frame.get("failureMessage")
     error = None
     if failure is not None:
-        error = failure.where(failure.astype(str) != "", None)
+        failure = failure.astype("str")
+        error = failure.where(failure.notna() & (failure != ""), None)
         if message is not None:
             fallback = message[~is_transaction].where(~ok if ok is not None else False, None)
             error = error.where(error.notna(), fallback)
     samples = samples_frame(
-        ts=ts, endpoint=frame["label"], method=None,
+        ts=ts, endpoint=frame["label"].astype("str"), method=None,
         latency_ms=pd.to_numeric(frame["elapsed"], errors="coerce"),
         status=None if status is None else pd.to_numeric(status, errors="coerce"),
         ok=ok, error=error, tool=TOOL, source=str(path),
