@@ -1,8 +1,20 @@
-"""Charts: matplotlib/seaborn figures from perfkit's DataFrames (never ``plt.show()``).
+"""Charts for perfkit's DataFrames: each function returns a matplotlib Figure, never shows it.
 
-Each function takes evidence (a DataFrame or a parsed object) and returns a Figure.
+One module per evidence source; this package re-exports their chart functions.
 """
 
+from perfkit.charts.loadtests import (
+    latency_cdf,
+    latency_histogram,
+    latency_over_time,
+    throughput_over_time,
+)
 from perfkit.charts.plans import plan_self_time
 
-__all__ = ["plan_self_time"]
+__all__ = [
+    "latency_cdf",
+    "latency_histogram",
+    "latency_over_time",
+    "throughput_over_time",
+    "plan_self_time",
+]
