@@ -108,9 +108,11 @@ def show_plan(plan, *, as_json: bool, top: int = 0, extra: dict | None = None) -
     findings = plan.findings
     print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=80)
     if len(findings):
+        from perfkit.advice import recommend
+
         print()
-        print("What to do:")
-        for number, row in enumerate(findings.itertuples(index=False), start=1):
+        print("What to do (each fix once):")
+        for number, row in enumerate(recommend(plan_findings=findings).itertuples(index=False), start=1):
             print(f"{number:>3}. {row.subject}: {row.recommendation}")
             if row.sql:
                 print(f"     {row.sql}")
