@@ -3,6 +3,22 @@
 One module per evidence source; this package re-exports their chart functions.
 """
 
+from perfkit.charts.loadtests import (
+    latency_cdf,
+    latency_histogram,
+    latency_over_time,
+    throughput_over_time,
+)
+from perfkit.charts.plans import plan_self_time
 from perfkit.charts.statements import statement_label, top_statements_bar, week_over_week
 
-__all__ = ["statement_label", "top_statements_bar", "week_over_week"]
+__all__ = [
+    "latency_cdf",
+    "latency_histogram",
+    "latency_over_time",
+    "throughput_over_time",
+    "plan_self_time",
+    "statement_label",
+    "top_statements_bar",
+    "week_over_week",
+]
