@@ -761,12 +761,46 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
                 blocks.append("A what-if index needs a live database with hypopg: set `dsn`.")
             else:
                 target_sql = sql or (captured[0][1].query if captured and getattr(captured[0][1], "query", None) else "")
-                result = plans.whatif(src.engine, target_sql, what_if)
-                blocks.append(f"What if `{what_if}`: {result.summary()}")
-                data["what_if"] = result
+                try:
+                    result = plans.whatif(src.engine, target_sql, what_if)
+                    blocks.append(f"What if `{what_if}`: {result.summary()}")
+                    data["what_if"] = result
+                except MISSING_SOURCE_ERRORS as err:
+                    blocks.append(f"What if `{what_if}`: {db.redact_text(str(err))}")
         frames = [p.findings for _, p in captured if len(p.findings)]
         found = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
         return Section(title, blocks, data=data, findings=found,
                        facts={"plans": [h for h, _ in captured], "notes": notes})
+
+    return guarded(title, build)
+
+
+def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None) -> Section:
+    """One row per load-test file, whatever the tool: requests, errors, throughput, percentiles, SLO verdict."""
+    title = "Load-test files"
+    missing = needs("loadtests", title)
+    if missing:
+        return missing
+    paths = _paths(list(paths))
+    if not paths:
+        return Section.skip(title, f"{title}: no file given.")
+
+    def build() -> Section:
+        from perfkit import loadtests
+
+        targets = loadtests.load_targets(slo) if slo else None
+        rows, runs = [], {}
+        for path in paths:
+            run = loadtests.read(path)
+            runs[path.name] = run
+            total = run.summary[run.summary["endpoint"].astype(str) == "ALL"]
+            row = total.iloc[0].to_dict() if len(total) else {}
+            rows.append({"file": path.name, "tool": run.tool, "format": run.format,
+                         "per request": "yes" if run.has_samples else "no (aggregates)",
+                         **{k: row.get(k) for k in ("requests", "failures", "error_rate", "rps", "p50_ms", "p95_ms", "p99_ms")},
+                         "SLO": _worst(loadtests.slo(run, targets)["verdict"])})
+        table = _rounded(pd.DataFrame(rows))
+        return Section(title, [f"{len(rows)} files, the ALL row of each:", table], data={"runs": runs, "table": table},
+                       facts={"files": table})
 
     return guarded(title, build)
