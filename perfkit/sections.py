@@ -50,6 +50,8 @@ def styled(frame: pd.DataFrame):
     styler = frame.style.hide(axis="index").format(precision=2, thousands=",", na_rep="")
     if text:
         styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    if "node" in frame.columns:  # a plan tree: keep each node on one line
+        styler = styler.set_properties(subset=["node"], **{"white-space": "pre"})
     return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
 
 
@@ -601,7 +603,8 @@ def health(src: Sources) -> Section:
         blocks = [f"{len(found)} findings from {where}: "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
         if len(found):
-            by_area = (found.assign(area=found["kind"].map(HEALTH_AREAS).fillna("other"))
+            areas = found["kind"].map(HEALTH_AREAS).where(~found["kind"].str.startswith("setting_"), "settings")
+            by_area = (found.assign(area=areas.fillna("other"))
                        .pivot_table(index="area", columns="severity", values="kind", aggfunc="count", fill_value=0)
                        .reindex(columns=[s for s in ("critical", "warning", "info")], fill_value=0)
                        .reset_index())
@@ -731,7 +734,9 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
                          else plans.explain_queryid(src.engine, int(queryid)))]
         elif src.live:
             snap, _ = src.current_snapshot()
-            costly = statements.top(statements.explainable(snap), by="total", n=EXPLAIN_TOP)
+            # sqlcommenter tags lead many statements' text: judge the statement behind them
+            bare = snap.assign(query=snap["query"].map(statements.strip_leading_comments))
+            costly = statements.top(snap.loc[statements.explainable(bare).index], by="total", n=EXPLAIN_TOP)
             for row in costly.itertuples(index=False):
                 try:
                     captured.append((f"queryid {row.queryid}: {short_query(row.query, 80)}",

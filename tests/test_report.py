@@ -103,6 +103,9 @@ def test_weekly_report_folder_html_and_summary(weekly_runs):
     page = (folder / "weekly.html").read_text()
     assert "<h1" in page and "Weekly performance report" in page and page.count("<h2") >= 3
     assert "No stored snapshot" in page
+    # with a database and no plan file, the costliest statement's generic plan (nothing ran)
+    assert "Generic plans (EXPLAIN without ANALYZE" in page
+    assert re.search(r"queryid -?\d+: SELECT id, order_id, status, amount, created_at FROM invoices", page)
     assert page.count("data:image/png;base64,") >= 2
     assert "load_sources" not in page and "sections.workload" not in page  # no code cells
     assert not re.search(r'class="[^"]*(jp-InputArea-editor|jp-InputPrompt)', page)
