@@ -1,0 +1,280 @@
+"""Reading PostgreSQL logs into DataFrames, in chunks, from csvlog, jsonlog or stderr files.
+
+``read_chunks(paths)`` yields one DataFrame per chunk of entries; ``read(paths)`` concatenates them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from perfkit.errors import BadInputError
+from perfkit.logs import formats
+from perfkit.logs.messages import statement_of
+from perfkit.logs.normalize import normalize
+from perfkit.logs.prefix import LinePrefix, detect
+from perfkit.logs.sources import _Progress, expand, numbered_lines
+from perfkit.logs.timestamps import to_utc
+
+COLUMNS = [
+    "ts", "pid", "session_id", "session_line", "user", "database", "application", "client",
+    "level", "sqlstate", "vxid", "txid", "query_id", "phase", "duration_ms", "statement",
+    "fingerprint", "normalized", "command", "parameters", "plan", "message", "detail",
+    "file", "line", "format",
+]
+DEFAULT_CHUNK_ROWS = 200_000
+ERROR_LEVELS = frozenset({"ERROR", "FATAL", "PANIC"})
+_SAMPLE_LINES = 200
+_KEEP_BAD_RECORDS = 100
+_UNKNOWN = "[unknown]"
+
+
+@dataclass
+class ReadReport:
+    """What a read went through: files, their formats and prefixes, the lines it skipped."""
+
+    files: list[str] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)
+    prefixes: dict[str, str] = field(default_factory=dict)
+    entries: int = 0
+    skipped_lines: int = 0
+    bad_records: list[dict] = field(default_factory=list)
+
+    def skip(self, path: Path, record: formats.BadRecord) -> None:
+        self.skipped_lines += record.line_count
+        if len(self.bad_records) < _KEEP_BAD_RECORDS:
+            self.bad_records.append(
+                {"file": str(path), "line": record.line, "lines": record.line_count, "reason": record.reason}
+            )
+
+    def as_attrs(self) -> dict:
+        return {
+            "files": list(self.files),
+            "formats": dict(self.formats),
+            "prefixes": dict(self.prefixes),
+            "entries": self.entries,
+            "skipped_lines": self.skipped_lines,
+            "bad_records": list(self.bad_records),
+        }
+
+
+def read(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    prefix: str | None = None,
+    skip_bad_lines: bool = False,
+    *,
+    timezone: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> pd.DataFrame:
+    """PostgreSQL server logs as one DataFrame, one row per log entry.
+
+    Parameters
+    ----------
+    paths:
+        A file, a glob pattern (``"log/*.csv"``) or a list of them. csvlog, jsonlog and
+        stderr files, plain or compressed (gzip, bzip2, xz), are recognised by their content.
+    prefix:
+        The server's ``log_line_prefix`` for stderr logs (``SHOW log_line_prefix``). When None,
+        the common prefixes are tried (PostgreSQL's default ``'%m [%p] '``, Debian's,
+        pgBadger's).
+    skip_bad_lines:
+        Skip lines that cannot be read (a prefix that does not match, a cut-short csv record,
+        binary content) instead of raising; their count is in ``df.attrs["skipped_lines"]``
+        and the first of them in ``df.attrs["bad_records"]``.
+    timezone:
+        The server's ``log_timezone`` (e.g. ``"America/Chicago"``) when the log's timestamps
+        carry an ambiguous zone abbreviation such as ``CST`` or ``IST``.
+    chunk_rows:
+        Entries per chunk while reading.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``COLUMNS``: ``ts`` (UTC), ``pid``, ``session_id``, ``user``, ``database``,
+        ``application``, ``level``, ``phase`` (statement, execute, parse, bind, plan,
+        duration, error, or empty), ``duration_ms``, ``statement``, ``fingerprint``,
+        ``normalized``, ``command``, ``plan`` (auto_explain), ``file`` and ``line`` (where
+        the entry starts, 1-based), among others. ``df.attrs`` holds the read's report.
+
+    Raises
+    ------
+    BadInputError
+        A missing file, an unreadable line (unless ``skip_bad_lines``), a stderr log whose
+        prefix is unknown or lacks what perfkit needs; the message names file and line.
+    """
+    report = ReadReport()
+    chunks = list(read_chunks(paths, prefix, skip_bad_lines, timezone=timezone, chunk_rows=chunk_rows, report=report))
+    frame = pd.concat(chunks, ignore_index=True) if chunks else _empty()
+    if chunks:
+        frame["file"] = frame["file"].astype("category")
+    frame.attrs = report.as_attrs()
+    return frame
+
+
+def read_chunks(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    prefix: str | None = None,
+    skip_bad_lines: bool = False,
+    *,
+    timezone: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    report: ReadReport | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The entries of the logs ``paths`` as DataFrames of at most ``chunk_rows`` rows each.
+
+    For logs larger than memory: aggregate chunk by chunk (``most_frequent`` and ``slowest``
+    accept the iterator). Parameters as :func:`read`; ``report`` (a :class:`ReadReport`) is
+    filled as the chunks are read.
+    """
+    files = expand(paths)
+    report = report if report is not None else ReadReport()
+    line_prefix = LinePrefix(prefix) if prefix else None
+    progress = _Progress(files)
+    try:
+        for path in files:
+            report.files.append(str(path))
+            rows: list[dict] = []
+            for entry in _entries(path, line_prefix, skip_bad_lines, report, progress):
+                rows.append(entry)
+                if len(rows) >= chunk_rows:
+                    yield _frame(rows, path, report.formats[str(path)], timezone)
+                    rows = []
+            if rows:
+                yield _frame(rows, path, report.formats[str(path)], timezone)
+    finally:
+        progress.close()
+
+
+def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: ReadReport, progress) -> Iterator[dict]:
+    lines = numbered_lines(path, progress)
+    sample = list(itertools.islice(lines, _SAMPLE_LINES))
+    binary = [number for number, text in sample if "\x00" in text or text.count("\ufffd") * 4 > len(text) > 0]
+    if sample and len(binary) * 2 > len(sample):
+        record = formats.BadRecord(binary[0], "binary content, not a PostgreSQL log (csvlog, jsonlog or stderr)")
+        if not skip:
+            raise BadInputError(record.reason, path=path, line=record.line)
+        last = sample[-1][0]
+        for number, _ in lines:  # count the lines skipped
+            last = number
+        report.formats[str(path)] = "binary"
+        report.skip(path, formats.BadRecord(1, record.reason, last))
+        return
+    kind = formats.sniff([text for _, text in sample])
+    report.formats[str(path)] = kind
+    every = itertools.chain(sample, lines)
+    if kind == "jsonlog":
+        records = formats.read_jsonlog(every)
+    elif kind == "csvlog":
+        records = formats.read_csvlog(every)
+    else:
+        chosen = line_prefix or detect([text for _, text in sample])
+        if chosen is None:
+            first = next(((n, t) for n, t in sample if t.strip()), (1, ""))
+            raise BadInputError(
+                f"cannot tell this stderr log's log_line_prefix from its lines (it starts {first[1][:60]!r}); "
+                "pass the server's setting with --prefix (SHOW log_line_prefix), "
+                "e.g. --prefix '%m [%p] '",
+                path=path,
+                line=first[0],
+            )
+        report.prefixes[str(path)] = chosen.prefix
+        records = formats.read_stderr(every, chosen)
+    for record in records:
+        if isinstance(record, formats.BadRecord):
+            if not skip:
+                raise BadInputError(record.reason, path=path, line=record.line)
+            report.skip(path, record)
+            continue
+        report.entries += 1
+        yield record
+
+
+def _frame(entries: list[dict], path: Path, kind: str, timezone: str | None) -> pd.DataFrame:
+    """One chunk of entries in the contract's columns."""
+    rows = []
+    pending: dict = {}  # pid -> the last statement logged without a duration (log_statement)
+    for entry in entries:
+        level = entry.get("level") or ""
+        logged = statement_of(entry.get("message") or "")
+        phase, duration, statement, plan = logged
+        pid = entry.get("pid")
+        if phase == "duration" and pid in pending:
+            # log_statement logged the text; log_min_duration_statement only the duration
+            pending.pop(pid)["duration_ms"] = duration
+            continue
+        query = entry.get("query") or ""
+        if not phase and query:
+            statement = query
+            phase = "error" if level in ERROR_LEVELS else ""
+        detail = entry.get("detail") or ""
+        row = {
+            "ts": entry.get("ts"),
+            "ts_epoch": entry.get("ts_epoch"),
+            "pid": pid,
+            "session_id": entry.get("session_id") or "",
+            "session_line": entry.get("session_line"),
+            "user": _known(entry.get("user")),
+            "database": _known(entry.get("database")),
+            "application": _known(entry.get("application")),
+            "client": _known(entry.get("client")),
+            "level": level,
+            "sqlstate": entry.get("sqlstate") or "",
+            "vxid": entry.get("vxid") or "",
+            "txid": entry.get("txid"),
+            "query_id": entry.get("query_id"),
+            "phase": phase,
+            "duration_ms": duration,
+            "statement": statement,
+            "parameters": detail[12:] if detail.startswith("parameters: ") else "",
+            "plan": plan,
+            "message": entry.get("message") or "",
+            "detail": detail,
+            "line": entry["line"],
+        }
+        rows.append(row)
+        if phase in ("statement", "execute"):
+            if math.isnan(duration):
+                pending[pid] = row
+            else:
+                pending.pop(pid, None)
+    frame = pd.DataFrame.from_records(rows, columns=[*COLUMNS, "ts_epoch"]) if rows else _empty()
+    if not rows:
+        return frame
+    frame["ts"] = to_utc(frame["ts"], frame["ts_epoch"], timezone=timezone, path=path)
+    frame = frame.drop(columns=["ts_epoch"])
+    for column in ("pid", "session_line", "txid", "query_id"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    frame["duration_ms"] = frame["duration_ms"].astype("float64")
+    shapes = {text: normalize(text) for text in frame["statement"].unique() if text}
+    frame["normalized"] = frame["statement"].map(lambda s: shapes[s].normalized if s else "")
+    frame["fingerprint"] = frame["statement"].map(lambda s: shapes[s].fingerprint if s else None)
+    frame["command"] = frame["statement"].map(lambda s: shapes[s].command if s else "")
+    frame["file"] = str(path)
+    frame["format"] = kind
+    frame["line"] = frame["line"].astype("int64")
+    return frame[COLUMNS]
+
+
+def _known(value) -> str:
+    if value is None or value == _UNKNOWN:
+        return ""
+    return str(value)
+
+
+def _empty() -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype="object") for column in COLUMNS})
+    frame["ts"] = pd.Series(dtype="datetime64[ns, UTC]")
+    for column in ("pid", "session_line", "txid", "query_id"):
+        frame[column] = pd.Series(dtype="Int64")
+    frame["duration_ms"] = pd.Series(dtype="float64")
+    frame["line"] = pd.Series(dtype="int64")
+    return frame
+
+
+__all__ = ["COLUMNS", "ReadReport", "read", "read_chunks"]
