@@ -29,6 +29,23 @@ _TRANSACTION_END = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
 _REQUEST_ID_KEYS = ("request_id", "requestid", "request-id", "x-request-id", "req_id")
 REQUEST_COLUMNS = ["request", "route", "request_id", "grouped_by"]
 SNAPSHOT_COLUMNS = ("queryid", "query", "calls", "total_exec_ms", "mean_exec_ms", "rows")
+# extra columns of the findings, present also when there is no finding
+LOG_FINDING_COLUMNS = (
+    "pattern", "route", "fingerprint", "statement", "repeats", "statements", "requests",
+    "example_request", "after", "grouped_by", "confidence",
+)
+STATEMENT_FINDING_COLUMNS = (
+    "pattern", "queryid", "list_queryid", "calls", "list_calls", "list_rows", "ratio",
+    "calls_per_request", "statement", "confidence",
+)
+
+
+def _with_columns(rows: list[dict], columns) -> pd.DataFrame:
+    frame = findings_frame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype="object")
+    return frame
 
 
 # -- request comments (sqlcommenter, marginalia) ------------------------------------------------
@@ -227,12 +244,12 @@ def from_logs(
     runs = requests(logs, gap_ms=gap_ms, split_on_commit=split_on_commit)
     runs = runs[~runs["control"]] if len(runs) else runs
     if runs.empty:
-        return findings_frame([])
+        return _with_columns([], LOG_FINDING_COLUMNS)
     runs = runs.assign(_shape=runs["fingerprint"].fillna("text:" + runs["normalized"]))
     rows = _repeated(runs, min_repeats, critical_repeats)
     flagged_routes = {row["route"] for row in rows}
     rows += _too_many(runs, max_statements, flagged_routes)
-    return findings_frame(rows)
+    return _with_columns(rows, LOG_FINDING_COLUMNS)
 
 
 def _repeated(runs: pd.DataFrame, min_repeats: int, critical_repeats: int) -> list[dict]:
@@ -540,4 +557,4 @@ def from_statements(
                 confidence="low",
             )
         )
-    return findings_frame(rows)
+    return _with_columns(rows, STATEMENT_FINDING_COLUMNS)
