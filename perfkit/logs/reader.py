@@ -151,8 +151,18 @@ def read_chunks(
         progress.close()
 
 
+def _guarded(lines: Iterator[tuple[int, str]], path: Path, skip: bool, report: ReadReport) -> Iterator[tuple[int, str]]:
+    """``lines``, stopping at a damaged compressed stream when skipping bad lines."""
+    try:
+        yield from lines
+    except BadInputError as err:
+        if not skip:
+            raise
+        report.skip(path, formats.BadRecord(err.line or 0, str(err)))
+
+
 def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: ReadReport, progress) -> Iterator[dict]:
-    lines = numbered_lines(path, progress)
+    lines = _guarded(numbered_lines(path, progress), path, skip, report)
     sample = list(itertools.islice(lines, _SAMPLE_LINES))
     binary = [number for number, text in sample if "\x00" in text or text.count("\ufffd") * 4 > len(text) > 0]
     if sample and len(binary) * 2 > len(sample):
@@ -253,7 +263,10 @@ def _frame(entries: list[dict], path: Path, kind: str, timezone: str | None) -> 
     frame["duration_ms"] = frame["duration_ms"].astype("float64")
     shapes = {text: normalize(text) for text in frame["statement"].unique() if text}
     frame["normalized"] = frame["statement"].map(lambda s: shapes[s].normalized if s else "")
-    frame["fingerprint"] = frame["statement"].map(lambda s: shapes[s].fingerprint if s else None)
+    # object dtype whatever the chunk holds, so chunks concatenate alike (None: not parseable)
+    frame["fingerprint"] = pd.Series(
+        [shapes[s].fingerprint if s else None for s in frame["statement"]], index=frame.index, dtype=object
+    )
     frame["command"] = frame["statement"].map(lambda s: shapes[s].command if s else "")
     frame["file"] = str(path)
     frame["format"] = kind
