@@ -58,17 +58,26 @@ class BadRecord:
         return (self.last_line or self.line) - self.line + 1
 
 
-def sniff(lines: list[str]) -> str:
-    """``"jsonlog"``, ``"csvlog"`` or ``"stderr"`` from the first lines of a file."""
+def sniff(lines: list[str], stderr_prefixes: list[LinePrefix] = ()) -> str:
+    """``"jsonlog"``, ``"csvlog"`` or ``"stderr"``: the format most of ``lines`` look like.
+
+    A line votes csvlog when it starts a csvlog record, jsonlog when it starts with ``{``, stderr
+    when it starts with a tab (a continuation) or matches one of ``stderr_prefixes``.
+    """
+    votes = {"csvlog": 0, "jsonlog": 0, "stderr": 0}
     for line in lines:
         if not line.strip() or "\x00" in line:
             continue
-        if line.lstrip().startswith("{"):
-            return "jsonlog"
-        if CSV_RECORD_START.match(line):
-            return "csvlog"
+        if line.startswith("\t") or any(prefix.match(line) for prefix in stderr_prefixes):
+            votes["stderr"] += 1
+        elif line.lstrip().startswith("{"):
+            votes["jsonlog"] += 1
+        elif CSV_RECORD_START.match(line):
+            votes["csvlog"] += 1
+    best = max(votes.values())
+    if best == 0:
         return "stderr"
-    return "stderr"
+    return next(kind for kind in ("csvlog", "jsonlog", "stderr") if votes[kind] == best)
 
 
 def _binary(line: str) -> bool:

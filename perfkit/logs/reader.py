@@ -18,9 +18,9 @@ from perfkit.errors import BadInputError
 from perfkit.logs import formats
 from perfkit.logs.messages import statement_of
 from perfkit.logs.normalize import normalize
-from perfkit.logs.prefix import LinePrefix, detect
+from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix, detect
 from perfkit.logs.sources import _Progress, expand, numbered_lines
-from perfkit.logs.timestamps import to_utc
+from perfkit.logs.timestamps import to_utc, unreadable
 
 COLUMNS = [
     "ts", "pid", "session_id", "session_line", "user", "database", "application", "client",
@@ -143,10 +143,10 @@ def read_chunks(
             for entry in _entries(path, line_prefix, skip_bad_lines, report, progress):
                 rows.append(entry)
                 if len(rows) >= chunk_rows:
-                    yield _frame(rows, path, report.formats[str(path)], timezone)
+                    yield _frame(rows, path, report.formats[str(path)], timezone, skip_bad_lines, report)
                     rows = []
             if rows:
-                yield _frame(rows, path, report.formats[str(path)], timezone)
+                yield _frame(rows, path, report.formats[str(path)], timezone, skip_bad_lines, report)
     finally:
         progress.close()
 
@@ -175,7 +175,8 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
         report.formats[str(path)] = "binary"
         report.skip(path, formats.BadRecord(1, record.reason, last))
         return
-    kind = formats.sniff([text for _, text in sample])
+    texts = [text for _, text in sample]
+    kind = formats.sniff(texts, [line_prefix] if line_prefix else [LinePrefix(p) for p in COMMON_PREFIXES])
     report.formats[str(path)] = kind
     every = itertools.chain(sample, lines)
     if kind == "jsonlog":
@@ -183,7 +184,7 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
     elif kind == "csvlog":
         records = formats.read_csvlog(every)
     else:
-        chosen = line_prefix or detect([text for _, text in sample])
+        chosen = line_prefix or detect(texts)
         if chosen is None:
             first = next(((n, t) for n, t in sample if t.strip()), (1, ""))
             raise BadInputError(
@@ -205,7 +206,9 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
         yield record
 
 
-def _frame(entries: list[dict], path: Path, kind: str, timezone: str | None) -> pd.DataFrame:
+def _frame(
+    entries: list[dict], path: Path, kind: str, timezone: str | None, skip: bool, report: ReadReport
+) -> pd.DataFrame:
     """One chunk of entries in the contract's columns."""
     rows = []
     pending: dict = {}  # pid -> the last statement logged without a duration (log_statement)
@@ -256,7 +259,17 @@ def _frame(entries: list[dict], path: Path, kind: str, timezone: str | None) -> 
     frame = pd.DataFrame.from_records(rows, columns=[*COLUMNS, "ts_epoch"]) if rows else _empty()
     if not rows:
         return frame
-    frame["ts"] = to_utc(frame["ts"], frame["ts_epoch"], timezone=timezone, path=path)
+    converted = to_utc(frame["ts"], frame["ts_epoch"], timezone=timezone, path=path)
+    bad = unreadable(frame["ts"], frame["ts_epoch"], converted)
+    if bad.any():
+        first = frame[bad].iloc[0]
+        if not skip:
+            raise BadInputError(f"not a timestamp: {str(first['ts'])[:40]!r}", path=path, line=int(first["line"]))
+        for row in frame[bad].itertuples(index=False):
+            report.skip(path, formats.BadRecord(int(row.line), f"not a timestamp: {str(row.ts)[:40]!r}"))
+        report.entries -= int(bad.sum())
+        frame, converted = frame[~bad].reset_index(drop=True), converted[~bad].reset_index(drop=True)
+    frame["ts"] = converted
     frame = frame.drop(columns=["ts_epoch"])
     for column in ("pid", "session_line", "txid", "query_id"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")

@@ -60,8 +60,8 @@ def to_utc(
     Raises
     ------
     BadInputError
-        A zone abbreviation perfkit cannot place and no ``timezone``; or text that is not a
-        timestamp.
+        A zone abbreviation perfkit cannot place and no ``timezone``. Text that is not a
+        timestamp gives NaT (see :func:`unreadable`).
     """
     result = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[ns, UTC]")
     if epochs is not None:
@@ -72,12 +72,10 @@ def to_utc(
     present = texts.notna() & (texts.astype("string").str.len() > 0)
     if not present.any():
         return result
-    parts = texts[present].astype("string").str.extract(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)(?: (\S+))?$")
-    if parts[0].isna().any():
-        bad = texts[present][parts[0].isna()].iloc[0]
-        raise BadInputError(f"not a timestamp: {str(bad)[:40]!r}", path=path)
-    local = pd.to_datetime(parts[0], format="ISO8601")
-    zones = parts[1].fillna("")
+    parts = texts[present].astype("string").str.extract(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)(?: ([A-Za-z]{1,6}|[+-]\d{1,4}|[+-]\d{2}:\d{2}))?$")
+    local = pd.to_datetime(parts[0], format="ISO8601", errors="coerce")
+    zones = parts[1].fillna("")[local.notna()]
+    local = local[local.notna()]
     for zone in zones.unique():
         rows = zones == zone
         offset = _offset_hours(zone) if zone else None
@@ -90,6 +88,8 @@ def to_utc(
                 raise BadInputError(f"timezone {timezone!r} is not a time zone name ({err})") from None
         elif not zone:
             values = local[rows].dt.tz_localize("UTC")
+        elif int(rows.sum()) * 2 <= len(local):
+            continue  # a zone seen in a few damaged entries only: those stay NaT (unreadable)
         else:
             raise BadInputError(
                 f"timestamps carry the zone {zone!r}, which perfkit cannot place unambiguously; "
@@ -99,3 +99,11 @@ def to_utc(
             )
         result.loc[values.index] = values
     return result
+
+
+def unreadable(texts: pd.Series, epochs: pd.Series | None, converted: pd.Series) -> pd.Series:
+    """True where a timestamp was given (as text or epoch) but could not be read."""
+    given = texts.notna() & (texts.astype("string").str.len() > 0)
+    if epochs is not None:
+        given |= epochs.notna()
+    return given & converted.isna()
