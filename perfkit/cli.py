@@ -19,6 +19,7 @@ COMMANDS = (
     "top",
     "diff",
     "sandbox",
+    "logs",
 )
 
 
