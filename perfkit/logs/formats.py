@@ -33,7 +33,7 @@ JSON_KEYS = {
 }
 
 # the start of a csvlog record: log_time, user_name, database_name, process_id
-_CSV_TEXT = r'(?:"(?:[^"]|"")*"|)'
+_CSV_TEXT = r'(?:"(?:[^"]|"")*"|[^",]*)'
 CSV_RECORD_START = re.compile(
     r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: [A-Za-z0-9+:_/-]+)?," + _CSV_TEXT + "," + _CSV_TEXT + r",\d*,"
 )

@@ -39,10 +39,36 @@ def normalize(sql: str) -> Normalized:
     """
     if not sql:
         return Normalized("", None, "")
-    return _normalize(sql)
+    return _normalize(_without_comments(sql))
 
 
-@lru_cache(maxsize=200_000)
+def _without_comments(sql: str) -> str:
+    """``sql`` without its comments, found by PostgreSQL's lexer (pglast), not by pattern."""
+    if "/*" not in sql and "--" not in sql:
+        return sql
+    try:
+        comments = pg.comments(sql)
+    except pg.ParseError:
+        return sql
+    if not comments:
+        return sql
+    data = sql.encode("utf-8")
+    parts, position = [], 0
+    for comment in comments:
+        text = comment.str.encode("utf-8")
+        start = data.find(text, max(comment.match_location, position))
+        if start < 0:
+            return sql
+        parts.append(data[position:start])
+        end = start + len(text)
+        if start > 0 and not data[start - 1: start].isspace() and not data[end: end + 1].isspace():
+            parts.append(b" ")  # keep the tokens on either side apart
+        position = end
+    parts.append(data[position:])
+    return b"".join(parts).decode("utf-8", "replace")
+
+
+@lru_cache(maxsize=100_000)
 def _normalize(sql: str) -> Normalized:
     try:
         with_params = pg.normalize(sql)
@@ -61,7 +87,19 @@ def _fingerprint(normalized: str) -> str | None:
 
 
 def _tidy(sql: str) -> tuple[str, str]:
-    """``sql`` rebuilt from its tokens without comments, one space between separated tokens."""
+    """``sql`` (comments already removed, constants already ``$n``) with uniform spacing.
+
+    Without double quotes the only text left is keywords, names, operators and ``$n``, so
+    runs of white space collapse to one space; with quoted identifiers, the statement is
+    rebuilt from its tokens so their insides stay as they are.
+    """
+    if '"' not in sql:
+        words = sql.split()
+        text = " ".join(words)
+        first = words[0] if words else ""
+        if first.isalpha():
+            return text, first.upper() if _is_keyword(first) else ""
+        return text, _first_keyword(text)
     try:
         tokens = pg.scan(sql)
     except pg.ParseError:
@@ -70,21 +108,21 @@ def _tidy(sql: str) -> tuple[str, str]:
     parts: list[bytes] = []
     command = ""
     previous_end = None
-    gap = False
     for token in tokens:
         if token.name in _COMMENT_TOKENS:
-            gap = True
             continue
-        if previous_end is not None and (gap or token.start > previous_end + 1):
+        if previous_end is not None and token.start > previous_end + 1:
             parts.append(b" ")
-        if not command and token.kind != "NO_KEYWORD":
-            command = token.name.removesuffix("_P")
-        elif not command:
-            command = "?"
+        if not command:
+            command = token.name.removesuffix("_P") if token.kind != "NO_KEYWORD" else "?"
         parts.append(data[token.start: token.end + 1])
         previous_end = token.end
-        gap = False
     return b"".join(parts).decode("utf-8", "replace"), "" if command == "?" else command
+
+
+@lru_cache(maxsize=1024)
+def _is_keyword(word: str) -> bool:
+    return bool(_first_keyword(word))
 
 
 def _first_keyword(sql: str) -> str:

@@ -28,7 +28,7 @@ COLUMNS = [
     "fingerprint", "normalized", "command", "parameters", "plan", "message", "detail",
     "file", "line", "format",
 ]
-DEFAULT_CHUNK_ROWS = 200_000
+DEFAULT_CHUNK_ROWS = 100_000
 ERROR_LEVELS = frozenset({"ERROR", "FATAL", "PANIC"})
 _SAMPLE_LINES = 200
 _KEEP_BAD_RECORDS = 100
@@ -100,7 +100,9 @@ def read(
         ``application``, ``level``, ``phase`` (statement, execute, parse, bind, plan,
         duration, error, or empty), ``duration_ms``, ``statement``, ``fingerprint``,
         ``normalized``, ``command``, ``plan`` (auto_explain), ``file`` and ``line`` (where
-        the entry starts, 1-based), among others. ``df.attrs`` holds the read's report.
+        the entry starts, 1-based), among others. ``message`` holds the text of entries that
+        are not statements (a statement's message is its duration and text, already in their
+        columns). ``df.attrs`` holds the read's report.
 
     Raises
     ------
@@ -210,55 +212,49 @@ def _frame(
     entries: list[dict], path: Path, kind: str, timezone: str | None, skip: bool, report: ReadReport
 ) -> pd.DataFrame:
     """One chunk of entries in the contract's columns."""
-    rows = []
-    pending: dict = {}  # pid -> the last statement logged without a duration (log_statement)
+    columns: dict[str, list] = {name: [] for name in _ENTRY_COLUMNS}
+    pending: dict = {}  # pid -> position of the last statement logged without a duration
     for entry in entries:
         level = entry.get("level") or ""
-        logged = statement_of(entry.get("message") or "")
-        phase, duration, statement, plan = logged
+        message = entry.get("message") or ""
+        phase, duration, statement, plan = statement_of(message)
         pid = entry.get("pid")
         if phase == "duration" and pid in pending:
             # log_statement logged the text; log_min_duration_statement only the duration
-            pending.pop(pid)["duration_ms"] = duration
+            columns["duration_ms"][pending.pop(pid)] = duration
             continue
         query = entry.get("query") or ""
         if not phase and query:
             statement = query
             phase = "error" if level in ERROR_LEVELS else ""
         detail = entry.get("detail") or ""
-        row = {
-            "ts": entry.get("ts"),
-            "ts_epoch": entry.get("ts_epoch"),
-            "pid": pid,
-            "session_id": entry.get("session_id") or "",
-            "session_line": entry.get("session_line"),
-            "user": _known(entry.get("user")),
-            "database": _known(entry.get("database")),
-            "application": _known(entry.get("application")),
-            "client": _known(entry.get("client")),
-            "level": level,
-            "sqlstate": entry.get("sqlstate") or "",
-            "vxid": entry.get("vxid") or "",
-            "txid": entry.get("txid"),
-            "query_id": entry.get("query_id"),
-            "phase": phase,
-            "duration_ms": duration,
-            "statement": statement,
-            "parameters": detail[12:] if detail.startswith("parameters: ") else "",
-            "plan": plan,
-            "message": entry.get("message") or "",
-            "detail": detail,
-            "line": entry["line"],
-        }
-        rows.append(row)
         if phase in ("statement", "execute"):
             if math.isnan(duration):
-                pending[pid] = row
+                pending[pid] = len(columns["line"])
             else:
                 pending.pop(pid, None)
-    frame = pd.DataFrame.from_records(rows, columns=[*COLUMNS, "ts_epoch"]) if rows else _empty()
-    if not rows:
-        return frame
+        values = (
+            entry.get("ts"), entry.get("ts_epoch"), pid, entry.get("session_id") or "",
+            entry.get("session_line"), _known(entry.get("user")), _known(entry.get("database")),
+            _known(entry.get("application")), _known(entry.get("client")), level,
+            entry.get("sqlstate") or "", entry.get("vxid") or "", entry.get("txid"),
+            entry.get("query_id"), phase, duration, statement,
+            detail[12:] if detail.startswith("parameters: ") else "", plan,
+            # the message of a statement entry is its duration and text, already in their columns
+            message if phase in ("", "error") else "",
+            detail, entry["line"],
+        )
+        for name, value in zip(_ENTRY_COLUMNS, values, strict=True):
+            columns[name].append(value)
+    if not columns["line"]:
+        return _empty()
+    statements = columns["statement"]
+    shapes = {text: normalize(text) for text in set(statements) if text}
+    columns["normalized"] = [shapes[s].normalized if s else "" for s in statements]
+    columns["fingerprint"] = [shapes[s].fingerprint if s else None for s in statements]
+    columns["command"] = [shapes[s].command if s else "" for s in statements]
+    frame = pd.DataFrame(columns)
+    frame["fingerprint"] = frame["fingerprint"].astype(object).where(frame["fingerprint"].notna(), None)
     converted = to_utc(frame["ts"], frame["ts_epoch"], timezone=timezone, path=path)
     bad = unreadable(frame["ts"], frame["ts_epoch"], converted)
     if bad.any():
@@ -270,21 +266,20 @@ def _frame(
         report.entries -= int(bad.sum())
         frame, converted = frame[~bad].reset_index(drop=True), converted[~bad].reset_index(drop=True)
     frame["ts"] = converted
-    frame = frame.drop(columns=["ts_epoch"])
     for column in ("pid", "session_line", "txid", "query_id"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     frame["duration_ms"] = frame["duration_ms"].astype("float64")
-    shapes = {text: normalize(text) for text in frame["statement"].unique() if text}
-    frame["normalized"] = frame["statement"].map(lambda s: shapes[s].normalized if s else "")
-    # object dtype whatever the chunk holds, so chunks concatenate alike (None: not parseable)
-    frame["fingerprint"] = pd.Series(
-        [shapes[s].fingerprint if s else None for s in frame["statement"]], index=frame.index, dtype=object
-    )
-    frame["command"] = frame["statement"].map(lambda s: shapes[s].command if s else "")
     frame["file"] = str(path)
     frame["format"] = kind
     frame["line"] = frame["line"].astype("int64")
     return frame[COLUMNS]
+
+
+_ENTRY_COLUMNS = (
+    "ts", "ts_epoch", "pid", "session_id", "session_line", "user", "database", "application",
+    "client", "level", "sqlstate", "vxid", "txid", "query_id", "phase", "duration_ms",
+    "statement", "parameters", "plan", "message", "detail", "line",
+)
 
 
 def _known(value) -> str:
