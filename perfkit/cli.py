@@ -19,6 +19,8 @@ COMMANDS = (
     "top",
     "diff",
     "sandbox",
+    "explain",
+    "plan",
     "logs",
 )
 

@@ -1,8 +1,9 @@
-"""Charts: each function takes a DataFrame and returns a matplotlib Figure (never plt.show()).
+"""Charts: matplotlib/seaborn figures from perfkit's DataFrames (never ``plt.show()``).
 
-One module per evidence source; the log charts are in ``perfkit.charts.logs``.
+Each function takes evidence (a DataFrame or a parsed object) and returns a Figure.
 """
 
 from perfkit.charts.logs import duration_histogram
+from perfkit.charts.plans import plan_self_time
 
-__all__ = ["duration_histogram"]
+__all__ = ["duration_histogram", "plan_self_time"]
