@@ -362,3 +362,21 @@ def test_ambiguous_zone_needs_timezone():
         "2024-01-01 12:00:00+00:00"
     )
     assert to_utc(pd.Series([None]), pd.Series(["1714564800.250"]))[0] == pd.Timestamp("2024-05-01 12:00:00.25+00:00")
+
+
+@pytest.mark.parametrize("name", ["csvlog.csv", "jsonlog.json", "stderr-default.log", "stderr-pgbadger.log"])
+def test_every_logged_plan_parses_and_gives_plan_findings(logs, name):
+    from perfkit.plans import parse
+
+    frame = logs[name]
+    plans = frame[frame["phase"] == "plan"]
+    assert len(plans) >= 10
+    for text in plans["plan"]:
+        assert len(parse(text).nodes) >= 1
+    found = perfkit.logs.plan_findings(frame, n=len(plans))
+    assert found.attrs == {"skipped": "", "errors": []}
+    counted = frame[frame["statement"] == "SELECT count(*) FROM invoices WHERE total > 10"]
+    # the JSON plan: 377 rows estimated for the Seq Scan, 34 found
+    on_count = found[found["fingerprint"] == counted.iloc[0]["fingerprint"]]
+    assert on_count["subject"].tolist() == ["Seq Scan on invoices"]
+    assert on_count["kind"].tolist() == ["row_misestimate"]

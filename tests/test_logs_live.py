@@ -81,6 +81,7 @@ def test_cli_json(monkeypatch, capsys):
     n1 = next(f for f in payload["findings"] if f["kind"] == "n_plus_one")
     assert n1["subject"] == "/api/invoices" and n1["repeats"] == 4
     assert payload["most_frequent"][0]["calls"] == 4
+    assert "row_misestimate" in kinds  # from the auto_explain plans, via perfkit.plans
     assert payload["slowest"][0]["duration_ms"] >= payload["slowest"][-1]["duration_ms"]
     assert payload["formats"] == {str(FIXTURES / "csvlog.csv"): "csvlog"}
     assert set(payload["findings"][0]) >= {"kind", "severity", "subject", "evidence", "recommendation", "sql", "benefit_ms"}
