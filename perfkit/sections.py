@@ -809,3 +809,59 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
                        facts={"files": table})
 
     return guarded(title, build)
+
+
+# -- server logs ----------------------------------------------------------------------------------
+def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeats: int = 3) -> Section:
+    """PostgreSQL's own log: the slowest executions, the busiest statement shapes, N+1 per request, logged plans.
+
+    Parameters
+    ----------
+    src:
+        Its ``logs`` files (csvlog, jsonlog or stderr; ``.gz`` too).
+    n:
+        How many executions and shapes to show.
+    slow_ms:
+        Executions above this are ``slow_statement`` findings.
+    min_repeats:
+        A statement shape run this many times in one request is an N+1.
+    """
+    title = "Server log"
+    missing = needs("logs", title)
+    if missing:
+        return missing
+    if not src.logs:
+        return Section.skip(title, f"{title}: no log file given.")
+
+    def build() -> Section:
+        from perfkit import charts, nplusone
+        from perfkit import logs as server_log
+
+        frames = [server_log.read(path) for path in src.logs]
+        entries = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        timed = entries["duration_ms"].notna().sum()
+        blocks = [f"{len(entries):,} log entries from {', '.join(p.name for p in src.logs)}; "
+                  f"{timed:,} executions with a duration."]
+        slowest = server_log.slowest(entries, n=n)
+        busiest = server_log.most_frequent(entries, n=n, by="total_ms")
+        n_plus_one = nplusone.from_logs(entries, min_repeats=min_repeats)
+        found = [server_log.slow_statements(entries, slow_ms=slow_ms), server_log.plan_findings(entries), n_plus_one]
+        if len(busiest):
+            blocks += ["The statement shapes that took the most time:",
+                       _rounded(busiest[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
+                           normalized=busiest["normalized"].map(short_query))),
+                       charts.duration_histogram(entries, top=4)]
+        if len(slowest):
+            blocks += ["The slowest executions:",
+                       _rounded(slowest[["ts", "duration_ms", "database", "statement"]].assign(
+                           statement=slowest["statement"].map(short_query)))]
+        if len(n_plus_one):
+            blocks += ["N+1 patterns per request:", n_plus_one[["severity", "subject", "evidence", "recommendation"]]]
+        else:
+            blocks.append(f"No request ran the same statement {min_repeats} times or more.")
+        frames = [f for f in found if len(f)]
+        findings = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
+        return Section(title, blocks, data={"logs": entries, "slowest": slowest, "busiest": busiest, "n_plus_one": n_plus_one},
+                       findings=findings, facts={"files": [str(p) for p in src.logs], "entries": int(len(entries))})
+
+    return guarded(title, build)
