@@ -64,7 +64,8 @@ def weekly_runs(shop_dsn, tmp_path_factory):
     """Three weekly runs on the same day: first, second (a -2 folder), and --force."""
     base = tmp_path_factory.mktemp("weekly")
     out, store = base / "reports", base / "store"
-    common = ["--out", out, "--store", store, "--loadtest", LOADTESTS[0], "--loadtest", LOADTESTS[1]]
+    common = ["--out", out, "--store", store, "--loadtest", LOADTESTS[0], "--loadtest", LOADTESTS[1],
+              "--logs", SAMPLE / "logs" / "postgresql.json"]
     first = perfkit("report", "weekly", "--dsn", shop_dsn, *common)
     kept = base / "first"  # the first report as it was, before --force rewrites its folder
     if first.returncode == 0:
@@ -90,12 +91,15 @@ def test_weekly_report_folder_html_and_summary(weekly_runs):
     assert any("FROM invoices" in s["query"] for s in summary["top_statements"])
     assert summary["top_statements_basis"] == "since stats reset"  # the store was empty
     assert summary["compared_with"] == {"report": None, "snapshot": None}
-    assert summary["sections"]["workload"] == "ok" and summary["sections"]["week_over_week"] == "ok"
+    assert summary["sections"] == dict.fromkeys(
+        ["workload", "week_over_week", "plan", "loadtest", "logs", "health", "recommendations", "overview"], "ok")
     assert set(summary["findings_by_severity"]) == {"critical", "warning", "info"}
     assert sum(summary["findings_by_severity"].values()) == len(summary["findings"])
-    if summary["sections"].get("loadtest") == "ok":
-        assert summary["slo_verdict"] in {"pass", "warning", "critical"}
-        assert {v["metric"] for v in summary["slo"]} >= {"p95_ms", "error_rate"}
+    assert summary["slo_verdict"] in {"pass", "warning", "critical"}
+    assert {v["metric"] for v in summary["slo"]} >= {"p95_ms", "error_rate"}
+    assert {v["source"] for v in summary["slo"]} == {p.name for p in LOADTESTS}
+    kinds = {f["kind"] for f in summary["findings"]}
+    assert {"missing_tenant_index", "n_plus_one"} <= kinds  # the shop's planted problems, from health and the log
     assert summary["paths"]["html"] == str(written / "weekly.html")
     # the first report says plainly that there is nothing to compare with yet
     assert len(list(weekly_runs["store"].rglob("*.parquet"))) >= 1
@@ -138,6 +142,8 @@ def test_second_run_same_day_gets_a_suffix_and_compares(weekly_runs):
     assert sorted(p.name for p in weekly_runs["out"].iterdir()) == [base.name, base.name + "-2", "index.html"]
     forced_summary = json.loads((base / "summary.json").read_text())
     assert forced_summary["sections"]["loadtest"].endswith("no load-test file given, so there are no SLO verdicts in this report.")
+    assert forced_summary["sections"]["logs"].endswith("no log file given.")
+    assert forced_summary["status"] == "ok" and forced_summary["slo_verdict"] is None
     index = (weekly_runs["out"] / "index.html").read_text()
     assert index.count("weekly.html") == 2
 
