@@ -157,6 +157,17 @@ def test_no_password_anywhere(weekly_runs):
     assert not list(weekly_runs["out"].rglob(".*"))  # no temporary or partial file left behind
 
 
+def test_wrong_password_fails_the_run_without_showing_it(shop_dsn, tmp_path):
+    wrong = "Wrong-" + PASSWORD
+    out = tmp_path / "reports"
+    run = perfkit("report", "weekly", "--dsn", shop_dsn.replace(PASSWORD, wrong), "--out", out, "--store", tmp_path / "store")
+    assert run.returncode == 1, run.stderr
+    summary = json.loads((Path(run.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("AuthenticationFailed")
+    assert wrong not in run.stdout + run.stderr and wrong not in all_text(out)
+    assert PASSWORD not in all_text(out)
+
+
 def test_failing_cell_leaves_partial_notebook_html_and_failed_summary(tmp_path):
     out = tmp_path / "reports"
     # a parameter the workload section cannot use: the cell raises, the run fails
@@ -199,11 +210,15 @@ def test_any_notebook_with_parameters(tmp_path):
         (["report", "weekly", "--dsn", f"host=h password={PASSWORD} port=notaport x"], "not a valid connection string"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(args, message, tmp_path):
-    run = perfkit(*args, "--out", tmp_path / "reports")
-    assert run.returncode == 2, run.stderr
-    assert message in run.stderr and run.stderr.strip().count("\n") == 0
-    assert PASSWORD not in run.stderr
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys, monkeypatch):
+    from perfkit.cli import main
+
+    monkeypatch.delenv("PERFKIT_DSN", raising=False)
+    code = main([*args, "--out", str(tmp_path / "reports")])
+    out = capsys.readouterr()
+    assert code == 2, out.err
+    assert message in out.err and out.err.strip().count("\n") == 0 and out.out == ""
+    assert PASSWORD not in out.err
     assert not (tmp_path / "reports").exists()
 
 
