@@ -10,6 +10,7 @@ import html
 import json
 import os
 import re
+import threading
 import time
 import traceback
 import uuid
@@ -250,11 +251,33 @@ def failed_cell(nb) -> tuple[int | None, str]:
     return None, heading
 
 
+_EXPORTER: dict = {}
+_EXPORTER_LOCK = threading.Lock()
+
+
+def html_exporter():
+    """The nbconvert exporter for report pages, built once (its template compiled on first use)."""
+    with _EXPORTER_LOCK:
+        if "html" not in _EXPORTER:
+            from jinja2 import DictLoader
+            from nbconvert import HTMLExporter
+
+            exporter = HTMLExporter(
+                extra_loaders=[DictLoader({"perfkit_report.html.j2": REPORT_TEMPLATE})],
+                template_file="perfkit_report.html.j2",
+                exclude_input=True,
+                exclude_input_prompt=True,
+                exclude_output_prompt=True,
+                embed_images=True,
+            )
+            # compile the template now: a report run does this while the kernel works
+            exporter.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# warm")]))
+            _EXPORTER["html"] = exporter
+        return _EXPORTER["html"]
+
+
 def to_html(nb, *, title: str, failure: str | None = None) -> str:
     """The notebook as one self-contained HTML page: no code, images embedded, failure marked."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-
     nb = nbformat.reads(nbformat.writes(nb), as_version=4)
     if failure:
         index, heading = failed_cell(nb)
@@ -266,15 +289,7 @@ def to_html(nb, *, title: str, failure: str | None = None) -> str:
         if index is not None:
             nb.cells.insert(index + 1, nbformat.v4.new_markdown_cell(
                 f"<div style='color:#c00'><b>The report stopped here</b>{html.escape(where)}: {html.escape(failure)}</div>"))
-    exporter = HTMLExporter(
-        extra_loaders=[DictLoader({"perfkit_report.html.j2": REPORT_TEMPLATE})],
-        template_file="perfkit_report.html.j2",
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-        embed_images=True,
-    )
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    body, _ = html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
 
 
@@ -423,6 +438,9 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     started = dt.datetime.now(dt.UTC)
     status, error = "ok", None
     t0 = time.perf_counter()
+    # the HTML exporter gets ready on the other core while the kernel runs the notebook
+    warm = threading.Thread(target=html_exporter, name="perfkit-html-exporter", daemon=True)
+    warm.start()
     try:
         with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0"):
             papermill.execute_notebook(
