@@ -27,6 +27,7 @@ from perfkit import db
 from perfkit.errors import BadInputError, ReportError
 from perfkit.findings import SEVERITIES
 from perfkit.output import to_jsonable
+from perfkit.store import default_root
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 WEEKLY = "weekly"
@@ -442,7 +443,9 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     warm = threading.Thread(target=html_exporter, name="perfkit-html-exporter", daemon=True)
     warm.start()
     try:
-        with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0"):
+        # the kernel runs in the notebook's folder: give it the store as this process sees it
+        with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0",
+                         PERFKIT_STORE=str(default_root().resolve())):
             papermill.execute_notebook(
                 str(path), str(partial), parameters=safe, progress_bar=progress, cwd=str(path.parent),
                 execution_timeout=timeout, report_mode=False, log_output=False,

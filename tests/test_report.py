@@ -199,6 +199,18 @@ def test_any_notebook_with_parameters(tmp_path):
     assert json.loads((folder / "summary.json").read_text())["notebook"] == "01-workload"
 
 
+def test_live_notebook_stores_its_snapshot_where_the_command_runs(shop_dsn, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PERFKIT_STORE"}
+    run = subprocess.run([sys.executable, "-m", "perfkit.cli", "report", "01-workload", "--out", "reports"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**env, "PERFKIT_DSN": shop_dsn})
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / Path(run.stdout.strip().splitlines()[-1])).name.endswith("-01-workload")
+    assert list((tmp_path / "data" / "snapshots").rglob("*.parquet"))  # data/snapshots of the caller's folder
+    assert not (ROOT / "notebooks" / "data").exists()
+    summary = json.loads(next((tmp_path / "reports").glob("*/summary.json")).read_text())
+    assert summary["source"].endswith("/report_shop") and PASSWORD not in json.dumps(summary)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -68,7 +68,6 @@ def _files(paths: list[str], what: str) -> list[str]:
 def build_parameters(args) -> tuple[dict, str | None]:
     """The notebook parameters and the DSN from the options (paths made absolute: the kernel runs in notebooks/)."""
     from perfkit.errors import BadInputError
-    from perfkit.store import default_root
 
     parameters = {key: absolute_if_exists(parse_value(value)) for key, value in args.parameter}
     dsn = args.dsn or os.environ.get("PERFKIT_DSN") or None
@@ -90,8 +89,8 @@ def build_parameters(args) -> tuple[dict, str | None]:
         parameters["plans"] = _files(args.plan, "plan")
     if args.slo:
         parameters["slo"] = _files([args.slo], "SLO")[0]
-    if args.store or (weekly and dsn):
-        parameters["store"] = str(Path(args.store).resolve() if args.store else default_root().resolve())
+    if args.store:
+        parameters["store"] = str(Path(args.store).resolve())
     return parameters, dsn
 
 
