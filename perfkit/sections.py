@@ -653,6 +653,8 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
         if len(ranked):
             columns = [c for c in FINDING_TABLE_COLUMNS + ["benefit_ms", "sources"] if c in ranked.columns]
             shown = ranked[columns].head(n).copy()
+            for column in ("evidence", "recommendation"):  # the full text stays in advice["recommendations"]
+                shown[column] = shown[column].map(lambda text: short_query(text, 240))
             if "sources" in shown:
                 shown["sources"] = shown["sources"].map(lambda v: ", ".join(v) if isinstance(v, list | tuple) else v)
             blocks += [shown, fix_sql(ranked, limit=n)]

@@ -13,9 +13,10 @@ from perfkit.statements import strip_leading_comments
 
 
 def statement_label(query, width: int = 60) -> str:
-    """A one-line label for a statement: comments stripped, whitespace folded, cut to ``width``."""
+    """A one-line chart label for a statement: comments stripped, whitespace folded, cut to ``width``."""
     text = " ".join(strip_leading_comments(query).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("$", r"\$")  # $1 ... $2 would otherwise be read as mathtext
 
 
 def _empty(message: str) -> Figure:
