@@ -485,8 +485,19 @@ def _rounded(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     return out
 
 
-def loadtest(src: Sources) -> Section:
-    """Each load-test file: per-endpoint table, latency over time, CDF and SLO verdicts; the last run against the first."""
+LOADTEST_CHARTS = ("latency_over_time", "latency_cdf")
+
+
+def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS) -> Section:
+    """Each load-test file: per-endpoint table, charts and SLO verdicts; the last run against the first.
+
+    Parameters
+    ----------
+    src:
+        Its ``loadtests`` files and ``slo`` targets.
+    charts:
+        Names of ``perfkit.charts`` functions drawn for each run (default: latency over time and the CDF).
+    """
     title = "Load tests"
     missing = needs("loadtests", title)
     if missing:
@@ -494,8 +505,11 @@ def loadtest(src: Sources) -> Section:
     if not src.loadtests:
         return Section.skip(title, f"{title}: no load-test file given, so there are no SLO verdicts in this report.")
 
+    chart_names = list(charts)
+
     def build() -> Section:
-        from perfkit import charts, loadtests
+        from perfkit import charts as chart_module
+        from perfkit import loadtests
 
         targets = loadtests.load_targets(src.slo) if src.slo else None
         runs, verdicts, found, blocks = [], [], [], []
@@ -510,7 +524,7 @@ def loadtest(src: Sources) -> Section:
             blocks.append(f"**{path.name}** ({run.tool}, {run.format}; percentiles from {run.percentiles_from}): "
                           f"SLO verdict {word}.")
             blocks.append(_rounded(run.summary[[c for c in SUMMARY_TABLE_COLUMNS if c in run.summary]]))
-            blocks += [charts.latency_over_time(run), charts.latency_cdf(run)]
+            blocks += [getattr(chart_module, name)(run) for name in chart_names]
             if run.notes:
                 blocks.append("Notes: " + "; ".join(run.notes))
         all_verdicts = pd.concat(verdicts, ignore_index=True)
@@ -852,7 +866,7 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
             blocks += ["The statement shapes that took the most time:",
                        _rounded(busiest[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
                            normalized=busiest["normalized"].map(short_query))),
-                       charts.duration_histogram(entries, top=4)]
+                       charts.duration_histogram(entries, top=3)]
         if len(slowest):
             blocks += ["The slowest executions:",
                        _rounded(slowest[["ts", "duration_ms", "database", "statement"]].assign(
