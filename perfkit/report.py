@@ -371,6 +371,8 @@ def export(source_nb: Path, partial: Path, nb_path: Path, html_path: Path, *, st
     nb = nbformat.read(partial if partial.exists() else source_nb, as_version=4)
     nb = nbformat.reads(json.dumps(redact_all(json.loads(nbformat.writes(nb)), secrets)), as_version=4)
     nb.metadata["perfkit"] = {"status": status, "error": error, "source": source}
+    if "papermill" in nb.metadata:
+        nb.metadata["papermill"]["output_path"] = str(nb_path)
     write_atomic(nb_path, nbformat.writes(nb))
     write_atomic(html_path, redact_all(to_html(nb, title=title, failure=error), secrets))
 
@@ -437,7 +439,7 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     partial = folder / f".{path.stem}.partial.ipynb"
     source = db.describe(live_dsn) if live_dsn else "sample data"
     started = dt.datetime.now(dt.UTC)
-    status, error = "ok", None
+    status, error, interrupted = "ok", None, False
     t0 = time.perf_counter()
     # the HTML exporter gets ready on the other core while the kernel runs the notebook
     warm = threading.Thread(target=html_exporter, name="perfkit-html-exporter", daemon=True)
@@ -457,6 +459,8 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     except Exception as err:  # noqa: BLE001 - the kernel died, timed out, or never started
         status = "failed"
         error = f"{type(err).__name__}: {' '.join(str(err).split()) or traceback.format_exc(limit=1)}"[:500]
+    except KeyboardInterrupt:  # the folder still says what happened; then stop as asked
+        status, error, interrupted = "failed", "KeyboardInterrupt: interrupted", True
     duration = time.perf_counter() - t0
     finished = dt.datetime.now(dt.UTC)
     error = redact_all(error, secrets) if error else None
@@ -486,4 +490,6 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     summary = redact_all(to_jsonable(summary), secrets)
     write_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
     write_atomic(out / INDEX_NAME, index_html(out))
+    if interrupted:
+        raise KeyboardInterrupt
     return ReportResult(folder, status, error, nb_path, html_path, summary_path, summary)
