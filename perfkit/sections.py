@@ -436,7 +436,8 @@ def week_over_week(src: Sources, *, since: str = "7d", n: int = 10) -> Section:
         table.insert(0, "status", ranked["status"])
         blocks += [table, chart(ranked, n=n)]
         if len(found):
-            blocks += [f"{len(found)} statements got slower per call:", found[["severity", "subject", "evidence"]]]
+            blocks += [f"{len(found)} statement{'s' if len(found) > 1 else ''} got slower per call:",
+                       found[["severity", "subject", "evidence"]]]
         else:
             blocks.append(f"No statement got {REGRESSION_WARNING:g}x slower per call (at least {REGRESSION_MIN_CALLS} calls).")
         return Section(title, blocks, data={"changes": changes, "top": ranked, "before": before},
