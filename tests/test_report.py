@@ -284,3 +284,18 @@ def test_html_report_renders_in_headless_chromium(weekly_runs, tmp_path):
     assert len(colors) > 100  # text, tables and charts, not a blank page
     white = sum(count for count, rgb in colors if min(rgb) >= 250)
     assert white / (image.size[0] * image.size[1]) < 0.97
+
+
+def test_live_plan_with_a_what_if_index(shop_dsn, sandbox):
+    from perfkit import sections
+
+    if not sandbox.hypopg:
+        pytest.skip("hypopg is not installed in the sandbox (scripts/setup.sh installs it)")
+    src = sections.load_sources(shop_dsn)
+    sql = "SELECT id, order_id, status, amount, created_at FROM invoices WHERE tenant_id = 3 ORDER BY created_at DESC LIMIT 50"
+    deep = sections.plan(src, sql=sql, what_if="CREATE INDEX ON invoices (tenant_id, created_at)")
+    assert not deep.skipped and "Seq Scan" in set(deep["plan"].nodes["node_type"])
+    what = deep["what_if"]
+    assert what.used and what.cost_after < what.cost_before
+    assert any(isinstance(b, str) and b.startswith("What if `CREATE INDEX ON invoices") for b in deep.blocks)
+    assert PASSWORD not in repr(src) and PASSWORD not in src.describe()
