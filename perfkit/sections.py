@@ -354,7 +354,7 @@ def workload(src: Sources, *, n: int = 10, by: str = "total") -> Section:
             blocks.append(f"{hidden} statements have hidden text: GRANT pg_read_all_stats to this role to see them.")
         blocks += [_statement_table(ranked), top_statements_bar(ranked, n=n)]
         return Section(title, blocks, data={"snapshot": snap, "top": ranked},
-                       facts={"snapshot": str(path) if path else None, "captured_at": captured, "totals": totals,
+                       facts={"snapshot": str(Path(path).resolve()) if path else None, "captured_at": captured, "totals": totals,
                               "top_statements": statement_facts(ranked)})
 
     return guarded(title, build)
@@ -442,7 +442,7 @@ def week_over_week(src: Sources, *, since: str = "7d", n: int = 10) -> Section:
             blocks.append(f"No statement got {REGRESSION_WARNING:g}x slower per call (at least {REGRESSION_MIN_CALLS} calls).")
         return Section(title, blocks, data={"changes": changes, "top": ranked, "before": before},
                        findings=found,
-                       facts={"baseline": {"snapshot": str(base.path), "captured_at": base.captured_at,
+                       facts={"baseline": {"snapshot": str(Path(base.path).resolve()), "captured_at": base.captured_at,
                                            "hours_before": hours},
                               "stats_reset": bool(changes.attrs["stats_reset"]), "counts": counts,
                               "totals": totals, "top_statements": statement_facts(ranked)})
@@ -545,7 +545,7 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS) -> Sectio
         frames = [f for f in found if len(f)]
         findings = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
         facts = {
-            "files": [str(p) for p in src.loadtests],
+            "files": [str(p.resolve()) for p in src.loadtests],
             "slo": all_verdicts[["source", "endpoint", "metric", "value", "target", "critical", "verdict"]],
             "slo_verdict": _worst(all_verdicts["verdict"]),
         }
@@ -879,6 +879,6 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
         frames = [f for f in found if len(f)]
         findings = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
         return Section(title, blocks, data={"logs": entries, "slowest": slowest, "busiest": busiest, "n_plus_one": n_plus_one},
-                       findings=findings, facts={"files": [str(p) for p in src.logs], "entries": int(len(entries))})
+                       findings=findings, facts={"files": [str(p.resolve()) for p in src.logs], "entries": int(len(entries))})
 
     return guarded(title, build)
