@@ -74,8 +74,8 @@ def samples_frame(
             "status": _int64(status, n),
             "ok": _boolean(ok, n),
             "error": _text(error, n),
-            "tool": pd.Categorical([tool] * n) if n else pd.Categorical([]),
-            "source": pd.Categorical([str(source)] * n) if n else pd.Categorical([]),
+            "tool": _constant(tool, n),
+            "source": _constant(str(source), n),
         }
     )
     return frame[SAMPLE_COLUMNS]
@@ -84,6 +84,13 @@ def samples_frame(
 def empty_samples(tool: str = "", source: str = "") -> pd.DataFrame:
     """A samples frame with no rows (tools that only write aggregates)."""
     return samples_frame(ts=[], endpoint=[], latency_ms=[], tool=tool, source=source)
+
+
+def _constant(value: str, n: int) -> pd.Categorical:
+    """One value repeated ``n`` times, as a categorical (built from codes: no list of n strings)."""
+    if not n:
+        return pd.Categorical([])
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([value]))
 
 
 def _category(values, n: int) -> pd.Categorical:
@@ -110,10 +117,18 @@ def _boolean(values, n: int):
     return pd.Series(values, copy=False).astype("boolean").array
 
 
-def _text(values, n: int) -> np.ndarray:
+# The dtype pandas gives a column of str/None objects (``str`` from pandas 3, object before)
+_TEXT_DTYPE = pd.DataFrame({"text": np.array(["x", None], dtype=object)})["text"].dtype
+
+
+def _text(values, n: int):
     if values is None:
         return np.full(n, None, dtype=object)
     series = pd.Series(values, copy=False)
+    if series.dtype == _TEXT_DTYPE and series.dtype != object:
+        # already pandas' text dtype (e.g. from Arrow): keep it, only "" becomes missing
+        empty = (series == "").fillna(False).to_numpy(dtype=bool)
+        return (series.mask(empty) if empty.any() else series).array
     if isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype("str")
     present = series.notna().to_numpy()

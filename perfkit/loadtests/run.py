@@ -77,6 +77,20 @@ class LoadTestRun:
         )
 
 
+NOTE_OUT_OF_CORE = (
+    "summarized out of core (summary_only): exact counts and percentiles from every sample, "
+    "computed by DuckDB while streaming the file; the samples were not loaded"
+)
+
+
+def drop_samples(run: LoadTestRun, note: str | None = None) -> LoadTestRun:
+    """The run without its samples (``summary_only``), the summary kept as computed."""
+    run.samples = empty_samples(run.tool, run.source)
+    if note:
+        run.notes.append(note)
+    return run
+
+
 def aggregate_run(
     summary: pd.DataFrame, *, tool: str, format: str, source, **kwargs
 ) -> LoadTestRun:
