@@ -483,8 +483,8 @@ def _run_from_points(
         (expected == "true").fillna(False).to_numpy(dtype=bool),
         ((status >= 200) & (status < 400)).to_numpy(),
     )
-    error = points["error"].where(points["error"].notna(), points["error_code"])
-    endpoint = points["name"].where(points["name"].notna(), points["url"])
+    error = _coalesce(points["error"], points["error_code"])
+    endpoint = _coalesce(points["name"], points["url"])
     duration_s = None
     if whole_seconds:  # the stamps are truncated seconds: the run spans first..last second, inclusive
         duration_s = (end.max() - end.min()).total_seconds() + 1.0
@@ -514,6 +514,16 @@ def _run_from_points(
         closed_loop=None,
         skipped_lines=skipped,
     )
+
+
+def _coalesce(first: pd.Series, second: pd.Series) -> pd.Series:
+    """``first`` where present, else ``second`` (categoricals with different categories too)."""
+    missing = first.isna()
+    if not missing.any():
+        return first
+    if isinstance(first.dtype, pd.CategoricalDtype) or isinstance(second.dtype, pd.CategoricalDtype):
+        first, second = first.astype(object), second.astype(object)
+    return first.where(~missing, second)
 
 
 def _numbers(column: pd.Series) -> pd.Series:
