@@ -49,13 +49,29 @@ def compression(path: Path) -> str:
     return "gzip" if Path(path).suffix == ".gz" else "none"
 
 
-def _address_space_limit() -> int | None:
-    """The process' RLIMIT_AS in bytes, when one is set."""
+def _address_space_headroom() -> int | None:
+    """Bytes the process may still map under its RLIMIT_AS (``ulimit -v``), when one is set."""
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     except (ValueError, OSError):  # pragma: no cover
         return None
-    return None if soft in (resource.RLIM_INFINITY, -1) else int(soft)
+    if soft in (resource.RLIM_INFINITY, -1):
+        return None
+    used = 0
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    used = int(line.split()[1]) << 10
+                    break
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return max(int(soft) - used, 0)
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether a DuckDB error is its out-of-memory error (no use falling back to pandas then)."""
+    return "OutOfMemory" in type(err).__name__
 
 
 @contextlib.contextmanager
@@ -68,9 +84,9 @@ def connect(*, spill: bool = False, memory_limit: str | None = None):
         Give DuckDB a private temporary directory to spill to (removed on exit), for the
         out-of-core summaries.
     memory_limit:
-        DuckDB's ``memory_limit`` (e.g. ``"1GB"``). By default DuckDB's own (80 % of RAM), or a
-        third of the process' address-space limit (``ulimit -v``) when one is set, since DuckDB
-        does not see that limit itself.
+        DuckDB's ``memory_limit`` (e.g. ``"1GB"``). By default DuckDB's own (80 % of RAM), or
+        half of what the process' address-space limit (``ulimit -v``) leaves, when one is set:
+        DuckDB does not see that limit itself.
     """
     duckdb = _duckdb()
     if duckdb is None:
@@ -82,14 +98,15 @@ def connect(*, spill: bool = False, memory_limit: str | None = None):
         con.execute("SET enable_progress_bar = false")
         limit = memory_limit
         if limit is None:
-            space = _address_space_limit()
-            if space is not None:
-                limit = f"{max(space // 3, 64 << 20) >> 20}MB"
+            headroom = _address_space_headroom()
+            if headroom is not None:
+                limit = f"{max(headroom // 2, 32 << 20) >> 20}MB"
         if limit is not None:
             con.execute(f"SET memory_limit = {literal(limit)}")
         if spill:
             spill_dir = tempfile.mkdtemp(prefix="perfkit-duckdb-")
             con.execute(f"SET temp_directory = {literal(spill_dir)}")
+            con.execute("SET preserve_insertion_order = false")  # aggregates only: less memory
         else:
             con.execute("SET temp_directory = ''")  # nothing left behind in the working directory
         yield con

@@ -345,7 +345,11 @@ def summarize_csv(path, *, columns: list[str] | None = None, memory_limit: str |
                         rows, totals = duck.summary_rows(con, _DUCK_SAMPLES)
                         transactions = con.execute(
                             "SELECT count(*) FROM jtl_rows WHERE is_transaction").fetchone()[0]
-                    except duck.errors():
+                    except duck.errors() as err:
+                        if duck.out_of_memory(err):
+                            raise BadInputError(
+                                f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
+                                "pass a lower memory_limit", path=path) from None
                         rows = None
     if rows is None or totals.get("unstamped") or not totals.get("requests"):
         run = read_csv(path, columns=columns)

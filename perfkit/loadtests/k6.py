@@ -237,7 +237,7 @@ def duck_source(path: Path) -> str:
     columns = "{type: 'VARCHAR', metric: 'VARCHAR', data: " + duck.literal(_DATA_STRUCT) + "}"
     return (
         f"read_json({duck.literal(path)}, format = 'newline_delimited', columns = {columns}, "
-        f"compression = {duck.literal(duck.compression(path))}, maximum_object_size = 67108864)"
+        f"compression = {duck.literal(duck.compression(path))})"
     )
 
 
@@ -439,7 +439,10 @@ def summarize_json(path, *, memory_limit: str | None = None) -> LoadTestRun:
             points = _DUCK_POINTS.format(source=duck_source(path))
             try:
                 rows, totals = duck.summary_rows(con, _DUCK_SAMPLES.format(points=points))
-            except duck.errors():
+            except duck.errors() as err:
+                if duck.out_of_memory(err):
+                    raise BadInputError(f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
+                                        "pass a lower memory_limit", path=path) from None
                 rows = None
     if rows is None or totals.get("unstamped"):
         return drop_samples(read_json(path), "DuckDB could not summarize the file: it was read in memory")

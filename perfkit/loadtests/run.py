@@ -137,6 +137,10 @@ def guard(path, what: str):
         yield
     except PerfkitError:
         raise
+    except MemoryError as err:  # pyarrow's ArrowMemoryError too
+        raise BadInputError(
+            f"out of memory reading this {what} file: summarize it out of core with "
+            "summary_only=True (perfkit loadtest --summary-only)", path=path) from err
     except _PARSE_ERRORS as err:
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
