@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
@@ -207,9 +206,10 @@ def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool)
     if len(set(names)) != len(names):
         return None
     wanted = [c for c in _NEEDED if c in names and c != "URL"]
-    types = {name: pa.string() for name in wanted}
-    types.update({"timeStamp": pa.int64(), "elapsed": pa.float64(),
-                  "label": pa.dictionary(pa.int32(), pa.string())})
+    # text columns as dictionaries (few distinct values): the rules below run on the distinct
+    # values, then spread to the rows by their indices
+    types = {name: pa.dictionary(pa.int32(), pa.string()) for name in wanted}
+    types.update({"timeStamp": pa.int64(), "elapsed": pa.float64()})
     try:
         table = pa_csv.read_csv(
             path,
@@ -222,35 +222,50 @@ def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool)
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, EOFError):
         return None
-    if table.num_rows == 0 or table.column("timeStamp").null_count:
+    rows = table.num_rows
+    if rows == 0 or table.column("timeStamp").null_count:
         return None
-    if "responseMessage" in names:
-        message = table.column("responseMessage").fill_null("")
-    else:
-        message = pa.chunked_array([pa.array([""] * table.num_rows, pa.string())])
+
+    def distinct(name: str, table=table) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct values as an object array, each row's index into them)."""
+        column = table.column(name).unify_dictionaries().combine_chunks()
+        return (column.dictionary.to_numpy(zero_copy_only=False).astype(object),
+                column.indices.to_numpy(zero_copy_only=False))
+
     columns = {
         "ts_ms": table.column("timeStamp"),
         "elapsed": table.column("elapsed"),
-        "label": table.column("label"),
-        "is_transaction": pc.starts_with(message, TRANSACTION_MARK),
+        "label": table.column("label").unify_dictionaries().combine_chunks(),
     }
+    if "responseMessage" in names:
+        messages, message_of = distinct("responseMessage")
+        starts = np.array([text.startswith(TRANSACTION_MARK) for text in messages], dtype=bool)
+        columns["is_transaction"] = starts[message_of] if messages.size else np.zeros(rows, dtype=bool)
+    else:
+        messages, message_of = np.array([""], dtype=object), np.zeros(rows, dtype=np.int32)
+        columns["is_transaction"] = np.zeros(rows, dtype=bool)
     ok = None
     if "success" in names:
-        ok = pc.equal(pc.utf8_lower(table.column("success")), "true")
+        values, value_of = distinct("success")
+        ok = np.array([text.lower() == "true" for text in values], dtype=bool)[value_of]
         columns["ok"] = ok
     if "responseCode" in names:
-        codes = table.column("responseCode").combine_chunks().dictionary_encode()
-        values = pd.to_numeric(pd.Series(codes.dictionary.to_numpy(zero_copy_only=False)),
-                               errors="coerce").to_numpy(dtype="float64")
-        indices = codes.indices.to_numpy(zero_copy_only=False)
-        columns["status"] = pa.array(values[indices] if values.size else np.full(len(indices), np.nan))
+        codes, code_of = distinct("responseCode")
+        numbers = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").to_numpy(dtype="float64")
+        columns["status"] = numbers[code_of] if numbers.size else np.full(rows, np.nan)
     if "failureMessage" in names:
-        failure = table.column("failureMessage")
-        fallback = pc.if_else(
-            pc.and_(pc.invert(ok), pc.not_equal(message, "")) if ok is not None
-            else pa.chunked_array([pa.array(np.zeros(table.num_rows, dtype=bool))]),
-            message, pa.scalar(None, pa.string()))
-        columns["error"] = pc.if_else(pc.not_equal(failure, ""), failure, fallback)
+        failures, failure_of = distinct("failureMessage")
+        has_failure = np.array([text != "" for text in failures], dtype=bool)[failure_of]
+        use_message = ~has_failure & np.array([text != "" for text in messages], dtype=bool)[message_of]
+        if ok is not None:
+            use_message &= ~ok
+        else:
+            use_message[:] = False
+        # one text per distinct failure message, then per distinct response message
+        texts = pa.array(np.concatenate([failures, messages]), pa.string())
+        pick = np.where(has_failure, failure_of, len(failures) + message_of)
+        mask = ~(has_failure | use_message)
+        columns["error"] = texts.take(pa.array(pick, pa.int64(), mask=mask))
     del table
     return pa.table(columns).to_pandas()
 
@@ -262,9 +277,11 @@ def _run_typed(frame: pd.DataFrame, path: Path, names: list[str]) -> LoadTestRun
     if transactions:
         frame = frame[~is_transaction]
     stamps = frame["ts_ms"].to_numpy(dtype="int64")
-    order = np.argsort(stamps, kind="stable")
-    frame = frame.iloc[order]
-    ts = pd.to_datetime(stamps[order], unit="ms", utc=True)
+    if stamps.size > 1 and (stamps[1:] < stamps[:-1]).any():  # JMeter writes rows as samples end
+        order = np.argsort(stamps, kind="stable")
+        frame = frame.iloc[order]
+        stamps = stamps[order]
+    ts = pd.to_datetime(stamps, unit="ms", utc=True)
     samples = samples_frame(
         ts=ts, endpoint=frame["label"].cat.remove_unused_categories() if transactions else frame["label"],
         method=None, latency_ms=frame["elapsed"].to_numpy(dtype="float64"),

@@ -217,14 +217,22 @@ def read_json(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
         return _run_from_points(points, path, "k6-json", skipped)
 
 
+_DUCK_TAGS = [tag for tag in _TAGS if tag != "group"]  # the tags the DuckDB paths read
 _DATA_STRUCT = (
     "STRUCT(time VARCHAR, value DOUBLE, tags STRUCT("
-    + ", ".join(f'"{tag}" VARCHAR' for tag in _TAGS)
+    + ", ".join(f'"{tag}" VARCHAR' for tag in _DUCK_TAGS)
     + "))"
 )
-_DUCK_FIELDS = "data.time AS time, data.value AS value, " + ", ".join(
-    f'data.tags."{tag}" AS "{tag}"' for tag in _TAGS
+# The tags perfkit uses; ``url`` and ``error_code`` only matter where ``name`` and ``error`` are
+# missing, so only those rows carry them (fewer strings to build); ``group`` is not used.
+_DUCK_FIELDS = (
+    "data.time AS time, data.value AS value, data.tags.name AS name, "
+    "CASE WHEN data.tags.name IS NULL THEN data.tags.url END AS url, "
+    "data.tags.method AS method, data.tags.status AS status, "
+    "data.tags.expected_response AS expected_response, data.tags.error AS error, "
+    "CASE WHEN data.tags.error IS NULL THEN data.tags.error_code END AS error_code"
 )
+
 _DUCK_WHERE = "metric = 'http_req_duration' AND type = 'Point'"
 _DUCK_POINTS = "SELECT " + _DUCK_FIELDS + " FROM {source} WHERE " + _DUCK_WHERE
 _SAMPLE = 1 << 20  # bytes read to decide whether filtering lines first pays
@@ -361,7 +369,7 @@ def duck_points_sql(con, path: Path) -> str | None:
 
 
 def _json_structure() -> str:
-    tags = ", ".join(f'"{tag}": "VARCHAR"' for tag in _TAGS)
+    tags = ", ".join(f'"{tag}": "VARCHAR"' for tag in _DUCK_TAGS)
     return (
         '{"type": "VARCHAR", "metric": "VARCHAR", '
         '"data": {"time": "VARCHAR", "value": "DOUBLE", "tags": {' + tags + "}}}"
@@ -388,7 +396,7 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
         except (OSError, EOFError):
             return None  # unreadable (e.g. a broken gzip stream): the fallback says so
     if table.num_rows == 0:
-        return pd.DataFrame(columns=["time", "value", *_TAGS])
+        return pd.DataFrame(columns=["time", "value", *_DUCK_TAGS])
     try:
         end = table.column("time").cast(pa.timestamp("ns", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -397,7 +405,7 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
     if end.null_count or value.null_count:
         return None  # a point without time or value: the fallback raises naming its line
     columns = {"time": end, "value": value}
-    for tag in _TAGS:
+    for tag in _DUCK_TAGS:
         columns[tag] = table.column(tag).dictionary_encode()  # few distinct values: categoricals
     del table
     return pa.table(columns).to_pandas()
