@@ -316,13 +316,14 @@ def _whole_lines(buf: bytearray, end: int) -> bool:
         del data
 
 
-def _duration_lines(path: Path) -> pa.ChunkedArray | None:
-    """The lines naming ``http_req_duration`` (Arrow strings); None when a line is cut short."""
-    chunks = []
+def _duration_line_blocks(path: Path):
+    """Per block of the file, the lines naming ``http_req_duration`` (bytes, whole lines);
+    None for a block with a line cut short (the caller then falls back)."""
     for buf, end in _buffers(path):
         if not _whole_lines(buf, end):
-            return None
-        starts, stops = [], []
+            yield None
+            return
+        parts = []
         find, rfind, pos = buf.find, buf.rfind, 0
         while True:
             hit = find(_NEEDLE, pos, end)
@@ -331,41 +332,67 @@ def _duration_lines(path: Path) -> pa.ChunkedArray | None:
             start = rfind(b"\n", 0, hit) + 1
             stop = find(b"\n", hit, end)
             stop = end if stop < 0 else stop + 1
-            starts.append(start)
-            stops.append(stop)
+            parts.append(buf[start:stop])
             pos = stop
-        if not starts:
-            continue
-        data = b"".join([buf[a:b] for a, b in zip(starts, stops, strict=True)])
-        offsets = np.zeros(len(starts) + 1, dtype=np.int64)
-        np.cumsum(np.subtract(stops, starts), out=offsets[1:])
-        buffer = pa.py_buffer(data)
-        for first in range(0, len(starts), _CHUNK_ROWS):
-            part = offsets[first : first + _CHUNK_ROWS + 1]
-            chunks.append(
-                pa.LargeStringArray.from_buffers(len(part) - 1, pa.py_buffer(part), buffer)
-            )
-    return pa.chunked_array(chunks, pa.large_string())
+        if parts:
+            if not parts[-1].endswith(b"\n"):
+                parts.append(b"\n")
+            yield b"".join(parts)
 
 
-def duck_points_sql(con, path: Path) -> str | None:
-    """A DuckDB query of the file's ``http_req_duration`` points (time, value, tags).
+_BLOCKS_PER_BATCH = 4  # blocks of the byte filter per DuckDB scan (64 MB of the file)
 
-    For a file whose lines are mostly other metrics, the lines naming ``http_req_duration``
-    are found by a byte search first and only those are parsed (filter before parse); a file
-    of duration points is scanned whole by DuckDB. None when the byte filter finds a line cut
-    short (the fallback reader names it).
+
+def _points_filtered(con, path: Path) -> pa.Table | None:
+    """The duration points of a mixed file: filter bytes here while DuckDB parses in parallel.
+
+    This thread searches each block for the lines naming ``http_req_duration`` (Python, holding
+    the GIL) and writes them to a scratch file; a worker thread has DuckDB parse the previous
+    batch (``read_json``, which runs without the GIL): the two overlap on two cores. None when
+    a line is cut short.
     """
-    if _mostly_points(path):
-        return _DUCK_POINTS.format(source=duck_source(path))
-    lines = _duration_lines(path)
-    if lines is None:
-        return None
-    con.register("k6_duration_lines", pa.table({"line": lines}))
-    return (
-        f"SELECT {_DUCK_FIELDS} FROM (SELECT unnest(json_transform(line, "
-        f"{duck.literal(_json_structure())})) FROM k6_duration_lines) WHERE {_DUCK_WHERE}"
-    )
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    scratch_root = "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+    def parse(batch: Path) -> pa.Table:
+        cursor = con.cursor()
+        try:
+            source = duck_source(batch)
+            return duck.arrow(cursor.sql(_DUCK_POINTS.format(source=source)))
+        finally:
+            cursor.close()
+            batch.unlink(missing_ok=True)
+
+    futures, pending = [], []
+    with tempfile.TemporaryDirectory(prefix="perfkit-k6-", dir=scratch_root) as scratch, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+
+            def submit() -> None:
+                batch = Path(scratch) / f"lines-{len(futures)}.json"
+                with open(batch, "wb") as out:
+                    out.writelines(pending)
+                pending.clear()
+                futures.append(pool.submit(parse, batch))
+
+            for blocks, lines in enumerate(_duration_line_blocks(path), start=1):
+                if lines is None:
+                    return None
+                pending.append(lines)
+                if blocks % _BLOCKS_PER_BATCH == 0:
+                    submit()
+            if pending:
+                submit()
+            if not futures:
+                return pa.table({"time": pa.array([], pa.string())})  # no duration lines at all
+            tables = [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True)
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
 def _json_structure() -> str:
@@ -387,10 +414,12 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
         if con is None:
             return None
         try:
-            query = duck_points_sql(con, path)
-            if query is None:
-                return None
-            table = duck.arrow(con.sql(query))
+            if _mostly_points(path):  # a file of duration points: DuckDB scans it whole
+                table = duck.arrow(con.sql(_DUCK_POINTS.format(source=duck_source(path))))
+            else:  # mostly other metrics: filter the lines before parsing them
+                table = _points_filtered(con, path)
+                if table is None:
+                    return None
         except duck.errors():
             return None
         except (OSError, EOFError):
