@@ -227,3 +227,14 @@ def test_summary_only_falls_back_where_duckdb_cannot_and_drops_samples_elsewhere
     empty.write_text("\n")
     with pytest.raises(BadInputError, match="empty"):
         loadtests.read(empty, "k6-json", summary_only=True)
+
+
+def test_cli_summary_only(capsys):
+    from perfkit.cli import main
+
+    assert main(["loadtest", "--summary-only", "--json", str(FIX / "k6_points.ndjson")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    result = doc["results"][0]
+    assert any("out of core" in note for note in result["notes"])
+    reference = loadtests.read(FIX / "k6_points.ndjson").summary
+    assert [row["requests"] for row in result["summary"]] == reference["requests"].tolist()
