@@ -31,6 +31,10 @@ def register(subparsers) -> None:
     parser.add_argument("--html", metavar="OUT", help="write a standalone HTML page")
     parser.add_argument("--skip-bad-lines", action="store_true",
                         help="skip truncated or malformed lines (reported) instead of failing")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="summarize without loading the samples (files larger than memory: k6 "
+                        "NDJSON and JMeter CSV are streamed through DuckDB; exact counts and "
+                        "percentiles; no sample-based flags or charts)")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -40,6 +44,8 @@ def _analyse(path: Path, args, targets) -> dict:
     from perfkit.findings import findings_frame
 
     options = {"skip_bad_lines": True} if args.skip_bad_lines else {}
+    if getattr(args, "summary_only", False):
+        options = {"summary_only": True}
     try:
         run_ = loadtests.read(path, args.format, **options)
     except BadInputError as err:

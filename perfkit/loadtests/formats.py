@@ -12,7 +12,7 @@ from pathlib import Path
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import ab, artillery, jmeter, k6, locust, pgbench, wrk
-from perfkit.loadtests.run import LoadTestRun
+from perfkit.loadtests.run import LoadTestRun, drop_samples
 
 # format name -> (reader, what it is, whether it has per-request samples)
 FORMATS = {
@@ -31,6 +31,14 @@ FORMATS = {
     "pgbench-log": (pgbench.read_log, "pgbench -l per-transaction log", "samples"),
     "pgbench-aggregate": (pgbench.read_aggregate, "pgbench -l --aggregate-interval log", "aggregates"),
     "pgbench-report": (pgbench.read_report, "pgbench text report (-P progress, -r scripts)", "aggregates"),
+}
+
+
+# formats summarized out of core with ``summary_only=True`` (the others are read, then the
+# samples dropped: their files are aggregates or small)
+SUMMARIZERS = {
+    "k6-json": k6.summarize_json,
+    "jmeter-csv": jmeter.summarize_csv,
 }
 
 
@@ -110,7 +118,7 @@ def detect(path) -> str:
     raise BadInputError(f"unknown load-test format; supported formats: {supported()}", path=path)
 
 
-def read(path, format: str | None = None, **options) -> LoadTestRun:
+def read(path, format: str | None = None, *, summary_only: bool = False, **options) -> LoadTestRun:
     """Read one load-test result file into a LoadTestRun.
 
     Parameters
@@ -119,6 +127,11 @@ def read(path, format: str | None = None, **options) -> LoadTestRun:
         The result file (a ``.gz`` is read through for k6 JSON/CSV).
     format:
         One of ``FORMATS`` (see ``supported()``); detected from the content when None.
+    summary_only:
+        Only the summary, computed without loading the samples: k6 NDJSON and JMeter CSV are
+        streamed through DuckDB (exact counts and percentiles, files larger than memory);
+        other formats are read, then their samples dropped. ``run.samples`` is empty.
+        Not with ``skip_bad_lines``.
     **options:
         Passed to the reader: ``skip_bad_lines=True`` (NDJSON, CSV, JTL, pgbench logs),
         ``columns=[...]`` (a header-less JTL with custom columns), ``endpoint=`` (ab -g),
@@ -135,6 +148,14 @@ def read(path, format: str | None = None, **options) -> LoadTestRun:
     if format not in FORMATS:
         raise BadInputError(f"unknown format {format!r}; supported formats: {supported()}")
     reader = FORMATS[format][0]
+    if summary_only:
+        if options.get("skip_bad_lines"):
+            raise BadInputError("summary_only does not take skip_bad_lines", path=path)
+        options.pop("skip_bad_lines", None)
+        if format in SUMMARIZERS:
+            reader = SUMMARIZERS[format]
+        else:
+            return drop_samples(read(path, format, **options))
     try:
         return reader(path, **options)
     except TypeError as err:

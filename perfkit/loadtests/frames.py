@@ -74,8 +74,8 @@ def samples_frame(
             "status": _int64(status, n),
             "ok": _boolean(ok, n),
             "error": _text(error, n),
-            "tool": pd.Categorical([tool] * n) if n else pd.Categorical([]),
-            "source": pd.Categorical([str(source)] * n) if n else pd.Categorical([]),
+            "tool": _constant(tool, n),
+            "source": _constant(str(source), n),
         }
     )
     return frame[SAMPLE_COLUMNS]
@@ -84,6 +84,13 @@ def samples_frame(
 def empty_samples(tool: str = "", source: str = "") -> pd.DataFrame:
     """A samples frame with no rows (tools that only write aggregates)."""
     return samples_frame(ts=[], endpoint=[], latency_ms=[], tool=tool, source=source)
+
+
+def _constant(value: str, n: int) -> pd.Categorical:
+    """One value repeated ``n`` times, as a categorical (built from codes: no list of n strings)."""
+    if not n:
+        return pd.Categorical([])
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([value]))
 
 
 def _category(values, n: int) -> pd.Categorical:
@@ -110,10 +117,18 @@ def _boolean(values, n: int):
     return pd.Series(values, copy=False).astype("boolean").array
 
 
-def _text(values, n: int) -> np.ndarray:
+# The dtype pandas gives a column of str/None objects (``str`` from pandas 3, object before)
+_TEXT_DTYPE = pd.DataFrame({"text": np.array(["x", None], dtype=object)})["text"].dtype
+
+
+def _text(values, n: int):
     if values is None:
         return np.full(n, None, dtype=object)
     series = pd.Series(values, copy=False)
+    if series.dtype == _TEXT_DTYPE and series.dtype != object:
+        # already pandas' text dtype (e.g. from Arrow): keep it, only "" becomes missing
+        empty = (series == "").fillna(False).to_numpy(dtype=bool)
+        return (series.mask(empty) if empty.any() else series).array
     if isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype("str")
     present = series.notna().to_numpy()
@@ -191,25 +206,34 @@ def summarize(samples: pd.DataFrame, *, duration_s: float | None = None) -> pd.D
         endpoint = endpoint.astype("category")
     if endpoint.isna().any():
         endpoint = endpoint.cat.add_categories(["(unnamed)"]).fillna("(unnamed)")
-    frame["endpoint"] = endpoint
-    frame["failed"] = (~frame["ok"].astype("boolean")).astype("float64")  # NA -> NaN
+    failed = (~frame["ok"].astype("boolean")).astype("float64").to_numpy()  # NA -> NaN
+    latency = frame["latency_ms"].to_numpy(dtype="float64")
+    codes = endpoint.cat.codes.to_numpy()
+    names = endpoint.cat.categories
+    # group by sorting the codes once (stable: each group keeps the rows' order, so sums and
+    # means add the same numbers in the same order as a groupby would)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    cuts = np.flatnonzero(np.diff(sorted_codes)) + 1
     rows = []
-    for endpoint, group in frame.groupby("endpoint", sort=True, observed=True):
-        rows.append(_summary_row(str(endpoint), group, duration))
-    rows.append(_summary_row(ALL, frame, duration))
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(codes)], strict=True):
+        if stop <= start:
+            continue
+        rows_of = order[start:stop]
+        rows.append(_summary_row(str(names[sorted_codes[start]]), latency[rows_of], failed[rows_of], duration))
+    rows.append(_summary_row(ALL, latency, failed, duration))
     return summary_frame(rows)
 
 
-def _summary_row(endpoint: str, group: pd.DataFrame, duration: float) -> dict:
-    latencies = group["latency_ms"].to_numpy(dtype="float64")
+def _summary_row(endpoint: str, latencies: np.ndarray, failed: np.ndarray, duration: float) -> dict:
+    requests = len(latencies)
     latencies = latencies[~np.isnan(latencies)]
-    failed = group["failed"]
-    failures = float(failed.sum()) if failed.notna().all() else np.nan
+    failures = float(failed.sum()) if not np.isnan(failed).any() else np.nan
     row = {
         "endpoint": endpoint,
-        "requests": len(group),
+        "requests": requests,
         "failures": failures,
-        "rps": len(group) / duration if duration > 0 else np.nan,
+        "rps": requests / duration if duration > 0 else np.nan,
         "mean_ms": float(latencies.mean()) if latencies.size else np.nan,
         "max_ms": float(latencies.max()) if latencies.size else np.nan,
     }

@@ -13,10 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
-from perfkit.loadtests.frames import samples_frame, summarize
-from perfkit.loadtests.run import LoadTestRun, guard, read_bytes
+from perfkit.loadtests import duck
+from perfkit.loadtests.frames import samples_frame, summarize, summary_frame
+from perfkit.loadtests.run import (
+    NOTE_OUT_OF_CORE,
+    LoadTestRun,
+    aggregate_run,
+    drop_samples,
+    guard,
+    read_bytes,
+)
 
 TOOL = "jmeter"
 # The default CSV columns of JMeter 5.x, and without URL (jmeter.save.saveservice.url=false)
@@ -84,6 +94,45 @@ def _line_of_bad_row(data: bytes, delimiter: str, width: int) -> int | None:
     return None
 
 
+def _head(path: Path, size: int = 65536) -> bytes:
+    """The first bytes of the (gzipped) file: BadInputError when it is missing."""
+    try:
+        if path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rb") as handle:
+                return handle.read(size)
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
+    except (OSError, EOFError) as err:
+        raise BadInputError(f"cannot read: {err}", path=path) from None
+
+
+def _layout(head: bytes, columns: list[str] | None, path: Path) -> tuple[str, bool, list[str]]:
+    """(delimiter, has header, column names) from the file's first bytes (whole first line)."""
+    delimiter, has_header = _sniff(head[:65536].decode("utf-8", "replace"))
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if has_header:
+        names = next(csv.reader([first.strip("\r")], delimiter=delimiter))
+    elif columns:
+        names = list(columns)
+    else:
+        width = len(next(csv.reader([first], delimiter=delimiter)))
+        if width not in _KNOWN_LAYOUTS:
+            raise BadInputError(
+                f"JTL without header and with {width} columns: pass columns=[...] "
+                "(the jmeter.save.saveservice settings that wrote it)", path=path, line=1)
+        names = _KNOWN_LAYOUTS[width]
+    for needed in ("timeStamp", "elapsed", "label"):
+        if needed not in names:
+            raise BadInputError(f"JTL without a {needed!r} column", path=path, line=1)
+    return delimiter, has_header, names
+
+
 def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = False) -> LoadTestRun:
     """Read a JMeter CSV JTL.
 
@@ -105,25 +154,17 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         One sample per request; Transaction Controller rows are left out (see notes).
     """
     path = Path(path)
+    if not skip_bad_lines:
+        head = _head(path)
+        if head.strip() and b"\n" in head:
+            with guard(path, "JMeter JTL (CSV)"):
+                delimiter, has_header, names = _layout(head, columns, path)
+                typed = _typed_arrow(path, names, delimiter, has_header)
+                if typed is not None:
+                    return _run_typed(typed, path, names)
     data = read_bytes(path)
     with guard(path, "JMeter JTL (CSV)"):
-        delimiter, has_header = _sniff(data[:65536].decode("utf-8", "replace"))
-        if has_header:
-            names = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")],
-                                    delimiter=delimiter))
-        elif columns:
-            names = list(columns)
-        else:
-            width = len(next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8", "replace")],
-                                        delimiter=delimiter)))
-            if width not in _KNOWN_LAYOUTS:
-                raise BadInputError(
-                    f"JTL without header and with {width} columns: pass columns=[...] "
-                    "(the jmeter.save.saveservice settings that wrote it)", path=path, line=1)
-            names = _KNOWN_LAYOUTS[width]
-        for needed in ("timeStamp", "elapsed", "label"):
-            if needed not in names:
-                raise BadInputError(f"JTL without a {needed!r} column", path=path, line=1)
+        delimiter, has_header, names = _layout(data[:65536] if b"\n" in data[:65536] else data, columns, path)
         include = [c for c in _NEEDED if c in names]
         last = names[-1]  # missing in a row cut short (pandas fills absent fields with NaN)
         skipped = 0
@@ -152,6 +193,195 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         if frame.empty:
             raise BadInputError("JTL without samples", path=path)
         return _run(frame, path, "jmeter-csv", skipped)
+
+
+def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool) -> pd.DataFrame | None:
+    """The JTL's typed sample columns, read by pyarrow's CSV reader; None to use pandas.
+
+    ``newlines_in_values`` lets quoted failure messages span lines (pandas' pyarrow engine does
+    not set it, hence its failure on such files). None when a row has the wrong number of
+    fields or a timestamp is not epoch milliseconds: the pandas reader then names the row or
+    parses the formatted timestamps.
+    """
+    if len(set(names)) != len(names):
+        return None
+    wanted = [c for c in _NEEDED if c in names and c != "URL"]
+    # text columns as dictionaries (few distinct values): the rules below run on the distinct
+    # values, then spread to the rows by their indices
+    types = {name: pa.dictionary(pa.int32(), pa.string()) for name in wanted}
+    types.update({"timeStamp": pa.int64(), "elapsed": pa.float64()})
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1 if has_header else 0,
+                                            block_size=1 << 20),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=wanted, column_types=types, strings_can_be_null=False,
+                quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, EOFError):
+        return None
+    rows = table.num_rows
+    if rows == 0 or table.column("timeStamp").null_count:
+        return None
+
+    def distinct(name: str, table=table) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct values as an object array, each row's index into them)."""
+        column = table.column(name).unify_dictionaries().combine_chunks()
+        return (column.dictionary.to_numpy(zero_copy_only=False).astype(object),
+                column.indices.to_numpy(zero_copy_only=False))
+
+    columns = {
+        "ts_ms": table.column("timeStamp"),
+        "elapsed": table.column("elapsed"),
+        "label": table.column("label").unify_dictionaries().combine_chunks(),
+    }
+    if "responseMessage" in names:
+        messages, message_of = distinct("responseMessage")
+        starts = np.array([text.startswith(TRANSACTION_MARK) for text in messages], dtype=bool)
+        columns["is_transaction"] = starts[message_of] if messages.size else np.zeros(rows, dtype=bool)
+    else:
+        messages, message_of = np.array([""], dtype=object), np.zeros(rows, dtype=np.int32)
+        columns["is_transaction"] = np.zeros(rows, dtype=bool)
+    ok = None
+    if "success" in names:
+        values, value_of = distinct("success")
+        ok = np.array([text.lower() == "true" for text in values], dtype=bool)[value_of]
+        columns["ok"] = ok
+    if "responseCode" in names:
+        codes, code_of = distinct("responseCode")
+        numbers = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").to_numpy(dtype="float64")
+        columns["status"] = numbers[code_of] if numbers.size else np.full(rows, np.nan)
+    if "failureMessage" in names:
+        failures, failure_of = distinct("failureMessage")
+        has_failure = np.array([text != "" for text in failures], dtype=bool)[failure_of]
+        use_message = ~has_failure & np.array([text != "" for text in messages], dtype=bool)[message_of]
+        if ok is not None:
+            use_message &= ~ok
+        else:
+            use_message[:] = False
+        # one text per distinct failure message, then per distinct response message
+        texts = pa.array(np.concatenate([failures, messages]), pa.string())
+        pick = np.where(has_failure, failure_of, len(failures) + message_of)
+        mask = ~(has_failure | use_message)
+        columns["error"] = texts.take(pa.array(pick, pa.int64(), mask=mask))
+    del table
+    return pa.table(columns).to_pandas()
+
+
+def _run_typed(frame: pd.DataFrame, path: Path, names: list[str]) -> LoadTestRun:
+    """``_run`` for the typed columns of ``_typed_arrow`` (same samples, summary and notes)."""
+    is_transaction = frame["is_transaction"].to_numpy(dtype=bool)
+    transactions = int(is_transaction.sum())
+    if transactions:
+        frame = frame[~is_transaction]
+    stamps = frame["ts_ms"].to_numpy(dtype="int64")
+    if stamps.size > 1 and (stamps[1:] < stamps[:-1]).any():  # JMeter writes rows as samples end
+        order = np.argsort(stamps, kind="stable")
+        frame = frame.iloc[order]
+        stamps = stamps[order]
+    ts = pd.to_datetime(stamps, unit="ms", utc=True)
+    samples = samples_frame(
+        ts=ts, endpoint=frame["label"].cat.remove_unused_categories() if transactions else frame["label"],
+        method=None, latency_ms=frame["elapsed"].to_numpy(dtype="float64"),
+        status=None if "responseCode" not in names else frame["status"].to_numpy(dtype="float64"),
+        ok=None if "success" not in names else frame["ok"].to_numpy(dtype=bool),
+        error=None if "failureMessage" not in names else frame["error"],
+        tool=TOOL, source=str(path),
+    )
+    notes = [NOTE_CLOSED]
+    if transactions:
+        notes.insert(0, NOTE_TRANSACTIONS.format(n=transactions))
+    return LoadTestRun(
+        samples=samples, summary=summarize(samples), tool=TOOL, format="jmeter-csv", source=str(path),
+        percentiles_from="samples", notes=notes, closed_loop=True, skipped_lines=0,
+        tool_figures={"rows": len(frame) + transactions, "transaction_rows": transactions},
+    )
+
+
+def duck_source(path: Path, names: list[str], delimiter: str, has_header: bool) -> str:
+    """DuckDB's ``read_csv`` of a JTL: every column text, quoted fields may span lines.
+
+    ``strict_mode`` makes a row with too few or too many fields an error (the pandas reader
+    then names its line).
+    """
+    columns = "{" + ", ".join(f"{duck.literal(name)}: 'VARCHAR'" for name in names) + "}"
+    return (
+        f"read_csv({duck.literal(path)}, columns = {columns}, header = {str(has_header).lower()}, "
+        f"delim = {duck.literal(delimiter)}, quote = '\"', escape = '\"', auto_detect = false, "
+        f"strict_mode = true, null_padding = false, compression = {duck.literal(duck.compression(path))})"
+    )
+
+
+def _duck_rows_sql(source: str, names: list[str]) -> str:
+    """The few columns of a JTL the summary needs, by ``_run``'s rules (text columns read raw)."""
+
+    def text(name: str) -> str:
+        return f"coalesce(\"{name}\", '')" if name in names else "''"
+
+    failed = f"lower({text('success')}) <> 'true'" if "success" in names else "NULL::BOOLEAN"
+    return (
+        f"SELECT coalesce(\"label\", '') AS endpoint, TRY_CAST(\"elapsed\" AS DOUBLE) AS latency_ms, "
+        f"{failed} AS failed, TRY_CAST(\"timeStamp\" AS BIGINT) AS ts_ms, "
+        f"starts_with({text('responseMessage')}, {duck.literal(TRANSACTION_MARK)}) AS is_transaction "
+        f"FROM {source}"
+    )
+
+
+_DUCK_SAMPLES = (
+    "SELECT endpoint, latency_ms, failed, ts_ms * 1000000 AS start_ns, "
+    "ts_ms * 1000000 + CAST(round(coalesce(latency_ms, 0) * 1e6) AS BIGINT) AS end_ns "
+    "FROM jtl_rows WHERE NOT is_transaction"
+)
+
+
+def summarize_csv(path, *, columns: list[str] | None = None, memory_limit: str | None = None) -> LoadTestRun:
+    """Summarize a JMeter CSV JTL out of core: the summary without loading the samples.
+
+    DuckDB streams the file into a narrow table (label, latency, outcome, time: spilled to
+    disk beyond its memory limit) and aggregates per label: exact counts and exact percentiles,
+    the same figures as ``read_csv(path).summary``; ``run.samples`` is empty. Falls back to
+    ``read_csv`` (then drops the samples) for what DuckDB cannot do here: formatted
+    timestamps, a malformed row (named by the pandas reader), DuckDB missing.
+    """
+    path = Path(path)
+    head = _head(path)
+    rows = totals = None
+    if head.strip() and b"\n" in head:
+        with guard(path, "JMeter JTL (CSV)"):
+            delimiter, has_header, names = _layout(head, columns, path)
+        if len(set(names)) == len(names):
+            with duck.connect(spill=True, memory_limit=memory_limit) as con:
+                if con is not None:
+                    source = duck_source(path, names, delimiter, has_header)
+                    try:
+                        # one pass over the file into a narrow table (DuckDB spills it to disk
+                        # beyond its memory limit), then the summary and the controller rows
+                        con.execute(f"CREATE TEMP TABLE jtl_rows AS {_duck_rows_sql(source, names)}")
+                        rows, totals = duck.summary_rows(con, _DUCK_SAMPLES)
+                        transactions = con.execute(
+                            "SELECT count(*) FROM jtl_rows WHERE is_transaction").fetchone()[0]
+                    except duck.errors() as err:
+                        if duck.out_of_memory(err):
+                            raise BadInputError(
+                                f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
+                                "pass a lower memory_limit", path=path) from None
+                        rows = None
+    if rows is None or totals.get("unstamped") or not totals.get("requests"):
+        run = read_csv(path, columns=columns)
+        return drop_samples(run, "DuckDB could not summarize the file: it was read in memory")
+    duration_s = (totals["end_ns"] - totals["start_ns"]) / 1e9
+    for row in rows:
+        row["rps"] = row["requests"] / duration_s if duration_s > 0 else float("nan")
+    notes = [NOTE_CLOSED, NOTE_OUT_OF_CORE]
+    if transactions:
+        notes.insert(0, NOTE_TRANSACTIONS.format(n=transactions))
+    return aggregate_run(
+        summary_frame(rows), tool=TOOL, format="jmeter-csv", source=path, percentiles_from="samples",
+        notes=notes, closed_loop=True,
+        tool_figures={"rows": totals["requests"] + transactions, "transaction_rows": transactions},
+    )
 
 
 def _timestamps(column: pd.Series) -> tuple[pd.Series, str | None]:

@@ -1,6 +1,9 @@
 """k6 outputs: ``--out json`` NDJSON, ``--out csv``, ``--summary-export`` and handleSummary() JSON.
 
-The NDJSON reader filters lines for ``http_req_duration`` bytes before parsing them (pyarrow).
+The NDJSON reader scans the file with DuckDB (multi-threaded, only the fields it needs, the
+``http_req_duration`` points kept inside the scan); when DuckDB is missing or rejects a line it
+falls back to filtering lines for ``http_req_duration`` bytes and parsing them with pyarrow,
+which names the bad line. ``summarize_json`` summarizes a file out of core.
 """
 
 from __future__ import annotations
@@ -16,8 +19,16 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from perfkit.errors import BadInputError
+from perfkit.loadtests import duck
 from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
-from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+from perfkit.loadtests.run import (
+    NOTE_OUT_OF_CORE,
+    LoadTestRun,
+    aggregate_run,
+    drop_samples,
+    guard,
+    read_text,
+)
 
 TOOL = "k6"
 DURATION_METRIC = "http_req_duration"
@@ -188,6 +199,12 @@ def read_json(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
         raise BadInputError("empty file: no load-test results in it", path=path)
     parts, skipped = [], 0
     with guard(path, "k6 JSON"):
+        points = None if skip_bad_lines else _points_duckdb(path)
+        if points is not None:
+            if points.empty:
+                raise BadInputError(
+                    f"no {DURATION_METRIC} points: not a k6 JSON output with HTTP requests", path=path)
+            return _run_from_points(points, path, "k6-json", 0)
         for first_line, block in _blocks(path):
             frame = None if skip_bad_lines else _parse_block_fast(block)
             if frame is None:
@@ -200,15 +217,292 @@ def read_json(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
         return _run_from_points(points, path, "k6-json", skipped)
 
 
-def _head(path: Path) -> bytes:
+_DUCK_TAGS = [tag for tag in _TAGS if tag != "group"]  # the tags the DuckDB paths read
+_DATA_STRUCT = (
+    "STRUCT(time VARCHAR, value DOUBLE, tags STRUCT("
+    + ", ".join(f'"{tag}" VARCHAR' for tag in _DUCK_TAGS)
+    + "))"
+)
+# The tags perfkit uses; ``url`` and ``error_code`` only matter where ``name`` and ``error`` are
+# missing, so only those rows carry them (fewer strings to build); ``group`` is not used.
+_DUCK_FIELDS = (
+    "data.time AS time, data.value AS value, data.tags.name AS name, "
+    "CASE WHEN data.tags.name IS NULL THEN data.tags.url END AS url, "
+    "data.tags.method AS method, data.tags.status AS status, "
+    "data.tags.expected_response AS expected_response, data.tags.error AS error, "
+    "CASE WHEN data.tags.error IS NULL THEN data.tags.error_code END AS error_code"
+)
+
+_DUCK_WHERE = "metric = 'http_req_duration' AND type = 'Point'"
+_DUCK_POINTS = "SELECT " + _DUCK_FIELDS + " FROM {source} WHERE " + _DUCK_WHERE
+_SAMPLE = 1 << 20  # bytes read to decide whether filtering lines first pays
+_FILTER_BLOCK = 16 << 20  # bytes per block of the line filter
+_CHUNK_ROWS = 32768  # lines per Arrow chunk handed to DuckDB (its unit of parallel work)
+
+
+def duck_source(path: Path) -> str:
+    """The DuckDB table function scanning a k6 NDJSON file for the fields perfkit needs."""
+    columns = "{type: 'VARCHAR', metric: 'VARCHAR', data: " + duck.literal(_DATA_STRUCT) + "}"
+    return (
+        f"read_json({duck.literal(path)}, format = 'newline_delimited', columns = {columns}, "
+        f"compression = {duck.literal(duck.compression(path))})"
+    )
+
+
+def _mostly_points(path: Path) -> bool:
+    """Whether most lines of the file's first megabyte name the duration metric."""
+    head = _head(path, _SAMPLE)
+    lines = head.count(b"\n") or 1
+    return head.count(_NEEDLE) * 2 >= lines
+
+
+def _buffers(path: Path):
+    """Yield (buffer, end): ``buffer[:end]`` is a run of whole lines of the (gzipped) file.
+
+    One buffer is reused (read into, never re-allocated per block), so memory stays at one
+    block whatever the file size.
+    """
+    opener = open
+    if path.suffix == ".gz":
+        import gzip
+
+        opener = gzip.open
+    buf = bytearray(_FILTER_BLOCK)
+    filled = 0
+    with opener(path, "rb") as handle:
+        while True:
+            view = memoryview(buf)
+            try:
+                count = handle.readinto(view[filled:])
+            finally:
+                view.release()
+            end = filled + count
+            if count == 0:
+                if end:
+                    yield buf, end
+                return
+            cut = buf.rfind(b"\n", 0, end)
+            if cut < 0:  # a line longer than the buffer: grow it
+                if end == len(buf):
+                    buf.extend(bytes(len(buf)))
+                filled = end
+                continue
+            yield buf, cut + 1
+            tail = end - cut - 1
+            buf[:tail] = buf[cut + 1 : end]
+            filled = tail
+
+
+def _whole_lines(buf: bytearray, end: int) -> bool:
+    """Whether every line of ``buf[:end]`` ends like a JSON object (or is empty)."""
+    data = np.frombuffer(buf, dtype=np.uint8, count=end)
+    try:
+        breaks = np.flatnonzero(data == 10)
+        if end and data[end - 1] != 10:  # the file's last line, without a line break
+            breaks = np.append(breaks, end)
+            last = bytes(buf[int(breaks[-2]) + 1 if len(breaks) > 1 else 0 : end]).rstrip()
+            if last and not last.endswith(b"}"):
+                return False
+            breaks = breaks[:-1]
+        if not breaks.size:
+            return True
+        before = np.where(breaks > 0, data[np.maximum(breaks - 1, 0)], 10)
+        carriage = before == 13  # CRLF: look one byte further back
+        if carriage.any():
+            back = breaks[carriage]
+            before[carriage] = np.where(back > 1, data[np.maximum(back - 2, 0)], 10)
+        return bool(np.all((before == ord("}")) | (before == 10)))
+    finally:
+        del data
+
+
+def _duration_line_blocks(path: Path):
+    """Per block of the file, the lines naming ``http_req_duration`` (bytes, whole lines);
+    None for a block with a line cut short (the caller then falls back)."""
+    for buf, end in _buffers(path):
+        if not _whole_lines(buf, end):
+            yield None
+            return
+        parts = []
+        find, rfind, pos = buf.find, buf.rfind, 0
+        while True:
+            hit = find(_NEEDLE, pos, end)
+            if hit < 0:
+                break
+            start = rfind(b"\n", 0, hit) + 1
+            stop = find(b"\n", hit, end)
+            stop = end if stop < 0 else stop + 1
+            parts.append(buf[start:stop])
+            pos = stop
+        if parts:
+            if not parts[-1].endswith(b"\n"):
+                parts.append(b"\n")
+            yield b"".join(parts)
+
+
+_BLOCKS_PER_BATCH = 4  # blocks of the byte filter per DuckDB scan (64 MB of the file)
+
+
+def _points_filtered(con, path: Path) -> pa.Table | None:
+    """The duration points of a mixed file: filter bytes here while DuckDB parses in parallel.
+
+    This thread searches each block for the lines naming ``http_req_duration`` (Python, holding
+    the GIL) and writes them to a scratch file; a worker thread has DuckDB parse the previous
+    batch (``read_json``, which runs without the GIL): the two overlap on two cores. None when
+    a line is cut short.
+    """
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    scratch_root = "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+    def parse(batch: Path) -> pa.Table:
+        cursor = con.cursor()
+        try:
+            source = duck_source(batch)
+            return duck.arrow(cursor.sql(_DUCK_POINTS.format(source=source)))
+        finally:
+            cursor.close()
+            batch.unlink(missing_ok=True)
+
+    futures, pending = [], []
+    with tempfile.TemporaryDirectory(prefix="perfkit-k6-", dir=scratch_root) as scratch, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+
+            def submit() -> None:
+                batch = Path(scratch) / f"lines-{len(futures)}.json"
+                with open(batch, "wb") as out:
+                    out.writelines(pending)
+                pending.clear()
+                futures.append(pool.submit(parse, batch))
+
+            for blocks, lines in enumerate(_duration_line_blocks(path), start=1):
+                if lines is None:
+                    return None
+                pending.append(lines)
+                if blocks % _BLOCKS_PER_BATCH == 0:
+                    submit()
+            if pending:
+                submit()
+            if not futures:
+                return pa.table({"time": pa.array([], pa.string())})  # no duration lines at all
+            tables = [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True)
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def _json_structure() -> str:
+    tags = ", ".join(f'"{tag}": "VARCHAR"' for tag in _DUCK_TAGS)
+    return (
+        '{"type": "VARCHAR", "metric": "VARCHAR", '
+        '"data": {"time": "VARCHAR", "value": "DOUBLE", "tags": {' + tags + "}}}"
+    )
+
+
+def _points_duckdb(path: Path) -> pd.DataFrame | None:
+    """The ``http_req_duration`` points, read with DuckDB; None to use the fallback reader.
+
+    DuckDB rejects a malformed line (the fallback then names it) and builds only the projected
+    fields of the matching points. Times stay text in the scan and are parsed by Arrow, to keep
+    k6's nanoseconds (DuckDB's TIMESTAMPTZ has microseconds).
+    """
+    with duck.connect() as con:
+        if con is None:
+            return None
+        try:
+            if _mostly_points(path):  # a file of duration points: DuckDB scans it whole
+                table = duck.arrow(con.sql(_DUCK_POINTS.format(source=duck_source(path))))
+            else:  # mostly other metrics: filter the lines before parsing them
+                table = _points_filtered(con, path)
+                if table is None:
+                    return None
+        except duck.errors():
+            return None
+        except (OSError, EOFError):
+            return None  # unreadable (e.g. a broken gzip stream): the fallback says so
+    if table.num_rows == 0:
+        return pd.DataFrame(columns=["time", "value", *_DUCK_TAGS])
+    try:
+        end = table.column("time").cast(pa.timestamp("ns", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    value = table.column("value")
+    if end.null_count or value.null_count:
+        return None  # a point without time or value: the fallback raises naming its line
+    columns = {"time": end, "value": value}
+    for tag in _DUCK_TAGS:
+        columns[tag] = table.column(tag).dictionary_encode()  # few distinct values: categoricals
+    del table
+    return pa.table(columns).to_pandas()
+
+
+_DUCK_SAMPLES = r"""
+    SELECT coalesce(name, url, '(unnamed)') AS endpoint, value AS latency_ms,
+           NOT (CASE WHEN expected_response IS NOT NULL THEN expected_response = 'true'
+                ELSE coalesce(TRY_CAST(status AS DOUBLE) >= 200 AND TRY_CAST(status AS DOUBLE) < 400, false)
+                END) AS failed,
+           end_ns - CAST(round(value * 1e6) AS BIGINT) AS start_ns, end_ns
+    FROM (SELECT *, epoch_ns(TRY_CAST(time AS TIMESTAMPTZ))
+                    + coalesce(TRY_CAST(rpad(regexp_extract(time, '\.\d{{6}}(\d{{1,3}})', 1), 3, '0') AS BIGINT), 0)
+                    AS end_ns
+          FROM ({points}))
+"""
+
+
+def summarize_json(path, *, memory_limit: str | None = None) -> LoadTestRun:
+    """Summarize k6 NDJSON out of core: the summary without loading the samples.
+
+    DuckDB streams the file (gzipped too) and aggregates per endpoint: exact counts, exact
+    percentiles (every latency of an endpoint is kept, 8 bytes each, and DuckDB may spill to a
+    temporary directory), the same figures as ``read_json(path).summary``. ``run.samples`` is
+    empty. Falls back to ``read_json`` (then drops the samples) when DuckDB is missing or
+    rejects the file, so bad lines are still named.
+
+    Parameters
+    ----------
+    memory_limit:
+        DuckDB's memory limit (e.g. ``"500MB"``); see ``duck.connect``.
+    """
+    path = Path(path)
+    if not _head(path).strip():
+        raise BadInputError("empty file: no load-test results in it", path=path)
+    with duck.connect(spill=True, memory_limit=memory_limit) as con:
+        rows = totals = None
+        if con is not None:
+            points = _DUCK_POINTS.format(source=duck_source(path))
+            try:
+                rows, totals = duck.summary_rows(con, _DUCK_SAMPLES.format(points=points))
+            except duck.errors() as err:
+                if duck.out_of_memory(err):
+                    raise BadInputError(f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
+                                        "pass a lower memory_limit", path=path) from None
+                rows = None
+    if rows is None or totals.get("unstamped"):
+        return drop_samples(read_json(path), "DuckDB could not summarize the file: it was read in memory")
+    if not totals.get("requests"):
+        raise BadInputError(f"no {DURATION_METRIC} points: not a k6 JSON output with HTTP requests", path=path)
+    duration_s = (totals["end_ns"] - totals["start_ns"]) / 1e9
+    for row in rows:
+        row["rps"] = row["requests"] / duration_s if duration_s > 0 else float("nan")
+    return aggregate_run(
+        summary_frame(rows), tool=TOOL, format="k6-json", source=path, percentiles_from="samples",
+        notes=[NOTE_END_STAMP, NOTE_EXECUTOR, NOTE_OUT_OF_CORE],
+    )
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
     try:
         if path.suffix == ".gz":
             import gzip
 
             with gzip.open(path, "rb") as handle:
-                return handle.read(4096)
+                return handle.read(size)
         with open(path, "rb") as handle:
-            return handle.read(4096)
+            return handle.read(size)
     except FileNotFoundError:
         raise BadInputError("no such file", path=path) from None
     except (OSError, EOFError) as err:
@@ -229,8 +523,8 @@ def _run_from_points(
         (expected == "true").fillna(False).to_numpy(dtype=bool),
         ((status >= 200) & (status < 400)).to_numpy(),
     )
-    error = points["error"].where(points["error"].notna(), points["error_code"])
-    endpoint = points["name"].where(points["name"].notna(), points["url"])
+    error = _coalesce(points["error"], points["error_code"])
+    endpoint = _coalesce(points["name"], points["url"])
     duration_s = None
     if whole_seconds:  # the stamps are truncated seconds: the run spans first..last second, inclusive
         duration_s = (end.max() - end.min()).total_seconds() + 1.0
@@ -260,6 +554,16 @@ def _run_from_points(
         closed_loop=None,
         skipped_lines=skipped,
     )
+
+
+def _coalesce(first: pd.Series, second: pd.Series) -> pd.Series:
+    """``first`` where present, else ``second`` (categoricals with different categories too)."""
+    missing = first.isna()
+    if not missing.any():
+        return first
+    if isinstance(first.dtype, pd.CategoricalDtype) or isinstance(second.dtype, pd.CategoricalDtype):
+        first, second = first.astype(object), second.astype(object)
+    return first.where(~missing, second)
 
 
 def _numbers(column: pd.Series) -> pd.Series:

@@ -77,6 +77,20 @@ class LoadTestRun:
         )
 
 
+NOTE_OUT_OF_CORE = (
+    "summarized out of core (summary_only): exact counts and percentiles from every sample, "
+    "computed by DuckDB while streaming the file; the samples were not loaded"
+)
+
+
+def drop_samples(run: LoadTestRun, note: str | None = None) -> LoadTestRun:
+    """The run without its samples (``summary_only``), the summary kept as computed."""
+    run.samples = empty_samples(run.tool, run.source)
+    if note:
+        run.notes.append(note)
+    return run
+
+
 def aggregate_run(
     summary: pd.DataFrame, *, tool: str, format: str, source, **kwargs
 ) -> LoadTestRun:
@@ -123,6 +137,10 @@ def guard(path, what: str):
         yield
     except PerfkitError:
         raise
+    except MemoryError as err:  # pyarrow's ArrowMemoryError too
+        raise BadInputError(
+            f"out of memory reading this {what} file: summarize it out of core with "
+            "summary_only=True (perfkit loadtest --summary-only)", path=path) from err
     except _PARSE_ERRORS as err:
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
