@@ -477,3 +477,10 @@ def test_latest_picks_the_newest_file(tmp_path):
     assert loadtests.latest(tmp_path).name == "c.json"
     with pytest.raises(BadInputError):
         loadtests.latest(tmp_path / "missing")
+
+
+def test_cli_format_names_match_the_readers():
+    from perfkit.commands.loadtest import FORMAT_NAMES
+    from perfkit.loadtests.formats import FORMATS
+
+    assert FORMAT_NAMES == tuple(FORMATS)

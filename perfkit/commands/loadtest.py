@@ -8,15 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from perfkit.commands import add_json_option
 from perfkit.errors import BadInputError
 
+# perfkit.loadtests.formats.FORMATS, spelled out so `perfkit --help` need not import pandas
+FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 'artillery', 'ab', 'ab-gnuplot', 'ab-percentiles', 'wrk', 'jmeter-csv', 'jmeter-xml', 'pgbench-log', 'pgbench-aggregate', 'pgbench-report')
+
 
 def register(subparsers) -> None:
-    from perfkit.loadtests.formats import supported
-
     parser = subparsers.add_parser(
         "loadtest",
         help="summarize load-test results (k6, Locust, Artillery, ab, wrk, JMeter, pgbench)",
@@ -25,7 +24,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="result files")
     parser.add_argument("--latest", metavar="DIR", help="read the newest file in DIR")
-    parser.add_argument("--format", default=None, help=f"the file format (default: detected): {supported()}")
+    parser.add_argument("--format", default=None, help=f"the file format (default: detected): {', '.join(FORMAT_NAMES)}")
     parser.add_argument("--slo", metavar="FILE", help="SLO targets in TOML (default: DESIGN.md's table)")
     parser.add_argument("--ci", action="store_true", help="exit 1 when any critical SLO is breached")
     parser.add_argument("--html", metavar="OUT", help="write a standalone HTML page")
@@ -40,6 +39,8 @@ def register(subparsers) -> None:
 
 
 def _analyse(path: Path, args, targets) -> dict:
+    import pandas as pd
+
     from perfkit import loadtests
     from perfkit.findings import findings_frame
 
@@ -60,6 +61,8 @@ def _analyse(path: Path, args, targets) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from perfkit import loadtests
     from perfkit.output import emit_json, format_table
 
