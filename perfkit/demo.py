@@ -1,75 +1,451 @@
-"""The demo: a throwaway PostgreSQL, a multi-tenant shop, a workload, and what perfkit sees in it.
+"""The demo: the whole investigation loop on a throwaway database, from slow endpoint to verified fix.
 
-``run_demo()`` prints progress on stderr and returns the snapshots, the diff and step timings.
+``run_demo()`` builds the shop, load-tests its API, reports, applies the report's fixes, load-tests again and compares.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+import psycopg
 
 from perfkit import db, statements, workload
-from perfkit.output import progress, say
-from perfkit.sandbox import Sandbox
+from perfkit.errors import BadInputError, PerfkitError
+from perfkit.output import say
+from perfkit.sandbox import DEFAULT_STATE_DIR, Sandbox
+from perfkit.store import SnapshotStore
+
+LOCUSTFILE = Path(__file__).with_name("demo_locustfile.py")
+APP_ROLE = "shop_app"
+# What the sandbox logs for the app's role only (perfkit's own reads stay out of the log): every
+# statement with its duration, and the plan of each one above 50 ms (row counts and buffers;
+# per-node timing off, so the instrumentation costs little).
+APP_ROLE_SETTINGS = {
+    "log_min_duration_statement": "0",
+    "auto_explain.log_min_duration": "50ms",
+    "auto_explain.log_analyze": "on",
+    "auto_explain.log_buffers": "on",
+    "auto_explain.log_timing": "off",
+    "auto_explain.log_format": "json",
+}
+STEPS = (
+    "start database",
+    "build shop",
+    "load test before",
+    "report before",
+    "apply fixes",
+    "load test after",
+    "compare",
+    "stop database",
+)
 
 
 @dataclass
-class DemoResult:
-    dsn: str
-    before: pd.DataFrame
-    after: pd.DataFrame
-    changes: pd.DataFrame
-    requests: dict[str, int]
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-def run_demo(*, scale: float = 1.0, requests: int = 400, keep: bool = False, state_path=None) -> DemoResult:
-    """Start a sandbox, build the shop, snapshot, run the workload, snapshot again, diff.
+class DemoOptions:
+    """What ``perfkit demo`` does; the defaults are the README's demo.
 
     Parameters
     ----------
     scale:
-        Multiplies the shop's row counts (1.0: 60,000 orders and invoices).
-    requests:
-        Web requests the workload runs.
+        Multiplies the shop's row counts (1.0: 300,000 orders, about 250,000 invoices).
+    users, duration_s:
+        Locust users (spawned at once) and seconds of load per load test.
+    top:
+        How many of the report's index recommendations to apply.
+    dsn:
+        A scratch database to use instead of a sandbox (refused when it holds tables, unless
+        ``force``).
     keep:
-        Leave the sandbox running (its state saved for ``perfkit sandbox stop``).
+        Leave the sandbox running afterwards (its DSN is in the result).
+    out:
+        Where the dated report folders go (``reports/``).
+    sample_dest:
+        When set, copy the run's real outputs there (``data/sample/``), see :func:`write_sample_data`.
     """
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    say("[1/5] starting a throwaway PostgreSQL with pg_stat_statements ...")
-    sandbox = Sandbox().start()
-    timings["start sandbox"] = time.perf_counter() - t0
-    try:
-        with sandbox.admin_connect() as conn:
-            t = time.perf_counter()
-            size = workload.ShopSize.scaled(scale)
-            say(f"[2/5] building a multi-tenant shop ({size.tenants} tenants, {size.orders:,} orders and invoices) ...")
-            workload.build_shop(conn, size)
-            timings["build shop"] = time.perf_counter() - t
-            engine = db.connect(sandbox.dsn)
-            t = time.perf_counter()
-            say("[3/5] snapshot of pg_stat_statements before the workload ...")
-            before = statements.snapshot(engine, server="demo")
-            timings["snapshot"] = time.perf_counter() - t
-            t = time.perf_counter()
-            say(f"[4/5] running {requests} web requests (/api/invoices, /api/orders/<id>, /api/dashboard/analytics, /api/products) ...")
-            with progress(total=requests, desc="requests", unit="req") as bar:
-                result = workload.run_workload(conn, requests=requests, progress=lambda _: bar.update(1))
-            timings["workload"] = time.perf_counter() - t
-            t = time.perf_counter()
-            say("[5/5] snapshot after, and the difference ...")
-            after = statements.snapshot(engine, server="demo")
-            changes = statements.diff(before, after)
-            timings["diff"] = time.perf_counter() - t
-            engine.dispose()
-        if keep:
-            from perfkit.sandbox import DEFAULT_STATE_DIR
 
-            sandbox.state().save(state_path or DEFAULT_STATE_DIR / "state.json")
-        return DemoResult(sandbox.dsn, before, after, changes, result.requests, timings)
+    scale: float = 1.0
+    users: int = 10
+    duration_s: int = 30
+    top: int = 3
+    dsn: str | None = None
+    force: bool = False
+    keep: bool = False
+    out: Path = Path("reports")
+    sample_dest: Path | None = None
+    seed: int = 13
+    state_path: Path | None = None
+
+
+@dataclass
+class LoadTestRound:
+    """One load test of the demo API and the evidence around it."""
+
+    label: str
+    folder: Path
+    stats_csv: Path
+    statements_before: pd.DataFrame
+    statements_after: pd.DataFrame
+    statements: pd.DataFrame
+    log_files: list[Path]
+    seconds: float
+    locust_output: str = ""
+
+
+@dataclass
+class DemoResult:
+    """What the demo did: where its outputs are, per-step wall times, what was skipped and why."""
+
+    run_dir: Path
+    reports: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rounds: dict[str, LoadTestRound] = field(default_factory=dict)
+    fixes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    findings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    p95: pd.DataFrame = field(default_factory=pd.DataFrame)
+    statement_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    plan_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chart: Path | None = None
+    sample_files: list[Path] = field(default_factory=list)
+    dsn: str | None = None
+    size: workload.ShopSize | None = None
+
+
+def optional_module(name: str):
+    """The module ``name``, or None when it is not installed in this perfkit (yet)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and (name == err.name or name.startswith(err.name + ".")):
+            return None
+        raise
+
+
+# -- the database -------------------------------------------------------------------------------
+
+class DemoDatabase:
+    """Where the shop lives: a sandbox the demo starts, or a scratch database the user gives.
+
+    ``admin_dsn`` builds and fixes (read-write); ``app_dsn`` is the API's role; ``dsn`` is what
+    perfkit's read-only analysis connects to.
+    """
+
+    def __init__(self, sandbox: Sandbox | None, dsn: str):
+        self.sandbox = sandbox
+        self.dsn = dsn
+        self.admin_dsn = dsn
+        self.app_dsn = dsn
+        self.logs_collected = sandbox is not None
+
+    @classmethod
+    def start_sandbox(cls) -> DemoDatabase:
+        sandbox = Sandbox().start()
+        return cls(sandbox, sandbox.dsn)
+
+    @classmethod
+    def scratch(cls, dsn: str, *, force: bool = False) -> DemoDatabase:
+        """Use the user's scratch database; refuse one holding tables unless ``force``."""
+        conninfo = db.resolve_dsn(dsn)
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+                tables = workload.existing_tables(conn)
+                if tables and not force:
+                    listed = ", ".join(tables[:5]) + (" ..." if len(tables) > 5 else "")
+                    raise BadInputError(
+                        f"{db.describe(conninfo)} is not empty ({len(tables)} tables: {listed}); "
+                        "the demo builds its shop there, so give an empty scratch database or add --force"
+                    )
+                dropped = workload.drop_shop(conn) if tables else []
+                if dropped:
+                    say(f"  dropped the previous demo's tables: {', '.join(dropped)}")
+                clash = [t for t in workload.existing_tables(conn) if t.split(".", 1)[1] in workload.SHOP_TABLES
+                         and t.startswith("public.")]
+                if clash:
+                    raise BadInputError(
+                        f"{db.describe(conninfo)} already has tables the demo would create ({', '.join(clash)}) "
+                        "that it did not make: use another scratch database"
+                    )
+        except psycopg.Error as err:
+            raise db.translate_error(err, target=db.describe(conninfo)) from None
+        return cls(None, conninfo)
+
+    def admin_connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10)
+
+    def create_app_role(self, conn) -> None:
+        """The API's own role (sandbox only): it may read the shop, and the server logs what it runs."""
+        if self.sandbox is None:
+            return
+        password = secrets.token_urlsafe(18)
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(f"{verb} ROLE {APP_ROLE} LOGIN PASSWORD '{password}'")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
+        for name, value in APP_ROLE_SETTINGS.items():
+            conn.execute(f"ALTER ROLE {APP_ROLE} SET {name} = '{value}'")
+        self.app_dsn = self.sandbox.dsn_for(self.sandbox.database, user=APP_ROLE, password=password)
+        db.resolve_dsn(self.app_dsn)  # remembered, so the password is masked in any message
+
+    def log_offsets(self) -> dict[Path, int]:
+        """The current size of each server log file (what a load test adds comes after it)."""
+        if self.sandbox is None:
+            return {}
+        return {path: path.stat().st_size for path in self.sandbox.log_files()}
+
+    def copy_logs(self, offsets: dict[Path, int], dest: Path) -> list[Path]:
+        """Copy what the server logged since ``offsets`` into ``dest`` (same file names)."""
+        if self.sandbox is None:
+            return []
+        dest.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for path in self.sandbox.log_files():
+            start = offsets.get(path, 0)
+            size = path.stat().st_size
+            if size <= start:
+                continue
+            target = dest / path.name
+            with path.open("rb") as src, target.open("wb") as out:
+                src.seek(start)
+                shutil.copyfileobj(src, out)
+            copied.append(target)
+        return copied
+
+    def stop(self, *, keep: bool = False, state_path: Path | None = None) -> None:
+        if self.sandbox is None:
+            return
+        if keep:
+            self.sandbox.state().save(state_path or DEFAULT_STATE_DIR / "state.json")
+        else:
+            self.sandbox.stop()
+
+
+# -- the load test ------------------------------------------------------------------------------
+
+def locust_command(url: str, csv_prefix: Path, *, users: int, duration_s: int) -> list[str]:
+    """The Locust command line of one headless, time-bounded run against ``url`` (127.0.0.1 only)."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise BadInputError(f"the demo load-tests only 127.0.0.1, not {url}")
+    return [
+        sys.executable, "-m", "locust",
+        "-f", str(LOCUSTFILE),
+        "--headless",
+        "-u", str(users), "-r", str(users),
+        "-t", f"{int(duration_s)}s",
+        "--host", url,
+        "--csv", str(csv_prefix), "--csv-full-history",
+        "--html", str(csv_prefix) + ".html",
+        "--only-summary",
+        "--loglevel", "WARNING",
+        "--stop-timeout", "5",
+        "--exit-code-on-error", "0",
+    ]
+
+
+def run_locust(url: str, folder: Path, facts: workload.ShopFacts, *, users: int = 10, duration_s: int = 30,
+               seed: int = 13, prefix: str = "locust") -> tuple[Path, str]:
+    """Run Locust headless against the demo API; returns its ``_stats.csv`` and its printed summary.
+
+    Raises
+    ------
+    PerfkitError
+        When Locust is not installed (the ``demo`` extra), fails, or writes no statistics.
+    """
+    if importlib.util.find_spec("locust") is None:  # never imported here: it monkey-patches
+        raise PerfkitError("Locust is missing: install the demo extra (pip install -e '.[demo]', or make demo)")
+    folder.mkdir(parents=True, exist_ok=True)
+    facts_path = folder / "shop_facts.json"
+    facts_path.write_text(json.dumps(facts.__dict__))
+    csv_prefix = folder / prefix
+    env = {**os.environ, "PERFKIT_DEMO_FACTS": str(facts_path), "PERFKIT_DEMO_SEED": str(seed)}
+    command = locust_command(url, csv_prefix, users=users, duration_s=duration_s)
+    try:
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=duration_s + 90)
+    except subprocess.TimeoutExpired:
+        raise PerfkitError(f"Locust did not stop within {duration_s + 90} s") from None
+    output = (done.stdout + done.stderr).strip()
+    (folder / f"{prefix}_output.txt").write_text(output + "\n")
+    stats = folder / f"{prefix}_stats.csv"
+    if done.returncode != 0 or not stats.exists():
+        tail = " | ".join(output.splitlines()[-3:])
+        raise PerfkitError(f"Locust failed (exit code {done.returncode}): {tail}")
+    return stats, output
+
+
+def load_test_round(label: str, database: DemoDatabase, engine, url: str, folder: Path, facts, options: DemoOptions) -> LoadTestRound:
+    """Snapshot pg_stat_statements, run Locust, snapshot again, collect the server log."""
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    before = statements.snapshot(engine, server="demo")
+    offsets = database.log_offsets()
+    stats_csv, output = run_locust(url, folder, facts, users=options.users, duration_s=options.duration_s,
+                                   seed=options.seed)
+    after = statements.snapshot(engine, server="demo")
+    time.sleep(0.5)  # the logging collector writes a moment later
+    logs = database.copy_logs(offsets, folder / "logs")
+    changes = statements.diff(before, after)
+    store = SnapshotStore(folder / "snapshots")
+    store.save(before, server="demo")
+    store.save(after, server="demo")
+    save_frame(changes, folder / "statements_diff.parquet")
+    return LoadTestRound(label, folder, stats_csv, before, after, changes, logs, time.perf_counter() - started, output)
+
+
+def save_frame(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` as Parquet (its ``attrs``, which may hold timestamps, left out)."""
+    plain = frame.copy()
+    plain.attrs = {}
+    plain.to_parquet(path, index=False)
+    return path
+
+
+# -- applying the recommendations ---------------------------------------------------------------
+
+INDEX_DDL = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\b", re.IGNORECASE)
+
+
+def index_fixes(recommendations: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """The first ``top`` distinct ``CREATE INDEX`` statements among ranked recommendations (in their order)."""
+    if recommendations is None or recommendations.empty or "sql" not in recommendations:
+        return recommendations.iloc[0:0] if recommendations is not None else pd.DataFrame()
+    sql = recommendations["sql"].fillna("").astype(str).str.strip()
+    chosen = recommendations[sql.map(lambda text: bool(INDEX_DDL.match(text)))].copy()
+    chosen["sql"] = chosen["sql"].astype(str).str.strip().str.rstrip(";")
+    chosen = chosen.drop_duplicates("sql")
+    return chosen.head(top).reset_index(drop=True)
+
+
+def apply_fixes(conn, fixes: pd.DataFrame) -> pd.DataFrame:
+    """Run each fix's ``sql`` on a read-write autocommit connection (CREATE INDEX CONCURRENTLY needs it).
+
+    Returns ``fixes`` with ``status`` (``applied`` or ``failed``), ``seconds`` and ``error``.
+    """
+    out = fixes.copy()
+    statuses, seconds, errors = [], [], []
+    for text in out.get("sql", pd.Series(dtype=str)):
+        t0 = time.perf_counter()
+        try:
+            conn.execute(text)
+            statuses.append("applied")
+            errors.append("")
+        except psycopg.Error as err:
+            statuses.append("failed")
+            errors.append(db.redact_text(str(err).strip().splitlines()[0]))
+        seconds.append(time.perf_counter() - t0)
+    out["status"], out["seconds"], out["error"] = statuses, seconds, errors
+    return out
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+@contextmanager
+def _step(result: DemoResult, name: str, number: int, message: str):
+    say(f"[{number}/{len(STEPS)}] {message}")
+    t0 = time.perf_counter()
+    try:
+        yield
     finally:
-        if not keep:
-            sandbox.stop()
+        result.timings[name] = time.perf_counter() - t0
+
+
+def _skip(result: DemoResult, name: str, reason: str) -> None:
+    result.skipped[name] = reason
+    say(f"  skipped {name}: {reason}")
+
+
+def run_demo(options: DemoOptions | None = None, **overrides) -> DemoResult:
+    """Run the whole loop; progress on stderr, the outputs in ``options.out``.
+
+    Parameters
+    ----------
+    options:
+        :class:`DemoOptions`; keyword arguments override its fields.
+
+    Returns
+    -------
+    DemoResult
+    """
+    options = options or DemoOptions()
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    run_dir = Path(options.out) / f"demo-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(run_dir=run_dir)
+    database = None
+    with _step(result, "start database", 1, "starting a throwaway PostgreSQL" if not options.dsn else "checking the scratch database"):
+        database = DemoDatabase.scratch(options.dsn, force=options.force) if options.dsn else DemoDatabase.start_sandbox()
+    try:
+        _run_loop(result, database, options)
+    finally:
+        with _step(result, "stop database", len(STEPS), "stopping the database" if not options.keep else "leaving the database running"):
+            if options.keep and database.sandbox is not None:
+                result.dsn = database.dsn
+            database.stop(keep=options.keep, state_path=options.state_path)
+    return result
+
+
+def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) -> None:
+    from perfkit.demo_app import DemoApp
+
+    size = workload.ShopSize.scaled(options.scale)
+    result.size = size
+    with _step(result, "build shop", 2, f"building the shop: {size.tenants} tenants, {size.orders:,} orders, "
+               "with the planted problems"):
+        with database.admin_connect() as conn:
+            workload.build_shop(conn, size, seed=options.seed)
+            workload.plant_settings(conn)
+            database.create_app_role(conn)
+            facts = workload.shop_facts(conn)
+    engine = db.connect(database.dsn)
+    try:
+        with DemoApp(database.app_dsn, pool_size=max(4, options.users)) as app:
+            with _step(result, "load test before", 3, f"load test: Locust, {options.users} users for {options.duration_s} s "
+                       f"against {app.url}"):
+                result.rounds["before"] = load_test_round("before", database, engine, app.url,
+                                                          result.run_dir / "before", facts, options)
+            with _step(result, "report before", 4, "weekly report on the evidence"):
+                recommendations = _report_before(result, database, engine, options)
+            with _step(result, "apply fixes", 5, "applying the report's top index recommendations"):
+                _apply(result, database, recommendations, options)
+            with _step(result, "load test after", 6, "the same load test again"):
+                result.rounds["after"] = load_test_round("after", database, engine, app.url,
+                                                         result.run_dir / "after", facts, options)
+        with _step(result, "compare", 7, "comparing both runs"):
+            _compare(result, database, engine, options)
+    finally:
+        engine.dispose()
+
+
+def _report_before(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions) -> pd.DataFrame:
+    _skip(result, "report before", "perfkit.report is not in this perfkit yet")
+    return pd.DataFrame()
+
+
+def _apply(result: DemoResult, database: DemoDatabase, recommendations: pd.DataFrame, options: DemoOptions) -> None:
+    fixes = index_fixes(recommendations, options.top)
+    if fixes.empty:
+        _skip(result, "apply fixes", "no index recommendation to apply")
+        result.fixes = fixes
+        return
+    with database.admin_connect() as conn:
+        result.fixes = apply_fixes(conn, fixes)
+    for row in result.fixes.itertuples():
+        say(f"  {row.status} in {row.seconds:.1f} s: {row.sql}" + (f" ({row.error})" if row.error else ""))
+
+
+def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions) -> None:
+    _skip(result, "compare", "perfkit.loadtests is not in this perfkit yet")
