@@ -124,6 +124,24 @@ class DemoResult:
     dsn: str | None = None
     size: workload.ShopSize | None = None
 
+    def as_json(self) -> dict:
+        """The result as plain values for ``--json`` (tables as lists of rows)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "reports": {name: str(path) for name, path in self.reports.items()},
+            "timings_s": self.timings,
+            "skipped": self.skipped,
+            "p95": self.p95,
+            "fixes": self.fixes,
+            "statements": self.statement_changes,
+            "plans": self.plan_changes,
+            "findings": self.findings,
+            "chart": str(self.chart) if self.chart else None,
+            "sample_files": [str(p) for p in self.sample_files],
+            "dsn": self.dsn,
+            "size": self.size.__dict__ if self.size else None,
+        }
+
 
 def optional_module(name: str):
     """The module ``name``, or None when it is not installed in this perfkit (yet)."""
