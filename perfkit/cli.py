@@ -20,11 +20,19 @@ COMMANDS = (
     "diff",
     "sandbox",
     "demo",
+    "health",
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (and exit code 2), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="perfkit",
         description="Performance investigation workbook for PostgreSQL-backed web applications.",
     )

@@ -141,8 +141,6 @@ def translate_error(err: BaseException, *, target: str = "") -> PerfkitError:
         lowered = full.lower()
         if "password authentication failed" in lowered or "authentication failed" in lowered or "no password supplied" in lowered:
             return AuthenticationFailed(f"authentication failed for {target or 'the server'}: check the user and password")
-        if "does not exist" in lowered and "database" in lowered:
-            return DatabaseUnreachable(f"cannot connect to {target or 'the server'}: {_last_meaningful(full)}")
         return DatabaseUnreachable(f"cannot connect to {target or 'the server'}: {_last_meaningful(full)}")
     if isinstance(orig, PerfkitError):
         return orig
@@ -280,7 +278,9 @@ def query(engine_or_conn, sql: str, params: Mapping | None = None) -> pd.DataFra
         if len(set(keys)) != len(keys):
             return pd.DataFrame.from_records(rows, columns=keys)
         # column-wise construction: much faster than DataFrame(list of Row objects)
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
+        if not rows:  # object columns, so an empty result still has .str and .dt-free access
+            return pd.DataFrame({key: pd.Series([], dtype=object) for key in keys}, columns=keys)
+        columns = list(zip(*rows, strict=True))
         return pd.DataFrame({key: list(values) for key, values in zip(keys, columns, strict=True)}, columns=keys)
     except PerfkitError:
         raise

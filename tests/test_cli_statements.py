@@ -38,6 +38,7 @@ def test_top_json_and_table(dsn, admin, marker):
 def test_bad_inputs_exit_2_with_one_line(dsn, sandbox, admin, marker):
     bad_by = perfkit("top", "--dsn", dsn, "--by", "slowest")
     assert bad_by.returncode == 2 and "invalid choice" in bad_by.stderr
+    assert bad_by.stderr.strip().count("\n") == 0
     admin.execute(f"CREATE DATABASE {marker}")
     no_ext = perfkit("top", "--dsn", sandbox.dsn_for(marker))
     assert no_ext.returncode == 2

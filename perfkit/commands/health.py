@@ -1,0 +1,146 @@
+"""``perfkit health``: run the database health checks and print the ranked findings.
+
+Human output is a table plus the fix SQL (printed, never run); ``--json`` prints ``{"findings": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
+from perfkit.errors import BadInputError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|TB)\s*$")
+_SIZE_FACTORS = {"B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def parse_amount(text: str) -> int | float:
+    """``"5"`` -> 5, ``"0.2"`` -> 0.2, ``"64MB"`` -> 67108864; anything else is bad input."""
+    value = text.strip()
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    size = _SIZE.match(value)
+    if size:
+        return int(float(size.group(1)) * _SIZE_FACTORS[size.group(2)])
+    raise BadInputError(f"{text!r} is not a number or a size like 64MB")
+
+
+def parse_threshold(text: str) -> tuple[str, int | float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise BadInputError(f"--threshold takes NAME=VALUE (e.g. min_rows=5000), not {text!r}")
+    return name.strip(), parse_amount(value)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "health",
+        help="index, table, vacuum, connection, lock and settings checks, ranked",
+        description="Run the database health checks (read-only) and print the findings, most severe "
+        "first, with the SQL that fixes each one (printed, never executed).",
+    )
+    add_dsn_option(parser)
+    add_json_option(parser)
+    parser.add_argument(
+        "--tenant-column",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a column holding the tenant, added to tenant_id, company_id, retailer_id (repeatable)",
+    )
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a threshold for every check taking it (min_rows=5000, min_size_bytes=10MB) or for one "
+        "check (xid_wraparound.warning_share=0.3); repeatable, see docs/README-health.md",
+    )
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this check (repeatable), e.g. unused_indexes",
+    )
+    parser.add_argument(
+        "--server-memory",
+        default=None,
+        metavar="SIZE",
+        help="the database server's memory (e.g. 16GB) for the settings review of a remote server",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from perfkit import health
+    from perfkit.findings import count_by_severity
+    from perfkit.output import emit_json, print_table, say
+
+    options: dict[str, object] = {}
+    per_check: dict[str, dict[str, object]] = {}
+    for text in args.threshold:
+        name, value = parse_threshold(text)
+        check_name, dot, argument = name.rpartition(".")
+        if dot:
+            per_check.setdefault(check_name, {})[argument] = value
+        else:
+            options[name] = value
+    if args.tenant_column:
+        options["tenant_columns"] = tuple(dict.fromkeys([*health.TENANT_COLUMNS, *args.tenant_column]))
+    if args.server_memory:
+        memory = parse_amount(args.server_memory)
+        if memory <= 0:
+            raise BadInputError(f"--server-memory must be a size above 0, not {args.server_memory!r}")
+        options["memory_bytes"] = int(memory)
+    checks = None
+    if args.check:
+        by_name = {fn.__name__: fn for fn in health.CHECKS}
+        unknown = [name for name in args.check if name not in by_name]
+        if unknown:
+            raise BadInputError(f"no check called {', '.join(unknown)}; checks: {', '.join(by_name)}")
+        checks = [by_name[name] for name in args.check]
+    health.route_thresholds(checks or health.CHECKS, options, per_check)  # bad names fail before connecting
+
+    from perfkit.advice import recommend
+    from perfkit.errors import PerfkitError
+
+    engine = engine_from_args(args)
+    try:
+        say(f"perfkit health: checking {engine.info.get('target', '')}")
+        findings = health.check(engine, checks=checks, per_check=per_check, **options)
+        try:  # index advice from the costliest statements, verified with hypopg where installed
+            from perfkit import statements
+
+            snapshot = statements.snapshot(engine, dsn=args.dsn)
+        except PerfkitError as err:
+            say(f"perfkit health: no statement-based index advice ({err})")
+            snapshot = None
+        recommendations = recommend(health=findings, statements=snapshot, engine=engine)
+    finally:
+        engine.dispose()
+    if args.json:
+        emit_json({"target": engine.info.get("target", ""), "findings": findings, "recommendations": recommendations})
+        return 0
+    counts = count_by_severity(findings)
+    print_table(
+        findings,
+        ["severity", "kind", "subject", "evidence"],
+        title=f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info",
+        max_width=90,
+    )
+    fixes = recommendations[recommendations["sql"] != ""]
+    if len(fixes):
+        print("\nRecommendations, each fix once (printed only; review before running):")
+        for number, row in enumerate(fixes.itertuples(index=False), start=1):
+            merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
+            print(f"-- {number}. {row.kind} {row.subject}{merged}: {row.recommendation}")
+            print(row.sql)
+    return 0
