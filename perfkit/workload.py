@@ -245,11 +245,14 @@ def _execute(conn, sql: str, params: dict | None = None) -> None:
 
 
 def existing_tables(conn) -> list[str]:
-    """User tables in the connection's database (any schema but the system ones)."""
+    """User tables and views in the connection's database (not the system's, not an extension's)."""
     rows = conn.execute(
         "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1"
+        "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' "
+        # the views of extensions (pg_stat_statements, hypopg) are not the user's tables
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+        "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
     ).fetchall()
     return [row[0] for row in rows]
 

@@ -1,0 +1,271 @@
+"""The demo: the shop and its planted problems, the HTTP API, the Locust run, and the whole loop end to end.
+
+One module-scoped sandbox holds a small shop; the end-to-end test starts its own, as ``perfkit demo`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from perfkit import db, demo, statements, workload
+from perfkit.demo_app import DemoApp
+from perfkit.errors import BadInputError
+from perfkit.sandbox import Sandbox
+
+SMALL = workload.ShopSize.scaled(0.05)
+
+
+@pytest.fixture(scope="module")
+def shop():
+    """A sandbox with a small shop, its app role, and the shop's facts."""
+    with Sandbox() as sandbox:
+        database = demo.DemoDatabase(sandbox, sandbox.dsn)
+        with database.admin_connect() as conn:
+            workload.build_shop(conn, SMALL)
+            workload.plant_settings(conn)
+            database.create_app_role(conn)
+            facts = workload.shop_facts(conn)
+        yield database, facts
+
+
+@pytest.fixture(scope="module")
+def app(shop):
+    database, _facts = shop
+    with DemoApp(database.app_dsn, pool_size=4) as running:
+        yield running
+
+
+def _get(url: str) -> tuple[int, dict, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read())
+
+
+# -- the shop -----------------------------------------------------------------------------------
+
+def test_tenants_are_of_very_different_sizes(shop):
+    database, facts = shop
+    with database.admin_connect() as conn:
+        counts = [row[0] for row in conn.execute("SELECT count(*) FROM orders GROUP BY tenant_id ORDER BY 1 DESC")]
+    assert len(counts) == SMALL.tenants
+    assert sum(counts) == pytest.approx(SMALL.orders, rel=0.05)
+    # a few large tenants, many small ones
+    assert counts[0] > 20 * counts[len(counts) // 2]
+    assert max(facts.tenant_weights) == pytest.approx(counts[0] / sum(counts))
+
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        # no index on invoices leads with tenant_id (the invoice list filters on it)
+        ("SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+         "WHERE i.indrelid = 'invoices'::regclass AND a.attname = 'tenant_id'", 0),
+        # invoices.order_id is a foreign key without an index
+        ("SELECT count(*) FROM pg_constraint c WHERE c.conrelid = 'invoices'::regclass AND c.contype = 'f' "
+         "AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = 'invoices'::regclass "
+         "AND attname = 'order_id')]::int2[]", 1),
+        ("SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+         "WHERE i.indrelid = 'invoices'::regclass AND a.attname = 'order_id'", 0),
+        # two indexes on orders (tenant_id)
+        ("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders' AND indexdef LIKE '%(tenant_id)'", 2),
+        ("SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_status_total_idx'", 1),
+        # audit_logs: autovacuum off
+        ("SELECT count(*) FROM pg_class WHERE relname = 'audit_logs' AND 'autovacuum_enabled=false' = ANY(reloptions)", 1),
+        # the database's work_mem, for every new session
+        ("SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+         "WHERE d.datname = current_database() AND 'work_mem=64kB' = ANY(s.setconfig)", 1),
+    ],
+)
+def test_planted_problems_are_in_the_catalog(shop, sql, expected):
+    database, _facts = shop
+    with database.admin_connect() as conn:
+        assert conn.execute(sql).fetchone()[0] == expected
+
+
+def test_audit_logs_carry_dead_rows(shop):
+    database, _facts = shop
+    with database.admin_connect() as conn:
+        live, dead = conn.execute(
+            "SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'audit_logs'"
+        ).fetchone()
+        others = conn.execute(
+            "SELECT max(n_dead_tup) FROM pg_stat_user_tables WHERE relname <> 'audit_logs'"
+        ).fetchone()[0]
+    assert dead > live * 0.5
+    assert others == 0
+
+
+def test_sales_report_sort_spills_to_disk(shop):
+    database, facts = shop
+    biggest = facts.tenants[facts.tenant_weights.index(max(facts.tenant_weights))]
+    with database.admin_connect() as conn:  # the database's work_mem holds for every role
+        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + workload.SALES_REPORT_SQL, (biggest,)).fetchone()[0]
+    text = json.dumps(plan)
+    assert '"Sort Space Type": "Disk"' in text
+
+
+def test_drop_shop_drops_only_the_demos_tables():
+    with Sandbox() as sandbox, sandbox.admin_connect() as conn:
+        conn.execute("CREATE TABLE keep_me (id int)")
+        workload.build_shop(conn, workload.ShopSize(tenants=5, users=50, products=20, orders=200, audit=100, messages=50))
+        assert sorted(workload.drop_shop(conn)) == sorted(workload.SHOP_TABLES)
+        assert workload.existing_tables(conn) == ["public.keep_me"]
+
+
+def test_scratch_database_must_be_empty_unless_forced():
+    with Sandbox() as sandbox:
+        with sandbox.admin_connect() as conn:
+            conn.execute("CREATE TABLE customer_data (id int)")
+        with pytest.raises(BadInputError, match="not empty"):
+            demo.DemoDatabase.scratch(sandbox.dsn)
+        database = demo.DemoDatabase.scratch(sandbox.dsn, force=True)
+        assert database.sandbox is None and not database.logs_collected
+
+
+# -- the HTTP API -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "path, route",
+    [
+        ("/api/invoices?tenant={tenant}", "/api/invoices"),
+        ("/api/orders/{order}", "/api/orders/<id>"),
+        ("/api/dashboard/analytics?tenant={tenant}", "/api/dashboard/analytics"),
+        ("/api/products?tenant={tenant}", "/api/products"),
+        ("/api/reports/sales?tenant={tenant}", "/api/reports/sales"),
+    ],
+)
+def test_endpoints_answer(shop, app, path, route):
+    _database, facts = shop
+    status, headers, body = _get(app.url + path.format(tenant=facts.tenants[0], order=facts.max_order_id))
+    assert status == 200
+    assert body["route"] == route
+    assert body["data"]
+    assert headers["X-Request-Id"]
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [("/api/invoices", 400), ("/api/invoices?tenant=abc", 400), ("/api/nothing", 404), ("/api/orders/999999999", 404)],
+)
+def test_bad_requests_are_client_errors(app, path, status):
+    assert _get(app.url + path)[0] == status
+
+
+def test_app_listens_on_loopback_only(app):
+    assert app.url.startswith("http://127.0.0.1:")
+
+
+def test_statements_carry_request_comments(shop, app):
+    database, facts = shop
+    request_id = "req-test-comments-1"
+    request = urllib.request.Request(app.url + f"/api/dashboard/analytics?tenant={facts.tenants[0]}",
+                                     headers={"X-Request-Id": request_id})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["X-Request-Id"] == request_id
+    engine = db.connect(database.dsn)
+    try:
+        snap = statements.snapshot(engine)
+    finally:
+        engine.dispose()
+    mine = snap[snap["rolname"] == demo.APP_ROLE]
+    assert len(mine) >= 2, mine["query"].tolist()
+    assert mine["query"].str.contains("route='%2Fapi%2F", regex=False).all()
+    assert mine["query"].str.contains("request_id='", regex=False).all()
+
+
+def test_sqlcommenter_format():
+    assert workload.comment("/api/orders/<id>", "ab12") == (
+        " /*application='shop',request_id='ab12',route='%2Fapi%2Forders%2F%3Cid%3E'*/"
+    )
+
+
+def test_app_stops_cleanly(shop):
+    database, _facts = shop
+    running = DemoApp(database.app_dsn, pool_size=2).start()
+    url = running.url
+    assert _get(url + "/health")[0] == 200
+    running.stop()
+    running.stop()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "/health", timeout=5)
+
+
+# -- the load test ------------------------------------------------------------------------------
+
+def test_locust_run_writes_csv_per_endpoint(shop, app, tmp_path):
+    _database, facts = shop
+    stats, output = demo.run_locust(app.url, tmp_path, facts, users=4, duration_s=4)
+    for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv"):
+        assert (tmp_path / f"locust{suffix}").exists()
+    table = pd.read_csv(stats)
+    by_name = table.set_index("Name")
+    for route in workload.ROUTES:
+        assert by_name.loc[route.route, "Request Count"] > 0, route.route
+    assert by_name.loc["Aggregated", "Failure Count"] == 0
+    assert "Response time percentiles" in output
+
+
+def test_locust_targets_only_loopback(tmp_path):
+    with pytest.raises(BadInputError, match="127.0.0.1"):
+        demo.locust_command("http://example.com:80", tmp_path / "x", users=1, duration_s=1)
+
+
+def test_locustfile_weights_match_the_routes():
+    text = demo.LOCUSTFILE.read_text()
+    for route in workload.ROUTES:
+        assert f'name="{route.route}"' in text
+    weights = [int(w) for w in __import__("re").findall(r"@task\((\d+)\)", text)]
+    assert weights == [route.weight for route in workload.ROUTES]
+
+
+# -- applying recommendations -------------------------------------------------------------------
+
+RECOMMENDATIONS = pd.DataFrame(
+    [
+        ("VACUUM (ANALYZE) public.audit_logs;", "vacuum_overdue"),
+        ("CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at);", "index_advice"),
+        ("DROP INDEX CONCURRENTLY public.orders_tenant_id_idx;", "duplicate_index"),
+        ("CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at);", "missing_tenant_index"),
+        ("create unique index b_idx on public.x (y)", "index_advice"),
+        ("CREATE INDEX CONCURRENTLY c_idx ON public.orders (user_id);", "missing_fk_index"),
+        ("", "n_plus_one"),
+    ],
+    columns=["sql", "kind"],
+)
+
+
+@pytest.mark.parametrize(
+    "top, expected",
+    [
+        (1, ["CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at)"]),
+        (2, ["CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at)",
+             "create unique index b_idx on public.x (y)"]),
+        (9, ["CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at)",
+             "create unique index b_idx on public.x (y)",
+             "CREATE INDEX CONCURRENTLY c_idx ON public.orders (user_id)"]),
+    ],
+)
+def test_index_fixes_take_the_top_distinct_index_statements_in_rank_order(top, expected):
+    assert demo.index_fixes(RECOMMENDATIONS, top)["sql"].tolist() == expected
+
+
+def test_index_fixes_of_nothing():
+    assert demo.index_fixes(pd.DataFrame(columns=["sql"]), 3).empty
+    assert demo.index_fixes(None, 3).empty
+
+
+def test_apply_fixes_reports_each_statement():
+    with Sandbox() as sandbox, sandbox.admin_connect() as conn:
+        conn.execute("CREATE TABLE t (a int, b int)")
+        fixes = pd.DataFrame({"sql": ["CREATE INDEX CONCURRENTLY t_a_idx ON t (a)", "CREATE INDEX CONCURRENTLY x ON missing (a)"]})
+        done = demo.apply_fixes(conn, fixes)
+        assert done["status"].tolist() == ["applied", "failed"]
+        assert "missing" in done["error"].iloc[1]
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 't_a_idx'").fetchone()[0] == 1
