@@ -18,9 +18,12 @@ COMMANDS = (
     "snapshot",
     "top",
     "diff",
+    "explain",
+    "plan",
+    "loadtest",
+    "health",
     "sandbox",
     "demo",
-    "health",
 )
 
 
@@ -54,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perfkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `perfkit ... | head`: the reader left; not an error worth a traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:  # a bug: show it, but never a password
         from perfkit.db import redact_text
 

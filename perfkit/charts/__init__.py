@@ -1,0 +1,20 @@
+"""Charts for perfkit's DataFrames: each function returns a matplotlib Figure, never shows it.
+
+One module per evidence source; this package re-exports their chart functions.
+"""
+
+from perfkit.charts.loadtests import (
+    latency_cdf,
+    latency_histogram,
+    latency_over_time,
+    throughput_over_time,
+)
+from perfkit.charts.plans import plan_self_time
+
+__all__ = [
+    "latency_cdf",
+    "latency_histogram",
+    "latency_over_time",
+    "throughput_over_time",
+    "plan_self_time",
+]

@@ -1,0 +1,77 @@
+"""``perfkit explain``: EXPLAIN one statement on a live server, safely, and analyze the plan.
+
+Read-only session with timeouts; data-changing statements only with --allow-writes, rolled back.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
+
+
+def _queryid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a queryid is a whole number (it may be negative), not {text!r}") from None
+
+
+def register(subparsers) -> None:
+    """Add ``perfkit explain`` to the command line."""
+    parser = subparsers.add_parser(
+        "explain",
+        help="EXPLAIN a statement (or a pg_stat_statements queryid) and analyze the plan",
+        description="Run EXPLAIN (BUFFERS, SETTINGS, FORMAT JSON) — with --analyze, EXPLAIN ANALYZE — in a "
+        "read-only session and print the plan tree with self time per node and the findings. "
+        "Statements with $1 parameters get a generic plan; with --analyze give --param values.",
+    )
+    add_dsn_option(parser)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--sql", help="one SQL statement")
+    what.add_argument("--queryid", type=_queryid, help="a queryid from pg_stat_statements")
+    parser.add_argument("--analyze", action="store_true", help="execute the statement (EXPLAIN ANALYZE) for actual rows and times")
+    parser.add_argument(
+        "--param", action="append", default=None, metavar="VALUE",
+        help="a value for $1, $2, ... (repeat in order; sent as an SQL literal, the server infers the type)",
+    )
+    parser.add_argument(
+        "--allow-writes", action="store_true",
+        help="allow EXPLAIN ANALYZE of INSERT/UPDATE/DELETE/MERGE; it runs in a transaction that is always rolled back",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+        help="a setting for this EXPLAIN only (SET LOCAL), e.g. --set work_mem=64MB; repeatable",
+    )
+    parser.add_argument("--top", type=int, default=0, metavar="N", help="show only the N nodes with the most self time")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Capture the plan on the server and print it (exit code 0; refusals raise PerfkitError -> 2)."""
+    from perfkit.commands.plan import show_plan
+    from perfkit.errors import BadInputError
+    from perfkit.output import say
+    from perfkit.plans import explain, explain_queryid
+
+    settings = {}
+    for item in args.settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInputError(f"--set takes NAME=VALUE, not {item!r}")
+        settings[name.strip()] = value.strip()
+    engine = engine_from_args(args)
+    try:
+        options = {"analyze": args.analyze, "params": args.param, "allow_writes": args.allow_writes, "settings": settings}
+        if args.analyze:
+            say("running EXPLAIN ANALYZE (the statement is executed" + (", then rolled back)" if args.allow_writes else ")"))
+        if args.queryid is not None:
+            plan = explain_queryid(engine, args.queryid, **options)
+        else:
+            plan = explain(engine, args.sql, **options)
+        extra = {"server": engine.info.get("target", ""), "sql": plan.query}
+        show_plan(plan, as_json=args.json, top=args.top, extra=extra)
+    finally:
+        engine.dispose()
+    return 0

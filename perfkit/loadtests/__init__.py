@@ -1,0 +1,31 @@
+"""Load-test outputs (k6, Locust, Artillery, ab, wrk, JMeter, pgbench) as one DataFrame shape.
+
+``read(path)`` returns a LoadTestRun (samples, summary, notes); ``slo``, ``flags``, ``compare``.
+"""
+
+from perfkit.loadtests.analysis import Comparison, compare, flags, per_second
+from perfkit.loadtests.formats import FORMATS, detect, latest, read, supported
+from perfkit.loadtests.frames import ALL, SAMPLE_COLUMNS, SUMMARY_COLUMNS, summarize
+from perfkit.loadtests.run import LoadTestRun
+from perfkit.loadtests.slo import SloTargets, load_targets, slo, slo_findings
+
+__all__ = [
+    "ALL",
+    "FORMATS",
+    "SAMPLE_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "Comparison",
+    "LoadTestRun",
+    "SloTargets",
+    "compare",
+    "detect",
+    "flags",
+    "latest",
+    "load_targets",
+    "per_second",
+    "read",
+    "slo",
+    "slo_findings",
+    "summarize",
+    "supported",
+]

@@ -1,0 +1,154 @@
+"""Which tool wrote a file: format detection from content, the reader registry, ``read``.
+
+``read(path, format=None)`` picks the reader from the file's first bytes, or from ``format``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+from perfkit.errors import BadInputError
+from perfkit.loadtests import ab, artillery, jmeter, k6, locust, pgbench, wrk
+from perfkit.loadtests.run import LoadTestRun
+
+# format name -> (reader, what it is, whether it has per-request samples)
+FORMATS = {
+    "k6-json": (k6.read_json, "k6 --out json (NDJSON Metric/Point lines)", "samples"),
+    "k6-csv": (k6.read_csv, "k6 --out csv", "samples"),
+    "k6-summary": (k6.read_summary, "k6 --summary-export or handleSummary() JSON", "aggregates"),
+    "locust-csv": (locust.read_csv, "Locust --csv PREFIX (_stats, _stats_history, _failures)", "aggregates"),
+    "locust-json": (locust.read_json, "Locust --json / --json-file", "histogram"),
+    "artillery": (artillery.read_report, "Artillery run --output report.json", "aggregates"),
+    "ab": (ab.read_text_report, "ApacheBench text output", "aggregates"),
+    "ab-gnuplot": (ab.read_gnuplot, "ApacheBench -g gnuplot TSV", "samples"),
+    "ab-percentiles": (ab.read_percentiles, "ApacheBench -e percentile CSV", "aggregates"),
+    "wrk": (wrk.read_report, "wrk --latency text output", "aggregates"),
+    "jmeter-csv": (jmeter.read_csv, "JMeter CSV JTL", "samples"),
+    "jmeter-xml": (jmeter.read_xml, "JMeter XML JTL", "samples"),
+    "pgbench-log": (pgbench.read_log, "pgbench -l per-transaction log", "samples"),
+    "pgbench-aggregate": (pgbench.read_aggregate, "pgbench -l --aggregate-interval log", "aggregates"),
+    "pgbench-report": (pgbench.read_report, "pgbench text report (-P progress, -r scripts)", "aggregates"),
+}
+
+
+def supported() -> str:
+    """The supported format names, comma-separated (for messages and --help)."""
+    return ", ".join(FORMATS)
+
+
+def _head(path: Path, size: int = 65536) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read(size)
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
+    except (OSError, EOFError) as err:
+        raise BadInputError(f"cannot read: {err}", path=path) from None
+
+
+_PGBENCH_LOG = re.compile(rb"^\d+ \d+ (?:\d+|skipped|failed|serialization|deadlock) \d+ \d{9,} \d+")
+_PGBENCH_AGG = re.compile(rb"^\d{9,}(?: \d+(?:\.\d+)?){5}")
+_JTL_NO_HEADER = re.compile(rb"^\d{12,14}[,;\t|]\d+[,;\t|]")
+
+
+def detect(path) -> str:
+    """The format name of a result file, from its content (BadInputError when unknown)."""
+    path = Path(path)
+    head = _head(path)
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise BadInputError("empty file: no load-test results in it", path=path)
+    first = text.split(b"\n", 1)[0].strip()
+    if text.startswith(b"{") or text.startswith(b"["):
+        try:
+            line = json.loads(first)
+        except ValueError:
+            line = None
+        if isinstance(line, dict) and line.get("type") in ("Metric", "Point") and "metric" in line:
+            return "k6-json"
+        if text.startswith(b"["):
+            return "locust-json"
+        if b'"aggregate"' in head and (b'"counters"' in head or b'"intermediate"' in head):
+            return "artillery"
+        if b'"metrics"' in head:
+            return "k6-summary"
+        if b'"type":"Point"' in head or b'"type": "Point"' in head:
+            return "k6-json"
+    if first.startswith(b"<?xml") or first.startswith(b"<testResults"):
+        if b"<testResults" in head:
+            return "jmeter-xml"
+    if first.startswith(k6.CSV_HEADER_START.encode()):
+        return "k6-csv"
+    if first.startswith(locust.STATS_HEADER.encode()) or first.startswith(locust.HISTORY_HEADER.encode()) \
+            or first.startswith(locust.FAILURES_HEADER.encode()) \
+            or first.startswith(b"Count,Message,Traceback,Nodes"):
+        return "locust-csv"
+    if first.startswith(ab.GNUPLOT_HEADER.encode()):
+        return "ab-gnuplot"
+    if first.startswith(ab.PERCENT_HEADER.encode()):
+        return "ab-percentiles"
+    if b"This is ApacheBench" in head or b"Complete requests:" in head:
+        return "ab"
+    if re.search(rb"Running .+ test @ ", head) and b"requests in" in head:
+        return "wrk"
+    if (b"timeStamp" in first and b"elapsed" in first) or _JTL_NO_HEADER.match(first):
+        return "jmeter-csv"
+    if _PGBENCH_LOG.match(first):
+        return "pgbench-log"
+    if _PGBENCH_AGG.match(first):
+        return "pgbench-aggregate"
+    if re.search(rb"^(?:progress: [\d.]+ s, |pgbench \(|transaction type: )", head, re.M):
+        return "pgbench-report"
+    raise BadInputError(f"unknown load-test format; supported formats: {supported()}", path=path)
+
+
+def read(path, format: str | None = None, **options) -> LoadTestRun:
+    """Read one load-test result file into a LoadTestRun.
+
+    Parameters
+    ----------
+    path:
+        The result file (a ``.gz`` is read through for k6 JSON/CSV).
+    format:
+        One of ``FORMATS`` (see ``supported()``); detected from the content when None.
+    **options:
+        Passed to the reader: ``skip_bad_lines=True`` (NDJSON, CSV, JTL, pgbench logs),
+        ``columns=[...]`` (a header-less JTL with custom columns), ``endpoint=`` (ab -g),
+        ``script_names={0: "select"}`` (pgbench log).
+
+    Returns
+    -------
+    LoadTestRun
+        ``.samples``, ``.summary``, ``.tool``, ``.source``, ``.percentiles_from``, ``.notes``.
+    """
+    path = Path(path)
+    if format is None:
+        format = detect(path)
+    if format not in FORMATS:
+        raise BadInputError(f"unknown format {format!r}; supported formats: {supported()}")
+    reader = FORMATS[format][0]
+    try:
+        return reader(path, **options)
+    except TypeError as err:
+        if "unexpected keyword argument" in str(err):
+            raise BadInputError(f"format {format} does not take that option ({err})", path=path) from None
+        raise
+
+
+def latest(directory, pattern: str = "*") -> Path:
+    """The newest result file in ``directory`` (by modification time; hidden files ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInputError("not a directory", path=directory)
+    files = [p for p in directory.glob(pattern) if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise BadInputError("no result files in this directory", path=directory)
+    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))

@@ -1,0 +1,449 @@
+"""k6 outputs: ``--out json`` NDJSON, ``--out csv``, ``--summary-export`` and handleSummary() JSON.
+
+The NDJSON reader filters lines for ``http_req_duration`` bytes before parsing them (pyarrow).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from perfkit.errors import BadInputError
+from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
+from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+TOOL = "k6"
+DURATION_METRIC = "http_req_duration"
+_NEEDLE = b'"http_req_duration"'
+_BLOCK = 64 << 20  # bytes per block: the file is read in blocks, never whole
+_TAGS = ["name", "url", "method", "status", "expected_response", "error", "error_code", "group"]
+_SCHEMA = pa.schema(
+    [
+        ("type", pa.string()),
+        ("metric", pa.string()),
+        (
+            "data",
+            pa.struct(
+                [
+                    ("time", pa.timestamp("ns", tz="UTC")),  # Arrow parses the offsets
+                    ("value", pa.float64()),
+                    ("tags", pa.struct([(tag, pa.string()) for tag in _TAGS])),
+                ]
+            ),
+        ),
+    ]
+)
+NOTE_END_STAMP = "k6 stamps a sample when the request ends: perfkit sets ts to end minus duration"
+NOTE_EXECUTOR = (
+    "k6's default executors are closed-loop (a VU waits for each answer): latencies understate "
+    "waits under overload (coordinated omission) unless an arrival-rate executor was used"
+)
+
+
+def _blocks(path: Path):
+    """Yield (first line number, bytes ending at a line break) blocks of the (gzipped) file."""
+    opener = open
+    if path.suffix == ".gz":
+        import gzip
+
+        opener = gzip.open
+    try:
+        handle = opener(path, "rb")
+    except OSError as err:
+        raise BadInputError(f"cannot read: {err}", path=path) from None
+    with handle:
+        line_no = 1
+        tail = b""
+        while True:
+            try:
+                chunk = handle.read(_BLOCK)
+            except (OSError, EOFError) as err:
+                raise BadInputError(f"cannot read: {err}", path=path) from None
+            if not chunk:
+                break
+            chunk = tail + chunk
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                tail = chunk
+                continue
+            block, tail = chunk[: cut + 1], chunk[cut + 1 :]
+            yield line_no, block
+            line_no += block.count(b"\n")
+        if tail:
+            yield line_no, tail
+
+
+def _parse_block_slow(block: bytes, first_line: int, path, skip_bad_lines: bool):
+    """Line-by-line parse of one block: exact line numbers for errors, or skip them."""
+    rows, skipped = [], 0
+    for offset, line in enumerate(block.split(b"\n")):
+        if _NEEDLE not in line:
+            stripped = line.strip()
+            if stripped and not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+                if skip_bad_lines:
+                    skipped += 1
+                    continue
+                raise BadInputError("truncated or invalid k6 JSON line", path=path, line=first_line + offset)
+            continue
+        try:
+            item = json.loads(line)
+            if item.get("type") != "Point" or item.get("metric") != DURATION_METRIC:
+                continue
+            data = item["data"]
+            tags = data.get("tags") or {}
+            rows.append(
+                {
+                    "time": str(data["time"]),
+                    "value": float(data["value"]),
+                    **{tag: (None if tags.get(tag) is None else str(tags.get(tag))) for tag in _TAGS},
+                }
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            if skip_bad_lines:
+                skipped += 1
+                continue
+            raise BadInputError(
+                f"truncated or invalid k6 JSON line ({type(err).__name__})",
+                path=path,
+                line=first_line + offset,
+            ) from None
+    return pd.DataFrame(rows, columns=["time", "value", *_TAGS]), skipped
+
+
+def _complete(block: bytes) -> bool:
+    """Whether every line of the block ends like a JSON object (cheap: byte counts)."""
+    if not block.endswith(b"\n"):
+        return block.rstrip().endswith(b"}") and _complete(block.rstrip() + b"\n")
+    blank = block.count(b"\n\n") + (1 if block.startswith(b"\n") else 0)
+    return block.count(b"}\n") + block.count(b"}\r\n") + blank == block.count(b"\n")
+
+
+def _parse_block_fast(block: bytes) -> pd.DataFrame | None:
+    """Filter the block's lines for the duration metric, then parse them with pyarrow.
+
+    Returns None (the caller falls back to the line-by-line path, which names the bad line)
+    when a line is cut short or pyarrow rejects the filtered lines.
+    """
+    if not _complete(block):
+        return None
+    if block.count(_NEEDLE) >= block.count(b"\n"):
+        wanted = block  # every line names the metric: nothing to filter out
+    else:
+        lines = [line for line in block.split(b"\n") if _NEEDLE in line]
+        if not lines:
+            return pd.DataFrame(columns=["time", "value", *_TAGS])
+        wanted = b"\n".join(lines)
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(wanted),
+            read_options=pa_json.ReadOptions(block_size=16 << 20),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # a bad line somewhere: the slow path finds it
+    keep = np.asarray(
+        (table.column("type").to_numpy(zero_copy_only=False) == "Point")
+        & (table.column("metric").to_numpy(zero_copy_only=False) == DURATION_METRIC)
+    )
+    data = table.column("data").combine_chunks().filter(pa.array(keep))
+    tags = data.field("tags")
+    columns = {"time": data.field("time"), "value": data.field("value")}
+    for tag in _TAGS:
+        columns[tag] = tags.field(tag).dictionary_encode()  # few distinct values: categoricals
+    frame = pa.table(columns).to_pandas()
+    if frame["time"].isna().any() or frame["value"].isna().any():
+        return None
+    return frame
+
+
+def read_json(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
+    """Read k6 ``--out json`` NDJSON (optionally .gz): one sample per ``http_req_duration`` point.
+
+    Parameters
+    ----------
+    path:
+        The NDJSON file.
+    skip_bad_lines:
+        Keep the good rows around truncated or invalid lines and count the skipped ones in
+        ``run.skipped_lines``, instead of raising BadInputError naming the line.
+
+    Returns
+    -------
+    LoadTestRun
+        Samples from every ``http_req_duration`` point (endpoint = the ``name`` tag, which k6
+        sets to the URL unless the script names the request); percentiles from samples.
+    """
+    path = Path(path)
+    read_bytes_head = _head(path)
+    if not read_bytes_head.strip():
+        raise BadInputError("empty file: no load-test results in it", path=path)
+    parts, skipped = [], 0
+    with guard(path, "k6 JSON"):
+        for first_line, block in _blocks(path):
+            frame = None if skip_bad_lines else _parse_block_fast(block)
+            if frame is None:
+                frame, bad = _parse_block_slow(block, first_line, path, skip_bad_lines)
+                skipped += bad
+            parts.append(frame)
+        points = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if points.empty:
+            raise BadInputError(f"no {DURATION_METRIC} points: not a k6 JSON output with HTTP requests", path=path)
+        return _run_from_points(points, path, "k6-json", skipped)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rb") as handle:
+                return handle.read(4096)
+        with open(path, "rb") as handle:
+            return handle.read(4096)
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except (OSError, EOFError) as err:
+        raise BadInputError(f"cannot read: {err}", path=path) from None
+
+
+def _run_from_points(
+    points: pd.DataFrame, path, fmt: str, skipped: int, notes=(), *, whole_seconds: bool = False
+) -> LoadTestRun:
+    end = points["time"]
+    if not isinstance(end.dtype, pd.DatetimeTZDtype):
+        end = pd.to_datetime(end, utc=True, format="ISO8601")
+    latency = points["value"].astype("float64")
+    status = _numbers(points["status"])
+    expected = points["expected_response"]
+    ok = np.where(
+        expected.notna().to_numpy(),
+        (expected == "true").fillna(False).to_numpy(dtype=bool),
+        ((status >= 200) & (status < 400)).to_numpy(),
+    )
+    error = points["error"].where(points["error"].notna(), points["error_code"])
+    endpoint = points["name"].where(points["name"].notna(), points["url"])
+    duration_s = None
+    if whole_seconds:  # the stamps are truncated seconds: the run spans first..last second, inclusive
+        duration_s = (end.max() - end.min()).total_seconds() + 1.0
+    samples = samples_frame(
+        ts=end if whole_seconds else end - pd.to_timedelta(latency, unit="ms"),
+        endpoint=endpoint,
+        method=points["method"],
+        latency_ms=latency,
+        status=status,
+        ok=ok,
+        error=error,
+        tool=TOOL,
+        source=str(path),
+    )
+    notes = [*([] if whole_seconds else [NOTE_END_STAMP]), *notes, NOTE_EXECUTOR]
+    if skipped:
+        notes.append(f"{skipped} bad line(s) skipped")
+    return LoadTestRun(
+        samples=samples,
+        summary=summarize(samples, duration_s=duration_s),
+        tool=TOOL,
+        format=fmt,
+        duration_s=duration_s,
+        source=str(path),
+        percentiles_from="samples",
+        notes=notes,
+        closed_loop=None,
+        skipped_lines=skipped,
+    )
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    """Numbers from a text or categorical column (parsing each distinct value once)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = pd.to_numeric(pd.Series(column.cat.categories.astype(str)), errors="coerce").to_numpy()
+        codes = column.cat.codes.to_numpy()
+        values = np.where(codes >= 0, categories[np.clip(codes, 0, None)] if categories.size else np.nan, np.nan)
+        return pd.Series(values, index=column.index, dtype="float64")
+    return pd.to_numeric(column, errors="coerce")
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+CSV_HEADER_START = "metric_name,timestamp,metric_value"
+
+
+def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
+    """Read k6 ``--out csv`` (optionally .gz): one sample per ``http_req_duration`` row.
+
+    k6's default ``timeFormat`` is ``unix``: whole seconds, so request times (and throughput
+    over time) are only known to the second; ``unix_milli``/``_micro``/``_nano`` and
+    ``rfc3339``/``rfc3339_nano`` timestamps are recognized by their shape.
+    """
+    path = Path(path)
+    text = read_text(path)
+    with guard(path, "k6 CSV"):
+        first = text.split("\n", 1)[0].strip()
+        if not first.startswith(CSV_HEADER_START):
+            raise BadInputError(f"not a k6 CSV file (its header starts {CSV_HEADER_START!r})", path=path, line=1)
+        bad = "skip" if skip_bad_lines else "error"
+        skipped = 0
+        try:
+            rows = pd.read_csv(
+                io.StringIO(text),
+                dtype=str,
+                keep_default_na=False,
+                on_bad_lines=bad,
+                usecols=lambda c: c in {"metric_name", "timestamp", "metric_value", *_TAGS},
+            )
+        except pd.errors.ParserError as err:
+            match = re.search(r"line (\d+)", str(err))
+            raise BadInputError(
+                "truncated or malformed k6 CSV row", path=path, line=int(match.group(1)) if match else None
+            ) from None
+        if skip_bad_lines:
+            skipped = max(text.count("\n") - (1 if text.endswith("\n") else 0) - len(rows), 0)
+        rows = rows[rows["metric_name"] == DURATION_METRIC]
+        for tag in _TAGS:
+            if tag not in rows.columns:
+                rows[tag] = None
+        values = pd.to_numeric(rows["metric_value"], errors="coerce")
+        times, unit_note = _csv_times(rows["timestamp"])
+        bad_rows = values.isna() | times.isna()
+        if bad_rows.any():
+            if not skip_bad_lines:
+                where = int(np.flatnonzero(bad_rows.to_numpy())[0])
+                raise BadInputError(
+                    "k6 CSV row without a numeric value or timestamp",
+                    path=path,
+                    line=int(rows.index[where]) + 2,
+                )
+            skipped += int(bad_rows.sum())
+            rows, values, times = rows[~bad_rows], values[~bad_rows], times[~bad_rows]
+        if rows.empty:
+            raise BadInputError(f"no {DURATION_METRIC} rows in this k6 CSV", path=path)
+        points = pd.DataFrame(
+            {
+                "time": times.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "value": values,
+                **{tag: rows[tag].replace("", None) for tag in _TAGS},
+            }
+        )
+        notes = [unit_note] if unit_note else []
+        return _run_from_points(points, path, "k6-csv", skipped, notes, whole_seconds=bool(unit_note))
+
+
+def _csv_times(column: pd.Series) -> tuple[pd.Series, str]:
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().all() and len(numbers):
+        magnitude = float(numbers.abs().max())
+        unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
+        note = (
+            "k6 CSV timestamps are whole seconds (timeFormat unix, the default): request times "
+            "and throughput over time are known to the second only"
+            if unit == "s"
+            else ""
+        )
+        return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce"), note
+    return pd.to_datetime(column, utc=True, errors="coerce", format="ISO8601"), ""
+
+
+# --- summaries ----------------------------------------------------------------------------------
+_TREND_KEYS = {"mean_ms": "avg", "p50_ms": "med", "p90_ms": "p(90)", "p95_ms": "p(95)", "p99_ms": "p(99)", "max_ms": "max"}
+_SUBMETRIC = re.compile(r"^(?P<metric>[A-Za-z0-9_]+)\{(?P<tags>.*)\}$")
+
+
+def read_summary(path) -> LoadTestRun:
+    """Read k6 ``--summary-export`` JSON or the data handed to ``handleSummary()``.
+
+    Aggregates only. The legacy ``--summary-export`` writes each threshold as a boolean that is
+    **true when the threshold failed**; handleSummary() writes ``{"ok": bool}``. Both become
+    ``tool_figures["thresholds"]`` rows with ``ok`` meaning passed. ``http_req_failed`` is a
+    rate of failures, so its ``passes`` counts the *failed* requests.
+    """
+    path = Path(path)
+    text = read_text(path)
+    with guard(path, "k6 summary"):
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+            raise BadInputError("not a k6 summary (no \"metrics\" object)", path=path)
+        metrics = doc["metrics"]
+        handle_summary = any(isinstance(m, dict) and "values" in m for m in metrics.values())
+        fmt = "k6-handle-summary" if handle_summary else "k6-summary-export"
+
+        def values(name: str) -> dict:
+            metric = metrics.get(name)
+            if not isinstance(metric, dict):
+                return {}
+            inner = metric.get("values", metric) if handle_summary else metric
+            return inner if isinstance(inner, dict) else {}
+
+        duration_ms = (doc.get("state") or {}).get("testRunDurationMs")
+        duration_s = float(duration_ms) / 1000 if isinstance(duration_ms, int | float) and duration_ms > 0 else None
+        reqs = values("http_reqs")
+        failed = values("http_req_failed")
+        requests = _number(reqs.get("count"))
+        failures = _number(failed.get("passes"))
+        if np.isnan(failures) and not np.isnan(_number(failed.get("rate", failed.get("value")))):
+            failures = round(_number(failed.get("rate", failed.get("value"))) * requests)
+        trend = values(DURATION_METRIC)
+        if not trend and np.isnan(requests):
+            raise BadInputError(f"no http_reqs or {DURATION_METRIC} metric in this k6 summary", path=path)
+        rows = [_trend_row(ALL, trend, requests, failures, _number(reqs.get("rate")))]
+        for name in metrics:
+            match = _SUBMETRIC.match(name)
+            if not match or match.group("metric") != DURATION_METRIC:
+                continue
+            tags = dict(part.split(":", 1) for part in match.group("tags").split(",") if ":" in part)
+            label = tags.get("name") or tags.get("url") or match.group("tags")
+            sub_reqs = values(f"http_reqs{{{match.group('tags')}}}")
+            sub_failed = values(f"http_req_failed{{{match.group('tags')}}}")
+            count = _number(sub_reqs.get("count", values(name).get("count")))
+            rows.append(
+                _trend_row(label, values(name), count, _number(sub_failed.get("passes")),
+                           _number(sub_reqs.get("rate")))
+            )
+        thresholds = []
+        for name, metric in metrics.items():
+            if not isinstance(metric, dict) or not isinstance(metric.get("thresholds"), dict):
+                continue
+            for expression, verdict in metric["thresholds"].items():
+                if isinstance(verdict, dict):
+                    ok = bool(verdict.get("ok"))
+                else:
+                    ok = not bool(verdict)  # --summary-export: true means the threshold FAILED
+                thresholds.append({"metric": name, "threshold": expression, "ok": ok})
+        notes = [
+            "k6 summaries carry aggregates only: percentiles are k6's own (exact, interpolated)",
+            NOTE_EXECUTOR,
+        ]
+        if any(not t["ok"] for t in thresholds):
+            failed_names = ", ".join(f"{t['metric']} {t['threshold']}" for t in thresholds if not t["ok"])
+            notes.append(f"k6 thresholds failed: {failed_names}")
+        figures = {"requests": requests, "failed_requests": failures, "thresholds": thresholds}
+        return aggregate_run(
+            summary_frame(rows),
+            tool=TOOL,
+            format=fmt,
+            source=path,
+            notes=notes,
+            tool_figures=figures,
+            duration_s=duration_s,
+        )
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _trend_row(endpoint: str, trend: dict, requests: float, failures: float, rate: float) -> dict:
+    row = {"endpoint": endpoint, "requests": requests, "failures": failures, "rps": rate}
+    for column, key in _TREND_KEYS.items():
+        row[column] = _number(trend.get(key))
+    return row

@@ -1,0 +1,250 @@
+"""Locust outputs: ``--csv PREFIX`` files (stats, stats_history, failures, exceptions) and ``--json``.
+
+Locust keeps rounded response-time buckets, not samples: its percentiles are bucket values.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perfkit.errors import BadInputError
+from perfkit.loadtests.frames import ALL, summary_frame
+from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+TOOL = "locust"
+STATS_HEADER = "Type,Name,Request Count,Failure Count"
+HISTORY_HEADER = "Timestamp,User Count,Type,Name"
+FAILURES_HEADER = "Method,Name,Error,Occurrences"
+NOTE_BUCKETS = (
+    "Locust rounds response times into buckets (to 1 ms below 100 ms, 10 ms below 1 s, "
+    "100 ms above): its percentiles are bucket values, not exact"
+)
+NOTE_CSV_LAG = (
+    "Locust rewrites its CSV files about once a second while running: the last second of the "
+    "run can be missing from them (its --json output is written at the end)"
+)
+NOTE_CLOSED = (
+    "Locust users wait for each answer before the next request (closed loop): latencies "
+    "understate waits under overload (coordinated omission)"
+)
+_PCT_COLUMNS = {"p50_ms": "50%", "p90_ms": "90%", "p95_ms": "95%", "p99_ms": "99%"}
+
+
+def _siblings(path: Path) -> dict[str, Path]:
+    name = path.name
+    for suffix in ("_stats_history.csv", "_stats.csv", "_failures.csv", "_exceptions.csv"):
+        # longest first: "_stats_history.csv" also ends in "_history.csv", never in "_stats.csv"
+        if name.endswith(suffix):
+            prefix = name[: -len(suffix)]
+            return {
+                kind: path.with_name(prefix + f"_{kind}.csv")
+                for kind in ("stats", "stats_history", "failures", "exceptions")
+            }
+    return {"stats": path}
+
+
+def _endpoint_names(types: pd.Series, names: pd.Series) -> pd.Series:
+    """The Name, or "METHOD Name" when one Name is requested with several methods."""
+    names = names.astype(str)
+    types = types.fillna("").astype(str)
+    clash = names.map(names.value_counts()) > 1
+    return names.where(~clash, types + " " + names)
+
+
+def read_csv(path) -> LoadTestRun:
+    """Read Locust ``--csv`` output from any of its files (the siblings are found by prefix).
+
+    Returns
+    -------
+    LoadTestRun
+        Summary from ``_stats.csv`` (Locust's own bucket-rounded percentiles), ``history``
+        from ``_stats_history.csv`` (users, throughput and percentiles per second), failures
+        by error from ``_failures.csv`` in ``tool_figures["failures"]``; no samples.
+    """
+    path = Path(path)
+    files = _siblings(path)
+    stats_path = files["stats"]
+    if not stats_path.exists():
+        if "stats_history" in files and files["stats_history"].exists():
+            stats_path = None
+        else:
+            raise BadInputError("Locust stats file not found next to it", path=stats_path)
+    notes = [NOTE_BUCKETS, NOTE_CSV_LAG, NOTE_CLOSED]
+    history = pd.DataFrame()
+    figures: dict = {}
+    summary = None
+    if stats_path is not None:
+        text = read_text(stats_path)
+        with guard(stats_path, "Locust stats CSV"):
+            if not text.startswith(STATS_HEADER):
+                raise BadInputError(f"not a Locust stats CSV (header starts {STATS_HEADER!r})", path=stats_path, line=1)
+            stats = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["N/A"])
+            summary = _stats_summary(stats, stats_path)
+    hist_path = files.get("stats_history")
+    if hist_path is not None and hist_path.exists():
+        with guard(hist_path, "Locust stats history CSV"):
+            history = _history(read_text(hist_path), hist_path)
+    fail_path = files.get("failures")
+    if fail_path is not None and fail_path.exists() and fail_path.stat().st_size:
+        with guard(fail_path, "Locust failures CSV"):
+            failures = pd.read_csv(io.StringIO(read_text(fail_path)), keep_default_na=False)
+            figures["failures"] = failures.to_dict(orient="records")
+    exc_path = files.get("exceptions")
+    if exc_path is not None and exc_path.exists() and exc_path.stat().st_size:
+        with guard(exc_path, "Locust exceptions CSV"):
+            exceptions = pd.read_csv(io.StringIO(read_text(exc_path)), keep_default_na=False)
+            if len(exceptions):
+                figures["exceptions"] = exceptions.to_dict(orient="records")
+                notes.append(f"{int(exceptions['Count'].sum())} exception(s) in the locustfile itself")
+    if summary is None:
+        summary = _summary_from_history(history, hist_path)
+    all_row = summary[summary["endpoint"] == ALL]
+    if len(all_row):
+        figures["requests"] = int(all_row["requests"].iloc[0])
+        figures["failures"] = figures.get("failures", [])
+        figures["failed_requests"] = float(all_row["failures"].iloc[0])
+    return aggregate_run(
+        summary, tool=TOOL, format="locust-csv", source=path, notes=notes, history=history,
+        tool_figures=figures, closed_loop=True,
+    )
+
+
+def _stats_summary(stats: pd.DataFrame, path: Path) -> pd.DataFrame:
+    for column in ("Type", "Name", "Request Count", "Failure Count", "Average Response Time",
+                   "Max Response Time", "Requests/s"):
+        if column not in stats.columns:
+            raise BadInputError(f"Locust stats CSV without a {column!r} column", path=path, line=1)
+    is_all = stats["Name"].astype(str) == "Aggregated"
+    endpoint = _endpoint_names(stats["Type"], stats["Name"]).where(~is_all, ALL)
+    rows = pd.DataFrame(
+        {
+            "endpoint": endpoint,
+            "requests": pd.to_numeric(stats["Request Count"], errors="raise"),
+            "failures": pd.to_numeric(stats["Failure Count"], errors="raise"),
+            "rps": pd.to_numeric(stats["Requests/s"], errors="coerce"),
+            "mean_ms": pd.to_numeric(stats["Average Response Time"], errors="coerce"),
+            "max_ms": pd.to_numeric(stats["Max Response Time"], errors="coerce"),
+        }
+    )
+    for column, name in _PCT_COLUMNS.items():
+        rows[column] = pd.to_numeric(stats[name], errors="coerce") if name in stats.columns else np.nan
+    return summary_frame(rows.to_dict(orient="records"))
+
+
+def _history(text: str, path: Path) -> pd.DataFrame:
+    if not text.startswith(HISTORY_HEADER):
+        raise BadInputError(f"not a Locust stats history CSV (header starts {HISTORY_HEADER!r})", path=path, line=1)
+    frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["N/A"])
+    frame = frame[frame["Name"].astype(str) == "Aggregated"]
+    ts = pd.to_datetime(pd.to_numeric(frame["Timestamp"], errors="raise"), unit="s", utc=True)
+    history = pd.DataFrame(
+        {
+            "ts": ts,
+            "users": pd.to_numeric(frame["User Count"], errors="coerce"),
+            "rps": pd.to_numeric(frame["Requests/s"], errors="coerce"),
+            "failures_per_s": pd.to_numeric(frame["Failures/s"], errors="coerce"),
+            "requests": pd.to_numeric(frame["Total Request Count"], errors="coerce"),
+            "failures": pd.to_numeric(frame["Total Failure Count"], errors="coerce"),
+            "mean_ms": pd.to_numeric(frame["Total Average Response Time"], errors="coerce"),
+            "p50_ms": pd.to_numeric(frame["50%"], errors="coerce"),
+            "p95_ms": pd.to_numeric(frame["95%"], errors="coerce"),
+            "p99_ms": pd.to_numeric(frame["99%"], errors="coerce"),
+        }
+    )
+    return history.reset_index(drop=True)
+
+
+def _summary_from_history(history: pd.DataFrame, path) -> pd.DataFrame:
+    if history.empty:
+        raise BadInputError("Locust stats history has no Aggregated rows", path=path)
+    last = history.iloc[-1]
+    return summary_frame(
+        [{"endpoint": ALL, "requests": last["requests"], "failures": last["failures"],
+          "mean_ms": last["mean_ms"], "p50_ms": last["p50_ms"], "p95_ms": last["p95_ms"],
+          "p99_ms": last["p99_ms"]}]
+    )
+
+
+def locust_percentile(response_times: dict, num_requests: int, percent: float) -> float:
+    """Locust's own percentile of its bucket histogram (``calculate_response_time_percentile``).
+
+    Walks the buckets from the slowest down and returns the first bucket at which the
+    requests left below it number at most ``int(num_requests * percent)``.
+    """
+    limit = int(num_requests * percent)
+    processed = 0
+    for bucket in sorted(response_times, reverse=True):
+        processed += response_times[bucket]
+        if num_requests - processed <= limit:
+            return float(bucket)
+    return 0.0
+
+
+def read_json(path) -> LoadTestRun:
+    """Read Locust's ``--json`` / ``--json-file`` output (a list of per-endpoint stats).
+
+    Percentiles are computed from Locust's rounded response-time buckets with Locust's own
+    method, so they equal the figures Locust would print; ``history`` holds requests and
+    failures per second per endpoint.
+    """
+    path = Path(path)
+    text = read_text(path)
+    with guard(path, "Locust JSON"):
+        entries = json.loads(text)
+        if not isinstance(entries, list) or not entries or not all(
+            isinstance(e, dict) and "num_requests" in e and "response_times" in e for e in entries
+        ):
+            raise BadInputError("not a Locust JSON stats list (entries with num_requests, response_times)", path=path)
+        rows = []
+        merged: dict[float, int] = {}
+        starts, lasts = [], []
+        names = pd.Series([str(e.get("name")) for e in entries])
+        endpoints = _endpoint_names(pd.Series([str(e.get("method", "")) for e in entries]), names)
+        history_parts = []
+        for entry, endpoint in zip(entries, endpoints, strict=True):
+            buckets = {float(k): int(v) for k, v in entry["response_times"].items()}
+            n = int(entry["num_requests"])
+            start, last = float(entry["start_time"]), float(entry["last_request_timestamp"])
+            starts.append(start)
+            lasts.append(last)
+            for k, v in buckets.items():
+                merged[k] = merged.get(k, 0) + v
+            rows.append(_json_row(endpoint, buckets, n, int(entry["num_failures"]),
+                                  float(entry["total_response_time"]), float(entry["max_response_time"] or np.nan),
+                                  last - start))
+            per_sec = entry.get("num_reqs_per_sec") or {}
+            fail_sec = entry.get("num_fail_per_sec") or {}
+            if per_sec:
+                seconds = sorted(set(per_sec) | set(fail_sec), key=float)
+                history_parts.append(pd.DataFrame({
+                    "ts": pd.to_datetime([float(s) for s in seconds], unit="s", utc=True),
+                    "endpoint": endpoint,
+                    "requests": [int(per_sec.get(s, 0)) for s in seconds],
+                    "failures": [int(fail_sec.get(s, 0)) for s in seconds],
+                }))
+        total = sum(int(e["num_requests"]) for e in entries)
+        rows.append(_json_row(ALL, merged, total, sum(int(e["num_failures"]) for e in entries),
+                              sum(float(e["total_response_time"]) for e in entries),
+                              max(float(e["max_response_time"] or 0) for e in entries),
+                              max(lasts) - min(starts)))
+        history = pd.concat(history_parts, ignore_index=True) if history_parts else pd.DataFrame()
+        return aggregate_run(
+            summary_frame(rows), tool=TOOL, format="locust-json", source=path,
+            percentiles_from="histogram", notes=[NOTE_BUCKETS, NOTE_CLOSED], history=history,
+            tool_figures={"requests": total, "failed_requests": rows[-1]["failures"]},
+            closed_loop=True, duration_s=max(lasts) - min(starts),
+        )
+
+
+def _json_row(endpoint, buckets, n, failures, total_ms, max_ms, seconds) -> dict:
+    row = {"endpoint": endpoint, "requests": n, "failures": failures,
+           "rps": n / seconds if seconds > 0 else np.nan,
+           "mean_ms": total_ms / n if n else np.nan, "max_ms": max_ms}
+    for column, q in (("p50_ms", 0.5), ("p90_ms", 0.9), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        row[column] = locust_percentile(buckets, n, q) if n else np.nan
+    return row

@@ -1,0 +1,161 @@
+"""A load-test run as perfkit reads it: samples, summary, history, tool figures and notes.
+
+``LoadTestRun`` is what every reader returns; ``guard`` turns a parser's surprise into BadInputError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from perfkit.errors import BadInputError, PerfkitError
+from perfkit.loadtests.frames import empty_samples, empty_summary
+
+
+@dataclass
+class LoadTestRun:
+    """One load-test result file, read into the contract's shapes.
+
+    Attributes
+    ----------
+    samples:
+        One row per request (``SAMPLE_COLUMNS``); empty when the tool writes only aggregates.
+    summary:
+        One row per endpoint plus ``ALL`` (``SUMMARY_COLUMNS``).
+    tool, format, source:
+        The tool (``k6``, ``locust``, ...), the file format read, and the file path.
+    percentiles_from:
+        ``"samples"`` when percentiles were computed exactly from raw samples, ``"tool"`` when
+        they are the tool's own aggregates, ``"histogram"`` when from a bucketed histogram.
+    notes:
+        What the reader wants a user to know (dropped requests, rounding, coordinated omission).
+    history:
+        Figures over time when the tool writes them (columns among ``ts``, ``users``,
+        ``requests``, ``failures``, ``rps``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms``).
+    tool_figures:
+        The tool's own totals as it prints them (e.g. ``{"requests": 300, "failed": 15}``).
+    closed_loop:
+        True for tools whose users wait for each answer before sending the next request
+        (their latencies suffer from coordinated omission), False for open-loop arrival rates,
+        None when the file does not say.
+    duration_s:
+        The run's length in seconds, when known.
+    skipped_lines:
+        How many bad lines ``skip_bad_lines=True`` skipped.
+    """
+
+    samples: pd.DataFrame
+    summary: pd.DataFrame
+    tool: str
+    format: str
+    source: str
+    percentiles_from: str
+    notes: list[str] = field(default_factory=list)
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tool_figures: dict = field(default_factory=dict)
+    closed_loop: bool | None = None
+    duration_s: float | None = None
+    skipped_lines: int = 0
+
+    @property
+    def has_samples(self) -> bool:
+        """Whether the run carries one row per request."""
+        return not self.samples.empty
+
+    def __repr__(self) -> str:
+        total = self.summary.loc[self.summary["endpoint"] == "ALL", "requests"]
+        requests = int(total.iloc[0]) if len(total) else 0
+        return (
+            f"<LoadTestRun {self.tool} ({self.format}) {Path(self.source).name}: "
+            f"{requests:,} requests, {len(self.summary) - 1} endpoints, "
+            f"percentiles from {self.percentiles_from}>"
+        )
+
+
+def aggregate_run(
+    summary: pd.DataFrame, *, tool: str, format: str, source, **kwargs
+) -> LoadTestRun:
+    """A run for a tool that writes aggregates only (no per-request samples)."""
+    return LoadTestRun(
+        samples=empty_samples(tool, str(source)),
+        summary=summary if summary is not None else empty_summary(),
+        tool=tool,
+        format=format,
+        source=str(source),
+        percentiles_from=kwargs.pop("percentiles_from", "tool"),
+        **kwargs,
+    )
+
+
+_PARSE_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    ZeroDivisionError,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    csv.Error,
+)
+
+
+@contextlib.contextmanager
+def guard(path, what: str):
+    """Turn a parser's unexpected exception into a one-line BadInputError naming ``path``.
+
+    Parameters
+    ----------
+    path:
+        The file being read.
+    what:
+        The format name, for the message ("not a valid k6 summary file: ...").
+    """
+    try:
+        yield
+    except PerfkitError:
+        raise
+    except _PARSE_ERRORS as err:
+        detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
+    except Exception as err:  # pyarrow's ArrowInvalid and friends
+        if type(err).__module__.startswith("pyarrow"):
+            detail = str(err).splitlines()[0][:160]
+            raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
+        raise
+
+
+def read_text(path) -> str:
+    """The file as text (UTF-8, undecodable bytes replaced); BadInputError when missing or empty."""
+    data = read_bytes(path)
+    return data.decode("utf-8", errors="replace")
+
+
+def read_bytes(path) -> bytes:
+    """The file's bytes (gunzipped when it ends in .gz); BadInputError when missing or empty."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
+    except (OSError, EOFError) as err:
+        raise BadInputError(f"cannot read: {err}", path=path) from None
+    if not data.strip():
+        raise BadInputError("empty file: no load-test results in it", path=path)
+    return data

@@ -1,0 +1,83 @@
+"""wrk: the text report printed with ``--latency`` (aggregates only).
+
+wrk scales its units (us, ms, s, m, h) per figure and leaves timed-out requests out of latency.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from perfkit.errors import BadInputError
+from perfkit.loadtests.frames import ALL, summary_frame
+from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+TOOL = "wrk"
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_TIME = r"([\d.]+)(us|ms|s|m|h)"
+NOTE_TIMEOUTS = (
+    "wrk drops timed-out requests from its latency figures: its percentiles cover only the "
+    "requests that completed"
+)
+NOTE_CLOSED = (
+    "wrk keeps a fixed number of connections busy (closed loop): latencies understate waits "
+    "under overload (coordinated omission; wrk2 corrects for it)"
+)
+
+
+def to_ms(value: str, unit: str) -> float:
+    """A wrk time (``"1.54"``, ``"s"``) in milliseconds."""
+    return float(value) * _UNITS_MS[unit]
+
+
+def read_report(path) -> LoadTestRun:
+    """Read wrk's text output (run with ``--latency`` for the percentile table).
+
+    Returns
+    -------
+    LoadTestRun
+        One endpoint (the URL) and ALL. ``requests`` = completed requests plus socket
+        timeouts; ``failures`` = non-2xx/3xx answers plus socket errors (connect, read, write,
+        timeout). wrk's latency figures cover completed requests only.
+    """
+    path = Path(path)
+    text = read_text(path)
+    with guard(path, "wrk output"):
+        running = re.search(r"Running (.+?) test @ (\S+)", text)
+        done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h),", text)
+        if not running or not done:
+            raise BadInputError("not a wrk report (no \"Running ... test @\" and \"N requests in\")", path=path)
+        completed = float(done.group(1))
+        seconds = to_ms(done.group(2), done.group(3)) / 1000
+        latency = re.search(rf"Latency\s+{_TIME}\s+{_TIME}\s+{_TIME}", text)
+        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+        connect, read, write, timeout = (int(g) for g in errors.groups()) if errors else (0, 0, 0, 0)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+        non2xx = int(non2xx.group(1)) if non2xx else 0
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+        dist = {int(p): to_ms(v, u) for p, v, u in re.findall(rf"^\s+(\d+)%\s+{_TIME}", text, re.M)}
+        requests = completed + timeout
+        row = {
+            "endpoint": running.group(2),
+            "requests": requests,
+            "failures": non2xx + connect + read + write + timeout,
+            "rps": float(rps.group(1)) if rps else completed / seconds,
+            "mean_ms": to_ms(latency.group(1), latency.group(2)) if latency else np.nan,
+            "p50_ms": dist.get(50, np.nan), "p90_ms": dist.get(90, np.nan),
+            "p95_ms": dist.get(95, np.nan), "p99_ms": dist.get(99, np.nan),
+            "max_ms": to_ms(latency.group(5), latency.group(6)) if latency else np.nan,
+        }
+        notes = [NOTE_TIMEOUTS, NOTE_CLOSED]
+        if timeout:
+            notes.append(f"{timeout} request(s) timed out and are missing from wrk's latency figures")
+        if not dist:
+            notes.append("wrk ran without --latency: no percentiles")
+        figures = {"completed": completed, "timeouts": timeout, "connect_errors": connect,
+                   "read_errors": read, "write_errors": write, "non_2xx_3xx": non2xx,
+                   "requests_per_sec": row["rps"], "distribution": dist}
+        return aggregate_run(
+            summary_frame([row, {**row, "endpoint": ALL}]), tool=TOOL, format="wrk", source=path,
+            notes=notes, tool_figures=figures, closed_loop=True, duration_s=seconds,
+        )

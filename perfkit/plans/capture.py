@@ -1,0 +1,410 @@
+"""Capture EXPLAIN plans from a live server safely: read-only, timed out, writes rolled back.
+
+``explain(engine, sql)`` / ``explain_queryid(engine, id)`` return a Plan; ``whatif`` a cost comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from pglast.parser import ParseError, parse_sql_json
+from psycopg import sql as pgsql
+
+from perfkit import db
+from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
+from perfkit.plans.model import Plan, build_plan
+
+# statements EXPLAIN accepts; everything else is refused before reaching the server
+_EXPLAINABLE = {"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt", "ExecuteStmt", "DeclareCursorStmt"}
+_WRITES = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt"}
+
+QUERY_BY_ID_SQL = "SELECT query FROM pg_stat_statements WHERE queryid = :id LIMIT 1"
+
+
+@dataclass
+class StatementFacts:
+    """What PostgreSQL's parser says about one statement.
+
+    Attributes
+    ----------
+    kind:
+        The top statement node, e.g. ``SelectStmt``.
+    writes:
+        The statement changes data: INSERT/UPDATE/DELETE/MERGE, CREATE TABLE AS, SELECT INTO,
+        or any of those inside a WITH clause or subquery.
+    params:
+        The highest ``$n`` placeholder (0 when there is none).
+    """
+
+    kind: str
+    writes: bool
+    params: int
+
+
+def inspect_statement(sql: str) -> StatementFacts:
+    """Parse ``sql`` with pglast and describe it; refuse several statements or non-explainable ones.
+
+    Raises
+    ------
+    BadInputError
+        Empty SQL, a syntax error, more than one statement, or a statement EXPLAIN cannot take.
+    """
+    if not sql or not sql.strip():
+        raise BadInputError("no SQL statement given")
+    try:
+        tree = json.loads(parse_sql_json(sql))
+    except ParseError as err:
+        raise BadInputError(f"the SQL does not parse: {err}") from None
+    statements = tree.get("stmts", [])
+    if len(statements) != 1:
+        raise BadInputError(
+            f"give exactly one SQL statement to explain, not {len(statements)}"
+            if statements else "no SQL statement given (only comments?)"
+        )
+    stmt = statements[0].get("stmt", {})
+    kind = next(iter(stmt), "")
+    if kind == "ExplainStmt":
+        raise BadInputError("give the statement itself, without EXPLAIN: perfkit adds the EXPLAIN options")
+    if kind not in _EXPLAINABLE:
+        raise BadInputError(f"EXPLAIN cannot run a {kind.removesuffix('Stmt')} statement; give a SELECT, INSERT, UPDATE, DELETE, MERGE or VALUES")
+    writes = False
+    params = 0
+    stack: list[Any] = [stmt]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        for key, value in item.items():
+            if key in _WRITES:
+                writes = True
+            elif key == "SelectStmt" and isinstance(value, dict) and value.get("intoClause"):
+                writes = True
+            elif key == "ParamRef" and isinstance(value, dict):
+                params = max(params, int(value.get("number", 0)))
+            if isinstance(value, dict | list):
+                stack.append(value)
+    return StatementFacts(kind=kind, writes=writes, params=params)
+
+
+def _server_version(raw: psycopg.Connection) -> int:
+    return int(raw.execute("SELECT current_setting('server_version_num')::int").fetchone()[0])
+
+
+def _options(version: int, analyze: bool, *, generic: bool = False) -> str:
+    options = []
+    if analyze:
+        options.append("ANALYZE")
+    if analyze or version >= 130000:
+        options.append("BUFFERS")
+    if version >= 120000:
+        options.append("SETTINGS")
+    if generic:
+        options.append("GENERIC_PLAN")
+    options.append("FORMAT JSON")
+    return ", ".join(options)
+
+
+@contextmanager
+def _raw_connection(engine):
+    """The psycopg connection under a perfkit engine session; rolled back whatever happens."""
+    with db.session(engine) as conn:
+        raw = conn.connection.dbapi_connection
+        raw.rollback()
+        try:
+            yield raw
+        except psycopg.Error as err:
+            _quiet_rollback(raw)
+            raise db.translate_error(err, target=getattr(engine, "info", {}).get("target", "")) from None
+        finally:
+            _quiet_rollback(raw)
+
+
+def _quiet_rollback(raw: psycopg.Connection) -> None:
+    try:
+        raw.rollback()
+    except psycopg.Error:
+        pass
+
+
+def _literal(value: Any, raw: psycopg.Connection) -> str:
+    if value is None:
+        return "NULL"
+    return pgsql.Literal(value).as_string(raw)
+
+
+def _document(row: Any) -> Any:
+    value = row[0]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def explain(
+    engine,
+    sql: str,
+    *,
+    analyze: bool = False,
+    params: Sequence[Any] | None = None,
+    allow_writes: bool = False,
+    settings: Mapping[str, str] | None = None,
+    source: str = "",
+) -> Plan:
+    """EXPLAIN one statement on a live server, safely, and parse the result.
+
+    Runs ``EXPLAIN ([ANALYZE,] BUFFERS, SETTINGS, FORMAT JSON)`` in the engine's read-only
+    session (with its statement_timeout). A data-changing statement (INSERT/UPDATE/DELETE/MERGE,
+    CREATE TABLE AS, or a WITH holding one, found with PostgreSQL's parser) is refused under
+    ANALYZE unless ``allow_writes``; then it runs in a READ WRITE transaction that is always
+    rolled back. Plain EXPLAIN (no ANALYZE) never executes the statement.
+
+    A statement with ``$1``-style parameters (as pg_stat_statements stores them) gets a generic
+    plan: ``EXPLAIN (GENERIC_PLAN)`` on PostgreSQL 16+, else PREPARE with
+    ``plan_cache_mode = force_generic_plan`` and ``EXPLAIN EXECUTE`` with NULL arguments. With
+    ANALYZE, ``params`` must give a value for each parameter.
+
+    Parameters
+    ----------
+    engine:
+        A perfkit engine (:func:`perfkit.db.connect`).
+    sql:
+        Exactly one statement.
+    analyze:
+        Execute the statement and report actual rows and times.
+    params:
+        Values for ``$1``, ``$2``, ... (sent as SQL literals; the server infers the types).
+    allow_writes:
+        Allow EXPLAIN ANALYZE of a data-changing statement (always rolled back).
+    settings:
+        Settings for this transaction only (``SET LOCAL``), e.g. ``{"work_mem": "64MB"}``.
+    source:
+        What to record as ``Plan.source``.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    BadInputError
+        Several statements, a syntax error, a write without ``allow_writes``, missing or extra
+        parameter values.
+    ReadOnlyViolation, QueryTimeout, PermissionDenied, PerfkitError
+        From the server, one line each.
+    """
+    facts = inspect_statement(sql)
+    if analyze and facts.writes and not allow_writes:
+        raise BadInputError(
+            "EXPLAIN ANALYZE would execute this data-changing statement; pass allow_writes=True "
+            "(--allow-writes) to run it inside a transaction that is rolled back, or explain without ANALYZE"
+        )
+    values = list(params) if params is not None else None
+    if values is not None and facts.params == 0 and values:
+        raise BadInputError(f"{len(values)} parameter value(s) given, but the statement has no $1 placeholders")
+    if facts.params and values is not None and len(values) != facts.params:
+        raise BadInputError(f"the statement has {facts.params} parameter(s) ($1..${facts.params}), {len(values)} value(s) given")
+    if analyze and facts.params and values is None:
+        raise BadInputError(
+            f"EXPLAIN ANALYZE runs the statement, which needs values for its {facts.params} parameter(s) "
+            f"($1..${facts.params}): pass params=[...] (--param VALUE, once per parameter)"
+        )
+    source = source or ("EXPLAIN ANALYZE" if analyze else "EXPLAIN")
+    statement = sql.strip().rstrip(";")
+    with _raw_connection(engine) as raw:
+        version = _server_version(raw)
+        raw.rollback()
+        if analyze and facts.writes:
+            raw.execute("SET TRANSACTION READ WRITE")  # the first statement of the transaction
+        for name, value in (settings or {}).items():
+            raw.execute("SELECT set_config(%s, %s, true)", (str(name), str(value)))
+        if not facts.params:
+            row = raw.execute(f"EXPLAIN ({_options(version, analyze)}) {statement}").fetchone()
+            document = _document(row)
+        elif not analyze and values is None and version >= 160000:
+            row = raw.execute(f"EXPLAIN ({_options(version, False, generic=True)}) {statement}").fetchone()
+            document = _document(row)
+        else:
+            document = _explain_prepared(raw, statement, version, analyze, facts.params, values)
+        raw.rollback()
+    plan = build_plan(document, source=source, fmt="json")
+    plan.query = sql
+    return plan
+
+
+def _explain_prepared(raw, statement: str, version: int, analyze: bool, count: int, values) -> Any:
+    """PREPARE + EXPLAIN EXECUTE; generic plan (NULL arguments) when no values are given."""
+    name = f"perfkit_{uuid.uuid4().hex[:12]}"
+    raw.execute(f"PREPARE {name} AS {statement}")
+    try:
+        if values is None:
+            raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            arguments = ", ".join(["NULL"] * count)
+        else:
+            arguments = ", ".join(_literal(v, raw) for v in values)
+        row = raw.execute(f"EXPLAIN ({_options(version, analyze)}) EXECUTE {name}({arguments})").fetchone()
+        return _document(row)
+    finally:
+        _quiet_rollback(raw)  # PREPARE outlives the transaction: DEALLOCATE after the rollback
+        try:
+            raw.execute(f"DEALLOCATE {name}")
+        except psycopg.Error:
+            _quiet_rollback(raw)
+
+
+def statement_for_queryid(engine, queryid: int) -> str:
+    """The query text pg_stat_statements keeps for ``queryid``.
+
+    Raises
+    ------
+    ExtensionMissing
+        pg_stat_statements is not installed in this database.
+    BadInputError
+        No statement with that queryid.
+    """
+    try:
+        frame = db.query(engine, QUERY_BY_ID_SQL, {"id": int(queryid)})
+    except PerfkitError as err:
+        if "pg_stat_statements" in str(err) and ("does not exist" in str(err) or "must be loaded" in str(err)):
+            raise ExtensionMissing(
+                "pg_stat_statements is not available in this database (CREATE EXTENSION pg_stat_statements, "
+                "and shared_preload_libraries = 'pg_stat_statements')"
+            ) from None
+        raise
+    if frame.empty:
+        raise BadInputError(f"queryid {queryid} is not in pg_stat_statements (it may have been evicted or reset)")
+    return str(frame.iat[0, 0])
+
+
+def explain_queryid(engine, queryid: int, **kwargs) -> Plan:
+    """EXPLAIN the statement pg_stat_statements knows as ``queryid`` (see :func:`explain`)."""
+    sql = statement_for_queryid(engine, queryid)
+    kwargs.setdefault("source", f"queryid {queryid}")
+    return explain(engine, sql, **kwargs)
+
+
+@dataclass
+class WhatIf:
+    """The plan of a statement without and with a hypothetical index (hypopg).
+
+    Attributes
+    ----------
+    cost_before, cost_after:
+        The root's total estimated cost.
+    used:
+        Whether the plan with the index uses it.
+    index_name:
+        hypopg's name for the hypothetical index (``<13>btree_orders_tenant_id``).
+    """
+
+    create_index_sql: str
+    cost_before: float
+    cost_after: float
+    used: bool
+    index_name: str
+    before: Plan = field(repr=False)
+    after: Plan = field(repr=False)
+
+    @property
+    def improvement(self) -> float:
+        """cost_before / cost_after (1.0 means no change)."""
+        if not self.cost_after or math.isnan(self.cost_after):
+            return math.nan
+        return self.cost_before / self.cost_after
+
+    def summary(self) -> str:
+        """One sentence in plain words."""
+        if not self.used:
+            return f"The planner would not use the index ({self.create_index_sql}); estimated cost stays {self.cost_before:,.0f}."
+        return (
+            f"With the index the estimated cost goes from {self.cost_before:,.0f} to {self.cost_after:,.0f} "
+            f"({self.improvement:,.1f}x cheaper)."
+        )
+
+
+def _index_statement(create_index_sql: str) -> str:
+    """One CREATE INDEX statement for hypopg (CONCURRENTLY removed, it means nothing there)."""
+    try:
+        tree = json.loads(parse_sql_json(create_index_sql))
+    except ParseError as err:
+        raise BadInputError(f"the CREATE INDEX statement does not parse: {err}") from None
+    statements = tree.get("stmts", [])
+    if len(statements) != 1 or "IndexStmt" not in statements[0].get("stmt", {}):
+        raise BadInputError("give exactly one CREATE INDEX statement")
+    from pglast import parse_sql
+    from pglast.stream import RawStream
+
+    node = parse_sql(create_index_sql)[0].stmt
+    node.concurrent = False
+    return RawStream()(node)
+
+
+def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | None = None) -> WhatIf:
+    """The estimated plan of ``sql`` before and with a hypothetical index (needs hypopg).
+
+    Nothing is built: hypopg keeps the index in this session's memory only, and it is removed
+    (``hypopg_reset()``) before the connection goes back to the pool. Plain EXPLAIN only.
+
+    Parameters
+    ----------
+    engine:
+        A perfkit engine.
+    sql:
+        The statement to plan (``$n`` parameters get a generic plan).
+    create_index_sql:
+        ``CREATE INDEX [CONCURRENTLY] ... ON table (columns)``.
+    params:
+        Optional values for ``$n`` parameters (then a custom plan for those values).
+
+    Raises
+    ------
+    ExtensionMissing
+        hypopg is not installed in the database.
+    """
+    index_sql = _index_statement(create_index_sql)
+    facts = db.server_facts(engine)
+    if "hypopg" not in facts.get("extensions", {}):
+        raise ExtensionMissing("hypopg is not installed in this database (CREATE EXTENSION hypopg) — what-if indexes need it")
+    before = explain(engine, sql, params=params, source="EXPLAIN (before hypothetical index)")
+    with _raw_connection(engine) as raw:
+        try:
+            row = raw.execute("SELECT indexname FROM hypopg_create_index(%s)", (index_sql,)).fetchone()
+            raw.commit()  # keep the transaction short; the index lives in the session, not the transaction
+            index_name = str(row[0])
+            facts_after = inspect_statement(sql)
+            version = _server_version(raw)
+            statement = sql.strip().rstrip(";")
+            values = list(params) if params is not None else None
+            if facts_after.params and not (values is None and version >= 160000):
+                document = _explain_prepared(raw, statement, version, False, facts_after.params, values)
+            else:
+                generic = bool(facts_after.params)
+                row = raw.execute(f"EXPLAIN ({_options(version, False, generic=generic)}) {statement}").fetchone()
+                document = _document(row)
+        finally:
+            _quiet_rollback(raw)
+            try:
+                raw.execute("SELECT hypopg_reset()")
+                raw.rollback()
+            except psycopg.Error:
+                _quiet_rollback(raw)
+    after = build_plan(document, source="EXPLAIN (with hypothetical index)", fmt="json")
+    after.query = sql
+    used = bool(after.nodes["index_name"].fillna("").eq(index_name).any()) or any(
+        index_name in str(d) for d in after.nodes["detail"]
+    )
+    return WhatIf(
+        create_index_sql=index_sql,
+        cost_before=float(before.nodes["total_cost"].iat[0]),
+        cost_after=float(after.nodes["total_cost"].iat[0]),
+        used=used,
+        index_name=index_name,
+        before=before,
+        after=after,
+    )

@@ -1,0 +1,640 @@
+"""The Plan object: an EXPLAIN document (JSON keys, from either parser) turned into node rows.
+
+``build_plan(document)`` returns a :class:`Plan` whose ``nodes`` DataFrame has the contract's columns.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from perfkit.errors import BadInputError
+
+# The contract's plan-node columns (DESIGN.md), then the extra columns perfkit adds.
+NODE_COLUMNS = [
+    "node_id",
+    "parent_id",
+    "depth",
+    "node_type",
+    "relation",
+    "index_name",
+    "plan_rows",
+    "actual_rows",
+    "loops",
+    "total_ms",
+    "self_ms",
+    "misestimate",
+    "shared_hit",
+    "shared_read",
+    "temp_read",
+    "temp_written",
+    "rows_removed_by_filter",
+    "workers_planned",
+    "workers_launched",
+    "detail",
+]
+EXTRA_COLUMNS = [
+    "label",
+    "alias",
+    "parent_relationship",
+    "subplan_name",
+    "startup_cost",
+    "total_cost",
+    "pct_total",
+    "heap_fetches",
+    "shared_dirtied",
+    "shared_written",
+]
+
+# JSON keys that become columns (everything else of a node goes into ``detail``).
+_COLUMN_KEYS = {
+    "Node Type",
+    "Relation Name",
+    "Index Name",
+    "Plan Rows",
+    "Actual Rows",
+    "Actual Loops",
+    "Actual Total Time",
+    "Shared Hit Blocks",
+    "Shared Read Blocks",
+    "Shared Dirtied Blocks",
+    "Shared Written Blocks",
+    "Temp Read Blocks",
+    "Temp Written Blocks",
+    "Rows Removed by Filter",
+    "Workers Planned",
+    "Workers Launched",
+    "Alias",
+    "Parent Relationship",
+    "Subplan Name",
+    "Startup Cost",
+    "Total Cost",
+    "Heap Fetches",
+    "Plans",
+}
+
+# Children whose time is inside their parent's inclusive time (explain.c's "Parent Relationship").
+_GATHER_TYPES = {"Gather", "Gather Merge"}
+_RETURNS = re.compile(r"returns\s+(.*?)\)?\s*$")
+_PARAM = re.compile(r"\$\d+")
+
+
+def number(value: Any) -> float:
+    """``value`` as a float, NaN when absent or not a number (bools are not numbers)."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+@dataclass
+class Plan:
+    """One parsed EXPLAIN plan.
+
+    Attributes
+    ----------
+    nodes:
+        One row per plan node, depth-first, with the contract's columns (DESIGN.md, Plan nodes)
+        plus ``label`` (the node as EXPLAIN prints it, e.g. ``Seq Scan on orders``), ``alias``,
+        ``parent_relationship``, ``subplan_name``, ``startup_cost``, ``total_cost``,
+        ``pct_total`` (self time as a share of the root's inclusive time), ``heap_fetches``,
+        ``shared_dirtied`` and ``shared_written``. Times are milliseconds for all loops
+        (wall time under Gather); buffer counts include children, as EXPLAIN reports them.
+    planning_ms, execution_ms:
+        ``Planning Time`` and ``Execution Time`` (or the old ``Total runtime``); NaN when absent.
+    triggers:
+        One row per trigger: ``trigger``, ``constraint``, ``relation``, ``time_ms``, ``calls``.
+    jit:
+        ``functions``, ``generation_ms``, ``inlining_ms``, ``optimization_ms``,
+        ``emission_ms``, ``total_ms`` and the options, or empty when JIT did not run.
+    settings:
+        Non-default planner settings reported by ``EXPLAIN (SETTINGS)``.
+    source:
+        Where the plan came from: a file name, ``"text"``, or a short description of the capture.
+    """
+
+    nodes: pd.DataFrame
+    planning_ms: float = math.nan
+    execution_ms: float = math.nan
+    triggers: pd.DataFrame = field(default_factory=lambda: _triggers_frame([]))
+    jit: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    source: str = ""
+    format: str = "json"
+    query: str = ""
+    planning: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    document: dict = field(default_factory=dict, repr=False)
+    _findings: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def analyzed(self) -> bool:
+        """Whether the plan has actual row counts (EXPLAIN ANALYZE)."""
+        return bool(self.nodes["loops"].notna().any())
+
+    @property
+    def timed(self) -> bool:
+        """Whether the plan has actual times (ANALYZE without ``TIMING OFF``)."""
+        return bool(self.nodes["total_ms"].notna().any())
+
+    @property
+    def root_ms(self) -> float:
+        """The root node's inclusive time (NaN without ANALYZE timing)."""
+        return float(self.nodes["total_ms"].iat[0])
+
+    @property
+    def trigger_ms(self) -> float:
+        """Time spent in triggers, which is outside every node."""
+        return float(self.triggers["time_ms"].sum()) if len(self.triggers) else 0.0
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        """The findings of every rule with default thresholds (see :mod:`perfkit.plans.rules`)."""
+        if self._findings is None:
+            from perfkit.plans.rules import find_problems
+
+            self._findings = find_problems(self)
+        return self._findings
+
+    def find(self, rules=None, **thresholds) -> pd.DataFrame:
+        """The findings with chosen rules and thresholds.
+
+        Parameters
+        ----------
+        rules:
+            Rule names (``perfkit.plans.rules.RULES`` keys); all rules when None.
+        **thresholds:
+            ``{rule_name: {argument: value}}``, e.g. ``seq_scan_large_table={"min_rows": 1000}``.
+        """
+        from perfkit.plans.rules import find_problems
+
+        return find_problems(self, rules=rules, thresholds=thresholds)
+
+    def node(self, node_id: int) -> pd.Series:
+        """The row of one node."""
+        return self.nodes.loc[self.nodes["node_id"] == node_id].iloc[0]
+
+    def children(self, node_id: int) -> pd.DataFrame:
+        """The rows of a node's direct children."""
+        return self.nodes.loc[self.nodes["parent_id"] == node_id]
+
+    def to_dict(self) -> dict:
+        """Everything as plain values, for ``--json`` (nodes and findings as lists of rows)."""
+        return {
+            "source": self.source,
+            "format": self.format,
+            "planning_ms": self.planning_ms,
+            "execution_ms": self.execution_ms,
+            "root_ms": self.root_ms,
+            "trigger_ms": self.trigger_ms,
+            "nodes": self.nodes,
+            "findings": self.findings,
+            "triggers": self.triggers,
+            "jit": self.jit,
+            "settings": self.settings,
+            "planning": self.planning,
+            "query": self.query,
+        }
+
+
+def _triggers_frame(rows: list[dict]) -> pd.DataFrame:
+    columns = ["trigger", "constraint", "relation", "time_ms", "calls"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["time_ms"] = pd.to_numeric(frame["time_ms"], errors="coerce")
+    frame["calls"] = pd.to_numeric(frame["calls"], errors="coerce")
+    return frame
+
+
+# --- labels: the node as EXPLAIN's text format prints it ------------------------------------------
+_AGG_NAMES = {"Plain": "Aggregate", "Sorted": "GroupAggregate", "Hashed": "HashAggregate", "Mixed": "MixedAggregate"}
+_INDEX_SCANS = {"Index Scan", "Index Only Scan"}
+
+
+def node_label(node: dict) -> str:
+    """The text-format title of a JSON plan node, e.g. ``Index Scan using i on orders o``."""
+    kind = str(node.get("Node Type", "?"))
+    name = kind
+    if kind == "Aggregate":
+        name = _AGG_NAMES.get(str(node.get("Strategy", "Plain")), "Aggregate")
+        mode = node.get("Partial Mode")
+        if mode in ("Partial", "Finalize"):
+            name = f"{mode} {name}"
+    elif kind == "SetOp":
+        name = ("HashSetOp" if node.get("Strategy") == "Hashed" else "SetOp") + (
+            f" {node['Command']}" if node.get("Command") else ""
+        )
+    elif kind in ("Hash Join", "Merge Join", "Nested Loop"):
+        join = node.get("Join Type")
+        if join and join != "Inner":
+            name = f"{kind.removesuffix(' Join')} {join} Join"
+    elif kind == "ModifyTable":
+        name = str(node.get("Operation") or kind)
+    elif kind == "Custom Scan" and node.get("Custom Plan Provider"):
+        name = f"Custom Scan ({node['Custom Plan Provider']})"
+    if node.get("Parallel Aware") is True:
+        name = "Parallel " + name
+    if node.get("Async Capable") is True:
+        name = "Async " + name
+    if kind in _INDEX_SCANS or kind == "Bitmap Index Scan":
+        if node.get("Scan Direction") == "Backward":
+            name += " Backward"
+        if kind != "Bitmap Index Scan" and node.get("Index Name"):
+            name += f" using {node['Index Name']}"
+    target = None
+    if kind == "Bitmap Index Scan":
+        target = node.get("Index Name")
+    elif node.get("Relation Name"):
+        target = str(node["Relation Name"])
+        if node.get("Schema"):
+            target = f"{node['Schema']}.{target}"
+    elif node.get("CTE Name"):
+        target = str(node["CTE Name"])
+    elif node.get("Function Name"):
+        target = str(node["Function Name"])
+    elif node.get("Tuplestore Name"):
+        target = str(node["Tuplestore Name"])
+    elif kind in ("Subquery Scan", "Values Scan", "Table Function Scan") and node.get("Alias"):
+        return f"{name} on {node['Alias']}"
+    if target:
+        name += f" on {target}"
+        alias = node.get("Alias")
+        if alias and alias != node.get("Relation Name") and alias != node.get("CTE Name") and alias != node.get("Function Name"):
+            name += f" {alias}"
+    return name
+
+
+# --- building the node rows -------------------------------------------------------------------------
+def _flatten(root: dict, path: str | None) -> list[tuple[dict, int | None, int]]:
+    """Depth-first (pre-order) list of (node, parent index, depth), without recursion."""
+    out: list[tuple[dict, int | None, int]] = []
+    stack: list[tuple[Any, int | None, int]] = [(root, None, 0)]
+    while stack:
+        node, parent, depth = stack.pop()
+        if not isinstance(node, dict):
+            raise BadInputError(f"a plan node is a {type(node).__name__}, not an object", path=path)
+        index = len(out)
+        out.append((node, parent, depth))
+        children = node.get("Plans", [])
+        if children is None:
+            children = []
+        if not isinstance(children, list):
+            raise BadInputError(f"'Plans' of the node {node_label(node)!r} is not a list", path=path)
+        for child in reversed(children):
+            stack.append((child, index, depth + 1))
+    return out
+
+
+def _string_values(node: dict) -> str:
+    """All text a node shows (conditions, keys, outputs), for finding parameter references."""
+    parts = []
+    for key, value in node.items():
+        if key == "Plans":
+            continue
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.extend(str(v) for v in value if isinstance(v, str))
+    return "\n".join(parts)
+
+
+def _initplan_refs(subplan_name: str) -> list[re.Pattern]:
+    """Patterns matching the references to what an InitPlan returns.
+
+    ``InitPlan 1 (returns $0,$1)`` up to PG 16 gives ``$0`` and ``$1``; from PG 17 the name is
+    ``InitPlan 1`` and users write ``(InitPlan 1).col1``.
+    """
+    patterns = []
+    match = _RETURNS.search(subplan_name)
+    if match:
+        for param in _PARAM.findall(match.group(1)):
+            patterns.append(re.compile(re.escape(param) + r"(?!\d)"))
+    number_match = re.match(r"\s*InitPlan\s+(\d+)", subplan_name)
+    if number_match:
+        patterns.append(re.compile(r"\(InitPlan " + number_match.group(1) + r"\)"))
+    return patterns
+
+
+def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
+    records = []
+    for index, (node, parent, depth) in enumerate(flat):
+        per_loop_ms = number(node.get("Actual Total Time"))
+        loops = number(node.get("Actual Loops"))
+        per_loop_rows = number(node.get("Actual Rows"))
+        plan_rows = number(node.get("Plan Rows"))
+        removed = number(node.get("Rows Removed by Filter"))
+        if loops == 0:  # never executed: no rows, and no time when the plan is timed
+            per_loop_ms = 0.0 if "Actual Total Time" in node else math.nan
+            per_loop_rows = 0.0
+        misestimate = math.nan
+        if loops and loops > 0 and not math.isnan(per_loop_rows) and not math.isnan(plan_rows):
+            misestimate = per_loop_rows / plan_rows if plan_rows > 0 else math.inf if per_loop_rows > 0 else 1.0
+        detail = {k: v for k, v in node.items() if k not in _COLUMN_KEYS}
+        records.append(
+            {
+                "node_id": index,
+                "parent_id": parent,
+                "depth": depth,
+                "node_type": str(node.get("Node Type", "")) or "?",
+                "relation": _text_or_none(node.get("Relation Name")),
+                "index_name": _text_or_none(node.get("Index Name")),
+                "plan_rows": plan_rows,
+                "actual_rows": per_loop_rows * loops if not math.isnan(loops) else math.nan,
+                "loops": loops,
+                "total_ms": math.nan,
+                "self_ms": math.nan,
+                "misestimate": misestimate,
+                "shared_hit": number(node.get("Shared Hit Blocks")),
+                "shared_read": number(node.get("Shared Read Blocks")),
+                "temp_read": number(node.get("Temp Read Blocks")),
+                "temp_written": number(node.get("Temp Written Blocks")),
+                "rows_removed_by_filter": removed * loops,  # shown per loop
+                "workers_planned": number(node.get("Workers Planned")),
+                "workers_launched": number(node.get("Workers Launched")),
+                "detail": detail,
+                "label": node_label(node),
+                "alias": _text_or_none(node.get("Alias")),
+                "parent_relationship": _text_or_none(node.get("Parent Relationship")) or "",
+                "subplan_name": _text_or_none(node.get("Subplan Name")) or "",
+                "startup_cost": number(node.get("Startup Cost")),
+                "total_cost": number(node.get("Total Cost")),
+                "pct_total": math.nan,
+                "heap_fetches": number(node.get("Heap Fetches")),
+                "shared_dirtied": number(node.get("Shared Dirtied Blocks")),
+                "shared_written": number(node.get("Shared Written Blocks")),
+                "_per_loop_ms": per_loop_ms,
+            }
+        )
+    return records
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]]) -> None:
+    """Fill ``total_ms`` and ``self_ms`` following explain.c's accounting.
+
+    * times are per loop: all loops = time x loops; under Gather / Gather Merge, loops count the
+      leader and every worker, so wall time = time x loops / (workers launched + 1);
+    * self = inclusive - children (Outer, Inner, Member, Subquery, SubPlan), clamped at 0;
+    * an InitPlan runs where its parameter is first evaluated (a Gather's "Params Evaluated",
+      else the first node using ``$n`` / ``(InitPlan n)``, else the node it hangs under), and a
+      CTE runs inside the CTE Scans that read it: their time is taken off there, once.
+    """
+    count = len(records)
+    children: list[list[int]] = [[] for _ in range(count)]
+    for record in records:
+        if record["parent_id"] is not None:
+            children[record["parent_id"]].append(record["node_id"])
+
+    # wall-clock divisor: inherited from the nearest Gather above (through its non-InitPlan children)
+    divisor = [1.0] * count
+    for record in records:  # pre-order: parents come first
+        parent = record["parent_id"]
+        if parent is None:
+            continue
+        divisor[record["node_id"]] = divisor[parent]
+        parent_record = records[parent]
+        if parent_record["node_type"] in _GATHER_TYPES and record["parent_relationship"] != "InitPlan":
+            launched = parent_record["workers_launched"]
+            if math.isnan(launched):
+                launched = parent_record["workers_planned"] if math.isnan(records[0]["loops"]) else 0.0
+            divisor[record["node_id"]] = (0.0 if math.isnan(launched) else launched) + 1.0
+
+    for record in records:
+        per_loop, loops = record["_per_loop_ms"], record["loops"]
+        if math.isnan(per_loop):
+            continue
+        loops = 1.0 if math.isnan(loops) else loops
+        record["total_ms"] = per_loop * loops / divisor[record["node_id"]]
+
+    # EXPLAIN rounds per-loop times to 0.001 ms, so with many loops a node can show less time
+    # than the children inside it (a Memoize at 0.000 x 1,000,000 over an Index Scan at
+    # 0.002 x 20,000): an inclusive time is at least the sum of the children it includes.
+    for record in reversed(records):  # children before parents
+        if math.isnan(record["total_ms"]):
+            continue
+        inside = sum(
+            records[c]["total_ms"] for c in children[record["node_id"]]
+            if records[c]["parent_relationship"] != "InitPlan" and not math.isnan(records[c]["total_ms"])
+        )
+        if inside > record["total_ms"]:
+            record["total_ms"] = inside
+
+    # inclusive minus the children whose time is inside it
+    remaining = [r["total_ms"] for r in records]
+    for record in records:
+        if math.isnan(record["total_ms"]):
+            continue
+        for child in children[record["node_id"]]:
+            child_record = records[child]
+            # Outer, Inner, Member, Subquery, SubPlan (and unknown ones) are inside the parent
+            if child_record["parent_relationship"] == "InitPlan":
+                continue
+            if not math.isnan(child_record["total_ms"]):
+                remaining[record["node_id"]] -= child_record["total_ms"]
+
+    # InitPlans and CTEs: take their time off the nodes that ran them
+    for record in records:
+        if record["parent_relationship"] != "InitPlan" or math.isnan(record["total_ms"]):
+            continue
+        owner = record["parent_id"]
+        amount = record["total_ms"]
+        name = record["subplan_name"]
+        inside = _subtree(owner, children, exclude=record["node_id"])
+        if name.startswith("CTE "):
+            cte = name[4:].strip()
+            users = [
+                i for i in range(count)
+                if records[i]["node_type"] == "CTE Scan" and str(flat[i][0].get("CTE Name", "")) == cte
+            ]
+        else:
+            patterns = _initplan_refs(name)
+            evaluated = [
+                i for i in inside
+                if any(p.search(str(flat[i][0].get("Params Evaluated", ""))) for p in patterns)
+            ]
+            using = [
+                i for i in _post_order(owner, children, exclude=record["node_id"])
+                if i != owner and any(p.search(_string_values(flat[i][0])) for p in patterns)
+            ]
+            users = evaluated + using
+        users = [u for u in users if not math.isnan(remaining[u])]
+        for user in users + [owner]:
+            if amount <= 0:
+                break
+            if math.isnan(remaining[user]):
+                continue
+            take = min(amount, max(remaining[user], 0.0)) if user != owner else amount
+            remaining[user] -= take
+            amount -= take
+
+    root_ms = records[0]["total_ms"] if records else math.nan
+    for record, left in zip(records, remaining, strict=True):
+        if math.isnan(left):
+            continue
+        record["self_ms"] = max(left, 0.0)
+        if root_ms and not math.isnan(root_ms) and root_ms > 0:
+            record["pct_total"] = 100.0 * record["self_ms"] / root_ms
+        elif root_ms == 0:
+            record["pct_total"] = 0.0
+
+
+def _subtree(start: int, children: list[list[int]], exclude: int | None = None) -> list[int]:
+    out, stack = [], [start]
+    while stack:
+        node = stack.pop()
+        if node == exclude:
+            continue
+        out.append(node)
+        stack.extend(reversed(children[node]))
+    return out
+
+
+def _post_order(start: int, children: list[list[int]], exclude: int | None = None) -> list[int]:
+    """Nodes under ``start`` children-first (roughly the order in which they start producing rows)."""
+    out: list[int] = []
+    stack: list[tuple[int, bool]] = [(start, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node == exclude:
+            continue
+        if expanded:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        for child in reversed(children[node]):
+            stack.append((child, False))
+    return out
+
+
+def nodes_frame(root: dict, *, path: str | None = None) -> pd.DataFrame:
+    """The node DataFrame of a JSON plan tree (``{"Node Type": ..., "Plans": [...]}``)."""
+    flat = _flatten(root, path)
+    records = _records(flat)
+    _assign_times(records, flat)
+    frame = pd.DataFrame.from_records(records, columns=NODE_COLUMNS + EXTRA_COLUMNS)
+    frame["parent_id"] = frame["parent_id"].astype("Int64")
+    for column in ("relation", "index_name", "alias"):  # None stays None (not NaN) for missing names
+        frame[column] = pd.Series([r[column] for r in records], dtype=object, index=frame.index)
+    for column in ("node_type", "label", "parent_relationship", "subplan_name"):
+        frame[column] = pd.Series([r[column] for r in records], dtype=object, index=frame.index)
+    return frame
+
+
+# --- the document around the tree -------------------------------------------------------------------
+_TOP_KEYS = {"Plan", "Planning Time", "Execution Time", "Total Runtime", "Triggers", "JIT", "Settings", "Planning", "Query Text"}
+
+
+def _jit(raw: Any) -> dict:
+    if not isinstance(raw, dict):
+        return {}
+    timing = raw.get("Timing") if isinstance(raw.get("Timing"), dict) else {}
+
+    def ms(key: str) -> float:
+        value = timing.get(key)
+        if isinstance(value, dict):  # PG 17: {"Generation": {"Deform": .., "Total": ..}}
+            value = value.get("Total")
+        return number(value)
+
+    options = raw.get("Options") if isinstance(raw.get("Options"), dict) else {}
+    out = {
+        "functions": number(raw.get("Functions")),
+        "generation_ms": ms("Generation"),
+        "inlining_ms": ms("Inlining"),
+        "optimization_ms": ms("Optimization"),
+        "emission_ms": ms("Emission"),
+        "total_ms": ms("Total"),
+    }
+    out.update({key.lower(): value for key, value in options.items()})
+    return out
+
+
+def _triggers(raw: Any) -> pd.DataFrame:
+    rows = []
+    if isinstance(raw, list):
+        for item in raw:
+            if not isinstance(item, dict):
+                continue
+            rows.append(
+                {
+                    "trigger": str(item.get("Trigger Name", "")),
+                    "constraint": str(item.get("Constraint Name", "") or ""),
+                    "relation": str(item.get("Relation", "") or ""),
+                    "time_ms": number(item.get("Time")),
+                    "calls": number(item.get("Calls")),
+                }
+            )
+    return _triggers_frame(rows)
+
+
+def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str | None = None) -> Plan:
+    """A :class:`Plan` from an EXPLAIN (FORMAT JSON) document.
+
+    Parameters
+    ----------
+    document:
+        The parsed JSON: the array form ``[{"Plan": ...}]``, a bare ``{"Plan": ...}`` object, an
+        auto_explain object (``{"Query Text": ..., "Plan": ...}``) or a bare plan node.
+    source:
+        A name for where the plan came from (kept in ``Plan.source``).
+    fmt:
+        ``"json"`` or ``"text"`` (what the plan was parsed from).
+    path:
+        The file name, for error messages.
+
+    Raises
+    ------
+    BadInputError
+        When the document is not an EXPLAIN plan.
+    """
+    if isinstance(document, list):
+        if len(document) != 1:
+            raise BadInputError(
+                f"expected one EXPLAIN result, found a list of {len(document)} items", path=path
+            )
+        document = document[0]
+    if not isinstance(document, dict):
+        raise BadInputError(f"expected an EXPLAIN (FORMAT JSON) object, found a {type(document).__name__}", path=path)
+    if "Plan" not in document:
+        if "Node Type" in document:
+            document = {"Plan": document}
+        else:
+            raise BadInputError("no \"Plan\" key: this is not EXPLAIN (FORMAT JSON) output", path=path)
+    root = document["Plan"]
+    if not isinstance(root, dict) or not root:
+        raise BadInputError("\"Plan\" is not a plan node object", path=path)
+    nodes = nodes_frame(root, path=path)
+    execution = number(document.get("Execution Time", document.get("Total Runtime")))
+    settings = document.get("Settings") if isinstance(document.get("Settings"), dict) else {}
+    planning = document.get("Planning") if isinstance(document.get("Planning"), dict) else {}
+    extra = {k: v for k, v in document.items() if k not in _TOP_KEYS}
+    return Plan(
+        nodes=nodes,
+        planning_ms=number(document.get("Planning Time")),
+        execution_ms=execution,
+        triggers=_triggers(document.get("Triggers")),
+        jit=_jit(document.get("JIT")),
+        settings={str(k): str(v) for k, v in settings.items()},
+        source=source,
+        format=fmt,
+        query=str(document.get("Query Text") or ""),
+        planning=planning,
+        extra=extra,
+        document=document,
+    )

@@ -1,0 +1,118 @@
+"""Read a saved plan in any form people keep it: EXPLAIN JSON, or text from psql, pgAdmin, logs.
+
+``parse(text_or_json)`` and ``parse_file(path)`` return a :class:`~perfkit.plans.model.Plan`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from perfkit.errors import BadInputError
+from perfkit.plans.model import Plan, build_plan
+from perfkit.plans.parse_text import parse_text_lines
+from perfkit.plans.unwrap import unwrap
+
+
+def parse_json_lines(lines: list[tuple[int, str]], *, path: str | None = None) -> Any:
+    """The JSON value of unwrapped lines; errors name the line of the original text."""
+    text = "\n".join(line for _, line in lines)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        index = min(max(err.lineno - 1, 0), len(lines) - 1) if lines else 0
+        line = lines[index][0] if lines else None
+        # an error on the last line (or at the very end) is what a cut-off file looks like
+        last_line = text.rstrip().count("\n") + 1
+        what = "truncated JSON" if err.pos >= len(text.rstrip()) or err.lineno >= last_line else "invalid JSON"
+        raise BadInputError(f"{what} ({err.msg})", path=path, line=line) from None
+    except RecursionError:
+        raise BadInputError("the JSON is nested too deeply to read", path=path) from None
+
+
+def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, name: str = "") -> Plan:
+    """Parse one EXPLAIN plan.
+
+    Parameters
+    ----------
+    source:
+        EXPLAIN (FORMAT JSON) output (text, or an already loaded list/dict), or a text-format
+        plan as pasted from psql (with or without the ``QUERY PLAN`` header, ASCII or Unicode
+        frames, ``+`` continuations), pgAdmin (quoted lines), a server log or auto_explain.
+    path:
+        The file it came from, named in error messages.
+    name:
+        What to record as ``Plan.source`` (default: ``path``, else ``"json"`` or ``"text"``).
+
+    Returns
+    -------
+    Plan
+        ``plan.nodes`` (one row per node), ``plan.findings``, timings, triggers, JIT, settings.
+
+    Raises
+    ------
+    BadInputError
+        For an empty input, truncated JSON, a text that is not a plan, or a figure that cannot
+        be read; the message names the file and line.
+
+    Examples
+    --------
+    >>> plan = parse("Seq Scan on orders  (cost=0.00..18.50 rows=850 width=40)")
+    >>> plan.nodes[["node_type", "relation", "plan_rows"]].values.tolist()
+    [['Seq Scan', 'orders', 850.0]]
+    """
+    where = None if path is None else str(path)
+    if isinstance(source, dict | list):
+        return build_plan(source, source=name or where or "json", fmt="json", path=where)
+    if isinstance(source, bytes):
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInputError("not UTF-8 text (is this a plan file?)", path=where) from None
+    if not isinstance(source, str):
+        raise BadInputError(f"cannot read a plan from a {type(source).__name__}", path=where)
+    if "\x00" in source:
+        raise BadInputError("a binary file, not a plan", path=where)
+    if not source.strip():
+        raise BadInputError("empty: no plan in it", path=where, line=1 if where else None)
+    lines, meta = unwrap(source)
+    if not lines:
+        raise BadInputError("no plan in it (only headers or frames)", path=where)
+    first = lines[0][1].lstrip()
+    if first.startswith(("[", "{")):
+        document = parse_json_lines(lines, path=where)
+        plan = build_plan(document, source=name or where or "json", fmt="json", path=where)
+    elif first.startswith("<") or first.startswith("- Plan:"):
+        raise BadInputError(
+            "XML and YAML EXPLAIN formats are not read; use FORMAT JSON or the text format",
+            path=where,
+            line=lines[0][0],
+        )
+    else:
+        document = parse_text_lines(lines, path=where)
+        plan = build_plan(document, source=name or where or "text", fmt="text", path=where)
+    if meta.get("query") and not plan.query:
+        plan.query = meta["query"]
+    if "duration_ms" in meta and math.isnan(plan.execution_ms):
+        plan.execution_ms = meta["duration_ms"]  # auto_explain's duration is the executor's time
+    return plan
+
+
+def parse_file(path: str | Path) -> Plan:
+    """Parse the plan saved in ``path`` (``-`` reads standard input); see :func:`parse`."""
+    if str(path) == "-":
+        import sys
+
+        return parse(sys.stdin.read(), path="<stdin>")
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=file) from None
+    except IsADirectoryError:
+        raise BadInputError("is a folder, not a plan file", path=file) from None
+    except OSError as err:
+        raise BadInputError(f"cannot read it ({err.strerror})", path=file) from None
+    return parse(data, path=file, name=str(file))

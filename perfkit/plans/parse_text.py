@@ -1,0 +1,453 @@
+"""Read EXPLAIN's text format (as pasted from psql, pgAdmin, logs or auto_explain).
+
+``parse_text_lines(lines)`` returns the same document shape EXPLAIN (FORMAT JSON) has.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from perfkit.errors import BadInputError
+
+NODE_TYPES = {
+    "Result", "ProjectSet", "ModifyTable", "Append", "Merge Append", "Recursive Union",
+    "BitmapAnd", "BitmapOr", "Nested Loop", "Merge Join", "Hash Join", "Seq Scan", "Sample Scan",
+    "Gather", "Gather Merge", "Index Scan", "Index Only Scan", "Bitmap Index Scan",
+    "Bitmap Heap Scan", "Tid Scan", "Tid Range Scan", "Subquery Scan", "Function Scan",
+    "Table Function Scan", "Values Scan", "CTE Scan", "Named Tuplestore Scan", "WorkTable Scan",
+    "Foreign Scan", "Custom Scan", "Materialize", "Memoize", "Sort", "Incremental Sort", "Group",
+    "Aggregate", "WindowAgg", "Unique", "SetOp", "LockRows", "Limit", "Hash",
+}
+
+_NUM = r"-?\d+(?:\.\d+)?"
+_NODE = re.compile(
+    rf"^(?P<indent> *)(?P<arrow>->\s+)?(?P<title>.*?)"
+    rf"(?:\s+\(cost=(?P<startup_cost>{_NUM})\.\.(?P<total_cost>{_NUM})\s+rows=(?P<plan_rows>{_NUM})\s+width=(?P<width>\d+)\))?"
+    rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
+    r"\s*$"
+)
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*?):(?:\s+(?P<value>.*?))?\s*$")
+_LABEL = re.compile(r"^(?P<indent> *)(?P<label>(?:InitPlan|SubPlan)\s+\d+.*|CTE\s+\S.*)$")
+_JOIN_TYPES = r"(Left|Right|Full|Semi|Anti|Right Semi|Right Anti)"
+_JOIN = re.compile(rf"^(?:(Hash|Merge)(?:\s+{_JOIN_TYPES})?\s+Join|(Nested Loop)(?:\s+{_JOIN_TYPES}\s+Join)?)$")
+_AGG = re.compile(r"^(?:(Partial|Finalize)\s+)?(HashAggregate|GroupAggregate|MixedAggregate|Aggregate)$")
+_SETOP = re.compile(r"^(HashSetOp|SetOp)(?:\s+(.+))?$")
+_MODIFY = re.compile(r"^(?:Foreign\s+)?(Insert|Update|Delete|Merge)$")
+_USING = re.compile(r"^(?P<type>.+?)(?P<backward>\s+Backward)?\s+using\s+(?P<index>\S+)$")
+_TRIGGER = re.compile(
+    r"^Trigger(?:\s+(?!for constraint)(?P<name>\S+))?(?:\s+for constraint\s+(?P<constraint>\S+))?"
+    rf"(?:\s+on\s+(?P<relation>\S+))?:\s+(?:time=(?P<time>{_NUM})\s+)?calls=(?P<calls>\d+)\s*$"
+)
+_KB = re.compile(r"(-?\d+)\s*kB")
+
+_AGG_STRATEGY = {"HashAggregate": "Hashed", "GroupAggregate": "Sorted", "MixedAggregate": "Mixed", "Aggregate": "Plain"}
+_TOP_LEVEL = {
+    "Planning Time", "Execution Time", "Total runtime", "Planning", "JIT", "Settings",
+    "Serialization", "Query Identifier", "Triggers",
+}
+_INTEGER_KEYS = {
+    "Rows Removed by Filter", "Rows Removed by Join Filter", "Rows Removed by Index Recheck",
+    "Heap Fetches", "Workers Planned", "Workers Launched", "Index Searches", "Rows Removed by Conflict Filter",
+}
+_LIST_KEYS = {"Sort Key", "Group Key", "Presorted Key", "Output", "Params Evaluated", "Conflict Arbiter Indexes"}
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split ``a, f(b, c), 'x,y'`` at the commas outside parentheses and quotes."""
+    parts, depth, quote, current = [], 0, "", []
+    for char in text:
+        if quote:
+            current.append(char)
+            if char == quote:
+                quote = ""
+            continue
+        if char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth <= 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if "".join(current).strip():
+        parts.append("".join(current).strip())
+    return parts
+
+
+def decode_title(title: str) -> dict:
+    """JSON keys for a node title such as ``Parallel Index Scan Backward using i on s.t x``."""
+    node: dict[str, Any] = {}
+    name = title.strip()
+    for prefix, key in (("Async ", "Async Capable"), ("Parallel ", "Parallel Aware")):
+        if name.startswith(prefix):
+            node[key] = True
+            name = name[len(prefix):]
+    target = None
+    if " on " in name:
+        name, target = name.split(" on ", 1)
+        name, target = name.strip(), target.strip()
+    using = _USING.match(name)
+    if using:
+        name = using.group("type")
+        node["Index Name"] = using.group("index")
+        node["Scan Direction"] = "Backward" if using.group("backward") else "Forward"
+    elif name.endswith(" Backward"):
+        name = name[: -len(" Backward")]
+        node["Scan Direction"] = "Backward"
+    join, agg, setop, modify = _JOIN.match(name), _AGG.match(name), _SETOP.match(name), _MODIFY.match(name)
+    if name.startswith("Custom Scan"):
+        provider = re.match(r"Custom Scan\s*\((.*)\)", name)
+        node["Node Type"] = "Custom Scan"
+        if provider:
+            node["Custom Plan Provider"] = provider.group(1)
+    elif join:
+        node["Node Type"] = "Nested Loop" if join.group(3) else f"{join.group(1)} Join"
+        node["Join Type"] = (join.group(4) if join.group(3) else join.group(2)) or "Inner"
+    elif agg:
+        node["Node Type"] = "Aggregate"
+        node["Strategy"] = _AGG_STRATEGY[agg.group(2)]
+        node["Partial Mode"] = agg.group(1) or "Simple"
+    elif setop:
+        node["Node Type"] = "SetOp"
+        node["Strategy"] = "Hashed" if setop.group(1) == "HashSetOp" else "Sorted"
+        if setop.group(2):
+            node["Command"] = setop.group(2)
+    elif modify and target is not None:
+        node["Node Type"] = "ModifyTable"
+        node["Operation"] = modify.group(1)
+    else:
+        node["Node Type"] = name
+    kind = node["Node Type"]
+    if target:
+        words = target.split(" ", 1)
+        first = words[0]
+        alias = words[1].strip() if len(words) > 1 else None
+        if kind == "Bitmap Index Scan":
+            node["Index Name"] = first
+        elif kind in ("CTE Scan", "WorkTable Scan"):
+            node["CTE Name"] = first
+            node["Alias"] = alias or first
+        elif kind == "Function Scan":
+            node["Function Name"] = first
+            node["Alias"] = alias or first
+        elif kind in ("Subquery Scan", "Values Scan", "Table Function Scan"):
+            node["Alias"] = target
+        elif kind == "Named Tuplestore Scan":
+            node["Tuplestore Name"] = first
+            node["Alias"] = alias or first
+        else:
+            if "." in first and not first.startswith('"'):
+                schema, first = first.split(".", 1)
+                node["Schema"] = schema
+            node["Relation Name"] = first
+            node["Alias"] = alias or first
+    return node
+
+
+def _int_or_float(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def _buffers(value: str) -> dict:
+    """``shared hit=1 read=2, temp read=3 written=4`` as JSON buffer keys."""
+    out = {}
+    for part in value.split(","):
+        words = part.split()
+        if not words:
+            continue
+        scope = words[0].capitalize()
+        for pair in words[1:]:
+            if "=" in pair:
+                what, count = pair.split("=", 1)
+                if count.isdigit():
+                    out[f"{scope} {what.capitalize()} Blocks"] = int(count)
+    return out
+
+
+def _pairs(value: str) -> dict:
+    """``Buckets: 1024  Batches: 4  Memory Usage: 9kB`` (the rest of a line) as a dict of texts."""
+    out = {}
+    for match in re.finditer(r"([A-Z][A-Za-z\- ]*?):\s+(\S+(?:\s+\(originally\s+\d+\))?)", value):
+        out[match.group(1).strip()] = match.group(2)
+    return out
+
+
+def _kb(text: str | None) -> int | None:
+    if text is None:
+        return None
+    match = _KB.search(text)
+    return int(match.group(1)) if match else None
+
+
+def _originally(text: str) -> tuple[int | None, int | None]:
+    match = re.match(r"(\d+)(?:\s+\(originally\s+(\d+)\))?", text)
+    if not match:
+        return None, None
+    return int(match.group(1)), int(match.group(2)) if match.group(2) else int(match.group(1))
+
+
+def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
+    """Store one ``Key: value`` line of a node under JSON's key names (unknown keys as text)."""
+    if key in _INTEGER_KEYS:
+        try:
+            node[key] = _int_or_float(value.split()[0])
+        except (ValueError, IndexError):
+            raise BadInputError(f"{key} should be a number, not {value!r}", path=path, line=line) from None
+    elif key == "Buffers":
+        node.update(_buffers(value))
+    elif key == "Sort Method":
+        method, _, rest = value.partition("  ")
+        node["Sort Method"] = method.strip()
+        space = re.search(r"(Memory|Disk):\s*(-?\d+)kB", rest)
+        if space:
+            node["Sort Space Type"] = space.group(1)
+            node["Sort Space Used"] = int(space.group(2))
+    elif key in ("Buckets", "Batches", "Planned Partitions") and ("Batches" in value or key == "Batches" or "Buckets" in value):
+        pairs = {key: value.split("  ")[0].strip(), **_pairs(value)}
+        if node.get("Node Type") == "Hash" or "Buckets" in pairs:
+            buckets = _originally(pairs.get("Buckets", ""))
+            batches = _originally(pairs.get("Batches", ""))
+            if buckets[0] is not None:
+                node["Hash Buckets"], node["Original Hash Buckets"] = buckets
+            if batches[0] is not None:
+                node["Hash Batches"], node["Original Hash Batches"] = batches
+        else:
+            if pairs.get("Planned Partitions", "").isdigit():
+                node["Planned Partitions"] = int(pairs["Planned Partitions"])
+            if pairs.get("Batches", "").isdigit():
+                node["HashAgg Batches"] = int(pairs["Batches"])
+            if _kb(pairs.get("Disk Usage")) is not None:
+                node["Disk Usage"] = _kb(pairs.get("Disk Usage"))
+        if _kb(pairs.get("Memory Usage")) is not None:
+            node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
+    elif key == "Heap Blocks":
+        for what, count in re.findall(r"(exact|lossy)=(\d+)", value):
+            node[f"{what.capitalize()} Heap Blocks"] = int(count)
+    elif key == "Hits" and "Misses" in value:
+        pairs = {"Hits": value.split()[0], **_pairs(value)}
+        for name in ("Hits", "Misses", "Evictions", "Overflows"):
+            if pairs.get(name, "").isdigit():
+                node[f"Cache {name}"] = int(pairs[name])
+        if _kb(pairs.get("Memory Usage")) is not None:
+            node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
+    elif key in _LIST_KEYS:
+        node[key] = split_top_level(value)
+    elif key.startswith("Worker ") and key[7:].isdigit():
+        node.setdefault("Workers", []).append(f"{key}: {value}")
+    elif key in node and key not in ("Node Type",):
+        node[key] = f"{node[key]}; {value}"
+    else:
+        node[key] = value
+
+
+def _top_level(document: dict, block: str | None, key: str, value: str, *, path, line) -> str | None:
+    """Store a line outside the tree (Planning Time, JIT, Settings, ...); returns the open block."""
+    if block == "Planning" and key == "Buffers":
+        document.setdefault("Planning", {}).update(_buffers(value))
+        return block
+    if block == "JIT":
+        jit = document.setdefault("JIT", {})
+        if key == "Functions" and value.isdigit():
+            jit["Functions"] = int(value)
+        elif key == "Options":
+            jit["Options"] = {
+                name.strip(): flag.strip() == "true"
+                for name, flag in (part.rsplit(" ", 1) for part in value.split(",") if " " in part.strip())
+            }
+        elif key == "Timing":
+            jit["Timing"] = {
+                name.strip(): float(ms)
+                for name, ms in re.findall(r"([A-Za-z]+)\s+(-?\d+(?:\.\d+)?)\s*ms", value)
+            }
+        else:
+            jit[key] = value
+        return block
+    if block and not key:
+        return block
+    if key in ("Planning Time", "Execution Time", "Total runtime"):
+        match = re.match(_NUM, value or "")
+        if not match:
+            raise BadInputError(f"{key} should be a number of ms, not {value!r}", path=path, line=line)
+        document["Execution Time" if key == "Total runtime" else key] = float(match.group(0))
+        return None
+    if key == "Settings":
+        settings = {}
+        for part in split_top_level(value or ""):
+            name, _, setting = part.partition("=")
+            settings[name.strip()] = setting.strip().strip("'")
+        document["Settings"] = settings
+        return None
+    if key in ("Planning", "JIT") and not value:
+        document.setdefault(key, {})
+        return key
+    if block == "Planning":
+        document.setdefault("Planning", {})[key] = value
+        return block
+    document[key] = value
+    return None
+
+
+def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -> dict:
+    """An EXPLAIN (FORMAT JSON)-shaped document from text-format plan lines.
+
+    Parameters
+    ----------
+    lines:
+        (line number, text) pairs with psql/pgAdmin/log wrapping already removed
+        (:func:`perfkit.plans.unwrap.unwrap`).
+    path:
+        The file name, for error messages.
+
+    Returns
+    -------
+    dict
+        ``{"Plan": {...}, "Planning Time": ..., "Execution Time": ..., "Triggers": [...], ...}``.
+        Lines perfkit does not know are kept: ``Key: value`` under the key, others in
+        ``"Unparsed Lines"`` of the node they follow.
+
+    Raises
+    ------
+    BadInputError
+        When there is no plan node, or a node line or known figure cannot be read (with the line).
+    """
+    document: dict[str, Any] = {}
+    stack: list[tuple[int, dict]] = []  # (column of the node's title, node)
+    pending: dict[int, tuple[int, str]] = {}  # id(owner node) -> (column, label) for the next child
+    root: dict | None = None
+    block: str | None = None
+    tree_closed = False
+    timed = False
+    first_line = lines[0][0] if lines else None
+
+    for number, text in lines:
+        if not text.strip():
+            continue
+        indent = len(text) - len(text.lstrip(" "))
+        stripped = text.strip()
+        is_arrow = stripped.startswith("->")
+
+        if root is not None and not is_arrow and indent == 0 or tree_closed and not is_arrow:
+            trigger = _TRIGGER.match(stripped)
+            if trigger:
+                document.setdefault("Triggers", []).append(
+                    {
+                        "Trigger Name": trigger.group("name") or "",
+                        **({"Constraint Name": trigger.group("constraint")} if trigger.group("constraint") else {}),
+                        **({"Relation": trigger.group("relation")} if trigger.group("relation") else {}),
+                        "Time": float(trigger.group("time")) if trigger.group("time") else None,
+                        "Calls": int(trigger.group("calls")),
+                    }
+                )
+                tree_closed, block = True, None
+                continue
+            key = _KEY.match(text)
+            if key and (indent == 0 or block):
+                tree_closed = True
+                block = _top_level(document, block if indent > 0 else None, key.group("key").strip(), (key.group("value") or "").strip(), path=path, line=number)
+                continue
+            if indent == 0:
+                document.setdefault("Unparsed Lines", []).append(stripped)
+                tree_closed = True
+                continue
+
+        if tree_closed and not is_arrow:
+            document.setdefault("Unparsed Lines", []).append(stripped)
+            continue
+
+        node_match = _NODE.match(text) if (is_arrow or root is None) else None
+        if node_match and (is_arrow or root is None):
+            title = node_match.group("title").strip()
+            has_figures = node_match.group("plan_rows") is not None or node_match.group("loops") is not None or node_match.group("never")
+            if "(cost=" in title or "(actual" in title:
+                raise BadInputError(f"cannot read the cost or actual figures of {title[:60]!r}", path=path, line=number)
+            if root is None and not is_arrow:
+                decoded = decode_title(title)
+                if decoded["Node Type"] not in NODE_TYPES and not has_figures:
+                    raise BadInputError(
+                        f"not an EXPLAIN plan: {stripped[:60]!r} is not a plan node", path=path, line=number
+                    )
+            if not title:
+                raise BadInputError("a plan node line without a node name", path=path, line=number)
+            node = decode_title(title)
+            node.setdefault("Parallel Aware", False)
+            for group, key in (("startup_cost", "Startup Cost"), ("total_cost", "Total Cost"), ("plan_rows", "Plan Rows"), ("width", "Plan Width")):
+                if node_match.group(group) is not None:
+                    node[key] = _int_or_float(node_match.group(group))
+            if node_match.group("never"):
+                node["Actual Rows"] = 0
+                node["Actual Loops"] = 0
+            elif node_match.group("loops") is not None:
+                if node_match.group("total_time") is not None:
+                    timed = True
+                    node["Actual Startup Time"] = float(node_match.group("startup_time"))
+                    node["Actual Total Time"] = float(node_match.group("total_time"))
+                node["Actual Rows"] = _int_or_float(node_match.group("rows"))
+                node["Actual Loops"] = int(node_match.group("loops"))
+            arrow_column = indent
+            title_column = indent + (len(node_match.group("arrow")) if node_match.group("arrow") else 0)
+            if root is None:
+                root = node
+                stack = [(title_column, node)]
+                continue
+            while len(stack) > 1 and stack[-1][0] >= arrow_column:
+                stack.pop()
+            parent = stack[-1][1]
+            label = pending.pop(id(parent), None)
+            if label is not None and label[0] < arrow_column:
+                name = label[1]
+                relationship = "SubPlan" if name.startswith("SubPlan") else "InitPlan"
+                node["Parent Relationship"] = relationship
+                node["Subplan Name"] = name
+            else:
+                parent_type = parent.get("Node Type")
+                if parent_type in ("Append", "Merge Append", "BitmapAnd", "BitmapOr"):
+                    node["Parent Relationship"] = "Member"
+                elif parent_type == "Subquery Scan":
+                    node["Parent Relationship"] = "Subquery"
+                else:
+                    has_outer = any(c.get("Parent Relationship") in ("Outer", "Inner") for c in parent.get("Plans", []))
+                    node["Parent Relationship"] = "Inner" if has_outer else "Outer"
+            parent.setdefault("Plans", []).append(node)
+            stack.append((title_column, node))
+            continue
+
+        if root is None:
+            raise BadInputError(f"not an EXPLAIN plan: {stripped[:60]!r} is not a plan node", path=path, line=number)
+
+        # a detail line: belongs to the deepest node whose title starts left of it
+        while len(stack) > 1 and stack[-1][0] >= indent:
+            stack.pop()
+        owner = stack[-1][1]
+        key = None if is_arrow else _KEY.match(text)
+        if key:
+            name = key.group("key").strip()
+            _node_detail(owner, name, (key.group("value") or "").strip(), path=path, line=number)
+            continue
+        label = _LABEL.match(text)
+        if label:
+            pending[id(owner)] = (indent, label.group("label").strip())
+            continue
+        owner.setdefault("Unparsed Lines", []).append(stripped)
+
+    if root is None:
+        raise BadInputError("no plan found (the text is empty)", path=path, line=first_line)
+    stack_nodes = [root]
+    while stack_nodes:
+        node = stack_nodes.pop()
+        # a node that never ran takes no time in a timed plan
+        if timed and node.get("Actual Loops") == 0 and "Actual Total Time" not in node:
+            node["Actual Startup Time"] = 0.0
+            node["Actual Total Time"] = 0.0
+        # the text format leaves out "Rows Removed by ...: 0"; JSON always shows it
+        if "Actual Loops" in node:
+            for condition, removed in (("Filter", "Rows Removed by Filter"), ("Join Filter", "Rows Removed by Join Filter")):
+                if condition in node and removed not in node:
+                    node[removed] = 0
+        stack_nodes.extend(node.get("Plans", []))
+    document["Plan"] = root
+    return document
