@@ -25,7 +25,7 @@ import psycopg
 
 from perfkit import db, statements, workload
 from perfkit.errors import BadInputError, PerfkitError
-from perfkit.output import say
+from perfkit.output import say, to_jsonable
 from perfkit.sandbox import DEFAULT_STATE_DIR, Sandbox
 from perfkit.store import SnapshotStore
 
@@ -120,6 +120,8 @@ class DemoResult:
     statement_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     plan_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     chart: Path | None = None
+    before_plans: dict = field(default_factory=dict)
+    after_plans: dict = field(default_factory=dict)
     sample_files: list[Path] = field(default_factory=list)
     dsn: str | None = None
     size: workload.ShopSize | None = None
@@ -436,21 +438,155 @@ def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) 
                 result.rounds["before"] = load_test_round("before", database, engine, app.url,
                                                           result.run_dir / "before", facts, options)
             with _step(result, "report before", 4, "weekly report on the evidence"):
-                recommendations = _report_before(result, database, engine, options)
+                recommendations = _report_before(result, database, engine, options, facts)
             with _step(result, "apply fixes", 5, "applying the report's top index recommendations"):
                 _apply(result, database, recommendations, options)
             with _step(result, "load test after", 6, "the same load test again"):
                 result.rounds["after"] = load_test_round("after", database, engine, app.url,
                                                          result.run_dir / "after", facts, options)
         with _step(result, "compare", 7, "comparing both runs"):
-            _compare(result, database, engine, options)
+            _compare(result, database, engine, options, facts)
     finally:
         engine.dispose()
 
 
-def _report_before(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions) -> pd.DataFrame:
-    _skip(result, "report before", "perfkit.report is not in this perfkit yet")
-    return pd.DataFrame()
+def capture_plans(engine, facts: workload.ShopFacts, folder: Path) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS) of each endpoint's statement, saved as JSON in ``folder``; route -> Plan.
+
+    Runs in perfkit's read-only session, so with the database's ``work_mem`` as the app sees it.
+    """
+    plans = optional_module("perfkit.plans")
+    if plans is None:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    captured = {}
+    for route, sql, argument in workload.plan_targets(facts):
+        statement = sql.replace("%s", str(int(argument)))
+        with db.session(engine) as conn:
+            document = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement).scalar()
+        if isinstance(document, str):
+            document = json.loads(document)
+        name = route_file_name(route)
+        (folder / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
+        plan = plans.parse(document, name=f"{route} ({name}.json)")
+        plan.query = statement
+        captured[route] = plan
+    return captured
+
+
+def route_file_name(route: str) -> str:
+    """``/api/orders/<id>`` -> ``api_orders_id`` (for file names)."""
+    return re.sub(r"[^a-z0-9]+", "_", route.lower()).strip("_")
+
+
+def plan_findings(captured: dict) -> pd.DataFrame:
+    """The plan rules' findings of each endpoint's plan, with ``endpoint``."""
+    frames = []
+    for route, plan in captured.items():
+        found = plan.findings.copy()
+        if not found.empty:
+            found["endpoint"] = route
+            frames.append(found)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def gather_findings(result: DemoResult, engine, round_: LoadTestRound, captured: dict, options: DemoOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Findings from every evidence source perfkit has, and the ranked recommendations (perfkit.advice)."""
+    frames = []
+    loadtests = optional_module("perfkit.loadtests")
+    if loadtests is not None:
+        run = loadtests.read(round_.stats_csv)
+        verdicts = loadtests.slo(run, slo_targets())
+        frames.append(_tagged(loadtests.slo_findings(verdicts, run.summary), "loadtest"))
+    else:
+        _missing(result, "load-test SLO findings", "perfkit.loadtests")
+    plan_found = plan_findings(captured)
+    if optional_module("perfkit.plans") is None:
+        _missing(result, "plan findings", "perfkit.plans")
+    frames.append(_tagged(plan_found, "plans"))
+    health = optional_module("perfkit.health")
+    health_found = pd.DataFrame()
+    if health is not None:
+        health_found = health.check(engine)
+        frames.append(_tagged(health_found, "health"))
+    else:
+        _missing(result, "health findings", "perfkit.health")
+    frames.append(_tagged(n_plus_one_findings(result, round_), "logs"))
+    frames = [f for f in frames if not f.empty]
+    findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kind", "severity", "subject"])
+    advice = optional_module("perfkit.advice")
+    if advice is None:
+        _missing(result, "recommendations", "perfkit.advice")
+        return findings, pd.DataFrame()
+    recommendations = advice.recommend(
+        health=health_found if not health_found.empty else None,
+        statements=app_statements(round_.statements),
+        plan_findings=plan_found if not plan_found.empty else None,
+        engine=engine,
+    )
+    return findings, recommendations
+
+
+def n_plus_one_findings(result: DemoResult, round_: LoadTestRound) -> pd.DataFrame:
+    """``n_plus_one`` findings from the server log (per request comment), else from pg_stat_statements."""
+    nplusone = optional_module("perfkit.nplusone")
+    logs = optional_module("perfkit.logs")
+    if nplusone is None or logs is None:
+        _missing(result, "N+1 findings", "perfkit.logs")
+        return pd.DataFrame()
+    if round_.log_files:
+        return nplusone.from_logs(logs.read(round_.log_files))
+    return nplusone.from_statements(round_.statements)
+
+
+def _tagged(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    out = frame.copy()
+    out["source"] = source
+    return out
+
+
+def _missing(result: DemoResult, what: str, module: str) -> None:
+    key = f"{what}"
+    if key not in result.skipped:
+        result.skipped[key] = f"{module} is not in this perfkit"
+        say(f"  skipped {what}: {module} is not in this perfkit")
+
+
+def app_statements(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a snapshot or diff that the shop's API ran (they carry its request comment)."""
+    if frame is None or frame.empty:
+        return frame
+    return frame[frame["query"].astype(str).str.contains("application='shop'", regex=False)]
+
+
+def slo_targets() -> dict | None:
+    """The shop's SLO targets (perfkit/demo_slo.toml), or None for DESIGN.md's defaults."""
+    path = Path(__file__).with_name("demo_slo.toml")
+    return str(path) if path.exists() else None
+
+
+def _report_before(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions, facts) -> pd.DataFrame:
+    folder = result.run_dir / "before"
+    result.before_plans = capture_plans(engine, facts, folder / "plans")
+    findings, recommendations = gather_findings(result, engine, result.rounds["before"], result.before_plans, options)
+    result.findings = findings
+    save_table(findings, folder / "findings.csv")
+    save_table(recommendations, folder / "recommendations.csv")
+    result.reports["evidence before"] = folder
+    return recommendations
+
+
+def save_table(frame: pd.DataFrame, path: Path) -> Path:
+    """A DataFrame as CSV, lists and dicts in cells written as JSON."""
+    plain = frame.copy() if frame is not None else pd.DataFrame()
+    plain.attrs = {}
+    for column in plain.columns:
+        if plain[column].map(lambda v: isinstance(v, list | dict | tuple)).any():
+            plain[column] = plain[column].map(lambda v: json.dumps(v, default=str) if isinstance(v, list | dict | tuple) else v)
+    plain.to_csv(path, index=False)
+    return path
 
 
 def _apply(result: DemoResult, database: DemoDatabase, recommendations: pd.DataFrame, options: DemoOptions) -> None:
@@ -463,7 +599,108 @@ def _apply(result: DemoResult, database: DemoDatabase, recommendations: pd.DataF
         result.fixes = apply_fixes(conn, fixes)
     for row in result.fixes.itertuples():
         say(f"  {row.status} in {row.seconds:.1f} s: {row.sql}" + (f" ({row.error})" if row.error else ""))
+    save_table(result.fixes, result.run_dir / "fixes.csv")
 
 
-def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions) -> None:
-    _skip(result, "compare", "perfkit.loadtests is not in this perfkit yet")
+def statement_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Per statement of the app (by queryid): calls and mean/total time in each load test, and the change."""
+    columns = ["calls", "mean_exec_ms", "total_exec_ms", "temp_blks_written", "shared_blks_hit", "shared_blks_read"]
+    a = app_statements(before).set_index("queryid")
+    b = app_statements(after).set_index("queryid")
+    joined = a[columns].join(b[columns], how="outer", lsuffix="_before", rsuffix="_after")
+    query = a["query"].combine_first(b["query"]).map(statements.strip_leading_comments)
+    joined["query"] = query.map(lambda q: re.sub(r"\s*/\*.*?\*/\s*$", "", " ".join(str(q).split())))
+    joined = joined.rename(columns={"mean_exec_ms_before": "mean_ms_before", "mean_exec_ms_after": "mean_ms_after",
+                                    "total_exec_ms_before": "total_ms_before", "total_exec_ms_after": "total_ms_after"})
+    joined["mean_change"] = joined["mean_ms_after"] / joined["mean_ms_before"] - 1
+    joined = joined.sort_values("total_ms_before", ascending=False, na_position="last").reset_index()
+    return joined
+
+
+def plan_changes(before: dict, after: dict) -> pd.DataFrame:
+    """Per endpoint: execution time, top node and buffers of its statement's plan before and after (perfkit.plans)."""
+    plans = optional_module("perfkit.plans")
+    rows = []
+    if plans is None:
+        return pd.DataFrame()
+    for route, plan_before in before.items():
+        plan_after = after.get(route)
+        if plan_after is None:
+            continue
+        change = plans.compare(plan_before, plan_after)
+        rows.append({
+            "endpoint": route,
+            "execution_ms_before": plan_before.execution_ms,
+            "execution_ms_after": plan_after.execution_ms,
+            "nodes_before": " > ".join(plan_before.nodes["label"].head(4)),
+            "nodes_after": " > ".join(plan_after.nodes["label"].head(4)),
+            "temp_written_before": plan_before.nodes["temp_written"].fillna(0).max(),
+            "temp_written_after": plan_after.nodes["temp_written"].fillna(0).max(),
+            "summary": change.summary,
+        })
+    return pd.DataFrame(rows)
+
+
+def p95_table(before: LoadTestRound, after: LoadTestRound) -> pd.DataFrame:
+    """p95 (and requests) per endpoint in both load tests, from ``perfkit.loadtests.compare``."""
+    loadtests = optional_module("perfkit.loadtests")
+    if loadtests is None:
+        return pd.DataFrame()
+    table = loadtests.compare(loadtests.read(before.stats_csv), loadtests.read(after.stats_csv)).table
+    out = table.rename(columns={"requests_a": "requests_before", "requests_b": "requests_after",
+                                "p95_a": "p95_before_ms", "p95_b": "p95_after_ms", "p50_a": "p50_before_ms",
+                                "p50_b": "p50_after_ms", "p99_a": "p99_before_ms", "p99_b": "p99_after_ms",
+                                "rps_a": "rps_before", "rps_b": "rps_after"})
+    keep = ["endpoint", "requests_before", "requests_after", "p50_before_ms", "p50_after_ms", "p95_before_ms",
+            "p95_after_ms", "p95_change", "p99_before_ms", "p99_after_ms", "rps_before", "rps_after"]
+    return out[[c for c in keep if c in out.columns]]
+
+
+def p95_chart(table: pd.DataFrame, *, title: str = "p95 latency per endpoint, before and after the fixes"):
+    """A horizontal bar chart of p95 before and after per endpoint (a matplotlib Figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    rows = table[table["endpoint"].astype(str) != "ALL"].sort_values("p95_before_ms")
+    figure = Figure(figsize=(8, 0.6 * len(rows) + 1.6), dpi=110)
+    ax = figure.add_subplot()
+    positions = range(len(rows))
+    ax.barh([p + 0.2 for p in positions], rows["p95_before_ms"], height=0.4, label="before", color="#c44e52")
+    ax.barh([p - 0.2 for p in positions], rows["p95_after_ms"], height=0.4, label="after the fixes", color="#4c72b0")
+    for p, (b, a) in enumerate(zip(rows["p95_before_ms"], rows["p95_after_ms"], strict=True)):
+        ax.text(b, p + 0.2, f" {b:,.0f} ms", va="center", fontsize=8)
+        ax.text(a, p - 0.2, f" {a:,.0f} ms", va="center", fontsize=8)
+    ax.set_yticks(list(positions), rows["endpoint"].astype(str))
+    ax.set_xlabel("p95 latency (ms), Locust")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(0, max(rows["p95_before_ms"].max(), rows["p95_after_ms"].max()) * 1.25)
+    figure.tight_layout()
+    return figure
+
+
+def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions, facts) -> None:
+    folder = result.run_dir / "comparison"
+    folder.mkdir(parents=True, exist_ok=True)
+    before, after = result.rounds["before"], result.rounds["after"]
+    result.after_plans = capture_plans(engine, facts, result.run_dir / "after" / "plans")
+    result.statement_changes = statement_changes(before.statements, after.statements)
+    save_table(result.statement_changes, folder / "statements.csv")
+    result.plan_changes = plan_changes(result.before_plans, result.after_plans)
+    if optional_module("perfkit.plans") is None:
+        _missing(result, "plans before/after", "perfkit.plans")
+    save_table(result.plan_changes, folder / "plans.csv")
+    result.p95 = p95_table(before, after)
+    if result.p95.empty:
+        _missing(result, "p95 before/after", "perfkit.loadtests")
+    else:
+        save_table(result.p95, folder / "p95.csv")
+        result.chart = folder / "p95.png"
+        p95_chart(result.p95).savefig(result.chart)
+    (folder / "summary.json").write_text(json.dumps(to_jsonable({
+        "p95": result.p95, "fixes": result.fixes, "plans": result.plan_changes,
+        "statements": result.statement_changes.head(20), "timings_s": result.timings,
+    }), indent=2) + "\n")
+    result.reports["comparison"] = folder
