@@ -335,32 +335,59 @@ def save_frame(frame: pd.DataFrame, path: Path) -> Path:
 # -- applying the recommendations ---------------------------------------------------------------
 
 INDEX_DDL = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\b", re.IGNORECASE)
+_INDEX_PARTS = re.compile(
+    r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[^\s(]+)?\s*"
+    r"ON\s+(?:ONLY\s+)?(?P<table>[^\s(]+)\s*(?:USING\s+(?P<method>\w+)\s*)?\((?P<columns>.*)\)(?P<rest>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def index_key(sql: str) -> tuple[str, str, str, str]:
+    """What an index statement builds: (table, method, columns, the rest), spaces, quotes and ``public.`` ignored."""
+    match = _INDEX_PARTS.match(sql)
+    if not match:
+        return (" ".join(sql.lower().split()), "", "", "")
+    table = match["table"].replace('"', "").lower()
+    table = table.removeprefix("public.")
+    squeeze = lambda text: re.sub(r"\s+", "", (text or "").lower())  # noqa: E731
+    return (table, (match["method"] or "btree").lower(), squeeze(match["columns"]), squeeze(match["rest"]))
 
 
 def index_fixes(recommendations: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-    """The first ``top`` distinct ``CREATE INDEX`` statements among ranked recommendations (in their order)."""
+    """The first ``top`` distinct ``CREATE INDEX`` statements among ranked recommendations (in their order).
+
+    Two statements building the same index (same table, method and columns, whatever its
+    name or schema prefix) count once: the first, best-ranked one is kept.
+    """
     if recommendations is None or recommendations.empty or "sql" not in recommendations:
-        return recommendations.iloc[0:0] if recommendations is not None else pd.DataFrame()
-    sql = recommendations["sql"].fillna("").astype(str).str.strip()
-    chosen = recommendations[sql.map(lambda text: bool(INDEX_DDL.match(text)))].copy()
-    chosen["sql"] = chosen["sql"].astype(str).str.strip().str.rstrip(";")
-    chosen = chosen.drop_duplicates("sql")
+        return pd.DataFrame(columns=["sql"])
+    chosen = recommendations.copy()
+    chosen["sql"] = chosen["sql"].fillna("").astype(str).str.strip().str.rstrip(";").str.strip()
+    chosen = chosen[chosen["sql"].map(lambda text: bool(INDEX_DDL.match(text)) and ";" not in text)]
+    chosen = chosen[~chosen["sql"].map(index_key).duplicated()]
     return chosen.head(top).reset_index(drop=True)
 
 
 def apply_fixes(conn, fixes: pd.DataFrame) -> pd.DataFrame:
     """Run each fix's ``sql`` on a read-write autocommit connection (CREATE INDEX CONCURRENTLY needs it).
 
-    Returns ``fixes`` with ``status`` (``applied`` or ``failed``), ``seconds`` and ``error``.
+    Returns ``fixes`` with ``status`` (``applied``, ``exists`` when an index of that name is
+    already there, or ``failed``), ``seconds`` and ``error``.
     """
     out = fixes.copy()
     statuses, seconds, errors = [], [], []
     for text in out.get("sql", pd.Series(dtype=str)):
         t0 = time.perf_counter()
+        match = _INDEX_PARTS.match(text)
+        name = match["name"].replace('"', "") if match and match["name"] else None
         try:
-            conn.execute(text)
-            statuses.append("applied")
-            errors.append("")
+            if name and conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None:
+                statuses.append("exists")
+                errors.append(f"an index named {name} exists already")
+            else:
+                conn.execute(text)
+                statuses.append("applied")
+                errors.append("")
         except psycopg.Error as err:
             statuses.append("failed")
             errors.append(db.redact_text(str(err).strip().splitlines()[0]))

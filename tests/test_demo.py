@@ -233,6 +233,9 @@ RECOMMENDATIONS = pd.DataFrame(
         ("CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at);", "index_advice"),
         ("DROP INDEX CONCURRENTLY public.orders_tenant_id_idx;", "duplicate_index"),
         ("CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id, created_at);", "missing_tenant_index"),
+        # the same index under another name and without the schema: counted once
+        ("CREATE INDEX CONCURRENTLY other_name ON invoices ( tenant_id,created_at )", "rows_removed_by_filter"),
+        ("CREATE INDEX CONCURRENTLY a_idx ON public.invoices (tenant_id); VACUUM invoices", "index_advice"),
         ("create unique index b_idx on public.x (y)", "index_advice"),
         ("CREATE INDEX CONCURRENTLY c_idx ON public.orders (user_id);", "missing_fk_index"),
         ("", "n_plus_one"),
@@ -264,8 +267,9 @@ def test_index_fixes_of_nothing():
 def test_apply_fixes_reports_each_statement():
     with Sandbox() as sandbox, sandbox.admin_connect() as conn:
         conn.execute("CREATE TABLE t (a int, b int)")
-        fixes = pd.DataFrame({"sql": ["CREATE INDEX CONCURRENTLY t_a_idx ON t (a)", "CREATE INDEX CONCURRENTLY x ON missing (a)"]})
+        fixes = pd.DataFrame({"sql": ["CREATE INDEX CONCURRENTLY t_a_idx ON t (a)", "CREATE INDEX CONCURRENTLY x ON missing (a)",
+                                      "CREATE INDEX CONCURRENTLY t_a_idx ON public.t (a, b)"]})
         done = demo.apply_fixes(conn, fixes)
-        assert done["status"].tolist() == ["applied", "failed"]
+        assert done["status"].tolist() == ["applied", "failed", "exists"]
         assert "missing" in done["error"].iloc[1]
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 't_a_idx'").fetchone()[0] == 1
