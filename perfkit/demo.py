@@ -634,7 +634,7 @@ def statement_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame
     columns = ["calls", "mean_exec_ms", "total_exec_ms", "temp_blks_written", "shared_blks_hit", "shared_blks_read"]
     a = app_statements(before).set_index("queryid")
     b = app_statements(after).set_index("queryid")
-    joined = a[columns].join(b[columns], how="outer", lsuffix="_before", rsuffix="_after")
+    joined = a[columns].add_suffix("_before").join(b[columns].add_suffix("_after"), how="outer")
     query = a["query"].combine_first(b["query"]).map(statements.strip_leading_comments)
     joined["query"] = query.map(lambda q: re.sub(r"\s*/\*.*?\*/\s*$", "", " ".join(str(q).split())))
     joined = joined.rename(columns={"mean_exec_ms_before": "mean_ms_before", "mean_exec_ms_after": "mean_ms_after",

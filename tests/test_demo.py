@@ -273,3 +273,72 @@ def test_apply_fixes_reports_each_statement():
         assert done["status"].tolist() == ["applied", "failed", "exists"]
         assert "missing" in done["error"].iloc[1]
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 't_a_idx'").fetchone()[0] == 1
+
+
+# -- the whole loop -----------------------------------------------------------------------------
+
+PLANTED_KINDS = ["missing_tenant_index", "missing_fk_index", "duplicate_index", "unused_index", "table_bloat",
+                 "sort_spill", "n_plus_one"]
+
+
+@pytest.fixture(scope="module")
+def short_demo(tmp_path_factory):
+    """``perfkit demo`` at a small scale with seconds of load, run once for the tests below."""
+    out = tmp_path_factory.mktemp("reports")
+    result = demo.run_demo(demo.DemoOptions(scale=0.4, users=4, duration_s=8, top=3, out=out))
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", PLANTED_KINDS)
+def test_short_demo_finds_each_planted_problem(short_demo, kind):
+    assert kind in set(short_demo.findings["kind"]), sorted(set(short_demo.findings["kind"]))
+
+
+@pytest.mark.slow
+def test_short_demo_finds_the_planted_objects(short_demo):
+    found = short_demo.findings
+    subjects = lambda kind: " ".join(found.loc[found["kind"] == kind, "subject"].astype(str))  # noqa: E731
+    assert "invoices" in subjects("missing_tenant_index")
+    assert "orders_tenant_id_idx" in subjects("duplicate_index") or "orders_tenant_idx" in subjects("duplicate_index")
+    assert "orders_status_total_idx" in subjects("unused_index")
+    assert "audit_logs" in subjects("table_bloat")
+    assert "/api/reports/sales" in set(found.loc[found["kind"] == "sort_spill", "endpoint"])
+    assert "/api/dashboard/analytics" in subjects("n_plus_one")
+
+
+@pytest.mark.slow
+def test_short_demo_applies_the_reports_own_recommendations(short_demo):
+    recommended = pd.read_csv(short_demo.run_dir / "before" / "recommendations.csv")["sql"].fillna("")
+    recommended = {text.strip().rstrip(";") for text in recommended}
+    fixes = short_demo.fixes
+    assert len(fixes) >= 2
+    assert set(fixes["status"]) == {"applied"}
+    assert set(fixes["sql"]) <= recommended
+    # the tenant-scoped invoice list got an index leading with (tenant_id, created_at)
+    assert any(demo.index_key(sql)[:3] == ("invoices", "btree", "tenant_id,created_at") for sql in fixes["sql"])
+
+
+@pytest.mark.slow
+def test_short_demo_fixed_endpoint_is_faster_measured(short_demo):
+    p95 = short_demo.p95.set_index("endpoint")
+    assert p95.loc["/api/invoices", "p95_after_ms"] < p95.loc["/api/invoices", "p95_before_ms"]
+    assert p95.loc["/api/invoices", "requests_after"] > 0
+    changes = short_demo.statement_changes
+    invoice_list = changes[changes["query"].str.contains("FROM invoices WHERE tenant_id", regex=False)].iloc[0]
+    assert invoice_list["mean_ms_after"] < invoice_list["mean_ms_before"] / 5
+    plans = short_demo.plan_changes.set_index("endpoint")
+    assert "Seq Scan on invoices" in plans.loc["/api/invoices", "nodes_before"]
+    assert "Seq Scan" not in plans.loc["/api/invoices", "nodes_after"]
+
+
+@pytest.mark.slow
+def test_short_demo_leaves_its_evidence(short_demo):
+    run = short_demo.run_dir
+    for label in ("before", "after"):
+        assert (run / label / "locust_stats.csv").exists()
+        assert list((run / label / "logs").glob("*.json")), "the server log of the load test"
+        assert len(list((run / label / "snapshots").rglob("*.parquet"))) == 2
+    assert (run / "comparison" / "p95.png").stat().st_size > 10_000
+    assert set(short_demo.timings) == set(demo.STEPS)
+    assert not short_demo.dsn  # not --keep: the sandbox is gone
