@@ -441,7 +441,19 @@ def run_demo(options: DemoOptions | None = None, **overrides) -> DemoResult:
         with _step(result, "stop database", len(STEPS), "stopping the database" if not options.keep else "leaving the database running"):
             if options.keep and database.sandbox is not None:
                 result.dsn = database.dsn
+            version = database.sandbox.version if database.sandbox is not None else None
             database.stop(keep=options.keep, state_path=options.state_path)
+    (run_dir / "demo.json").write_text(json.dumps(to_jsonable({
+        "postgresql": version, "shop": result.size.__dict__ if result.size else None,
+        "load": {"tool": "locust", "users": options.users, "duration_s": options.duration_s, "seed": options.seed},
+        "fixes_applied": result.fixes.get("sql", pd.Series(dtype=str)).tolist(),
+        "timings_s": result.timings, "skipped": result.skipped,
+    }), indent=2) + "\n")
+    if options.sample_dest is not None:
+        t0 = time.perf_counter()
+        result.sample_files = write_sample_data(run_dir, options.sample_dest)
+        result.timings["sample data"] = time.perf_counter() - t0
+        say(f"  wrote {len(result.sample_files)} sample files into {Path(options.sample_dest) / 'demo'}")
     return result
 
 
@@ -731,3 +743,91 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
         "statements": result.statement_changes.head(20), "timings_s": result.timings,
     }), indent=2) + "\n")
     result.reports["comparison"] = folder
+
+
+# -- sample data --------------------------------------------------------------------------------
+
+SAMPLE_LOG_LINES = 3000
+
+
+def write_sample_data(run_dir: str | Path, dest: str | Path = "data/sample", *, log_lines: int = SAMPLE_LOG_LINES) -> list[Path]:
+    """Copy a demo run's real outputs into ``dest/demo/`` (the sample data the notebooks can read).
+
+    Writes, all under ``dest/demo/``: ``loadtests/locust-{before,after}-fix_{stats,stats_history,
+    failures,exceptions}.csv`` (Locust's own CSV files), ``logs/demo-api-before-fix.json`` (the
+    server's jsonlog of the first load test, its first ``log_lines`` lines), ``plans/<endpoint>-
+    {before,after}-fix.json`` (EXPLAIN ANALYZE JSON of each endpoint's statement) with
+    ``plans/<endpoint>.sql``, ``store/server=demo/date=*/*.parquet`` (the four statement
+    snapshots), ``findings/findings.csv`` and ``findings/recommendations.csv`` (before the fix),
+    ``comparison/{p95,statements,plans}.csv`` and ``comparison/p95.png``, ``origin.json`` and
+    ``README.md`` (what made each file). Files of an earlier run in ``dest/demo/`` are replaced.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    run_dir, dest = Path(run_dir), Path(dest) / "demo"
+    if not (run_dir / "before" / "locust_stats.csv").exists():
+        raise BadInputError(f"{run_dir} is not a finished demo run (no before/locust_stats.csv)")
+    if dest.exists():
+        shutil.rmtree(dest)
+    written: list[Path] = []
+
+    def copy(src: Path, target: Path) -> None:
+        if src.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            written.append(target)
+
+    for label in ("before", "after"):
+        for kind in ("stats", "stats_history", "failures", "exceptions"):
+            copy(run_dir / label / f"locust_{kind}.csv", dest / "loadtests" / f"locust-{label}-fix_{kind}.csv")
+        for plan in sorted((run_dir / label / "plans").glob("*.json")):
+            copy(plan, dest / "plans" / f"{plan.stem}-{label}-fix.json")
+        for snapshot in sorted((run_dir / label / "snapshots").rglob("*.parquet")):
+            copy(snapshot, dest / "store" / snapshot.relative_to(run_dir / label / "snapshots"))
+    logs = sorted((run_dir / "before" / "logs").glob("*.json"))
+    if logs:
+        target = dest / "logs" / "demo-api-before-fix.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with logs[0].open(encoding="utf-8", errors="replace") as src, target.open("w", encoding="utf-8") as out:
+            for number, line in enumerate(src):
+                if number >= log_lines:
+                    break
+                out.write(line)
+        written.append(target)
+    for route, sql, _argument in workload.plan_targets(workload.ShopFacts([1], [1.0], 1)):
+        target = dest / "plans" / f"{route_file_name(route)}.sql"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(sql.replace("%s", "$1") + ";\n")
+        written.append(target)
+    copy(run_dir / "before" / "findings.csv", dest / "findings" / "findings.csv")
+    copy(run_dir / "before" / "recommendations.csv", dest / "findings" / "recommendations.csv")
+    for name in ("p95.csv", "statements.csv", "plans.csv", "p95.png"):
+        copy(run_dir / "comparison" / name, dest / "comparison" / name)
+    origin = json.loads((run_dir / "demo.json").read_text()) if (run_dir / "demo.json").exists() else {}
+    (dest / "origin.json").write_text(json.dumps({**origin, "run_dir": run_dir.name}, indent=2) + "\n")
+    written.append(dest / "origin.json")
+    (dest / "README.md").write_text(SAMPLE_README.format(log_lines=log_lines, run=run_dir.name))
+    written.append(dest / "README.md")
+    return written
+
+
+SAMPLE_README = """# Sample data from `perfkit demo`
+
+Real outputs of one `perfkit demo` run ({run}), copied by `perfkit.demo.write_sample_data`
+(`perfkit demo --sample-data`); nothing here is written by hand. `origin.json` holds the shop's
+size, the load and the PostgreSQL version of the run.
+
+| file | origin |
+|---|---|
+| `loadtests/locust-before-fix_*.csv` | Locust `--headless --csv` against the demo API (perfkit/demo_app.py), before the fixes |
+| `loadtests/locust-after-fix_*.csv` | the same load test after the report's index recommendations were applied |
+| `logs/demo-api-before-fix.json` | the server's jsonlog during the first load test (the API's role logs every statement; auto_explain above 50 ms), first {log_lines} lines |
+| `plans/<endpoint>-before-fix.json`, `plans/<endpoint>-after-fix.json` | `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the statement behind each endpoint (`plans/<endpoint>.sql`, $1 = the largest tenant or a mid order id) |
+| `store/server=demo/date=*/*.parquet` | pg_stat_statements snapshots before and after each load test (perfkit.store layout) |
+| `findings/findings.csv` | findings of the first run: load-test SLOs, plans, health, N+1 from the log |
+| `findings/recommendations.csv` | `perfkit.advice.recommend` on them: the ranked fixes the demo applied from |
+| `comparison/p95.csv`, `comparison/statements.csv`, `comparison/plans.csv`, `comparison/p95.png` | both runs compared: p95 per endpoint (perfkit.loadtests.compare), statements (pg_stat_statements), plans (perfkit.plans.compare) |
+"""
