@@ -22,6 +22,7 @@ COMMANDS = (
     "plan",
     "loadtest",
     "health",
+    "logs",
     "sandbox",
     "demo",
 )

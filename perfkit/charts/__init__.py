@@ -9,6 +9,7 @@ from perfkit.charts.loadtests import (
     latency_over_time,
     throughput_over_time,
 )
+from perfkit.charts.logs import duration_histogram
 from perfkit.charts.plans import plan_self_time
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "latency_histogram",
     "latency_over_time",
     "throughput_over_time",
+    "duration_histogram",
     "plan_self_time",
 ]

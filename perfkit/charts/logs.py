@@ -1,0 +1,66 @@
+"""Charts of logged statement durations: one histogram per statement shape (fingerprint).
+
+``duration_histogram(logs)`` returns a matplotlib Figure; it never calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from perfkit.logs.analysis import executions
+
+
+def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, width: float = 9.0) -> Figure:
+    """Histograms of execution durations for the ``top`` shapes by total logged time.
+
+    Parameters
+    ----------
+    logs:
+        ``perfkit.logs.read(...)``.
+    top:
+        How many statement shapes (by total duration), one panel each.
+    bins:
+        Bins per panel, spaced logarithmically (durations span orders of magnitude).
+    width:
+        Figure width in inches; each panel is 1.8 inches high.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per shape, titled with its normalized statement, x in milliseconds (log
+        scale), with the median and p95 marked. A single panel saying so when there is no
+        timed execution.
+    """
+    runs = executions(logs)
+    runs = runs[runs["duration_ms"].notna() & (runs["duration_ms"] > 0)]
+    if runs.empty:
+        figure = Figure(figsize=(width, 2.0))
+        ax = figure.add_subplot()
+        ax.text(0.5, 0.5, "no timed statement executions in these logs", ha="center", va="center")
+        ax.set_axis_off()
+        return figure
+    key = runs["fingerprint"].fillna("text:" + runs["normalized"])
+    totals = runs.groupby(key)["duration_ms"].sum().sort_values(ascending=False).head(top)
+    figure = Figure(figsize=(width, 1.8 * len(totals) + 0.6), layout="constrained")
+    axes = figure.subplots(len(totals), 1, squeeze=False)[:, 0]
+    low, high = runs["duration_ms"].min(), runs["duration_ms"].max()
+    edges = np.geomspace(low, high if high > low else low * 10, bins + 1)
+    for ax, shape in zip(axes, totals.index, strict=True):
+        durations = runs.loc[key == shape, "duration_ms"]
+        ax.hist(durations, bins=edges, color="#4c72b0")
+        ax.set_xscale("log")
+        median, p95 = durations.median(), durations.quantile(0.95)
+        ax.axvline(median, color="#222222", linestyle="--", linewidth=1, label=f"median {median:.2f} ms")
+        ax.axvline(p95, color="#c44e52", linestyle=":", linewidth=1.5, label=f"p95 {p95:.2f} ms")
+        text = " ".join(str(runs.loc[key == shape, "normalized"].iloc[0]).split())
+        ax.set_title(
+            (text if len(text) <= 90 else text[:89] + "…") + f"  ({len(durations):,} runs, {durations.sum():,.1f} ms)",
+            fontsize=8, loc="left",
+        )
+        ax.set_ylabel("runs")
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel("duration (ms, log scale)")
+    figure.suptitle("Logged statement durations, by statement shape", fontsize=10)
+    return figure

@@ -1,0 +1,209 @@
+"""The three PostgreSQL log formats (csvlog, jsonlog, stderr) read into one kind of entry.
+
+Each reader takes numbered lines and yields entry dicts, or ``BadRecord`` for lines it cannot read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from perfkit.logs.prefix import SECONDARY_LEVELS, LinePrefix
+
+# csvlog columns, PostgreSQL 9.0 to 12 (23), 13 (+backend_type), 14 and later (+leader_pid, query_id)
+CSV_COLUMNS = [
+    "ts", "user", "database", "pid", "client", "session_id", "session_line", "command_tag",
+    "session_start", "vxid", "txid", "level", "sqlstate", "message", "detail", "hint",
+    "internal_query", "internal_position", "context", "query", "query_position", "location",
+    "application", "backend_type", "leader_pid", "query_id",
+]
+CSV_WIDTHS = (23, 24, 26)
+
+# jsonlog keys (PostgreSQL 15+) and the entry field each one fills
+JSON_KEYS = {
+    "timestamp": "ts", "user": "user", "dbname": "database", "pid": "pid",
+    "remote_host": "client", "session_id": "session_id", "line_num": "session_line",
+    "ps": "command_tag", "vxid": "vxid", "txid": "txid", "error_severity": "level",
+    "state_code": "sqlstate", "message": "message", "detail": "detail", "hint": "hint",
+    "context": "context", "statement": "query", "application_name": "application",
+    "backend_type": "backend_type", "leader_pid": "leader_pid", "query_id": "query_id",
+}
+
+# the start of a csvlog record: log_time, user_name, database_name, process_id
+_CSV_TEXT = r'(?:"(?:[^"]|"")*"|[^",]*)'
+CSV_RECORD_START = re.compile(
+    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: [A-Za-z0-9+:_/-]+)?," + _CSV_TEXT + "," + _CSV_TEXT + r",\d*,"
+)
+
+# the fields a stderr continuation line (DETAIL, STATEMENT...) fills on the entry before it
+_SECONDARY_FIELD = {
+    "DETAIL": "detail", "HINT": "hint", "CONTEXT": "context", "STATEMENT": "query",
+    "QUERY": "internal_query", "LOCATION": "location",
+}
+
+
+@dataclass
+class BadRecord:
+    """Lines a reader could not turn into an entry."""
+
+    line: int
+    reason: str
+    last_line: int | None = None
+
+    @property
+    def line_count(self) -> int:
+        return (self.last_line or self.line) - self.line + 1
+
+
+def sniff(lines: list[str], stderr_prefixes: list[LinePrefix] = ()) -> str:
+    """``"jsonlog"``, ``"csvlog"`` or ``"stderr"``: the format most of ``lines`` look like.
+
+    A line votes csvlog when it starts a csvlog record, jsonlog when it starts with ``{``, stderr
+    when it starts with a tab (a continuation) or matches one of ``stderr_prefixes``.
+    """
+    votes = {"csvlog": 0, "jsonlog": 0, "stderr": 0}
+    for line in lines:
+        if not line.strip() or "\x00" in line:
+            continue
+        if line.startswith("\t") or any(prefix.match(line) for prefix in stderr_prefixes):
+            votes["stderr"] += 1
+        elif line.lstrip().startswith("{"):
+            votes["jsonlog"] += 1
+        elif CSV_RECORD_START.match(line):
+            votes["csvlog"] += 1
+    best = max(votes.values())
+    if best == 0:
+        return "stderr"
+    return next(kind for kind in ("csvlog", "jsonlog", "stderr") if votes[kind] == best)
+
+
+def _binary(line: str) -> bool:
+    return "\x00" in line
+
+
+def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
+    """Entries of a jsonlog file: one JSON object per line."""
+    for number, line in lines:
+        if not line.strip():
+            continue
+        if _binary(line):
+            yield BadRecord(number, "binary content (NUL bytes), not a jsonlog line")
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            yield BadRecord(number, f"not a complete JSON object ({err.msg} at column {err.colno})")
+            continue
+        if not isinstance(record, dict) or "message" not in record:
+            yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
+            continue
+        entry = {JSON_KEYS[k]: v for k, v in record.items() if k in JSON_KEYS}
+        entry["line"] = number
+        yield entry
+
+
+def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
+    """Entries of a csvlog file; quoted fields may span lines."""
+    buffer: list[str] = []
+    start = 0
+    end = 0
+    in_quote = False
+
+    def finish() -> dict | BadRecord:
+        text = "\n".join(buffer)
+        try:
+            fields = next(csv.reader([text], strict=True))
+        except (csv.Error, StopIteration) as err:
+            return BadRecord(start, f"not a csvlog record ({err})", end)
+        if len(fields) not in CSV_WIDTHS:
+            return BadRecord(
+                start,
+                f"a csvlog record has {', '.join(map(str, CSV_WIDTHS))} fields, this one has {len(fields)} "
+                "(cut short or not a csvlog file)",
+                end,
+            )
+        entry = dict(zip(CSV_COLUMNS, fields, strict=False))
+        entry["line"] = start
+        return entry
+
+    for number, line in lines:
+        if _binary(line):
+            if buffer:
+                yield BadRecord(start, "a csvlog record cut short by binary content", end)
+                buffer, in_quote = [], False
+            yield BadRecord(number, "binary content (NUL bytes), not a csvlog line")
+            continue
+        if in_quote and CSV_RECORD_START.match(line):
+            # a new record starts while a quoted field is still open: the one before was cut short
+            yield BadRecord(start, "a csvlog record cut short (a quoted field never closes)", end)
+            buffer, in_quote = [], False
+        if not buffer:
+            if not line.strip():
+                continue
+            start = number
+        buffer.append(line)
+        end = number
+        if line.count('"') % 2:
+            in_quote = not in_quote
+        if not in_quote:
+            yield finish()
+            buffer = []
+    if buffer:
+        yield BadRecord(start, "a csvlog record cut short at the end of the file (a quoted field never closes)", end)
+
+
+def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterator[dict | BadRecord]:
+    """Entries of a stderr log written with ``log_line_prefix = prefix``.
+
+    Lines starting with a tab continue the message (or DETAIL, STATEMENT...) above them; DETAIL,
+    HINT, CONTEXT, STATEMENT and QUERY lines are folded into the entry before them.
+    """
+    entry: dict | None = None
+    field = "message"
+    for number, line in lines:
+        if line.startswith("\t"):
+            if entry is None:
+                yield BadRecord(number, "a continuation line (starting with a tab) without an entry before it")
+                continue
+            entry[field] = entry.get(field, "") + "\n" + line[1:]
+            continue
+        if not line:
+            continue
+        if _binary(line):
+            if entry is not None:
+                yield entry
+                entry = None
+            yield BadRecord(number, "binary content (NUL bytes), not a log line")
+            continue
+        found = prefix.match(line)
+        if found is None:
+            if entry is not None:
+                yield entry
+                entry = None
+            yield BadRecord(
+                number,
+                f"the line does not match log_line_prefix {prefix.prefix!r}: {prefix.explain_mismatch(line)}",
+            )
+            continue
+        level = found["level"]
+        if level in SECONDARY_LEVELS and entry is not None and _same_process(entry, found):
+            field = _SECONDARY_FIELD[level]
+            entry[field] = found["message"]
+            continue
+        if entry is not None:
+            yield entry
+        entry = found
+        entry["line"] = number
+        field = "message"
+    if entry is not None:
+        yield entry
+
+
+def _same_process(entry: dict, found: dict) -> bool:
+    for key in ("pid", "session_id"):
+        if key in entry and key in found and entry[key] != found[key]:
+            return False
+    return True

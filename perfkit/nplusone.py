@@ -1,0 +1,560 @@
+"""N+1 detection: one statement shape run once per row of another, per web request.
+
+``from_logs(logs)`` groups logged statements by request; ``from_statements(snapshot)`` works from
+pg_stat_statements alone. Both return ``n_plus_one`` findings (perfkit.findings).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from functools import lru_cache
+from urllib.parse import unquote
+
+import pandas as pd
+from pglast import ast, enums, parse_sql
+from pglast import parser as pg
+from pglast.stream import RawStream
+
+from perfkit.errors import BadInputError
+from perfkit.findings import finding, findings_frame
+from perfkit.logs.analysis import executions
+
+# statements that manage the session or transaction: never part of a request's count
+CONTROL_COMMANDS = frozenset(
+    {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "SET",
+     "RESET", "SHOW", "DISCARD", "DEALLOCATE", "PREPARE", "LISTEN", "UNLISTEN"}
+)
+_TRANSACTION_END = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
+_REQUEST_ID_KEYS = ("request_id", "requestid", "request-id", "x-request-id", "req_id")
+REQUEST_COLUMNS = ["request", "route", "request_id", "grouped_by"]
+SNAPSHOT_COLUMNS = ("queryid", "query", "calls", "total_exec_ms", "mean_exec_ms", "rows")
+# extra columns of the findings, present also when there is no finding
+LOG_FINDING_COLUMNS = (
+    "pattern", "route", "fingerprint", "statement", "repeats", "statements", "requests",
+    "example_request", "after", "grouped_by", "confidence",
+)
+STATEMENT_FINDING_COLUMNS = (
+    "pattern", "queryid", "list_queryid", "calls", "list_calls", "list_rows", "ratio",
+    "calls_per_request", "statement", "confidence",
+)
+
+
+def _with_columns(rows: list[dict], columns) -> pd.DataFrame:
+    frame = findings_frame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype="object")
+    return frame
+
+
+# -- request comments (sqlcommenter, marginalia) ------------------------------------------------
+
+def request_tags(statement: str) -> dict[str, str]:
+    """The key/value tags of the request comments in ``statement``.
+
+    Reads sqlcommenter comments (``/*route='%2Fapi%2Finvoices',request_id='a1'*/``: keys and
+    values URL-encoded, values in single quotes with ``\\'`` escapes) and Rails marginalia
+    comments (``/*application:Shop,controller:invoices,action:index*/``). Comments are found
+    with PostgreSQL's own lexer (pglast), so comment-like text inside string literals is not
+    read. Returns ``{}`` when there is none.
+    """
+    if not statement or "/*" not in statement:
+        return {}
+    return dict(_tags(statement))
+
+
+@lru_cache(maxsize=100_000)
+def _tags(statement: str) -> tuple[tuple[str, str], ...]:
+    try:
+        tokens = pg.scan(statement)
+    except pg.ParseError:
+        return ()
+    data = statement.encode("utf-8")
+    found: dict[str, str] = {}
+    for token in tokens:
+        if token.name != "C_COMMENT":
+            continue
+        body = data[token.start + 2: token.end - 1].decode("utf-8", "replace").strip()
+        found.update(_comment_pairs(body))
+    return tuple(found.items())
+
+
+def _comment_pairs(body: str) -> dict[str, str]:
+    """``key='value'`` (sqlcommenter) or ``key:value`` (marginalia) pairs; {} when it is neither."""
+    pairs: dict[str, str] = {}
+    i, n = 0, len(body)
+    while i < n:
+        while i < n and body[i] in " ,":
+            i += 1
+        if i >= n:
+            break
+        j = i
+        while j < n and body[j] not in "=:,'":
+            j += 1
+        if j >= n or body[j] not in "=:":
+            return {}
+        key = unquote(body[i:j].strip())
+        if not key:
+            return {}
+        if body[j] == "=":
+            if j + 1 >= n or body[j + 1] != "'":
+                return {}
+            k = j + 2
+            value = []
+            while k < n and body[k] != "'":
+                if body[k] == "\\" and k + 1 < n:
+                    k += 1
+                value.append(body[k])
+                k += 1
+            if k >= n:
+                return {}
+            pairs[key] = unquote("".join(value))
+            i = k + 1
+        else:
+            k = j + 1
+            while k < n and body[k] != ",":
+                k += 1
+            pairs[key] = body[j + 1: k].strip()
+            i = k
+    return pairs
+
+
+def _route_of(tags: dict[str, str]) -> str:
+    if tags.get("route"):
+        return tags["route"]
+    if tags.get("controller") and tags.get("action"):
+        return f"{tags['controller']}#{tags['action']}"
+    return tags.get("path") or tags.get("endpoint") or tags.get("action") or ""
+
+
+def _request_id_of(tags: dict[str, str]) -> str:
+    for key in _REQUEST_ID_KEYS:
+        if tags.get(key):
+            return tags[key]
+    traceparent = tags.get("traceparent", "")
+    parts = traceparent.split("-")
+    # W3C traceparent: version-traceid-spanid-flags; the trace id names the request
+    return parts[1] if len(parts) == 4 else ""
+
+
+# -- grouping statements into requests ----------------------------------------------------------
+
+def requests(logs: pd.DataFrame, *, gap_ms: float = 1000.0, split_on_commit: bool = True) -> pd.DataFrame:
+    """The executed statements of ``logs``, each with the request it belongs to.
+
+    A request is named by the app's request comment (``request_id=``, or a W3C
+    ``traceparent``) when there is one. Otherwise it is a run of statements on one
+    connection (session id, else file and pid), cut where the connection was idle longer than
+    ``gap_ms``, after a COMMIT or ROLLBACK (``split_on_commit``) and after ``DISCARD ALL`` (a
+    pooler handing the connection to another client).
+
+    Parameters
+    ----------
+    logs:
+        ``perfkit.logs.read(...)``.
+    gap_ms:
+        Idle time on a connection that separates two requests.
+    split_on_commit:
+        End a request at the end of each transaction.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The executions (``statement`` and ``execute`` entries) in log order with extra columns
+        ``request``, ``route``, ``request_id`` and ``grouped_by`` (``request comment`` or
+        ``connection and time gap``). Transaction and session statements (BEGIN, COMMIT, SET...)
+        are included, marked by ``control`` = True.
+    """
+    runs = executions(logs).copy()
+    if runs.empty:
+        return runs.assign(**{c: pd.Series(dtype="object") for c in REQUEST_COLUMNS}, control=pd.Series(dtype=bool))
+    unique = runs["statement"].unique()
+    tags = {text: request_tags(text) for text in unique}
+    runs["route"] = runs["statement"].map(lambda s: _route_of(tags[s]))
+    runs["request_id"] = runs["statement"].map(lambda s: _request_id_of(tags[s]))
+    runs["control"] = runs["command"].isin(CONTROL_COMMANDS)
+    connection = runs["session_id"].where(runs["session_id"] != "", runs["file"].astype(str) + ":" + runs["pid"].astype(str))
+    runs["_connection"] = connection
+    runs = runs.sort_values(["_connection", "ts", "file", "line"], kind="stable")
+
+    started = runs["ts"] - pd.to_timedelta(runs["duration_ms"].fillna(0.0), unit="ms")
+    previous_end = runs.groupby("_connection", sort=False)["ts"].shift()
+    idle_ms = (started - previous_end).dt.total_seconds() * 1000.0
+    boundary = previous_end.isna() | (idle_ms > gap_ms)
+    previous_command = runs.groupby("_connection", sort=False)["command"].shift().fillna("")
+    if split_on_commit:
+        boundary |= previous_command.isin(_TRANSACTION_END)
+    boundary |= previous_command == "DISCARD"
+    sequence = boundary.astype(int).groupby(runs["_connection"], sort=False).cumsum()
+    by_gap = runs["_connection"] + "#" + sequence.astype(str)
+
+    tagged = runs["request_id"] != ""
+    runs["request"] = by_gap.where(~tagged, "request_id=" + runs["request_id"])
+    runs["grouped_by"] = "connection and time gap"
+    runs.loc[tagged, "grouped_by"] = "request comment"
+    # a request grouped by time inherits the route that its statements carry
+    untagged = runs[~tagged & (runs["route"] != "")]
+    if not untagged.empty:
+        routes = untagged.groupby("request")["route"].agg(lambda r: Counter(r).most_common(1)[0][0])
+        missing = ~tagged & (runs["route"] == "")
+        runs.loc[missing, "route"] = runs.loc[missing, "request"].map(routes).fillna("")
+    return runs.drop(columns=["_connection"]).sort_values(["ts", "file", "line"], kind="stable")
+
+
+# -- N+1 from logs ------------------------------------------------------------------------------
+
+def from_logs(
+    logs: pd.DataFrame,
+    *,
+    min_repeats: int = 3,
+    max_statements: int = 10,
+    gap_ms: float = 1000.0,
+    critical_repeats: int = 20,
+    split_on_commit: bool = True,
+) -> pd.DataFrame:
+    """``n_plus_one`` findings from logged statements grouped by request.
+
+    Parameters
+    ----------
+    logs:
+        ``perfkit.logs.read(...)`` of a log with every statement (``log_min_duration_statement
+        = 0`` or ``log_statement = 'all'``), ideally with request comments (sqlcommenter).
+    min_repeats:
+        A statement shape run this many times or more in one request is flagged (3: the
+        field's "same query executed 3+ times in one request").
+    max_statements:
+        A request running more statements than this is flagged ("total query count > 10").
+    gap_ms, split_on_commit:
+        How requests are cut when statements carry no request comment (see :func:`requests`).
+    critical_repeats:
+        Repeats that make a finding ``critical`` rather than ``warning``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Findings with extra columns ``pattern`` (``repeated_statement`` or
+        ``too_many_statements``), ``route``, ``fingerprint``, ``statement`` (normalized),
+        ``repeats`` (most in one request), ``statements`` (most in one request), ``requests``
+        (requests affected), ``example_request``, ``after`` (the statement run just before the
+        repeats: usually the list query), ``grouped_by``, ``confidence``.
+    """
+    if min_repeats < 2:
+        raise BadInputError(f"min_repeats must be 2 or more, not {min_repeats}")
+    runs = requests(logs, gap_ms=gap_ms, split_on_commit=split_on_commit)
+    runs = runs[~runs["control"]] if len(runs) else runs
+    if runs.empty:
+        return _with_columns([], LOG_FINDING_COLUMNS)
+    runs = runs.assign(_shape=runs["fingerprint"].fillna("text:" + runs["normalized"]))
+    rows = _repeated(runs, min_repeats, critical_repeats)
+    flagged_routes = {row["route"] for row in rows}
+    rows += _too_many(runs, max_statements, flagged_routes)
+    return _with_columns(rows, LOG_FINDING_COLUMNS)
+
+
+def _repeated(runs: pd.DataFrame, min_repeats: int, critical_repeats: int) -> list[dict]:
+    per_request = (
+        runs.groupby(["request", "_shape"], sort=False)
+        .agg(
+            repeats=("line", "size"),
+            total_ms=("duration_ms", "sum"),
+            route=("route", "first"),
+            grouped_by=("grouped_by", "first"),
+            normalized=("normalized", "first"),
+            fingerprint=("fingerprint", "first"),
+            command=("command", "first"),
+            request_id=("request_id", "first"),
+        )
+        .reset_index()
+    )
+    hits = per_request[per_request["repeats"] >= min_repeats]
+    rows = []
+    for (route, shape), group in hits.groupby(["route", "_shape"], sort=False):
+        worst = group.loc[group["repeats"].idxmax()]
+        executions_ = int(group["repeats"].sum())
+        mean_ms = float(group["total_ms"].sum() / executions_) if executions_ else math.nan
+        after = _statement_before(runs, worst["request"], shape)
+        saved = float((group["total_ms"] - group["total_ms"] / group["repeats"]).sum())
+        statement = str(worst["normalized"])
+        where = f"in one request to {route}" if route else "in one request"
+        many = len(group)
+        evidence = (
+            f"{_clip(statement, 100)} ran {int(worst['repeats'])} times {where}"
+            + (f" (request {worst['request_id']})" if worst["request_id"] else "")
+            + (f", {int(group['repeats'].median())} times at the median over {many} such requests" if many > 1 else "")
+            + (f"; {mean_ms:.2f} ms each" if not math.isnan(mean_ms) else "")
+            + (f", right after {_clip(after, 80)}" if after else "")
+            + f"; requests grouped by {worst['grouped_by']}"
+        )
+        rows.append(
+            finding(
+                "n_plus_one",
+                "critical" if worst["repeats"] >= critical_repeats else "warning",
+                route or _clip(statement, 120),
+                evidence,
+                _recommendation(str(worst["command"]), after),
+                sql=any_rewrite(statement) or "",
+                benefit_ms=saved if not math.isnan(saved) else None,
+                pattern="repeated_statement",
+                route=route,
+                fingerprint=worst["fingerprint"],
+                statement=statement,
+                repeats=int(worst["repeats"]),
+                statements=int((runs["request"] == worst["request"]).sum()),
+                requests=many,
+                example_request=str(worst["request"]),
+                after=after,
+                grouped_by=worst["grouped_by"],
+                confidence="high" if worst["grouped_by"] == "request comment" else "medium",
+            )
+        )
+    return rows
+
+
+def _too_many(runs: pd.DataFrame, max_statements: int, flagged_routes: set[str]) -> list[dict]:
+    sizes = runs.groupby("request", sort=False).agg(
+        statements=("line", "size"), route=("route", "first"), grouped_by=("grouped_by", "first"),
+        total_ms=("duration_ms", "sum"), request_id=("request_id", "first"),
+    )
+    big = sizes[sizes["statements"] > max_statements]
+    rows = []
+    for route, group in big.groupby("route", sort=False):
+        worst = group.loc[group["statements"].idxmax()]
+        where = f"to {route}" if route else "without a route comment"
+        explained = route in flagged_routes
+        rows.append(
+            finding(
+                "n_plus_one",
+                "info" if explained else "warning",
+                route or "requests without a route comment",
+                f"{len(group)} request(s) {where} ran more than {max_statements} statements: "
+                f"{int(worst['statements'])} at most (request {worst['request_id'] or worst.name}), "
+                f"{int(group['statements'].median())} at the median, {float(worst['total_ms']):.1f} ms of "
+                f"database time in the largest; requests grouped by {worst['grouped_by']}"
+                + ("; the repeated statement found for this route explains it" if explained else ""),
+                "load what the request needs in fewer statements: fetch related rows with a join or "
+                "one `= ANY($1)` query per table instead of one per row, and cache per-request lookups",
+                pattern="too_many_statements",
+                route=route,
+                statements=int(worst["statements"]),
+                requests=len(group),
+                example_request=str(worst.name),
+                grouped_by=worst["grouped_by"],
+                confidence="high" if worst["grouped_by"] == "request comment" else "medium",
+            )
+        )
+    return rows
+
+
+def _statement_before(runs: pd.DataFrame, request: str, shape: str) -> str:
+    """The statement run in ``request`` just before its first execution of ``shape``."""
+    inside = runs[runs["request"] == request]
+    positions = list(inside["_shape"])
+    first = positions.index(shape) if shape in positions else -1
+    if first <= 0:
+        return ""
+    return str(inside["normalized"].iloc[first - 1])
+
+
+def _recommendation(command: str, after: str) -> str:
+    list_query = f" (the list query {_clip(after, 60)})" if after else ""
+    if command == "INSERT":
+        return "insert the rows in one statement (multi-row VALUES, INSERT ... SELECT FROM unnest($1), or COPY) instead of one INSERT per row"
+    if command in ("UPDATE", "DELETE"):
+        return f"{command.lower()} the rows in one statement with `WHERE id = ANY($1)` and the list of ids, instead of one per row"
+    return (
+        "fetch the rows in one query: collect the keys from the rows already loaded"
+        f"{list_query} and run the lookup once with `= ANY($1)`, or join it to the list query; "
+        "in an ORM, eager-load the relation (select_related / prefetch_related, includes, joinedload)"
+    )
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- statement shapes ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=20_000)
+def key_lookup(query: str) -> tuple[str, ...]:
+    """The key columns when ``query`` looks rows up by key, else ``()``.
+
+    A key lookup is one SELECT from one table whose WHERE is only equalities of a column to a
+    parameter or constant (``WHERE id = $1``, ``WHERE tenant_id = $1 AND id = $2``), with
+    ``IS NULL`` tests allowed, and no GROUP BY.
+    """
+    found = _lookup_equalities(query)
+    return tuple(name for name, _ in found[1]) if found else ()
+
+
+def _lookup_equalities(query: str):
+    try:
+        statements = parse_sql(query)
+    except pg.ParseError:
+        return None
+    if len(statements) != 1:
+        return None
+    stmt = statements[0].stmt
+    if not isinstance(stmt, ast.SelectStmt) or stmt.op != enums.SetOperation.SETOP_NONE:
+        return None
+    if stmt.groupClause or not stmt.fromClause or len(stmt.fromClause) != 1:
+        return None
+    if not isinstance(stmt.fromClause[0], ast.RangeVar) or stmt.whereClause is None:
+        return None
+    where = stmt.whereClause
+    conjuncts = list(where.args) if isinstance(where, ast.BoolExpr) and where.boolop == enums.BoolExprType.AND_EXPR else [where]
+    equalities = []
+    for item in conjuncts:
+        if isinstance(item, ast.NullTest):
+            continue
+        column = _column_equals_value(item)
+        if column is None:
+            return None
+        equalities.append((column, item))
+    return (stmt, equalities) if equalities else None
+
+
+def _column_equals_value(node) -> str | None:
+    if not isinstance(node, ast.A_Expr) or node.kind != enums.A_Expr_Kind.AEXPR_OP:
+        return None
+    if len(node.name) != 1 or getattr(node.name[0], "sval", None) != "=":
+        return None
+    for column, value in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
+        while isinstance(value, ast.TypeCast):
+            value = value.arg
+        if isinstance(column, ast.ColumnRef) and isinstance(value, ast.ParamRef | ast.A_Const):
+            last = column.fields[-1]
+            return getattr(last, "sval", None) or "*"
+    return None
+
+
+def any_rewrite(query: str) -> str | None:
+    """``query`` with its per-row key equality turned into ``= ANY(...)``, or None.
+
+    The key is ``id`` when the lookup has it, else the last ``*_id`` column that is not a
+    tenant column, else the last equality (``tenant_id = $1 AND id = $2`` becomes
+    ``tenant_id = $1 AND id = ANY($2)``).
+    """
+    found = _lookup_equalities(query)
+    if not found:
+        return None
+    stmt, equalities = found
+    names = [name for name, _ in equalities]
+    chosen = None
+    if "id" in names:
+        chosen = names.index("id")
+    else:
+        keyed = [i for i, name in enumerate(names) if name.endswith("_id") and "tenant" not in name]
+        chosen = keyed[-1] if keyed else len(names) - 1
+    node = equalities[chosen][1]
+    node.kind = enums.A_Expr_Kind.AEXPR_OP_ANY
+    try:
+        return RawStream()(stmt)
+    except Exception:  # pglast cannot print some rare nodes back; the finding stays useful without
+        return None
+
+
+# -- N+1 from pg_stat_statements alone -----------------------------------------------------------
+
+def from_statements(
+    snapshot: pd.DataFrame,
+    *,
+    min_ratio: float = 3.0,
+    rows_tolerance: float = 2.0,
+    min_calls: int = 30,
+    request_count: int | None = None,
+    min_repeats: int = 3,
+) -> pd.DataFrame:
+    """Candidate ``n_plus_one`` findings from a statement snapshot (or a diff of two), no logs.
+
+    A key lookup (:func:`key_lookup`) is a candidate when it ran at least ``min_ratio`` times
+    as often as a list statement, and about as often as that list statement returned rows (its
+    calls within ``rows_tolerance`` times the list's rows): one lookup per listed row.
+    Confidence is lower than from logs: the two statements are only known to share an interval.
+
+    Parameters
+    ----------
+    snapshot:
+        One row per statement with ``queryid``, ``query``, ``calls``, ``total_exec_ms``,
+        ``mean_exec_ms``, ``rows`` (``perfkit.statements.snapshot`` or a diff of two).
+    min_ratio:
+        The lookup's calls over the list statement's calls.
+    rows_tolerance:
+        How far the lookup's calls may be from the list's rows (a factor).
+    min_calls:
+        Lookups called less often are ignored.
+    request_count:
+        Requests a load test made in the same interval; adds calls per request to the
+        evidence, and a lookup run ``min_repeats`` or more times per request is flagged even
+        without a matching list statement.
+    min_repeats:
+        Calls per request that count as repeated (with ``request_count``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Findings with extra columns ``pattern`` (``calls_multiple``), ``queryid``,
+        ``list_queryid``, ``calls``, ``list_calls``, ``list_rows``, ``ratio``,
+        ``calls_per_request``, ``statement``, ``confidence`` (``low``).
+    """
+    missing = [c for c in SNAPSHOT_COLUMNS if c not in snapshot.columns]
+    if missing:
+        raise BadInputError(f"a statement snapshot needs the columns {', '.join(missing)}")
+    if request_count is not None and request_count <= 0:
+        raise BadInputError(f"request_count must be above 0, not {request_count}")
+    stats = snapshot[list(SNAPSHOT_COLUMNS)].copy()
+    for column in ("calls", "rows", "total_exec_ms", "mean_exec_ms"):
+        stats[column] = pd.to_numeric(stats[column], errors="coerce").fillna(0.0)
+    stats = stats[stats["calls"] > 0]
+    stats["query"] = stats["query"].fillna("").astype(str)
+    stats["keys"] = stats["query"].map(key_lookup)
+    lookups = stats[(stats["keys"].map(len) > 0) & (stats["calls"] >= min_calls)]
+    lists = stats[stats["rows"] >= stats["calls"] * min_ratio]
+    rows = []
+    for lookup in lookups.itertuples(index=False):
+        best, best_distance = None, math.inf
+        for parent in lists.itertuples(index=False):
+            if parent.queryid == lookup.queryid or lookup.calls < parent.calls * min_ratio:
+                continue
+            distance = abs(math.log(lookup.calls / parent.rows))
+            if distance <= math.log(rows_tolerance) and distance < best_distance:
+                best, best_distance = parent, distance
+        per_request = lookup.calls / request_count if request_count else math.nan
+        repeated = request_count is not None and per_request >= min_repeats
+        if best is None and not repeated:
+            continue
+        statement = " ".join(lookup.query.split())
+        parts = [f"{_clip(statement, 100)} ran {int(lookup.calls):,} times"]
+        if best is not None:
+            parts.append(
+                f", {lookup.calls / best.calls:.1f}× the {int(best.calls):,} calls of {_clip(best.query, 80)}, "
+                f"which returned {int(best.rows):,} rows in all ({best.rows / best.calls:.1f} per call): "
+                "about one lookup per listed row"
+            )
+        if request_count:
+            parts.append(f"; {per_request:.1f} calls per request over {request_count:,} requests")
+        parts.append("; from pg_stat_statements alone (no request boundaries), so a candidate to confirm in the logs")
+        saved = lookup.total_exec_ms - (best.calls if best is not None else request_count or 0) * lookup.mean_exec_ms
+        rows.append(
+            finding(
+                "n_plus_one",
+                "warning" if repeated else "info",
+                _clip(statement, 120),
+                "".join(parts),
+                _recommendation("SELECT", best.query if best is not None else ""),
+                sql=any_rewrite(lookup.query) or "",
+                benefit_ms=max(saved, 0.0),
+                pattern="calls_multiple",
+                queryid=lookup.queryid,
+                list_queryid=best.queryid if best is not None else None,
+                calls=int(lookup.calls),
+                list_calls=int(best.calls) if best is not None else None,
+                list_rows=int(best.rows) if best is not None else None,
+                ratio=float(lookup.calls / best.calls) if best is not None else math.nan,
+                calls_per_request=per_request,
+                statement=statement,
+                confidence="low",
+            )
+        )
+    return _with_columns(rows, STATEMENT_FINDING_COLUMNS)
