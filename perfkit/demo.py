@@ -567,15 +567,22 @@ def gather_findings(result: DemoResult, engine, round_: LoadTestRound, captured:
 
 
 def n_plus_one_findings(result: DemoResult, round_: LoadTestRound) -> pd.DataFrame:
-    """``n_plus_one`` findings from the server log (per request comment), else from pg_stat_statements."""
+    """Findings of the server log: ``n_plus_one`` per request comment, slow statements, auto_explain plans.
+
+    Without a server log (a database the demo does not run), N+1 from pg_stat_statements alone.
+    """
     nplusone = optional_module("perfkit.nplusone")
     logs = optional_module("perfkit.logs")
     if nplusone is None or logs is None:
         _missing(result, "N+1 findings", "perfkit.logs")
         return pd.DataFrame()
-    if round_.log_files:
-        return nplusone.from_logs(logs.read(round_.log_files))
-    return nplusone.from_statements(round_.statements)
+    files = [path for path in round_.log_files if path.suffix in (".json", ".csv")]
+    if not files:
+        return nplusone.from_statements(app_statements(round_.statements))
+    entries = logs.read(files)
+    frames = [nplusone.from_logs(entries), logs.slow_statements(entries), logs.plan_findings(entries)]
+    frames = [frame for frame in frames if frame is not None and not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _tagged(frame: pd.DataFrame, source: str) -> pd.DataFrame:
