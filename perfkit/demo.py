@@ -578,10 +578,28 @@ def n_plus_one_findings(result: DemoResult, round_: LoadTestRound) -> pd.DataFra
         return pd.DataFrame()
     files = [path for path in round_.log_files if path.suffix in (".json", ".csv")]
     if not files:
-        return nplusone.from_statements(app_statements(round_.statements))
+        return n_plus_one_from_statements(nplusone, round_)
     entries = logs.read(files)
     frames = [nplusone.from_logs(entries), logs.slow_statements(entries), logs.plan_findings(entries)]
     frames = [frame for frame in frames if frame is not None and not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def n_plus_one_from_statements(nplusone, round_: LoadTestRound) -> pd.DataFrame:
+    """N+1 from pg_stat_statements, per route: each statement's first-seen text carries its route's
+    comment, and Locust counted that route's requests, so calls per request are known."""
+    app = app_statements(round_.statements)
+    if app is None or app.empty:
+        return pd.DataFrame()
+    stats = pd.read_csv(round_.stats_csv)
+    requests = dict(zip(stats["Name"].astype(str), stats["Request Count"], strict=True))
+    routes = app["query"].map(lambda text: nplusone.request_tags(str(text)).get("route", ""))
+    frames = []
+    for route, group in app.groupby(routes):
+        found = nplusone.from_statements(group, request_count=int(requests[route]) if route in requests else None)
+        if not found.empty:
+            found["route"] = route
+            frames.append(found)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

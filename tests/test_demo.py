@@ -342,3 +342,88 @@ def test_short_demo_leaves_its_evidence(short_demo):
     assert (run / "comparison" / "p95.png").stat().st_size > 10_000
     assert set(short_demo.timings) == set(demo.STEPS)
     assert not short_demo.dsn  # not --keep: the sandbox is gone
+
+
+TINY = dict(scale=0.05, users=2, duration_s=4, top=2)
+
+
+@pytest.mark.slow
+def test_demo_on_a_scratch_database_the_user_gives(tmp_path):
+    with Sandbox() as sandbox:
+        result = demo.run_demo(demo.DemoOptions(dsn=sandbox.dsn, out=tmp_path, **TINY))
+        assert sandbox.is_accepting()  # the user's server: the demo does not stop it
+        with sandbox.admin_connect() as conn:
+            tables = {name.split(".", 1)[1] for name in workload.existing_tables(conn)}
+        assert set(workload.SHOP_TABLES) <= tables
+    assert not (result.run_dir / "before" / "logs").exists()  # no server log to collect
+    # from pg_stat_statements alone, per route (the statements' comments, Locust's request counts)
+    n_plus_one = result.findings[result.findings["kind"] == "n_plus_one"]
+    assert "/api/dashboard/analytics" in set(n_plus_one["route"])
+    assert set(result.fixes["status"]) == {"applied"}
+
+
+@pytest.mark.slow
+def test_demo_keep_leaves_the_sandbox_running(tmp_path):
+    from perfkit.sandbox import SandboxState
+
+    state_path = tmp_path / "state.json"
+    result = demo.run_demo(demo.DemoOptions(keep=True, state_path=state_path, out=tmp_path, **TINY))
+    state = SandboxState.load(state_path)
+    sandbox = Sandbox.attach(state)
+    try:
+        assert result.dsn == state.dsn
+        assert sandbox.is_accepting()
+        engine = db.connect(result.dsn)
+        try:
+            assert db.query(engine, "SELECT count(*) AS n FROM invoices")["n"].iloc[0] > 0
+        finally:
+            engine.dispose()
+    finally:
+        sandbox.stop()
+
+
+def test_cli_refuses_bad_options(capsys):
+    from perfkit.cli import main
+
+    assert main(["demo", "--scale", "0"]) == 2
+    assert "--scale" in capsys.readouterr().err
+    assert main(["demo", "--force"]) == 2
+    assert main(["demo", "--duration", "601"]) == 2
+    assert main(["demo", "--keep", "--dsn", "postgresql://x@127.0.0.1:1/y"]) == 2
+
+
+def test_cli_refuses_a_non_empty_scratch_database(capsys):
+    from perfkit.cli import main
+
+    with Sandbox() as sandbox:
+        with sandbox.admin_connect() as conn:
+            conn.execute("CREATE TABLE accounts (id int)")
+        assert main(["demo", "--dsn", sandbox.dsn]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err
+
+
+def test_write_sample_data_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(BadInputError, match="not a finished demo run"):
+        demo.write_sample_data(tmp_path, tmp_path / "sample")
+
+
+@pytest.mark.slow
+def test_write_sample_data_copies_the_runs_real_outputs(short_demo, tmp_path):
+    written = demo.write_sample_data(short_demo.run_dir, tmp_path / "sample")
+    root = tmp_path / "sample" / "demo"
+    names = {path.relative_to(root).as_posix() for path in written}
+    for expected in ("loadtests/locust-before-fix_stats.csv", "loadtests/locust-after-fix_stats.csv",
+                     "logs/demo-api-before-fix.json", "plans/api_invoices-before-fix.json",
+                     "plans/api_invoices-after-fix.json", "plans/api_invoices.sql", "findings/recommendations.csv",
+                     "comparison/p95.csv", "comparison/p95.png", "origin.json", "README.md"):
+        assert expected in names, expected
+    assert len(list((root / "store").rglob("*.parquet"))) == 4
+    log_lines = (root / "logs" / "demo-api-before-fix.json").read_text().splitlines()
+    assert 0 < len(log_lines) <= demo.SAMPLE_LOG_LINES
+    assert all(json.loads(line)["timestamp"] for line in log_lines)
+    # the copies read back with perfkit's own readers
+    from perfkit import loadtests, plans
+
+    assert "/api/invoices" in set(loadtests.read(root / "loadtests" / "locust-after-fix_stats.csv").summary["endpoint"])
+    assert plans.parse_file(root / "plans" / "api_invoices-before-fix.json").nodes["relation"].eq("invoices").any()
