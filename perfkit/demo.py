@@ -49,7 +49,7 @@ STEPS = (
     "report before",
     "apply fixes",
     "load test after",
-    "compare",
+    "report after",
     "stop database",
 )
 
@@ -432,6 +432,7 @@ def run_demo(options: DemoOptions | None = None, **overrides) -> DemoResult:
     run_dir = Path(options.out) / f"demo-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(run_dir=run_dir)
+    result.reports["run data"] = run_dir
     database = None
     with _step(result, "start database", 1, "starting a throwaway PostgreSQL" if not options.dsn else "checking the scratch database"):
         database = DemoDatabase.scratch(options.dsn, force=options.force) if options.dsn else DemoDatabase.start_sandbox()
@@ -483,7 +484,7 @@ def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) 
             with _step(result, "load test after", 6, "the same load test again"):
                 result.rounds["after"] = load_test_round("after", database, engine, app.url,
                                                          result.run_dir / "after", facts, options)
-        with _step(result, "compare", 7, "comparing both runs"):
+        with _step(result, "report after", 7, "the second report: both runs compared"):
             _compare(result, database, engine, options, facts)
     finally:
         engine.dispose()
@@ -634,12 +635,70 @@ def slo_targets() -> dict | None:
 def _report_before(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions, facts) -> pd.DataFrame:
     folder = result.run_dir / "before"
     result.before_plans = capture_plans(engine, facts, folder / "plans")
-    findings, recommendations = gather_findings(result, engine, result.rounds["before"], result.before_plans, options)
+    findings, own = gather_findings(result, engine, result.rounds["before"], result.before_plans, options)
     result.findings = findings
     save_table(findings, folder / "findings.csv")
+    recommendations = own
+    report = weekly_report(result, database, options, label="before")
+    if report is not None:
+        proposed = report_recommendations(report.summary)
+        if proposed.empty:
+            say("  the report's summary.json holds no recommendation with SQL: applying perfkit.advice's "
+                "ranking of the same evidence instead")
+        else:
+            recommendations = proposed
     save_table(recommendations, folder / "recommendations.csv")
-    result.reports["evidence before"] = folder
     return recommendations
+
+
+def weekly_report(result: DemoResult, database: DemoDatabase, options: DemoOptions, *, label: str):
+    """``perfkit report weekly`` on the evidence so far, into ``options.out/YYYY-MM-DD[-N]/``; None when skipped.
+
+    The first report reads the first load test; the second reads both (the notebook compares the
+    last with the first), the second run's log and the plans after the fixes.
+    """
+    report = optional_module("perfkit.report")
+    name = f"report {label}"
+    if report is None:
+        _missing(result, f"weekly report ({label})", "perfkit.report")
+        return None
+    rounds = [result.rounds[key] for key in ("before", "after") if key in result.rounds]
+    latest = rounds[-1]
+    plan_folder = latest.folder / "plans"
+    parameters = {
+        "loadtest": [str(r.stats_csv.resolve()) for r in rounds],
+        "logs": [str(p.resolve()) for p in latest.log_files if p.suffix in (".json", ".csv")],
+        "plans": [str(p.resolve()) for p in sorted(plan_folder.glob("*.json"))],
+        "store": str((result.run_dir / "report-store").resolve()),
+    }
+    if slo_targets():
+        parameters["slo"] = str(Path(slo_targets()).resolve())
+    done = report.run_report("weekly", out=options.out, parameters=parameters, dsn=database.dsn, progress=False)
+    result.reports[name] = done.folder
+    if done.status != "ok":
+        say(f"  the {name} failed ({done.error}); its partial notebook is in {done.folder}")
+    return done
+
+
+def report_recommendations(summary: dict) -> pd.DataFrame:
+    """The ranked recommendations a weekly report's summary.json proposes (rows with ``sql``), in its order.
+
+    Reads ``recommendations`` (top level, or a section's), else the findings carrying SQL.
+    """
+    candidates = summary.get("recommendations")
+    if not candidates:
+        for section in (summary.get("sections_facts") or {}).values():
+            if isinstance(section, dict) and section.get("recommendations"):
+                candidates = section["recommendations"]
+                break
+    if not candidates:
+        candidates = [f for f in summary.get("findings") or [] if str(f.get("sql") or "").strip()]
+    frame = pd.DataFrame(candidates or [])
+    if frame.empty or "sql" not in frame:
+        return pd.DataFrame(columns=["sql"])
+    frame = frame[frame["sql"].fillna("").astype(str).str.strip() != ""].reset_index(drop=True)
+    frame["source"] = "report"
+    return frame
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:
@@ -763,6 +822,7 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
         save_table(result.p95, folder / "p95.csv")
         result.chart = folder / "p95.png"
         p95_chart(result.p95).savefig(result.chart)
+    weekly_report(result, database, options, label="after")
     (folder / "summary.json").write_text(json.dumps(to_jsonable({
         "p95": result.p95, "fixes": result.fixes, "plans": result.plan_changes,
         "statements": result.statement_changes.head(20), "timings_s": result.timings,
