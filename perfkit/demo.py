@@ -821,7 +821,10 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
     else:
         save_table(result.p95, folder / "p95.csv")
         result.chart = folder / "p95.png"
-        p95_chart(result.p95).savefig(result.chart)
+        size = result.size or workload.ShopSize()
+        title = (f"perfkit demo: p95 per endpoint before and after the report's fixes\n"
+                 f"{size.orders:,} orders, {size.tenants} tenants; Locust, {options.users} users x {options.duration_s} s per run")
+        p95_chart(result.p95, title=title).savefig(result.chart)
     weekly_report(result, database, options, label="after")
     (folder / "summary.json").write_text(json.dumps(to_jsonable({
         "p95": result.p95, "fixes": result.fixes, "plans": result.plan_changes,
