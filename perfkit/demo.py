@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg
 
 from perfkit import db, statements, workload
-from perfkit.errors import BadInputError, PerfkitError
+from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
 from perfkit.output import say, to_jsonable
 from perfkit.sandbox import DEFAULT_STATE_DIR, Sandbox
 from perfkit.store import SnapshotStore
@@ -157,6 +157,19 @@ def optional_module(name: str):
 
 # -- the database -------------------------------------------------------------------------------
 
+def _require_statements_view(conn, conninfo: str) -> None:
+    """Create pg_stat_statements in the scratch database, or say why the demo cannot run there."""
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT 1 FROM pg_stat_statements LIMIT 1").fetchall()
+    except psycopg.Error as err:
+        first = db.redact_text(str(err).strip().splitlines()[0])
+        raise ExtensionMissing(
+            f"the demo needs pg_stat_statements in {db.describe(conninfo)} (in shared_preload_libraries, "
+            f"and CREATE EXTENSION pg_stat_statements): {first}"
+        ) from None
+
+
 class DemoDatabase:
     """Where the shop lives: a sandbox the demo starts, or a scratch database the user gives.
 
@@ -199,9 +212,18 @@ class DemoDatabase:
                         f"{db.describe(conninfo)} already has tables the demo would create ({', '.join(clash)}) "
                         "that it did not make: use another scratch database"
                     )
+                _require_statements_view(conn, conninfo)
         except psycopg.Error as err:
             raise db.translate_error(err, target=db.describe(conninfo)) from None
         return cls(None, conninfo)
+
+    def plant_settings(self, conn) -> None:
+        """The database's small work_mem; on a database the user owns only (else said and skipped)."""
+        try:
+            workload.plant_settings(conn)
+        except psycopg.errors.InsufficientPrivilege:
+            say("  could not set the database's work_mem (only its owner can): the sales report's sort "
+                "will spill only if the server's work_mem is small")
 
     def admin_connect(self) -> psycopg.Connection:
         return psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10)
@@ -467,7 +489,7 @@ def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) 
                "with the planted problems"):
         with database.admin_connect() as conn:
             workload.build_shop(conn, size, seed=options.seed)
-            workload.plant_settings(conn)
+            database.plant_settings(conn)
             database.create_app_role(conn)
             facts = workload.shop_facts(conn)
     engine = db.connect(database.dsn)

@@ -427,3 +427,16 @@ def test_write_sample_data_copies_the_runs_real_outputs(short_demo, tmp_path):
 
     assert "/api/invoices" in set(loadtests.read(root / "loadtests" / "locust-after-fix_stats.csv").summary["endpoint"])
     assert plans.parse_file(root / "plans" / "api_invoices-before-fix.json").nodes["relation"].eq("invoices").any()
+
+
+def test_scratch_database_without_pg_stat_statements_is_refused_in_one_line():
+    from perfkit.errors import ExtensionMissing
+
+    with Sandbox() as sandbox:
+        with sandbox.admin_connect("postgres") as conn:
+            conn.execute("CREATE ROLE scratch_owner LOGIN PASSWORD 's3cret-pw'")
+            conn.execute("CREATE DATABASE scratch OWNER scratch_owner")
+        dsn = sandbox.dsn_for("scratch", user="scratch_owner", password="s3cret-pw")
+        with pytest.raises(ExtensionMissing, match="pg_stat_statements") as caught:
+            demo.DemoDatabase.scratch(dsn)
+    assert "s3cret-pw" not in str(caught.value)
