@@ -25,7 +25,7 @@ import psycopg
 
 from perfkit import db, statements, workload
 from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
-from perfkit.output import say, to_jsonable
+from perfkit.output import progress, say, to_jsonable
 from perfkit.sandbox import DEFAULT_STATE_DIR, Sandbox
 from perfkit.store import SnapshotStore
 
@@ -314,16 +314,30 @@ def run_locust(url: str, folder: Path, facts: workload.ShopFacts, *, users: int 
     csv_prefix = folder / prefix
     env = {**os.environ, "PERFKIT_DEMO_FACTS": str(facts_path), "PERFKIT_DEMO_SEED": str(seed)}
     command = locust_command(url, csv_prefix, users=users, duration_s=duration_s)
-    try:
-        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=duration_s + 90)
-    except subprocess.TimeoutExpired:
-        raise PerfkitError(f"Locust did not stop within {duration_s + 90} s") from None
-    output = (done.stdout + done.stderr).strip()
-    (folder / f"{prefix}_output.txt").write_text(output + "\n")
+    output_path = folder / f"{prefix}_output.txt"
+    limit = duration_s + 90
+    with output_path.open("w") as sink:
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        try:
+            with progress(total=duration_s, desc="  seconds of load", unit="s") as bar:
+                while process.poll() is None:
+                    elapsed = time.monotonic() - started
+                    if elapsed > limit:
+                        raise PerfkitError(f"Locust did not stop within {limit} s")
+                    seconds = min(int(elapsed), duration_s)
+                    if seconds > bar.n:
+                        bar.update(seconds - bar.n)
+                    time.sleep(0.25)
+        finally:
+            if process.poll() is None:  # interrupted, or over time: never leave load running
+                process.kill()
+                process.wait()
+    output = output_path.read_text(errors="replace").strip()
     stats = folder / f"{prefix}_stats.csv"
-    if done.returncode != 0 or not stats.exists():
+    if process.returncode != 0 or not stats.exists():
         tail = " | ".join(output.splitlines()[-3:])
-        raise PerfkitError(f"Locust failed (exit code {done.returncode}): {tail}")
+        raise PerfkitError(f"Locust failed (exit code {process.returncode}): {tail}")
     return stats, output
 
 
@@ -488,7 +502,7 @@ def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) 
     with _step(result, "build shop", 2, f"building the shop: {size.tenants} tenants, {size.orders:,} orders, "
                "with the planted problems"):
         with database.admin_connect() as conn:
-            workload.build_shop(conn, size, seed=options.seed)
+            workload.build_shop(conn, size, seed=options.seed, progress=lambda name: say(f"  {name} ..."))
             database.plant_settings(conn)
             database.create_app_role(conn)
             facts = workload.shop_facts(conn)
