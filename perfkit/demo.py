@@ -677,10 +677,10 @@ def _report_before(result: DemoResult, database: DemoDatabase, engine, options: 
     recommendations = own
     report = weekly_report(result, database, options, label="before")
     if report is not None:
-        proposed = report_recommendations(report.summary)
+        proposed = report_recommendations(report)
         if proposed.empty:
-            say("  the report's summary.json holds no recommendation with SQL: applying perfkit.advice's "
-                "ranking of the same evidence instead")
+            say("  the report holds no recommendation with SQL: applying perfkit.advice's ranking of the "
+                "same evidence instead")
         else:
             recommendations = proposed
     save_table(recommendations, folder / "recommendations.csv")
@@ -716,25 +716,35 @@ def weekly_report(result: DemoResult, database: DemoDatabase, options: DemoOptio
     return done
 
 
-def report_recommendations(summary: dict) -> pd.DataFrame:
-    """The ranked recommendations a weekly report's summary.json proposes (rows with ``sql``), in its order.
+_SQL_BLOCK = re.compile(r"```sql\s*\n(.*?)```", re.DOTALL)
 
-    Reads ``recommendations`` (top level, or a section's), else the findings carrying SQL.
+
+def report_recommendations(done) -> pd.DataFrame:
+    """The fixes a weekly report proposes, in its order: one row per statement in ``sql``.
+
+    Read from ``summary.json`` when it lists ``recommendations`` with their SQL; otherwise from
+    the executed notebook itself: the SQL block of its Recommendations section (the ranked fixes
+    as the report prints them). Empty when the report holds neither.
     """
-    candidates = summary.get("recommendations")
-    if not candidates:
-        for section in (summary.get("sections_facts") or {}).values():
-            if isinstance(section, dict) and section.get("recommendations"):
-                candidates = section["recommendations"]
-                break
-    if not candidates:
-        candidates = [f for f in summary.get("findings") or [] if str(f.get("sql") or "").strip()]
-    frame = pd.DataFrame(candidates or [])
-    if frame.empty or "sql" not in frame:
-        return pd.DataFrame(columns=["sql"])
-    frame = frame[frame["sql"].fillna("").astype(str).str.strip() != ""].reset_index(drop=True)
-    frame["source"] = "report"
-    return frame
+    summary = getattr(done, "summary_data", None) or {}
+    listed = [row for row in summary.get("recommendations") or [] if str(row.get("sql") or "").strip()]
+    if listed:
+        frame = pd.DataFrame(listed)
+        frame["source"] = "report summary.json"
+        return frame.reset_index(drop=True)
+    rows = []
+    notebook = getattr(done, "notebook", None)
+    if notebook is not None and Path(notebook).exists():
+        cells = json.loads(Path(notebook).read_text()).get("cells", [])
+        for cell in cells:
+            if "recommendations(" not in "".join(cell.get("source", [])):
+                continue
+            for output in cell.get("outputs", []):
+                text = "".join((output.get("data") or {}).get("text/markdown", "")) or "".join(output.get("text", ""))
+                for block in _SQL_BLOCK.findall(text):
+                    rows += [{"sql": part.strip(), "source": f"report {Path(notebook).parent.name}/{Path(notebook).name}"}
+                             for part in re.split(r";\s*\n", block) if part.strip()]
+    return pd.DataFrame(rows, columns=["sql", "source"])
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:
