@@ -309,8 +309,11 @@ def test_short_demo_finds_the_planted_objects(short_demo):
 
 @pytest.mark.slow
 def test_short_demo_applies_the_reports_own_recommendations(short_demo):
-    recommended = pd.read_csv(short_demo.run_dir / "before" / "recommendations.csv")["sql"].fillna("")
-    recommended = {text.strip().rstrip(";") for text in recommended}
+    table = pd.read_csv(short_demo.run_dir / "before" / "recommendations.csv")
+    # the weekly report's own recommendations, not the demo's
+    assert table["source"].astype(str).str.startswith("report").all()
+    assert short_demo.reports["report before"].joinpath("weekly.html").exists()
+    recommended = {text.strip().rstrip(";") for text in table["sql"].fillna("")}
     fixes = short_demo.fixes
     assert len(fixes) >= 2
     assert set(fixes["status"]) == {"applied"}
@@ -440,3 +443,40 @@ def test_scratch_database_without_pg_stat_statements_is_refused_in_one_line():
         with pytest.raises(ExtensionMissing, match="pg_stat_statements") as caught:
             demo.DemoDatabase.scratch(dsn)
     assert "s3cret-pw" not in str(caught.value)
+
+
+def _report_with(tmp_path, *, summary: dict, outputs: list[dict]):
+    from types import SimpleNamespace
+
+    notebook = tmp_path / "weekly.ipynb"
+    cells = [{"cell_type": "code", "source": ["wow = sections.week_over_week(src)"], "outputs": []},
+             {"cell_type": "code", "source": ["advice = src.record('recommendations', sections.recommendations(src, []))"],
+              "outputs": outputs}]
+    notebook.write_text(json.dumps({"cells": cells}))
+    return SimpleNamespace(summary_data=summary, notebook=notebook)
+
+
+def _markdown(text: str) -> dict:
+    return {"output_type": "display_data", "data": {"text/markdown": text, "text/plain": "<Markdown>"}}
+
+
+@pytest.mark.parametrize(
+    "summary, outputs, expected",
+    [
+        # summary.json listing its recommendations wins
+        ({"recommendations": [{"sql": "CREATE INDEX a ON t (x);"}, {"sql": ""}, {"sql": "VACUUM t;"}]},
+         [_markdown("```sql\nCREATE INDEX b ON t (y);\n```")],
+         ["CREATE INDEX a ON t (x);", "VACUUM t;"]),
+        # else the SQL block of the executed Recommendations section, statement by statement, in order
+        ({"findings": [{"kind": "n_plus_one"}]},
+         [_markdown("18 recommendations"),
+          _markdown("The SQL that fixes them:\n\n```sql\nSELECT 1 FROM t WHERE id = ANY($1);\n"
+                    "CREATE INDEX CONCURRENTLY i ON public.t (a, b);\nALTER TABLE t RESET (x);\nVACUUM (ANALYZE) t;\n```\n")],
+         ["SELECT 1 FROM t WHERE id = ANY($1)", "CREATE INDEX CONCURRENTLY i ON public.t (a, b)",
+          "ALTER TABLE t RESET (x)", "VACUUM (ANALYZE) t"]),
+        ({}, [_markdown("no recommendation")], []),
+    ],
+)
+def test_report_recommendations_are_read_from_the_report(tmp_path, summary, outputs, expected):
+    found = demo.report_recommendations(_report_with(tmp_path, summary=summary, outputs=outputs))
+    assert found["sql"].tolist() == expected
