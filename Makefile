@@ -8,7 +8,7 @@ setup:
 	scripts/setup.sh dev,demo
 
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg tests notebooks
 
 demo: setup
 	$(VENV)/bin/perfkit demo

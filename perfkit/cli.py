@@ -25,6 +25,7 @@ COMMANDS = (
     "logs",
     "sandbox",
     "demo",
+    "report",
 )
 
 

@@ -66,6 +66,17 @@ if [ ! -f "$sharedir/extension/hypopg.control" ]; then
 fi
 log "PostgreSQL $pg_major in $bindir (pg_stat_statements, hypopg present)"
 
+# --- chromium (headless), for the test that opens the HTML report in a real browser -------------
+# Installed when root on Debian and missing; elsewhere that one test is skipped with a message.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if is_root && have_apt && [ -f /etc/debian_version ]; then
+    apt_install chromium
+  else
+    log "chromium is missing: the HTML report's browser test will be skipped (Debian: apt-get install chromium)"
+  fi
+fi
+# --- end of chromium ---------------------------------------------------------------------------
+
 # --- Python virtual environment ----------------------------------------------------------------
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   log "perfkit needs Python >= 3.11 ($PYTHON is $("$PYTHON" --version 2>&1))"; exit 1

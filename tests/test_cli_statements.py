@@ -81,3 +81,10 @@ def test_snapshot_then_diff_since_7d(dsn, admin, marker, tmp_path):
 def test_help(command):
     out = perfkit(command, "--help")
     assert out.returncode == 0 and "--json" in out.stdout
+
+
+def test_by_choices_match_the_library():
+    from perfkit.commands.top import TOP_CHOICES
+    from perfkit.statements import TOP_ORDERS
+
+    assert TOP_CHOICES == tuple(TOP_ORDERS)

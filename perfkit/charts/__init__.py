@@ -11,6 +11,7 @@ from perfkit.charts.loadtests import (
 )
 from perfkit.charts.logs import duration_histogram
 from perfkit.charts.plans import plan_self_time
+from perfkit.charts.statements import statement_label, top_statements_bar, week_over_week
 
 __all__ = [
     "latency_cdf",
@@ -19,4 +20,7 @@ __all__ = [
     "throughput_over_time",
     "duration_histogram",
     "plan_self_time",
+    "statement_label",
+    "top_statements_bar",
+    "week_over_week",
 ]

@@ -54,7 +54,8 @@ def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, widt
         median, p95 = durations.median(), durations.quantile(0.95)
         ax.axvline(median, color="#222222", linestyle="--", linewidth=1, label=f"median {median:.2f} ms")
         ax.axvline(p95, color="#c44e52", linestyle=":", linewidth=1.5, label=f"p95 {p95:.2f} ms")
-        text = " ".join(str(runs.loc[key == shape, "normalized"].iloc[0]).split())
+        # "$1 ... $2" would be read as mathtext: escape the dollars of the statement
+        text = " ".join(str(runs.loc[key == shape, "normalized"].iloc[0]).split()).replace("$", r"\$")
         ax.set_title(
             (text if len(text) <= 90 else text[:89] + "…") + f"  ({len(durations):,} runs, {durations.sum():,.1f} ms)",
             fontsize=8, loc="left",

@@ -1,0 +1,113 @@
+"""``perfkit report``: run a notebook with papermill into reports/YYYY-MM-DD/ (notebook, HTML, summary.json).
+
+``perfkit report weekly --dsn DSN`` is the scheduled report; any notebook runs the same way with ``-p``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from perfkit.commands import add_json_option
+
+LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="run a notebook (weekly, or any) into a dated report folder", description=__doc__)
+    parser.add_argument("notebook", metavar="NOTEBOOK|weekly",
+                        help="weekly, a notebook name in notebooks/ (e.g. 03-loadtest) or a path to an .ipynb")
+    parser.add_argument("--dsn", default=None,
+                        help="the database (default: $PERFKIT_DSN, then the libpq PG* variables); "
+                             "it reaches the notebook through PERFKIT_DSN and is only ever shown redacted")
+    parser.add_argument("--sample", action="store_true", help="run on the bundled sample data (data/sample), no database")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="a notebook parameter (repeatable); VALUE is read as JSON when it parses, else as text")
+    parser.add_argument("--loadtest", action="append", default=[], metavar="PATH", help="a load-test result file (repeatable; the last is compared with the first)")
+    parser.add_argument("--logs", action="append", default=[], metavar="PATH", help="a PostgreSQL log file (repeatable)")
+    parser.add_argument("--plan", action="append", default=[], metavar="PATH",
+                        help="a saved plan, EXPLAIN JSON or text (repeatable; default with a database: explain its costliest statements)")
+    parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: DESIGN.md's)")
+    parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
+    parser.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports/)")
+    parser.add_argument("--force", action="store_true", help="overwrite today's report instead of adding a -2 suffix")
+    parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS", help="longest a cell may run (default 1800)")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_value(text: str):
+    """A -p value: JSON when it parses (numbers, true/false, null, lists), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def absolute_if_exists(value):
+    """A value naming an existing file or folder (relative to here) as an absolute path; else unchanged."""
+    if isinstance(value, str) and value and not os.path.isabs(value) and "://" not in value and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
+def _files(paths: list[str], what: str) -> list[str]:
+    from perfkit.errors import BadInputError
+
+    resolved = []
+    for text in paths:
+        path = Path(text)
+        if not path.is_file():
+            raise BadInputError(f"{what} file not found", path=text)
+        resolved.append(str(path.resolve()))
+    return resolved
+
+
+def build_parameters(args) -> tuple[dict, str | None]:
+    """The notebook parameters and the DSN from the options (paths made absolute: the kernel runs in notebooks/)."""
+    from perfkit.errors import BadInputError
+
+    parameters = {key: absolute_if_exists(parse_value(value)) for key, value in args.parameter}
+    dsn = args.dsn or os.environ.get("PERFKIT_DSN") or None
+    if dsn is None and not args.sample and any(os.environ.get(v) for v in LIBPQ_TARGET_VARIABLES):
+        dsn = "application_name=perfkit"  # libpq fills in the rest from the PG* variables
+    if args.sample and (args.dsn or "dsn" in parameters):
+        raise BadInputError("--sample runs without a database: drop --dsn")
+    if args.sample:
+        dsn = None
+    weekly = Path(args.notebook).stem == "weekly"
+    if weekly and not dsn and not args.sample and "dsn" not in parameters:
+        raise BadInputError("the weekly report needs a database: --dsn DSN (or PERFKIT_DSN), "
+                            "or --sample for the bundled sample data")
+    if args.loadtest or (weekly and not args.sample):
+        parameters["loadtest"] = _files(args.loadtest, "load-test")
+    if args.logs or (weekly and not args.sample):
+        parameters["logs"] = _files(args.logs, "log")
+    if args.plan or (weekly and not args.sample):
+        parameters["plans"] = _files(args.plan, "plan")
+    if args.slo:
+        parameters["slo"] = _files([args.slo], "SLO")[0]
+    if args.store:
+        parameters["store"] = str(Path(args.store).resolve())
+    return parameters, dsn
+
+
+def run(args) -> int:
+    from perfkit.output import emit_json, say
+    from perfkit.report import run_report
+
+    parameters, dsn = build_parameters(args)
+    result = run_report(args.notebook, out=args.out, parameters=parameters, dsn=dsn, force=args.force,
+                        timeout=args.timeout if args.timeout > 0 else None)
+    if args.json:
+        emit_json(result.summary_data)
+    else:
+        counts = result.summary_data.get("findings_by_severity", {})
+        say(f"perfkit: report {result.status}"
+            + (f" ({result.error})" if result.error else "")
+            + "; findings: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+            + f"; index: {Path(args.out) / 'index.html'}")
+        print(result.folder)
+    return 0 if result.ok else 1

@@ -1,0 +1,495 @@
+"""Reports: a notebook run with papermill into ``reports/YYYY-MM-DD/`` with HTML and summary.json.
+
+``run_report(notebook, ...)`` executes, redacts, exports and indexes; it returns a ReportResult.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import re
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from perfkit import db
+from perfkit.errors import BadInputError, ReportError
+from perfkit.findings import SEVERITIES
+from perfkit.output import to_jsonable
+from perfkit.store import default_root
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+WEEKLY = "weekly"
+SUMMARY_NAME = "summary.json"
+INDEX_NAME = "index.html"
+FACTS_NAME = ".facts.json"
+# Parameters the runner fills itself (they must exist in the notebook to be set).
+DSN_PARAMETER = "dsn"
+FACTS_PARAMETER = "facts"
+MASK = "***"
+
+# The lab template without anything fetched from the network (require.js, MathJax, widgets,
+# mermaid): the page reads offline, images are embedded as data: URIs.
+REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+@dataclass
+class ReportResult:
+    """What a report run produced.
+
+    Attributes
+    ----------
+    folder:
+        The report folder (``reports/YYYY-MM-DD`` or with a ``-2`` suffix).
+    status:
+        ``ok`` or ``failed``.
+    error:
+        The one-line error of a failed run (redacted), else None.
+    notebook, html, summary:
+        Paths of the executed notebook, the HTML page and ``summary.json``.
+    summary_data:
+        The content of ``summary.json``.
+    """
+
+    folder: Path
+    status: str
+    error: str | None
+    notebook: Path
+    html: Path
+    summary: Path
+    summary_data: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+# -- atomic files -----------------------------------------------------------------------------------
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# -- notebooks and parameters ---------------------------------------------------------------------
+def resolve_notebook(name: str | Path) -> Path:
+    """``weekly`` (or another notebook's name in ``notebooks/``) or a path to an ``.ipynb`` file."""
+    text = str(name)
+    candidates = [Path(text)]
+    if not text.endswith(".ipynb"):
+        candidates += [NOTEBOOKS_DIR / f"{text}.ipynb", Path("notebooks") / f"{text}.ipynb"]
+    else:
+        candidates.append(NOTEBOOKS_DIR / text)
+    for path in candidates:
+        if path.is_file() and path.suffix == ".ipynb":
+            return path.resolve()
+    known = ", ".join(sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb"))) or "none"
+    raise BadInputError(f"no notebook {text!r}: give a path to an .ipynb file or one of: {known}")
+
+
+def notebook_parameters(path: Path) -> dict:
+    """The parameters of ``path``'s cell tagged ``parameters``: name -> default (as written)."""
+    import papermill
+
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as err:  # noqa: BLE001 - any unreadable notebook is bad input
+        raise BadInputError(f"cannot read the notebook ({str(err).splitlines()[0]})", path=path) from None
+    return {name: info.get("default") for name, info in found.items()}
+
+
+def passwords_in(dsn: str | None) -> set[str]:
+    """The password of ``dsn`` and of ``$PGPASSWORD``, the strings no output may hold."""
+    secrets = set()
+    if dsn:
+        try:
+            password = pg_conninfo.conninfo_to_dict(dsn).get("password")
+        except psycopg.ProgrammingError:
+            password = None
+        if password:
+            secrets.add(str(password))
+    if os.environ.get("PGPASSWORD"):
+        secrets.add(os.environ["PGPASSWORD"])
+    return secrets
+
+
+def split_secrets(parameters: Mapping, dsn: str | None) -> tuple[dict, str]:
+    """Parameters safe to store in the notebook, and the DSN to hand over through ``PERFKIT_DSN``.
+
+    A ``dsn`` parameter moves out of the parameters (the notebook reads ``PERFKIT_DSN``); any other
+    parameter holding a password is refused.
+    """
+    safe = dict(parameters)
+    given = safe.pop(DSN_PARAMETER, None)
+    if given and dsn and given != dsn:
+        raise BadInputError("give the database once: --dsn or -p dsn, not both")
+    chosen = str(given or dsn or "")
+    if chosen:
+        db.resolve_dsn(chosen)  # a malformed DSN is bad input (message redacted)
+    for name, value in safe.items():
+        if isinstance(value, str) and db.redact(value) != value:
+            raise BadInputError(f"parameter {name!r} holds a password: pass the database as --dsn or PERFKIT_DSN")
+    return safe, chosen
+
+
+@contextmanager
+def environment(**values: str | None):
+    """Set (or, with None, remove) environment variables for the kernel papermill starts."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# -- redaction ------------------------------------------------------------------------------------
+def redact_all(value, secrets: set[str]):
+    """``value`` (nested dicts/lists/strings) with every DSN password and every secret masked."""
+    if isinstance(value, str):
+        text = db.redact(value) if ("://" in value or "password" in value.lower()) else value
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+    if isinstance(value, dict):
+        return value.__class__({k: redact_all(v, secrets) for k, v in value.items()})
+    if isinstance(value, list):
+        return [redact_all(v, secrets) for v in value]
+    return value
+
+
+# -- report folders ---------------------------------------------------------------------------------
+def folder_name(notebook: Path, day: dt.date) -> str:
+    """``YYYY-MM-DD`` for the weekly report, ``YYYY-MM-DD-<notebook>`` for any other."""
+    return f"{day:%Y-%m-%d}" if notebook.stem == WEEKLY else f"{day:%Y-%m-%d}-{notebook.stem}"
+
+
+def make_folder(out: Path, base: str, *, force: bool) -> Path:
+    """A new report folder under ``out``: ``base``, else ``base-2``, ``base-3``... (``force``: ``base`` itself)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if force:
+        folder = out / base
+        folder.mkdir(exist_ok=True)
+        return folder
+    for n in range(1, 1000):
+        folder = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()  # atomic: two runs never get the same folder
+            return folder
+        except FileExistsError:
+            continue
+    raise ReportError(f"{out} already holds 999 reports named {base}: clean it up or use --force")
+
+
+def read_summaries(out: Path) -> list[dict]:
+    """Every report's summary.json under ``out`` (unreadable ones skipped), oldest first."""
+    found = []
+    for path in sorted(Path(out).glob(f"*/{SUMMARY_NAME}")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        data.setdefault("folder", path.parent.name)
+        data["_folder"] = path.parent.name
+        found.append(data)
+    return sorted(found, key=lambda d: (str(d.get("started_at") or ""), d["_folder"]))
+
+
+def previous_report(out: Path, notebook: str, *, exclude: str) -> dict | None:
+    """The newest earlier report of the same notebook under ``out``: folder, status and start time."""
+    earlier = [s for s in read_summaries(out) if s.get("notebook") == notebook and s["_folder"] != exclude]
+    if not earlier:
+        return None
+    last = earlier[-1]
+    return {"folder": last["_folder"], "status": last.get("status"), "started_at": last.get("started_at")}
+
+
+# -- HTML -------------------------------------------------------------------------------------------
+def failed_cell(nb) -> tuple[int | None, str]:
+    """Index of the cell that failed and the heading of the section it is in."""
+    heading = ""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and not cell.get("metadata", {}).get("tags"):
+            match = re.search(r"^#+\s+(.+)$", cell.source, re.M)
+            if match:
+                heading = match.group(1).strip()
+        if cell.cell_type == "code" and any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return index, heading
+    return None, heading
+
+
+_EXPORTER: dict = {}
+_EXPORTER_LOCK = threading.Lock()
+
+
+def html_exporter():
+    """The nbconvert exporter for report pages, built once (its template compiled on first use)."""
+    with _EXPORTER_LOCK:
+        if "html" not in _EXPORTER:
+            from jinja2 import DictLoader
+            from nbconvert import HTMLExporter
+
+            exporter = HTMLExporter(
+                extra_loaders=[DictLoader({"perfkit_report.html.j2": REPORT_TEMPLATE})],
+                template_file="perfkit_report.html.j2",
+                exclude_input=True,
+                exclude_input_prompt=True,
+                exclude_output_prompt=True,
+                embed_images=True,
+            )
+            # compile the template now: a report run does this while the kernel works
+            exporter.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# warm")]))
+            _EXPORTER["html"] = exporter
+        return _EXPORTER["html"]
+
+
+def to_html(nb, *, title: str, failure: str | None = None) -> str:
+    """The notebook as one self-contained HTML page: no code, images embedded, failure marked."""
+    nb = nbformat.reads(nbformat.writes(nb), as_version=4)
+    if failure:
+        index, heading = failed_cell(nb)
+        where = f" in section “{heading}”" if heading else ""
+        banner = (f"<div style='border:2px solid #c00;padding:8px;background:#fee'><b>This report failed"
+                  f"{html.escape(where)}</b>: {html.escape(failure)}. Everything after that point is missing; "
+                  "the error is shown where it happened.</div>")
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
+        if index is not None:
+            nb.cells.insert(index + 1, nbformat.v4.new_markdown_cell(
+                f"<div style='color:#c00'><b>The report stopped here</b>{html.escape(where)}: {html.escape(failure)}</div>"))
+    body, _ = html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return body
+
+
+def index_html(out: Path) -> str:
+    """``reports/index.html``: every report under ``out`` with its status, newest first."""
+    rows = []
+    for data in reversed(read_summaries(out)):
+        folder = data["_folder"]
+        page = Path(str((data.get("paths") or {}).get("html") or "")).name
+        link = f"{folder}/{page}" if page else f"{folder}/"
+        counts = data.get("findings_by_severity") or {}
+        status = data.get("status", "?")
+        color = "#080" if status == "ok" else "#c00"
+        rows.append(
+            "<tr>"
+            f"<td><a href='{html.escape(link)}'>{html.escape(folder)}</a></td>"
+            f"<td>{html.escape(str(data.get('notebook', '')))}</td>"
+            f"<td style='color:{color};font-weight:bold'>{html.escape(status)}</td>"
+            f"<td>{html.escape(str(data.get('started_at') or '')[:19].replace('T', ' '))}</td>"
+            f"<td>{html.escape(str(data.get('source') or ''))}</td>"
+            + "".join(f"<td>{int(counts.get(s, 0))}</td>" for s in SEVERITIES)
+            + f"<td>{html.escape(str(data.get('slo_verdict') or ''))}</td>"
+            f"<td>{html.escape(str(data.get('error') or ''))}</td>"
+            "</tr>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("report", "notebook", "status", "started (UTC)", "evidence",
+                                             *SEVERITIES, "SLO", "error"))
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>perfkit reports</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
+        f"<h1>perfkit reports</h1><p>{len(rows)} reports, newest first.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>\n"
+    )
+
+
+# -- summary.json -----------------------------------------------------------------------------------
+def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path, started: dt.datetime,
+                  finished: dt.datetime, parameters: dict, source: str, previous: dict | None,
+                  paths: dict) -> dict:
+    """The content of summary.json from what the notebook recorded and how the run went."""
+    sections = {key: value for key, value in facts.items() if isinstance(value, dict)}
+    counts = dict.fromkeys(SEVERITIES, 0)
+    findings = []
+    for key, section in sections.items():
+        for found in section.get("findings") or []:
+            counts[found.get("severity", "info")] = counts.get(found.get("severity", "info"), 0) + 1
+            findings.append({**found, "section": key})
+    findings.sort(key=lambda f: SEVERITIES.index(f["severity"]) if f.get("severity") in SEVERITIES else 9)
+    week = sections.get("week_over_week") or {}
+    load = sections.get("loadtest") or {}
+    workload = sections.get("workload") or {}
+    top = week.get("top_statements") or workload.get("top_statements") or []
+    return {
+        "status": status,
+        "error": error,
+        "notebook": notebook.stem,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 2),
+        "source": source,
+        "parameters": parameters,
+        "slo_verdict": load.get("slo_verdict"),
+        "slo": load.get("slo") or [],
+        "findings_by_severity": counts,
+        "findings": findings,
+        "top_statements_basis": "interval" if week.get("top_statements") else ("since stats reset" if top else None),
+        "top_statements": top,
+        "compared_with": {"report": previous, "snapshot": week.get("baseline")},
+        "sections": {key: (value.get("skipped") or "ok") for key, value in sections.items()},
+        "paths": paths,
+    }
+
+
+def export(source_nb: Path, partial: Path, nb_path: Path, html_path: Path, *, status: str, error: str | None,
+           source: str, secrets: set[str], title: str) -> None:
+    """Write the redacted executed notebook and its HTML page (the input when the kernel never ran)."""
+    nb = nbformat.read(partial if partial.exists() else source_nb, as_version=4)
+    nb = nbformat.reads(json.dumps(redact_all(json.loads(nbformat.writes(nb)), secrets)), as_version=4)
+    nb.metadata["perfkit"] = {"status": status, "error": error, "source": source}
+    if "papermill" in nb.metadata:
+        nb.metadata["papermill"]["output_path"] = str(nb_path)
+    write_atomic(nb_path, nbformat.writes(nb))
+    write_atomic(html_path, redact_all(to_html(nb, title=title, failure=error), secrets))
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters: Mapping | None = None,
+               dsn: str | None = None, force: bool = False, progress: bool = True,
+               timeout: float | None = 1800, today: dt.date | None = None) -> ReportResult:
+    """Run a notebook with papermill into a dated report folder.
+
+    Parameters
+    ----------
+    notebook:
+        ``weekly``, another notebook's name in ``notebooks/``, or a path to an ``.ipynb``.
+    out:
+        The reports folder (``reports/``); the run writes ``out/YYYY-MM-DD[-N]/`` and ``out/index.html``.
+    parameters:
+        Notebook parameters (papermill); a ``dsn`` among them is handled like ``dsn``.
+    dsn:
+        The live database. It reaches the kernel through ``PERFKIT_DSN``; the notebook, its
+        metadata, the HTML and summary.json only ever hold it redacted.
+    force:
+        Reuse today's folder instead of adding a ``-2`` suffix.
+    progress:
+        papermill's progress bar on stderr.
+    timeout:
+        Seconds a single cell may run.
+    today:
+        The folder's date (default: today, local time).
+
+    Returns
+    -------
+    ReportResult
+        Also for a failed run (status ``failed``): the partial notebook, an HTML page showing
+        where it failed and summary.json are written all the same.
+
+    Raises
+    ------
+    BadInputError
+        Unknown notebook or parameter, or a password in a parameter.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    path = resolve_notebook(notebook)
+    known = notebook_parameters(path)
+    safe, live_dsn = split_secrets(parameters or {}, dsn)
+    unknown = sorted(set(safe) - set(known))
+    if unknown:
+        raise BadInputError(f"{path.name} has no parameter {', '.join(map(repr, unknown))}; "
+                            f"it has: {', '.join(known) or 'none'}")
+    secrets = passwords_in(live_dsn)
+    out = Path(out).resolve()
+    base = folder_name(path, today or dt.date.today())
+    folder = make_folder(out, base, force=force)
+    previous = previous_report(out, path.stem, exclude=folder.name)
+    nb_path, html_path, summary_path = folder / path.name, folder / f"{path.stem}.html", folder / SUMMARY_NAME
+    facts_path = folder / FACTS_NAME
+    facts_path.unlink(missing_ok=True)
+    if live_dsn and DSN_PARAMETER in known:
+        safe[DSN_PARAMETER] = ""  # the kernel reads PERFKIT_DSN
+    if FACTS_PARAMETER in known:
+        safe[FACTS_PARAMETER] = str(facts_path)
+    partial = folder / f".{path.stem}.partial.ipynb"
+    source = db.describe(live_dsn) if live_dsn else "sample data"
+    started = dt.datetime.now(dt.UTC)
+    status, error, interrupted = "ok", None, False
+    t0 = time.perf_counter()
+    # the HTML exporter gets ready on the other core while the kernel runs the notebook
+    warm = threading.Thread(target=html_exporter, name="perfkit-html-exporter", daemon=True)
+    warm.start()
+    try:
+        # the kernel runs in the notebook's folder: give it the store as this process sees it
+        with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0",
+                         PERFKIT_STORE=str(default_root().resolve())):
+            papermill.execute_notebook(
+                str(path), str(partial), parameters=safe, progress_bar=progress, cwd=str(path.parent),
+                execution_timeout=timeout, report_mode=False, log_output=False,
+                request_save_on_cell_execute=False,  # saved once at the end, and on a failure
+            )
+    except PapermillExecutionError as err:
+        status = "failed"
+        error = f"{err.ename}: {' '.join(str(err.evalue).split())}"[:500]
+    except Exception as err:  # noqa: BLE001 - the kernel died, timed out, or never started
+        status = "failed"
+        error = f"{type(err).__name__}: {' '.join(str(err).split()) or traceback.format_exc(limit=1)}"[:500]
+    except KeyboardInterrupt:  # the folder still says what happened; then stop as asked
+        status, error, interrupted = "failed", "KeyboardInterrupt: interrupted", True
+    duration = time.perf_counter() - t0
+    finished = dt.datetime.now(dt.UTC)
+    error = redact_all(error, secrets) if error else None
+
+    # the executed (or partial) notebook, redacted; the input itself when the kernel never ran
+    try:
+        export(path, partial, nb_path, html_path, status=status, error=error, source=source, secrets=secrets,
+               title=f"perfkit {path.stem} report {folder.name}")
+    except Exception as err:  # noqa: BLE001 - a report that cannot be exported has failed
+        status = "failed"
+        error = redact_all(f"exporting the report failed: {type(err).__name__}: {' '.join(str(err).split())}"[:500], secrets)
+    partial.unlink(missing_ok=True)
+
+    try:
+        facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    except ValueError:
+        facts = {}
+    facts_path.unlink(missing_ok=True)
+    shown_parameters = {k: v for k, v in safe.items() if k != FACTS_PARAMETER}
+    if live_dsn:
+        shown_parameters[DSN_PARAMETER] = db.redact(live_dsn)
+    paths = {"folder": str(folder), "notebook": str(nb_path), "html": str(html_path), "summary": str(summary_path),
+             "index": str(out / INDEX_NAME)}
+    summary = build_summary(facts, status=status, error=error, notebook=path, started=started, finished=finished,
+                            parameters=shown_parameters, source=source, previous=previous, paths=paths)
+    summary["duration_s"] = round(duration, 2)
+    summary = redact_all(to_jsonable(summary), secrets)
+    write_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / INDEX_NAME, index_html(out))
+    if interrupted:
+        raise KeyboardInterrupt
+    return ReportResult(folder, status, error, nb_path, html_path, summary_path, summary)
