@@ -308,6 +308,7 @@ def run_locust(url: str, folder: Path, facts: workload.ShopFacts, *, users: int 
     """
     if importlib.util.find_spec("locust") is None:  # never imported here: it monkey-patches
         raise PerfkitError("Locust is missing: install the demo extra (pip install -e '.[demo]', or make demo)")
+    folder = Path(folder).resolve()  # Locust runs in the folder: every path it gets is absolute
     folder.mkdir(parents=True, exist_ok=True)
     facts_path = folder / "shop_facts.json"
     facts_path.write_text(json.dumps(facts.__dict__))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -199,9 +200,11 @@ def test_app_stops_cleanly(shop):
 
 # -- the load test ------------------------------------------------------------------------------
 
-def test_locust_run_writes_csv_per_endpoint(shop, app, tmp_path):
+def test_locust_run_writes_csv_per_endpoint(shop, app, tmp_path, monkeypatch):
     _database, facts = shop
-    stats, output = demo.run_locust(app.url, tmp_path, facts, users=4, duration_s=4)
+    monkeypatch.chdir(tmp_path.parent)  # a relative folder, as `perfkit demo --out reports` gives
+    stats, output = demo.run_locust(app.url, Path(tmp_path.name), facts, users=4, duration_s=4)
+    assert stats == tmp_path / "locust_stats.csv"
     for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv"):
         assert (tmp_path / f"locust{suffix}").exists()
     table = pd.read_csv(stats)
