@@ -882,7 +882,7 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
 
 # -- sample data --------------------------------------------------------------------------------
 
-SAMPLE_LOG_LINES = 3000
+SAMPLE_LOG_LINES = 1500
 
 
 def write_sample_data(run_dir: str | Path, dest: str | Path = "data/sample", *, log_lines: int = SAMPLE_LOG_LINES) -> list[Path]:

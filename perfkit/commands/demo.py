@@ -5,6 +5,7 @@ Builds a multi-tenant shop with planted problems, load-tests its API, reports, a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from perfkit.commands import add_json_option, positive_int
@@ -85,7 +86,8 @@ def print_result(result) -> None:
     if result.chart:
         print(f"chart: {result.chart}")
     if result.sample_files:
-        print(f"sample data: {len(result.sample_files)} files in {Path(result.sample_files[0]).parent}")
+        root = Path(os.path.commonpath([str(p) for p in result.sample_files]))
+        print(f"sample data: {len(result.sample_files)} files in {root}")
     timings = pd.DataFrame({"step": list(result.timings), "seconds": list(result.timings.values())})
     timings.loc[len(timings)] = ["total", timings["seconds"].sum()]
     print()
