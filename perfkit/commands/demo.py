@@ -63,6 +63,17 @@ def print_result(result) -> None:
 
     from perfkit.output import print_table
 
+    if not result.findings.empty:
+        order = {"critical": 0, "warning": 1, "info": 2}
+        found = result.findings.assign(_rank=result.findings["severity"].map(order).fillna(3))
+        found = found.sort_values("_rank", kind="stable").drop_duplicates(["kind", "subject"])
+        if "endpoint" in found:  # a plan's node says more next to its endpoint
+            where = found["endpoint"].fillna("").astype(str)
+            found["subject"] = (where + ": ").where(where != "", "") + found["subject"].astype(str)
+        print_table(found.head(15), ["source", "severity", "kind", "subject"],
+                    title=f"what perfkit found before the fixes ({len(result.findings)} findings; the first 15, most severe first)",
+                    max_width=60)
+        print()
     if not result.p95.empty:
         print_table(result.p95, ["endpoint", "p95_before_ms", "p95_after_ms", "p95_change", "requests_before", "requests_after"],
                     title="p95 latency per endpoint, before and after the fixes (Locust, ms)",
