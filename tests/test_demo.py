@@ -369,23 +369,30 @@ def test_demo_on_a_scratch_database_the_user_gives(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_keep_leaves_the_sandbox_running(tmp_path):
+def test_cli_demo_keep_leaves_the_sandbox_running_and_prints_what_it_measured(tmp_path, monkeypatch, capsys):
+    from perfkit.cli import main
     from perfkit.sandbox import SandboxState
 
-    state_path = tmp_path / "state.json"
-    result = demo.run_demo(demo.DemoOptions(keep=True, state_path=state_path, out=tmp_path, **TINY))
-    state = SandboxState.load(state_path)
+    monkeypatch.setattr(demo, "DEFAULT_STATE_DIR", tmp_path / "state")
+    argv = ["demo", "--keep", "--out", str(tmp_path / "reports"), "--scale", str(TINY["scale"]),
+            "--users", str(TINY["users"]), "--duration", str(TINY["duration_s"]), "--top", str(TINY["top"])]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    state = SandboxState.load(tmp_path / "state" / "state.json")
     sandbox = Sandbox.attach(state)
     try:
-        assert result.dsn == state.dsn
+        assert f"the database is still running: {state.dsn}" in out
         assert sandbox.is_accepting()
-        engine = db.connect(result.dsn)
+        engine = db.connect(state.dsn)
         try:
             assert db.query(engine, "SELECT count(*) AS n FROM invoices")["n"].iloc[0] > 0
         finally:
             engine.dispose()
     finally:
         sandbox.stop()
+    for text in ("what perfkit found before the fixes", "p95 latency per endpoint", "fixes applied",
+                 "/api/invoices", "wall time per step", *demo.STEPS):
+        assert text in out, text
 
 
 def test_cli_refuses_bad_options(capsys):
