@@ -348,8 +348,9 @@ def load_test_round(label: str, database: DemoDatabase, engine, url: str, folder
     folder.mkdir(parents=True, exist_ok=True)
     before = statements.snapshot(engine, server="demo")
     offsets = database.log_offsets()
+    # the files name their run (locust-before_stats.csv), so a report reading both tells them apart
     stats_csv, output = run_locust(url, folder, facts, users=options.users, duration_s=options.duration_s,
-                                   seed=options.seed)
+                                   seed=options.seed, prefix=f"locust-{label}")
     after = statements.snapshot(engine, server="demo")
     time.sleep(0.5)  # the logging collector writes a moment later
     logs = database.copy_logs(offsets, folder / "logs")
@@ -903,8 +904,8 @@ def write_sample_data(run_dir: str | Path, dest: str | Path = "data/sample", *, 
         The files written.
     """
     run_dir, dest = Path(run_dir), Path(dest) / "demo"
-    if not (run_dir / "before" / "locust_stats.csv").exists():
-        raise BadInputError(f"{run_dir} is not a finished demo run (no before/locust_stats.csv)")
+    if not (run_dir / "before" / "locust-before_stats.csv").exists():
+        raise BadInputError(f"{run_dir} is not a finished demo run (no before/locust-before_stats.csv)")
     if dest.exists():
         shutil.rmtree(dest)
     written: list[Path] = []
@@ -917,7 +918,7 @@ def write_sample_data(run_dir: str | Path, dest: str | Path = "data/sample", *, 
 
     for label in ("before", "after"):
         for kind in ("stats", "stats_history", "failures", "exceptions"):
-            copy(run_dir / label / f"locust_{kind}.csv", dest / "loadtests" / f"locust-{label}-fix_{kind}.csv")
+            copy(run_dir / label / f"locust-{label}_{kind}.csv", dest / "loadtests" / f"locust-{label}-fix_{kind}.csv")
         for plan in sorted((run_dir / label / "plans").glob("*.json")):
             copy(plan, dest / "plans" / f"{plan.stem}-{label}-fix.json")
         for snapshot in sorted((run_dir / label / "snapshots").rglob("*.parquet")):

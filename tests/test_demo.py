@@ -342,7 +342,7 @@ def test_short_demo_fixed_endpoint_is_faster_measured(short_demo):
 def test_short_demo_leaves_its_evidence(short_demo):
     run = short_demo.run_dir
     for label in ("before", "after"):
-        assert (run / label / "locust_stats.csv").exists()
+        assert (run / label / f"locust-{label}_stats.csv").exists()
         assert list((run / label / "logs").glob("*.json")), "the server log of the load test"
         assert len(list((run / label / "snapshots").rglob("*.parquet"))) == 2
     assert (run / "comparison" / "p95.png").stat().st_size > 10_000
