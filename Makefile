@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 .PHONY: setup test demo lint bench
 
 setup:
-	scripts/setup.sh dev
+	scripts/setup.sh dev,demo
 
 test: setup
 	$(VENV)/bin/pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg tests notebooks

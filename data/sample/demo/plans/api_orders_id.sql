@@ -1,0 +1,1 @@
+SELECT id, status, amount, created_at FROM invoices WHERE order_id = $1;
