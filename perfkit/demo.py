@@ -718,35 +718,16 @@ def weekly_report(result: DemoResult, database: DemoDatabase, options: DemoOptio
     return done
 
 
-_SQL_BLOCK = re.compile(r"```sql\s*\n(.*?)```", re.DOTALL)
-
-
 def report_recommendations(done) -> pd.DataFrame:
-    """The fixes a weekly report proposes, in its order: one row per statement in ``sql``.
+    """The fixes a weekly report proposes, in its order: ``summary.json``'s ``recommendations``.
 
-    Read from ``summary.json`` when it lists ``recommendations`` with their SQL; otherwise from
-    the executed notebook itself: the SQL block of its Recommendations section (the ranked fixes
-    as the report prints them). Empty when the report holds neither.
+    One row per recommendation that carries SQL; empty when the report holds none.
     """
     summary = getattr(done, "summary_data", None) or {}
     listed = [row for row in summary.get("recommendations") or [] if str(row.get("sql") or "").strip()]
-    if listed:
-        frame = pd.DataFrame(listed)
-        frame["source"] = "report summary.json"
-        return frame.reset_index(drop=True)
-    rows = []
-    notebook = getattr(done, "notebook", None)
-    if notebook is not None and Path(notebook).exists():
-        cells = json.loads(Path(notebook).read_text()).get("cells", [])
-        for cell in cells:
-            if "recommendations(" not in "".join(cell.get("source", [])):
-                continue
-            for output in cell.get("outputs", []):
-                text = "".join((output.get("data") or {}).get("text/markdown", "")) or "".join(output.get("text", ""))
-                for block in _SQL_BLOCK.findall(text):
-                    rows += [{"sql": part.strip(), "source": f"report {Path(notebook).parent.name}/{Path(notebook).name}"}
-                             for part in re.split(r";\s*\n", block) if part.strip()]
-    return pd.DataFrame(rows, columns=["sql", "source"])
+    frame = pd.DataFrame(listed) if listed else pd.DataFrame(columns=["sql"])
+    frame["source"] = "report summary.json"
+    return frame.reset_index(drop=True)
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:

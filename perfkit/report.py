@@ -359,6 +359,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
         "findings": findings,
         "top_statements_basis": "interval" if week.get("top_statements") else ("since stats reset" if top else None),
         "top_statements": top,
+        "recommendations": (sections.get("recommendations") or {}).get("recommendations") or [],
         "compared_with": {"report": previous, "snapshot": week.get("baseline")},
         "sections": {key: (value.get("skipped") or "ok") for key, value in sections.items()},
         "paths": paths,

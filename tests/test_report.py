@@ -96,6 +96,8 @@ def test_weekly_report_folder_html_and_summary(weekly_runs):
     assert set(summary["findings_by_severity"]) == {"critical", "warning", "info"}
     assert sum(summary["findings_by_severity"].values()) == len(summary["findings"])
     assert summary["slo_verdict"] in {"pass", "warning", "critical"}
+    assert any(r["sql"].startswith("CREATE INDEX CONCURRENTLY") for r in summary["recommendations"])
+    assert {"severity", "kind", "subject", "recommendation", "sql"} <= set(summary["recommendations"][0])
     assert {v["metric"] for v in summary["slo"]} >= {"p95_ms", "error_rate"}
     assert {v["source"] for v in summary["slo"]} == {p.name for p in LOADTESTS}
     kinds = {f["kind"] for f in summary["findings"]}
