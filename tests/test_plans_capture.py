@@ -156,8 +156,7 @@ def test_analyze_with_parameters_needs_values(engine, items):
 
 
 def test_whatif_compares_costs_with_a_hypothetical_index(sandbox, engine, items):
-    if not sandbox.hypopg:
-        pytest.skip("hypopg is not installed on this machine")
+    assert sandbox.hypopg, "hypopg is missing: scripts/setup.sh installs postgresql-NN-hypopg"
     result = whatif(engine, "SELECT * FROM plan_items WHERE label = 'abc'", "CREATE INDEX CONCURRENTLY ON plan_items (label)")
     assert result.used and result.cost_after < result.cost_before / 10
     assert "cheaper" in result.summary()

@@ -291,8 +291,7 @@ def test_html_report_renders_in_headless_chromium(weekly_runs, tmp_path):
 def test_live_plan_with_a_what_if_index(shop_dsn, sandbox):
     from perfkit import sections
 
-    if not sandbox.hypopg:
-        pytest.skip("hypopg is not installed in the sandbox (scripts/setup.sh installs it)")
+    assert sandbox.hypopg, "hypopg is missing: scripts/setup.sh installs postgresql-NN-hypopg"
     src = sections.load_sources(shop_dsn)
     sql = "SELECT id, order_id, status, amount, created_at FROM invoices WHERE tenant_id = 3 ORDER BY created_at DESC LIMIT 50"
     deep = sections.plan(src, sql=sql, what_if="CREATE INDEX ON invoices (tenant_id, created_at)")

@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from pathlib import Path
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import ab, artillery, jmeter, k6, locust, pgbench, wrk
-from perfkit.loadtests.run import LoadTestRun, drop_samples
+from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
 
 # format name -> (reader, what it is, whether it has per-request samples)
 FORMATS = {
@@ -47,19 +46,7 @@ def supported() -> str:
     return ", ".join(FORMATS)
 
 
-def _head(path: Path, size: int = 65536) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read(size)
-        with open(path, "rb") as handle:
-            return handle.read(size)
-    except FileNotFoundError:
-        raise BadInputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
-    except (OSError, EOFError) as err:
-        raise BadInputError(f"cannot read: {err}", path=path) from None
+
 
 
 _PGBENCH_LOG = re.compile(rb"^\d+ \d+ (?:\d+|skipped|failed|serialization|deadlock) \d+ \d{9,} \d+")
@@ -70,7 +57,7 @@ _JTL_NO_HEADER = re.compile(rb"^\d{12,14}[,;\t|]\d+[,;\t|]")
 def detect(path) -> str:
     """The format name of a result file, from its content (BadInputError when unknown)."""
     path = Path(path)
-    head = _head(path)
+    head = head_bytes(path)
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if not text:
         raise BadInputError("empty file: no load-test results in it", path=path)

@@ -25,6 +25,7 @@ from perfkit.loadtests.run import (
     aggregate_run,
     drop_samples,
     guard,
+    head_bytes,
     read_bytes,
 )
 
@@ -94,22 +95,7 @@ def _line_of_bad_row(data: bytes, delimiter: str, width: int) -> int | None:
     return None
 
 
-def _head(path: Path, size: int = 65536) -> bytes:
-    """The first bytes of the (gzipped) file: BadInputError when it is missing."""
-    try:
-        if path.suffix == ".gz":
-            import gzip
 
-            with gzip.open(path, "rb") as handle:
-                return handle.read(size)
-        with open(path, "rb") as handle:
-            return handle.read(size)
-    except FileNotFoundError:
-        raise BadInputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
-    except (OSError, EOFError) as err:
-        raise BadInputError(f"cannot read: {err}", path=path) from None
 
 
 def _layout(head: bytes, columns: list[str] | None, path: Path) -> tuple[str, bool, list[str]]:
@@ -155,7 +141,7 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
     """
     path = Path(path)
     if not skip_bad_lines:
-        head = _head(path)
+        head = head_bytes(path)
         if head.strip() and b"\n" in head:
             with guard(path, "JMeter JTL (CSV)"):
                 delimiter, has_header, names = _layout(head, columns, path)
@@ -346,7 +332,7 @@ def summarize_csv(path, *, columns: list[str] | None = None, memory_limit: str |
     timestamps, a malformed row (named by the pandas reader), DuckDB missing.
     """
     path = Path(path)
-    head = _head(path)
+    head = head_bytes(path)
     rows = totals = None
     if head.strip() and b"\n" in head:
         with guard(path, "JMeter JTL (CSV)"):

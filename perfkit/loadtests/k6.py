@@ -27,6 +27,7 @@ from perfkit.loadtests.run import (
     aggregate_run,
     drop_samples,
     guard,
+    head_bytes,
     read_text,
 )
 
@@ -194,7 +195,7 @@ def read_json(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
         sets to the URL unless the script names the request); percentiles from samples.
     """
     path = Path(path)
-    read_bytes_head = _head(path)
+    read_bytes_head = head_bytes(path, 4096)
     if not read_bytes_head.strip():
         raise BadInputError("empty file: no load-test results in it", path=path)
     parts, skipped = [], 0
@@ -251,7 +252,7 @@ def duck_source(path: Path) -> str:
 
 def _mostly_points(path: Path) -> bool:
     """Whether most lines of the file's first megabyte name the duration metric."""
-    head = _head(path, _SAMPLE)
+    head = head_bytes(path, _SAMPLE)
     lines = head.count(b"\n") or 1
     return head.count(_NEEDLE) * 2 >= lines
 
@@ -468,7 +469,7 @@ def summarize_json(path, *, memory_limit: str | None = None) -> LoadTestRun:
         DuckDB's memory limit (e.g. ``"500MB"``); see ``duck.connect``.
     """
     path = Path(path)
-    if not _head(path).strip():
+    if not head_bytes(path, 4096).strip():
         raise BadInputError("empty file: no load-test results in it", path=path)
     with duck.connect(spill=True, memory_limit=memory_limit) as con:
         rows = totals = None
@@ -494,19 +495,7 @@ def summarize_json(path, *, memory_limit: str | None = None) -> LoadTestRun:
     )
 
 
-def _head(path: Path, size: int = 4096) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            import gzip
 
-            with gzip.open(path, "rb") as handle:
-                return handle.read(size)
-        with open(path, "rb") as handle:
-            return handle.read(size)
-    except FileNotFoundError:
-        raise BadInputError("no such file", path=path) from None
-    except (OSError, EOFError) as err:
-        raise BadInputError(f"cannot read: {err}", path=path) from None
 
 
 def _run_from_points(

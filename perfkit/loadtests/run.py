@@ -177,3 +177,27 @@ def read_bytes(path) -> bytes:
     if not data.strip():
         raise BadInputError("empty file: no load-test results in it", path=path)
     return data
+
+
+def head_bytes(path: Path, size: int = 65536) -> bytes:
+    """The first ``size`` bytes of a result file (gunzipped for ``.gz``), for format sniffing.
+
+    Raises
+    ------
+    BadInputError
+        The file is missing, a directory, or unreadable.
+    """
+    import gzip
+
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read(size)
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
+    except (OSError, EOFError) as err:
+        raise BadInputError(f"cannot read: {err}", path=path) from None
