@@ -13,7 +13,6 @@ import re
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from psycopg import conninfo as pg_conninfo
 
 from perfkit import db
 from perfkit.errors import BadInputError, ReportError
+from perfkit.fileio import write_atomic
 from perfkit.findings import SEVERITIES
 from perfkit.output import to_jsonable
 from perfkit.store import default_root
@@ -78,23 +78,6 @@ class ReportResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-
-# -- atomic files -----------------------------------------------------------------------------------
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 # -- notebooks and parameters ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 
 from perfkit.errors import SandboxError
+from perfkit.fileio import write_atomic
 
 SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 INSTALL_HINT = (
@@ -123,9 +124,7 @@ class SandboxState:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=2))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.__dict__, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> SandboxState | None:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from perfkit import db, statements
 from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError, PermissionDenied
+from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
 from perfkit.output import to_jsonable
 from perfkit.store import SnapshotStore, default_root, parse_since
@@ -248,9 +249,7 @@ class Sources:
         })
         if self.facts_path:
             self.facts_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.facts_path.with_name(self.facts_path.name + ".tmp")
-            tmp.write_text(json.dumps(self.facts, indent=1, default=str))
-            os.replace(tmp, self.facts_path)
+            write_atomic(self.facts_path, json.dumps(self.facts, indent=1, default=str))
         return section
 
 
