@@ -273,3 +273,33 @@ def test_cli_skip_bad_lines(tmp_path, capsys):
     assert f"line {index + 1}" in capsys.readouterr().err
     assert main(["loadtest", "--skip-bad-lines", "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["skipped_lines"] == 1
+
+
+# --- summary percentiles ---------------------------------------------------------------------------
+@pytest.mark.parametrize("top, missing", [(3, 0.0), (50, 0.2), (5000, 0.0), (2_000_000, 0.0)])
+def test_summary_percentiles_equal_numpy_for_whole_millisecond_latencies(top, missing):
+    # whole milliseconds are counted (one bincount), not selected: the figures must be numpy's, bit for bit;
+    # above 2**20 ms the selection path runs, and must agree too
+    rng = np.random.default_rng(top)
+    for n in (1, 2, 7, 400):
+        latency = rng.integers(0, top, n).astype(float)
+        latency[rng.random(n) < missing] = np.nan
+        endpoint = rng.choice(["/a", "/b", "/c"], n)
+        samples = samples_frame(ts=pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"),
+                                endpoint=endpoint, latency_ms=latency, ok=np.ones(n, bool), tool="x", source="mem")
+        summary = summarize(samples).set_index("endpoint")
+        for name in [*sorted(set(endpoint)), "ALL"]:
+            values = latency if name == "ALL" else latency[endpoint == name]
+            values = values[~np.isnan(values)]
+            got = summary.loc[name, ["p50_ms", "p90_ms", "p95_ms", "p99_ms"]].to_numpy(dtype=float)
+            if values.size == 0:
+                assert np.isnan(got).all()
+                continue
+            assert np.array_equal(got, np.percentile(values, [50, 90, 95, 99])), (name, n)
+
+
+def test_summary_percentiles_of_fractional_latencies_are_selected():
+    samples = samples_frame(ts=pd.date_range("2024-01-01", periods=4, freq="s", tz="UTC"), endpoint=["/a"] * 4,
+                            latency_ms=[0.5, 1.25, 2.0, 10.0], tool="x", source="mem")
+    row = summarize(samples).iloc[-1]
+    assert row["p50_ms"] == np.percentile([0.5, 1.25, 2.0, 10.0], 50) == 1.625
