@@ -1,13 +1,15 @@
 """Regenerate tests/fixtures/loadtests/ by running the real load-test tools against 127.0.0.1.
 
-Usage: python scripts/make_loadtest_fixtures.py [--only ab,wrk,locust,artillery,jmeter,pgbench,k6]
+Usage: python scripts/make_loadtest_fixtures.py [--only ab,wrk,locust,artillery,jmeter,pgbench,k6,gatling]
 
 Tools: ab and wrk (apt-get install apache2-utils wrk), Locust (LOCUST=/tmp/locust-venv/bin/locust),
 Artillery (ARTILLERY=/tmp/artillery/node_modules/.bin/artillery), JMeter 2.13 (apt-get install
 jmeter jmeter-http), pgbench (PG_BINDIR=/usr/lib/postgresql/15/bin; a throwaway cluster is
 started in a temporary directory as the postgres user and stopped after). k6 cannot be installed
 here: its four output formats are written from real requests timed by this script, following
-k6's documented formats (see tests/fixtures/README.md). Request counts and durations are bounded.
+k6's documented formats (see tests/fixtures/README.md); Gatling neither (no JVM tool from Maven
+Central here): its text simulation.log and report stats.json are written the same way. Request
+counts and durations are bounded.
 """
 
 from __future__ import annotations
@@ -534,9 +536,132 @@ def make_k6(target: Target) -> None:
     (OUT / "k6_handle_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
+# --- Gatling (built from its documented formats) -----------------------------------------------
+# (request name, groups, method, path): requests inside a group and a nested group
+GATLING_PLAN = [("users", [], "GET", "/api/users"), ("search", [], "GET", "/api/search"),
+                ("reports", ["checkout"], "GET", "/api/reports"),
+                ("orders", ["checkout", "payment"], "POST", "/api/orders")]
+
+
+def _gatling_stats(values: list[int], failed: list[int], seconds: int) -> dict:
+    """One ``stats`` object of a Gatling 3.9 report (raw numbers; 0 for an empty set).
+
+    Gatling computes the percentiles with a t-digest (compression 100) over whole milliseconds
+    and rounds them; with these few values per request that is within a millisecond of linear
+    interpolation between order statistics, which is what is written here.
+    """
+    import numpy as np
+
+    def figures(times: list[int]) -> dict:
+        if not times:
+            return dict.fromkeys(("min", "max", "mean", "std", "p1", "p2", "p3", "p4"), 0)
+        arr = np.asarray(times, dtype=float)
+        p = np.percentile(arr, [50, 75, 95, 99])
+
+        def rounded(x: float) -> int:  # Java's Math.round: halves up
+            return int(math.floor(x + 0.5))
+
+        return {"min": int(arr.min()), "max": int(arr.max()), "mean": rounded(arr.mean()),
+                "std": rounded(arr.std()), "p1": rounded(p[0]), "p2": rounded(p[1]),
+                "p3": rounded(p[2]), "p4": rounded(p[3])}
+
+    ok = [v for v, bad in zip(values, failed, strict=True) if not bad]
+    ko = [v for v, bad in zip(values, failed, strict=True) if bad]
+    total, good, bad = figures(values), figures(ok), figures(ko)
+
+    def tok(key: str) -> dict:
+        return {"total": total[key], "ok": good[key], "ko": bad[key]}
+
+    n = len(values)
+    ranges = [("t < 800 ms", "t < 800 ms", sum(1 for v in ok if v < 800)),
+              ("800 ms <= t < 1200 ms", "t >= 800 ms <br> t < 1200 ms", sum(1 for v in ok if 800 <= v < 1200)),
+              ("t >= 1200 ms", "t >= 1200 ms", sum(1 for v in ok if v >= 1200)),
+              ("failed", "failed", len(ko))]
+    stats = {"numberOfRequests": {"total": n, "ok": len(ok), "ko": len(ko)},
+             "minResponseTime": tok("min"), "maxResponseTime": tok("max"),
+             "meanResponseTime": tok("mean"), "standardDeviation": tok("std"),
+             "percentiles1": tok("p1"), "percentiles2": tok("p2"), "percentiles3": tok("p3"),
+             "percentiles4": tok("p4")}
+    for i, (name, html, count) in enumerate(ranges, start=1):
+        stats[f"group{i}"] = {"name": name, "htmlName": html, "count": count,
+                              "percentage": count * 100 // n if n else 0}
+    stats["meanNumberOfRequestsPerSecond"] = {"total": n / seconds, "ok": len(ok) / seconds,
+                                              "ko": len(ko) / seconds if ko else 0}
+    return stats
+
+
+def make_gatling(target: Target) -> None:
+    plan = [(method, path) for _, _, method, path in GATLING_PLAN]
+    by_path = {path: (name, groups) for name, groups, _, path in GATLING_PLAN}
+    samples = timed_requests(target, plan, iterations=8, vus=3)
+    run_start = int(min(s["iter_start"] for s in samples) * 1000) - 5
+    records = []  # (end ms, line): Gatling writes a record when the request (or group) ends
+    user_span: dict[int, list[int]] = {}
+    group_spans: dict[tuple, list] = {}
+    for s in samples:
+        name, groups = by_path[s["path"]]
+        start, end = int(s["start"] * 1000), int(s["end"] * 1000)
+        ok = 200 <= s["status"] < 300
+        message = " " if ok else f"status.find.in([200, 209], 304), found {s['status']}"
+        records.append((end, f"REQUEST\t{','.join(groups)}\t{name}\t{start}\t{end}\t{'OK' if ok else 'KO'}\t{message}"))
+        span = user_span.setdefault(s["vu"] * 1000 + s["iter"], [int(s["iter_start"] * 1000), end])
+        span[1] = max(span[1], end)
+        for depth in range(1, len(groups) + 1):
+            key = (s["vu"], s["iter"], tuple(groups[:depth]))
+            g = group_spans.setdefault(key, [start, end, 0, True])
+            g[0], g[1] = min(g[0], start), max(g[1], end)
+            g[2] += end - start
+            g[3] = g[3] and ok
+    for (_, _, groups), (start, end, cumulated, ok) in group_spans.items():
+        records.append((end, f"GROUP\t{','.join(groups)}\t{start}\t{end}\t{cumulated}\t{'OK' if ok else 'KO'}"))
+    for start, end in user_span.values():
+        records.append((start, "USER\tapi users\tSTART\t" + str(start)))
+        records.append((end, "USER\tapi users\tEND\t" + str(end)))
+    records.sort(key=lambda r: r[0])
+    header = [f"RUN\tperfkit.ApiSimulation\tapisimulation\t{run_start}\t \t3.9.5"]
+    (OUT / "gatling_groups_simulation.log").write_text("\n".join(header + [r[1] for r in records]) + "\n")
+
+    last = max(r[0] for r in records)
+    seconds = max(round((last - run_start) / 1000), 1)
+    values: dict[tuple, list[int]] = {}
+    failed: dict[tuple, list[int]] = {}
+    for s in samples:
+        name, groups = by_path[s["path"]]
+        key = (*groups, name)
+        values.setdefault(key, []).append(int(s["end"] * 1000) - int(s["start"] * 1000))
+        failed.setdefault(key, []).append(not 200 <= s["status"] < 300)
+    every = [v for vs in values.values() for v in vs]
+    every_failed = [f for fs in failed.values() for f in fs]
+
+    def file_name(kind: str, path: str) -> str:  # Gatling: a slug plus a hash; any unique id reads
+        return f"{kind}_{path.lower().replace(' / ', '---').replace('_', '-')}-{abs(hash(path)) % 100000}"
+
+    root = {"type": "GROUP", "name": "All Requests", "path": "", "pathFormatted": "group_missing-name-b06d1",
+            "stats": {"name": "All Requests", **_gatling_stats(every, every_failed, seconds)}, "contents": {}}
+    for key in values:
+        *groups, name = key
+        node = root
+        for depth in range(1, len(groups) + 1):
+            path = " / ".join(groups[:depth])
+            slug = file_name("group", path)
+            if slug not in node["contents"]:
+                spans = [v for (_, _, g), v in group_spans.items() if g == tuple(groups[:depth])]
+                node["contents"][slug] = {
+                    "type": "GROUP", "name": groups[depth - 1], "path": path, "pathFormatted": slug,
+                    "stats": {"name": groups[depth - 1], **_gatling_stats(
+                        [v[2] for v in spans], [not v[3] for v in spans], seconds)},
+                    "contents": {}}
+            node = node["contents"][slug]
+        path = " / ".join(key)
+        slug = file_name("req", path)
+        node["contents"][slug] = {"type": "REQUEST", "name": name, "path": path, "pathFormatted": slug,
+                                  "stats": {"name": name, **_gatling_stats(values[key], failed[key], seconds)}}
+    (OUT / "gatling_groups_stats.json").write_text(json.dumps(root, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="ab,wrk,locust,artillery,jmeter,pgbench,k6")
+    parser.add_argument("--only", default="ab,wrk,locust,artillery,jmeter,pgbench,k6,gatling")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
     OUT.mkdir(parents=True, exist_ok=True)
@@ -558,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
                 make_pgbench(tmp)
             if "k6" in wanted:
                 make_k6(target)
+            if "gatling" in wanted:
+                make_gatling(target)
     finally:
         target.close()
     for path in sorted(OUT.iterdir()):

@@ -20,6 +20,7 @@ SEEDS = {
     "wrk": "wrk_timeouts.txt", "jmeter-csv": "jmeter_header.jtl", "jmeter-xml": "jmeter.xml.jtl",
     "pgbench-log": "pgbench_tx.log", "pgbench-aggregate": "pgbench_aggregate.log",
     "pgbench-report": "pgbench_report.txt",
+    "gatling-stats": "gatling_groups_stats.json", "gatling-log": "gatling_groups_simulation.log",
 }
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

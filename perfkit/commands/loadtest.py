@@ -12,13 +12,13 @@ from perfkit.commands import add_json_option
 from perfkit.errors import BadInputError
 
 # perfkit.loadtests.formats.FORMATS, spelled out so `perfkit --help` need not import pandas
-FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 'artillery', 'ab', 'ab-gnuplot', 'ab-percentiles', 'wrk', 'jmeter-csv', 'jmeter-xml', 'pgbench-log', 'pgbench-aggregate', 'pgbench-report')
+FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 'artillery', 'ab', 'ab-gnuplot', 'ab-percentiles', 'wrk', 'jmeter-csv', 'jmeter-xml', 'pgbench-log', 'pgbench-aggregate', 'pgbench-report', 'gatling-stats', 'gatling-log')
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "loadtest",
-        help="summarize load-test results (k6, Locust, Artillery, ab, wrk, JMeter, pgbench)",
+        help="summarize load-test results (k6, Locust, Artillery, ab, wrk, JMeter, pgbench, Gatling)",
         description="Per endpoint and ALL: requests, failures, error rate, throughput, mean, "
         "p50/p90/p95/p99, max, and the SLO verdict of each metric.",
     )

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from perfkit.errors import BadInputError
-from perfkit.loadtests import ab, artillery, jmeter, k6, locust, pgbench, wrk
+from perfkit.loadtests import ab, artillery, gatling, jmeter, k6, locust, pgbench, wrk
 from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
 
 # format name -> (reader, what it is, whether it has per-request samples)
@@ -30,6 +30,9 @@ FORMATS = {
     "pgbench-log": (pgbench.read_log, "pgbench -l per-transaction log", "samples"),
     "pgbench-aggregate": (pgbench.read_aggregate, "pgbench -l --aggregate-interval log", "aggregates"),
     "pgbench-report": (pgbench.read_report, "pgbench text report (-P progress, -r scripts)", "aggregates"),
+    "gatling-stats": (gatling.read_stats, "Gatling report js/stats.json or js/global_stats.json (or the report folder)",
+                      "aggregates"),
+    "gatling-log": (gatling.read_log, "Gatling 3.0-3.12 text simulation.log", "samples"),
 }
 
 
@@ -56,8 +59,10 @@ _JTL_NO_HEADER = re.compile(rb"^\d{12,14}[,;\t|]\d+[,;\t|]")
 
 def detect(path) -> str:
     """The format name of a result file, from its content (BadInputError when unknown)."""
-    path = Path(path)
+    path = gatling.report_file(path)
     head = head_bytes(path)
+    if gatling.BINARY_LOG.match(head):
+        return "gatling-log"  # its reader says to read the report's stats.json instead
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if not text:
         raise BadInputError("empty file: no load-test results in it", path=path)
@@ -71,12 +76,16 @@ def detect(path) -> str:
             return "k6-json"
         if text.startswith(b"["):
             return "locust-json"
+        if b'"numberOfRequests"' in head and b'"meanNumberOfRequestsPerSecond"' in head:
+            return "gatling-stats"
         if b'"aggregate"' in head and (b'"counters"' in head or b'"intermediate"' in head):
             return "artillery"
         if b'"metrics"' in head:
             return "k6-summary"
         if b'"type":"Point"' in head or b'"type": "Point"' in head:
             return "k6-json"
+    if gatling.RECORDS.match(first):
+        return "gatling-log"
     if first.startswith(b"<?xml") or first.startswith(b"<testResults"):
         if b"<testResults" in head:
             return "jmeter-xml"
@@ -111,7 +120,7 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
     Parameters
     ----------
     path:
-        The result file (a ``.gz`` is read through for k6 JSON/CSV).
+        The result file (a ``.gz`` is read through for k6 JSON/CSV), or a Gatling report folder.
     format:
         One of ``FORMATS`` (see ``supported()``); detected from the content when None.
     summary_only:
@@ -122,14 +131,15 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
     **options:
         Passed to the reader: ``skip_bad_lines=True`` (NDJSON, CSV, JTL, pgbench logs),
         ``columns=[...]`` (a header-less JTL with custom columns), ``endpoint=`` (ab -g),
-        ``script_names={0: "select"}`` (pgbench log).
+        ``script_names={0: "select"}`` (pgbench log), ``percentiles=(50, 75, 95, 99)`` (what a
+        Gatling report's percentiles1..4 are: gatling.conf's charting.indicators).
 
     Returns
     -------
     LoadTestRun
         ``.samples``, ``.summary``, ``.tool``, ``.source``, ``.percentiles_from``, ``.notes``.
     """
-    path = Path(path)
+    path = gatling.report_file(path)  # a Gatling report folder: its js/stats.json
     if format is None:
         format = detect(path)
     if format not in FORMATS:
