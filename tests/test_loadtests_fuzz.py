@@ -20,6 +20,7 @@ SEEDS = {
     "wrk": "wrk_timeouts.txt", "jmeter-csv": "jmeter_header.jtl", "jmeter-xml": "jmeter.xml.jtl",
     "pgbench-log": "pgbench_tx.log", "pgbench-aggregate": "pgbench_aggregate.log",
     "pgbench-report": "pgbench_report.txt",
+    "hey-csv": "hey_search.csv", "vegeta-json": "vegeta_results.json", "vegeta-csv": "vegeta_results.csv",
 }
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from perfkit.errors import BadInputError
-from perfkit.loadtests import ab, artillery, jmeter, k6, locust, pgbench, wrk
+from perfkit.loadtests import ab, artillery, hey, jmeter, k6, locust, pgbench, vegeta, wrk
 from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
 
 # format name -> (reader, what it is, whether it has per-request samples)
@@ -30,6 +30,9 @@ FORMATS = {
     "pgbench-log": (pgbench.read_log, "pgbench -l per-transaction log", "samples"),
     "pgbench-aggregate": (pgbench.read_aggregate, "pgbench -l --aggregate-interval log", "aggregates"),
     "pgbench-report": (pgbench.read_report, "pgbench text report (-P progress, -r scripts)", "aggregates"),
+    "hey-csv": (hey.read_csv, "hey -o csv (one row per answered request)", "samples"),
+    "vegeta-json": (vegeta.read_json, "vegeta encode --to json (NDJSON Results)", "samples"),
+    "vegeta-csv": (vegeta.read_csv, "vegeta encode --to csv", "samples"),
 }
 
 
@@ -69,6 +72,9 @@ def detect(path) -> str:
             line = None
         if isinstance(line, dict) and line.get("type") in ("Metric", "Point") and "metric" in line:
             return "k6-json"
+        if (isinstance(line, dict) and {"code", "timestamp", "latency"} <= line.keys()) or (
+                line is None and b'"latency":' in first and b'"bytes_out":' in first):
+            return "vegeta-json"
         if text.startswith(b"["):
             return "locust-json"
         if b'"aggregate"' in head and (b'"counters"' in head or b'"intermediate"' in head):
@@ -82,6 +88,10 @@ def detect(path) -> str:
             return "jmeter-xml"
     if first.startswith(k6.CSV_HEADER_START.encode()):
         return "k6-csv"
+    if first.startswith(hey.OLD_CSV_HEADER.encode()):
+        return "hey-csv"
+    if vegeta.CSV_LINE.match(first):
+        return "vegeta-csv"
     if first.startswith(locust.STATS_HEADER.encode()) or first.startswith(locust.HISTORY_HEADER.encode()) \
             or first.startswith(locust.FAILURES_HEADER.encode()) \
             or first.startswith(b"Count,Message,Traceback,Nodes"):
@@ -122,7 +132,7 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
     **options:
         Passed to the reader: ``skip_bad_lines=True`` (NDJSON, CSV, JTL, pgbench logs),
         ``columns=[...]`` (a header-less JTL with custom columns), ``endpoint=`` (ab -g),
-        ``script_names={0: "select"}`` (pgbench log).
+        ``script_names={0: "select"}`` (pgbench log), ``endpoint=`` and ``start=`` (hey CSV).
 
     Returns
     -------
