@@ -1,6 +1,6 @@
 """Regenerate tests/fixtures/loadtests/ by running the real load-test tools against 127.0.0.1.
 
-Usage: python scripts/make_loadtest_fixtures.py [--only ab,wrk,locust,artillery,jmeter,pgbench,k6,gatling]
+Usage: python scripts/make_loadtest_fixtures.py [--only ab,wrk,locust,artillery,jmeter,pgbench,k6,gatling,hey,vegeta]
 
 Tools: ab and wrk (apt-get install apache2-utils wrk), Locust (LOCUST=/tmp/locust-venv/bin/locust),
 Artillery (ARTILLERY=/tmp/artillery/node_modules/.bin/artillery), JMeter 2.13 (apt-get install
@@ -8,8 +8,10 @@ jmeter jmeter-http), pgbench (PG_BINDIR=/usr/lib/postgresql/15/bin; a throwaway 
 started in a temporary directory as the postgres user and stopped after). k6 cannot be installed
 here: its four output formats are written from real requests timed by this script, following
 k6's documented formats (see tests/fixtures/README.md); Gatling neither (no JVM tool from Maven
-Central here): its text simulation.log and report stats.json are written the same way. Request
-counts and durations are bounded.
+Central here): its text simulation.log and report stats.json are written the same way. hey is
+the real tool (apt-get install hey); vegeta is not packaged here: its JSON and CSV Result
+encodings are written from real requests sent at a constant rate by this script. Request counts
+and durations are bounded.
 """
 
 from __future__ import annotations
@@ -657,11 +659,132 @@ def make_gatling(target: Target) -> None:
         node["contents"][slug] = {"type": "REQUEST", "name": name, "path": path, "pathFormatted": slug,
                                   "stats": {"name": name, **_gatling_stats(values[key], failed[key], seconds)}}
     (OUT / "gatling_groups_stats.json").write_text(json.dumps(root, indent=2) + "\n")
+# --- hey (the real tool: apt-get install hey) ---------------------------------------------------
+def make_hey() -> None:
+    # each run gets a fresh target, so the CSV run and the text-summary run see the same
+    # deterministic latencies and errors (hey prints its summary only without -o csv)
+    runs = [
+        ("hey_search", ["-n", 300, "-c", 4], "/api/search"),  # 503 one time in 20
+        ("hey_timeouts", ["-n", 200, "-c", 4, "-t", 1], "/api/mixed"),  # 1.5 s answers time out
+    ]
+    for name, options, path in runs:
+        for suffix, extra in ((".csv", ["-o", "csv"]), (".txt", [])):
+            target = Target()
+            try:
+                text = run(["hey", *options, *extra, f"{target.url}{path}"],
+                           capture_output=True, text=True, check=True).stdout
+            finally:
+                target.close()
+            (OUT / f"{name}{suffix}").write_text(text)
+
+
+# --- vegeta (built from its documented Result encodings) ----------------------------------------
+VEGETA_TARGETS = [("GET", "/api/users"), ("GET", "/api/search"), ("POST", "/api/orders"),
+                  ("GET", "/api/mixed")]
+
+
+def _go_rfc3339nano(ns: int, offset_hours: int = 1) -> str:
+    """Go's time.RFC3339Nano in a +01:00 zone: nanoseconds with trailing zeros trimmed."""
+    from datetime import timedelta, timezone
+
+    seconds, frac = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=timezone(timedelta(hours=offset_hours)))
+    digits = f"{frac:09d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{digits}" if digits else "") + \
+        moment.strftime("%z")[:3] + ":" + moment.strftime("%z")[3:]
+
+
+def _vegeta_hit(url: str, method: str, seq: int, scheduled_ns: int, timeout: float) -> dict:
+    """One request the way vegeta's HTTP hitter records it (lib/attack.go hit)."""
+    import base64
+    import http.client
+
+    data = b'{"item": 1}' if method == "POST" else None
+    verb = method.capitalize()
+    result = {"attack": "perfkit", "seq": seq, "code": 0, "timestamp": scheduled_ns, "latency": 0,
+              "bytes_out": 0, "bytes_in": 0, "error": "", "body": "", "method": method,
+              "url": url, "headers": {}}
+    t0 = time.perf_counter_ns()
+    try:
+        req = urllib.request.Request(url, data=data, method=method)
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as err:
+            resp = err
+        with resp:
+            body = resp.read()
+            code, reason = resp.status, resp.reason
+            headers = {}
+            for key, value in resp.headers.items():
+                headers.setdefault("-".join(p.capitalize() for p in key.split("-")), []).append(value)
+        result.update(code=code, bytes_in=len(body), bytes_out=len(data or b""),
+                      body=base64.b64encode(body).decode(), headers=headers)
+        if not 200 <= code < 400:
+            result["error"] = f"{code} {reason}"  # vegeta: res.Error = r.Status
+    except TimeoutError:
+        result["error"] = (f'{verb} "{url}": context deadline exceeded '
+                           "(Client.Timeout exceeded while awaiting headers)")
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, ConnectionRefusedError):
+            host = url.split("/")[2]
+            result["error"] = f'{verb} "{url}": dial tcp {host}: connect: connection refused'
+        elif isinstance(err.reason, TimeoutError):
+            result["error"] = (f'{verb} "{url}": context deadline exceeded '
+                               "(Client.Timeout exceeded while awaiting headers)")
+        else:
+            result["error"] = f'{verb} "{url}": {err.reason}'
+    except (ConnectionError, http.client.HTTPException) as err:
+        result["error"] = f'{verb} "{url}": {err}'
+    result["latency"] = time.perf_counter_ns() - t0
+    return result
+
+
+def make_vegeta() -> None:
+    """vegeta attack -rate 50/s -duration 5s -timeout 1s over four targets (round robin); the
+    target is stopped after 4.5 s, so the last half second is refused connections."""
+    import base64
+    import csv
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = Target()
+    rate, duration, stop_after = 50, 5.0, 4.5
+    futures = []
+    began = time.time_ns()
+    stopped = False
+    with ThreadPoolExecutor(max_workers=64) as pool:  # open loop: never waits for answers
+        for seq in range(int(rate * duration)):
+            due = began + seq * 1_000_000_000 // rate
+            while (now := time.time_ns()) < due:
+                time.sleep(min((due - now) / 1e9, 0.005))
+            if not stopped and now - began >= stop_after * 1e9:
+                target.close()
+                stopped = True
+            method, path = VEGETA_TARGETS[seq % len(VEGETA_TARGETS)]
+            futures.append(pool.submit(_vegeta_hit, f"{target.url}{path}", method, seq,
+                                       time.time_ns(), 1.0))
+        results = [f.result() for f in futures]
+    if not stopped:
+        target.close()
+    results.sort(key=lambda r: r["seq"])  # vegeta encode writes them as they complete; keep seq
+    lines = []
+    for r in results:
+        lines.append(json.dumps({**r, "timestamp": _go_rfc3339nano(r["timestamp"])},
+                                separators=(",", ":")))
+    (OUT / "vegeta_results.json").write_text("\n".join(lines) + "\n")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for r in results:
+        mime = "".join(f"{k}: {v}\r\n" for k, vs in sorted(r["headers"].items()) for v in vs)
+        writer.writerow([r["timestamp"], r["code"], r["latency"], r["bytes_out"], r["bytes_in"],
+                         r["error"], r["body"], r["attack"], r["seq"], r["method"], r["url"],
+                         base64.b64encode((mime + "\r\n").encode()).decode() if mime else ""])
+    (OUT / "vegeta_results.csv").write_text(out.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="ab,wrk,locust,artillery,jmeter,pgbench,k6,gatling")
+    parser.add_argument("--only", default="ab,wrk,locust,artillery,jmeter,pgbench,k6,gatling,hey,vegeta")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
     OUT.mkdir(parents=True, exist_ok=True)
@@ -685,6 +808,10 @@ def main(argv: list[str] | None = None) -> int:
                 make_k6(target)
             if "gatling" in wanted:
                 make_gatling(target)
+            if "hey" in wanted:
+                make_hey()
+            if "vegeta" in wanted:
+                make_vegeta()
     finally:
         target.close()
     for path in sorted(OUT.iterdir()):

@@ -21,6 +21,7 @@ SEEDS = {
     "pgbench-log": "pgbench_tx.log", "pgbench-aggregate": "pgbench_aggregate.log",
     "pgbench-report": "pgbench_report.txt",
     "gatling-stats": "gatling_groups_stats.json", "gatling-log": "gatling_groups_simulation.log",
+    "hey-csv": "hey_search.csv", "vegeta-json": "vegeta_results.json", "vegeta-csv": "vegeta_results.csv",
 }
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -12,7 +12,7 @@ from perfkit.commands import add_json_option
 from perfkit.errors import BadInputError
 
 # perfkit.loadtests.formats.FORMATS, spelled out so `perfkit --help` need not import pandas
-FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 'artillery', 'ab', 'ab-gnuplot', 'ab-percentiles', 'wrk', 'jmeter-csv', 'jmeter-xml', 'pgbench-log', 'pgbench-aggregate', 'pgbench-report', 'gatling-stats', 'gatling-log')
+FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 'artillery', 'ab', 'ab-gnuplot', 'ab-percentiles', 'wrk', 'jmeter-csv', 'jmeter-xml', 'pgbench-log', 'pgbench-aggregate', 'pgbench-report', 'gatling-stats', 'gatling-log', 'hey-csv', 'vegeta-json', 'vegeta-csv')
 
 
 def register(subparsers) -> None:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from perfkit.errors import BadInputError
-from perfkit.loadtests import ab, artillery, gatling, jmeter, k6, locust, pgbench, wrk
+from perfkit.loadtests import ab, artillery, gatling, hey, jmeter, k6, locust, pgbench, vegeta, wrk
 from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
 
 # format name -> (reader, what it is, whether it has per-request samples)
@@ -33,6 +33,9 @@ FORMATS = {
     "gatling-stats": (gatling.read_stats, "Gatling report js/stats.json or js/global_stats.json (or the report folder)",
                       "aggregates"),
     "gatling-log": (gatling.read_log, "Gatling 3.0-3.12 text simulation.log", "samples"),
+    "hey-csv": (hey.read_csv, "hey -o csv (one row per answered request)", "samples"),
+    "vegeta-json": (vegeta.read_json, "vegeta encode --to json (NDJSON Results)", "samples"),
+    "vegeta-csv": (vegeta.read_csv, "vegeta encode --to csv", "samples"),
 }
 
 
@@ -74,6 +77,9 @@ def detect(path) -> str:
             line = None
         if isinstance(line, dict) and line.get("type") in ("Metric", "Point") and "metric" in line:
             return "k6-json"
+        if (isinstance(line, dict) and {"code", "timestamp", "latency"} <= line.keys()) or (
+                line is None and b'"latency":' in first and b'"bytes_out":' in first):
+            return "vegeta-json"
         if text.startswith(b"["):
             return "locust-json"
         if b'"numberOfRequests"' in head and b'"meanNumberOfRequestsPerSecond"' in head:
@@ -91,6 +97,10 @@ def detect(path) -> str:
             return "jmeter-xml"
     if first.startswith(k6.CSV_HEADER_START.encode()):
         return "k6-csv"
+    if first.startswith(hey.OLD_CSV_HEADER.encode()):
+        return "hey-csv"
+    if vegeta.CSV_LINE.match(first):
+        return "vegeta-csv"
     if first.startswith(locust.STATS_HEADER.encode()) or first.startswith(locust.HISTORY_HEADER.encode()) \
             or first.startswith(locust.FAILURES_HEADER.encode()) \
             or first.startswith(b"Count,Message,Traceback,Nodes"):
@@ -132,7 +142,8 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
         Passed to the reader: ``skip_bad_lines=True`` (NDJSON, CSV, JTL, pgbench logs),
         ``columns=[...]`` (a header-less JTL with custom columns), ``endpoint=`` (ab -g),
         ``script_names={0: "select"}`` (pgbench log), ``percentiles=(50, 75, 95, 99)`` (what a
-        Gatling report's percentiles1..4 are: gatling.conf's charting.indicators).
+        Gatling report's percentiles1..4 are: gatling.conf's charting.indicators), ``endpoint=``
+        and ``start=`` (hey CSV).
 
     Returns
     -------

@@ -1,0 +1,132 @@
+"""hey (rakyll/hey): the ``-o csv`` per-request CSV.
+
+hey tests one URL per run; its CSV names no URL and holds no clock time (only each request's
+start offset), and leaves out the requests that got no answer (connection errors, timeouts).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perfkit.errors import BadInputError
+from perfkit.loadtests.frames import samples_frame, summarize
+from perfkit.loadtests.run import LoadTestRun, guard, read_text
+
+TOOL = "hey"
+CSV_HEADER = "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset"
+# hey before 0.1.2 wrote the phases only: no status and no start offset
+OLD_CSV_HEADER = "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read"
+NOTE_CLOSED = (
+    "hey's -c workers each wait for an answer before the next request (closed loop; -q limits "
+    "each worker's rate, it does not make hey open-loop): latencies understate waits under "
+    "overload (coordinated omission)"
+)
+NOTE_NO_ERRORS = (
+    "hey -o csv writes only the requests that got an answer: connection errors and timeouts are "
+    "not in the file (hey's text summary lists them under \"Error distribution\"), so failures "
+    "here are non-2xx/3xx answers only"
+)
+NOTE_RESOLUTION = "hey writes times in seconds with 4 decimals: latencies are known to 0.1 ms"
+
+
+def _start_time(start, path: Path, run_length_s: float) -> tuple[pd.Timestamp, str]:
+    """The clock time of offset 0 and the note saying where it came from."""
+    if start is not None:
+        stamp = pd.Timestamp(start)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return stamp, f"hey's CSV has no clock time: ts = start ({stamp.isoformat()}) + each request's offset"
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    stamp = pd.Timestamp(mtime) - pd.Timedelta(seconds=run_length_s)
+    return stamp, (
+        "hey's CSV has no clock time: ts = the file's modification time minus the run's length "
+        f"({run_length_s:.3f} s) + each request's offset (true when hey wrote the file as the run "
+        "ended and it was not modified since); pass start= for the real start"
+    )
+
+
+def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: bool = False) -> LoadTestRun:
+    """Read hey's ``-o csv`` output: one sample per answered request.
+
+    Parameters
+    ----------
+    path:
+        The CSV file (hey's stdout).
+    endpoint:
+        The name of the URL hey tested (the CSV does not say); default: the file's stem.
+    start:
+        When the run started (anything ``pandas.Timestamp`` takes; naive is UTC). By default
+        the file's modification time minus the run's length.
+    skip_bad_lines:
+        Keep the good rows around truncated or malformed rows and count the skipped ones in
+        ``run.skipped_lines``, instead of raising BadInputError naming the line.
+
+    Returns
+    -------
+    LoadTestRun
+        Samples (latency = hey's response-time, status, ``ok`` for 2xx/3xx), sorted by start;
+        percentiles from samples. hey's ``offset`` is seconds since hey started.
+    """
+    path = Path(path)
+    text = read_text(path)
+    name = endpoint or path.name.split(".")[0] or "hey"
+    with guard(path, "hey CSV"):
+        first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
+        if first != CSV_HEADER:
+            if first == OLD_CSV_HEADER:
+                raise BadInputError("hey CSV without status-code and offset columns (hey before "
+                                    "0.1.2): no request times or outcomes to read", path=path, line=1)
+            raise BadInputError(f"not a hey CSV (its header is {CSV_HEADER!r})", path=path, line=1)
+        try:
+            rows = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False,
+                               skip_blank_lines=False, on_bad_lines="skip" if skip_bad_lines else "error")
+        except pd.errors.ParserError as err:
+            match = re.search(r"line (\d+)", str(err))
+            raise BadInputError("truncated or malformed hey CSV row", path=path,
+                                line=int(match.group(1)) if match else None) from None
+        blank = (rows == "").all(axis=1).to_numpy()
+        latency_s = pd.to_numeric(rows["response-time"], errors="coerce")
+        status = pd.to_numeric(rows["status-code"], errors="coerce")
+        offset = pd.to_numeric(rows["offset"], errors="coerce")
+        finite = np.isfinite(latency_s) & np.isfinite(offset) & (offset.abs() < 1e9) & status.between(0, 999)
+        bad = ~finite.to_numpy() & ~blank
+        skipped = 0
+        if skip_bad_lines:
+            lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+            skipped = max(lines - 1 - len(rows), 0) + int(bad.sum())
+        elif bad.any():
+            raise BadInputError("truncated or malformed hey CSV row", path=path,
+                                line=int(np.flatnonzero(bad)[0]) + 2)
+        keep = ~(bad | blank)
+        latency_s, status, offset = latency_s[keep], status[keep], offset[keep]
+        if latency_s.empty:
+            raise BadInputError("hey CSV without requests (hey leaves out requests that failed "
+                                "to connect or timed out: did every request fail?)", path=path)
+        run_length_s = float((offset + latency_s).max())
+        base, ts_note = _start_time(start, path, run_length_s)
+        order = np.argsort(offset.to_numpy(), kind="stable")
+        codes = status.to_numpy()[order]
+        samples = samples_frame(
+            # offsets have 4 decimals: whole 100 us steps (no float residue in the nanoseconds)
+            ts=base + pd.to_timedelta(np.round(offset.to_numpy()[order] * 1e4).astype(np.int64) * 100_000,
+                                      unit="ns"),
+            endpoint=pd.Categorical.from_codes(np.zeros(len(order), dtype=np.int8), categories=[name]),
+            latency_ms=latency_s.to_numpy()[order] * 1000.0, status=codes,
+            ok=(codes >= 200) & (codes < 400), tool=TOOL, source=str(path),
+        )
+        notes = [ts_note,
+                 f"hey tests one URL and its CSV does not name it: endpoint {name!r} "
+                 "(the file's name unless endpoint= is given)",
+                 NOTE_NO_ERRORS, NOTE_RESOLUTION, NOTE_CLOSED]
+        if skipped:
+            notes.append(f"{skipped} bad line(s) skipped")
+        return LoadTestRun(
+            samples=samples, summary=summarize(samples), tool=TOOL, format="hey-csv",
+            source=str(path), percentiles_from="samples", notes=notes, closed_loop=True,
+            skipped_lines=skipped, tool_figures={"rows": len(samples)},
+        )

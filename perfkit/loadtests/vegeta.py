@@ -1,0 +1,252 @@
+"""vegeta (tsenart/vegeta) results: ``vegeta encode --to json`` (NDJSON) and ``--to csv``.
+
+One row per request (vegeta's Result): start time, status code (0 when no answer), latency in
+nanoseconds, error text, method and URL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+from perfkit.errors import BadInputError
+from perfkit.loadtests.frames import samples_frame, summarize
+from perfkit.loadtests.run import LoadTestRun, guard, read_bytes
+
+TOOL = "vegeta"
+# vegeta encode --to csv: timestamp (Unix ns), code, latency (ns), bytes out, bytes in, error,
+# base64 body, attack, seq, then method and URL (newer vegeta), then base64 headers (newest)
+CSV_FIELDS = ["timestamp", "code", "latency", "bytes_out", "bytes_in", "error", "body", "attack",
+              "seq", "method", "url", "headers"]
+CSV_LINE = re.compile(rb"^\d{16,19},\d{1,5},-?\d+,\d+,\d+,")
+NOTE_OPEN = (
+    "vegeta sends requests at a constant rate whether or not earlier ones were answered (open "
+    "loop): latencies include the target's queueing, no coordinated omission"
+)
+NOTE_SUCCESS = (
+    "failures are what vegeta counts as failed: a status outside 200-399, or no answer at all "
+    "(code 0 with an error); latency figures include the failed requests, as vegeta's report does"
+)
+NOTE_ENDPOINT = (
+    "endpoint is the URL's path without its query (\"METHOD path\" when one path is requested "
+    "with several methods); the method is also in its own column"
+)
+
+
+def _endpoints(methods: list[str], urls: list[str], fallback: str) -> tuple[list[str], bool]:
+    """Endpoint names from the URLs (path only; "METHOD path" when a path has several methods)."""
+    paths = [(urlsplit(url).path or "/") if url else fallback for url in urls]
+    methods_of: dict[str, set] = {}
+    for method, path in zip(methods, paths, strict=True):
+        methods_of.setdefault(path, set()).add(method)
+    clash = {path for path, seen in methods_of.items() if len(seen) > 1}
+    names = [f"{m} {p}" if p in clash and m else p for m, p in zip(methods, paths, strict=True)]
+    return names, any(urls)
+
+
+def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -> LoadTestRun:
+    """A LoadTestRun from parsed Result fields (lists, one entry per request)."""
+    if not rows["latency"]:
+        raise BadInputError("vegeta results without any request", path=path)
+    code = np.asarray(rows["code"], dtype=np.int64)
+    latency_ms = np.asarray(rows["latency"], dtype=np.float64) / 1e6
+    error = rows["error"]
+    methods = [m or None for m in rows["method"]]
+    attacks = sorted({a for a in rows["attack"] if a})
+    fallback = endpoint or (attacks[0] if len(attacks) == 1 else "vegeta")
+    names, has_urls = _endpoints([m or "" for m in rows["method"]], rows["url"], fallback)
+    answered = (code >= 200) & (code < 400)
+    no_error = np.array([not e for e in error], dtype=bool)
+    samples = samples_frame(
+        ts=rows["ts"], endpoint=names, method=methods, latency_ms=latency_ms,
+        status=np.where(code > 0, code, np.nan), ok=answered & no_error,
+        error=[e or None for e in error], tool=TOOL, source=str(path),
+    )
+    order = np.argsort(samples["ts"].to_numpy(), kind="stable")
+    samples = samples.iloc[order].reset_index(drop=True)
+    notes = [NOTE_SUCCESS, NOTE_OPEN]
+    notes.append(NOTE_ENDPOINT if has_urls else
+                 f"these results carry no URL (older vegeta): endpoint {fallback!r} (endpoint= names it)")
+    unanswered = int((code == 0).sum())
+    if unanswered:
+        notes.append(f"{unanswered} request(s) got no answer (code 0: connection refused, timeout, "
+                     "...): their latency is the time until vegeta gave up")
+    odd = int((answered & ~no_error).sum())
+    if odd:
+        notes.append(f"{odd} request(s) with a 2xx/3xx code and an error: vegeta counts them as "
+                     "successes, perfkit as failures")
+    if skipped:
+        notes.append(f"{skipped} bad line(s) skipped")
+    status_codes: dict[str, int] = {}
+    for value in code.tolist():
+        status_codes[str(value)] = status_codes.get(str(value), 0) + 1
+    figures = {
+        "requests": len(code),
+        "success": float(answered.mean()),  # vegeta's Success ratio: code in [200, 400)
+        "status_codes": status_codes,
+        "errors": list(dict.fromkeys(e for e in error if e)),
+        "attacks": attacks,
+    }
+    return LoadTestRun(
+        samples=samples, summary=summarize(samples), tool=TOOL, format=fmt, source=str(path),
+        percentiles_from="samples", notes=notes, closed_loop=False, skipped_lines=skipped,
+        tool_figures=figures,
+    )
+
+
+def _empty_rows() -> dict:
+    return {key: [] for key in ("ts", "code", "latency", "error", "method", "url", "attack")}
+
+
+def _timestamps(rows: dict, lines: list[int], path: Path, skip_bad_lines: bool) -> int:
+    """Parse ``rows["ts"]`` in place to UTC (RFC 3339 text, or Unix nanoseconds); a bad one
+    raises naming its line, or is dropped and counted."""
+    values = rows["ts"]
+    if values and isinstance(values[0], str):
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce",
+                                format="ISO8601")
+    else:
+        numbers = pd.Series(values, dtype="float64" if not values else "int64")
+        parsed = pd.to_datetime(numbers, unit="ns", utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any() and not skip_bad_lines:
+        raise BadInputError("vegeta result with an unreadable timestamp", path=path,
+                            line=lines[int(np.flatnonzero(bad)[0])])
+    keep = ~bad
+    for key in rows:
+        rows[key] = [v for v, k in zip(rows[key], keep, strict=True) if k]
+    rows["ts"] = pd.DatetimeIndex(parsed[keep])
+    return int(bad.sum())
+
+
+def read_json(path, *, endpoint: str | None = None, skip_bad_lines: bool = False) -> LoadTestRun:
+    """Read ``vegeta encode --to json`` output (NDJSON: one Result object per line).
+
+    Parameters
+    ----------
+    path:
+        The NDJSON file (optionally .gz).
+    endpoint:
+        The endpoint name for results without a ``url`` field (older vegeta); by default the
+        attack name, else ``vegeta``.
+    skip_bad_lines:
+        Keep the good rows around truncated or invalid lines and count the skipped ones in
+        ``run.skipped_lines``, instead of raising BadInputError naming the line.
+
+    Returns
+    -------
+    LoadTestRun
+        Samples with ts = the Result's timestamp (when the request was sent) in UTC,
+        latency, status (NA when no answer), ``ok`` = code in 200-399 and no error.
+    """
+    path = Path(path)
+    data = read_bytes(path)
+    rows, lines, skipped = _empty_rows(), [], 0
+    with guard(path, "vegeta JSON"):
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                fields = _fields(item["timestamp"], item["code"], item["latency"], item.get("error"),
+                                 item.get("method"), item.get("url"), item.get("attack"))
+                if not isinstance(fields[0], str):
+                    raise TypeError("timestamp is not a string")
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
+                if skip_bad_lines:
+                    skipped += 1
+                    continue
+                raise BadInputError(f"truncated or invalid vegeta JSON line ({type(err).__name__})",
+                                    path=path, line=number) from None
+            _append(rows, fields)
+            lines.append(number)
+        skipped += _timestamps(rows, lines, path, skip_bad_lines)
+        return _run(rows, path, "vegeta-json", skipped, endpoint)
+
+
+def _integer(value) -> int:
+    """An integer field (vegeta writes uint/int64): bools, floats and text are errors."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r:.40}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"integer out of range: {value}")
+    return value
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r:.40}")
+    return value
+
+
+def _fields(ts, code, latency, error, method, url, attack) -> tuple:
+    code = _integer(code)
+    if not 0 <= code < 1000:
+        raise ValueError(f"status code {code} out of range")
+    return ts, code, _integer(latency), _text(error), _text(method), _text(url), _text(attack)
+
+
+def _append(rows: dict, fields: tuple) -> None:
+    for key, value in zip(("ts", "code", "latency", "error", "method", "url", "attack"), fields,
+                          strict=True):
+        rows[key].append(value)
+
+
+def read_csv(path, *, endpoint: str | None = None, skip_bad_lines: bool = False) -> LoadTestRun:
+    """Read ``vegeta encode --to csv`` output (no header; 9, 11 or 12 fields by vegeta version).
+
+    Parameters and result as ``read_json``; the timestamp is Unix nanoseconds.
+    """
+    path = Path(path)
+    data = read_bytes(path)
+    rows, lines, skipped = _empty_rows(), [], 0
+    with guard(path, "vegeta CSV"):
+        reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+        start_line = 1
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                if not skip_bad_lines:
+                    raise BadInputError(f"malformed vegeta CSV row ({err})", path=path,
+                                        line=reader.line_num) from None
+                skipped += 1
+                start_line = reader.line_num + 1
+                continue
+            number, start_line = start_line, reader.line_num + 1
+            if not record or record == [""]:
+                continue
+            try:
+                if len(record) not in (9, 11, 12):
+                    raise ValueError(f"{len(record)} fields, vegeta writes 9, 11 or 12")
+                values = dict(zip(CSV_FIELDS, record, strict=False))
+                fields = _fields(_csv_int(values["timestamp"]), _csv_int(values["code"]),
+                                 _csv_int(values["latency"]), values["error"],
+                                 values.get("method", ""), values.get("url", ""), values["attack"])
+            except (ValueError, TypeError) as err:
+                if skip_bad_lines:
+                    skipped += 1
+                    continue
+                raise BadInputError(f"truncated or malformed vegeta CSV row ({err})", path=path,
+                                    line=number) from None
+            _append(rows, fields)
+            lines.append(number)
+        skipped += _timestamps(rows, lines, path, skip_bad_lines)
+        return _run(rows, path, "vegeta-csv", skipped, endpoint)
+
+
+def _csv_int(text: str) -> int:
+    if not re.fullmatch(r"-?\d{1,19}", text.strip()):
+        raise ValueError(f"not an integer: {text[:40]!r}")
+    return _integer(int(text))
