@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SAMPLE_COLUMNS = ["ts", "endpoint", "method", "latency_ms", "status", "ok", "error", "tool", "source"]
 SUMMARY_COLUMNS = [
@@ -105,6 +107,8 @@ def _category(values, n: int) -> pd.Categorical:
 
 
 def _int64(values, n: int) -> pd.arrays.IntegerArray:
+    if isinstance(values, pd.arrays.IntegerArray) and values.dtype == "Int64":
+        return values
     if values is None:
         return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
     numbers = pd.to_numeric(pd.Series(values, copy=False), errors="coerce")
@@ -112,20 +116,26 @@ def _int64(values, n: int) -> pd.arrays.IntegerArray:
 
 
 def _boolean(values, n: int):
+    if isinstance(values, pd.arrays.BooleanArray):
+        return values
     if values is None:
         return pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
     return pd.Series(values, copy=False).astype("boolean").array
 
 
 # The dtype pandas gives a column of str/None objects (``str`` from pandas 3, object before)
-_TEXT_DTYPE = pd.DataFrame({"text": np.array(["x", None], dtype=object)})["text"].dtype
+TEXT_DTYPE = pd.DataFrame({"text": np.array(["x", None], dtype=object)})["text"].dtype
 
 
 def _text(values, n: int):
     if values is None:
         return np.full(n, None, dtype=object)
+    if isinstance(values, pd.arrays.ArrowStringArray) and values.dtype == TEXT_DTYPE:
+        # Arrow-backed text: keep it, only "" becomes missing (looked for by Arrow, no copy)
+        if not pc.any(pc.equal(pa.array(values), "")).as_py():
+            return values
     series = pd.Series(values, copy=False)
-    if series.dtype == _TEXT_DTYPE and series.dtype != object:
+    if series.dtype == TEXT_DTYPE and series.dtype != object:
         # already pandas' text dtype (e.g. from Arrow): keep it, only "" becomes missing
         empty = (series == "").fillna(False).to_numpy(dtype=bool)
         return (series.mask(empty) if empty.any() else series).array
@@ -174,9 +184,14 @@ def run_duration_s(samples: pd.DataFrame) -> float:
     """Seconds from the first request's start to the last request's end (0 when unknown)."""
     if samples.empty:
         return 0.0
-    start = samples["ts"].min()
-    ends = samples["ts"] + pd.to_timedelta(samples["latency_ms"].fillna(0.0), unit="ms")
-    seconds = (ends.max() - start).total_seconds()
+    stamps = samples["ts"].dt.tz_convert(None).to_numpy().view("i8")  # UTC nanoseconds
+    latency = samples["latency_ms"].to_numpy(dtype="float64")
+    last = None
+    for start in range(0, stamps.size, _CHUNK):  # in steps: no run-long temporaries
+        ends = stamps[start:start + _CHUNK] + np.round(
+            np.nan_to_num(latency[start:start + _CHUNK]) * 1e6).astype(np.int64)
+        last = ends.max() if last is None else max(last, ends.max())
+    seconds = (int(last) - int(stamps.min())) / 1e9
     return float(seconds) if np.isfinite(seconds) else 0.0
 
 
@@ -200,36 +215,37 @@ def summarize(samples: pd.DataFrame, *, duration_s: float | None = None) -> pd.D
     if samples.empty:
         return empty_summary()
     duration = duration_s if duration_s and duration_s > 0 else run_duration_s(samples)
-    frame = samples[["endpoint", "latency_ms", "ok"]].copy()
-    endpoint = frame["endpoint"]
+    endpoint = samples["endpoint"]
     if not isinstance(endpoint.dtype, pd.CategoricalDtype):
         endpoint = endpoint.astype("category")
     if endpoint.isna().any():
         endpoint = endpoint.cat.add_categories(["(unnamed)"]).fillna("(unnamed)")
-    failed = (~frame["ok"].astype("boolean")).astype("float64").to_numpy()  # NA -> NaN
-    latency = frame["latency_ms"].to_numpy(dtype="float64")
     codes = endpoint.cat.codes.to_numpy()
     names = endpoint.cat.categories
-    # group by sorting the codes once (stable: each group keeps the rows' order, so sums and
-    # means add the same numbers in the same order as a groupby would)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    cuts = np.flatnonzero(np.diff(sorted_codes)) + 1
+    latency = samples["latency_ms"].to_numpy(dtype="float64")
+    ok = samples["ok"].astype("boolean").array
+    # per endpoint: requests, failed requests, requests whose outcome the tool did not record
+    requests = np.bincount(codes, minlength=len(names))
+    failed = np.bincount(codes[~ok.to_numpy(dtype=bool, na_value=True)], minlength=len(names))
+    unknown = np.bincount(codes[ok.isna()], minlength=len(names))
     counted = _counted_percentiles(codes, latency, len(names))
+    present = np.flatnonzero(requests)
     rows = []
-    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(codes)], strict=True):
-        if stop <= start:
-            continue
-        rows_of = order[start:stop]
-        code = int(sorted_codes[start])
-        rows.append(_summary_row(str(names[code]), latency[rows_of], failed[rows_of], duration,
+    for code in present:
+        # each endpoint's latencies in the rows' order (the sums a groupby would make)
+        mine = latency if present.size == 1 else latency[codes == code]
+        rows.append(_summary_row(str(names[code]), mine, int(requests[code]),
+                                 np.nan if unknown[code] else float(failed[code]), duration,
                                  None if counted is None else counted[code]))
-    rows.append(_summary_row(ALL, latency, failed, duration, None if counted is None else counted[-1]))
+    rows.append(_summary_row(ALL, latency, len(codes), np.nan if unknown.any() else float(failed.sum()),
+                             duration, None if counted is None else counted[-1]))
     return summary_frame(rows)
 
 
-# Integer latencies up to this many milliseconds (per endpoint) are counted, not selected
-_COUNTED_MAX = 1 << 20
+# Whole-millisecond latencies are counted, not selected, when the (endpoint, millisecond)
+# table has at most this many cells (32 MB of counts)
+_COUNTED_CELLS = 1 << 22
+_CHUNK = 1 << 20  # rows per step: temporaries stay small (fresh large arrays cost page faults)
 # as np.percentile sees them (``q * 100 / 100`` is not always ``q``)
 _QUANTILES = np.true_divide(np.array([q * 100 for q in PERCENTILES.values()]), 100)
 
@@ -237,27 +253,32 @@ _QUANTILES = np.true_divide(np.array([q * 100 for q in PERCENTILES.values()]), 1
 def _counted_percentiles(codes: np.ndarray, latency: np.ndarray, groups: int) -> np.ndarray | None:
     """The percentiles of each endpoint (rows ``0..groups-1``) and of all (last row), by counting.
 
-    For whole-millisecond latencies (JMeter, ab, most tools): one ``bincount`` of (endpoint,
-    latency) replaces a selection per endpoint; the order statistics are read off the
-    cumulative counts and interpolated exactly as ``np.percentile`` does. None when the
-    latencies are not small non-negative integers (then each endpoint is selected).
+    For whole-millisecond latencies (JMeter, ab, Gatling, most tools): ``bincount`` of
+    (endpoint, latency) in steps of a million rows replaces a selection per endpoint; the order
+    statistics are read off the cumulative counts and interpolated exactly as ``np.percentile``
+    does. None when the latencies are not small non-negative integers (then each endpoint is
+    selected).
     """
-    known = ~np.isnan(latency)
-    values = latency[known] if not known.all() else latency
-    if values.size == 0 or codes.min(initial=0) < 0:
+    if latency.size == 0 or np.isnan(latency).all():
         return None
-    top = values.max()
-    if values.min() < 0 or top >= _COUNTED_MAX or (top + 1) * (groups + 1) > 64 * _COUNTED_MAX:
-        return None
-    whole = values.astype(np.int64)
-    if not np.array_equal(whole, values):
+    top = np.nanmax(latency)
+    if np.nanmin(latency) < 0 or (top + 1) * groups > _COUNTED_CELLS:
         return None
     width = int(top) + 1
-    keys = (codes[known] if not known.all() else codes).astype(np.int64) * width + whole
-    counts = np.bincount(keys, minlength=groups * width).reshape(groups, width)
-    counts = np.vstack([counts, counts.sum(axis=0)])
+    counts = np.zeros(groups * width, dtype=np.int64)
+    for start in range(0, latency.size, _CHUNK):
+        values, group = latency[start:start + _CHUNK], codes[start:start + _CHUNK]
+        known = ~np.isnan(values)
+        if not known.all():
+            values, group = values[known], group[known]
+        keys = values.astype(np.intp)
+        if not np.array_equal(keys, values):
+            return None
+        keys += group.astype(np.intp) * width
+        counts += np.bincount(keys, minlength=groups * width)
+    counts = counts.reshape(groups, width)
     out = np.full((groups + 1, len(_QUANTILES)), np.nan)
-    for row, histogram in enumerate(counts):
+    for row, histogram in enumerate([*counts, counts.sum(axis=0)]):
         cumulative = np.cumsum(histogram)
         n = int(cumulative[-1])
         if n == 0:
@@ -279,11 +300,11 @@ def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(t >= 0.5, b - diff * (1 - t), out)
 
 
-def _summary_row(endpoint: str, latencies: np.ndarray, failed: np.ndarray, duration: float,
+def _summary_row(endpoint: str, latencies: np.ndarray, requests: int, failures: float, duration: float,
                  percentiles: np.ndarray | None = None) -> dict:
-    requests = len(latencies)
-    latencies = latencies[~np.isnan(latencies)]
-    failures = float(failed.sum()) if not np.isnan(failed).any() else np.nan
+    missing = np.isnan(latencies)
+    if missing.any():
+        latencies = latencies[~missing]
     row = {
         "endpoint": endpoint,
         "requests": requests,

@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import duck
-from perfkit.loadtests.frames import samples_frame, summarize, summary_frame
+from perfkit.loadtests.frames import TEXT_DTYPE, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import (
     NOTE_OUT_OF_CORE,
     LoadTestRun,
@@ -181,19 +181,18 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         return _run(frame, path, "jmeter-csv", skipped)
 
 
-def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool) -> pd.DataFrame | None:
-    """The JTL's typed sample columns, read by pyarrow's CSV reader; None to use pandas.
+def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool) -> dict | None:
+    """The JTL's sample columns as arrays, read by pyarrow's CSV reader; None to use pandas.
 
     ``newlines_in_values`` lets quoted failure messages span lines (pandas' pyarrow engine does
     not set it, hence its failure on such files). None when a row has the wrong number of
     fields or a timestamp is not epoch milliseconds: the pandas reader then names the row or
-    parses the formatted timestamps.
+    parses the formatted timestamps. Text columns are read as dictionaries (few distinct
+    values): each rule below runs on the distinct values, then spreads to the rows by index.
     """
     if len(set(names)) != len(names):
         return None
     wanted = [c for c in _NEEDED if c in names and c != "URL"]
-    # text columns as dictionaries (few distinct values): the rules below run on the distinct
-    # values, then spread to the rows by their indices
     types = {name: pa.dictionary(pa.int32(), pa.string()) for name in wanted}
     types.update({"timeStamp": pa.int64(), "elapsed": pa.float64()})
     try:
@@ -218,27 +217,24 @@ def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool)
         return (column.dictionary.to_numpy(zero_copy_only=False).astype(object),
                 column.indices.to_numpy(zero_copy_only=False))
 
-    columns = {
-        "ts_ms": table.column("timeStamp"),
-        "elapsed": table.column("elapsed"),
-        "label": table.column("label").unify_dictionaries().combine_chunks(),
-    }
+    parts = {"ts_ms": table.column("timeStamp").to_numpy(), "elapsed": table.column("elapsed").to_numpy()}
+    parts["labels"], parts["label_of"] = distinct("label")
     if "responseMessage" in names:
         messages, message_of = distinct("responseMessage")
         starts = np.array([text.startswith(TRANSACTION_MARK) for text in messages], dtype=bool)
-        columns["is_transaction"] = starts[message_of] if messages.size else np.zeros(rows, dtype=bool)
+        parts["is_transaction"] = starts[message_of] if messages.size else np.zeros(rows, dtype=bool)
     else:
         messages, message_of = np.array([""], dtype=object), np.zeros(rows, dtype=np.int32)
-        columns["is_transaction"] = np.zeros(rows, dtype=bool)
+        parts["is_transaction"] = np.zeros(rows, dtype=bool)
     ok = None
     if "success" in names:
         values, value_of = distinct("success")
-        ok = np.array([text.lower() == "true" for text in values], dtype=bool)[value_of]
-        columns["ok"] = ok
+        ok = parts["ok"] = np.array([text.lower() == "true" for text in values], dtype=bool)[value_of]
     if "responseCode" in names:
         codes, code_of = distinct("responseCode")
         numbers = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").to_numpy(dtype="float64")
-        columns["status"] = numbers[code_of] if numbers.size else np.full(rows, np.nan)
+        # Int64 values and mask per distinct code (a code that is not a number is missing)
+        parts["status"] = (np.nan_to_num(numbers).round().astype(np.int64)[code_of], np.isnan(numbers)[code_of])
     if "failureMessage" in names:
         failures, failure_of = distinct("failureMessage")
         has_failure = np.array([text != "" for text in failures], dtype=bool)[failure_of]
@@ -247,42 +243,53 @@ def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool)
             use_message &= ~ok
         else:
             use_message[:] = False
-        # one text per distinct failure message, then per distinct response message
-        texts = pa.array(np.concatenate([failures, messages]), pa.string())
+        # one text per distinct failure message, then per distinct response message; never ""
+        texts = pa.array(np.concatenate([failures, messages]), pa.large_string())
         pick = np.where(has_failure, failure_of, len(failures) + message_of)
-        mask = ~(has_failure | use_message)
-        columns["error"] = texts.take(pa.array(pick, pa.int64(), mask=mask))
-    del table
-    return pa.table(columns).to_pandas()
+        parts["error"] = texts.take(pa.array(pick, pa.int64(), mask=~(has_failure | use_message)))
+    return parts
 
 
-def _run_typed(frame: pd.DataFrame, path: Path, names: list[str]) -> LoadTestRun:
-    """``_run`` for the typed columns of ``_typed_arrow`` (same samples, summary and notes)."""
-    is_transaction = frame["is_transaction"].to_numpy(dtype=bool)
+def _run_typed(parts: dict, path: Path, names: list[str]) -> LoadTestRun:
+    """``_run`` for the arrays of ``_typed_arrow`` (same samples, summary and notes).
+
+    The samples' columns are built from those arrays directly (categoricals from codes, Int64
+    and boolean from values and masks, error as Arrow-backed text): one selection of the rows
+    that stay, in start order, and no intermediate DataFrame.
+    """
+    is_transaction = parts["is_transaction"]
     transactions = int(is_transaction.sum())
-    if transactions:
-        frame = frame[~is_transaction]
-    stamps = frame["ts_ms"].to_numpy(dtype="int64")
+    index = np.flatnonzero(~is_transaction) if transactions else None
+    stamps = parts["ts_ms"] if index is None else parts["ts_ms"][index]
     if stamps.size > 1 and (stamps[1:] < stamps[:-1]).any():  # JMeter writes rows as samples end
         order = np.argsort(stamps, kind="stable")
-        frame = frame.iloc[order]
         stamps = stamps[order]
-    ts = pd.to_datetime(stamps, unit="ms", utc=True)
-    samples = samples_frame(
-        ts=ts, endpoint=frame["label"].cat.remove_unused_categories() if transactions else frame["label"],
-        method=None, latency_ms=frame["elapsed"].to_numpy(dtype="float64"),
-        status=None if "responseCode" not in names else frame["status"].to_numpy(dtype="float64"),
-        ok=None if "success" not in names else frame["ok"].to_numpy(dtype=bool),
-        error=None if "failureMessage" not in names else frame["error"],
-        tool=TOOL, source=str(path),
-    )
+        index = order if index is None else index[order]
+
+    def pick(values: np.ndarray) -> np.ndarray:
+        return values if index is None else values[index]
+
+    ts = pd.DatetimeIndex((stamps * 1_000_000).view("M8[ns]")).tz_localize("UTC")
+    endpoint = pd.Categorical.from_codes(pick(parts["label_of"]), categories=pd.Index(parts["labels"]))
+    if transactions:
+        endpoint = endpoint.remove_unused_categories()
+    status = ok = error = None
+    if "status" in parts:
+        status = pd.arrays.IntegerArray(pick(parts["status"][0]), pick(parts["status"][1]))
+    if "ok" in parts:
+        ok = pd.arrays.BooleanArray(pick(parts["ok"]), np.zeros(len(stamps), dtype=bool))
+    if "error" in parts:
+        error = parts["error"] if index is None else parts["error"].take(pa.array(index))
+        error = pd.array(error, dtype=TEXT_DTYPE)
+    samples = samples_frame(ts=ts, endpoint=endpoint, method=None, latency_ms=pick(parts["elapsed"]),
+                            status=status, ok=ok, error=error, tool=TOOL, source=str(path))
     notes = [NOTE_CLOSED]
     if transactions:
         notes.insert(0, NOTE_TRANSACTIONS.format(n=transactions))
     return LoadTestRun(
         samples=samples, summary=summarize(samples), tool=TOOL, format="jmeter-csv", source=str(path),
         percentiles_from="samples", notes=notes, closed_loop=True, skipped_lines=0,
-        tool_figures={"rows": len(frame) + transactions, "transaction_rows": transactions},
+        tool_figures={"rows": len(stamps) + transactions, "transaction_rows": transactions},
     )
 
 
