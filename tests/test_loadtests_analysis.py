@@ -303,3 +303,18 @@ def test_summary_percentiles_of_fractional_latencies_are_selected():
                             latency_ms=[0.5, 1.25, 2.0, 10.0], tool="x", source="mem")
     row = summarize(samples).iloc[-1]
     assert row["p50_ms"] == np.percentile([0.5, 1.25, 2.0, 10.0], 50) == 1.625
+
+
+def test_minus_ms_gives_pandas_nanoseconds():
+    from perfkit.loadtests.frames import minus_ms
+
+    rng = np.random.default_rng(5)
+    latency = np.concatenate([rng.lognormal(3, 1.5, 20_000), np.round(rng.lognormal(3, 1, 20_000), 6),
+                              np.round(rng.lognormal(3, 1, 20_000), 3), [0.0, 1.0, 2.5, 1e7 + 0.123456789, np.nan]])
+    end = pd.Timestamp("2024-05-01T10:00:00.123456789", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 10**12, latency.size), unit="ns")
+    end = end.where(np.arange(latency.size) != 7, pd.NaT)  # a missing stamp
+    want = pd.Series(end) - pd.to_timedelta(latency, unit="ms")
+    got = pd.Series(minus_ms(end, latency))
+    assert got.dtype == want.dtype
+    assert got.equals(want)

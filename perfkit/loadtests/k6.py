@@ -20,7 +20,7 @@ import pyarrow.json as pa_json
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import duck
-from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
+from perfkit.loadtests.frames import ALL, minus_ms, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import (
     NOTE_OUT_OF_CORE,
     LoadTestRun,
@@ -518,7 +518,7 @@ def _run_from_points(
     if whole_seconds:  # the stamps are truncated seconds: the run spans first..last second, inclusive
         duration_s = (end.max() - end.min()).total_seconds() + 1.0
     samples = samples_frame(
-        ts=end if whole_seconds else end - pd.to_timedelta(latency, unit="ms"),
+        ts=end if whole_seconds else minus_ms(end, latency),
         endpoint=endpoint,
         method=points["method"],
         latency_ms=latency,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
-from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
+from perfkit.loadtests.frames import ALL, minus_ms, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
 
 TOOL = "pgbench"
@@ -91,7 +91,7 @@ def read_log(path, *, skip_bad_lines: bool = False, script_names: dict | None = 
         names = script_names or {}
         endpoint = frame["script"].astype(int).map(lambda n: names.get(n, f"script {n}"))
         samples = samples_frame(
-            ts=completion - pd.to_timedelta(latency_ms.fillna(0.0), unit="ms"),
+            ts=minus_ms(completion, latency_ms.fillna(0.0)),
             endpoint=endpoint, latency_ms=latency_ms, ok=word.isna(), error=word,
             tool=TOOL, source=str(path),
         )
