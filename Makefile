@@ -16,5 +16,6 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check perfkit tests benchmarks
 
-bench: setup
+bench:
+	scripts/setup.sh dev,demo,bench
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done

@@ -4,7 +4,7 @@ Generates the files in a temporary directory, runs every reader in its own subpr
 time, CPU time and peak RSS from getrusage(RUSAGE_CHILDREN); the best of --repeat runs, since
 the machine may be shared), prints the ratios and the issue's goals, met or not, then
 summarizes a file larger than the memory it is allowed (out of core). Usage:
-    python benchmarks/bench_loadtests.py [--points 500000] [--requests 200000] [--jtl-rows 1000000]
+    python benchmarks/bench_loadtests.py [--points 2000000] [--requests 200000] [--jtl-rows 5000000]
 
 Every columnar baseline builds the matching rows' columns in its own format (a pyarrow Table,
 a polars DataFrame, DuckDB's Arrow result); ``duckdb-count`` only counts them (shown, not a
@@ -220,12 +220,12 @@ def out_of_core_demo(source: Path, copies: int, failures: int, points: int, head
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=500_000, help="duration-only k6 points")
+    parser.add_argument("--points", type=int, default=2_000_000, help="duration-only k6 points (the issue's size)")
     parser.add_argument("--requests", type=int, default=200_000, help="requests in the realistic k6 file")
-    parser.add_argument("--jtl-rows", type=int, default=1_000_000)
+    parser.add_argument("--jtl-rows", type=int, default=5_000_000, help="JTL rows (the issue's size)")
     parser.add_argument("--skip-pandas-json", action="store_true", help="skip the slow pandas k6 baseline")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per reader (the best is shown)")
-    parser.add_argument("--copies", type=int, default=4, help="duration-only files in the larger-than-memory file")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per reader (the best is shown)")
+    parser.add_argument("--copies", type=int, default=1, help="duration-only files in the larger-than-memory file")
     parser.add_argument("--headroom-mb", type=int, default=400, help="memory the out-of-core child may use")
     args = parser.parse_args()
     found = [name for name, module in NEEDS.items() if importlib.util.find_spec(module)]

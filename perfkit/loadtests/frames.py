@@ -24,6 +24,7 @@ SUMMARY_COLUMNS = [
     "p99_ms",
     "max_ms",
 ]
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 PERCENTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
 ALL = "ALL"
 
@@ -99,7 +100,7 @@ def minus_ms(ts, latency_ms) -> pd.DatetimeIndex:
     missing |= np.asarray(stamps.isna())
     if missing.any():
         out[missing] = np.iinfo(np.int64).min  # NaT
-    return pd.DatetimeIndex(out.view("M8[ns]")).tz_localize("UTC")
+    return pd.DatetimeIndex(out.view("M8[ns]"), dtype=UTC_NS)
 
 
 def empty_samples(tool: str = "", source: str = "") -> pd.DataFrame:
@@ -158,9 +159,11 @@ def _text(values, n: int):
         # already pandas' text dtype (e.g. from Arrow): keep it, only "" becomes missing
         empty = (series == "").fillna(False).to_numpy(dtype=bool)
         return (series.mask(empty) if empty.any() else series).array
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        series = series.astype("str")
     present = series.notna().to_numpy()
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        if not present.any():
+            return np.full(n, None, dtype=object)
+        series = series.astype("str")
     out = np.full(n, None, dtype=object)
     if present.any():
         kept = series[present].astype("str")

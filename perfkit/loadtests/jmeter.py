@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import duck
-from perfkit.loadtests.frames import TEXT_DTYPE, samples_frame, summarize, summary_frame
+from perfkit.loadtests.frames import TEXT_DTYPE, UTC_NS, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import (
     NOTE_OUT_OF_CORE,
     LoadTestRun,
@@ -269,7 +269,7 @@ def _run_typed(parts: dict, path: Path, names: list[str]) -> LoadTestRun:
     def pick(values: np.ndarray) -> np.ndarray:
         return values if index is None else values[index]
 
-    ts = pd.DatetimeIndex((stamps * 1_000_000).view("M8[ns]")).tz_localize("UTC")
+    ts = pd.DatetimeIndex((stamps * 1_000_000).view("M8[ns]"), dtype=UTC_NS)
     endpoint = pd.Categorical.from_codes(pick(parts["label_of"]), categories=pd.Index(parts["labels"]))
     if transactions:
         endpoint = endpoint.remove_unused_categories()

@@ -229,8 +229,8 @@ _DATA_STRUCT = (
 _DUCK_FIELDS = (
     "data.time AS time, data.value AS value, data.tags.name AS name, "
     "CASE WHEN data.tags.name IS NULL THEN data.tags.url END AS url, "
-    "data.tags.method AS method, data.tags.status AS status, "
-    "data.tags.expected_response AS expected_response, data.tags.error AS error, "
+    "data.tags.method AS method, TRY_CAST(data.tags.status AS DOUBLE) AS status, "
+    "data.tags.expected_response = 'true' AS expected_response, data.tags.error AS error, "
     "CASE WHEN data.tags.error IS NULL THEN data.tags.error_code END AS error_code"
 )
 
@@ -434,17 +434,20 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
     value = table.column("value")
     if end.null_count or value.null_count:
         return None  # a point without time or value: the fallback raises naming its line
-    columns = {"time": end, "value": value}
+    # status is a number and expected_response a boolean already (typed in the scan)
+    columns = {"time": end, "value": value, "status": table.column("status"),
+               "expected_response": table.column("expected_response")}
     for tag in _DUCK_TAGS:
-        columns[tag] = table.column(tag).dictionary_encode()  # few distinct values: categoricals
+        if tag not in columns:
+            columns[tag] = table.column(tag).dictionary_encode()  # few distinct values: categoricals
     del table
-    return pa.table(columns).to_pandas()
+    return pa.table(columns).to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)[["time", "value", *_DUCK_TAGS]]
 
 
 _DUCK_SAMPLES = r"""
     SELECT coalesce(name, url, '(unnamed)') AS endpoint, value AS latency_ms,
-           NOT (CASE WHEN expected_response IS NOT NULL THEN expected_response = 'true'
-                ELSE coalesce(TRY_CAST(status AS DOUBLE) >= 200 AND TRY_CAST(status AS DOUBLE) < 400, false)
+           NOT (CASE WHEN expected_response IS NOT NULL THEN expected_response
+                ELSE coalesce(status >= 200 AND status < 400, false)
                 END) AS failed,
            end_ns - CAST(round(value * 1e6) AS BIGINT) AS start_ns, end_ns
     FROM (SELECT *, epoch_ns(TRY_CAST(time AS TIMESTAMPTZ))
@@ -509,7 +512,9 @@ def _run_from_points(
     expected = points["expected_response"]
     ok = np.where(
         expected.notna().to_numpy(),
-        (expected == "true").fillna(False).to_numpy(dtype=bool),
+        # text from the pandas reader, already a boolean from DuckDB's
+        (expected if pd.api.types.is_bool_dtype(expected.dtype) else expected == "true").fillna(False)
+        .to_numpy(dtype=bool),
         ((status >= 200) & (status < 400)).to_numpy(),
     )
     error = _coalesce(points["error"], points["error_code"])
@@ -547,9 +552,18 @@ def _run_from_points(
 
 def _coalesce(first: pd.Series, second: pd.Series) -> pd.Series:
     """``first`` where present, else ``second`` (categoricals with different categories too)."""
-    missing = first.isna()
+    missing = first.isna().to_numpy()
     if not missing.any():
         return first
+    fill = second.notna().to_numpy() & missing
+    if not fill.any():
+        return first
+    if isinstance(first.dtype, pd.CategoricalDtype) and isinstance(second.dtype, pd.CategoricalDtype):
+        # on the codes: no object array of every row
+        categories = first.cat.categories.union(second.cat.categories)
+        codes = np.where(fill, second.cat.set_categories(categories).cat.codes.to_numpy(),
+                         first.cat.set_categories(categories).cat.codes.to_numpy())
+        return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=first.index)
     if isinstance(first.dtype, pd.CategoricalDtype) or isinstance(second.dtype, pd.CategoricalDtype):
         first, second = first.astype(object), second.astype(object)
     return first.where(~missing, second)
