@@ -131,13 +131,54 @@ def test_k6_nanosecond_stamps_survive_the_duckdb_path():
 # --- JMeter CSV ----------------------------------------------------------------------------------
 def _jtl_reference(monkeypatch, path, **options):
     with monkeypatch.context() as patch:
-        patch.setattr(jmeter, "_typed_arrow", lambda *args: None)  # the pandas C-engine reader
+        patch.setattr(jmeter, "_typed_pandas", lambda *args: None)
+        patch.setattr(jmeter, "_typed_arrow", lambda *args: None)  # the whole-file pandas reader
         return loadtests.read(path, **options)
 
 
 @pytest.mark.parametrize("name", ["jmeter_header.jtl", "jmeter_noheader.jtl", "jmeter_semicolon.jtl"])
-def test_jtl_arrow_path_equals_the_pandas_reader(monkeypatch, name):
-    _same_run(loadtests.read(FIX / name), _jtl_reference(monkeypatch, FIX / name))
+def test_jtl_fast_paths_equal_the_pandas_reader(monkeypatch, name):
+    reference = _jtl_reference(monkeypatch, FIX / name)
+    _same_run(loadtests.read(FIX / name), reference)  # segments parsed by pandas in threads
+    with monkeypatch.context() as patch:
+        patch.setattr(jmeter, "_typed_pandas", lambda *args: None)  # pyarrow's reader
+        _same_run(loadtests.read(FIX / name), reference)
+
+
+def test_jtl_segments_in_parallel_and_a_cut_inside_a_quoted_message(monkeypatch, tmp_path):
+    path = tmp_path / "gen.jtl"
+    _write_jtl(path, 3000)
+    monkeypatch.setattr(jmeter, "_SEGMENT_MIN", 0)  # cut even a small file
+    monkeypatch.setattr(jmeter.os, "cpu_count", lambda: 4)  # 8 segments
+    segments = jmeter._segments(path, True, 8)
+    assert len(segments) == 8 and segments[0][0] > 0 and segments[-1][1] == path.stat().st_size
+    _same_run(loadtests.read(path), _jtl_reference(monkeypatch, path))
+    # one message of many lines across the middle of the file: the cut lands inside its quotes
+    lines = path.read_text().split("\n")
+    middle = len(lines) // 2
+    message = '"' + "\n".join(f"line {i}, with a comma" for i in range(4000)) + '"'
+    lines[middle] = lines[middle].replace(",TRUE,,", f",false,{message},", 1).replace(",false,,", f",false,{message},", 1)
+    assert message in lines[middle]
+    path.write_text("\n".join(lines))
+    monkeypatch.setattr(jmeter.os, "cpu_count", lambda: 1)  # 2 segments: cut in the middle
+    start = jmeter._segments(path, True, 2)[1][0]
+    assert b"with a comma\nline" in path.read_bytes()[start - 30:start + 30]  # inside the message
+    assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is None
+    monkeypatch.setattr(jmeter, "_SEGMENT_MIN", 1 << 40)  # one segment: pandas reads it
+    assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is not None
+    run = loadtests.read(path)
+    assert sum(1 for e in run.samples["error"].dropna() if e.startswith("line 0")) == 1
+    _same_run(run, _jtl_reference(monkeypatch, path))
+
+
+def test_jtl_labels_that_look_like_numbers_stay_as_written(monkeypatch, tmp_path):
+    path = tmp_path / "numbers.jtl"
+    rows = [f"{1714550400000 + i},{10 + i},{label},200,OK,t,text,true,,1,1,1,1,http://h/,1,0,0"
+            for i, label in enumerate(["01", "1", "1.0", "2"] * 5)]
+    path.write_text(",".join(jmeter.DEFAULT_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    run = loadtests.read(path)
+    assert sorted(run.summary["endpoint"][:-1]) == ["01", "1", "1.0", "2"]
+    _same_run(run, _jtl_reference(monkeypatch, path))
 
 
 def _write_jtl(path: Path, rows: int, newline: str = "\n") -> None:

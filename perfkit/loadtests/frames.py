@@ -64,7 +64,8 @@ def samples_frame(
         Columns ``SAMPLE_COLUMNS``: ``ts`` tz-aware UTC, ``latency_ms`` float, ``status``
         nullable Int64, ``ok`` nullable boolean, text columns categorical (except ``error``).
     """
-    ts = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns")
+    if not (isinstance(ts, pd.DatetimeIndex) and ts.dtype == UTC_NS):
+        ts = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns")
     n = len(ts)
     frame = pd.DataFrame(
         {
@@ -79,7 +80,8 @@ def samples_frame(
             "error": _text(error, n),
             "tool": _constant(tool, n),
             "source": _constant(str(source), n),
-        }
+        },
+        copy=False,  # the readers hand over arrays built for this frame
     )
     return frame[SAMPLE_COLUMNS]
 

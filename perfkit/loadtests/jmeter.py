@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from pandas.api.types import union_categoricals
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import duck
@@ -145,7 +148,9 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         if head.strip() and b"\n" in head:
             with guard(path, "JMeter JTL (CSV)"):
                 delimiter, has_header, names = _layout(head, columns, path)
-                typed = _typed_arrow(path, names, delimiter, has_header)
+                typed = _typed_pandas(path, names, delimiter, has_header)
+                if typed is None:
+                    typed = _typed_arrow(path, names, delimiter, has_header)
                 if typed is not None:
                     return _run_typed(typed, path, names)
     data = read_bytes(path)
@@ -159,6 +164,8 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
             frame = pd.read_csv(
                 io.BytesIO(data), sep=delimiter, names=names, header=0 if has_header else None,
                 usecols=list(dict.fromkeys([*include, last])), engine="c", keep_default_na=False,
+                # text as written: a label "01" is not the number 1
+                dtype={c: str for c in (*include, last) if c not in ("timeStamp", "elapsed")},
                 on_bad_lines="skip" if skip_bad_lines else "error", quotechar='"',
             )
         except (pd.errors.ParserError, ValueError) as err:
@@ -179,6 +186,100 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         if frame.empty:
             raise BadInputError("JTL without samples", path=path)
         return _run(frame, path, "jmeter-csv", skipped)
+
+
+# A JTL at least this large is cut into 2 segments per thread at line starts, parsed at once
+_SEGMENT_MIN = 32 << 20
+
+
+class _ByteRange(io.RawIOBase):
+    """A read-only view of bytes ``start..end`` of a file (a segment for pandas' parser)."""
+
+    def __init__(self, path: Path, start: int, end: int):
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the view)
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = min(len(buffer), self._left)
+        if size <= 0:
+            return 0
+        got = self._file.readinto(memoryview(buffer)[:size])
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _segments(path: Path, has_header: bool, count: int) -> list[tuple[int, int]]:
+    """``count`` byte ranges of the file's rows, each starting at a line start."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        starts = [len(handle.readline()) if has_header else 0]
+        for i in range(1, count):
+            handle.seek(max(size * i // count - 1, starts[-1]))
+            handle.readline()
+            if handle.tell() > starts[-1] and handle.tell() < size:
+                starts.append(handle.tell())
+    return list(zip(starts, [*starts[1:], size], strict=True))
+
+
+def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool) -> dict | None:
+    """The JTL's sample columns as arrays, parsed by pandas' C engine in parallel; None to fall back.
+
+    The file is cut at line starts into segments parsed by threads (the C tokenizer releases
+    the GIL). A cut can land inside a quoted failure message that spans lines: that segment
+    then ends inside a quoted field, which pandas reports ("EOF inside string"), and the file
+    is read whole by ``_typed_arrow`` instead. None as well when a row has too many fields,
+    a row is cut short (its last field is empty), a timestamp is not epoch milliseconds or an
+    elapsed time is not a number: the next readers handle or name those rows.
+    """
+    if len(set(names)) != len(names):
+        return None
+    wanted = [c for c in _NEEDED if c in names and c != "URL"]
+    last = names[-1]
+    texts = [c for c in dict.fromkeys([*wanted, last]) if c not in ("timeStamp", "elapsed")]
+    dtypes = {name: "category" for name in texts} | {"timeStamp": "int64", "elapsed": "float64"}
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    count = 2 * workers if path.stat().st_size >= _SEGMENT_MIN else 1
+
+    def parse(segment: tuple[int, int]) -> pd.DataFrame:
+        with io.BufferedReader(_ByteRange(path, *segment), 1 << 20) as handle:
+            return pd.read_csv(handle, sep=delimiter, names=names, header=None, usecols=list(dtypes),
+                               dtype=dtypes, engine="c", na_filter=False, quotechar='"')
+
+    try:
+        segments = _segments(path, has_header, count)
+        with ThreadPoolExecutor(min(workers, len(segments))) as pool:
+            frames = list(pool.map(parse, segments))
+    except (pd.errors.ParserError, ValueError, TypeError, OverflowError, OSError, UnicodeDecodeError):
+        return None
+    rows = sum(len(frame) for frame in frames)
+    if rows == 0 or any((frame[last] == "").any() for frame in frames if last in texts):
+        return None
+    columns = {name: union_categoricals([frame[name] for frame in frames]) for name in texts}
+    # pandas turns categories that all look like numbers or booleans into those: harmless for
+    # success and responseCode (their rules read them as text again), but labels and messages
+    # must stay as written ("01" is not "1")
+    if any(not pd.api.types.is_string_dtype(columns[name].categories)
+           for name in ("label", "responseMessage", "failureMessage") if name in columns):
+        return None
+
+    def distinct(name: str) -> tuple[np.ndarray, np.ndarray]:
+        column = columns[name]
+        return column.categories.astype(str).to_numpy(dtype=object), column.codes
+
+    def joined(name: str) -> np.ndarray:
+        arrays = [frame[name].to_numpy() for frame in frames]
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    return _typed_parts(names, rows, joined("timeStamp"), joined("elapsed"), distinct)
 
 
 def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool) -> dict | None:
@@ -217,15 +318,25 @@ def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool)
         return (column.dictionary.to_numpy(zero_copy_only=False).astype(object),
                 column.indices.to_numpy(zero_copy_only=False))
 
-    parts = {"ts_ms": table.column("timeStamp").to_numpy(), "elapsed": table.column("elapsed").to_numpy()}
+    return _typed_parts(names, rows, table.column("timeStamp").to_numpy(), table.column("elapsed").to_numpy(),
+                        distinct)
+
+
+def _typed_parts(names: list[str], rows: int, ts_ms: np.ndarray, elapsed: np.ndarray, distinct) -> dict:
+    """The sample arrays from the parsed columns, by JMeter's rules.
+
+    ``distinct(name)`` gives a text column as (distinct values, each row's index into them):
+    each rule runs on the distinct values, then spreads to the rows by index.
+    """
+    parts = {"ts_ms": ts_ms, "elapsed": elapsed}
     parts["labels"], parts["label_of"] = distinct("label")
     if "responseMessage" in names:
         messages, message_of = distinct("responseMessage")
         starts = np.array([text.startswith(TRANSACTION_MARK) for text in messages], dtype=bool)
-        parts["is_transaction"] = starts[message_of] if messages.size else np.zeros(rows, dtype=bool)
+        parts["is_transaction"] = starts[message_of] if starts.any() else None
     else:
         messages, message_of = np.array([""], dtype=object), np.zeros(rows, dtype=np.int32)
-        parts["is_transaction"] = np.zeros(rows, dtype=bool)
+        parts["is_transaction"] = None
     ok = None
     if "success" in names:
         values, value_of = distinct("success")
@@ -234,7 +345,9 @@ def _typed_arrow(path: Path, names: list[str], delimiter: str, has_header: bool)
         codes, code_of = distinct("responseCode")
         numbers = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").to_numpy(dtype="float64")
         # Int64 values and mask per distinct code (a code that is not a number is missing)
-        parts["status"] = (np.nan_to_num(numbers).round().astype(np.int64)[code_of], np.isnan(numbers)[code_of])
+        missing = np.isnan(numbers)
+        parts["status"] = (np.nan_to_num(numbers).round().astype(np.int64)[code_of],
+                           missing[code_of] if missing.any() else np.zeros(rows, dtype=bool))
     if "failureMessage" in names:
         failures, failure_of = distinct("failureMessage")
         has_failure = np.array([text != "" for text in failures], dtype=bool)[failure_of]
@@ -257,8 +370,8 @@ def _run_typed(parts: dict, path: Path, names: list[str]) -> LoadTestRun:
     and boolean from values and masks, error as Arrow-backed text): one selection of the rows
     that stay, in start order, and no intermediate DataFrame.
     """
-    is_transaction = parts["is_transaction"]
-    transactions = int(is_transaction.sum())
+    is_transaction = parts["is_transaction"]  # None: no Transaction Controller rows
+    transactions = 0 if is_transaction is None else int(is_transaction.sum())
     index = np.flatnonzero(~is_transaction) if transactions else None
     stamps = parts["ts_ms"] if index is None else parts["ts_ms"][index]
     if stamps.size > 1 and (stamps[1:] < stamps[:-1]).any():  # JMeter writes rows as samples end
