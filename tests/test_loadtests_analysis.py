@@ -277,9 +277,13 @@ def test_cli_skip_bad_lines(tmp_path, capsys):
 
 # --- summary percentiles ---------------------------------------------------------------------------
 @pytest.mark.parametrize("top, missing", [(3, 0.0), (50, 0.2), (5000, 0.0), (2_000_000, 0.0)])
-def test_summary_percentiles_equal_numpy_for_whole_millisecond_latencies(top, missing):
-    # whole milliseconds are counted (one bincount), not selected: the figures must be numpy's, bit for bit;
-    # above 2**20 ms the selection path runs, and must agree too
+def test_summary_percentiles_equal_numpy_for_whole_millisecond_latencies(monkeypatch, top, missing):
+    from perfkit.loadtests import frames
+
+    monkeypatch.setattr(frames, "_CHUNK", 3)  # several counting steps even on a few rows
+    # whole milliseconds are counted (bincount), not selected: the figures must be numpy's, bit for bit;
+    # when (largest latency + 1) x endpoints exceeds 2**22 cells (top 2,000,000 with 3 endpoints) the
+    # selection path runs, and must agree too
     rng = np.random.default_rng(top)
     for n in (1, 2, 7, 400):
         latency = rng.integers(0, top, n).astype(float)
@@ -318,3 +322,34 @@ def test_minus_ms_gives_pandas_nanoseconds():
     got = pd.Series(minus_ms(end, latency))
     assert got.dtype == want.dtype
     assert got.equals(want)
+
+
+def test_summary_with_many_endpoints_equals_a_groupby():
+    rng = np.random.default_rng(9)
+    n = 6000
+    endpoint = np.array([f"/users/{i}" for i in rng.integers(0, 40, n)])  # 40 endpoints: the sorted path
+    latency = rng.lognormal(3, 1, n)
+    latency[rng.random(n) < 0.05] = np.nan
+    samples = samples_frame(ts=pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="ms"),
+                            endpoint=endpoint, latency_ms=latency, ok=rng.random(n) > 0.1, tool="x", source="mem")
+    summary = summarize(samples).set_index("endpoint")
+    frame = pd.DataFrame({"endpoint": endpoint, "latency": latency, "failed": ~samples["ok"].to_numpy(bool)})
+    for name, group in frame.groupby("endpoint"):
+        row = summary.loc[name]
+        known = group["latency"].dropna().to_numpy()
+        assert row["requests"] == len(group) and row["failures"] == group["failed"].sum()
+        assert row["mean_ms"] == known.mean() and row["max_ms"] == known.max()
+        assert np.array_equal(row[["p50_ms", "p90_ms", "p95_ms", "p99_ms"]].to_numpy(float),
+                              np.percentile(known, [50, 90, 95, 99]))
+    assert summary.loc["ALL", "requests"] == n
+
+
+def test_run_length_with_missing_stamps_and_microsecond_units():
+    from perfkit.loadtests.frames import run_duration_s
+
+    ts = pd.Series(pd.to_datetime(["2024-01-01T00:00:00", None, "2024-01-01T00:00:10"], utc=True)).dt.as_unit("us")
+    samples = pd.DataFrame({"ts": ts, "latency_ms": [5.0, 7.0, 1.0]})
+    assert run_duration_s(samples) == pytest.approx(10.001)
+    samples["latency_ms"] = [5.0, 7.0, np.inf]
+    with pytest.raises(ValueError, match="not a duration"):
+        run_duration_s(samples)

@@ -282,3 +282,43 @@ def test_cli_summary_only(capsys):
     assert any("out of core" in note for note in result["notes"])
     reference = loadtests.read(FIX / "k6_points.ndjson").summary
     assert [row["requests"] for row in result["summary"]] == reference["requests"].tolist()
+
+
+@pytest.mark.parametrize("column, value, expected", [
+    ("timeStamp", "99999999999999", "line|timeStamp|out of bounds|Out of bounds"),  # past 2262
+    ("elapsed", "inf", "not a duration"),
+])
+def test_jtl_values_out_of_range_are_named_not_wrapped(tmp_path, column, value, expected):
+    lines = (FIX / "jmeter_header.jtl").read_text().splitlines()
+    header = lines[0].split(",")
+    fields = lines[5].split(",")
+    fields[header.index(column)] = value
+    lines[5] = ",".join(fields)
+    path = tmp_path / "range.jtl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadInputError, match=expected):
+        loadtests.read(path)
+
+
+def test_jtl_status_that_is_no_code_is_missing(monkeypatch, tmp_path):
+    lines = (FIX / "jmeter_header.jtl").read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[3] = "1e300"
+    lines[5] = ",".join(fields)
+    path = tmp_path / "code.jtl"
+    path.write_text("\n".join(lines) + "\n")
+    run = loadtests.read(path)
+    assert run.samples["status"].isna().sum() == 1
+    _same_run(run, _jtl_reference(monkeypatch, path))
+
+
+def test_k6_csv_infinite_value_is_named(tmp_path):
+    lines = (FIX / "k6_results.csv").read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith("http_req_duration,"))
+    fields = lines[index].split(",")
+    fields[2] = "inf"
+    lines[index] = ",".join(fields)
+    path = tmp_path / "inf.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadInputError, match=rf"inf.csv, line {index + 1}"):
+        loadtests.read(path)

@@ -188,6 +188,8 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
         return _run(frame, path, "jmeter-csv", skipped)
 
 
+# Epoch milliseconds from here on are past 2262, beyond nanosecond timestamps
+_STAMP_MAX_MS = 9_223_372_036_854
 # A JTL at least this large is cut into 2 segments per thread at line starts, parsed at once
 _SEGMENT_MIN = 32 << 20
 
@@ -328,6 +330,10 @@ def _typed_parts(names: list[str], rows: int, ts_ms: np.ndarray, elapsed: np.nda
     ``distinct(name)`` gives a text column as (distinct values, each row's index into them):
     each rule runs on the distinct values, then spreads to the rows by index.
     """
+    # stamps past 2262 or latencies that are no durations: the whole-file reader names them
+    if (ts_ms.size and max(abs(int(ts_ms.min())), abs(int(ts_ms.max()))) >= _STAMP_MAX_MS) \
+            or (np.abs(elapsed) > 1e12).any():
+        return None
     parts = {"ts_ms": ts_ms, "elapsed": elapsed}
     parts["labels"], parts["label_of"] = distinct("label")
     if "responseMessage" in names:
@@ -345,6 +351,7 @@ def _typed_parts(names: list[str], rows: int, ts_ms: np.ndarray, elapsed: np.nda
         codes, code_of = distinct("responseCode")
         numbers = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").to_numpy(dtype="float64")
         # Int64 values and mask per distinct code (a code that is not a number is missing)
+        numbers = np.where(np.abs(numbers) < 1e15, numbers, np.nan)  # no status code (nor int64 overflow)
         missing = np.isnan(numbers)
         parts["status"] = (np.nan_to_num(numbers).round().astype(np.int64)[code_of],
                            missing[code_of] if missing.any() else np.zeros(rows, dtype=bool))

@@ -619,12 +619,13 @@ def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
                 rows[tag] = None
         values = pd.to_numeric(rows["metric_value"], errors="coerce")
         times, unit_note = _csv_times(rows["timestamp"])
-        bad_rows = values.isna() | times.isna()
+        bad_rows = ~np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan)) | times.isna().to_numpy()
+        bad_rows = pd.Series(bad_rows, index=values.index)
         if bad_rows.any():
             if not skip_bad_lines:
                 where = int(np.flatnonzero(bad_rows.to_numpy())[0])
                 raise BadInputError(
-                    "k6 CSV row without a numeric value or timestamp",
+                    "k6 CSV row without a finite numeric value or a timestamp",
                     path=path,
                     line=int(rows.index[where]) + 2,
                 )
