@@ -113,6 +113,7 @@ _PARSE_ERRORS = (
     IndexError,
     AttributeError,
     OverflowError,
+    RecursionError,  # json.loads of deeply nested input ("[" * 200000)
     UnicodeDecodeError,
     json.JSONDecodeError,
     ZeroDivisionError,
@@ -143,6 +144,8 @@ def guard(path, what: str):
             "summary_only=True (perfkit loadtest --summary-only)", path=path) from err
     except _PARSE_ERRORS as err:
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        if isinstance(err, RecursionError):
+            detail = "nested too deeply to read"
         raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
     except Exception as err:  # pyarrow's ArrowInvalid and friends
         if type(err).__module__.startswith("pyarrow"):

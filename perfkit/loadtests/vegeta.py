@@ -159,11 +159,13 @@ def read_json(path, *, endpoint: str | None = None, skip_bad_lines: bool = False
                                  item.get("method"), item.get("url"), item.get("attack"))
                 if not isinstance(fields[0], str):
                     raise TypeError("timestamp is not a string")
-            except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+                    RecursionError) as err:
                 if skip_bad_lines:
                     skipped += 1
                     continue
-                raise BadInputError(f"truncated or invalid vegeta JSON line ({type(err).__name__})",
+                why = "nested too deeply" if isinstance(err, RecursionError) else type(err).__name__
+                raise BadInputError(f"truncated or invalid vegeta JSON line ({why})",
                                     path=path, line=number) from None
             _append(rows, fields)
             lines.append(number)
