@@ -280,6 +280,21 @@ def test_vegeta_bad_input(tmp_path):
     assert run.skipped_lines == 1 and len(run.samples) == 249
 
 
+def test_vegeta_csv_reads_a_body_above_the_csv_field_limit(tmp_path):
+    import base64
+    import csv
+
+    rows = (FIX / "vegeta_results.csv").read_text().splitlines()
+    fields = rows[0].split(",")
+    fields[6] = base64.b64encode(b"x" * 150_000).decode()  # 200,000 characters > 131,072
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join([",".join(fields), *rows[1:]]) + "\n")
+    limit = csv.field_size_limit()
+    run = loadtests.read(path)
+    assert len(run.samples) == 250 and run.skipped_lines == 0
+    assert csv.field_size_limit() == limit  # the process-wide limit is restored
+
+
 # --- command line -------------------------------------------------------------------------------
 @pytest.fixture
 def only_the_loadtest_command(monkeypatch):

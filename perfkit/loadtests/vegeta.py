@@ -210,6 +210,18 @@ def read_csv(path, *, endpoint: str | None = None, skip_bad_lines: bool = False)
     """
     path = Path(path)
     data = read_bytes(path)
+    # the base64 body and headers columns can exceed the csv module's 131072-character field
+    # limit (a body above ~96 KB): no field is longer than the file, so the file's length is a
+    # limit that rejects nothing (process-wide, so restored after the read)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, min(len(data) + 1, 2**31 - 1)))
+    try:
+        return _read_csv_rows(data, path, endpoint, skip_bad_lines)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_csv_rows(data: bytes, path: Path, endpoint: str | None, skip_bad_lines: bool) -> LoadTestRun:
     rows, lines, skipped = _empty_rows(), [], 0
     with guard(path, "vegeta CSV"):
         reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
