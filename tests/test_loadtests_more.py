@@ -162,6 +162,22 @@ def test_hey_bad_input(tmp_path):
         loadtests.read(path)
 
 
+@pytest.mark.parametrize("before", [[], ["", '"a', 'b",1,2,3,4,5,6,7']], ids=["plain", "after_blank_and_quoted"])
+def test_hey_unbalanced_quote_names_the_files_line(tmp_path, before):
+    # pandas says "EOF inside string starting at row N" (records, 0-based, header = row 0) and
+    # "Expected 8 fields in line N" (records, 1-based): both reported as the file's line
+    lines = (FIX / "hey_search.csv").read_text().splitlines()
+    head = [lines[0], *lines[1:10], *before]
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join([*head, '"' + lines[10], *lines[11:]]) + "\n")
+    for skip in (False, True):  # the rest of the file is inside the string: nothing to skip to
+        with pytest.raises(BadInputError, match=rf"quote.csv, line {len(head) + 1}: truncated"):
+            loadtests.read(path, skip_bad_lines=skip)
+    path.write_text("\n".join([*head, lines[10] + ",9", *lines[11:]]) + "\n")
+    with pytest.raises(BadInputError, match=rf"quote.csv, line {len(head) + 1}: truncated"):
+        loadtests.read(path)
+
+
 # --- vegeta -------------------------------------------------------------------------------------
 def vegeta_results(name: str = "vegeta_results.json") -> list[dict]:
     return [json.loads(line) for line in (FIX / name).read_text().splitlines()]

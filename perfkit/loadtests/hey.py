@@ -6,6 +6,7 @@ start offset), and leaves out the requests that got no answer (connection errors
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from datetime import UTC, datetime
@@ -50,6 +51,25 @@ def _start_time(start, path: Path, run_length_s: float) -> tuple[pd.Timestamp, s
     )
 
 
+def _error_line(message: str, text: str) -> int | None:
+    """The file line of the record a pandas C-parser error names, or None.
+
+    pandas counts records (a quoted field may span lines), the header included: "Expected 8
+    fields in line N" is 1-based, "EOF inside string starting at row N" 0-based.
+    """
+    match = re.search(r"\b(line|row) (\d+)", message)
+    if not match:
+        return None
+    record = int(match.group(2)) - (match.group(1) == "line")  # 0-based, header = 0
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for _ in range(record):  # the records before it: where the last one ended
+            next(reader)
+    except (StopIteration, csv.Error):
+        return record + 1  # one record per line, as hey writes them
+    return reader.line_num + 1
+
+
 def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: bool = False) -> LoadTestRun:
     """Read hey's ``-o csv`` output: one sample per answered request.
 
@@ -86,9 +106,8 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
             rows = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False,
                                skip_blank_lines=False, on_bad_lines="skip" if skip_bad_lines else "error")
         except pd.errors.ParserError as err:
-            match = re.search(r"line (\d+)", str(err))
             raise BadInputError("truncated or malformed hey CSV row", path=path,
-                                line=int(match.group(1)) if match else None) from None
+                                line=_error_line(str(err), text.lstrip("\ufeff"))) from None
         blank = (rows == "").all(axis=1).to_numpy()
         latency_s = pd.to_numeric(rows["response-time"], errors="coerce")
         status = pd.to_numeric(rows["status-code"], errors="coerce")
