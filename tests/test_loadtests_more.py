@@ -178,6 +178,13 @@ def test_hey_unbalanced_quote_names_the_files_line(tmp_path, before):
         loadtests.read(path)
 
 
+@pytest.mark.parametrize("start", ["garbage", "NaT", [1, 2]])
+def test_hey_bad_start_option_is_named_and_the_file_not_blamed(start):
+    with pytest.raises(BadInputError, match=r"^start=.* is not a date and time") as caught:
+        loadtests.read(FIX / "hey_search.csv", start=start)
+    assert caught.value.path is None and "hey CSV" not in str(caught.value)
+
+
 # --- vegeta -------------------------------------------------------------------------------------
 def vegeta_results(name: str = "vegeta_results.json") -> list[dict]:
     return [json.loads(line) for line in (FIX / name).read_text().splitlines()]

@@ -36,11 +36,23 @@ NOTE_NO_ERRORS = (
 NOTE_RESOLUTION = "hey writes times in seconds with 4 decimals: latencies are known to 0.1 ms"
 
 
-def _start_time(start, path: Path, run_length_s: float) -> tuple[pd.Timestamp, str]:
-    """The clock time of offset 0 and the note saying where it came from."""
-    if start is not None:
+def _parse_start(start) -> pd.Timestamp | None:
+    """The ``start=`` option as a UTC Timestamp (naive is UTC); BadInputError naming the option."""
+    if start is None:
+        return None
+    try:
         stamp = pd.Timestamp(start)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError) as err:
+        detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise BadInputError(f"start={start!r:.60} is not a date and time ({detail})") from None
+    if stamp is pd.NaT:
+        raise BadInputError(f"start={start!r:.60} is not a date and time")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _start_time(stamp: pd.Timestamp | None, path: Path, run_length_s: float) -> tuple[pd.Timestamp, str]:
+    """The clock time of offset 0 and the note saying where it came from."""
+    if stamp is not None:
         return stamp, f"hey's CSV has no clock time: ts = start ({stamp.isoformat()}) + each request's offset"
     mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     stamp = pd.Timestamp(mtime) - pd.Timedelta(seconds=run_length_s)
@@ -93,6 +105,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
         percentiles from samples. hey's ``offset`` is seconds since hey started.
     """
     path = Path(path)
+    stamp = _parse_start(start)
     text = read_text(path)
     name = endpoint or path.name.split(".")[0] or "hey"
     with guard(path, "hey CSV"):
@@ -127,7 +140,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
             raise BadInputError("hey CSV without requests (hey leaves out requests that failed "
                                 "to connect or timed out: did every request fail?)", path=path)
         run_length_s = float((offset + latency_s).max())
-        base, ts_note = _start_time(start, path, run_length_s)
+        base, ts_note = _start_time(stamp, path, run_length_s)
         order = np.argsort(offset.to_numpy(), kind="stable")
         codes = status.to_numpy()[order]
         samples = samples_frame(
