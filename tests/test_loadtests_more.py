@@ -185,6 +185,18 @@ def test_hey_bad_start_option_is_named_and_the_file_not_blamed(start):
     assert caught.value.path is None and "hey CSV" not in str(caught.value)
 
 
+@pytest.mark.parametrize("name, endpoint", [("run.2024-05-01.csv", "run.2024-05-01"),
+                                            ("api.example.com.csv.gz", "api.example.com"),
+                                            ("search", "search")])
+def test_hey_default_endpoint_is_the_file_name_without_its_extension(tmp_path, name, endpoint):
+    import gzip
+
+    data = (FIX / "hey_search.csv").read_bytes()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert loadtests.read(path, "hey-csv").summary["endpoint"].iloc[0] == endpoint
+
+
 # --- vegeta -------------------------------------------------------------------------------------
 def vegeta_results(name: str = "vegeta_results.json") -> list[dict]:
     return [json.loads(line) for line in (FIX / name).read_text().splitlines()]

@@ -36,6 +36,12 @@ NOTE_NO_ERRORS = (
 NOTE_RESOLUTION = "hey writes times in seconds with 4 decimals: latencies are known to 0.1 ms"
 
 
+def _stem(path: Path) -> str:
+    """The file's name without its extension (nor ``.gz``): the default endpoint name."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    return Path(name).stem or "hey"
+
+
 def _parse_start(start) -> pd.Timestamp | None:
     """The ``start=`` option as a UTC Timestamp (naive is UTC); BadInputError naming the option."""
     if start is None:
@@ -90,7 +96,8 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
     path:
         The CSV file (hey's stdout).
     endpoint:
-        The name of the URL hey tested (the CSV does not say); default: the file's stem.
+        The name of the URL hey tested (the CSV does not say); default: the file's name without
+        its extension (and ``.gz``): ``search.2024-05-01.csv`` gives ``search.2024-05-01``.
     start:
         When the run started (anything ``pandas.Timestamp`` takes; naive is UTC). By default
         the file's modification time minus the run's length.
@@ -107,7 +114,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
     path = Path(path)
     stamp = _parse_start(start)
     text = read_text(path)
-    name = endpoint or path.name.split(".")[0] or "hey"
+    name = endpoint or _stem(path)
     with guard(path, "hey CSV"):
         first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
         if first != CSV_HEADER:
