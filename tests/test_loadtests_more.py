@@ -330,6 +330,23 @@ def test_vegeta_csv_reads_a_body_above_the_csv_field_limit(tmp_path):
     assert csv.field_size_limit() == limit  # the process-wide limit is restored
 
 
+def test_vegeta_malformed_url_names_the_line(tmp_path):
+    lines = (FIX / "vegeta_results.json").read_text().splitlines()
+    bad = {**json.loads(lines[4]), "url": "http://[::1/api/users"}  # urlsplit: Invalid IPv6 URL
+    path = tmp_path / "url.json"
+    path.write_text("\n".join([*lines[:4], json.dumps(bad), *lines[5:]]) + "\n")
+    with pytest.raises(BadInputError, match=r"url.json, line 5: .*Invalid IPv6 URL"):
+        loadtests.read(path)
+    assert loadtests.read(path, skip_bad_lines=True).skipped_lines == 1
+    rows = (FIX / "vegeta_results.csv").read_text().splitlines()
+    fields = rows[4].split(",")
+    fields[10] = "http://[::1/api/users"
+    path = tmp_path / "url.csv"
+    path.write_text("\n".join([*rows[:4], ",".join(fields), *rows[5:]]) + "\n")
+    with pytest.raises(BadInputError, match=r"url.csv, line 5: "):
+        loadtests.read(path)
+
+
 # --- command line -------------------------------------------------------------------------------
 @pytest.fixture
 def only_the_loadtest_command(monkeypatch):

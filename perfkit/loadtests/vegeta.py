@@ -40,15 +40,20 @@ NOTE_ENDPOINT = (
 )
 
 
-def _endpoints(methods: list[str], urls: list[str], fallback: str) -> tuple[list[str], bool]:
-    """Endpoint names from the URLs (path only; "METHOD path" when a path has several methods)."""
-    paths = [(urlsplit(url).path or "/") if url else fallback for url in urls]
+def _url_path(url: str) -> str:
+    """The URL's path ("/" when empty), "" without a URL; ValueError for a malformed URL."""
+    return (urlsplit(url).path or "/") if url else ""  # urlsplit: "Invalid IPv6 URL"
+
+
+def _endpoints(methods: list[str], url_paths: list[str], fallback: str) -> tuple[list[str], bool]:
+    """Endpoint names from the URLs' paths ("METHOD path" when a path has several methods)."""
+    paths = [path or fallback for path in url_paths]
     methods_of: dict[str, set] = {}
     for method, path in zip(methods, paths, strict=True):
         methods_of.setdefault(path, set()).add(method)
     clash = {path for path, seen in methods_of.items() if len(seen) > 1}
     names = [f"{m} {p}" if p in clash and m else p for m, p in zip(methods, paths, strict=True)]
-    return names, any(urls)
+    return names, any(url_paths)
 
 
 def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -> LoadTestRun:
@@ -61,7 +66,7 @@ def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -
     methods = [m or None for m in rows["method"]]
     attacks = sorted({a for a in rows["attack"] if a})
     fallback = endpoint or (attacks[0] if len(attacks) == 1 else "vegeta")
-    names, has_urls = _endpoints([m or "" for m in rows["method"]], rows["url"], fallback)
+    names, has_urls = _endpoints([m or "" for m in rows["method"]], rows["url_path"], fallback)
     answered = (code >= 200) & (code < 400)
     no_error = np.array([not e for e in error], dtype=bool)
     samples = samples_frame(
@@ -102,7 +107,7 @@ def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -
 
 
 def _empty_rows() -> dict:
-    return {key: [] for key in ("ts", "code", "latency", "error", "method", "url", "attack")}
+    return {key: [] for key in ("ts", "code", "latency", "error", "method", "url_path", "attack")}
 
 
 def _timestamps(rows: dict, lines: list[int], path: Path, skip_bad_lines: bool) -> int:
@@ -164,7 +169,11 @@ def read_json(path, *, endpoint: str | None = None, skip_bad_lines: bool = False
                 if skip_bad_lines:
                     skipped += 1
                     continue
-                why = "nested too deeply" if isinstance(err, RecursionError) else type(err).__name__
+                why = type(err).__name__
+                if isinstance(err, RecursionError):
+                    why = "nested too deeply"
+                elif isinstance(err, ValueError | TypeError) and not isinstance(err, json.JSONDecodeError):
+                    why = str(err)[:80] or why  # a field's value: a bad URL, a code out of range
                 raise BadInputError(f"truncated or invalid vegeta JSON line ({why})",
                                     path=path, line=number) from None
             _append(rows, fields)
@@ -194,11 +203,12 @@ def _fields(ts, code, latency, error, method, url, attack) -> tuple:
     code = _integer(code)
     if not 0 <= code < 1000:
         raise ValueError(f"status code {code} out of range")
-    return ts, code, _integer(latency), _text(error), _text(method), _text(url), _text(attack)
+    return (ts, code, _integer(latency), _text(error), _text(method), _url_path(_text(url)),
+            _text(attack))
 
 
 def _append(rows: dict, fields: tuple) -> None:
-    for key, value in zip(("ts", "code", "latency", "error", "method", "url", "attack"), fields,
+    for key, value in zip(("ts", "code", "latency", "error", "method", "url_path", "attack"), fields,
                           strict=True):
         rows[key].append(value)
 
