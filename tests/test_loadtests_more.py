@@ -376,3 +376,29 @@ def test_cli_skip_bad_lines_for_vegeta(only_the_loadtest_command, tmp_path, caps
     assert "line 6" in capsys.readouterr().err
     assert main(["loadtest", "--skip-bad-lines", "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["skipped_lines"] == 1
+
+
+def test_vegeta_note_says_perfkit_is_stricter_than_vegetas_success(tmp_path):
+    lines = (FIX / "vegeta_results.json").read_text().splitlines()
+    first = json.loads(lines[0])
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({**first, "code": 200, "error": "read: connection reset"}) + "\n")
+    run = loadtests.read(path)
+    assert run.tool_figures["success"] == 1.0 and run.summary["failures"].iloc[-1] == 1
+    note = next(n for n in run.notes if n.startswith("failures are"))
+    assert "or an error" in note and "code only" in note
+    assert "what vegeta counts as failed" not in note
+
+
+def test_docs_and_help_list_gatling_hey_and_vegeta(only_the_loadtest_command, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "Gatling" in out and "hey" in out and "vegeta" in out
+    for tool in ("Gatling", "hey", "vegeta"):
+        assert tool in loadtests.__doc__.splitlines()[0] + loadtests.__doc__.splitlines()[1]
+    docs = (Path(__file__).parent.parent / "docs" / "README-loadtests.md").read_text().splitlines()
+    for number, line in enumerate(docs[1:], start=1):
+        if line.startswith("#"):
+            assert docs[number - 1] == "", f"no blank line before {line!r}"
+    assert "(vegeta's success)" not in "\n".join(docs)

@@ -31,8 +31,10 @@ NOTE_OPEN = (
     "loop): latencies include the target's queueing, no coordinated omission"
 )
 NOTE_SUCCESS = (
-    "failures are what vegeta counts as failed: a status outside 200-399, or no answer at all "
-    "(code 0 with an error); latency figures include the failed requests, as vegeta's report does"
+    "failures are the results with a status outside 200-399, no answer at all (code 0 with an "
+    "error), or an error: stricter than vegeta's success ratio, which looks at the code only "
+    "(tool_figures['success'] is vegeta's); latency figures include the failed requests, as "
+    "vegeta's report does"
 )
 NOTE_ENDPOINT = (
     "endpoint is the URL's path without its query (\"METHOD path\" when one path is requested "
