@@ -402,3 +402,12 @@ def test_docs_and_help_list_gatling_hey_and_vegeta(only_the_loadtest_command, ca
         if line.startswith("#"):
             assert docs[number - 1] == "", f"no blank line before {line!r}"
     assert "(vegeta's success)" not in "\n".join(docs)
+
+
+def test_http_ok_is_perfkits_success_rule():
+    from perfkit.loadtests.run import http_ok
+
+    codes = [0, 199, 200, 204, 302, 399, 400, 404, 500, 599, np.nan]
+    assert http_ok(codes).tolist() == [False, False, True, True, True, True, False, False, False,
+                                       False, False]
+    assert http_ok(np.array([200, 503], dtype=np.int64)).tolist() == [True, False]

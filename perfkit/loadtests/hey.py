@@ -17,7 +17,7 @@ import pandas as pd
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests.frames import samples_frame, summarize
-from perfkit.loadtests.run import LoadTestRun, guard, read_text
+from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_text
 
 TOOL = "hey"
 CSV_HEADER = "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset"
@@ -156,7 +156,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
                                       unit="ns"),
             endpoint=pd.Categorical.from_codes(np.zeros(len(order), dtype=np.int8), categories=[name]),
             latency_ms=latency_s.to_numpy()[order] * 1000.0, status=codes,
-            ok=(codes >= 200) & (codes < 400), tool=TOOL, source=str(path),
+            ok=http_ok(codes), tool=TOOL, source=str(path),
         )
         notes = [ts_note,
                  f"hey tests one URL and its CSV does not name it: endpoint {name!r} "

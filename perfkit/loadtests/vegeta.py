@@ -18,7 +18,7 @@ import pandas as pd
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests.frames import samples_frame, summarize
-from perfkit.loadtests.run import LoadTestRun, guard, read_bytes
+from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_bytes
 
 TOOL = "vegeta"
 # vegeta encode --to csv: timestamp (Unix ns), code, latency (ns), bytes out, bytes in, error,
@@ -69,7 +69,7 @@ def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -
     attacks = sorted({a for a in rows["attack"] if a})
     fallback = endpoint or (attacks[0] if len(attacks) == 1 else "vegeta")
     names, has_urls = _endpoints([m or "" for m in rows["method"]], rows["url_path"], fallback)
-    answered = (code >= 200) & (code < 400)
+    answered = http_ok(code)
     no_error = np.array([not e for e in error], dtype=bool)
     samples = samples_frame(
         ts=rows["ts"], endpoint=names, method=methods, latency_ms=latency_ms,
