@@ -72,3 +72,24 @@ def test_mutated_real_files(tmp_path, fmt, cut, flips):
 @given(data=st.binary(max_size=400))
 def test_detection_of_random_bytes(tmp_path, data):
     _read(tmp_path, data, None)
+
+
+DEEP = [b"[" * 200_000, b'{"stats": ' + b"[" * 200_000, b'{"a": ' * 100_000]
+
+
+@pytest.mark.parametrize("fmt", [None, *sorted(SEEDS)])
+@pytest.mark.parametrize("deep", DEEP, ids=["arrays", "stats", "objects"])
+def test_deeply_nested_json_is_bad_input_not_a_recursion_error(tmp_path, fmt, deep):
+    # json.loads raises RecursionError past the interpreter's depth: a clear error, no traceback
+    _read(tmp_path, deep, fmt)
+
+
+def test_deeply_nested_vegeta_line_names_the_line(tmp_path):
+    from perfkit.errors import BadInputError
+
+    first = (FIX / "vegeta_results.json").read_bytes().split(b"\n")[0]
+    path = tmp_path / "deep.json"
+    path.write_bytes(first + b"\n" + b"[" * 200_000 + b"\n")
+    with pytest.raises(BadInputError, match=r"deep.json, line 2: .*nested too deeply"):
+        loadtests.read(path)
+    assert loadtests.read(path, skip_bad_lines=True).skipped_lines == 1

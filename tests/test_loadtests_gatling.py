@@ -200,3 +200,53 @@ def test_cli_reads_gatling_files(capsys, monkeypatch):
 def test_report_file_keeps_files_and_unknown_folders(tmp_path):
     assert gatling.report_file(REAL_LOG) == REAL_LOG
     assert gatling.report_file(tmp_path) == tmp_path
+
+
+@pytest.mark.parametrize("start", ["99999999999999999999", "99999999999999999", "9223372036855"])
+def test_a_timestamp_out_of_range_names_its_line(tmp_path, start):
+    # beyond int64, or beyond what a timestamp holds (2262): the record's line, not the file
+    lines = GROUPS_LOG.read_text().splitlines()
+    index = next(i for i in range(20, len(lines)) if lines[i].startswith("REQUEST"))
+    fields = lines[index].split("\t")
+    status = fields.index("OK") if "OK" in fields else fields.index("KO")
+    fields[status - 2], fields[status - 1] = start, start + "0"
+    bad = list(lines)
+    bad[index] = "\t".join(fields)
+    path = tmp_path / "far.log"
+    path.write_text("\n".join(bad) + "\n")
+    with pytest.raises(BadInputError, match=rf"far.log, line {index + 1}: .*out of range"):
+        loadtests.read(path)
+    assert loadtests.read(path, skip_bad_lines=True).skipped_lines == 1
+
+
+@pytest.mark.parametrize("groups, name", [("2024", "1"), ("1700000000", "42"), ("7", "home")])
+def test_numeric_group_and_request_names_are_not_the_gatling_2_layout(tmp_path, groups, name):
+    path = tmp_path / "simulation.log"
+    path.write_text("RUN\tsim.Api\tapi\t1700000000000\t \t3.9.5\n"
+                    f"REQUEST\t{groups}\t{name}\t1700000000100\t1700000000105\tOK\t \n")
+    run = loadtests.read(path)
+    assert run.samples["endpoint"].tolist() == [f"{groups} / {name}"]
+    assert run.samples["latency_ms"].tolist() == [5.0]
+
+
+def test_the_gatling_2_layout_with_four_timestamps_is_refused(tmp_path):
+    path = tmp_path / "simulation.log"
+    path.write_text("RUN\tsim.Api\tapi\t1400000000000\t \t2.0\n"
+                    "REQUEST\tapi\t7\t\thome\t1400000000100\t1400000000101\t1400000000104\t"
+                    "1400000000105\tOK\t \n")
+    with pytest.raises(BadInputError, match=r"line 2: .*Gatling 2.0-2.1 layout"):
+        loadtests.read(path)
+
+
+@pytest.mark.parametrize("percentiles", [("50", "75", "95", "99"), (50, 75, 95, "99"), "50,75,95,99",
+                                         (50, 75, 95, 0), (True, 75, 95, 99), 99])
+def test_bad_percentiles_option_is_named_and_the_file_not_blamed(percentiles):
+    with pytest.raises(BadInputError, match=r"^percentiles= must be four numbers in \(0, 100\]") as caught:
+        loadtests.read(REAL_STATS, percentiles=percentiles)
+    assert caught.value.path is None
+
+
+def test_percentiles_option_takes_numpy_numbers():
+    run = loadtests.read(REAL_STATS, percentiles=np.array([50, 90, 95, 99.9]))
+    assert run.tool_figures["indicators"] == (50.0, 90.0, 95.0, 99.9)
+    assert run.tool_figures["percentiles"]["ALL"] == {"p99.9_ms": 27.0}

@@ -162,6 +162,41 @@ def test_hey_bad_input(tmp_path):
         loadtests.read(path)
 
 
+@pytest.mark.parametrize("before", [[], ["", '"a', 'b",1,2,3,4,5,6,7']], ids=["plain", "after_blank_and_quoted"])
+def test_hey_unbalanced_quote_names_the_files_line(tmp_path, before):
+    # pandas says "EOF inside string starting at row N" (records, 0-based, header = row 0) and
+    # "Expected 8 fields in line N" (records, 1-based): both reported as the file's line
+    lines = (FIX / "hey_search.csv").read_text().splitlines()
+    head = [lines[0], *lines[1:10], *before]
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join([*head, '"' + lines[10], *lines[11:]]) + "\n")
+    for skip in (False, True):  # the rest of the file is inside the string: nothing to skip to
+        with pytest.raises(BadInputError, match=rf"quote.csv, line {len(head) + 1}: truncated"):
+            loadtests.read(path, skip_bad_lines=skip)
+    path.write_text("\n".join([*head, lines[10] + ",9", *lines[11:]]) + "\n")
+    with pytest.raises(BadInputError, match=rf"quote.csv, line {len(head) + 1}: truncated"):
+        loadtests.read(path)
+
+
+@pytest.mark.parametrize("start", ["garbage", "NaT", [1, 2]])
+def test_hey_bad_start_option_is_named_and_the_file_not_blamed(start):
+    with pytest.raises(BadInputError, match=r"^start=.* is not a date and time") as caught:
+        loadtests.read(FIX / "hey_search.csv", start=start)
+    assert caught.value.path is None and "hey CSV" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name, endpoint", [("run.2024-05-01.csv", "run.2024-05-01"),
+                                            ("api.example.com.csv.gz", "api.example.com"),
+                                            ("search", "search")])
+def test_hey_default_endpoint_is_the_file_name_without_its_extension(tmp_path, name, endpoint):
+    import gzip
+
+    data = (FIX / "hey_search.csv").read_bytes()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert loadtests.read(path, "hey-csv").summary["endpoint"].iloc[0] == endpoint
+
+
 # --- vegeta -------------------------------------------------------------------------------------
 def vegeta_results(name: str = "vegeta_results.json") -> list[dict]:
     return [json.loads(line) for line in (FIX / name).read_text().splitlines()]
@@ -280,6 +315,38 @@ def test_vegeta_bad_input(tmp_path):
     assert run.skipped_lines == 1 and len(run.samples) == 249
 
 
+def test_vegeta_csv_reads_a_body_above_the_csv_field_limit(tmp_path):
+    import base64
+    import csv
+
+    rows = (FIX / "vegeta_results.csv").read_text().splitlines()
+    fields = rows[0].split(",")
+    fields[6] = base64.b64encode(b"x" * 150_000).decode()  # 200,000 characters > 131,072
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join([",".join(fields), *rows[1:]]) + "\n")
+    limit = csv.field_size_limit()
+    run = loadtests.read(path)
+    assert len(run.samples) == 250 and run.skipped_lines == 0
+    assert csv.field_size_limit() == limit  # the process-wide limit is restored
+
+
+def test_vegeta_malformed_url_names_the_line(tmp_path):
+    lines = (FIX / "vegeta_results.json").read_text().splitlines()
+    bad = {**json.loads(lines[4]), "url": "http://[::1/api/users"}  # urlsplit: Invalid IPv6 URL
+    path = tmp_path / "url.json"
+    path.write_text("\n".join([*lines[:4], json.dumps(bad), *lines[5:]]) + "\n")
+    with pytest.raises(BadInputError, match=r"url.json, line 5: .*Invalid IPv6 URL"):
+        loadtests.read(path)
+    assert loadtests.read(path, skip_bad_lines=True).skipped_lines == 1
+    rows = (FIX / "vegeta_results.csv").read_text().splitlines()
+    fields = rows[4].split(",")
+    fields[10] = "http://[::1/api/users"
+    path = tmp_path / "url.csv"
+    path.write_text("\n".join([*rows[:4], ",".join(fields), *rows[5:]]) + "\n")
+    with pytest.raises(BadInputError, match=r"url.csv, line 5: "):
+        loadtests.read(path)
+
+
 # --- command line -------------------------------------------------------------------------------
 @pytest.fixture
 def only_the_loadtest_command(monkeypatch):
@@ -309,3 +376,38 @@ def test_cli_skip_bad_lines_for_vegeta(only_the_loadtest_command, tmp_path, caps
     assert "line 6" in capsys.readouterr().err
     assert main(["loadtest", "--skip-bad-lines", "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["skipped_lines"] == 1
+
+
+def test_vegeta_note_says_perfkit_is_stricter_than_vegetas_success(tmp_path):
+    lines = (FIX / "vegeta_results.json").read_text().splitlines()
+    first = json.loads(lines[0])
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({**first, "code": 200, "error": "read: connection reset"}) + "\n")
+    run = loadtests.read(path)
+    assert run.tool_figures["success"] == 1.0 and run.summary["failures"].iloc[-1] == 1
+    note = next(n for n in run.notes if n.startswith("failures are"))
+    assert "or an error" in note and "code only" in note
+    assert "what vegeta counts as failed" not in note
+
+
+def test_docs_and_help_list_gatling_hey_and_vegeta(only_the_loadtest_command, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "Gatling" in out and "hey" in out and "vegeta" in out
+    for tool in ("Gatling", "hey", "vegeta"):
+        assert tool in loadtests.__doc__.splitlines()[0] + loadtests.__doc__.splitlines()[1]
+    docs = (Path(__file__).parent.parent / "docs" / "README-loadtests.md").read_text().splitlines()
+    for number, line in enumerate(docs[1:], start=1):
+        if line.startswith("#"):
+            assert docs[number - 1] == "", f"no blank line before {line!r}"
+    assert "(vegeta's success)" not in "\n".join(docs)
+
+
+def test_http_ok_is_perfkits_success_rule():
+    from perfkit.loadtests.run import http_ok
+
+    codes = [0, 199, 200, 204, 302, 399, 400, 404, 500, 599, np.nan]
+    assert http_ok(codes).tolist() == [False, False, True, True, True, True, False, False, False,
+                                       False, False]
+    assert http_ok(np.array([200, 503], dtype=np.int64)).tolist() == [True, False]

@@ -18,7 +18,8 @@ FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "loadtest",
-        help="summarize load-test results (k6, Locust, Artillery, ab, wrk, JMeter, pgbench, Gatling)",
+        help="summarize load-test results (k6, Locust, Artillery, ab, wrk, JMeter, pgbench, Gatling, "
+        "hey, vegeta)",
         description="Per endpoint and ALL: requests, failures, error rate, throughput, mean, "
         "p50/p90/p95/p99, max, and the SLO verdict of each metric.",
     )

@@ -1,4 +1,5 @@
-"""Load-test outputs (k6, Locust, Artillery, ab, wrk, JMeter, pgbench) as one DataFrame shape.
+"""Load-test outputs (k6, Locust, Artillery, ab, wrk, JMeter, pgbench, Gatling, hey, vegeta) as
+one DataFrame shape.
 
 ``read(path)`` returns a LoadTestRun (samples, summary, notes); ``slo``, ``flags``, ``compare``.
 """

@@ -73,7 +73,7 @@ def detect(path) -> str:
     if text.startswith(b"{") or text.startswith(b"["):
         try:
             line = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deeply nested ("[" * 200000)
             line = None
         if isinstance(line, dict) and line.get("type") in ("Metric", "Point") and "metric" in line:
             return "k6-json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from pathlib import Path
 
@@ -87,15 +88,24 @@ def _total(stats: dict, key: str) -> float:
     return _number(figure.get("total"))
 
 
-def _percentile_columns(percentiles) -> list[str | None]:
+def _percentile_option(percentiles) -> tuple[list[str | None], tuple[float, ...]]:
+    """The ``percentiles=`` option checked: the summary column of each (None when not one of
+    50/90/95/99) and the values as floats; BadInputError naming the option otherwise."""
+    wrong = f"percentiles= must be four numbers in (0, 100], got {percentiles!r:.80}"
+    if isinstance(percentiles, str | bytes):
+        raise BadInputError(wrong)
     try:
-        values = [float(p) for p in percentiles]
-    except (TypeError, ValueError):
-        raise BadInputError(f"percentiles must be four numbers, got {percentiles!r}") from None
-    if len(values) != 4 or not all(0 < p <= 100 for p in values):
-        raise BadInputError(f"percentiles must be four numbers in (0, 100], got {percentiles!r}")
+        items = list(percentiles)
+    except TypeError:
+        raise BadInputError(wrong) from None
+    # numbers only: "50" would be taken by float() but is no number (and bool is no percentile)
+    if len(items) != 4 or not all(isinstance(p, numbers.Real) and not isinstance(p, bool) for p in items):
+        raise BadInputError(wrong)
+    values = tuple(float(p) for p in items)
+    if not all(0 < p <= 100 for p in values):
+        raise BadInputError(wrong)
     names = {50.0: "p50_ms", 90.0: "p90_ms", 95.0: "p95_ms", 99.0: "p99_ms"}
-    return [names.get(p) for p in values]
+    return [names.get(p) for p in values], values
 
 
 def _stats_row(endpoint: str, stats: dict, columns: list[str | None], percentiles,
@@ -165,7 +175,7 @@ def read_stats(path, *, percentiles=DEFAULT_PERCENTILES) -> LoadTestRun:
         joined by " / ") plus ALL; failures = KO; percentiles from the tool (whole ms).
     """
     path = report_file(path)
-    columns = _percentile_columns(percentiles)
+    columns, percentiles = _percentile_option(percentiles)
     text = read_text(path)
     with guard(path, "Gatling stats.json"):
         doc = json.loads(text)
@@ -202,10 +212,29 @@ def read_stats(path, *, percentiles=DEFAULT_PERCENTILES) -> LoadTestRun:
 
 
 # --- simulation.log (text, Gatling 3.0-3.12) ---------------------------------------------------
+# the latest epoch millisecond a pandas timestamp holds (2262-04-11: int64 nanoseconds)
+MAX_EPOCH_MS = int(pd.Timestamp.max.value // 1_000_000)
+EPOCH_MS = re.compile(r"\d{13}")  # epoch milliseconds from 2001-09-09 to 2286-11-20
+
+
 def _int(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"not a timestamp: {text!r}")
+    """An epoch-millisecond field; ValueError when it is not one a timestamp can hold."""
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"not a timestamp: {text[:40]!r}")
+    if len(text) > 19 or int(text) > MAX_EPOCH_MS:
+        raise ValueError(f"timestamp out of range: {text[:40]}")
     return int(text)
+
+
+def _four_timestamps(stamps: list[str]) -> bool:
+    """Whether the four fields before a REQUEST's status are Gatling 2.0-2.1's request start,
+    request end, response start and response end: epoch milliseconds, starting with the
+    request's start and ending with the response's end (a numeric group and request name, as
+    ``2024`` and ``1``, are not)."""
+    if not all(EPOCH_MS.fullmatch(s) for s in stamps):
+        return False
+    values = [int(s) for s in stamps]
+    return values[0] == min(values) and values[-1] == max(values)
 
 
 def _request_layout(fields: list[str]) -> int | None:
@@ -268,7 +297,7 @@ def read_log(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
                     if end < start:
                         raise ValueError("REQUEST record ends before it starts")
                     name = fields[status - 3]
-                    if name.isdigit() and fields[status - 4].isdigit():
+                    if _four_timestamps(fields[status - 4:status]):
                         raise ValueError("four timestamps: the Gatling 2.0-2.1 layout is not supported")
                     groups = [g for g in fields[status - 4].split(",") if g]
                     message = fields[status + 1].strip()

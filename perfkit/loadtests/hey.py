@@ -6,6 +6,7 @@ start offset), and leaves out the requests that got no answer (connection errors
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ import pandas as pd
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests.frames import samples_frame, summarize
-from perfkit.loadtests.run import LoadTestRun, guard, read_text
+from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_text
 
 TOOL = "hey"
 CSV_HEADER = "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset"
@@ -35,11 +36,29 @@ NOTE_NO_ERRORS = (
 NOTE_RESOLUTION = "hey writes times in seconds with 4 decimals: latencies are known to 0.1 ms"
 
 
-def _start_time(start, path: Path, run_length_s: float) -> tuple[pd.Timestamp, str]:
-    """The clock time of offset 0 and the note saying where it came from."""
-    if start is not None:
+def _stem(path: Path) -> str:
+    """The file's name without its extension (nor ``.gz``): the default endpoint name."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    return Path(name).stem or "hey"
+
+
+def _parse_start(start) -> pd.Timestamp | None:
+    """The ``start=`` option as a UTC Timestamp (naive is UTC); BadInputError naming the option."""
+    if start is None:
+        return None
+    try:
         stamp = pd.Timestamp(start)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError) as err:
+        detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise BadInputError(f"start={start!r:.60} is not a date and time ({detail})") from None
+    if stamp is pd.NaT:
+        raise BadInputError(f"start={start!r:.60} is not a date and time")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _start_time(stamp: pd.Timestamp | None, path: Path, run_length_s: float) -> tuple[pd.Timestamp, str]:
+    """The clock time of offset 0 and the note saying where it came from."""
+    if stamp is not None:
         return stamp, f"hey's CSV has no clock time: ts = start ({stamp.isoformat()}) + each request's offset"
     mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     stamp = pd.Timestamp(mtime) - pd.Timedelta(seconds=run_length_s)
@@ -50,6 +69,25 @@ def _start_time(start, path: Path, run_length_s: float) -> tuple[pd.Timestamp, s
     )
 
 
+def _error_line(message: str, text: str) -> int | None:
+    """The file line of the record a pandas C-parser error names, or None.
+
+    pandas counts records (a quoted field may span lines), the header included: "Expected 8
+    fields in line N" is 1-based, "EOF inside string starting at row N" 0-based.
+    """
+    match = re.search(r"\b(line|row) (\d+)", message)
+    if not match:
+        return None
+    record = int(match.group(2)) - (match.group(1) == "line")  # 0-based, header = 0
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for _ in range(record):  # the records before it: where the last one ended
+            next(reader)
+    except (StopIteration, csv.Error):
+        return record + 1  # one record per line, as hey writes them
+    return reader.line_num + 1
+
+
 def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: bool = False) -> LoadTestRun:
     """Read hey's ``-o csv`` output: one sample per answered request.
 
@@ -58,7 +96,8 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
     path:
         The CSV file (hey's stdout).
     endpoint:
-        The name of the URL hey tested (the CSV does not say); default: the file's stem.
+        The name of the URL hey tested (the CSV does not say); default: the file's name without
+        its extension (and ``.gz``): ``search.2024-05-01.csv`` gives ``search.2024-05-01``.
     start:
         When the run started (anything ``pandas.Timestamp`` takes; naive is UTC). By default
         the file's modification time minus the run's length.
@@ -73,8 +112,9 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
         percentiles from samples. hey's ``offset`` is seconds since hey started.
     """
     path = Path(path)
+    stamp = _parse_start(start)
     text = read_text(path)
-    name = endpoint or path.name.split(".")[0] or "hey"
+    name = endpoint or _stem(path)
     with guard(path, "hey CSV"):
         first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
         if first != CSV_HEADER:
@@ -86,9 +126,8 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
             rows = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False,
                                skip_blank_lines=False, on_bad_lines="skip" if skip_bad_lines else "error")
         except pd.errors.ParserError as err:
-            match = re.search(r"line (\d+)", str(err))
             raise BadInputError("truncated or malformed hey CSV row", path=path,
-                                line=int(match.group(1)) if match else None) from None
+                                line=_error_line(str(err), text.lstrip("\ufeff"))) from None
         blank = (rows == "").all(axis=1).to_numpy()
         latency_s = pd.to_numeric(rows["response-time"], errors="coerce")
         status = pd.to_numeric(rows["status-code"], errors="coerce")
@@ -108,7 +147,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
             raise BadInputError("hey CSV without requests (hey leaves out requests that failed "
                                 "to connect or timed out: did every request fail?)", path=path)
         run_length_s = float((offset + latency_s).max())
-        base, ts_note = _start_time(start, path, run_length_s)
+        base, ts_note = _start_time(stamp, path, run_length_s)
         order = np.argsort(offset.to_numpy(), kind="stable")
         codes = status.to_numpy()[order]
         samples = samples_frame(
@@ -117,7 +156,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
                                       unit="ns"),
             endpoint=pd.Categorical.from_codes(np.zeros(len(order), dtype=np.int8), categories=[name]),
             latency_ms=latency_s.to_numpy()[order] * 1000.0, status=codes,
-            ok=(codes >= 200) & (codes < 400), tool=TOOL, source=str(path),
+            ok=http_ok(codes), tool=TOOL, source=str(path),
         )
         notes = [ts_note,
                  f"hey tests one URL and its CSV does not name it: endpoint {name!r} "

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError, PerfkitError
@@ -113,6 +114,7 @@ _PARSE_ERRORS = (
     IndexError,
     AttributeError,
     OverflowError,
+    RecursionError,  # json.loads of deeply nested input ("[" * 200000)
     UnicodeDecodeError,
     json.JSONDecodeError,
     ZeroDivisionError,
@@ -143,12 +145,31 @@ def guard(path, what: str):
             "summary_only=True (perfkit loadtest --summary-only)", path=path) from err
     except _PARSE_ERRORS as err:
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        if isinstance(err, RecursionError):
+            detail = "nested too deeply to read"
         raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
     except Exception as err:  # pyarrow's ArrowInvalid and friends
         if type(err).__module__.startswith("pyarrow"):
             detail = str(err).splitlines()[0][:160]
             raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
         raise
+
+
+def http_ok(status) -> np.ndarray:
+    """Which HTTP status codes are successes for perfkit: 200-399 (NaN and 0, no answer, are not).
+
+    Parameters
+    ----------
+    status:
+        Status codes (array-like of int or float, NaN for none).
+
+    Returns
+    -------
+    numpy.ndarray
+        A boolean array, one entry per code.
+    """
+    codes = np.asarray(status, dtype=np.float64)
+    return (codes >= 200) & (codes < 400)
 
 
 def read_text(path) -> str:

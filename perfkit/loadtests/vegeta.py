@@ -18,7 +18,7 @@ import pandas as pd
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests.frames import samples_frame, summarize
-from perfkit.loadtests.run import LoadTestRun, guard, read_bytes
+from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_bytes
 
 TOOL = "vegeta"
 # vegeta encode --to csv: timestamp (Unix ns), code, latency (ns), bytes out, bytes in, error,
@@ -31,8 +31,10 @@ NOTE_OPEN = (
     "loop): latencies include the target's queueing, no coordinated omission"
 )
 NOTE_SUCCESS = (
-    "failures are what vegeta counts as failed: a status outside 200-399, or no answer at all "
-    "(code 0 with an error); latency figures include the failed requests, as vegeta's report does"
+    "failures are the results with a status outside 200-399, no answer at all (code 0 with an "
+    "error), or an error: stricter than vegeta's success ratio, which looks at the code only "
+    "(tool_figures['success'] is vegeta's); latency figures include the failed requests, as "
+    "vegeta's report does"
 )
 NOTE_ENDPOINT = (
     "endpoint is the URL's path without its query (\"METHOD path\" when one path is requested "
@@ -40,15 +42,20 @@ NOTE_ENDPOINT = (
 )
 
 
-def _endpoints(methods: list[str], urls: list[str], fallback: str) -> tuple[list[str], bool]:
-    """Endpoint names from the URLs (path only; "METHOD path" when a path has several methods)."""
-    paths = [(urlsplit(url).path or "/") if url else fallback for url in urls]
+def _url_path(url: str) -> str:
+    """The URL's path ("/" when empty), "" without a URL; ValueError for a malformed URL."""
+    return (urlsplit(url).path or "/") if url else ""  # urlsplit: "Invalid IPv6 URL"
+
+
+def _endpoints(methods: list[str], url_paths: list[str], fallback: str) -> tuple[list[str], bool]:
+    """Endpoint names from the URLs' paths ("METHOD path" when a path has several methods)."""
+    paths = [path or fallback for path in url_paths]
     methods_of: dict[str, set] = {}
     for method, path in zip(methods, paths, strict=True):
         methods_of.setdefault(path, set()).add(method)
     clash = {path for path, seen in methods_of.items() if len(seen) > 1}
     names = [f"{m} {p}" if p in clash and m else p for m, p in zip(methods, paths, strict=True)]
-    return names, any(urls)
+    return names, any(url_paths)
 
 
 def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -> LoadTestRun:
@@ -61,8 +68,8 @@ def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -
     methods = [m or None for m in rows["method"]]
     attacks = sorted({a for a in rows["attack"] if a})
     fallback = endpoint or (attacks[0] if len(attacks) == 1 else "vegeta")
-    names, has_urls = _endpoints([m or "" for m in rows["method"]], rows["url"], fallback)
-    answered = (code >= 200) & (code < 400)
+    names, has_urls = _endpoints([m or "" for m in rows["method"]], rows["url_path"], fallback)
+    answered = http_ok(code)
     no_error = np.array([not e for e in error], dtype=bool)
     samples = samples_frame(
         ts=rows["ts"], endpoint=names, method=methods, latency_ms=latency_ms,
@@ -102,7 +109,7 @@ def _run(rows: dict, path: Path, fmt: str, skipped: int, endpoint: str | None) -
 
 
 def _empty_rows() -> dict:
-    return {key: [] for key in ("ts", "code", "latency", "error", "method", "url", "attack")}
+    return {key: [] for key in ("ts", "code", "latency", "error", "method", "url_path", "attack")}
 
 
 def _timestamps(rows: dict, lines: list[int], path: Path, skip_bad_lines: bool) -> int:
@@ -159,11 +166,17 @@ def read_json(path, *, endpoint: str | None = None, skip_bad_lines: bool = False
                                  item.get("method"), item.get("url"), item.get("attack"))
                 if not isinstance(fields[0], str):
                     raise TypeError("timestamp is not a string")
-            except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+                    RecursionError) as err:
                 if skip_bad_lines:
                     skipped += 1
                     continue
-                raise BadInputError(f"truncated or invalid vegeta JSON line ({type(err).__name__})",
+                why = type(err).__name__
+                if isinstance(err, RecursionError):
+                    why = "nested too deeply"
+                elif isinstance(err, ValueError | TypeError) and not isinstance(err, json.JSONDecodeError):
+                    why = str(err)[:80] or why  # a field's value: a bad URL, a code out of range
+                raise BadInputError(f"truncated or invalid vegeta JSON line ({why})",
                                     path=path, line=number) from None
             _append(rows, fields)
             lines.append(number)
@@ -192,11 +205,12 @@ def _fields(ts, code, latency, error, method, url, attack) -> tuple:
     code = _integer(code)
     if not 0 <= code < 1000:
         raise ValueError(f"status code {code} out of range")
-    return ts, code, _integer(latency), _text(error), _text(method), _text(url), _text(attack)
+    return (ts, code, _integer(latency), _text(error), _text(method), _url_path(_text(url)),
+            _text(attack))
 
 
 def _append(rows: dict, fields: tuple) -> None:
-    for key, value in zip(("ts", "code", "latency", "error", "method", "url", "attack"), fields,
+    for key, value in zip(("ts", "code", "latency", "error", "method", "url_path", "attack"), fields,
                           strict=True):
         rows[key].append(value)
 
@@ -208,6 +222,18 @@ def read_csv(path, *, endpoint: str | None = None, skip_bad_lines: bool = False)
     """
     path = Path(path)
     data = read_bytes(path)
+    # the base64 body and headers columns can exceed the csv module's 131072-character field
+    # limit (a body above ~96 KB): no field is longer than the file, so the file's length is a
+    # limit that rejects nothing (process-wide, so restored after the read)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, min(len(data) + 1, 2**31 - 1)))
+    try:
+        return _read_csv_rows(data, path, endpoint, skip_bad_lines)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_csv_rows(data: bytes, path: Path, endpoint: str | None, skip_bad_lines: bool) -> LoadTestRun:
     rows, lines, skipped = _empty_rows(), [], 0
     with guard(path, "vegeta CSV"):
         reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
