@@ -28,6 +28,7 @@ from perfkit.loadtests.run import (
     drop_samples,
     guard,
     head_bytes,
+    http_ok,
     read_text,
 )
 
@@ -515,7 +516,7 @@ def _run_from_points(
         # text from the pandas reader, already a boolean from DuckDB's
         (expected if pd.api.types.is_bool_dtype(expected.dtype) else expected == "true").fillna(False)
         .to_numpy(dtype=bool),
-        ((status >= 200) & (status < 400)).to_numpy(),
+        http_ok(status),
     )
     error = _coalesce(points["error"], points["error_code"])
     endpoint = _coalesce(points["name"], points["url"])
