@@ -149,7 +149,7 @@ def test_jtl_segments_in_parallel_and_a_cut_inside_a_quoted_message(monkeypatch,
     path = tmp_path / "gen.jtl"
     _write_jtl(path, 3000)
     monkeypatch.setattr(jmeter, "_SEGMENT_MIN", 0)  # cut even a small file
-    monkeypatch.setattr(jmeter.os, "cpu_count", lambda: 4)  # 8 segments
+    monkeypatch.setattr(jmeter, "_cores", lambda: 4)  # 8 segments
     segments = jmeter._segments(path, True, 8)
     assert len(segments) == 8 and segments[0][0] > 0 and segments[-1][1] == path.stat().st_size
     _same_run(loadtests.read(path), _jtl_reference(monkeypatch, path))
@@ -160,7 +160,7 @@ def test_jtl_segments_in_parallel_and_a_cut_inside_a_quoted_message(monkeypatch,
     lines[middle] = lines[middle].replace(",TRUE,,", f",false,{message},", 1).replace(",false,,", f",false,{message},", 1)
     assert message in lines[middle]
     path.write_text("\n".join(lines))
-    monkeypatch.setattr(jmeter.os, "cpu_count", lambda: 1)  # 2 segments: cut in the middle
+    monkeypatch.setattr(jmeter, "_cores", lambda: 1)  # 2 segments: cut in the middle
     start = jmeter._segments(path, True, 2)[1][0]
     assert b"with a comma\nline" in path.read_bytes()[start - 30:start + 30]  # inside the message
     assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is None

@@ -219,6 +219,14 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _segments(path: Path, has_header: bool, count: int) -> list[tuple[int, int]]:
     """``count`` byte ranges of the file's rows, each starting at a line start."""
     size = path.stat().st_size
@@ -248,7 +256,7 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
     last = names[-1]
     texts = [c for c in dict.fromkeys([*wanted, last]) if c not in ("timeStamp", "elapsed")]
     dtypes = {name: "category" for name in texts} | {"timeStamp": "int64", "elapsed": "float64"}
-    workers = max(1, min(os.cpu_count() or 1, 8))
+    workers = max(1, min(_cores(), 8))
     count = 2 * workers if path.stat().st_size >= _SEGMENT_MIN else 1
 
     def parse(segment: tuple[int, int]) -> pd.DataFrame:
