@@ -152,6 +152,14 @@ def test_jtl_segments_in_parallel_and_a_cut_inside_a_quoted_message(monkeypatch,
     monkeypatch.setattr(jmeter, "_cores", lambda: 4)  # 8 segments
     segments = jmeter._segments(path, True, 8)
     assert len(segments) == 8 and segments[0][0] > 0 and segments[-1][1] == path.stat().st_size
+    # messages on one line: no cut lands inside quotes, every segment is parsed by pandas; the
+    # segments differ (some read the codes as numbers, others with "Non HTTP ..." as text)
+    single = tmp_path / "single.jtl"
+    single.write_text(path.read_text().replace("failed:\nexpected", "failed: expected"))
+    assert jmeter._typed_pandas(single, jmeter.DEFAULT_COLUMNS, ",", True) is not None
+    _same_run(loadtests.read(single), _jtl_reference(monkeypatch, single))
+    # cuts inside multi-line messages merge their segments: still parsed by pandas, same rows
+    assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is not None
     _same_run(loadtests.read(path), _jtl_reference(monkeypatch, path))
     # one message of many lines across the middle of the file: the cut lands inside its quotes
     lines = path.read_text().split("\n")
@@ -163,9 +171,13 @@ def test_jtl_segments_in_parallel_and_a_cut_inside_a_quoted_message(monkeypatch,
     monkeypatch.setattr(jmeter, "_cores", lambda: 1)  # 2 segments: cut in the middle
     start = jmeter._segments(path, True, 2)[1][0]
     assert b"with a comma\nline" in path.read_bytes()[start - 30:start + 30]  # inside the message
-    assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is None
-    monkeypatch.setattr(jmeter, "_SEGMENT_MIN", 1 << 40)  # one segment: pandas reads it
+    parsed = []
+    original = jmeter._ByteRange.__init__
+    monkeypatch.setattr(jmeter._ByteRange, "__init__",
+                        lambda self, p, start, end: parsed.append((start, end)) or original(self, p, start, end))
     assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is not None
+    size = path.stat().st_size
+    assert len(parsed) == 3 and parsed[-1] == (min(p[0] for p in parsed), size)  # halves, then as one
     run = loadtests.read(path)
     assert sum(1 for e in run.samples["error"].dropna() if e.startswith("line 0")) == 1
     _same_run(run, _jtl_reference(monkeypatch, path))

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from pandas.api.types import union_categoricals
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import duck
@@ -190,6 +189,7 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
 
 # Epoch milliseconds from here on are past 2262, beyond nanosecond timestamps
 _STAMP_MAX_MS = 9_223_372_036_854
+_IN_QUOTES = "segment ends inside a quoted field"
 # A JTL at least this large is cut into 2 segments per thread at line starts, parsed at once
 _SEGMENT_MIN = 32 << 20
 
@@ -244,9 +244,9 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
     """The JTL's sample columns as arrays, parsed by pandas' C engine in parallel; None to fall back.
 
     The file is cut at line starts into segments parsed by threads (the C tokenizer releases
-    the GIL). A cut can land inside a quoted failure message that spans lines: that segment
-    then ends inside a quoted field, which pandas reports ("EOF inside string"), and the file
-    is read whole by ``_typed_arrow`` instead. None as well when a row has too many fields,
+    the GIL). A cut can land inside a quoted failure message that spans lines: the segment
+    before it then ends inside a quoted field, which pandas reports ("EOF inside string"), and
+    that segment and the next are parsed again as one. None when a row has too many fields,
     a row is cut short (its last field is empty), a timestamp is not epoch milliseconds or an
     elapsed time is not a number: the next readers handle or name those rows.
     """
@@ -255,38 +255,77 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
     wanted = [c for c in _NEEDED if c in names and c != "URL"]
     last = names[-1]
     texts = [c for c in dict.fromkeys([*wanted, last]) if c not in ("timeStamp", "elapsed")]
-    dtypes = {name: "category" for name in texts} | {"timeStamp": "int64", "elapsed": "float64"}
+    usecols = list(dict.fromkeys([*wanted, last]))
     workers = max(1, min(_cores(), 8))
     count = 2 * workers if path.stat().st_size >= _SEGMENT_MIN else 1
 
-    def parse(segment: tuple[int, int]) -> pd.DataFrame:
+    def parse(segment: tuple[int, int]) -> dict | None:
+        """One segment's columns: numbers as arrays, text as Arrow dictionaries; None to fall back."""
         with io.BufferedReader(_ByteRange(path, *segment), 1 << 20) as handle:
-            return pd.read_csv(handle, sep=delimiter, names=names, header=None, usecols=list(dtypes),
-                               dtype=dtypes, engine="c", na_filter=False, quotechar='"')
+            # pandas infers the types (text becomes Arrow-backed strings): faster than asking
+            # for categoricals, whose conversion holds the GIL
+            frame = pd.read_csv(handle, sep=delimiter, names=names, header=None, usecols=usecols,
+                                engine="c", na_filter=False, quotechar='"')
+        if frame["timeStamp"].dtype != np.int64 or not pd.api.types.is_numeric_dtype(frame["elapsed"].dtype):
+            return None  # formatted stamps, or an elapsed time that is no number
+        columns = {"timeStamp": frame["timeStamp"].to_numpy(),
+                   "elapsed": frame["elapsed"].to_numpy(dtype="float64")}
+        for name in texts:
+            column = frame[name]
+            if pd.api.types.is_string_dtype(column.dtype) and column.dtype != object:
+                encoded = pa.chunked_array(pa.array(column.array)).combine_chunks().dictionary_encode()
+            elif name in ("label", "responseMessage", "failureMessage"):
+                return None  # all numbers: pandas read them as such, but "01" is not "1"
+            else:  # codes, success or the last column read as numbers or booleans: as text again
+                encoded = pa.array(column.to_numpy()).dictionary_encode()
+                encoded = pa.DictionaryArray.from_arrays(encoded.indices, encoded.dictionary.cast(pa.string()))
+            columns[name] = encoded
+        return columns
+
+    def attempt(segment: tuple[int, int]) -> dict | str | None:
+        try:
+            return parse(segment)
+        except pd.errors.ParserError as err:
+            return _IN_QUOTES if "EOF inside string" in str(err) else None
+        except (ValueError, TypeError, OverflowError, OSError, UnicodeDecodeError,
+                pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
 
     try:
         segments = _segments(path, has_header, count)
-        with ThreadPoolExecutor(min(workers, len(segments))) as pool:
-            frames = list(pool.map(parse, segments))
-    except (pd.errors.ParserError, ValueError, TypeError, OverflowError, OSError, UnicodeDecodeError):
+    except OSError:
         return None
-    rows = sum(len(frame) for frame in frames)
-    if rows == 0 or any((frame[last] == "").any() for frame in frames if last in texts):
+    with ThreadPoolExecutor(min(workers, len(segments))) as pool:
+        results = list(pool.map(attempt, segments))
+    parts, i = [], 0
+    while i < len(segments):
+        if results[i] is _IN_QUOTES:
+            # the cut after this segment fell inside a quoted message: the next segment starts
+            # mid-message, so both are parsed again as one
+            if i + 1 == len(segments):
+                return None  # the file itself ends inside quotes: the next readers name it
+            segments[i:i + 2] = [(segments[i][0], segments[i + 1][1])]
+            results[i:i + 2] = [attempt(segments[i])]
+            continue
+        if results[i] is None:
+            return None
+        parts.append(results[i])
+        i += 1
+    rows = sum(len(part["timeStamp"]) for part in parts)
+    if rows == 0:
         return None
-    columns = {name: union_categoricals([frame[name] for frame in frames]) for name in texts}
-    # pandas turns categories that all look like numbers or booleans into those: harmless for
-    # success and responseCode (their rules read them as text again), but labels and messages
-    # must stay as written ("01" is not "1")
-    if any(not pd.api.types.is_string_dtype(columns[name].categories)
-           for name in ("label", "responseMessage", "failureMessage") if name in columns):
-        return None
+    merged = {name: pa.chunked_array([part[name] for part in parts]).unify_dictionaries().combine_chunks()
+              for name in texts}
+    if last in texts and "" in merged[last].dictionary.to_pylist():
+        return None  # a row cut short: its last field is empty (pyarrow's reader names it)
 
     def distinct(name: str) -> tuple[np.ndarray, np.ndarray]:
-        column = columns[name]
-        return column.categories.astype(str).to_numpy(dtype=object), column.codes
+        column = merged[name]
+        return (column.dictionary.to_numpy(zero_copy_only=False).astype(object),
+                column.indices.to_numpy(zero_copy_only=False))
 
     def joined(name: str) -> np.ndarray:
-        arrays = [frame[name].to_numpy() for frame in frames]
+        arrays = [part[name] for part in parts]
         return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
     return _typed_parts(names, rows, joined("timeStamp"), joined("elapsed"), distinct)
