@@ -300,6 +300,7 @@ def test_summary_percentiles_equal_numpy_for_whole_millisecond_latencies(monkeyp
                 assert np.isnan(got).all()
                 continue
             assert np.array_equal(got, np.percentile(values, [50, 90, 95, 99])), (name, n)
+            assert summary.loc[name, "mean_ms"] == values.mean() and summary.loc[name, "max_ms"] == values.max()
 
 
 def test_summary_percentiles_of_fractional_latencies_are_selected():

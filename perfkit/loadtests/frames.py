@@ -277,6 +277,12 @@ def summarize(samples: pd.DataFrame, *, duration_s: float | None = None) -> pd.D
     unknown = np.bincount(codes[ok.isna()], minlength=len(names))
     counted = _counted_percentiles(codes, latency, len(names))
     present = np.flatnonzero(requests)
+    if counted is not None:  # every figure read off the counts: no endpoint's rows gathered
+        rows = [_counted_row(str(names[code]), counted[code], int(requests[code]),
+                             np.nan if unknown[code] else float(failed[code]), duration) for code in present]
+        rows.append(_counted_row(ALL, counted[-1], len(codes), np.nan if unknown.any() else float(failed.sum()),
+                                 duration))
+        return summary_frame(rows)
     if present.size > _MASKED_ENDPOINTS:  # one stable sort instead of a mask per endpoint
         order = np.argsort(codes, kind="stable")
         bounds = np.r_[0, np.cumsum(requests)]
@@ -290,11 +296,19 @@ def summarize(samples: pd.DataFrame, *, duration_s: float | None = None) -> pd.D
         else:
             mine = latency[codes == code]
         rows.append(_summary_row(str(names[code]), mine, int(requests[code]),
-                                 np.nan if unknown[code] else float(failed[code]), duration,
-                                 None if counted is None else counted[code]))
+                                 np.nan if unknown[code] else float(failed[code]), duration))
     rows.append(_summary_row(ALL, latency, len(codes), np.nan if unknown.any() else float(failed.sum()),
-                             duration, None if counted is None else counted[-1]))
+                             duration))
     return summary_frame(rows)
+
+
+def _counted_row(endpoint: str, figures: np.ndarray, requests: int, failures: float, duration: float) -> dict:
+    """A summary row from ``_counted_percentiles``' figures (p50, p90, p95, p99, mean, max)."""
+    row = {"endpoint": endpoint, "requests": requests, "failures": failures,
+           "rps": requests / duration if duration > 0 else np.nan,
+           "mean_ms": float(figures[4]), "max_ms": float(figures[5])}
+    row.update(dict(zip(PERCENTILES, figures[:4].tolist(), strict=True)))
+    return row
 
 
 # Up to this many endpoints, each one's rows are picked by a mask (no sort of the run)
@@ -308,13 +322,15 @@ _QUANTILES = np.true_divide(np.array([q * 100 for q in PERCENTILES.values()]), 1
 
 
 def _counted_percentiles(codes: np.ndarray, latency: np.ndarray, groups: int) -> np.ndarray | None:
-    """The percentiles of each endpoint (rows ``0..groups-1``) and of all (last row), by counting.
+    """p50, p90, p95, p99, mean and max of each endpoint (rows ``0..groups-1``) and of all (last
+    row), by counting; NaN for an endpoint without latencies.
 
     For whole-millisecond latencies (JMeter, ab, Gatling, most tools): ``bincount`` of
     (endpoint, latency) in steps of a million rows replaces a selection per endpoint; the order
     statistics are read off the cumulative counts and interpolated exactly as ``np.percentile``
-    does. None when the latencies are not small non-negative integers (then each endpoint is
-    selected).
+    does; the mean is the exact integer total over the count (what ``np.mean`` gives for
+    integers below 2**53). None when the latencies are not small non-negative integers (then
+    each endpoint is selected).
     """
     if latency.size == 0 or np.isnan(latency).all():
         return None
@@ -334,19 +350,25 @@ def _counted_percentiles(codes: np.ndarray, latency: np.ndarray, groups: int) ->
         keys += group.astype(np.intp) * width
         counts += np.bincount(keys, minlength=groups * width)
     counts = counts.reshape(groups, width)
-    out = np.full((groups + 1, len(_QUANTILES)), np.nan)
+    values = np.arange(width, dtype=np.int64)
+    out = np.full((groups + 1, len(_QUANTILES) + 2), np.nan)
     for row, histogram in enumerate([*counts, counts.sum(axis=0)]):
         cumulative = np.cumsum(histogram)
         n = int(cumulative[-1])
         if n == 0:
             continue
+        total = int(histogram @ values)
+        if total >= 2**53:
+            return None  # beyond exact float sums: select instead
+        out[row, -2] = total / n
+        out[row, -1] = float(np.flatnonzero(histogram)[-1])
         virtual = (n - 1) * _QUANTILES
         below = np.floor(virtual)
         above = np.minimum(below + 1, n - 1)
         # the k-th smallest value (0-based) is the first latency whose cumulative count exceeds k
         low = np.searchsorted(cumulative, below, side="right").astype("float64")
         high = np.searchsorted(cumulative, above, side="right").astype("float64")
-        out[row] = _lerp(low, high, virtual - below)
+        out[row, :len(_QUANTILES)] = _lerp(low, high, virtual - below)
     return out
 
 
@@ -357,8 +379,7 @@ def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(t >= 0.5, b - diff * (1 - t), out)
 
 
-def _summary_row(endpoint: str, latencies: np.ndarray, requests: int, failures: float, duration: float,
-                 percentiles: np.ndarray | None = None) -> dict:
+def _summary_row(endpoint: str, latencies: np.ndarray, requests: int, failures: float, duration: float) -> dict:
     missing = np.isnan(latencies)
     if missing.any():
         latencies = latencies[~missing]
@@ -371,8 +392,7 @@ def _summary_row(endpoint: str, latencies: np.ndarray, requests: int, failures: 
         "max_ms": float(latencies.max()) if latencies.size else np.nan,
     }
     if latencies.size:
-        values = percentiles if percentiles is not None else np.percentile(
-            latencies, [q * 100 for q in PERCENTILES.values()])
+        values = np.percentile(latencies, [q * 100 for q in PERCENTILES.values()])
         row.update(dict(zip(PERCENTILES, values.tolist(), strict=True)))
     return row
 
