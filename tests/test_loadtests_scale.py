@@ -222,6 +222,7 @@ def test_jtl_gzip_and_short_rows(monkeypatch, tmp_path):
     path = tmp_path / "gen.jtl.gz"
     data = (FIX / "jmeter_header.jtl").read_bytes()
     path.write_bytes(gzip.compress(data))
+    assert jmeter._typed_pandas(path, jmeter.DEFAULT_COLUMNS, ",", True) is None  # no byte ranges of gzip
     _same_run(loadtests.read(path, format="jmeter-csv"), _jtl_reference(monkeypatch, path, format="jmeter-csv"))
     lines = data.decode().splitlines()
     lines[40] = lines[40][:20]

@@ -219,6 +219,18 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")  # gzip, bzip2, xz, zstd
+
+
+def _compressed(path: Path) -> bool:
+    """Whether the file starts like a compressed stream (whatever its name)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(6).startswith(_COMPRESSED)
+    except OSError:
+        return True
+
+
 def _cores() -> int:
     """The cores this process may run on (its CPU affinity, not the machine's count)."""
     try:
@@ -250,8 +262,8 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
     a row is cut short (its last field is empty), a timestamp is not epoch milliseconds or an
     elapsed time is not a number: the next readers handle or name those rows.
     """
-    if len(set(names)) != len(names):
-        return None
+    if len(set(names)) != len(names) or _compressed(path):
+        return None  # byte ranges of a compressed file are no text: pyarrow's reader inflates it
     wanted = [c for c in _NEEDED if c in names and c != "URL"]
     last = names[-1]
     texts = [c for c in dict.fromkeys([*wanted, last]) if c not in ("timeStamp", "elapsed")]
