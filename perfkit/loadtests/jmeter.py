@@ -266,7 +266,7 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
         return None  # byte ranges of a compressed file are no text: pyarrow's reader inflates it
     wanted = [c for c in _NEEDED if c in names and c != "URL"]
     last = names[-1]
-    texts = [c for c in dict.fromkeys([*wanted, last]) if c not in ("timeStamp", "elapsed")]
+    texts = [c for c in wanted if c not in ("timeStamp", "elapsed")]
     usecols = list(dict.fromkeys([*wanted, last]))
     workers = max(1, min(_cores(), 8))
     count = 2 * workers if path.stat().st_size >= _SEGMENT_MIN else 1
@@ -278,8 +278,12 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
             # for categoricals, whose conversion holds the GIL
             frame = pd.read_csv(handle, sep=delimiter, names=names, header=None, usecols=usecols,
                                 engine="c", na_filter=False, quotechar='"')
-        if frame["timeStamp"].dtype != np.int64 or not pd.api.types.is_numeric_dtype(frame["elapsed"].dtype):
+        elapsed = frame["elapsed"].dtype
+        if frame["timeStamp"].dtype != np.int64 or not pd.api.types.is_numeric_dtype(elapsed) \
+                or pd.api.types.is_bool_dtype(elapsed):
             return None  # formatted stamps, or an elapsed time that is no number
+        if not pd.api.types.is_numeric_dtype(frame[last].dtype) and (frame[last] == "").any():
+            return None  # a row cut short: its last field is empty (pyarrow's reader names it)
         columns = {"timeStamp": frame["timeStamp"].to_numpy(),
                    "elapsed": frame["elapsed"].to_numpy(dtype="float64")}
         for name in texts:
@@ -288,7 +292,7 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
                 encoded = pa.chunked_array(pa.array(column.array)).combine_chunks().dictionary_encode()
             elif name in ("label", "responseMessage", "failureMessage"):
                 return None  # all numbers: pandas read them as such, but "01" is not "1"
-            else:  # codes, success or the last column read as numbers or booleans: as text again
+            else:  # codes or success read as numbers or booleans: as text again
                 encoded = pa.array(column.to_numpy()).dictionary_encode()
                 encoded = pa.DictionaryArray.from_arrays(encoded.indices, encoded.dictionary.cast(pa.string()))
             columns[name] = encoded
@@ -328,8 +332,6 @@ def _typed_pandas(path: Path, names: list[str], delimiter: str, has_header: bool
         return None
     merged = {name: pa.chunked_array([part[name] for part in parts]).unify_dictionaries().combine_chunks()
               for name in texts}
-    if last in texts and "" in merged[last].dictionary.to_pylist():
-        return None  # a row cut short: its last field is empty (pyarrow's reader names it)
 
     def distinct(name: str) -> tuple[np.ndarray, np.ndarray]:
         column = merged[name]
