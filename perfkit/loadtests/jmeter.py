@@ -20,7 +20,15 @@ import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
 from perfkit.loadtests import duck
-from perfkit.loadtests.frames import TEXT_DTYPE, UTC_NS, samples_frame, summarize, summary_frame
+from perfkit.loadtests.frames import (
+    LATENCY_MAX_MS,
+    STATUS_MAX,
+    TEXT_DTYPE,
+    UTC_NS,
+    samples_frame,
+    summarize,
+    summary_frame,
+)
 from perfkit.loadtests.run import (
     NOTE_OUT_OF_CORE,
     LoadTestRun,
@@ -393,7 +401,7 @@ def _typed_parts(names: list[str], rows: int, ts_ms: np.ndarray, elapsed: np.nda
     """
     # stamps past 2262 or latencies that are no durations: the whole-file reader names them
     if (ts_ms.size and max(abs(int(ts_ms.min())), abs(int(ts_ms.max()))) >= _STAMP_MAX_MS) \
-            or (np.abs(elapsed) > 1e12).any():
+            or (np.abs(elapsed) > LATENCY_MAX_MS).any():
         return None
     parts = {"ts_ms": ts_ms, "elapsed": elapsed}
     parts["labels"], parts["label_of"] = distinct("label")
@@ -412,7 +420,7 @@ def _typed_parts(names: list[str], rows: int, ts_ms: np.ndarray, elapsed: np.nda
         codes, code_of = distinct("responseCode")
         numbers = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").to_numpy(dtype="float64")
         # Int64 values and mask per distinct code (a code that is not a number is missing)
-        numbers = np.where(np.abs(numbers) < 1e15, numbers, np.nan)  # no status code (nor int64 overflow)
+        numbers = np.where(np.abs(numbers) < STATUS_MAX, numbers, np.nan)  # no status code
         missing = np.isnan(numbers)
         parts["status"] = (np.nan_to_num(numbers).round().astype(np.int64)[code_of],
                            missing[code_of] if missing.any() else np.zeros(rows, dtype=bool))
