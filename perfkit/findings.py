@@ -17,6 +17,7 @@ FINDING_COLUMNS = [
     "recommendation",
     "sql",
     "benefit_ms",
+    "fix",
 ]
 
 SEVERITIES = ("critical", "warning", "info")
@@ -31,9 +32,14 @@ def finding(
     recommendation: str,
     sql: str = "",
     benefit_ms: float | None = None,
+    fix=None,
     **extra,
 ) -> dict:
-    """One finding as a dict with the contract's fields (extra keys are kept as columns)."""
+    """One finding as a dict with the contract's fields (extra keys are kept as columns).
+
+    ``fix`` is a :class:`perfkit.sql.Fix`; when given, ``sql`` is rendered from it (a check
+    passes one or the other, never both).
+    """
     if severity not in SEVERITY_RANK:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
     row = {
@@ -42,8 +48,9 @@ def finding(
         "subject": subject,
         "evidence": evidence,
         "recommendation": recommendation,
-        "sql": sql or "",
+        "sql": (fix.sql if fix is not None and not sql else sql) or "",
         "benefit_ms": float("nan") if benefit_ms is None else float(benefit_ms),
+        "fix": fix,
     }
     row.update(extra)
     return row
@@ -57,7 +64,8 @@ def findings_frame(rows: Iterable[Mapping] | pd.DataFrame | None = None) -> pd.D
     frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows or []))
     for column in FINDING_COLUMNS:
         if column not in frame.columns:
-            frame[column] = pd.Series(dtype="float64" if column == "benefit_ms" else "object")
+            frame[column] = pd.Series([None] * len(frame), dtype="float64" if column == "benefit_ms" else "object",
+                                      index=frame.index)
     frame["benefit_ms"] = pd.to_numeric(frame["benefit_ms"], errors="coerce")
     frame["sql"] = frame["sql"].fillna("")
     extra = [c for c in frame.columns if c not in FINDING_COLUMNS]
