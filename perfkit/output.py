@@ -43,6 +43,8 @@ def to_jsonable(value):
         return None
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if hasattr(value, "to_dict") and hasattr(value, "action"):  # a perfkit.sql.Fix
+        return to_jsonable(value.to_dict())
     return value
 
 
