@@ -415,4 +415,45 @@ def recommend(
     return findings_frame(merged)
 
 
-__all__ = ["fix_target", "index_advice", "parameter_count", "plan_cost", "recommend", "whatif_cost"]
+__all__ = ["assess", "fix_target", "index_advice", "parameter_count", "plan_cost", "recommend", "whatif_cost"]
+
+
+# -- the assessment --------------------------------------------------------------------------
+def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | None = None,
+           ideas: pd.DataFrame | None = None, n: int = 10):
+    """The recommendations assessment: every other assessment's findings and index advice, each fix once.
+
+    Parameters
+    ----------
+    assessments:
+        :class:`perfkit.assessment.Assessment` objects (health, plans, load tests, logs, statements).
+    engine, statements:
+        With both: index advice for the snapshot's costliest statements (hypopg where installed).
+    ideas:
+        Index advice findings already made (the sample data's), instead of ``engine``.
+    n:
+        How many recommendations ``facts["recommendations"]`` keeps for summary.json.
+
+    Returns
+    -------
+    Assessment
+        ``source="advice"``; tables ``recommendations`` (ranked, with ``sources``) and
+        ``index_advice``; findings: the index advice (the others are their own sections').
+    """
+    from perfkit.assessment import Assessment, merge_findings
+
+    assessments = [a for a in assessments if a is not None and a.source != "advice"]
+    plan_found = merge_findings(*[a.findings for a in assessments if a.source == "plans"])
+    others = merge_findings(*[a.findings for a in assessments if a.source != "plans"])
+    if ideas is None and engine is not None and statements is not None and len(statements):
+        ideas = index_advice(engine, statements=statements)
+    ideas = findings_frame(ideas)
+    ranked = recommend(health=others if len(others) else None, statements=ideas if len(ideas) else None,
+                       plan_findings=plan_found if len(plan_found) else None)
+    keep = [c for c in ("severity", "kind", "subject", "recommendation", "sql", "benefit_ms", "sources", "fix")
+            if c in ranked.columns]
+    from perfkit.output import to_jsonable
+
+    return Assessment("advice", "Recommendations", findings=ideas,
+                      tables={"recommendations": ranked, "index_advice": ideas},
+                      facts={"count": int(len(ranked)), "recommendations": to_jsonable(ranked[keep].head(n))})

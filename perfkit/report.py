@@ -311,22 +311,39 @@ def index_html(out: Path) -> str:
 
 
 # -- summary.json -----------------------------------------------------------------------------------
+def _records(facts: dict) -> list[dict]:
+    """The assessments a notebook's sections recorded (``Sources.record``), in their order."""
+    return [value for value in facts.values() if isinstance(value, dict) and "key" in value]
+
+
+def _first(records: list[dict], source: str, wanted=None) -> dict:
+    mine = [r for r in records if r.get("source") == source and not r.get("skipped")]
+    if wanted:
+        mine = sorted(mine, key=lambda r: not wanted(r))
+    return mine[0] if mine else {}
+
+
 def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path, started: dt.datetime,
                   finished: dt.datetime, parameters: dict, source: str, previous: dict | None,
                   paths: dict) -> dict:
-    """The content of summary.json from what the notebook recorded and how the run went."""
-    sections = {key: value for key, value in facts.items() if isinstance(value, dict)}
+    """The content of summary.json from the assessments the notebook's sections recorded.
+
+    Everything comes from the typed records (their ``source``: statements, plans, loadtests,
+    health, logs, advice), never from a notebook's variable names or a section's title; every
+    finding is counted once, in the section whose assessment made it.
+    """
+    records = _records(facts)
     counts = dict.fromkeys(SEVERITIES, 0)
     findings = []
-    for key, section in sections.items():
-        for found in section.get("findings") or []:
+    for record in records:
+        for found in record.get("findings") or []:
             counts[found.get("severity", "info")] = counts.get(found.get("severity", "info"), 0) + 1
-            findings.append({**found, "section": key})
+            findings.append({**found, "section": record["key"]})
     findings.sort(key=lambda f: SEVERITIES.index(f["severity"]) if f.get("severity") in SEVERITIES else 9)
-    week = sections.get("week_over_week") or {}
-    load = sections.get("loadtest") or {}
-    workload = sections.get("workload") or {}
-    top = week.get("top_statements") or workload.get("top_statements") or []
+    load = _first(records, "loadtests").get("facts", {})
+    compared = _first(records, "statements", lambda r: r["facts"].get("baseline") is not None).get("facts", {})
+    top = compared.get("top_statements") or []
+    advice = _first(records, "advice").get("facts", {})
     return {
         "status": status,
         "error": error,
@@ -340,11 +357,11 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
         "slo": load.get("slo") or [],
         "findings_by_severity": counts,
         "findings": findings,
-        "top_statements_basis": "interval" if week.get("top_statements") else ("since stats reset" if top else None),
+        "top_statements_basis": compared.get("top_statements_basis") if top else None,
         "top_statements": top,
-        "recommendations": (sections.get("recommendations") or {}).get("recommendations") or [],
-        "compared_with": {"report": previous, "snapshot": week.get("baseline")},
-        "sections": {key: (value.get("skipped") or "ok") for key, value in sections.items()},
+        "recommendations": advice.get("recommendations") or [],
+        "compared_with": {"report": previous, "snapshot": compared.get("baseline")},
+        "sections": {r["key"]: (r.get("skipped") or "ok") for r in records},
         "paths": paths,
     }
 
@@ -430,7 +447,8 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     warm.start()
     try:
         # the kernel runs in the notebook's folder: give it the store as this process sees it
-        with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0",
+        # every section records its assessment in PERFKIT_FACTS, whatever the notebook
+        with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0", PERFKIT_FACTS=str(facts_path),
                          PERFKIT_STORE=str(default_root().resolve())):
             papermill.execute_notebook(
                 str(path), str(partial), parameters=safe, progress_bar=progress, cwd=str(path.parent),

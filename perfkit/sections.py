@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfkit import db, statements
-from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError, PermissionDenied
+from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
 from perfkit.output import to_jsonable
@@ -28,10 +28,6 @@ SAMPLE_DIR = Path("data/sample")
 # The sources a section can lack without failing the report: it says so instead (an input file
 # perfkit cannot read is a BadInputError with a path; a bad parameter is not, and fails the run).
 MISSING_SOURCE_ERRORS = (ExtensionMissing, PermissionDenied)
-# A statement whose mean per call grew this much (interval vs before) is a regression.
-REGRESSION_WARNING = 1.5
-REGRESSION_CRITICAL = 3.0
-REGRESSION_MIN_CALLS = 10
 TOP_TABLE_COLUMNS = ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows", "share_total", "query"]
 
 
@@ -56,21 +52,7 @@ def styled(frame: pd.DataFrame):
     return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
 
 
-def span(hours: float) -> str:
-    """A duration in words: ``7.0 days``, ``5.2 h``, ``4 min`` or ``12 s``."""
-    if hours >= 48:
-        return f"{hours / 24:.1f} days"
-    if hours >= 1:
-        return f"{hours:.1f} h"
-    if hours * 60 >= 1:
-        return f"{hours * 60:.0f} min"
-    return f"{hours * 3600:.0f} s"
-
-
-def short_query(query, width: int = 90) -> str:
-    """The statement on one line without leading sqlcommenter comments, cut to ``width``."""
-    text = " ".join(statements.strip_leading_comments(query).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+from perfkit.statements.assess import short_query  # noqa: E402 - one way to show a statement on one line
 
 
 @dataclass
@@ -91,6 +73,11 @@ class Section:
         The section's findings (DESIGN.md Finding shape).
     skipped:
         The one line saying why the section has no content (module or source missing), or "".
+    key:
+        The section's stable name in ``summary.json`` (``workload``, ``loadtest``, ...).
+    assessment:
+        The :class:`perfkit.assessment.Assessment` the section renders (None for a skipped one):
+        what ``summary.json`` is built from.
     """
 
     title: str
@@ -99,10 +86,23 @@ class Section:
     facts: dict = field(default_factory=dict)
     findings: pd.DataFrame = field(default_factory=findings_frame)
     skipped: str = ""
+    key: str = ""
+    assessment: object = None
 
     @classmethod
     def skip(cls, title: str, why: str) -> Section:
         return cls(title, blocks=[f"*{why}*"], facts={"skipped": why}, skipped=why)
+
+    def _keyed(self, key: str) -> Section:
+        self.key = key
+        return self
+
+    @classmethod
+    def of(cls, assessment, blocks: list, *, key: str, title: str | None = None, data: dict | None = None) -> Section:
+        """The section rendering ``assessment``: its findings and facts, its tables and data to dig in."""
+        return cls(title or assessment.title, blocks, data={**assessment.tables, **assessment.data, **(data or {})},
+                   facts=assessment.facts, findings=assessment.findings, skipped=assessment.skipped, key=key,
+                   assessment=assessment)
 
     def __getitem__(self, name: str):
         return self.data[name]
@@ -139,16 +139,19 @@ def needs(module: str, title: str) -> Section | None:
     return None
 
 
-def guarded(title: str, build: Callable[[], Section]) -> Section:
-    """Run ``build``; a missing source (extension, permission, file) becomes a one-line skipped Section."""
+def guarded(title: str, build: Callable[[], Section], *, src: Sources | None = None, key: str = "") -> Section:
+    """Run ``build``; a missing source (extension, permission, file) becomes a one-line skipped Section
+    (recorded under ``key`` for ``summary.json`` when ``src`` writes facts)."""
     try:
         return build()
     except MISSING_SOURCE_ERRORS as err:
-        return Section.skip(title, f"{title}: {db.redact_text(str(err))}")
+        skipped = Section.skip(title, f"{title}: {db.redact_text(str(err))}")
     except BadInputError as err:
         if err.path is None:
             raise
-        return Section.skip(title, f"{title}: {db.redact_text(str(err))}")
+        skipped = Section.skip(title, f"{title}: {db.redact_text(str(err))}")
+    skipped.key = key
+    return src.keep(skipped) if src is not None and key else skipped
 
 
 # -- where the evidence comes from ---------------------------------------------------------------
@@ -239,14 +242,25 @@ class Sources:
         return self._current
 
     # -- values for summary.json -------------------------------------------------------------
-    def record(self, key: str, section: Section) -> Section:
-        """Keep ``section``'s facts and findings under ``key`` (written to ``facts_path`` at once)."""
-        self.facts[key] = to_jsonable({
-            "title": section.title,
-            "skipped": section.skipped or None,
-            **section.facts,
-            "findings": findings_frame(section.findings)[["kind", "severity", "subject", "evidence"]],
-        })
+    def keep(self, section: Section) -> Section:
+        """Record ``section`` when this run writes facts for a report (what every section does)."""
+        return self.record(section) if self.facts_path else section
+
+    def record(self, key_or_section, section: Section | None = None) -> Section:
+        """Keep a section's assessment for ``summary.json`` (written to ``facts_path`` at once).
+
+        Sections built from these Sources record themselves; ``record(section)`` (or the older
+        ``record(key, section)``) records one built elsewhere. The key is the section's own.
+        """
+        section = key_or_section if section is None else section
+        key = section.key or (key_or_section if isinstance(key_or_section, str) else section.title)
+        if section.assessment is not None:
+            kept = section.assessment.record()
+        else:
+            kept = {"source": None, "title": section.title, "skipped": section.skipped or None,
+                    "facts": to_jsonable(section.facts), "notes": [],
+                    "findings": to_jsonable(findings_frame(section.findings))}
+        self.facts[key] = {"key": key, **kept}
         if self.facts_path:
             self.facts_path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.facts_path, json.dumps(self.facts, indent=1, default=str))
@@ -272,7 +286,8 @@ def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str |
     slo:
         A TOML file of SLO targets; empty for DESIGN.md's defaults.
     facts:
-        Where sections record their values for ``summary.json`` (set by ``perfkit report``).
+        Where sections record their assessments for ``summary.json`` (set by ``perfkit report``;
+        default ``$PERFKIT_FACTS``, which the report runner sets for any notebook).
 
     Returns
     -------
@@ -289,7 +304,7 @@ def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str |
         store_root = default_root() if resolved else sample / "store"
     sources = Sources(dsn=resolved, sample=sample, store=store_root, loadtests=_paths(loadtest),
                       logs=_paths(logs), plans=_paths(plans), slo=Path(slo) if slo else None,
-                      facts_path=Path(facts) if facts else None)
+                      facts_path=Path(facts or os.environ.get("PERFKIT_FACTS", "")) if (facts or os.environ.get("PERFKIT_FACTS")) else None)
     if sources.live:
         sources.engine  # noqa: B018 - connect now: a wrong DSN fails the run here, in one line
     return sources
@@ -311,12 +326,11 @@ def _statement_table(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def statement_facts(frame: pd.DataFrame) -> list[dict]:
-    """The statements of a top/diff frame as JSON-ready rows for ``summary.json``."""
-    keep = [c for c in ("queryid", "calls", "total_exec_ms", "mean_exec_ms", "prev_mean_exec_ms", "share_total", "status") if c in frame]
-    rows = frame[keep].assign(query=frame["query"].map(lambda q: short_query(q, 200)),
-                              queryid=frame["queryid"].astype("string"))
-    return to_jsonable(rows)
+def statements_assessment(src: Sources, *, since: str | None, n: int, by: str = "total"):
+    """``perfkit.statements.assess`` of this run's snapshot (against ``src.store`` when ``since``)."""
+    snap, path = src.current_snapshot()
+    return statements.assess(snap, path=path, store=src.store if since else None, since=since, by=by, n=n,
+                             live=src.live)
 
 
 def workload(src: Sources, *, n: int = 10, by: str = "total") -> Section:
@@ -336,51 +350,18 @@ def workload(src: Sources, *, n: int = 10, by: str = "total") -> Section:
     def build() -> Section:
         from perfkit.charts.statements import top_statements_bar
 
-        snap, path = src.current_snapshot()
-        ranked = statements.top(snap, by=by, n=n)
-        totals = statements.summarize(snap[~statements.own_statements(snap)])
-        captured = snap["captured_at"].max() if len(snap) else pd.NaT
-        intro = (f"{totals['statements']:,} statements, {totals['calls']:,.0f} calls and "
-                 f"{totals['total_exec_ms'] / 1000:,.1f} s of execution since the statistics were last reset "
-                 f"(snapshot of {captured:%Y-%m-%d %H:%M} UTC); the top 10 take "
-                 f"{totals['top10_share'] * 100:.0f} % of the time.")
-        hidden = snap.attrs.get("hidden_queries", 0)
-        blocks = [intro]
-        if snap.attrs.get("other_databases"):
-            blocks.append(f"Statements of database {snap.attrs['database']} only; "
-                          f"{snap.attrs['other_databases']} of other databases are in the stored snapshot.")
-        if hidden:
-            blocks.append(f"{hidden} statements have hidden text: GRANT pg_read_all_stats to this role to see them.")
+        result = statements_assessment(src, since=None, n=n, by=by)
+        totals, captured = result.facts["totals"], result.facts["captured_at"]
+        ranked = result.tables["statements"]
+        blocks = [f"{totals['statements']:,} statements, {totals['calls']:,.0f} calls and "
+                  f"{totals['total_exec_ms'] / 1000:,.1f} s of execution since the statistics were last reset "
+                  f"(snapshot of {captured:%Y-%m-%d %H:%M} UTC); the top 10 take "
+                  f"{totals['top10_share'] * 100:.0f} % of the time."]
+        blocks += result.notes
         blocks += [_statement_table(ranked), top_statements_bar(ranked, n=n)]
-        return Section(title, blocks, data={"snapshot": snap, "top": ranked},
-                       facts={"snapshot": str(Path(path).resolve()) if path else None, "captured_at": captured, "totals": totals,
-                              "top_statements": statement_facts(ranked)})
+        return src.keep(Section.of(result, blocks, key="workload", title=title, data={"top": ranked}))
 
-    return guarded(title, build)
-
-
-def regressions(changes: pd.DataFrame, *, min_calls: int = REGRESSION_MIN_CALLS,
-                warning: float = REGRESSION_WARNING, critical: float = REGRESSION_CRITICAL) -> pd.DataFrame:
-    """``regression`` findings: statements whose mean per call in the interval grew past ``warning``×."""
-    ran = changes[(changes["status"] == "changed") & (changes["calls"].fillna(0) >= min_calls)
-                  & (changes["prev_mean_exec_ms"] > 0)]
-    ratio = ran["mean_exec_ms"] / ran["prev_mean_exec_ms"]
-    rows = []
-    for (_, row), grown in zip(ran.iterrows(), ratio, strict=True):
-        if grown < warning:
-            continue
-        rows.append({
-            "kind": "regression",
-            "severity": "critical" if grown >= critical else "warning",
-            "subject": short_query(row["query"], 120),
-            "evidence": (f"mean {row['mean_exec_ms']:.2f} ms per call over {int(row['calls']):,} calls in the interval, "
-                         f"{grown:.1f}x the {row['prev_mean_exec_ms']:.2f} ms before"),
-            "recommendation": "Explain it now and compare with its plan before the change (perfkit explain --queryid)",
-            "sql": "",
-            "benefit_ms": float((row["mean_exec_ms"] - row["prev_mean_exec_ms"]) * row["calls"]),
-            "queryid": str(row["queryid"]),
-        })
-    return findings_frame(rows)
+    return guarded(title, build, src=src, key="workload")
 
 
 def week_over_week(src: Sources, *, since: str = "7d", n: int = 10) -> Section:
@@ -396,57 +377,41 @@ def week_over_week(src: Sources, *, since: str = "7d", n: int = 10) -> Section:
         How many statements to show.
     """
     title = "Week over week"
-    wanted = parse_since(since)
+    parse_since(since)  # a bad value is a bad parameter, not a missing source
 
     def build() -> Section:
         from perfkit.charts.statements import week_over_week as chart
+        from perfkit.statements.assess import (
+            REGRESSION_MIN_ADDED_MS,
+            REGRESSION_MIN_CALLS,
+            REGRESSION_WARNING,
+        )
 
-        snap, path = src.current_snapshot()
-        now = snap["captured_at"].max() if len(snap) else pd.Timestamp.now(tz="UTC")
-        server = str(snap["server"].iloc[0]) if len(snap) else None
-        base = src.store.baseline(wanted, server, now=now) if server else None
-        if base is None:
-            why = (f"No stored snapshot of {server} from before this one, so there is no comparison yet. "
-                   + (f"This run's snapshot is saved in `{src.store.root}`: the next report compares against it."
-                      if src.live else ""))
-            return Section(title, [why.strip()], facts={"baseline": None, "note": why.strip()})
-        before = src.store.load(base.path)
-        if snap.attrs.get("database"):
-            before = before[before["datname"] == snap.attrs["database"]]
-        changes = statements.diff(before, snap)
-        hours = (now - base.captured_at).total_seconds() / 3600
-        blocks = [f"Compared with the snapshot of {base.captured_at:%Y-%m-%d %H:%M} UTC, {span(hours)} before this one."]
-        wanted_h = wanted.total_seconds() / 3600
-        if abs(hours - wanted_h) > max(1.0, 0.25 * wanted_h):
-            blocks.append(f"That is the stored snapshot nearest to {since} earlier: the interval is "
-                          f"{span(hours)}, not {since}.")
-        if changes.attrs["stats_reset"]:
-            blocks.append(f"pg_stat_statements was reset in between ({changes.attrs['reset_evidence']}): "
-                          "the figures are the work since the reset, a lower bound.")
-        counts = changes["status"].value_counts().to_dict()
-        totals = statements.summarize(changes[~statements.own_statements(changes)])
+        result = statements_assessment(src, since=since, n=n)
+        facts = result.facts
+        if facts["baseline"] is None:
+            return src.keep(Section.of(result, [facts["comparison_note"]], key="week_over_week", title=title))
+        counts, totals = facts["counts"], facts["interval_totals"]
+        ranked = result.tables["changes"]
+        blocks = list(result.notes)
         blocks.append(f"In the interval: {totals['calls']:,.0f} calls, {totals['total_exec_ms'] / 1000:,.1f} s of execution; "
                       + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("changed", "new", "reset", "evicted", "unchanged"))
                       + " statements.")
-        ranked = statements.top(changes[changes["status"] != "unchanged"], by="total", n=n)
-        found = regressions(changes[~statements.own_statements(changes)])
         table = _statement_table(ranked)
         table.insert(4, "mean before", ranked["prev_mean_exec_ms"].astype(float).round(3))
         table.insert(0, "status", ranked["status"])
         blocks += [table, chart(ranked, n=n)]
+        found = result.findings
         if len(found):
             blocks += [f"{len(found)} statement{'s' if len(found) > 1 else ''} got slower per call:",
                        found[["severity", "subject", "evidence"]]]
         else:
-            blocks.append(f"No statement got {REGRESSION_WARNING:g}x slower per call (at least {REGRESSION_MIN_CALLS} calls).")
-        return Section(title, blocks, data={"changes": changes, "top": ranked, "before": before},
-                       findings=found,
-                       facts={"baseline": {"snapshot": str(Path(base.path).resolve()), "captured_at": base.captured_at,
-                                           "hours_before": hours},
-                              "stats_reset": bool(changes.attrs["stats_reset"]), "counts": counts,
-                              "totals": totals, "top_statements": statement_facts(ranked)})
+            blocks.append(f"No statement got {REGRESSION_WARNING:g}x slower per call (at least {REGRESSION_MIN_CALLS} "
+                          f"calls and {REGRESSION_MIN_ADDED_MS:g} ms more in all).")
+        return src.keep(Section.of(result, blocks, key="week_over_week", title=title,
+                                   data={"top": ranked, "changes": result.data["changes"]}))
 
-    return guarded(title, build)
+    return guarded(title, build, src=src, key="week_over_week")
 
 
 # -- summary --------------------------------------------------------------------------------------
@@ -456,8 +421,12 @@ def all_findings(sections: Iterable[Section]) -> pd.DataFrame:
     return findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
 
 
-def overview(sections: Iterable[Section]) -> Section:
-    """Findings by severity across ``sections`` and the skipped sections, for the top of a report."""
+def overview(sections: Iterable[Section], src: Sources | None = None) -> Section:
+    """Findings by severity across ``sections`` and the skipped sections, for the top of a report.
+
+    It renders the sections' assessments; it has no findings of its own (summary.json counts
+    each finding once, in its own section).
+    """
     sections = list(sections)
     found = all_findings(sections)
     counts = count_by_severity(found)
@@ -467,8 +436,9 @@ def overview(sections: Iterable[Section]) -> Section:
     skipped = [s.skipped for s in sections if s.skipped]
     if skipped:
         blocks.append("Not in this report: " + " ".join(skipped))
-    return Section("Overview", blocks, data={"findings": found}, findings=pd.DataFrame(),
-                   facts={"findings_by_severity": counts, "skipped_sections": skipped})
+    section = Section("Overview", blocks, data={"findings": found}, findings=pd.DataFrame(),
+                      facts={"findings_by_severity": counts, "skipped_sections": skipped}, key="overview")
+    return src.keep(section) if src is not None else section
 
 
 # -- load tests -----------------------------------------------------------------------------------
@@ -637,7 +607,7 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
     src:
         Where the evidence comes from (live: index advice on the snapshot's costliest statements).
     sections:
-        The sections whose findings to merge (health, plans, load tests...).
+        The sections whose assessments to merge (health, plans, load tests, logs...).
     n:
         How many recommendations to show.
     """
@@ -650,18 +620,14 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
     def build() -> Section:
         from perfkit import advice
 
-        health_found = next((s.findings for s in sections if s.title == "Database health"), None)
-        plan_found = next((s.findings for s in sections if s.title == "Plan deep-dive"), None)
-        others = [s.findings for s in sections if s.title not in ("Database health", "Plan deep-dive") and len(s.findings)]
+        assessments = [s.assessment for s in sections if s.assessment is not None]
         if src.live:
             snap, _ = src.current_snapshot()
-            ideas = advice.index_advice(src.engine, statements=snap)
+            result = advice.assess(assessments, engine=src.engine, statements=snap, n=n)
         else:
             path = src.sample / "health" / "index_advice.json"
-            ideas = read_findings(path) if path.exists() else findings_frame()
-        merged = [f for f in [health_found] + others if f is not None and len(f)]
-        ranked = advice.recommend(health=pd.concat(merged, ignore_index=True) if merged else None,
-                                  statements=ideas if len(ideas) else None, plan_findings=plan_found)
+            result = advice.assess(assessments, ideas=read_findings(path) if path.exists() else None, n=n)
+        ranked = result.tables["recommendations"]
         blocks = [f"{len(ranked)} recommendations, most severe and valuable first"
                   + (f"; the first {n}:" if len(ranked) > n else ":")]
         if len(ranked):
@@ -672,18 +638,14 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
             if "sources" in shown:
                 shown["sources"] = shown["sources"].map(lambda v: ", ".join(v) if isinstance(v, list | tuple) else v)
             blocks += [shown, fix_sql(ranked, limit=n)]
-        keep = [c for c in ("severity", "kind", "subject", "recommendation", "sql", "benefit_ms") if c in ranked.columns]
-        return Section(title, blocks, data={"recommendations": ranked, "index_advice": ideas},
-                       findings=findings_frame(ideas),
-                       facts={"recommendations": ranked[keep].head(n)})
+        return src.keep(Section.of(result, blocks, key="recommendations", title=title))
 
-    return guarded(title, build)
+    return guarded(title, build, src=src, key="recommendations")
 
 
 # -- plans ----------------------------------------------------------------------------------------
 NODE_TABLE_COLUMNS = ["node_id", "node", "self_ms", "pct_total", "total_ms", "actual_rows", "plan_rows", "loops",
                       "misestimate", "shared_hit", "shared_read", "temp_written", "rows_removed_by_filter"]
-EXPLAIN_TOP = 3  # live, without a plan file: how many of the costliest statements to explain
 
 
 def plan_nodes_table(plan) -> pd.DataFrame:
@@ -711,7 +673,7 @@ def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
         blocks.append(f"The first {limit} of {len(table)} nodes; `plan.nodes` holds them all.")
     blocks.append(charts.plan_self_time(plan))
     if len(plan.findings):
-        blocks += [plan.findings[FINDING_TABLE_COLUMNS], fix_sql(plan.findings)]
+        blocks.append(plan.findings[FINDING_TABLE_COLUMNS])
     return blocks
 
 
@@ -741,7 +703,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
     def build() -> Section:
         from perfkit import plans
 
-        captured, blocks, notes = [], [], []
+        captured, intro, notes = [], [], []
         if src.plans:
             captured = [(p.name, plans.parse_file(p)) for p in src.plans]
         elif src.live and (sql or queryid):
@@ -750,50 +712,41 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
                          else plans.explain_queryid(src.engine, int(queryid)))]
         elif src.live:
             snap, _ = src.current_snapshot()
-            # sqlcommenter tags lead many statements' text: judge the statement behind them
-            bare = snap.assign(query=snap["query"].map(statements.strip_leading_comments))
-            costly = statements.top(snap.loc[statements.explainable(bare).index], by="total", n=EXPLAIN_TOP)
-            for row in costly.itertuples(index=False):
-                try:
-                    captured.append((f"queryid {row.queryid}: {short_query(row.query, 80)}",
-                                     plans.explain_queryid(src.engine, int(row.queryid))))
-                except PerfkitError as err:
-                    notes.append(f"queryid {row.queryid} could not be explained: {db.redact_text(str(err))}")
+            captured, notes = plans.costliest(src.engine, snap)
             if captured:
-                blocks.append(f"Generic plans (EXPLAIN without ANALYZE: nothing ran) of the {len(captured)} costliest "
-                              "statements by total time.")
+                intro.append(f"Generic plans (EXPLAIN without ANALYZE: nothing ran) of the {len(captured)} costliest "
+                             "statements by total time.")
         else:
-            return Section.skip(title, f"{title}: no plan file given, and no database to explain statements on.")
+            return src.keep(Section.skip(title, f"{title}: no plan file given, and no database to explain statements on.")
+                            ._keyed("plan"))
+        after = plans.parse_file(compare_with) if compare_with and captured else None
+        tried = None
+        if what_if and src.live:
+            target_sql = sql or (captured[0][1].query if captured and getattr(captured[0][1], "query", None) else "")
+            try:
+                tried = plans.whatif(src.engine, target_sql, what_if)
+            except MISSING_SOURCE_ERRORS as err:
+                notes.append(f"What if `{what_if}`: {db.redact_text(str(err))}")
+        elif what_if:
+            notes.append("A what-if index needs a live database with hypopg: set `dsn`.")
+        result = plans.assess(captured, compare_with=after, compare_heading=Path(compare_with).name if after else "",
+                              what_if=tried, notes=notes)
+        blocks = list(intro)
         for heading, one in captured:
             blocks += _plan_blocks(one, heading)
-        blocks += notes
-        data = {"plans": [p for _, p in captured]}
-        if captured:
-            data["plan"] = captured[0][1]
-        if compare_with and captured:
-            other = plans.parse_file(compare_with)
-            result = plans.compare(captured[0][1], other)
-            blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {result.summary}"]
-            if isinstance(getattr(result, "totals", None), pd.DataFrame):
-                blocks.append(_rounded(result.totals, 3))
-            data["comparison"] = result
-        if what_if:
-            if not src.live:
-                blocks.append("A what-if index needs a live database with hypopg: set `dsn`.")
-            else:
-                target_sql = sql or (captured[0][1].query if captured and getattr(captured[0][1], "query", None) else "")
-                try:
-                    result = plans.whatif(src.engine, target_sql, what_if)
-                    blocks.append(f"What if `{what_if}`: {result.summary()}")
-                    data["what_if"] = result
-                except MISSING_SOURCE_ERRORS as err:
-                    blocks.append(f"What if `{what_if}`: {db.redact_text(str(err))}")
-        frames = [p.findings for _, p in captured if len(p.findings)]
-        found = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
-        return Section(title, blocks, data=data, findings=found,
-                       facts={"plans": [h for h, _ in captured], "notes": notes})
+        if len(result.findings):
+            blocks.append(fix_sql(result.tables.get("recommendations", result.findings)))
+        blocks += result.notes
+        if after is not None:
+            comparison = result.data["comparison"]
+            blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {comparison.summary}"]
+            if isinstance(getattr(comparison, "totals", None), pd.DataFrame):
+                blocks.append(_rounded(comparison.totals, 3))
+        if tried is not None:
+            blocks.append(f"What if `{what_if}`: {tried.summary()}")
+        return src.keep(Section.of(result, blocks, key="plan", title=title))
 
-    return guarded(title, build)
+    return guarded(title, build, src=src, key="plan")
 
 
 def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None) -> Section:

@@ -45,14 +45,20 @@ def test_workload_and_week_over_week_find_the_regression(src):
 
 
 def test_regressions_thresholds():
+    from perfkit.statements import regressions
+
     changes = pd.DataFrame({
-        "status": ["changed", "changed", "changed", "new"], "calls": [100, 100, 5, 100],
-        "mean_exec_ms": [4.0, 1.2, 10.0, 9.0], "prev_mean_exec_ms": [1.0, 1.0, 1.0, None],
-        "query": ["SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4"], "queryid": [1, 2, 3, 4],
+        "status": ["changed", "changed", "changed", "new", "changed"], "calls": [100, 1000, 5, 100, 50],
+        "mean_exec_ms": [4.0, 1.2, 10.0, 9.0, 0.002], "prev_mean_exec_ms": [1.0, 1.0, 1.0, None, 0.001],
+        "query": ["SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4", "ROLLBACK"], "queryid": [1, 2, 3, 4, 5],
     })
-    found = sections.regressions(changes)
+    found = regressions(changes)
     assert found[["subject", "severity"]].values.tolist() == [["SELECT 1", "critical"]]
-    assert sections.regressions(changes, warning=1.1)["subject"].tolist() == ["SELECT 1", "SELECT 2"]
+    assert regressions(changes, warning=1.1)["subject"].tolist() == ["SELECT 1", "SELECT 2"]
+    # twice as slow, but 0.05 ms more in all: no regression, whatever the ratio
+    assert "ROLLBACK" not in set(regressions(changes, warning=1.1, min_added_ms=0.01)["subject"]) - {"ROLLBACK"}
+    assert "ROLLBACK" in set(regressions(changes, min_added_ms=0.01)["subject"])
+    assert "ROLLBACK" not in set(regressions(changes)["subject"])
 
 
 def test_no_baseline_is_said_plainly(tmp_path):
@@ -66,12 +72,15 @@ def test_no_baseline_is_said_plainly(tmp_path):
 
 
 def test_sections_record_their_facts_for_summary_json(src):
-    src.record("loadtest", sections.loadtest(src))
-    src.record("logs", sections.server_logs(src))
+    src.record(sections.loadtest(src))
+    src.record("logs", sections.server_logs(src))  # the older spelling; the key is the section's own
+    sections.week_over_week(src)  # built from these Sources: it records itself
     facts = json.loads(src.facts_path.read_text())
-    assert facts["loadtest"]["slo_verdict"] == "pass" and facts["loadtest"]["skipped"] is None
-    assert {row["source"] for row in facts["loadtest"]["slo"]} == {p.name for p in LOADTESTS}
+    assert facts["loadtest"]["source"] == "loadtests" and facts["loadtest"]["skipped"] is None
+    assert facts["loadtest"]["facts"]["slo_verdict"] == "pass"
     assert "n_plus_one" in {f["kind"] for f in facts["logs"]["findings"]}
+    assert facts["week_over_week"]["source"] == "statements"
+    assert "regression" in {f["kind"] for f in facts["week_over_week"]["findings"]}
     assert not list(src.facts_path.parent.glob("*.tmp"))
 
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from perfkit.commands.plan import show_plan
     from perfkit.errors import BadInputError
     from perfkit.output import say
-    from perfkit.plans import explain, explain_queryid
+    from perfkit.plans import assess, explain, explain_queryid
 
     settings = {}
     for item in args.settings:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             plan = explain(engine, args.sql, **options)
         extra = {"server": engine.info.get("target", ""), "sql": plan.query}
-        show_plan(plan, as_json=args.json, top=args.top, extra=extra)
+        show_plan(assess([(plan.source or "EXPLAIN", plan)]), as_json=args.json, top=args.top, extra=extra)
     finally:
         engine.dispose()
     return 0

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
         "pasted from psql (any frame), pgAdmin, a server log or auto_explain. Use - to read standard input.",
     )
     parser.add_argument("file", metavar="FILE", help="the plan file (- for standard input)")
+    parser.add_argument("after", metavar="AFTER", nargs="?", default=None,
+                        help="the same statement's plan after a change: compare the two")
     parser.add_argument("--top", type=int, default=0, metavar="N", help="show only the N nodes with the most self time")
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -27,10 +29,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse the file and print the plan (exit code 0; bad input raises BadInputError -> 2)."""
-    from perfkit.plans import parse_file
+    from perfkit.plans import assess, parse_file
 
     plan = parse_file(args.file)
-    show_plan(plan, as_json=args.json, top=args.top)
+    after = parse_file(args.after) if args.after else None
+    show_plan(assess([(args.file, plan)], compare_with=after, compare_heading=args.after or ""),
+              as_json=args.json, top=args.top)
     return 0
 
 
@@ -92,12 +96,19 @@ def render_totals(plan) -> str:
     return ", ".join(parts)
 
 
-def show_plan(plan, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
-    """Print a plan for people (tree, totals, findings) or as one JSON object."""
+def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
+    """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
+    from perfkit.assessment import finding_records
     from perfkit.output import emit_json, print_table
 
+    plan = assessment.data["plan"]
     if as_json:
         payload = plan.to_dict()
+        payload["findings"] = finding_records(assessment.findings)
+        payload["severity_counts"] = assessment.counts
+        payload["recommendations"] = finding_records(assessment.tables.get("recommendations"))
+        if "comparison" in assessment.data:
+            payload["comparison"] = assessment.data["comparison"].to_dict()
         payload.update(extra or {})
         emit_json(payload)
         return
@@ -105,14 +116,17 @@ def show_plan(plan, *, as_json: bool, top: int = 0, extra: dict | None = None) -
     print()
     print(render_tree(plan, top=top))
     print()
-    findings = plan.findings
+    findings = assessment.findings
     print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=80)
-    if len(findings):
-        from perfkit.advice import recommend
-
+    fixes = assessment.tables.get("recommendations")
+    if fixes is not None and len(fixes):
         print()
         print("What to do (each fix once):")
-        for number, row in enumerate(recommend(plan_findings=findings).itertuples(index=False), start=1):
+        for number, row in enumerate(fixes.itertuples(index=False), start=1):
             print(f"{number:>3}. {row.subject}: {row.recommendation}")
             if row.sql:
                 print(f"     {row.sql}")
+    if "comparison" in assessment.data:
+        print()
+        print(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}")
+        print_table(assessment.tables["comparison"], title=None)

@@ -15,8 +15,15 @@ def register(subparsers) -> None:
     add_dsn_option(parser)
     parser.add_argument("--by", default="total", choices=list(TOP_CHOICES), help="rank by total time (default), mean time, calls, io or temp")
     parser.add_argument("-n", type=positive_int, default=20, help="how many statements (default 20)")
+    add_noise_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
+
+
+def add_noise_option(parser) -> None:
+    parser.add_argument("--all", action="store_true", dest="include_noise",
+                        help="also rank perfkit's own reads, EXPLAINs, driver catalog probes and one-off DDL / bulk "
+                        "loads (left out by default, and counted in a note)")
 
 
 def print_statements(frame, title: str) -> None:
@@ -31,13 +38,16 @@ def print_statements(frame, title: str) -> None:
 
 def run(args) -> int:
     from perfkit import statements
-    from perfkit.output import emit_json
+    from perfkit.output import emit_json, say
 
     engine = engine_from_args(args)
     snap = statements.snapshot(engine, dsn=args.dsn)
-    top = statements.top(snap, by=args.by, n=args.n)
+    result = statements.assess(snap, since=None, by=args.by, n=args.n, include_noise=args.include_noise)
     if args.json:
-        emit_json({"by": args.by, "statements": top})
-    else:
-        print_statements(top, f"Top {len(top)} statements by {args.by} ({engine.info['target']})")
+        emit_json({"by": args.by, **result.to_json()})
+        return 0
+    for note in result.notes:
+        say(f"perfkit: {note}")
+    print_statements(result.tables["statements"], f"Top {len(result.tables['statements'])} statements by {args.by} "
+                     f"({engine.info['target']})")
     return 0

@@ -3,6 +3,7 @@
 ``parse``/``parse_file`` read saved plans, ``explain`` captures one, ``compare`` shows a change.
 """
 
+from perfkit.plans.assess import assess, costliest
 from perfkit.plans.capture import explain, explain_queryid, whatif
 from perfkit.plans.compare import PlanComparison, compare
 from perfkit.plans.model import NODE_COLUMNS, Plan
@@ -14,7 +15,9 @@ __all__ = [
     "RULES",
     "Plan",
     "PlanComparison",
+    "assess",
     "compare",
+    "costliest",
     "explain",
     "explain_queryid",
     "find_problems",

@@ -456,3 +456,8 @@ __all__ = [
     "summarize",
     "explainable",
 ]
+
+# the assessment every front end renders (after the reader's names, which it uses)
+from perfkit.statements.assess import NOISE_LABELS, assess, noise, regressions  # noqa: E402
+
+__all__ += ["NOISE_LABELS", "assess", "noise", "regressions"]

@@ -1,0 +1,112 @@
+"""The plans assessment: one or more plans, their findings, a before/after comparison, a what-if.
+
+``assess(plans, compare_with=...)`` is what ``perfkit plan``, ``perfkit explain``, the plan
+notebook and the weekly report render; ``costliest(engine, snapshot)`` captures the generic
+plans of the costliest statements for the weekly report (EXPLAIN without ANALYZE: nothing runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from perfkit.assessment import Assessment, merge_findings
+from perfkit.errors import PerfkitError
+
+EXPLAIN_TOP = 3  # without a plan file: how many of the costliest statements to explain
+
+
+def _totals(heading: str, plan) -> dict:
+    return {
+        "plan": heading,
+        "source": plan.source or plan.format,
+        "nodes": int(len(plan.nodes)),
+        "findings": int(len(plan.findings)),
+        "planning_ms": plan.planning_ms,
+        "execution_ms": plan.execution_ms,
+        "analyzed": bool(plan.analyzed),
+        "timed": bool(plan.timed),
+    }
+
+
+def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None, notes: Iterable[str] = ()) -> Assessment:
+    """The assessment of ``plans``: a Plan, or ``[(heading, Plan), ...]``.
+
+    Parameters
+    ----------
+    plans:
+        One :class:`perfkit.plans.Plan` or a list of ``(heading, Plan)``; the first is the one a
+        comparison and a what-if are about.
+    compare_with:
+        A second plan of the same statement (after a change): the first is compared with it.
+    compare_heading:
+        What to call ``compare_with`` (its file name).
+    what_if:
+        A :class:`perfkit.plans.capture.WhatIf` result (hypopg) to keep with the assessment.
+    notes:
+        Sentences to show (statements that could not be explained, ...).
+
+    Returns
+    -------
+    Assessment
+        ``source="plans"``; tables ``nodes`` (the first plan's), ``plans`` (one row per plan) and,
+        with a comparison, ``comparison`` (its totals), and ``recommendations`` (the findings' fixes,
+        each once); findings of every plan with a ``plan`` column.
+    """
+    if hasattr(plans, "nodes"):
+        plans = [(plans.source or plans.format or "plan", plans)]
+    plans = list(plans)
+    notes = list(notes)
+    findings = merge_findings(*[p.findings.assign(plan=h) for h, p in plans if len(p.findings)])
+    tables = {"plans": pd.DataFrame([_totals(h, p) for h, p in plans])}
+    data = {"plans": [p for _, p in plans], "headings": [h for h, _ in plans]}
+    facts = {"plans": [h for h, _ in plans]}
+    if plans:
+        first = plans[0][1]
+        tables["nodes"] = first.nodes
+        data["plan"] = first
+        facts.update({k: v for k, v in _totals(*plans[0]).items() if k != "plan"})
+    if compare_with is not None and plans:
+        from perfkit.plans.compare import compare
+
+        result = compare(plans[0][1], compare_with)
+        data["comparison"] = result
+        data["after"] = compare_with
+        tables["comparison"] = result.totals
+        facts["comparison"] = {"after": compare_heading or compare_with.source, "summary": result.summary}
+    if len(findings):
+        from perfkit.advice import recommend
+
+        tables["recommendations"] = recommend(plan_findings=findings)
+    if what_if is not None:
+        data["what_if"] = what_if
+        facts["what_if"] = what_if.summary() if hasattr(what_if, "summary") else str(what_if)
+    return Assessment("plans", "Plan deep-dive", findings=findings, tables=tables, facts=facts, notes=notes,
+                      data=data)
+
+
+def costliest(engine, snapshot: pd.DataFrame, *, n: int = EXPLAIN_TOP) -> tuple[list, list[str]]:
+    """Generic plans of the ``n`` costliest application statements of ``snapshot``.
+
+    Returns ``([(heading, Plan), ...], notes)``; a statement that cannot be explained is a note.
+    """
+    from perfkit import db, statements
+    from perfkit.plans.capture import explain_queryid
+    from perfkit.statements.assess import short_query
+
+    work = snapshot[statements.noise(snapshot) == ""]
+    # sqlcommenter tags lead many statements' text: judge the statement behind them
+    bare = work.assign(query=work["query"].map(statements.strip_leading_comments))
+    costly = statements.top(work.loc[statements.explainable(bare).index], by="total", n=n)
+    captured, notes = [], []
+    for row in costly.itertuples(index=False):
+        try:
+            captured.append((f"queryid {row.queryid}: {short_query(row.query, 80)}",
+                             explain_queryid(engine, int(row.queryid))))
+        except PerfkitError as err:
+            notes.append(f"queryid {row.queryid} could not be explained: {db.redact_text(str(err))}")
+    return captured, notes
+
+
+__all__ = ["EXPLAIN_TOP", "assess", "costliest"]

@@ -1,0 +1,293 @@
+"""The statements assessment: the costliest statements, what changed since a baseline, regressions.
+
+``assess(current, store=..., since="7d")`` is what ``perfkit top``, ``perfkit diff``, the
+workload notebook and the weekly report all render. Statements that are not the application's
+workload (perfkit's own reads and EXPLAINs, drivers' catalog probes, one-off DDL and bulk loads)
+are labelled by :func:`noise` and left out of the rankings and regressions unless asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from perfkit import statements as st
+from perfkit.assessment import Assessment
+from perfkit.errors import BadInputError
+from perfkit.findings import findings_frame
+
+# A statement whose mean per call grew this much (interval vs before) is a regression, when it ran
+# at least REGRESSION_MIN_CALLS times and the growth cost at least REGRESSION_MIN_ADDED_MS in the
+# interval (a ROLLBACK going from 0.001 to 0.002 ms is no regression).
+REGRESSION_WARNING = 1.5
+REGRESSION_CRITICAL = 3.0
+REGRESSION_MIN_CALLS = 10
+REGRESSION_MIN_ADDED_MS = 100.0
+STATUSES = ("changed", "new", "reset", "evicted", "unchanged")
+
+NOISE_LABELS = {
+    "perfkit": "perfkit's own reads",
+    "explain": "EXPLAIN runs",
+    "driver": "driver and catalog probes",
+    "one-off": "one-off DDL and bulk loads",
+}
+_LEADING_COMMENTS = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
+_CATALOG_RELATION = r"(?:pg_catalog\.\w+|information_schema\.\w+|pg_\w+)"
+_RELATIONS = re.compile(r"\b(?:from|join)\s+(?!\()([\w.\"]+)", re.IGNORECASE)
+_DRIVER_BARE = re.compile(
+    r"^(?:show\s+\w|set\s+(?:session\s+)?(?:client_encoding|datestyle|extra_float_digits|search_path|"
+    r"application_name|timezone|intervalstyle|statement_timeout|lock_timeout)\b|"
+    r"select\s+(?:pg_catalog\.)?(?:current_schema|version|current_database|current_setting|set_config|"
+    r"pg_backend_pid|txid_current|pg_is_in_recovery)\s*\()",
+    re.IGNORECASE,
+)
+_ONE_OFF = re.compile(
+    r"^(?:create|alter|drop|copy|truncate|vacuum|analyze|reindex|cluster|refresh\s+materialized|grant|revoke|"
+    r"comment\s+on|insert\s+into\s+[\w.\"]+\s*(?:\([^)]*\)\s*)?select\b)",
+    re.IGNORECASE,
+)
+
+
+def _bare(query) -> str:
+    return _LEADING_COMMENTS.sub("", str(query or ""), count=1).lstrip()
+
+
+def _label(query: str, calls: float) -> str:
+    text = str(query or "")
+    if text.startswith("/* perfkit */"):
+        return "perfkit"
+    bare = _bare(text)
+    head = bare[:200].lower()
+    if head.startswith("explain"):
+        return "explain"
+    if _DRIVER_BARE.match(head):
+        return "driver"
+    if head.startswith(("select", "with")):
+        relations = _RELATIONS.findall(bare)
+        if relations and all(re.fullmatch(_CATALOG_RELATION, r.replace('"', ""), re.IGNORECASE) for r in relations):
+            return "driver"
+    if (calls is None or pd.isna(calls) or calls <= 1) and _ONE_OFF.match(bare):
+        return "one-off"
+    return ""
+
+
+def noise(frame: pd.DataFrame) -> pd.Series:
+    """Per statement, why it is not the application's workload (a key of :data:`NOISE_LABELS`), or "".
+
+    ``perfkit``: perfkit's own reads (tagged ``/* perfkit */``); ``explain``: EXPLAIN statements;
+    ``driver``: SHOW / set-up SETs / ``select current_schema()`` style calls and statements reading
+    only the system catalogs (SQLAlchemy's and psycopg's probes); ``one-off``: DDL, COPY and
+    ``INSERT ... SELECT`` bulk loads run once (in a diff: once in the interval).
+    """
+    if frame.empty:
+        return pd.Series([], dtype="object", index=frame.index)
+    calls = frame["calls"] if "calls" in frame else pd.Series(float("nan"), index=frame.index)
+    labels = [_label(q, c) for q, c in zip(frame["query"], calls, strict=True)]
+    return pd.Series(labels, index=frame.index, dtype="object")
+
+
+def noise_note(frame: pd.DataFrame, labels: pd.Series) -> str:
+    """``"left out: 12 statements (3.1 s): 8 perfkit's own reads, ..."``, or "" when none."""
+    hidden = frame[labels != ""]
+    if hidden.empty:
+        return ""
+    counts = labels[labels != ""].value_counts()
+    parts = ", ".join(f"{n} {NOISE_LABELS[label]}" for label, n in counts.items())
+    seconds = float(hidden["total_exec_ms"].fillna(0).sum()) / 1000
+    return (f"Left out of the rankings: {len(hidden)} statements ({seconds:,.1f} s) that are not the application's "
+            f"workload: {parts} (include_noise=True / --all shows them).")
+
+
+def short_query(query, width: int = 90) -> str:
+    """The statement on one line without leading sqlcommenter comments, cut to ``width``."""
+    text = " ".join(st.strip_leading_comments(query).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def regressions(changes: pd.DataFrame, *, min_calls: int = REGRESSION_MIN_CALLS,
+                min_added_ms: float = REGRESSION_MIN_ADDED_MS, warning: float = REGRESSION_WARNING,
+                critical: float = REGRESSION_CRITICAL) -> pd.DataFrame:
+    """``regression`` findings: statements whose mean per call in the interval grew past ``warning``x,
+    over at least ``min_calls`` calls, costing at least ``min_added_ms`` more than before in the interval."""
+    if changes.empty:
+        return findings_frame()
+    ran = changes[(changes["status"] == "changed") & (changes["calls"].fillna(0) >= min_calls)
+                  & (changes["prev_mean_exec_ms"] > 0)]
+    rows = []
+    for row in ran.to_dict(orient="records"):
+        grown = row["mean_exec_ms"] / row["prev_mean_exec_ms"]
+        added = float((row["mean_exec_ms"] - row["prev_mean_exec_ms"]) * row["calls"])
+        if grown < warning or added < min_added_ms:
+            continue
+        rows.append({
+            "kind": "regression",
+            "severity": "critical" if grown >= critical else "warning",
+            "subject": short_query(row["query"], 120),
+            "evidence": (f"mean {row['mean_exec_ms']:.2f} ms per call over {int(row['calls']):,} calls in the interval, "
+                         f"{grown:.1f}x the {row['prev_mean_exec_ms']:.2f} ms before ({added / 1000:,.1f} s more in all)"),
+            "recommendation": "Explain it now and compare with its plan before the change (perfkit explain --queryid)",
+            "sql": "",
+            "benefit_ms": added,
+            "queryid": str(row["queryid"]),
+        })
+    return findings_frame(rows)
+
+
+def statement_rows(frame: pd.DataFrame, width: int = 200) -> list[dict]:
+    """The statements of a top/diff frame as JSON-ready rows (queryid as text: it is a signed 64-bit id)."""
+    from perfkit.output import to_jsonable
+
+    keep = [c for c in ("queryid", "status", "calls", "total_exec_ms", "mean_exec_ms", "prev_mean_exec_ms",
+                        "rows", "io_ms", "temp_blks", "share_total", "noise") if c in frame]
+    rows = frame[keep].assign(queryid=frame["queryid"].astype("string"),
+                              query=frame["query"].map(lambda q: short_query(q, width)))
+    return to_jsonable(rows)
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(noise=noise(frame)) if len(frame) else frame.assign(noise=pd.Series(dtype="object"))
+
+
+def _span(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:.1f} days"
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    if hours * 60 >= 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours * 3600:.0f} s"
+
+
+def assess(current: pd.DataFrame, *, path: str | Path | None = None, store=None, since: str | None = "7d",
+           baseline: pd.DataFrame | None = None, baseline_path: str | Path | None = None,
+           by: str = "total", n: int = 20, include_noise: bool = False, live: bool = False) -> Assessment:
+    """The statements assessment of ``current`` (a snapshot), against a baseline when there is one.
+
+    Parameters
+    ----------
+    current:
+        This run's snapshot (``perfkit.statements.snapshot`` or a stored one).
+    path:
+        Where ``current`` is stored (for the record), if it is.
+    store, since:
+        A :class:`perfkit.store.SnapshotStore` and how far back to look for the baseline (the
+        stored snapshot nearest to ``since`` before ``current``); ``since=None``: no comparison.
+    baseline, baseline_path:
+        The earlier snapshot itself, instead of ``store``.
+    by, n:
+        How to rank (``total``, ``mean``, ``calls``, ``io``, ``temp``) and how many to keep.
+    include_noise:
+        Rank perfkit's own reads, EXPLAINs, driver probes and one-off DDL like the rest.
+    live:
+        ``current`` was taken just now from a database (the notes say where the next report's
+        baseline will come from).
+
+    Returns
+    -------
+    Assessment
+        ``source="statements"``; tables ``statements`` (top since the statistics were reset) and,
+        with a baseline, ``changes`` (top in the interval, with ``status`` and ``prev_mean_exec_ms``);
+        findings: ``regression``; facts: ``totals``, ``captured_at``, ``server``, ``top_statements``,
+        ``baseline`` (None without one), ``interval``, ``stats_reset``, ``counts``, ``noise``.
+    """
+    if by not in st.TOP_ORDERS:
+        raise BadInputError(f"--by must be one of {', '.join(st.TOP_ORDERS)}, not {by!r}")
+    if n <= 0:
+        raise BadInputError(f"-n must be above 0, not {n}")
+    snap = _labelled(current)
+    workload = snap if include_noise else snap[snap["noise"] == ""]
+    ranked = st.top(workload, by=by, n=n, include_perfkit=include_noise)
+    totals = st.summarize(workload)
+    captured = snap["captured_at"].max() if len(snap) else pd.NaT
+    server = str(snap["server"].iloc[0]) if len(snap) and "server" in snap else None
+    notes = []
+    note = "" if include_noise else noise_note(snap, snap["noise"])
+    if note:
+        notes.append(note)
+    if snap.attrs.get("other_databases"):
+        notes.append(f"Statements of database {snap.attrs['database']} only; "
+                     f"{snap.attrs['other_databases']} of other databases are in the stored snapshot.")
+    hidden = snap.attrs.get("hidden_queries", 0)
+    if hidden:
+        notes.append(f"{hidden} statements have hidden text: GRANT pg_read_all_stats to this role to see them.")
+    facts = {
+        "server": server,
+        "snapshot": str(Path(path).resolve()) if path else None,
+        "captured_at": captured,
+        "by": by,
+        "totals": totals,
+        "top_statements": statement_rows(ranked),
+        "top_statements_basis": "since stats reset",
+        "noise": {label: int((snap["noise"] == label).sum()) for label in NOISE_LABELS},
+        "baseline": None,
+    }
+    tables = {"statements": ranked}
+    assessment = Assessment("statements", "Statement workload", tables=tables, facts=facts, notes=notes,
+                            data={"snapshot": snap, "top": ranked})
+    before, before_path = baseline, baseline_path
+    base_at = None
+    if before is None and store is not None and since and server:
+        wanted = _since(since)
+        now = captured if pd.notna(captured) else pd.Timestamp.now(tz="UTC")
+        found = store.baseline(wanted, server, now=now)
+        if found is not None:
+            before, before_path, base_at = store.load(found.path), found.path, found.captured_at
+        else:
+            why = f"No stored snapshot of {server} from before this one, so there is no comparison yet."
+            if live and getattr(store, "root", None):
+                why += f" This run's snapshot is saved in `{store.root}`: the next report compares against it."
+            assessment.facts["comparison_note"] = why
+    if before is not None:
+        _compare(assessment, before, before_path, base_at, since=since, by=by, n=n, include_noise=include_noise)
+    return assessment
+
+
+def _since(since) -> pd.Timedelta:
+    from perfkit.store import parse_since
+
+    return parse_since(since) if isinstance(since, str) else pd.Timedelta(since)
+
+
+def _compare(assessment: Assessment, before: pd.DataFrame, before_path, base_at, *, since, by: str, n: int,
+             include_noise: bool) -> None:
+    snap = assessment.data["snapshot"]
+    if snap.attrs.get("database") and "datname" in before:
+        before = before[before["datname"] == snap.attrs["database"]]
+    changes = _labelled(st.diff(before, snap.drop(columns=["noise"])))
+    workload = changes if include_noise else changes[changes["noise"] == ""]
+    ranked = st.top(workload[workload["status"] != "unchanged"], by=by, n=n, include_perfkit=include_noise)
+    start, end = changes.attrs["interval_start"], changes.attrs["interval_end"]
+    base_at = base_at if base_at is not None else start
+    hours = (end - base_at).total_seconds() / 3600 if pd.notna(end) and pd.notna(base_at) else float("nan")
+    counts = changes["status"].value_counts().to_dict()
+    totals = st.summarize(workload)
+    notes = [f"Compared with the snapshot of {base_at:%Y-%m-%d %H:%M} UTC, {_span(hours)} before this one."]
+    if since:
+        wanted_h = _since(since).total_seconds() / 3600
+        if abs(hours - wanted_h) > max(1.0, 0.25 * wanted_h):
+            notes.append(f"That is the stored snapshot nearest to {since} earlier: the interval is "
+                         f"{_span(hours)}, not {since}.")
+    if changes.attrs["stats_reset"]:
+        notes.append(f"pg_stat_statements was reset in between ({changes.attrs['reset_evidence']}): "
+                     "the figures are the work since the reset, a lower bound.")
+    found = regressions(workload)
+    assessment.findings = findings_frame(found)
+    assessment.tables["changes"] = ranked
+    assessment.notes = notes + assessment.notes
+    assessment.data.update({"changes": changes, "before": before, "changes_top": ranked})
+    assessment.facts.update({
+        "baseline": {"snapshot": str(Path(before_path).resolve()) if before_path else None,
+                     "captured_at": base_at, "hours_before": hours},
+        "interval": {"start": start, "end": end, "hours": hours, "asked_since": since},
+        "stats_reset": bool(changes.attrs["stats_reset"]),
+        "reset_evidence": changes.attrs["reset_evidence"],
+        "counts": {k: int(counts.get(k, 0)) for k in STATUSES},
+        "interval_totals": totals,
+        "top_statements": statement_rows(ranked),
+        "top_statements_basis": "interval",
+    })
+
+
+__all__ = ["NOISE_LABELS", "assess", "noise", "regressions", "short_query", "statement_rows"]
