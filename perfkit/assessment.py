@@ -16,7 +16,8 @@ from perfkit.findings import count_by_severity, findings_frame
 
 # The evidence sources an assessment can come from (``Assessment.source``); summary.json and the
 # report read facts by source, never by a notebook's variable names or a section's title.
-SOURCES = ("statements", "changes", "plans", "loadtests", "health", "logs", "advice")
+SOURCES = ("statements", "plans", "loadtests", "health", "logs", "advice")
+RECORD_ROWS = 200  # tables up to this long are kept in a report's record (verdicts, top statements)
 
 
 @dataclass
@@ -84,7 +85,8 @@ class Assessment:
         })
 
     def record(self) -> dict:
-        """What a report keeps of it for ``summary.json``: source, title, facts, findings."""
+        """What a report keeps of it for ``summary.json``: source, title, facts, findings, and the
+        tables small enough to keep (at most :data:`RECORD_ROWS` rows)."""
         from perfkit.output import to_jsonable
 
         return to_jsonable({
@@ -92,6 +94,8 @@ class Assessment:
             "title": self.title,
             "skipped": self.skipped or None,
             "facts": self.facts,
+            "tables": {name: table for name, table in self.tables.items()
+                       if isinstance(table, pd.DataFrame) and len(table) <= RECORD_ROWS},
             "notes": list(self.notes),
             "findings": finding_records(self.findings),
         })

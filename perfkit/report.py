@@ -340,7 +340,8 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
             counts[found.get("severity", "info")] = counts.get(found.get("severity", "info"), 0) + 1
             findings.append({**found, "section": record["key"]})
     findings.sort(key=lambda f: SEVERITIES.index(f["severity"]) if f.get("severity") in SEVERITIES else 9)
-    load = _first(records, "loadtests").get("facts", {})
+    loadtests = _first(records, "loadtests")
+    load = {"slo": (loadtests.get("tables") or {}).get("slo"), **loadtests.get("facts", {})}
     compared = _first(records, "statements", lambda r: r["facts"].get("baseline") is not None).get("facts", {})
     top = compared.get("top_statements") or []
     advice = _first(records, "advice").get("facts", {})

@@ -458,8 +458,11 @@ def _rounded(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
 LOADTEST_CHARTS = ("latency_over_time", "latency_cdf")
 
 
-def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS) -> Section:
+def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_lines: bool = False,
+             summary_only: bool = False) -> Section:
     """Each load-test file: per-endpoint table, charts and SLO verdicts; the last run against the first.
+
+    Renders ``perfkit.loadtests.assess`` (the assessment ``perfkit loadtest`` prints).
 
     Parameters
     ----------
@@ -467,13 +470,17 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS) -> Sectio
         Its ``loadtests`` files and ``slo`` targets.
     charts:
         Names of ``perfkit.charts`` functions drawn for each run (default: latency over time and the CDF).
+    skip_bad_lines, summary_only:
+        As ``perfkit loadtest``'s options of those names.
     """
     title = "Load tests"
     missing = needs("loadtests", title)
     if missing:
-        return missing
+        return _with_skipped_assessment(missing, "loadtests", src=src, key="loadtest")
     if not src.loadtests:
-        return Section.skip(title, f"{title}: no load-test file given, so there are no SLO verdicts in this report.")
+        return _with_skipped_assessment(
+            Section.skip(title, f"{title}: no load-test file given, so there are no SLO verdicts in this report."),
+            "loadtests", src=src, key="loadtest")
 
     chart_names = list(charts)
 
@@ -481,48 +488,41 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS) -> Sectio
         from perfkit import charts as chart_module
         from perfkit import loadtests
 
-        targets = loadtests.load_targets(src.slo) if src.slo else None
-        runs, verdicts, found, blocks = [], [], [], []
-        for path in src.loadtests:
-            run = loadtests.read(path)
-            runs.append(run)
-            verdict = loadtests.slo(run, targets)
-            verdicts.append(verdict.assign(source=path.name))
-            found += [loadtests.slo_findings(verdict, run.summary), loadtests.flags(run)]
-            worst = verdict["verdict"].map({"critical": 0, "warning": 1, "pass": 2, "n/a": 3}).min()
-            word = {0: "**critical**", 1: "**warning**", 2: "pass", 3: "n/a"}.get(worst, "n/a")
-            blocks.append(f"**{path.name}** ({run.tool}, {run.format}; percentiles from {run.percentiles_from}): "
-                          f"SLO verdict {word}.")
-            blocks.append(_rounded(run.summary[[c for c in SUMMARY_TABLE_COLUMNS if c in run.summary]]))
+        assessed = loadtests.assess(src.loadtests, slo=src.slo, skip_bad_lines=skip_bad_lines,
+                                    summary_only=summary_only)
+        summary, verdicts = assessed.tables["summary"], assessed.tables["slo"]
+        blocks = []
+        for run, facts in zip(assessed.data["runs"], assessed.facts["per_file"], strict=True):
+            word = {"critical": "**critical**", "warning": "**warning**"}.get(facts["slo_verdict"], facts["slo_verdict"])
+            blocks.append(f"**{facts['source']}** ({facts['tool']}, {facts['format']}; percentiles from "
+                          f"{facts['percentiles_from']}): SLO verdict {word}.")
+            mine = summary[summary["source"] == facts["source"]]
+            blocks.append(_rounded(mine[[c for c in SUMMARY_TABLE_COLUMNS if c in mine]].reset_index(drop=True)))
             blocks += [getattr(chart_module, name)(run) for name in chart_names]
-            if run.notes:
-                blocks.append("Notes: " + "; ".join(run.notes))
-        all_verdicts = pd.concat(verdicts, ignore_index=True)
-        breaches = all_verdicts[all_verdicts["verdict"].isin(["critical", "warning"])]
+            if facts["notes"]:
+                blocks.append("Notes: " + "; ".join(facts["notes"]))
+        blocks += [f"*{note}*" for note in assessed.notes]
+        breaches = verdicts[verdicts["verdict"].isin(["critical", "warning"])]
         blocks.append("SLO verdicts that are not a pass:" if len(breaches) else "Every SLO verdict is a pass.")
         if len(breaches):
             blocks.append(_rounded(breaches[["source", "endpoint", "metric", "value", "target", "critical", "verdict"]]))
-        data = {"runs": runs, "verdicts": all_verdicts}
-        comparison = None
-        if len(runs) >= 2:
-            comparison = loadtests.compare(runs[0], runs[-1])
-            found.append(comparison.findings)
-            blocks.append(f"**{src.loadtests[-1].name}** against **{src.loadtests[0].name}** "
-                          "(p95 difference with a bootstrap interval, ms):")
-            blocks.append(_rounded(comparison.table[[c for c in COMPARE_TABLE_COLUMNS if c in comparison.table]]))
-            data["comparison"] = comparison
-        frames = [f for f in found if len(f)]
-        findings = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
-        facts = {
-            "files": [str(p.resolve()) for p in src.loadtests],
-            "slo": all_verdicts[["source", "endpoint", "metric", "value", "target", "critical", "verdict"]],
-            "slo_verdict": _worst(all_verdicts["verdict"]),
-        }
+        data = {"runs": assessed.data["runs"], "verdicts": verdicts}
+        facts = {"files": assessed.facts["files"],
+                 "slo": verdicts[["source", "endpoint", "metric", "value", "target", "critical", "verdict"]],
+                 "slo_verdict": assessed.facts["slo_verdict"]}
+        comparison = assessed.data.get("comparison")
         if comparison is not None:
-            facts["comparison"] = comparison.table[comparison.table["endpoint"] == "ALL"]
-        return Section(title, blocks, data=data, findings=findings, facts=facts)
+            compared = assessed.facts["compared"]
+            blocks.append(f"**{compared['run']}** against **{compared['baseline']}** "
+                          "(p95 difference with a bootstrap interval, ms):")
+            table = assessed.tables["comparison"]
+            blocks.append(_rounded(table[[c for c in COMPARE_TABLE_COLUMNS if c in table]]))
+            data["comparison"] = comparison
+            facts["comparison"] = table[table["endpoint"] == "ALL"]
+        return src.keep(Section(title, blocks, data=data, findings=assessed.findings, facts=facts,
+                                assessment=assessed, key="loadtest"))
 
-    return guarded(title, build)
+    return _with_skipped_assessment(guarded(title, build, src=src, key="loadtest"), "loadtests", src=src, key="loadtest")
 
 
 def _worst(verdicts: pd.Series) -> str:
@@ -750,76 +750,97 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
 
 
 def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None) -> Section:
-    """One row per load-test file, whatever the tool: requests, errors, throughput, percentiles, SLO verdict."""
+    """One row per load-test file, whatever the tool: requests, errors, throughput, percentiles, SLO verdict.
+
+    Renders the ``overview`` table of ``perfkit.loadtests.assess``.
+    """
     title = "Load-test files"
     missing = needs("loadtests", title)
     if missing:
-        return missing
+        return _with_skipped_assessment(missing, "loadtests")
     paths = _paths(list(paths))
     if not paths:
-        return Section.skip(title, f"{title}: no file given.")
+        return _with_skipped_assessment(Section.skip(title, f"{title}: no file given."), "loadtests")
 
     def build() -> Section:
         from perfkit import loadtests
 
-        targets = loadtests.load_targets(slo) if slo else None
-        rows, runs = [], {}
-        for path in paths:
-            run = loadtests.read(path)
-            runs[path.name] = run
-            total = run.summary[run.summary["endpoint"].astype(str) == "ALL"]
-            row = total.iloc[0].to_dict() if len(total) else {}
-            rows.append({"file": path.name, "tool": run.tool, "format": run.format,
-                         "per request": "yes" if run.has_samples else "no (aggregates)",
-                         **{k: row.get(k) for k in ("requests", "failures", "error_rate", "rps", "p50_ms", "p95_ms", "p99_ms")},
-                         "SLO": _worst(loadtests.slo(run, targets)["verdict"])})
-        table = _rounded(pd.DataFrame(rows))
-        return Section(title, [f"{len(rows)} files, the ALL row of each:", table], data={"runs": runs, "table": table},
-                       facts={"files": table})
+        assessed = loadtests.assess(paths, slo=slo)
+        table = _rounded(assessed.tables["overview"].rename(columns={"per_request": "per request",
+                                                                      "slo_verdict": "SLO"}))
+        runs = {facts["source"]: run for run, facts in zip(assessed.data["runs"], assessed.facts["per_file"],
+                                                           strict=True)}
+        return Section(title, [f"{len(table)} files, the ALL row of each:", table],
+                       data={"runs": runs, "table": table}, findings=assessed.findings,
+                       facts={"files": table}, assessment=assessed)
 
-    return guarded(title, build)
+    return _with_skipped_assessment(guarded(title, build), "loadtests")
+
+
+def _with_skipped_assessment(section: Section, source: str, *, src: Sources | None = None, key: str = "") -> Section:
+    """``section``, with a skipped Assessment of ``source`` when it has none (a missing source),
+    recorded under ``key`` when ``src`` writes facts for a report."""
+    if section.assessment is None:
+        from perfkit.assessment import Assessment
+
+        section.assessment = Assessment.skip(source, section.title, section.skipped or f"{section.title}: empty")
+    if key and not section.key:
+        section.key = key
+    return src.keep(section) if src is not None and key else section
 
 
 # -- server logs ----------------------------------------------------------------------------------
-def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeats: int = 3) -> Section:
+def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeats: int = 3,
+                max_statements: int = 10, gap_ms: float = 1000.0, prefix: str | None = None,
+                skip_bad_lines: bool = False, timezone: str | None = None) -> Section:
     """PostgreSQL's own log: the slowest executions, the busiest statement shapes, N+1 per request, logged plans.
+
+    Renders ``perfkit.logs.assess`` (the assessment ``perfkit logs`` prints).
 
     Parameters
     ----------
     src:
-        Its ``logs`` files (csvlog, jsonlog or stderr; ``.gz`` too).
+        Its ``logs`` files (csvlog, jsonlog or stderr; ``.gz`` too), read together.
     n:
         How many executions and shapes to show.
     slow_ms:
         Executions above this are ``slow_statement`` findings.
-    min_repeats:
-        A statement shape run this many times in one request is an N+1.
+    min_repeats, max_statements, gap_ms:
+        The N+1 rules: a statement shape run ``min_repeats`` times in one request, a request of
+        more than ``max_statements`` statements; ``gap_ms`` cuts requests without request comments.
+    prefix, skip_bad_lines, timezone:
+        As ``perfkit logs``'s options of those names.
     """
     title = "Server log"
     missing = needs("logs", title)
     if missing:
-        return missing
+        return _with_skipped_assessment(missing, "logs", src=src, key="logs")
     if not src.logs:
-        return Section.skip(title, f"{title}: no log file given.")
+        return _with_skipped_assessment(Section.skip(title, f"{title}: no log file given."), "logs", src=src, key="logs")
 
     def build() -> Section:
-        from perfkit import charts, nplusone
+        from perfkit import charts
         from perfkit import logs as server_log
 
-        frames = [server_log.read(path) for path in src.logs]
-        entries = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        timed = entries["duration_ms"].notna().sum()
-        blocks = [f"{len(entries):,} log entries from {', '.join(p.name for p in src.logs)}; "
-                  f"{timed:,} executions with a duration."]
-        slowest = server_log.slowest(entries, n=n)
-        busiest = server_log.most_frequent(entries, n=n, by="total_ms")
-        n_plus_one = nplusone.from_logs(entries, min_repeats=min_repeats)
-        found = [server_log.slow_statements(entries, slow_ms=slow_ms), server_log.plan_findings(entries), n_plus_one]
+        assessed = server_log.assess(src.logs, prefix=prefix, skip_bad_lines=skip_bad_lines, timezone=timezone, n=n,
+                                     slow_ms=slow_ms, min_repeats=min_repeats, max_statements=max_statements,
+                                     gap_ms=gap_ms)
+        facts, tables = assessed.facts, assessed.tables
+        entries = assessed.data["logs"]
+        blocks = [f"{facts['entries']:,} log entries from {', '.join(p.name for p in src.logs)}; "
+                  f"{facts['executions']:,} statement executions, {facts['timed_executions']:,} with a duration."]
+        blocks += [f"*{note}*" for note in assessed.notes]
+        frequent, busiest, slowest = tables["most_frequent"], tables["most_time"], tables["slowest"]
+        n_plus_one = tables["n_plus_one"]
         if len(busiest):
             blocks += ["The statement shapes that took the most time:",
                        _rounded(busiest[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
                            normalized=busiest["normalized"].map(short_query))),
                        charts.duration_histogram(entries, top=3)]
+        if len(frequent):
+            blocks += ["The statement shapes run most often:",
+                       _rounded(frequent[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
+                           normalized=frequent["normalized"].map(short_query)))]
         if len(slowest):
             blocks += ["The slowest executions:",
                        _rounded(slowest[["ts", "duration_ms", "database", "statement"]].assign(
@@ -828,9 +849,14 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
             blocks += ["N+1 patterns per request:", n_plus_one[["severity", "subject", "evidence", "recommendation"]]]
         else:
             blocks.append(f"No request ran the same statement {min_repeats} times or more.")
-        frames = [f for f in found if len(f)]
-        findings = findings_frame(pd.concat(frames, ignore_index=True) if frames else None)
-        return Section(title, blocks, data={"logs": entries, "slowest": slowest, "busiest": busiest, "n_plus_one": n_plus_one},
-                       findings=findings, facts={"files": [str(p.resolve()) for p in src.logs], "entries": int(len(entries))})
+        section = Section(title, blocks,
+                       data={"logs": entries, "slowest": assessed.data["slowest"], "most_frequent": frequent,
+                             "busiest": busiest, "n_plus_one": n_plus_one},
+                       findings=assessed.findings,
+                       facts={"files": [str(Path(f).resolve()) for f in facts["files"]], "entries": facts["entries"],
+                              "executions": facts["executions"], "skipped_lines": facts["skipped_lines"],
+                              "notes": list(assessed.notes)},
+                       assessment=assessed, key="logs")
+        return src.keep(section)
 
-    return guarded(title, build)
+    return _with_skipped_assessment(guarded(title, build, src=src, key="logs"), "logs", src=src, key="logs")

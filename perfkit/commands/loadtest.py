@@ -39,31 +39,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _analyse(path: Path, args, targets) -> dict:
-    import pandas as pd
-
-    from perfkit import loadtests
-    from perfkit.findings import findings_frame
-
-    options = {"skip_bad_lines": True} if args.skip_bad_lines else {}
-    if getattr(args, "summary_only", False):
-        options = {"summary_only": True}
-    try:
-        run_ = loadtests.read(path, args.format, **options)
-    except BadInputError as err:
-        if options and "does not take that option" in str(err):
-            run_ = loadtests.read(path, args.format)
-        else:
-            raise
-    verdicts = loadtests.slo(run_, targets)
-    findings = findings_frame(pd.concat([loadtests.slo_findings(verdicts, run_.summary),
-                                         loadtests.flags(run_)], ignore_index=True))
-    return {"run": run_, "verdicts": verdicts, "findings": findings}
+def _per_file(assessment) -> list[dict]:
+    """The assessment's runs, each with its verdicts, findings and facts (the rows whose source it is)."""
+    slo_table, findings = assessment.tables["slo"], assessment.findings
+    by_source = findings["source"] if "source" in findings else None
+    out = []
+    for run_, facts in zip(assessment.data["runs"], assessment.facts["per_file"], strict=True):
+        mine = findings[by_source == facts["source"]] if by_source is not None else findings.iloc[:0]
+        out.append({"run": run_, "facts": facts, "findings": mine.reset_index(drop=True),
+                    "verdicts": slo_table[slo_table["source"] == facts["source"]].reset_index(drop=True)})
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from perfkit import loadtests
     from perfkit.output import emit_json, format_table
 
@@ -72,24 +60,24 @@ def run(args: argparse.Namespace) -> int:
         paths.append(loadtests.latest(args.latest))
     if not paths:
         raise BadInputError("no result file: give FILE... or --latest DIR")
-    targets = loadtests.load_targets(args.slo) if args.slo else None
-    results = [_analyse(path, args, targets) for path in paths]
-    critical = any((r["verdicts"]["verdict"] == "critical").any() for r in results)
+    assessment = loadtests.assess(paths, slo=args.slo, format=args.format, skip_bad_lines=args.skip_bad_lines,
+                                  summary_only=getattr(args, "summary_only", False))
+    results = _per_file(assessment)
+    critical = assessment.facts["critical"]
     if args.html:
         from perfkit.loadtests.html import page
 
         Path(args.html).write_text(page(results))
     if args.json:
         emit_json({
+            **assessment.to_json(),
             "results": [
                 {"source": r["run"].source, "tool": r["run"].tool, "format": r["run"].format,
                  "percentiles_from": r["run"].percentiles_from, "notes": r["run"].notes,
                  "skipped_lines": r["run"].skipped_lines, "summary": r["run"].summary,
-                 "slo": r["verdicts"]}
+                 "slo": r["verdicts"].drop(columns=["source"])}
                 for r in results
             ],
-            "findings": pd.concat([r["findings"].assign(source=r["run"].source) for r in results],
-                                  ignore_index=True),
             "critical": critical,
         })
     else:
@@ -109,6 +97,15 @@ def run(args: argparse.Namespace) -> int:
             flagged = r["findings"]
             if len(flagged):
                 print(format_table(flagged, ["severity", "kind", "subject", "evidence"], max_width=90))
+            print()
+        comparison = assessment.data.get("comparison")
+        if comparison is not None:
+            compared = assessment.facts["compared"]
+            print(f"{compared['run']} against {compared['baseline']}:")
+            print(format_table(comparison.table, ["endpoint", "requests_a", "requests_b", "p95_a", "p95_b",
+                                                  "p95_change", "p95_diff_low", "p95_diff_high"]))
+            if len(comparison.findings):
+                print(format_table(comparison.findings, ["severity", "kind", "subject", "evidence"], max_width=90))
             print()
         if args.html:
             print(f"HTML report: {args.html}")

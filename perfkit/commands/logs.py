@@ -39,74 +39,32 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     import perfkit.logs
-    from perfkit import nplusone
-    from perfkit.errors import BadInputError
-    from perfkit.findings import count_by_severity, findings_frame
     from perfkit.output import emit_json, print_table, say
 
-    if args.min_repeats < 2:
-        raise BadInputError(f"--min-repeats must be 2 or more, not {args.min_repeats}")
-    logs = perfkit.logs.read(args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone)
-    report = logs.attrs
-    slowest = perfkit.logs.slowest(logs, n=args.top)
-    frequent = perfkit.logs.most_frequent(logs, n=args.top)
-    plans = perfkit.logs.plan_findings(logs, n=args.top)
-    parts = [
-        nplusone.from_logs(logs, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms),
-        perfkit.logs.slow_statements(logs, slow_ms=args.slow_ms),
-        plans,
-    ]
-    findings = findings_frame(pd.concat([p for p in parts if not p.empty], ignore_index=True)) if any(
-        not p.empty for p in parts
-    ) else findings_frame([])
-    notes = []
-    if report["skipped_lines"]:
-        first = report["bad_records"][0]
-        notes.append(
-            f"skipped {report['skipped_lines']:,} unreadable line(s); the first: {first['file']}, "
-            f"line {first['line']}: {first['reason']}"
-        )
-    if plans.attrs.get("skipped"):
-        notes.append(plans.attrs["skipped"])
-    notes.extend(f"plan not read: {error}" for error in plans.attrs.get("errors", []))
-    executions = perfkit.logs.executions(logs)
-    if executions.empty:
-        notes.append(
-            "no statement executions in these logs: set log_min_duration_statement (0 logs every "
-            "statement) or log_statement = 'all' on the server"
-        )
-
+    assessment = perfkit.logs.assess(
+        args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
+        slow_ms=args.slow_ms, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms,
+    )
     if args.json:
-        emit_json(
-            {
-                "files": report["files"],
-                "formats": report["formats"],
-                "prefixes": report["prefixes"],
-                "entries": len(logs),
-                "executions": len(executions),
-                "skipped_lines": report["skipped_lines"],
-                "bad_records": report["bad_records"],
-                "notes": notes,
-                "slowest": slowest.drop(columns=["plan"]).assign(has_plan=slowest["plan"] != ""),
-                "most_frequent": frequent,
-                "findings": findings,
-                "severity_counts": count_by_severity(findings),
-            }
-        )
-    else:
-        for note in notes:
-            say(f"perfkit: {note}")
-        say(f"read {len(logs):,} entries ({len(executions):,} statement executions) from {len(report['files'])} file(s)")
-        print_table(slowest.assign(plan=slowest["plan"].map(lambda p: "yes" if p else "")),
-                    ["duration_ms", "ts", "normalized", "user", "database", "plan"],
-                    title="Slowest statements", headers={"normalized": "statement"})
-        print()
-        print_table(frequent, ["calls", "total_ms", "mean_ms", "max_ms", "normalized"],
-                    title="Most frequent statements", headers={"normalized": "statement"})
-        print()
-        print_table(findings, ["severity", "kind", "subject", "evidence", "recommendation"],
-                    title="Findings", max_width=80)
+        emit_json(assessment.to_json())
+        return 0
+    facts, tables = assessment.facts, assessment.tables
+    for note in assessment.notes:
+        say(f"perfkit: {note}")
+    say(f"read {facts['entries']:,} entries ({facts['executions']:,} statement executions) "
+        f"from {len(facts['files'])} file(s)")
+    slowest = tables["slowest"]
+    print_table(slowest.assign(plan=slowest["has_plan"].map(lambda has: "yes" if has else "")),
+                ["duration_ms", "ts", "normalized", "user", "database", "plan"],
+                title="Slowest statements", headers={"normalized": "statement"})
+    print()
+    print_table(tables["most_frequent"], ["calls", "total_ms", "mean_ms", "max_ms", "normalized"],
+                title="Most frequent statements", headers={"normalized": "statement"})
+    print()
+    print_table(tables["most_time"], ["total_ms", "calls", "mean_ms", "max_ms", "normalized"],
+                title="Most time-consuming statements", headers={"normalized": "statement"})
+    print()
+    print_table(assessment.findings, ["severity", "kind", "subject", "evidence", "recommendation"],
+                title="Findings", max_width=80)
     return 0

@@ -5,6 +5,7 @@ one DataFrame shape.
 """
 
 from perfkit.loadtests.analysis import Comparison, compare, flags, per_second
+from perfkit.loadtests.assess import assess
 from perfkit.loadtests.formats import FORMATS, detect, latest, read, supported
 from perfkit.loadtests.frames import ALL, SAMPLE_COLUMNS, SUMMARY_COLUMNS, summarize
 from perfkit.loadtests.run import LoadTestRun
@@ -18,6 +19,7 @@ __all__ = [
     "Comparison",
     "LoadTestRun",
     "SloTargets",
+    "assess",
     "compare",
     "detect",
     "flags",

@@ -10,6 +10,7 @@ from perfkit.logs.analysis import (
     slow_statements,
     slowest,
 )
+from perfkit.logs.assess import assess
 from perfkit.logs.normalize import normalize
 from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix
 from perfkit.logs.reader import COLUMNS, ReadReport, read, read_chunks
@@ -19,6 +20,7 @@ __all__ = [
     "COMMON_PREFIXES",
     "LinePrefix",
     "ReadReport",
+    "assess",
     "executions",
     "most_frequent",
     "normalize",
