@@ -54,11 +54,11 @@ def test_statements_render_one_assessment(capsys, tmp_path, reports):
     summary = reports["01-workload"]
     cli, notebook = finding_keys(payload["findings"]), finding_keys(section.findings)
     assert cli == notebook == finding_keys(summary["findings"])
-    assert ("regression", "critical") in {(k, s) for k, s, _ in cli}
+    assert {k for k, _, _ in cli} == {"regression"}
     # the same statements lead everywhere
-    assert [r["queryid"] for r in payload["statements"]][:5] == [str(q) for q in section["top"]["queryid"]][:5]
+    assert [str(r["queryid"]) for r in payload["statements"]][:5] == [str(q) for q in section["top"]["queryid"]][:5]
     assert summary["top_statements_basis"] == "interval"
-    assert [r["queryid"] for r in summary["top_statements"]][:5] == [r["queryid"] for r in payload["statements"]][:5]
+    assert [r["queryid"] for r in summary["top_statements"]][:5] == [str(r["queryid"]) for r in payload["statements"]][:5]
 
 
 def test_plans_render_one_assessment(capsys, reports):
