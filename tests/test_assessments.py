@@ -33,12 +33,12 @@ def cli_json(capsys, *argv) -> dict:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    """``perfkit report 01-workload --sample`` and ``perfkit report 02-plan --sample``, run once."""
+    """``perfkit report NOTEBOOK`` on the sample data (01-workload, 02-plan, weekly), run once."""
     from perfkit.report import run_report
 
     out = tmp_path_factory.mktemp("reports")
     done = {}
-    for name in ("01-workload", "02-plan"):
+    for name in ("01-workload", "02-plan", "weekly"):
         result = run_report(name, out=out, parameters={}, progress=False)
         assert result.ok, result.error
         done[name] = json.loads(result.summary.read_text())
@@ -73,6 +73,40 @@ def test_plans_render_one_assessment(capsys, reports):
     fixed = [f for f in payload["findings"] if f["fix"]]
     assert fixed and all(f["sql"] == f["fix"]["sql"] for f in fixed)
     assert {r["sql"] for r in payload["recommendations"] if r["sql"]} <= {f["sql"] for f in fixed}
+
+
+LOADTESTS = [SAMPLE / "loadtests" / "pgbench-before-index.log", SAMPLE / "loadtests" / "pgbench-after-index.log"]
+LOG = SAMPLE / "logs" / "postgresql.json"
+
+
+def _section_findings(summary: dict, key: str) -> list[dict]:
+    return [f for f in summary["findings"] if f["section"] == key]
+
+
+def test_loadtests_render_one_assessment(capsys, reports):
+    payload = cli_json(capsys, "loadtest", *map(str, LOADTESTS), "--json")
+    section = sections.loadtest(sections.load_sources(sample=SAMPLE, loadtest=LOADTESTS))
+    summary = reports["weekly"]
+    assert finding_keys(payload["findings"]) == finding_keys(section.findings) \
+        == finding_keys(_section_findings(summary, "loadtest"))
+    assert summary["slo_verdict"] == payload["slo_verdict"] == section.facts["slo_verdict"]
+    assert {v["source"] for v in summary["slo"]} == {p.name for p in LOADTESTS}
+
+
+def test_logs_render_one_assessment(capsys, reports):
+    payload = cli_json(capsys, "logs", str(LOG), "--json")
+    section = sections.server_logs(sections.load_sources(sample=SAMPLE, logs=LOG))
+    summary = reports["weekly"]
+    found = finding_keys(payload["findings"])
+    assert found and found == finding_keys(section.findings) == finding_keys(_section_findings(summary, "logs"))
+    assert "n_plus_one" in {kind for kind, _, _ in found}
+
+
+def test_weekly_summary_counts_each_finding_once(reports):
+    summary = reports["weekly"]
+    assert sum(summary["findings_by_severity"].values()) == len(summary["findings"])
+    assert summary["sections"]["overview"] == "ok" and not _section_findings(summary, "overview")
+    assert summary["recommendations"] and summary["compared_with"]["snapshot"] is not None
 
 
 NOISE = [
