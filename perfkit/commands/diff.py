@@ -58,8 +58,10 @@ def run(args) -> int:
         payload["totals"] = payload.pop("interval_totals")
         emit_json(payload)
         return 0
+    from perfkit.statements.assess import span
+
     print(f"{facts['server']}: {interval['start']:%Y-%m-%d %H:%M} -> {interval['end']:%Y-%m-%d %H:%M} UTC "
-          f"({interval['hours']:.1f} h; asked for {args.since})")
+          f"({span(interval['hours'])}; asked for {args.since})")
     for note in result.notes[1:]:  # the first says what the headline says
         print(f"note: {note}")
     counts = facts["counts"]

@@ -150,7 +150,8 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(noise=noise(frame)) if len(frame) else frame.assign(noise=pd.Series(dtype="object"))
 
 
-def _span(hours: float) -> str:
+def span(hours: float) -> str:
+    """A duration in words: ``7.0 days``, ``5.2 h``, ``4 min`` or ``12 s``."""
     if hours >= 48:
         return f"{hours / 24:.1f} days"
     if hours >= 1:
@@ -263,12 +264,12 @@ def _compare(assessment: Assessment, before: pd.DataFrame, before_path, base_at,
     hours = (end - base_at).total_seconds() / 3600 if pd.notna(end) and pd.notna(base_at) else float("nan")
     counts = changes["status"].value_counts().to_dict()
     totals = st.summarize(workload)
-    notes = [f"Compared with the snapshot of {base_at:%Y-%m-%d %H:%M} UTC, {_span(hours)} before this one."]
+    notes = [f"Compared with the snapshot of {base_at:%Y-%m-%d %H:%M} UTC, {span(hours)} before this one."]
     if since:
         wanted_h = _since(since).total_seconds() / 3600
         if abs(hours - wanted_h) > max(1.0, 0.25 * wanted_h):
             notes.append(f"That is the stored snapshot nearest to {since} earlier: the interval is "
-                         f"{_span(hours)}, not {since}.")
+                         f"{span(hours)}, not {since}.")
     if changes.attrs["stats_reset"]:
         notes.append(f"pg_stat_statements was reset in between ({changes.attrs['reset_evidence']}): "
                      "the figures are the work since the reset, a lower bound.")
