@@ -1,23 +1,24 @@
 """Recommendations: index advice from costly statements (pglast + hypopg), and one ranked merged list.
 
-``index_advice(engine)`` proposes indexes; ``recommend(health=..., statements=..., plan_findings=...)`` merges.
+``index_advice(engine)`` proposes indexes; ``recommend(health=..., statements=..., plan_findings=...)`` merges
+them on their fixes (:class:`perfkit.sql.Fix`): each fix once, nothing that exists or is dropped.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pandas as pd
 import pglast
 from pglast import ast
-from pglast.enums import ObjectType
 from sqlalchemy.engine import Engine
 
-from perfkit import db
+from perfkit import db, sql
 from perfkit.errors import BadInputError, PerfkitError
 from perfkit.findings import SEVERITY_RANK, finding, findings_frame
-from perfkit.health.common import TENANT_COLUMNS, create_index_sql, number, qualified, share_text
+from perfkit.health.common import TENANT_COLUMNS, number, share_text
 from perfkit.health.workload import (
     column_workload,
     proposed_index_columns,
@@ -25,17 +26,30 @@ from perfkit.health.workload import (
     statements_age_seconds,
     table_columns,
 )
+from perfkit.sql import Fix, qualified
 
-INDEX_KEYS_SQL = """
-SELECT n.nspname AS schema, t.relname AS table,
-       ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, ord)
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             ORDER BY k.ord)::text[] AS columns
+# one row per index column: keys (with order and a non-default operator class) then INCLUDE columns
+INDEX_COLUMNS_SQL = """
+SELECT n.nspname AS schema, t.relname AS table, ic.relname AS index, am.amname AS method,
+       i.indisunique AS is_unique, i.indnkeyatts AS nkeys, k.pos,
+       CASE WHEN i.indkey[k.pos - 1] <> 0 THEN a.attname::text
+            ELSE pg_get_indexdef(i.indexrelid, k.pos, true) END AS column_name,
+       i.indkey[k.pos - 1] = 0 AS is_expression,
+       CASE WHEN k.pos <= i.indnkeyatts THEN i.indoption[k.pos - 1] ELSE 0 END AS option,
+       CASE WHEN k.pos <= i.indnkeyatts AND NOT oc.opcdefault THEN oc.opcname::text END AS opclass,
+       pg_get_expr(i.indpred, i.indrelid, true) AS predicate
 FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
-WHERE i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+JOIN pg_am am ON am.oid = ic.relam
+CROSS JOIN LATERAL generate_series(1, i.indnatts) AS k(pos)
+LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.pos - 1]
+LEFT JOIN pg_opclass oc ON oc.oid = i.indclass[k.pos - 1] AND k.pos <= i.indnkeyatts
+WHERE i.indisvalid
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+ORDER BY n.nspname, t.relname, ic.relname, k.pos
 """
 
 HYPOPG_SQL = """
@@ -130,11 +144,40 @@ def whatif_cost(conn, sql: str, create_index: str, *, hypopg_schema: str = "publ
     return before, after
 
 
-def _existing_leads(conn) -> dict[tuple[str, str], list[tuple[str, ...]]]:
-    frame = db.query(conn, INDEX_KEYS_SQL)
+def existing_indexes(engine_or_conn) -> list[Fix]:
+    """The valid indexes of the database as ``create_index`` fixes (read from pg_index).
+
+    Each has its schema, table, name, method, key columns (expressions marked, ``DESC`` /
+    ``NULLS`` and a non-default operator class kept), ``INCLUDE`` columns, the predicate of a
+    partial index and ``unique``: what :func:`recommend` needs to leave out proposals an index
+    already serves.
+    """
+    frame = db.query(engine_or_conn, INDEX_COLUMNS_SQL)
+    out: list[Fix] = []
+    for (schema, table, name), rows in frame.groupby(["schema", "table", "index"], sort=False):
+        first = rows.iloc[0]
+        keys, include = [], []
+        for row in rows.itertuples(index=False):
+            if row.pos > row.nkeys:
+                include.append(row.column_name)
+                continue
+            descending, nulls_first = bool(int(row.option) & 1), bool(int(row.option) & 2)
+            nulls = "last" if descending and not nulls_first else "first" if nulls_first and not descending else None
+            keys.append(sql.IndexColumn(row.column_name, descending=descending, nulls=nulls,
+                                        opclass=row.opclass if isinstance(row.opclass, str) else None,
+                                        expression=bool(row.is_expression)))
+        predicate = first["predicate"] if isinstance(first["predicate"], str) else None
+        out.append(replace(sql.create_index(schema, table, keys, include=include, where=predicate,
+                                            method=first["method"], name=name), unique=bool(first["is_unique"])))
+    return out
+
+
+def _existing_leads(existing: Iterable[Fix]) -> dict[tuple[str, str], list[tuple[str, ...]]]:
+    """``{(schema, table): [key columns...]}`` of the plain (full, column-only) indexes."""
     leads: dict[tuple[str, str], list[tuple[str, ...]]] = {}
-    for row in frame.itertuples(index=False):
-        leads.setdefault((row.schema, row.table), []).append(tuple(row.columns))
+    for index in existing:
+        if index.where is None and not any(c.expression for c in index.columns):
+            leads.setdefault((index.schema, index.table), []).append(index.key_columns)
     return leads
 
 
@@ -164,6 +207,7 @@ def index_advice(
     tenant_columns=TENANT_COLUMNS,
     min_cost_reduction: float = 0.5,
     use_hypopg: bool = True,
+    existing: list[Fix] | None = None,
 ) -> pd.DataFrame:
     """Index proposals for the statements with the highest total time.
 
@@ -189,6 +233,8 @@ def index_advice(
         The share of plan cost a hypothetical index must save (default 0.5).
     use_hypopg:
         Verify with hypopg when installed (default True).
+    existing:
+        The database's indexes (:func:`existing_indexes`), when the caller has read them already.
 
     Returns
     -------
@@ -207,6 +253,7 @@ def index_advice(
                 tenant_columns=tenant_columns,
                 min_cost_reduction=min_cost_reduction,
                 use_hypopg=use_hypopg,
+                existing=existing,
             )
     conn = engine_or_conn
     if statements is None:
@@ -223,7 +270,8 @@ def index_advice(
     days = max((age or 0) / 86400, 1.0)
     per = "per day" if age is not None else "per day (statistics age unknown: counted as one day)"
     hypopg_schema = db.scalar(conn, HYPOPG_SQL) if use_hypopg else None
-    candidates = _candidates(statements, table_columns(conn), _existing_leads(conn), tuple(tenant_columns))
+    existing = existing_indexes(conn) if existing is None else existing
+    candidates = _candidates(statements, table_columns(conn), _existing_leads(existing), tuple(tenant_columns))
     rows = []
     for (schema, table, columns), served in candidates.items():
         served = sorted(served, key=lambda s: -float(s["total_exec_ms"]))
@@ -234,9 +282,10 @@ def index_advice(
             f"{len(served)} statement{'s' if len(served) != 1 else ''} using {table} ({', '.join(columns)}) took "
             f"{total_ms:,.0f} ms in {number(calls)} calls; the costliest: {' '.join(str(top['query']).split())[:150]}"
         )
+        fix = sql.create_index(schema, table, columns)
         before = after = None
         if hypopg_schema is not None and is_plannable(str(top["query"])):
-            plain = create_index_sql(schema, table, columns, concurrently=False)
+            plain = replace(fix, concurrently=False).sql
             try:
                 before, after = whatif_cost(conn, str(top["query"]), plain, hypopg_schema=hypopg_schema)
             except PerfkitError:
@@ -261,8 +310,8 @@ def index_advice(
                 evidence,
                 f"Create the index (CONCURRENTLY: no write lock), then compare the statement's plan and time; "
                 f"estimated saving {per} is the statements' time scaled by the cost cut.",
-                create_index_sql(schema, table, columns),
-                benefit,
+                benefit_ms=benefit,
+                fix=fix,
                 table=qualified(schema, table),
                 columns=list(columns),
                 cost_before=before,
@@ -274,35 +323,7 @@ def index_advice(
 
 
 # -- merging --------------------------------------------------------------------------------
-
-
-def _name(node: ast.RangeVar) -> str:
-    return qualified(node.schemaname, node.relname)
-
-
-def fix_target(sql: str) -> tuple | None:
-    """What a finding's fix SQL acts on, so findings fixed by the same SQL can be merged.
-
-    ``("index", table, columns)`` for CREATE INDEX, ``("drop index", name)``, ``("maintain",
-    table)`` for VACUUM / ANALYZE; None for anything else (or no SQL).
-    """
-    if not sql:
-        return None
-    try:
-        tree = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return None
-    for raw in tree:
-        stmt = raw.stmt
-        if isinstance(stmt, ast.IndexStmt) and stmt.whereClause is None:
-            columns = tuple(p.name for p in stmt.indexParams if isinstance(p, ast.IndexElem) and p.name)
-            if len(columns) == len(stmt.indexParams):
-                return ("index", _name(stmt.relation), columns)
-        if isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_INDEX:
-            return ("drop index", ".".join(s.sval for s in stmt.objects[0]))
-        if isinstance(stmt, ast.VacuumStmt) and stmt.rels:
-            return ("maintain", _name(stmt.rels[0].relation))
-    return None
+_MAINTENANCE = ("vacuum", "vacuum_full", "analyze")
 
 
 def _as_findings(frame, name: str) -> list[dict]:
@@ -315,12 +336,79 @@ def _as_findings(frame, name: str) -> list[dict]:
     return [dict(row) for row in frame]
 
 
+def _in_schema(fix: Fix, schema: str | None) -> Fix:
+    """``fix`` (and what it requires and runs after) in ``schema`` when it names none."""
+    if fix.schema or not schema or not fix.table and fix.action not in ("drop_index", "reindex"):
+        return fix
+    return replace(fix, schema=schema, requires=tuple(_in_schema(r, schema) for r in fix.requires),
+                   then=tuple(_in_schema(t, schema) for t in fix.then))
+
+
+def _schemas(fixes: Iterable[Fix]) -> dict[str, set[str]]:
+    """``{table: {schemas it is named in}}`` over the fixes that name a schema."""
+    known: dict[str, set[str]] = {}
+    for fix in fixes:
+        if fix.schema and fix.table:
+            known.setdefault(fix.table, set()).add(fix.schema)
+    return known
+
+
+def _resolve(fix: Fix, known: dict[str, set[str]]) -> Fix:
+    """A schema-less fix (a plan without VERBOSE) in the schema of the schema'd ones on its table
+    when they name one schema; else it stays without one (its key takes it to be ``public``)."""
+    if fix.schema or not fix.table:
+        return fix
+    schemas = known.get(fix.table, set())
+    return _in_schema(fix, next(iter(schemas))) if len(schemas) == 1 else fix
+
+
+def _plain_order(fix: Fix) -> Fix:
+    """A btree index with its keys ascending: scanned either way, it serves the same lookups."""
+    if fix.method != "btree":
+        return fix
+    return replace(fix, columns=tuple(replace(c, descending=False, nulls=None) for c in fix.columns))
+
+
+def _dropped_as_index(drop: Fix, row: dict, by_name: dict[tuple, Fix]) -> Fix | None:
+    """The index a drop fix removes, as a ``create_index`` fix (None when its keys are unknown).
+
+    The table and keys come from the fix, else from the finding's ``table`` and the existing
+    index of that name."""
+    schema = drop.schema or sql.DEFAULT_SCHEMA
+    known = by_name.get((schema, drop.name))
+    table = drop.table or (known.table if known else None)
+    if not table and isinstance(row.get("table"), str):
+        table = sql.split_name(row["table"])[1]
+    columns = drop.columns or (known.columns if known else ())
+    if not table or not columns:
+        return None
+    method = known.method if known and not drop.columns else drop.method
+    return sql.create_index(schema, table, columns, method=method, name=drop.name)
+
+
+def _merge_key(row: dict) -> tuple:
+    """What a non-index finding merges on: its fix's key (VACUUM and ANALYZE of one table are one
+    maintenance fix, whatever comes before or after them), else its kind and subject."""
+    fix = row["fix"]
+    if fix is None:
+        return ("finding", row["kind"], row["subject"])
+    parts = (*fix.requires, fix, *fix.then)
+    if fix.action in (*_MAINTENANCE, "alter_table", "reset_table") and any(p.action in _MAINTENANCE for p in parts):
+        return ("maintain", fix.schema or sql.DEFAULT_SCHEMA, fix.table)
+    return fix.key()
+
+
+def _width(row: dict) -> int:
+    fix = row["fix"]
+    return len(fix.columns) + len(fix.include) if fix is not None and fix.action == "create_index" else 0
+
+
 def _merge(group: list[dict]) -> dict:
     """One finding for several that share a fix: the widest fix, the worst severity, all evidence."""
     ranked = sorted(
         group,
         key=lambda r: (
-            -len(r["_target"][2]) if r["_target"] and r["_target"][0] == "index" else 0,
+            -_width(r),
             r["kind"] != "index_advice",
             SEVERITY_RANK.get(r["severity"], 9),
             -len(str(r.get("sql", ""))),
@@ -343,15 +431,24 @@ def recommend(
     plan_findings: pd.DataFrame | Iterable[dict] | None = None,
     *,
     engine=None,
+    existing: Iterable[Fix] | None = None,
     **advice_options,
 ) -> pd.DataFrame:
     """One ranked list of recommendations, each fix once.
 
-    Findings whose fix SQL creates an index on the same table are merged when one column
-    list is a left prefix of the other (the wider index serves both): one index advice,
-    even when ``missing_tenant_index``, ``seq_scan_large_table``, ``index_advice`` and a
-    plan finding all point at it. Findings dropping the same index, or vacuuming /
-    analyzing the same table, merge the same way; the rest merge on (kind, subject).
+    Findings are merged on their fix (:class:`perfkit.sql.Fix`; a finding that has only ``sql``
+    text, saved by an older perfkit, is read back once with :func:`perfkit.sql.parse_fix`):
+
+    - index proposals on one table merge when one is served by the other (the same keys, or a
+      left prefix of the wider one): one index advice, even when ``missing_tenant_index``,
+      ``seq_scan_large_table``, ``index_advice`` and a plan finding all point at it, with or
+      without ``public.`` (a fix without a schema, from a plan without VERBOSE, is in the schema
+      the other findings name for that table, else ``public``);
+    - an index an existing one serves (``existing``: the same keys, or its leading columns) is
+      never proposed, nor one the same list drops (the dropped index's keys, or a prefix of
+      them: the index that is kept serves it);
+    - drops of one index, and vacuums / analyzes of one table, merge; the rest merge on their
+      fix's key, or on (kind, subject) without a fix.
 
     Parameters
     ----------
@@ -363,15 +460,23 @@ def recommend(
     plan_findings:
         Findings of the plan analysis (perfkit.plans).
     engine:
-        A perfkit engine, to turn a statement snapshot into index advice.
+        A perfkit engine, to turn a statement snapshot into index advice, and to read the
+        existing indexes when ``existing`` is not given.
+    existing:
+        The database's indexes as ``create_index`` fixes (:func:`existing_indexes`); none when
+        neither this nor ``engine`` is given.
     **advice_options:
         Passed to :func:`index_advice`.
 
     Returns
     -------
     pandas.DataFrame
-        Findings ranked by severity then benefit, with ``sources``: the kinds merged into each.
+        Findings ranked by severity then benefit, with ``sources``: the kinds merged into each,
+        and ``fix``: the winning Fix.
     """
+    if existing is None and engine is not None:
+        existing = existing_indexes(engine)
+    existing = [f for f in (sql.as_fix(e) for e in existing or ()) if f is not None and f.action == "create_index"]
     rows = _as_findings(health, "health")
     if statements is not None and len(statements):
         if "kind" in statements.columns:
@@ -379,48 +484,60 @@ def recommend(
         elif "query" in statements.columns:
             if engine is None:
                 raise BadInputError("recommend() needs engine= to turn a statement snapshot into index advice")
-            rows += _as_findings(index_advice(engine, statements=statements, **advice_options), "statements")
+            ideas = index_advice(engine, statements=statements, existing=existing, **advice_options)
+            rows += _as_findings(ideas, "statements")
         else:
             raise BadInputError("statements must be findings (a 'kind' column) or a statement snapshot (a 'query' column)")
     rows += _as_findings(plan_findings, "plan_findings")
-    for row in rows:
-        row["_target"] = fix_target(str(row.get("sql") or ""))
+
+    fixes = [sql.finding_fix(row) for row in rows]
+    known = _schemas([*existing, *(f for f in fixes if f is not None)])
+    for row, fix in zip(rows, fixes, strict=True):
+        resolved = _resolve(fix, known) if fix is not None else None
+        if resolved is not None and resolved is not fix:
+            row["sql"] = resolved.sql  # now names the schema it is in
+        row["fix"] = resolved
+    by_name = {(e.schema, e.name): e for e in existing}
+    dropped = [d for d in (_dropped_as_index(r["fix"], r, by_name) for r in rows
+                           if r["fix"] is not None and r["fix"].action == "drop_index") if d is not None]
+    served = [_plain_order(e) for e in existing]
+
+    def unwanted(fix: Fix) -> bool:
+        plain = _plain_order(fix)
+        return any(e.covers(plain) for e in served) or any(_plain_order(d).covers(plain) for d in dropped)
+
+    rows = [r for r in rows if r["fix"] is None or r["fix"].action != "create_index" or not unwanted(r["fix"])]
 
     groups: list[list[dict]] = []
-    index_groups: dict[str, list[tuple[tuple[str, ...], list[dict]]]] = {}
+    index_groups: list[tuple[Fix, list[dict]]] = []
     keyed: dict[tuple, list[dict]] = {}
-    # widest index proposals first, so narrower ones find the group they are a prefix of
-    order = sorted(rows, key=lambda r: -len(r["_target"][2]) if r["_target"] and r["_target"][0] == "index" else 0)
-    for row in order:
-        target = row["_target"]
-        if target and target[0] == "index":
-            _, table, columns = target
-            for lead, members in index_groups.setdefault(table, []):
-                if lead[: len(columns)] == columns:
+    # widest index proposals first, so narrower ones find the group of an index that serves them
+    for row in sorted(rows, key=lambda r: -_width(r)):
+        fix = row["fix"]
+        if fix is not None and fix.action == "create_index":
+            for lead, members in index_groups:
+                if lead.covers(fix) or lead.key() == fix.key():
                     members.append(row)
                     break
             else:
                 members = [row]
-                index_groups[table].append((columns, members))
+                index_groups.append((fix, members))
                 groups.append(members)
             continue
-        key = target or (row["kind"], row["subject"])
+        key = _merge_key(row)
         if key not in keyed:
             keyed[key] = []
             groups.append(keyed[key])
         keyed[key].append(row)
-    merged = [_merge(group) for group in groups]
-    for row in merged:
-        row.pop("_target", None)
-    return findings_frame(merged)
+    return findings_frame([_merge(group) for group in groups])
 
 
-__all__ = ["assess", "fix_target", "index_advice", "parameter_count", "plan_cost", "recommend", "whatif_cost"]
+__all__ = ["assess", "existing_indexes", "index_advice", "parameter_count", "plan_cost", "recommend", "whatif_cost"]
 
 
 # -- the assessment --------------------------------------------------------------------------
 def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | None = None,
-           ideas: pd.DataFrame | None = None, n: int = 10):
+           ideas: pd.DataFrame | None = None, existing: list[Fix] | None = None, n: int = 10):
     """The recommendations assessment: every other assessment's findings and index advice, each fix once.
 
     Parameters
@@ -431,6 +548,9 @@ def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | Non
         With both: index advice for the snapshot's costliest statements (hypopg where installed).
     ideas:
         Index advice findings already made (the sample data's), instead of ``engine``.
+    existing:
+        The database's indexes as ``create_index`` fixes (:func:`existing_indexes`; read once
+        from ``engine`` when not given): never proposed again.
     n:
         How many recommendations ``facts["recommendations"]`` keeps for summary.json.
 
@@ -445,11 +565,13 @@ def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | Non
     assessments = [a for a in assessments if a is not None and a.source != "advice"]
     plan_found = merge_findings(*[a.findings for a in assessments if a.source == "plans"])
     others = merge_findings(*[a.findings for a in assessments if a.source != "plans"])
+    if existing is None and engine is not None:
+        existing = existing_indexes(engine)
     if ideas is None and engine is not None and statements is not None and len(statements):
-        ideas = index_advice(engine, statements=statements)
+        ideas = index_advice(engine, statements=statements, existing=existing)
     ideas = findings_frame(ideas)
     ranked = recommend(health=others if len(others) else None, statements=ideas if len(ideas) else None,
-                       plan_findings=plan_found if len(plan_found) else None)
+                       plan_findings=plan_found if len(plan_found) else None, existing=existing)
     keep = [c for c in ("severity", "kind", "subject", "recommendation", "sql", "benefit_ms", "sources", "fix")
             if c in ranked.columns]
     from perfkit.output import to_jsonable

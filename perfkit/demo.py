@@ -382,13 +382,14 @@ _INDEX_PARTS = re.compile(
 
 def index_key(sql: str) -> tuple[str, str, str, str]:
     """What an index statement builds: (table, method, columns, the rest), spaces, quotes and ``public.`` ignored."""
-    match = _INDEX_PARTS.match(sql)
-    if not match:
-        return (" ".join(sql.lower().split()), "", "", "")
-    table = match["table"].replace('"', "").lower()
-    table = table.removeprefix("public.")
-    squeeze = lambda text: re.sub(r"\s+", "", (text or "").lower())  # noqa: E731
-    return (table, (match["method"] or "btree").lower(), squeeze(match["columns"]), squeeze(match["rest"]))
+    from perfkit import sql as fixes
+
+    fix = fixes.as_fix(sql) or fixes.parse_fix(str(sql))
+    if fix is None or fix.action != "create_index":
+        return (" ".join(str(sql).lower().split()), "", "", "")
+    key = fix.key()  # ("create_index", schema, table, method, keys, include, where, unique)
+    table = fix.table if key[1] == fixes.DEFAULT_SCHEMA else f"{key[1]}.{fix.table}"
+    return (table, fix.method, ",".join(fix.key_columns), repr((key[4], *key[5:])))
 
 
 def index_fixes(recommendations: pd.DataFrame, top: int = 3) -> pd.DataFrame:
@@ -397,13 +398,22 @@ def index_fixes(recommendations: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     Two statements building the same index (same table, method and columns, whatever its
     name or schema prefix) count once: the first, best-ranked one is kept.
     """
+    from perfkit import sql as fixes
+
     if recommendations is None or recommendations.empty or "sql" not in recommendations:
         return pd.DataFrame(columns=["sql"])
     chosen = recommendations.copy()
     chosen["sql"] = chosen["sql"].fillna("").astype(str).str.strip().str.rstrip(";").str.strip()
-    chosen = chosen[chosen["sql"].map(lambda text: bool(INDEX_DDL.match(text)) and ";" not in text)]
-    chosen = chosen[~chosen["sql"].map(index_key).duplicated()]
-    return chosen.head(top).reset_index(drop=True)
+    # one CREATE INDEX each (nothing to run before or after it: CONCURRENTLY runs alone)
+    found = [fixes.finding_fix(row) for row in chosen.to_dict(orient="records")]
+    keys = [fix.key() if fix is not None and fix.action == "create_index" and not fix.requires and not fix.then
+            else None for fix in found]
+    seen: set = set()
+    keep = []
+    for key in keys:
+        keep.append(key is not None and key not in seen)
+        seen.add(key)
+    return chosen[keep].head(top).reset_index(drop=True)
 
 
 def apply_fixes(conn, fixes: pd.DataFrame) -> pd.DataFrame:
@@ -412,16 +422,19 @@ def apply_fixes(conn, fixes: pd.DataFrame) -> pd.DataFrame:
     Returns ``fixes`` with ``status`` (``applied``, ``exists`` when an index of that name is
     already there, or ``failed``), ``seconds`` and ``error``.
     """
+    from perfkit import sql as fix_sql
+
     out = fixes.copy()
     statuses, seconds, errors = [], [], []
-    for text in out.get("sql", pd.Series(dtype=str)):
+    for row in out.to_dict(orient="records") if "sql" in out else []:
+        text = row["sql"]
         t0 = time.perf_counter()
-        match = _INDEX_PARTS.match(text)
-        name = match["name"].replace('"', "") if match and match["name"] else None
+        fix = fix_sql.finding_fix(row)
+        index = fix_sql.qualified(fix.schema, fix.name) if fix is not None and fix.action == "create_index" else None
         try:
-            if name and conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None:
+            if index and conn.execute("SELECT to_regclass(%s)", (index,)).fetchone()[0] is not None:
                 statuses.append("exists")
-                errors.append(f"an index named {name} exists already")
+                errors.append(f"an index named {fix.name} exists already")
             else:
                 conn.execute(text)
                 statuses.append("applied")

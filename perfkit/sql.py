@@ -218,7 +218,7 @@ class Fix:
         if self.action == "create_index":
             cols = tuple((c.name, c.descending, c.nulls, c.opclass, c.expression) for c in self.columns)
             return ("create_index", schema, self.table, self.method, cols, self.include,
-                    " ".join((self.where or "").lower().split()))
+                    " ".join((self.where or "").lower().split()), self.unique)
         if self.action in ("drop_index", "reindex"):
             return (self.action, schema, self.name)
         if self.action in ("vacuum", "vacuum_full", "analyze", "alter_table", "reset_table"):
@@ -291,8 +291,11 @@ def trigram_index(schema: str | None, table: str, column: str) -> Fix:
                         requires=(Fix("create_extension", name="pg_trgm"),))
 
 
-def drop_index(schema: str | None, name: str, *, table: str | None = None) -> Fix:
-    return Fix("drop_index", schema=schema, name=name, table=table)
+def drop_index(schema: str | None, name: str, *, table: str | None = None, columns: Iterable = (),
+               method: str = "btree") -> Fix:
+    """``DROP INDEX CONCURRENTLY``; ``table`` and ``columns`` (the dropped index's keys), when known,
+    let a report see that a proposal would build the index it drops (:func:`perfkit.advice.recommend`)."""
+    return Fix("drop_index", schema=schema, name=name, table=table, columns=_columns(columns), method=method)
 
 
 def vacuum(schema: str | None, table: str, *, analyze: bool = True, verbose: bool = False) -> Fix:
@@ -394,6 +397,145 @@ def render(fix: Fix) -> str:
     return "\n".join(parts)
 
 
+# -- reading SQL text back (findings saved before fixes were objects) -------------------------
+def _range(node) -> tuple[str | None, str]:
+    return node.schemaname or None, node.relname
+
+
+def _expression_text(node) -> str:
+    from pglast.stream import RawStream
+
+    return RawStream()(node)
+
+
+def _parsed(stmt) -> Fix | None:
+    """The Fix of one parsed statement, or None for a statement perfkit does not propose."""
+    from pglast import ast
+    from pglast.enums import ObjectType, SortByDir, SortByNulls
+
+    if isinstance(stmt, ast.IndexStmt):
+        schema, table = _range(stmt.relation)
+        columns = []
+        for elem in stmt.indexParams or ():
+            columns.append(IndexColumn(
+                elem.name if elem.name else _expression_text(elem.expr),
+                descending=elem.ordering == SortByDir.SORTBY_DESC,
+                nulls={SortByNulls.SORTBY_NULLS_FIRST: "first", SortByNulls.SORTBY_NULLS_LAST: "last"}.get(
+                    elem.nulls_ordering),
+                opclass=".".join(s.sval for s in elem.opclass) if elem.opclass else None,
+                expression=not elem.name,
+            ))
+        return Fix("create_index", schema=schema, table=table, name=stmt.idxname, columns=tuple(columns),
+                   include=tuple(e.name for e in stmt.indexIncludingParams or () if e.name),
+                   where=_expression_text(stmt.whereClause) if stmt.whereClause is not None else None,
+                   method=stmt.accessMethod or "btree", concurrently=bool(stmt.concurrent),
+                   unique=bool(stmt.unique))
+    if isinstance(stmt, ast.DropStmt) and stmt.removeType == ObjectType.OBJECT_INDEX and stmt.objects:
+        names = [s.sval for s in stmt.objects[0]]
+        return Fix("drop_index", schema=names[-2] if len(names) > 1 else None, name=names[-1],
+                   concurrently=bool(stmt.concurrent))
+    if isinstance(stmt, ast.ReindexStmt) and stmt.relation is not None:
+        schema, name = _range(stmt.relation)
+        return Fix("reindex", schema=schema, name=name,
+                   concurrently=any(d.defname == "concurrently" for d in stmt.params or ()))
+    if isinstance(stmt, ast.VacuumStmt) and stmt.rels and stmt.rels[0].relation is not None:
+        schema, table = _range(stmt.rels[0].relation)
+        options = [d.defname.lower() for d in stmt.options or ()]
+        if not stmt.is_vacuumcmd:
+            return Fix("analyze", schema=schema, table=table)
+        return Fix("vacuum_full" if "full" in options else "vacuum", schema=schema, table=table,
+                   settings=tuple((o, "on") for o in options if o not in ("full", "verbose")),
+                   verbose="verbose" in options)
+    if isinstance(stmt, ast.CreateStatsStmt) and stmt.relations:
+        schema, table = _range(stmt.relations[0])
+        names = [s.sval for s in stmt.defnames or ()]
+        kinds = ", ".join(s.sval for s in stmt.stat_types or ()) or "dependencies, ndistinct, mcv"
+        return Fix("create_statistics", schema=schema, table=table, name=names[-1] if names else None,
+                   columns=tuple(e.name if e.name else _expression_text(e.expr) for e in stmt.exprs or ()),
+                   settings=(("kinds", kinds),))
+    if isinstance(stmt, ast.AlterSystemStmt) and stmt.setstmt is not None and stmt.setstmt.args:
+        return Fix("alter_system", settings=((stmt.setstmt.name, _setting_value(stmt.setstmt.args)),))
+    if isinstance(stmt, ast.VariableSetStmt) and stmt.name and stmt.args:
+        return Fix("set", settings=((stmt.name, _setting_value(stmt.args)),))
+    if isinstance(stmt, ast.AlterTableStmt) and stmt.relation is not None and len(stmt.cmds or ()) == 1:
+        schema, table = _range(stmt.relation)
+        cmd = stmt.cmds[0]
+        options = cmd.def_ or ()
+        if cmd.subtype.name == "AT_SetRelOptions":
+            return Fix("alter_table", schema=schema, table=table,
+                       settings=tuple((d.defname, _setting_value((d.arg,)) if d.arg is not None else "on")
+                                      for d in options))
+        if cmd.subtype.name == "AT_ResetRelOptions":
+            return Fix("reset_table", schema=schema, table=table, settings=tuple((d.defname, "") for d in options))
+    if isinstance(stmt, ast.CreateExtensionStmt):
+        return Fix("create_extension", name=stmt.extname)
+    return None
+
+
+def _setting_value(args) -> str:
+    from pglast import ast
+
+    values = []
+    for arg in args:
+        if isinstance(arg, ast.A_Const) and arg.val is not None:
+            val = arg.val
+            values.append(str(getattr(val, "sval", None) or getattr(val, "ival", None)
+                              or getattr(val, "fval", None) or getattr(val, "boolval", "")))
+        elif isinstance(arg, ast.TypeName):
+            values.append(".".join(n.sval for n in arg.names))
+        else:
+            values.append(_expression_text(arg))
+    return ", ".join(values)
+
+
+def parse_fix(sql_text: str) -> Fix | None:
+    """The Fix a piece of SQL text proposes (PostgreSQL's own parser, pglast), or None.
+
+    For findings that arrive with ``sql`` but no ``fix`` (saved by an older perfkit, e.g. the
+    JSON files under ``data/sample``): the one place SQL text is read back. ``CREATE EXTENSION``
+    before the main statement becomes its ``requires``, what follows it its ``then``; a
+    ``SELECT pg_reload_conf()`` after ``ALTER SYSTEM`` is part of it. None when the text does not
+    parse or holds nothing perfkit proposes.
+    """
+    import pglast
+
+    text = str(sql_text or "").strip()
+    if not text:
+        return None
+    try:
+        statements = [raw.stmt for raw in pglast.parse_sql(text)]
+    except pglast.parser.ParseError:
+        return None
+    requires, main, then = [], None, []
+    for stmt in statements:
+        fix = _parsed(stmt)
+        if fix is None:
+            if isinstance(stmt, pglast.ast.SelectStmt) and main is not None and main.action == "alter_system":
+                continue  # the reload alter_system renders itself
+            return None
+        if main is None and fix.action == "create_extension":
+            requires.append(fix)
+        elif main is None:
+            main = fix
+        elif fix.action == "alter_system" and main.action == "alter_system":
+            main = replace(main, settings=main.settings + fix.settings)
+        elif fix.action == "set" and main.action == "set":
+            main = replace(main, settings=main.settings + fix.settings)
+        else:
+            then.append(fix)
+    if main is None:
+        return requires[0] if len(requires) == 1 else None
+    return replace(main, requires=tuple(requires), then=tuple(then))
+
+
+def finding_fix(row: Mapping) -> Fix | None:
+    """The Fix of a finding row: its ``fix`` (a Fix or its dict), else read from its ``sql``."""
+    fix = as_fix(row.get("fix"))
+    if fix is not None:
+        return fix
+    return parse_fix(row.get("sql") or "") if isinstance(row.get("sql"), str) else None
+
+
 def as_fix(value) -> Fix | None:
     """A Fix from a finding's ``fix`` value (a Fix, its dict, or empty)."""
     if isinstance(value, Fix):
@@ -405,6 +547,6 @@ def as_fix(value) -> Fix | None:
 
 __all__ = [
     "ACTIONS", "KEYWORDS", "Fix", "IndexColumn", "alter_system", "alter_table", "analyze", "as_fix",
-    "create_index", "create_statistics", "drop_index", "index_name", "qualified", "quote_ident",
-    "render", "reset_table", "set_local", "split_name", "trigram_index", "vacuum",
+    "create_index", "create_statistics", "drop_index", "finding_fix", "index_name", "parse_fix", "qualified",
+    "quote_ident", "render", "reset_table", "set_local", "split_name", "trigram_index", "vacuum",
 ]

@@ -180,14 +180,6 @@ def test_recommend_merges_drops_and_maintenance_and_ranks():
     assert list(merged.loc[merged["kind"] == "index_advice", "benefit_ms"]) == [900.0, 500.0]
 
 
-def test_fix_target_reads_the_sql():
-    assert advice.fix_target("CREATE INDEX CONCURRENTLY x ON s.t (a, b);") == ("index", "s.t", ("a", "b"))
-    assert advice.fix_target("CREATE INDEX x ON t (lower(a));") is None  # expression index: not merged
-    assert advice.fix_target("DROP INDEX CONCURRENTLY s.x;") == ("drop index", "s.x")
-    assert advice.fix_target("ANALYZE s.t;") == ("maintain", "s.t")
-    assert advice.fix_target("") is None
-
-
 def test_recommend_bad_input():
     with pytest.raises(BadInputError, match="needs engine"):
         advice.recommend(statements=pd.DataFrame({"query": ["SELECT 1"], "total_exec_ms": [1.0]}))

@@ -61,7 +61,7 @@ DETAILS = [
     ("seq_scan.json", "seq_scan_large_table", "Seq Scan on orders", "read 1,000,000 rows to keep 10,000",
      "CREATE INDEX CONCURRENTLY orders_tenant_id_status_created_at_idx ON orders (tenant_id, status, created_at);"),
     ("misestimate.json", "row_misestimate", "Seq Scan on orders", "1,000x under-estimate",
-     "CREATE STATISTICS orders_region_id_zone_id_stats (dependencies, ndistinct, mcv) ON region_id, zone_id FROM orders; ANALYZE orders;"),
+     "CREATE STATISTICS orders_region_id_zone_id_stats (dependencies, ndistinct, mcv) ON region_id, zone_id FROM orders;\nANALYZE orders;"),
     ("sort_spill.json", "sort_spill", "Sort", "external merge sort wrote 4,056 kB to disk (work_mem = 64kB)",
      "SET work_mem = '8MB';"),
     ("hash_spill.json", "hash_spill", "Hash", "split into 16 batches", "SET work_mem = '4MB';"),
@@ -69,7 +69,7 @@ DETAILS = [
      "VACUUM (ANALYZE) events;"),
     ("workers_not_launched.json", "workers_not_launched", "Gather", "2 parallel workers planned, 0 launched", ""),
     ("workers_not_launched.json", "seq_scan_large_table", "Parallel Seq Scan on orders", "read 1,000,000 rows",
-     "CREATE EXTENSION IF NOT EXISTS pg_trgm; CREATE INDEX CONCURRENTLY orders_note_trgm_idx ON orders USING gin (note gin_trgm_ops);"),
+     "CREATE EXTENSION IF NOT EXISTS pg_trgm;\nCREATE INDEX CONCURRENTLY orders_note_trgm_idx ON orders USING gin (note gin_trgm_ops);"),
     ("nested_loop.json", "nested_loop_many_loops", "Nested Loop", "ran 4,000 times", ""),
     ("trigger.json", "trigger_time", "Trigger orders_audit on orders", "2,000 calls", ""),
     ("trigger_fk.json", "trigger_time", "Trigger for constraint orders_customer_id_fkey on orders", "5,000 calls", ""),
@@ -152,3 +152,44 @@ def test_sort_keys_and_patterns():
     assert expression_columns("o.created_at DESC, id", clause="order") == ["created_at", "id"]
     assert pattern_columns("((note ~~ '%abc%'::text) AND (tenant_id = 1))") == ["note"]
     assert pattern_columns("(tenant_id = 1)") == []
+
+
+def _scan(filter_text: str, **extra) -> dict:
+    """A Seq Scan that reads 1,000,000 rows to keep 1,000 (EXPLAIN ANALYZE JSON)."""
+    node = {"Node Type": "Seq Scan", "Relation Name": "t", "Alias": "t", "Filter": filter_text,
+            "Rows Removed by Filter": 999000, "Plan Rows": 1000, "Actual Rows": 1000, "Actual Loops": 1,
+            "Actual Total Time": 90.0}
+    node.update(extra)
+    return {"Plan": node, "Execution Time": 91.0}
+
+
+@pytest.mark.parametrize("word", ["left", "right", "join", "inner", "full", "like", "is", "verbose", "freeze", "user"])
+def test_index_fix_on_a_keyword_column_is_valid_sql(word):
+    from pglast import parse_sql
+
+    scan = parse(_scan(f'("{word}" = 7)')).find(["seq_scan_large_table"]).iloc[0]
+    fix = scan["fix"]
+    assert fix.action == "create_index" and fix.key_columns == (word,) and fix.schema is None
+    assert scan["sql"] == fix.sql == f'CREATE INDEX CONCURRENTLY t_{word}_idx ON t ("{word}");'
+    statement = parse_sql(scan["sql"])[0].stmt
+    assert statement.indexParams[0].name == word and statement.relation.relname == "t"
+
+
+def test_plan_fixes_are_objects_on_the_plan_schema():
+    verbose = parse(_scan("((tenant_id = 7) AND (created_at > now()))", Schema="shop", **{"Plan Rows": 1}))
+    found = verbose.find(["seq_scan_large_table", "row_misestimate"]).set_index("kind")
+    fix = found.loc["seq_scan_large_table", "fix"]
+    assert (fix.action, fix.schema, fix.table, fix.key_columns) == ("create_index", "shop", "t", ("tenant_id", "created_at"))
+    assert found.loc["seq_scan_large_table", "sql"] == (
+        "CREATE INDEX CONCURRENTLY t_tenant_id_created_at_idx ON shop.t (tenant_id, created_at);")
+    stats = found.loc["row_misestimate", "fix"]
+    assert stats.action == "create_statistics" and stats.schema == "shop" and [t.action for t in stats.then] == ["analyze"]
+    # every finding that proposes SQL has the fix it was rendered from; the others have neither
+    for name in sorted(EXPECTED_KINDS):
+        for row in parse_file(FIXTURES / name).findings.itertuples(index=False):
+            assert (row.fix is None) == (row.sql == ""), (name, row.kind)
+            assert row.fix is None or row.fix.sql == row.sql
+    spill = parse_file(FIXTURES / "sort_spill.json").find(["sort_spill"]).iloc[0]["fix"]
+    assert spill.action == "set" and spill.settings == (("work_mem", "8MB"),)
+    heap = parse_file(FIXTURES / "heap_fetches.json").find(["heap_fetches"]).iloc[0]["fix"]
+    assert (heap.action, heap.table) == ("vacuum", "events")

@@ -14,25 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 import pandas as pd
 from pglast.parser import ParseError, parse_sql_json
 
+from perfkit import sql
 from perfkit.findings import finding, findings_frame
 
-# --- helpers: expressions, identifiers, words ----------------------------------------------------
+# --- helpers: expressions, columns, fixes, words -------------------------------------------------
 _OPAQUE = re.compile(r"\((?:hashed )?SubPlan \d+\)|\(InitPlan \d+\)\.col\d+|\$\d+")
-_SAFE_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
-_RESERVED = {"all", "and", "any", "array", "as", "asc", "case", "check", "column", "constraint", "create",
-             "default", "desc", "distinct", "do", "else", "end", "for", "foreign", "from", "grant", "group",
-             "having", "in", "into", "limit", "not", "null", "offset", "on", "or", "order", "primary",
-             "references", "select", "table", "then", "to", "union", "unique", "user", "using", "when",
-             "where", "with", "window"}
 _EQUALITY_OPERATORS = {"="}
 _PATTERN_OPERATORS = {"~~", "~~*", "~", "~*"}  # LIKE, ILIKE, regular expressions: B-trees rarely help
-
-
-def quote_ident(name: str) -> str:
-    """``name`` as an SQL identifier (double-quoted when it needs to be)."""
-    if _SAFE_IDENT.match(name) and name not in _RESERVED:
-        return name
-    return '"' + name.replace('"', '""') + '"'
 
 
 @functools.lru_cache(maxsize=4096)
@@ -162,47 +150,49 @@ def _pattern_columns(expression: str, table: tuple) -> tuple:
     return tuple(found)
 
 
-def index_advice(row: Mapping, condition: str, extra_columns: Iterable[str] = ()) -> tuple[str, str]:
-    """(where to index in words, the CREATE INDEX statement) for a node's condition.
+def index_advice(row: Mapping, condition: str, extra_columns: Iterable[str] = ()) -> tuple[str, sql.Fix | None]:
+    """(where to index in words, the index to create as a :class:`perfkit.sql.Fix`, or None).
 
     B-tree columns come from equality then other comparisons (then ``extra_columns``, e.g. a
     sort key); columns only matched with LIKE/ILIKE/regex get a trigram GIN index instead.
+    The fix is on the node's schema when the plan names it (EXPLAIN VERBOSE), else schema None.
     """
-    schema = (row.get("detail") or {}).get("Schema")
-    return _index_advice(row.get("relation"), schema, tuple(_names(row)), condition, tuple(extra_columns))
+    return _index_advice(row.get("relation"), _schema(row), tuple(_names(row)), condition, tuple(extra_columns))
 
 
 @functools.lru_cache(maxsize=4096)
-def _index_advice(relation, schema, table: tuple, condition: str, extra_columns: tuple) -> tuple[str, str]:
+def _index_advice(relation, schema, table: tuple, condition: str, extra_columns: tuple) -> tuple[str, sql.Fix | None]:
     columns = expression_columns(condition, table=table)
     patterns = set(pattern_columns(condition, table=table))
     btree = [c for c in columns if c not in patterns]
     btree += [c for c in extra_columns if c not in btree and c not in patterns]
-    row = {"relation": relation, "detail": {"Schema": schema} if schema else {}}
     if btree:
-        return f"{relation} ({', '.join(btree)})", index_sql(row, btree)
+        return f"{relation} ({', '.join(btree)})", index_fix({"relation": relation, "detail": {"Schema": schema}}, btree)
     if patterns and relation:
         column = sorted(patterns)[0]
-        target = f"{quote_ident(schema)}.{quote_ident(relation)}" if schema else quote_ident(relation)
-        name = quote_ident(f"{relation}_{column}_trgm_idx"[:63])
-        sql = (
-            "CREATE EXTENSION IF NOT EXISTS pg_trgm; "
-            f"CREATE INDEX CONCURRENTLY {name} ON {target} USING gin ({quote_ident(column)} gin_trgm_ops);"
-        )
-        return f"{relation} ({column}) with a trigram GIN index (LIKE/regex patterns cannot use a B-tree)", sql
-    return f"{relation} (the filter columns)", ""
+        return (f"{relation} ({column}) with a trigram GIN index (LIKE/regex patterns cannot use a B-tree)",
+                sql.trigram_index(schema, relation, column))
+    return f"{relation} (the filter columns)", None
 
 
-def index_sql(row: Mapping, columns: Iterable[str]) -> str:
-    """``CREATE INDEX CONCURRENTLY ... ON table (columns)`` for a node's relation, or ``""``."""
+def index_fix(row: Mapping, columns: Iterable[str]) -> sql.Fix | None:
+    """The ``create_index`` fix on a node's relation for ``columns`` (None without either)."""
     columns = list(dict.fromkeys(c for c in columns if c))
     relation = row.get("relation")
     if not columns or not relation:
-        return ""
-    schema = (row.get("detail") or {}).get("Schema")
-    table = f"{quote_ident(schema)}.{quote_ident(relation)}" if schema else quote_ident(relation)
-    name = f"{relation}_{'_'.join(columns)}_idx"[:63]
-    return f"CREATE INDEX CONCURRENTLY {quote_ident(name)} ON {table} ({', '.join(quote_ident(c) for c in columns)});"
+        return None
+    return sql.create_index(_schema(row), relation, columns)
+
+
+def index_sql(row: Mapping, columns: Iterable[str]) -> str:
+    """``CREATE INDEX CONCURRENTLY ... ON table (columns);`` for a node's relation, or ``""``."""
+    fix = index_fix(row, columns)
+    return fix.sql if fix else ""
+
+
+def _schema(row: Mapping) -> str | None:
+    schema = (row.get("detail") or {}).get("Schema") if isinstance(row.get("detail"), dict) else None
+    return schema or None
 
 
 def _names(row: Mapping) -> list[str]:
@@ -327,7 +317,7 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
         kept = row["actual_rows"] / read
         if kept > max_kept_share:
             continue
-        target, sql = index_advice(row, filter_text, _sort_columns_above(plan, row))
+        target, fix = index_advice(row, filter_text, _sort_columns_above(plan, row))
         severity = "critical" if not math.isnan(row["pct_total"]) and row["pct_total"] >= 50 else "warning"
         benefit = None if math.isnan(row["self_ms"]) else row["self_ms"] * (1 - kept)
         out.append(finding(
@@ -335,7 +325,7 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
             f"read {_rows(read)} rows to keep {_rows(row['actual_rows'])} ({100 * kept:.1f} %) "
             f"in {_ms(row['self_ms'])}{_share_words(row)}; filter {filter_text}",
             f"Add an index on {target} so the filter reads only the matching rows.",
-            sql=sql, benefit_ms=benefit, node_id=int(row["node_id"]),
+            fix=fix, benefit_ms=benefit, node_id=int(row["node_id"]),
         ))
     return out
 
@@ -395,27 +385,23 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
         columns = expression_columns(condition, table=_names(row)) if condition else []
         relation = row["relation"]
         if relation and len(columns) >= 2:
-            name = f"{relation}_{'_'.join(columns)}_stats"[:63]
-            sql = (
-                f"CREATE STATISTICS {quote_ident(name)} (dependencies, ndistinct, mcv) ON "
-                f"{', '.join(quote_ident(c) for c in columns)} FROM {quote_ident(relation)}; ANALYZE {quote_ident(relation)};"
-            )
+            fix = sql.create_statistics(_schema(row), relation, columns)  # then ANALYZE
             advice = (
                 f"The columns {', '.join(columns)} are probably correlated: create extended statistics "
                 "on them and ANALYZE, so the planner stops multiplying their selectivities."
             )
         elif relation:
-            sql = f"ANALYZE {quote_ident(relation)};"
+            fix = sql.analyze(_schema(row), relation)
             advice = f"Refresh the statistics of {relation} (ANALYZE; raise the column's statistics target if it persists)."
         else:
-            sql = ""
+            fix = None
             advice = "Check the estimates of this node's inputs and join columns (ANALYZE, extended statistics)."
         out.append(finding(
             "row_misestimate", severity, _subject(row),
             f"expected {_rows(row['plan_rows'])} rows per loop, got {_rows(per_loop)} "
             f"({ratio:,.0f}x {words}-estimate, grade {grade:g}x)"
             + (f"; condition {condition}" if condition else ""),
-            advice, sql=sql, node_id=int(row["node_id"]),
+            advice, fix=fix, node_id=int(row["node_id"]),
         ))
     return out
 
@@ -468,7 +454,7 @@ def sort_spill(plan, *, min_kb: float = 0) -> list[dict]:
             + f"; {_ms(row['self_ms'])}{_share_words(row)}",
             f"Give this query more memory (work_mem {setting}, set per transaction or per role rather "
             "than server-wide), or add an index that returns the rows already in the sort order.",
-            sql=f"SET work_mem = '{setting}';", node_id=int(row["node_id"]),
+            fix=sql.set_local(work_mem=setting), node_id=int(row["node_id"]),
         ))
     return out
 
@@ -517,7 +503,7 @@ def hash_spill(plan) -> list[dict]:
             evidence + (f" (work_mem = {current})" if current else "") + f"; {_ms(row['self_ms'])}{_share_words(row)}",
             f"Give the hash more memory (work_mem {setting} for this query, or a higher "
             "hash_mem_multiplier), or make the hashed side smaller.",
-            sql=f"SET work_mem = '{setting}';", node_id=int(row["node_id"]),
+            fix=sql.set_local(work_mem=setting), node_id=int(row["node_id"]),
         ))
     return out
 
@@ -573,15 +559,15 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
             estimate = outer_row["plan_rows"]
             if not math.isnan(outer_row["loops"]) and outer_row["loops"] > 0:
                 evidence += f"; the outer side was estimated at {_rows(estimate)} rows, got {_rows(outer_row['actual_rows'] / outer_row['loops'])}"
-        sql = ""
+        fix = None
         if inner_row["node_type"] == "Seq Scan" and _detail(inner_row, "Filter"):
-            sql = index_advice(inner_row, _detail(inner_row, "Filter"))[1]
+            fix = index_advice(inner_row, _detail(inner_row, "Filter"))[1]
             advice += ", and index the inner side's join columns"
         else:
             advice += ", and keep each inner loop an index lookup"
         out.append(finding(
             "nested_loop_many_loops", severity, _subject(row), evidence, advice + ".",
-            sql=sql, node_id=int(row["node_id"]),
+            fix=fix, node_id=int(row["node_id"]),
         ))
     return out
 
@@ -618,15 +604,15 @@ def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.
         filter_text = _detail(row, "Filter") or ""
         leading = _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
         both = " AND ".join(f"({part})" for part in (leading, filter_text) if part)
-        target, sql = index_advice(row, both) if row["relation"] else ("", "")
+        target, fix = index_advice(row, both) if row["relation"] else ("", None)
         advice = (
             f"Add an index on {target} so the filter is applied inside the index."
-            if sql else "Filter earlier (an index or a more selective condition) so fewer rows are read."
+            if fix else "Filter earlier (an index or a more selective condition) so fewer rows are read."
         )
         out.append(finding(
             "rows_removed_by_filter", severity, _subject(row),
             f"{_rows(removed)} of {_rows(read)} rows read ({100 * share:.1f} %) were removed by the filter {filter_text}",
-            advice, sql=sql, node_id=int(row["node_id"]),
+            advice, fix=fix, node_id=int(row["node_id"]),
         ))
     return out
 
@@ -664,7 +650,7 @@ def heap_fetches(plan, *, min_fetches: int = 1000, min_share: float = 0.1) -> li
             f"{_rows(fetches)} heap fetches for {_rows(row['actual_rows'])} rows returned ({100 * share:.0f} %): "
             "the index-only scan had to visit the table",
             f"VACUUM {relation} to set its visibility map, and make autovacuum visit it more often.",
-            sql=f"VACUUM (ANALYZE) {quote_ident(row['relation'])};" if row["relation"] else "",
+            fix=sql.vacuum(_schema(row), row["relation"]) if row["relation"] else None,
             node_id=int(row["node_id"]),
         ))
     return out
@@ -736,7 +722,7 @@ def jit_overhead(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[d
         f"JIT took {total:,.1f} ms of {execution:,.1f} ms execution ({100 * share:.0f} %) "
         f"compiling {plan.jit.get('functions', 0):.0f} functions ({parts})",
         "Turn JIT off for short queries, or raise jit_above_cost so only long-running queries compile.",
-        sql="SET jit = off;", benefit_ms=total,
+        fix=sql.set_local(jit="off"), benefit_ms=total,
     )]
 
 
