@@ -269,6 +269,23 @@ def test_index_fixes_of_nothing():
     assert loop.index_fixes(None, 3).empty
 
 
+def test_p95_chart_has_two_labelled_bars_per_endpoint_and_leaves_out_the_aggregate(tmp_path):
+    from matplotlib.figure import Figure
+
+    from perfkit.charts import p95_before_after
+
+    table = pd.DataFrame({"endpoint": ["/api/invoices", "/api/products", "ALL"],
+                          "p95_before_ms": [420.0, 30.0, 400.0], "p95_after_ms": [12.0, 29.0, 20.0]})
+    figure = p95_before_after(table, title="before/after")
+    assert isinstance(figure, Figure)
+    ax = figure.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["/api/products", "/api/invoices"]
+    assert sorted(bar.get_width() for bar in ax.patches) == [12.0, 29.0, 30.0, 420.0]
+    assert {text.get_text() for text in ax.texts} == {" 420 ms", " 12 ms", " 30 ms", " 29 ms"}
+    figure.savefig(tmp_path / "p95.png")
+    assert (tmp_path / "p95.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_apply_fixes_reports_each_statement():
     with Sandbox() as sandbox, sandbox.admin_connect() as conn:
         conn.execute("CREATE TABLE t (a int, b int)")

@@ -1,6 +1,6 @@
 """The demo shop's HTTP API: a threaded stdlib server on 127.0.0.1 over the shop's tables.
 
-``DemoApp(dsn).start()`` serves the routes of ``perfkit.workload`` in a background thread; ``stop()`` shuts it down.
+``DemoApp(dsn).start()`` serves the routes of ``perfkit.demo.shop`` in a background thread; ``stop()`` shuts it down.
 """
 
 from __future__ import annotations

@@ -666,7 +666,7 @@ def app_statements(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def slo_targets() -> dict | None:
-    """The shop's SLO targets (perfkit/demo_slo.toml), or None for DESIGN.md's defaults."""
+    """The shop's SLO targets (perfkit/demo/slo.toml), or None for DESIGN.md's defaults."""
     path = Path(__file__).with_name("slo.toml")
     return str(path) if path.exists() else None
 
@@ -809,31 +809,6 @@ def p95_table(before: LoadTestRound, after: LoadTestRound) -> pd.DataFrame:
     return out[[c for c in keep if c in out.columns]]
 
 
-def p95_chart(table: pd.DataFrame, *, title: str = "p95 latency per endpoint, before and after the fixes"):
-    """A horizontal bar chart of p95 before and after per endpoint (a matplotlib Figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    rows = table[table["endpoint"].astype(str) != "ALL"].sort_values("p95_before_ms")
-    figure = Figure(figsize=(8, 0.6 * len(rows) + 1.6), dpi=110)
-    ax = figure.add_subplot()
-    positions = range(len(rows))
-    ax.barh([p + 0.2 for p in positions], rows["p95_before_ms"], height=0.4, label="before", color="#c44e52")
-    ax.barh([p - 0.2 for p in positions], rows["p95_after_ms"], height=0.4, label="after the fixes", color="#4c72b0")
-    for p, (b, a) in enumerate(zip(rows["p95_before_ms"], rows["p95_after_ms"], strict=True)):
-        ax.text(b, p + 0.2, f" {b:,.0f} ms", va="center", fontsize=8)
-        ax.text(a, p - 0.2, f" {a:,.0f} ms", va="center", fontsize=8)
-    ax.set_yticks(list(positions), rows["endpoint"].astype(str))
-    ax.set_xlabel("p95 latency (ms), Locust")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlim(0, max(rows["p95_before_ms"].max(), rows["p95_after_ms"].max()) * 1.25)
-    figure.tight_layout()
-    return figure
-
-
 def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions, facts) -> None:
     folder = result.run_dir / "comparison"
     folder.mkdir(parents=True, exist_ok=True)
@@ -854,7 +829,9 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
         size = result.size or shop.ShopSize()
         title = (f"perfkit demo: p95 per endpoint before and after the report's fixes\n"
                  f"{size.orders:,} orders, {size.tenants} tenants; Locust, {options.users} users x {options.duration_s} s per run")
-        p95_chart(result.p95, title=title).savefig(result.chart)
+        from perfkit.charts.demo import p95_before_after
+
+        p95_before_after(result.p95, title=title).savefig(result.chart)
     weekly_report(result, database, options, label="after")
     (folder / "summary.json").write_text(json.dumps(to_jsonable({
         "p95": result.p95, "fixes": result.fixes, "plans": result.plan_changes,
@@ -940,7 +917,7 @@ size, the load and the PostgreSQL version of the run.
 
 | file | origin |
 |---|---|
-| `loadtests/locust-before-fix_*.csv` | Locust `--headless --csv` against the demo API (perfkit/demo_app.py), before the fixes |
+| `loadtests/locust-before-fix_*.csv` | Locust `--headless --csv` against the demo API (perfkit/demo/app.py), before the fixes |
 | `loadtests/locust-after-fix_*.csv` | the same load test after the report's index recommendations were applied |
 | `logs/demo-api-before-fix.json` | the server's jsonlog during the first load test (the API's role logs every statement; auto_explain above 50 ms), first {log_lines} lines |
 | `plans/<endpoint>-before-fix.json`, `plans/<endpoint>-after-fix.json` | `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the statement behind each endpoint (`plans/<endpoint>.sql`, $1 = the largest tenant or a mid order id) |
