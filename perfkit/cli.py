@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception:  # a bug: show it, but never a password
-        from perfkit.db import redact_text
+        from perfkit.secrets import redact_text
 
         print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
         return 1

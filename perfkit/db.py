@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from psycopg import conninfo as pg_conninfo
 from sqlalchemy.engine import Engine
 
+from perfkit import secrets
 from perfkit.errors import (
     AuthenticationFailed,
     BadInputError,
@@ -35,44 +36,12 @@ APPLICATION_NAME = "perfkit"
 # (the comment is not part of the query id, but it stays in the text first seen).
 PERFKIT_TAG = "/* perfkit */ "
 
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_PASSWORD_URL = re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
-_PASSWORD_QUERY = re.compile(r"([?&]password=)([^&\s]*)", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
 
-# every secret perfkit has seen in this process; redact_text() masks them anywhere
-_SECRETS: set[str] = set()
-
-
-def redact(dsn: str | None) -> str:
-    """The DSN with its password replaced by ``***`` (URL, key=value and ?password= forms)."""
-    if not dsn:
-        return ""
-    text = _PASSWORD_URL.sub(r"\1***\3", dsn)
-    text = _PASSWORD_KV.sub(r"\1***", text)
-    text = _PASSWORD_QUERY.sub(r"\1***", text)
-    return redact_text(text)
-
-
-def redact_text(text: str) -> str:
-    """``text`` with every password perfkit has seen masked (for errors, tracebacks, logs)."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _remember_password(conninfo: str) -> None:
-    try:
-        params = pg_conninfo.conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return
-    password = params.get("password")
-    if password:
-        _SECRETS.add(str(password))
-    env_password = os.environ.get("PGPASSWORD")
-    if env_password:
-        _SECRETS.add(env_password)
+# redaction lives in perfkit.secrets; these names stay here, where most callers look for them
+redact = secrets.redact
+redact_text = secrets.redact_text
+describe = secrets.describe
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
@@ -86,25 +55,8 @@ def resolve_dsn(dsn: str | None = None) -> str:
             pg_conninfo.conninfo_to_dict(chosen)
         except psycopg.ProgrammingError as err:
             raise BadInputError(f"--dsn is not a valid connection string ({_first_line(err)}): {redact(chosen)}") from None
-        _remember_password(chosen)
-    elif os.environ.get("PGPASSWORD"):
-        _SECRETS.add(os.environ["PGPASSWORD"])
+    secrets.remember(chosen)  # its password and $PGPASSWORD: masked in every later output
     return chosen
-
-
-def describe(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages (no password)."""
-    params = {}
-    try:
-        params = pg_conninfo.conninfo_to_dict(dsn) if dsn else {}
-    except psycopg.ProgrammingError:
-        pass
-    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
-    port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    user = params.get("user") or os.environ.get("PGUSER") or ""
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or ""
-    who = f"{user}@" if user else ""
-    return f"{who}{host}:{port}/{dbname}"
 
 
 def _first_line(err: BaseException) -> str:

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-import psycopg
-from psycopg import conninfo as pg_conninfo
 
 from perfkit import db
 from perfkit.errors import BadInputError, ReportError
 from perfkit.fileio import write_atomic
 from perfkit.findings import SEVERITIES
 from perfkit.output import to_jsonable
+from perfkit.secrets import passwords_in, redact_all
 from perfkit.store import default_root
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -37,7 +36,6 @@ FACTS_NAME = ".facts.json"
 # Parameters the runner fills itself (they must exist in the notebook to be set).
 DSN_PARAMETER = "dsn"
 FACTS_PARAMETER = "facts"
-MASK = "***"
 
 # The lab template without anything fetched from the network (require.js, MathJax, widgets,
 # mermaid): the page reads offline, images are embedded as data: URIs.
@@ -107,21 +105,6 @@ def notebook_parameters(path: Path) -> dict:
     return {name: info.get("default") for name, info in found.items()}
 
 
-def passwords_in(dsn: str | None) -> set[str]:
-    """The password of ``dsn`` and of ``$PGPASSWORD``, the strings no output may hold."""
-    secrets = set()
-    if dsn:
-        try:
-            password = pg_conninfo.conninfo_to_dict(dsn).get("password")
-        except psycopg.ProgrammingError:
-            password = None
-        if password:
-            secrets.add(str(password))
-    if os.environ.get("PGPASSWORD"):
-        secrets.add(os.environ["PGPASSWORD"])
-    return secrets
-
-
 def split_secrets(parameters: Mapping, dsn: str | None) -> tuple[dict, str]:
     """Parameters safe to store in the notebook, and the DSN to hand over through ``PERFKIT_DSN``.
 
@@ -158,21 +141,6 @@ def environment(**values: str | None):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-# -- redaction ------------------------------------------------------------------------------------
-def redact_all(value, secrets: set[str]):
-    """``value`` (nested dicts/lists/strings) with every DSN password and every secret masked."""
-    if isinstance(value, str):
-        text = db.redact(value) if ("://" in value or "password" in value.lower()) else value
-        for secret in sorted(secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
-    if isinstance(value, dict):
-        return value.__class__({k: redact_all(v, secrets) for k, v in value.items()})
-    if isinstance(value, list):
-        return [redact_all(v, secrets) for v in value]
-    return value
 
 
 # -- report folders ---------------------------------------------------------------------------------

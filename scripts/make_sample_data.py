@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perfkit import db, statements, workload  # noqa: E402
+from perfkit import db, statements  # noqa: E402
+from perfkit.demo import shop  # noqa: E402
 from perfkit.output import to_jsonable  # noqa: E402
 from perfkit.sandbox import Sandbox  # noqa: E402
 from perfkit.store import SnapshotStore  # noqa: E402
@@ -60,14 +61,14 @@ def snapshots(sandbox: Sandbox, out: Path) -> dict:
     store = SnapshotStore(store_dir)
     engine = db.connect(sandbox.dsn)
     with sandbox.admin_connect() as conn:
-        size = workload.build_shop(conn, workload.ShopSize.scaled(SCALE))
+        size = shop.build_shop(conn, shop.ShopSize.scaled(SCALE))
         conn.execute("SELECT pg_stat_statements_reset()")
-        first_week = workload.run_workload(conn, requests=REQUESTS, seed=5)
+        first_week = shop.run_workload(conn, requests=REQUESTS, seed=5)
         before = statements.snapshot(engine, server=SERVER)
         first = store.save(before)
         conn.execute(GROWTH_SQL)
         conn.execute("ANALYZE")
-        second_week = workload.run_workload(conn, requests=REQUESTS, seed=11)
+        second_week = shop.run_workload(conn, requests=REQUESTS, seed=11)
         after = statements.snapshot(engine, server=SERVER)
         second = store.save(after)
     engine.dispose()
@@ -104,7 +105,7 @@ def server_log(sandbox: Sandbox, out: Path) -> Path:
         conn.execute("SELECT pg_reload_conf()")
         time.sleep(0.5)
     with sandbox.admin_connect() as conn:
-        workload.run_workload(conn, requests=LOGGED_REQUESTS, seed=23)
+        shop.run_workload(conn, requests=LOGGED_REQUESTS, seed=23)
     with sandbox.admin_connect() as conn:
         conn.execute("ALTER SYSTEM RESET log_min_duration_statement")
         conn.execute("ALTER SYSTEM RESET auto_explain.log_min_duration")

@@ -13,24 +13,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfkit import db, demo, statements, workload
-from perfkit.demo_app import DemoApp
+from perfkit import db, statements
+from perfkit.demo import loop
+from perfkit.demo import shop as demo_shop
+from perfkit.demo.app import DemoApp
 from perfkit.errors import BadInputError
 from perfkit.sandbox import Sandbox
 
-SMALL = workload.ShopSize.scaled(0.05)
+SMALL = demo_shop.ShopSize.scaled(0.05)
 
 
 @pytest.fixture(scope="module")
 def shop():
     """A sandbox with a small shop, its app role, and the shop's facts."""
     with Sandbox() as sandbox:
-        database = demo.DemoDatabase(sandbox, sandbox.dsn)
+        database = loop.DemoDatabase(sandbox, sandbox.dsn)
         with database.admin_connect() as conn:
-            workload.build_shop(conn, SMALL)
-            workload.plant_settings(conn)
+            demo_shop.build_shop(conn, SMALL)
+            demo_shop.plant_settings(conn)
             database.create_app_role(conn)
-            facts = workload.shop_facts(conn)
+            facts = demo_shop.shop_facts(conn)
         yield database, facts
 
 
@@ -107,7 +109,7 @@ def test_sales_report_sort_spills_to_disk(shop):
     database, facts = shop
     biggest = facts.tenants[facts.tenant_weights.index(max(facts.tenant_weights))]
     with database.admin_connect() as conn:  # the database's work_mem holds for every role
-        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + workload.SALES_REPORT_SQL, (biggest,)).fetchone()[0]
+        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + demo_shop.SALES_REPORT_SQL, (biggest,)).fetchone()[0]
     text = json.dumps(plan)
     assert '"Sort Space Type": "Disk"' in text
 
@@ -115,9 +117,9 @@ def test_sales_report_sort_spills_to_disk(shop):
 def test_drop_shop_drops_only_the_demos_tables():
     with Sandbox() as sandbox, sandbox.admin_connect() as conn:
         conn.execute("CREATE TABLE keep_me (id int)")
-        workload.build_shop(conn, workload.ShopSize(tenants=5, users=50, products=20, orders=200, audit=100, messages=50))
-        assert sorted(workload.drop_shop(conn)) == sorted(workload.SHOP_TABLES)
-        assert workload.existing_tables(conn) == ["public.keep_me"]
+        demo_shop.build_shop(conn, demo_shop.ShopSize(tenants=5, users=50, products=20, orders=200, audit=100, messages=50))
+        assert sorted(demo_shop.drop_shop(conn)) == sorted(demo_shop.SHOP_TABLES)
+        assert demo_shop.existing_tables(conn) == ["public.keep_me"]
 
 
 def test_scratch_database_must_be_empty_unless_forced():
@@ -125,8 +127,8 @@ def test_scratch_database_must_be_empty_unless_forced():
         with sandbox.admin_connect() as conn:
             conn.execute("CREATE TABLE customer_data (id int)")
         with pytest.raises(BadInputError, match="not empty"):
-            demo.DemoDatabase.scratch(sandbox.dsn)
-        database = demo.DemoDatabase.scratch(sandbox.dsn, force=True)
+            loop.DemoDatabase.scratch(sandbox.dsn)
+        database = loop.DemoDatabase.scratch(sandbox.dsn, force=True)
         assert database.sandbox is None and not database.logs_collected
 
 
@@ -175,14 +177,14 @@ def test_statements_carry_request_comments(shop, app):
         snap = statements.snapshot(engine)
     finally:
         engine.dispose()
-    mine = snap[snap["rolname"] == demo.APP_ROLE]
+    mine = snap[snap["rolname"] == loop.APP_ROLE]
     assert len(mine) >= 2, mine["query"].tolist()
     assert mine["query"].str.contains("route='%2Fapi%2F", regex=False).all()
     assert mine["query"].str.contains("request_id='", regex=False).all()
 
 
 def test_sqlcommenter_format():
-    assert workload.comment("/api/orders/<id>", "ab12") == (
+    assert demo_shop.comment("/api/orders/<id>", "ab12") == (
         " /*application='shop',request_id='ab12',route='%2Fapi%2Forders%2F%3Cid%3E'*/"
     )
 
@@ -203,13 +205,13 @@ def test_app_stops_cleanly(shop):
 def test_locust_run_writes_csv_per_endpoint(shop, app, tmp_path, monkeypatch):
     _database, facts = shop
     monkeypatch.chdir(tmp_path.parent)  # a relative folder, as `perfkit demo --out reports` gives
-    stats, output = demo.run_locust(app.url, Path(tmp_path.name), facts, users=4, duration_s=4)
+    stats, output = loop.run_locust(app.url, Path(tmp_path.name), facts, users=4, duration_s=4)
     assert stats == tmp_path / "locust_stats.csv"
     for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv"):
         assert (tmp_path / f"locust{suffix}").exists()
     table = pd.read_csv(stats)
     by_name = table.set_index("Name")
-    for route in workload.ROUTES:
+    for route in demo_shop.ROUTES:
         assert by_name.loc[route.route, "Request Count"] > 0, route.route
     assert by_name.loc["Aggregated", "Failure Count"] == 0
     assert "Response time percentiles" in output
@@ -217,15 +219,15 @@ def test_locust_run_writes_csv_per_endpoint(shop, app, tmp_path, monkeypatch):
 
 def test_locust_targets_only_loopback(tmp_path):
     with pytest.raises(BadInputError, match="127.0.0.1"):
-        demo.locust_command("http://example.com:80", tmp_path / "x", users=1, duration_s=1)
+        loop.locust_command("http://example.com:80", tmp_path / "x", users=1, duration_s=1)
 
 
 def test_locustfile_weights_match_the_routes():
-    text = demo.LOCUSTFILE.read_text()
-    for route in workload.ROUTES:
+    text = loop.LOCUSTFILE.read_text()
+    for route in demo_shop.ROUTES:
         assert f'name="{route.route}"' in text
     weights = [int(w) for w in __import__("re").findall(r"@task\((\d+)\)", text)]
-    assert weights == [route.weight for route in workload.ROUTES]
+    assert weights == [route.weight for route in demo_shop.ROUTES]
 
 
 # -- applying recommendations -------------------------------------------------------------------
@@ -259,12 +261,29 @@ RECOMMENDATIONS = pd.DataFrame(
     ],
 )
 def test_index_fixes_take_the_top_distinct_index_statements_in_rank_order(top, expected):
-    assert demo.index_fixes(RECOMMENDATIONS, top)["sql"].tolist() == expected
+    assert loop.index_fixes(RECOMMENDATIONS, top)["sql"].tolist() == expected
 
 
 def test_index_fixes_of_nothing():
-    assert demo.index_fixes(pd.DataFrame(columns=["sql"]), 3).empty
-    assert demo.index_fixes(None, 3).empty
+    assert loop.index_fixes(pd.DataFrame(columns=["sql"]), 3).empty
+    assert loop.index_fixes(None, 3).empty
+
+
+def test_p95_chart_has_two_labelled_bars_per_endpoint_and_leaves_out_the_aggregate(tmp_path):
+    from matplotlib.figure import Figure
+
+    from perfkit.charts import p95_before_after
+
+    table = pd.DataFrame({"endpoint": ["/api/invoices", "/api/products", "ALL"],
+                          "p95_before_ms": [420.0, 30.0, 400.0], "p95_after_ms": [12.0, 29.0, 20.0]})
+    figure = p95_before_after(table, title="before/after")
+    assert isinstance(figure, Figure)
+    ax = figure.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["/api/products", "/api/invoices"]
+    assert sorted(bar.get_width() for bar in ax.patches) == [12.0, 29.0, 30.0, 420.0]
+    assert {text.get_text() for text in ax.texts} == {" 420 ms", " 12 ms", " 30 ms", " 29 ms"}
+    figure.savefig(tmp_path / "p95.png")
+    assert (tmp_path / "p95.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_apply_fixes_reports_each_statement():
@@ -272,7 +291,7 @@ def test_apply_fixes_reports_each_statement():
         conn.execute("CREATE TABLE t (a int, b int)")
         fixes = pd.DataFrame({"sql": ["CREATE INDEX CONCURRENTLY t_a_idx ON t (a)", "CREATE INDEX CONCURRENTLY x ON missing (a)",
                                       "CREATE INDEX CONCURRENTLY t_a_idx ON public.t (a, b)"]})
-        done = demo.apply_fixes(conn, fixes)
+        done = loop.apply_fixes(conn, fixes)
         assert done["status"].tolist() == ["applied", "failed", "exists"]
         assert "missing" in done["error"].iloc[1]
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 't_a_idx'").fetchone()[0] == 1
@@ -288,7 +307,7 @@ PLANTED_KINDS = ["missing_tenant_index", "missing_fk_index", "duplicate_index", 
 def short_demo(tmp_path_factory):
     """``perfkit demo`` at a small scale with seconds of load, run once for the tests below."""
     out = tmp_path_factory.mktemp("reports")
-    result = demo.run_demo(demo.DemoOptions(scale=0.4, users=4, duration_s=8, top=3, out=out))
+    result = loop.run_demo(loop.DemoOptions(scale=0.4, users=4, duration_s=8, top=3, out=out))
     return result
 
 
@@ -322,7 +341,7 @@ def test_short_demo_applies_the_reports_own_recommendations(short_demo):
     assert set(fixes["status"]) == {"applied"}
     assert set(fixes["sql"]) <= recommended
     # the tenant-scoped invoice list got an index leading with (tenant_id, created_at)
-    assert any(demo.index_key(sql)[:3] == ("invoices", "btree", "tenant_id,created_at") for sql in fixes["sql"])
+    assert any(loop.index_key(sql)[:3] == ("invoices", "btree", "tenant_id,created_at") for sql in fixes["sql"])
 
 
 @pytest.mark.slow
@@ -346,7 +365,7 @@ def test_short_demo_leaves_its_evidence(short_demo):
         assert list((run / label / "logs").glob("*.json")), "the server log of the load test"
         assert len(list((run / label / "snapshots").rglob("*.parquet"))) == 2
     assert (run / "comparison" / "p95.png").stat().st_size > 10_000
-    assert set(short_demo.timings) == set(demo.STEPS)
+    assert set(short_demo.timings) == set(loop.STEPS)
     assert not short_demo.dsn  # not --keep: the sandbox is gone
 
 
@@ -357,11 +376,11 @@ TINY = dict(scale=0.05, users=2, duration_s=4, top=2)
 def test_demo_on_a_scratch_database_the_user_gives(tmp_path):
     with Sandbox() as sandbox:
         # more load than TINY: the pg_stat_statements-only N+1 needs >= 30 lookups of a route
-        result = demo.run_demo(demo.DemoOptions(dsn=sandbox.dsn, out=tmp_path, **{**TINY, "users": 4, "duration_s": 10}))
+        result = loop.run_demo(loop.DemoOptions(dsn=sandbox.dsn, out=tmp_path, **{**TINY, "users": 4, "duration_s": 10}))
         assert sandbox.is_accepting()  # the user's server: the demo does not stop it
         with sandbox.admin_connect() as conn:
-            tables = {name.split(".", 1)[1] for name in workload.existing_tables(conn)}
-        assert set(workload.SHOP_TABLES) <= tables
+            tables = {name.split(".", 1)[1] for name in demo_shop.existing_tables(conn)}
+        assert set(demo_shop.SHOP_TABLES) <= tables
     assert not (result.run_dir / "before" / "logs").exists()  # no server log to collect
     # from pg_stat_statements alone, per route (the statements' comments, Locust's request counts)
     n_plus_one = result.findings[result.findings["kind"] == "n_plus_one"]
@@ -374,7 +393,7 @@ def test_cli_demo_keep_leaves_the_sandbox_running_and_prints_what_it_measured(tm
     from perfkit.cli import main
     from perfkit.sandbox import SandboxState
 
-    monkeypatch.setattr(demo, "DEFAULT_STATE_DIR", tmp_path / "state")
+    monkeypatch.setattr(loop, "DEFAULT_STATE_DIR", tmp_path / "state")
     argv = ["demo", "--keep", "--out", str(tmp_path / "reports"), "--scale", str(TINY["scale"]),
             "--users", str(TINY["users"]), "--duration", str(TINY["duration_s"]), "--top", str(TINY["top"])]
     assert main(argv) == 0
@@ -392,7 +411,7 @@ def test_cli_demo_keep_leaves_the_sandbox_running_and_prints_what_it_measured(tm
     finally:
         sandbox.stop()
     for text in ("what perfkit found before the fixes", "p95 latency per endpoint", "fixes applied",
-                 "/api/invoices", "wall time per step", *demo.STEPS):
+                 "/api/invoices", "wall time per step", *loop.STEPS):
         assert text in out, text
 
 
@@ -419,12 +438,12 @@ def test_cli_refuses_a_non_empty_scratch_database(capsys):
 
 def test_write_sample_data_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(BadInputError, match="not a finished demo run"):
-        demo.write_sample_data(tmp_path, tmp_path / "sample")
+        loop.write_sample_data(tmp_path, tmp_path / "sample")
 
 
 @pytest.mark.slow
 def test_write_sample_data_copies_the_runs_real_outputs(short_demo, tmp_path):
-    written = demo.write_sample_data(short_demo.run_dir, tmp_path / "sample")
+    written = loop.write_sample_data(short_demo.run_dir, tmp_path / "sample")
     root = tmp_path / "sample" / "demo"
     names = {path.relative_to(root).as_posix() for path in written}
     for expected in ("loadtests/locust-before-fix_stats.csv", "loadtests/locust-after-fix_stats.csv",
@@ -434,7 +453,7 @@ def test_write_sample_data_copies_the_runs_real_outputs(short_demo, tmp_path):
         assert expected in names, expected
     assert len(list((root / "store").rglob("*.parquet"))) == 4
     log_lines = (root / "logs" / "demo-api-before-fix.json").read_text().splitlines()
-    assert 0 < len(log_lines) <= demo.SAMPLE_LOG_LINES
+    assert 0 < len(log_lines) <= loop.SAMPLE_LOG_LINES
     assert all(json.loads(line)["timestamp"] for line in log_lines)
     # the copies read back with perfkit's own readers
     from perfkit import loadtests, plans
@@ -452,7 +471,7 @@ def test_scratch_database_without_pg_stat_statements_is_refused_in_one_line():
             conn.execute("CREATE DATABASE scratch OWNER scratch_owner")
         dsn = sandbox.dsn_for("scratch", user="scratch_owner", password="s3cret-pw")
         with pytest.raises(ExtensionMissing, match="pg_stat_statements") as caught:
-            demo.DemoDatabase.scratch(dsn)
+            loop.DemoDatabase.scratch(dsn)
     assert "s3cret-pw" not in str(caught.value)
 
 
@@ -473,5 +492,5 @@ def _report_with(summary: dict):
     ],
 )
 def test_report_recommendations_are_read_from_the_report(summary, expected):
-    found = demo.report_recommendations(_report_with(summary))
+    found = loop.report_recommendations(_report_with(summary))
     assert found["sql"].tolist() == expected

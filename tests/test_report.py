@@ -39,7 +39,7 @@ def all_text(folder: Path) -> str:
 @pytest.fixture(scope="module")
 def shop_dsn(sandbox):
     """A database with the shop and a workload in it, read by a role that has a password."""
-    from perfkit import workload
+    from perfkit.demo import shop
 
     name = "report_shop"
     with sandbox.admin_connect("postgres") as conn:
@@ -51,11 +51,11 @@ def shop_dsn(sandbox):
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         if sandbox.hypopg:
             conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
-        workload.build_shop(conn, workload.ShopSize.scaled(0.1))
+        shop.build_shop(conn, shop.ShopSize.scaled(0.1))
         conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO report_reader")
         # as a DBA would after a deploy: this database's statistics start from the workload
         conn.execute("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = %s), 0)", (name,))
-        workload.run_workload(conn, requests=120)
+        shop.run_workload(conn, requests=120)
     return f"postgresql://report_reader:{PASSWORD}@127.0.0.1:{sandbox.port}/{name}"
 
 

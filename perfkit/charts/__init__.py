@@ -3,6 +3,7 @@
 One module per evidence source; this package re-exports their chart functions.
 """
 
+from perfkit.charts.demo import p95_before_after
 from perfkit.charts.loadtests import (
     latency_cdf,
     latency_histogram,
@@ -19,6 +20,7 @@ __all__ = [
     "latency_over_time",
     "throughput_over_time",
     "duration_histogram",
+    "p95_before_after",
     "plan_self_time",
     "statement_label",
     "top_statements_bar",

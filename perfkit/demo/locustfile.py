@@ -1,6 +1,6 @@
 """The demo's Locust load test: shop users browsing the API, traffic weighted like a real one.
 
-Reads the tenants and order ids from the JSON file named by ``PERFKIT_DEMO_FACTS``; run by ``perfkit.demo.run_load_test``.
+Reads the tenants and order ids from the JSON file named by ``PERFKIT_DEMO_FACTS``; run by ``perfkit.demo.loop.run_locust``.
 """
 
 from __future__ import annotations

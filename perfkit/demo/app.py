@@ -1,6 +1,6 @@
 """The demo shop's HTTP API: a threaded stdlib server on 127.0.0.1 over the shop's tables.
 
-``DemoApp(dsn).start()`` serves the routes of ``perfkit.workload`` in a background thread; ``stop()`` shuts it down.
+``DemoApp(dsn).start()`` serves the routes of ``perfkit.demo.shop`` in a background thread; ``stop()`` shuts it down.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from perfkit import workload
+from perfkit.demo import shop
 from perfkit.errors import BadInputError
 
 LOOPBACK = "127.0.0.1"
@@ -237,17 +237,17 @@ class DemoApp:
         match = _ORDER_PATH.match(path)
         route = "/api/orders/<id>" if match else path
         handlers = {
-            "/api/invoices": lambda conn, tag: workload.invoices_page(conn, _tenant(params), tag),
-            "/api/dashboard/analytics": lambda conn, tag: workload.dashboard(conn, _tenant(params), tag),
-            "/api/products": lambda conn, tag: workload.products_page(conn, _tenant(params), tag),
-            "/api/reports/sales": lambda conn, tag: workload.sales_report(conn, _tenant(params), tag),
+            "/api/invoices": lambda conn, tag: shop.invoices_page(conn, _tenant(params), tag),
+            "/api/dashboard/analytics": lambda conn, tag: shop.dashboard(conn, _tenant(params), tag),
+            "/api/products": lambda conn, tag: shop.products_page(conn, _tenant(params), tag),
+            "/api/reports/sales": lambda conn, tag: shop.sales_report(conn, _tenant(params), tag),
         }
         if match:
-            handlers[route] = lambda conn, tag: workload.order_detail(conn, int(match.group(1)), tag)
+            handlers[route] = lambda conn, tag: shop.order_detail(conn, int(match.group(1)), tag)
         handler = handlers.get(route)
         if handler is None:
             raise _HttpError(404, f"no route {path}")
-        tag = workload.comment(route, request_id)
+        tag = shop.comment(route, request_id)
         with self.pool.connection() as conn:
             body = handler(conn, tag)
         if body is None:

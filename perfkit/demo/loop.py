@@ -23,13 +23,14 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
-from perfkit import db, statements, workload
+from perfkit import db, statements
+from perfkit.demo import shop
 from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
 from perfkit.output import progress, say, to_jsonable
 from perfkit.sandbox import DEFAULT_STATE_DIR, Sandbox
 from perfkit.store import SnapshotStore
 
-LOCUSTFILE = Path(__file__).with_name("demo_locustfile.py")
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 APP_ROLE = "shop_app"
 # What the sandbox logs for the app's role only (perfkit's own reads stay out of the log): every
 # statement with its duration, and the plan of each one above 50 ms (row counts and buffers;
@@ -124,7 +125,7 @@ class DemoResult:
     after_plans: dict = field(default_factory=dict)
     sample_files: list[Path] = field(default_factory=list)
     dsn: str | None = None
-    size: workload.ShopSize | None = None
+    size: shop.ShopSize | None = None
 
     def as_json(self) -> dict:
         """The result as plain values for ``--json`` (tables as lists of rows)."""
@@ -195,17 +196,17 @@ class DemoDatabase:
         conninfo = db.resolve_dsn(dsn)
         try:
             with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-                tables = workload.existing_tables(conn)
+                tables = shop.existing_tables(conn)
                 if tables and not force:
                     listed = ", ".join(tables[:5]) + (" ..." if len(tables) > 5 else "")
                     raise BadInputError(
                         f"{db.describe(conninfo)} is not empty ({len(tables)} tables: {listed}); "
                         "the demo builds its shop there, so give an empty scratch database or add --force"
                     )
-                dropped = workload.drop_shop(conn) if tables else []
+                dropped = shop.drop_shop(conn) if tables else []
                 if dropped:
                     say(f"  dropped the previous demo's tables: {', '.join(dropped)}")
-                clash = [t for t in workload.existing_tables(conn) if t.split(".", 1)[1] in workload.SHOP_TABLES
+                clash = [t for t in shop.existing_tables(conn) if t.split(".", 1)[1] in shop.SHOP_TABLES
                          and t.startswith("public.")]
                 if clash:
                     raise BadInputError(
@@ -220,7 +221,7 @@ class DemoDatabase:
     def plant_settings(self, conn) -> None:
         """The database's small work_mem; on a database the user owns only (else said and skipped)."""
         try:
-            workload.plant_settings(conn)
+            shop.plant_settings(conn)
         except psycopg.errors.InsufficientPrivilege:
             say("  could not set the database's work_mem (only its owner can): the sales report's sort "
                 "will spill only if the server's work_mem is small")
@@ -297,7 +298,7 @@ def locust_command(url: str, csv_prefix: Path, *, users: int, duration_s: int) -
     ]
 
 
-def run_locust(url: str, folder: Path, facts: workload.ShopFacts, *, users: int = 10, duration_s: int = 30,
+def run_locust(url: str, folder: Path, facts: shop.ShopFacts, *, users: int = 10, duration_s: int = 30,
                seed: int = 13, prefix: str = "locust") -> tuple[Path, str]:
     """Run Locust headless against the demo API; returns its ``_stats.csv`` and its printed summary.
 
@@ -510,17 +511,17 @@ def run_demo(options: DemoOptions | None = None, **overrides) -> DemoResult:
 
 
 def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) -> None:
-    from perfkit.demo_app import DemoApp
+    from perfkit.demo.app import DemoApp
 
-    size = workload.ShopSize.scaled(options.scale)
+    size = shop.ShopSize.scaled(options.scale)
     result.size = size
     with _step(result, "build shop", 2, f"building the shop: {size.tenants} tenants, {size.orders:,} orders, "
                "with the planted problems"):
         with database.admin_connect() as conn:
-            workload.build_shop(conn, size, seed=options.seed, progress=lambda name: say(f"  {name} ..."))
+            shop.build_shop(conn, size, seed=options.seed, progress=lambda name: say(f"  {name} ..."))
             database.plant_settings(conn)
             database.create_app_role(conn)
-            facts = workload.shop_facts(conn)
+            facts = shop.shop_facts(conn)
     engine = db.connect(database.dsn)
     try:
         with DemoApp(database.app_dsn, pool_size=max(4, options.users)) as app:
@@ -541,7 +542,7 @@ def _run_loop(result: DemoResult, database: DemoDatabase, options: DemoOptions) 
         engine.dispose()
 
 
-def capture_plans(engine, facts: workload.ShopFacts, folder: Path) -> dict:
+def capture_plans(engine, facts: shop.ShopFacts, folder: Path) -> dict:
     """EXPLAIN (ANALYZE, BUFFERS) of each endpoint's statement, saved as JSON in ``folder``; route -> Plan.
 
     Runs in perfkit's read-only session, so with the database's ``work_mem`` as the app sees it.
@@ -551,7 +552,7 @@ def capture_plans(engine, facts: workload.ShopFacts, folder: Path) -> dict:
         return {}
     folder.mkdir(parents=True, exist_ok=True)
     captured = {}
-    for route, sql, argument in workload.plan_targets(facts):
+    for route, sql, argument in shop.plan_targets(facts):
         statement = sql.replace("%s", str(int(argument)))
         with db.session(engine) as conn:
             document = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement).scalar()
@@ -678,8 +679,8 @@ def app_statements(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def slo_targets() -> dict | None:
-    """The shop's SLO targets (perfkit/demo_slo.toml), or None for DESIGN.md's defaults."""
-    path = Path(__file__).with_name("demo_slo.toml")
+    """The shop's SLO targets (perfkit/demo/slo.toml), or None for DESIGN.md's defaults."""
+    path = Path(__file__).with_name("slo.toml")
     return str(path) if path.exists() else None
 
 
@@ -821,31 +822,6 @@ def p95_table(before: LoadTestRound, after: LoadTestRound) -> pd.DataFrame:
     return out[[c for c in keep if c in out.columns]]
 
 
-def p95_chart(table: pd.DataFrame, *, title: str = "p95 latency per endpoint, before and after the fixes"):
-    """A horizontal bar chart of p95 before and after per endpoint (a matplotlib Figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    rows = table[table["endpoint"].astype(str) != "ALL"].sort_values("p95_before_ms")
-    figure = Figure(figsize=(8, 0.6 * len(rows) + 1.6), dpi=110)
-    ax = figure.add_subplot()
-    positions = range(len(rows))
-    ax.barh([p + 0.2 for p in positions], rows["p95_before_ms"], height=0.4, label="before", color="#c44e52")
-    ax.barh([p - 0.2 for p in positions], rows["p95_after_ms"], height=0.4, label="after the fixes", color="#4c72b0")
-    for p, (b, a) in enumerate(zip(rows["p95_before_ms"], rows["p95_after_ms"], strict=True)):
-        ax.text(b, p + 0.2, f" {b:,.0f} ms", va="center", fontsize=8)
-        ax.text(a, p - 0.2, f" {a:,.0f} ms", va="center", fontsize=8)
-    ax.set_yticks(list(positions), rows["endpoint"].astype(str))
-    ax.set_xlabel("p95 latency (ms), Locust")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlim(0, max(rows["p95_before_ms"].max(), rows["p95_after_ms"].max()) * 1.25)
-    figure.tight_layout()
-    return figure
-
-
 def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions, facts) -> None:
     folder = result.run_dir / "comparison"
     folder.mkdir(parents=True, exist_ok=True)
@@ -863,10 +839,12 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
     else:
         save_table(result.p95, folder / "p95.csv")
         result.chart = folder / "p95.png"
-        size = result.size or workload.ShopSize()
+        size = result.size or shop.ShopSize()
         title = (f"perfkit demo: p95 per endpoint before and after the report's fixes\n"
                  f"{size.orders:,} orders, {size.tenants} tenants; Locust, {options.users} users x {options.duration_s} s per run")
-        p95_chart(result.p95, title=title).savefig(result.chart)
+        from perfkit.charts.demo import p95_before_after
+
+        p95_before_after(result.p95, title=title).savefig(result.chart)
     weekly_report(result, database, options, label="after")
     (folder / "summary.json").write_text(json.dumps(to_jsonable({
         "p95": result.p95, "fixes": result.fixes, "plans": result.plan_changes,
@@ -927,7 +905,7 @@ def write_sample_data(run_dir: str | Path, dest: str | Path = "data/sample", *, 
                     break
                 out.write(line)
         written.append(target)
-    for route, sql, _argument in workload.plan_targets(workload.ShopFacts([1], [1.0], 1)):
+    for route, sql, _argument in shop.plan_targets(shop.ShopFacts([1], [1.0], 1)):
         target = dest / "plans" / f"{route_file_name(route)}.sql"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(sql.replace("%s", "$1") + ";\n")
@@ -952,7 +930,7 @@ size, the load and the PostgreSQL version of the run.
 
 | file | origin |
 |---|---|
-| `loadtests/locust-before-fix_*.csv` | Locust `--headless --csv` against the demo API (perfkit/demo_app.py), before the fixes |
+| `loadtests/locust-before-fix_*.csv` | Locust `--headless --csv` against the demo API (perfkit/demo/app.py), before the fixes |
 | `loadtests/locust-after-fix_*.csv` | the same load test after the report's index recommendations were applied |
 | `logs/demo-api-before-fix.json` | the server's jsonlog during the first load test (the API's role logs every statement; auto_explain above 50 ms), first {log_lines} lines |
 | `plans/<endpoint>-before-fix.json`, `plans/<endpoint>-after-fix.json` | `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the statement behind each endpoint (`plans/<endpoint>.sql`, $1 = the largest tenant or a mid order id) |

@@ -486,7 +486,7 @@ class WorkloadResult:
 def run_workload(conn, *, requests: int = 300, seed: int = 11, progress: Callable[[int], None] | None = None) -> WorkloadResult:
     """Run ``requests`` requests of the demo API's routes on one connection (autocommit), in process.
 
-    The same SQL as :mod:`perfkit.demo_app`, without HTTP: for tests and sample data that need
+    The same SQL as :mod:`perfkit.demo.app`, without HTTP: for tests and sample data that need
     a workload in pg_stat_statements and the server log but no load test.
     """
     rng = random.Random(seed)
