@@ -21,7 +21,8 @@ FORMATS = (
     Format("locust-csv", tool="locust", gives="aggregates",
            description="Locust --csv PREFIX (_stats, _stats_history, _failures)",
            read="read_csv", sniff=((130, "sniff_csv"),),
-           fixtures=("locust_stats.csv", "locust_stats_history.csv")),
+           fixtures=("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
+                     "locust_exceptions.csv")),
     Format("locust-json", tool="locust", gives="histogram", description="Locust --json / --json-file",
            read="read_json", sniff=((30, "sniff_json"),), fixtures=("locust.json",)),
 )
