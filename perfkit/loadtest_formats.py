@@ -149,7 +149,10 @@ def declarations() -> tuple[Format, ...]:
     imported instead.
     """
     # the package's folder, without running its __init__ (which imports pandas)
-    folders = importlib.util.find_spec(PACKAGE).submodule_search_locations
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None:  # pragma: no cover - an installation without the readers
+        return ()
+    folders = spec.submodule_search_locations
     found = []
     for info in sorted(pkgutil.iter_modules(folders), key=lambda i: i.name):
         module = f"{PACKAGE}.{info.name}"
