@@ -126,8 +126,11 @@ def _static(source: str, module: str) -> tuple[Format, ...] | None:
     if match is None:
         return None
     tail = source[match.start():]
-    end = tail.find("\n)\n")  # the tuple closes at the start of a line
-    tree = ast.parse(tail[: end + 2] if end >= 0 else tail)
+    end = tail.find("\n)\n")  # the tuple closes at the start of a line (else: the whole tail)
+    try:
+        tree = ast.parse(tail[: end + 2] if end >= 0 else tail)
+    except SyntaxError:
+        tree = ast.parse(tail)
     value = tree.body[0].value
     if not isinstance(value, ast.Tuple):
         raise ValueError(f"{module}: FORMATS must be a tuple of Format(...) literals")
