@@ -18,34 +18,9 @@ from perfkit.loadtests.frames import SAMPLE_COLUMNS, SUMMARY_COLUMNS
 
 FIX = Path(__file__).parent / "fixtures" / "loadtests"
 
-# (fixture, detected format, has samples) -- every committed fixture is read
-CASES = [
-    ("k6_points.ndjson", "k6-json", True),
-    ("k6_results.csv", "k6-csv", True),
-    ("k6_results_ms.csv", "k6-csv", True),
-    ("k6_summary_export.json", "k6-summary", False),
-    ("k6_handle_summary.json", "k6-summary", False),
-    ("locust_stats.csv", "locust-csv", False),
-    ("locust_stats_history.csv", "locust-csv", False),
-    ("locust.json", "locust-json", False),
-    ("artillery_report.json", "artillery", False),
-    ("ab_search.txt", "ab", False),
-    ("ab_reports.txt", "ab", False),
-    ("ab_gnuplot.tsv", "ab-gnuplot", True),
-    ("ab_percentiles.csv", "ab-percentiles", False),
-    ("wrk_timeouts.txt", "wrk", False),
-    ("wrk_seconds.txt", "wrk", False),
-    ("wrk_missing.txt", "wrk", False),
-    ("jmeter_header.jtl", "jmeter-csv", True),
-    ("jmeter_noheader.jtl", "jmeter-csv", True),
-    ("jmeter_semicolon.jtl", "jmeter-csv", True),
-    ("jmeter.xml.jtl", "jmeter-xml", True),
-    ("pgbench_tx.log", "pgbench-log", True),
-    ("pgbench_skipped.log", "pgbench-log", True),
-    ("pgbench_aggregate.log", "pgbench-aggregate", False),
-    ("pgbench_report.txt", "pgbench-report", False),
-    ("pgbench_skipped_report.txt", "pgbench-report", False),
-]
+# (fixture, detected format, has samples): every fixture each reader module declares is read
+CASES = [(name, declared.name, declared.gives == "samples")
+         for declared in loadtests.FORMATS.values() for name in declared.fixtures]
 
 
 @pytest.mark.parametrize("name, fmt, has_samples", CASES)

@@ -12,23 +12,16 @@ from perfkit import loadtests
 from perfkit.errors import PerfkitError
 
 FIX = Path(__file__).parent / "fixtures" / "loadtests"
-# a real file per format, to mutate (random bytes alone rarely get past the first check)
-SEEDS = {
-    "k6-json": "k6_points.ndjson", "k6-csv": "k6_results.csv", "k6-summary": "k6_summary_export.json",
-    "locust-csv": "locust_stats.csv", "locust-json": "locust.json", "artillery": "artillery_report.json",
-    "ab": "ab_search.txt", "ab-gnuplot": "ab_gnuplot.tsv", "ab-percentiles": "ab_percentiles.csv",
-    "wrk": "wrk_timeouts.txt", "jmeter-csv": "jmeter_header.jtl", "jmeter-xml": "jmeter.xml.jtl",
-    "pgbench-log": "pgbench_tx.log", "pgbench-aggregate": "pgbench_aggregate.log",
-    "pgbench-report": "pgbench_report.txt",
-    "gatling-stats": "gatling_groups_stats.json", "gatling-log": "gatling_groups_simulation.log",
-    "hey-csv": "hey_search.csv", "vegeta-json": "vegeta_results.json", "vegeta-csv": "vegeta_results.csv",
-}
+# a real file per format, to mutate (random bytes alone rarely get past the first check): the
+# first fixture its reader module declares
+SEEDS = {declared.name: declared.fixtures[0] for declared in loadtests.FORMATS.values()}
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 def test_every_format_has_a_seed():
     assert set(SEEDS) == set(loadtests.FORMATS)
+    assert all((FIX / name).is_file() for name in SEEDS.values())
 
 
 def _read(tmp_path, data: bytes, fmt: str | None):

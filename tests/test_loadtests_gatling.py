@@ -20,13 +20,9 @@ FIX = Path(__file__).parent / "fixtures" / "loadtests"
 REAL_LOG, REAL_STATS = FIX / "gatling_3.9_simulation.log", FIX / "gatling_3.9_stats.json"
 GROUPS_LOG, GROUPS_STATS = FIX / "gatling_groups_simulation.log", FIX / "gatling_groups_stats.json"
 
-CASES = [
-    (REAL_LOG, "gatling-log", True),
-    (REAL_STATS, "gatling-stats", False),
-    (FIX / "gatling_3.9_global_stats.json", "gatling-stats", False),
-    (GROUPS_LOG, "gatling-log", True),
-    (GROUPS_STATS, "gatling-stats", False),
-]
+CASES = [(FIX / name, declared.name, declared.gives == "samples")
+         for declared in loadtests.FORMATS.values() if declared.tool == "gatling"
+         for name in declared.fixtures]
 
 
 @pytest.mark.parametrize("path, fmt, has_samples", CASES, ids=lambda c: getattr(c, "name", str(c)))

@@ -20,12 +20,8 @@ from perfkit.loadtests.frames import SAMPLE_COLUMNS, SUMMARY_COLUMNS
 
 FIX = Path(__file__).parent / "fixtures" / "loadtests"
 
-CASES = [
-    ("hey_search.csv", "hey-csv"),
-    ("hey_timeouts.csv", "hey-csv"),
-    ("vegeta_results.json", "vegeta-json"),
-    ("vegeta_results.csv", "vegeta-csv"),
-]
+CASES = [(name, declared.name) for declared in loadtests.FORMATS.values()
+         if declared.tool in ("hey", "vegeta") for name in declared.fixtures]
 
 
 def hey_summary(name: str) -> dict:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from perfkit.commands import add_json_option
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import names as format_names
 
-# perfkit.loadtests.formats.FORMATS, spelled out so `perfkit --help` need not import pandas
-FORMAT_NAMES = ('k6-json', 'k6-csv', 'k6-summary', 'locust-csv', 'locust-json', 'artillery', 'ab', 'ab-gnuplot', 'ab-percentiles', 'wrk', 'jmeter-csv', 'jmeter-xml', 'pgbench-log', 'pgbench-aggregate', 'pgbench-report', 'gatling-stats', 'gatling-log', 'hey-csv', 'vegeta-json', 'vegeta-csv')
+# what the reader modules declare, read from their sources: `perfkit --help` imports no pandas
+FORMAT_NAMES = format_names()
 
 
 def register(subparsers) -> None:

@@ -13,8 +13,21 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+FORMATS = (
+    Format("ab", tool="ab", gives="aggregates", description="ApacheBench text output",
+           read="read_text_report", sniff=((160, "sniff_text_report"),),
+           fixtures=("ab_search.txt", "ab_reports.txt")),
+    Format("ab-gnuplot", tool="ab", gives="samples", description="ApacheBench -g gnuplot TSV",
+           read="read_gnuplot", options=("endpoint",), sniff=((140, "sniff_gnuplot"),),
+           fixtures=("ab_gnuplot.tsv",)),
+    Format("ab-percentiles", tool="ab", gives="aggregates", description="ApacheBench -e percentile CSV",
+           read="read_percentiles", sniff=((150, "sniff_percentiles"),),
+           fixtures=("ab_percentiles.csv",)),
+)
 
 TOOL = "ab"
 GNUPLOT_HEADER = "starttime\tseconds\tctime\tdtime\tttime\twait"
@@ -36,6 +49,11 @@ def _number(text: str | None) -> float:
         return np.nan
     match = re.match(r"[-+]?\d+(?:\.\d+)?", text.strip())
     return float(match.group(0)) if match else np.nan
+
+
+def sniff_text_report(head: Head) -> bool:
+    """ab's banner or its request count."""
+    return b"This is ApacheBench" in head.raw or b"Complete requests:" in head.raw
 
 
 def read_text_report(path) -> LoadTestRun:
@@ -104,6 +122,11 @@ def read_text_report(path) -> LoadTestRun:
         )
 
 
+def sniff_gnuplot(head: Head) -> bool:
+    """The ``-g`` TSV header."""
+    return head.first.startswith(GNUPLOT_HEADER.encode())
+
+
 def read_gnuplot(path, *, endpoint: str = "ab") -> LoadTestRun:
     """Read ab's ``-g`` gnuplot TSV: one row per request.
 
@@ -139,6 +162,11 @@ def read_gnuplot(path, *, endpoint: str = "ab") -> LoadTestRun:
                    "ab -g records no status: failures are unknown", NOTE_CLOSED],
             closed_loop=True, duration_s=duration,
         )
+
+
+def sniff_percentiles(head: Head) -> bool:
+    """The ``-e`` CSV header."""
+    return head.first.startswith(PERCENT_HEADER.encode())
 
 
 def read_percentiles(path) -> LoadTestRun:

@@ -13,8 +13,15 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+FORMATS = (
+    Format("artillery", tool="artillery", gives="aggregates",
+           description="Artillery run --output report.json",
+           read="read_report", sniff=((50, "sniff_report"),), fixtures=("artillery_report.json",)),
+)
 
 TOOL = "artillery"
 _ENDPOINT_PREFIX = "plugins.metrics-by-endpoint."
@@ -57,6 +64,12 @@ def _row(endpoint: str, summary: dict, requests: float, failures: float, seconds
             "rps": requests / seconds if seconds and seconds > 0 else np.nan,
             "mean_ms": get("mean"), "p50_ms": get("p50") if "p50" in summary else get("median"),
             "p90_ms": get("p90"), "p95_ms": get("p95"), "p99_ms": get("p99"), "max_ms": get("max")}
+
+
+def sniff_report(head: Head) -> bool:
+    """A JSON report with ``"aggregate"`` and its counters or intermediate periods."""
+    return head.is_json and b'"aggregate"' in head.raw and (
+        b'"counters"' in head.raw or b'"intermediate"' in head.raw)
 
 
 def read_report(path) -> LoadTestRun:

@@ -16,8 +16,22 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_bytes, read_text
+
+FORMATS = (
+    Format("gatling-stats", tool="gatling", gives="aggregates",
+           description="Gatling report js/stats.json or js/global_stats.json (or the report folder)",
+           read="read_stats", options=("percentiles",), sniff=((40, "sniff_stats"),),
+           locate="report_file",
+           fixtures=("gatling_groups_stats.json", "gatling_3.9_stats.json",
+                     "gatling_3.9_global_stats.json")),
+    Format("gatling-log", tool="gatling", gives="samples", description="Gatling 3.0-3.12 text simulation.log",
+           read="read_log", options=("skip_bad_lines",),
+           sniff=((0, "sniff_binary_log"), (80, "sniff_text_log")),
+           fixtures=("gatling_groups_simulation.log", "gatling_3.9_simulation.log")),
+)
 
 TOOL = "gatling"
 # gatling.conf charting.indicators.percentile1..4 defaults; the report does not say which were used
@@ -156,6 +170,12 @@ def _walk(node: dict, rows: list, groups: dict, columns, percentiles, others, de
             raise ValueError(f"unknown contents type {kind!r}")
 
 
+def sniff_stats(head: Head) -> bool:
+    """A JSON document with Gatling's request counts and mean rate."""
+    return head.is_json and b'"numberOfRequests"' in head.raw and (
+        b'"meanNumberOfRequestsPerSecond"' in head.raw)
+
+
 def read_stats(path, *, percentiles=DEFAULT_PERCENTILES) -> LoadTestRun:
     """Read a Gatling report's ``js/stats.json`` (or ``js/global_stats.json``, ALL only).
 
@@ -248,6 +268,16 @@ def _request_layout(fields: list[str]) -> int | None:
         if fields[index] in ("OK", "KO") and fields[index - 1].isdigit() and fields[index - 2].isdigit():
             return index
     return None
+
+
+def sniff_binary_log(head: Head) -> bool:
+    """Gatling 3.13+'s binary log, first of all: its reader says to read the report instead."""
+    return BINARY_LOG.match(head.raw) is not None
+
+
+def sniff_text_log(head: Head) -> bool:
+    """A RUN/USER/REQUEST/GROUP/ERROR/ASSERTION record, tab-separated."""
+    return RECORDS.match(head.first) is not None
 
 
 def read_log(path, *, skip_bad_lines: bool = False) -> LoadTestRun:

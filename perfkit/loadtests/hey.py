@@ -16,8 +16,15 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import samples_frame, summarize
 from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_text
+
+FORMATS = (
+    Format("hey-csv", tool="hey", gives="samples", description="hey -o csv (one row per answered request)",
+           read="read_csv", options=("endpoint", "start", "skip_bad_lines"), sniff=((110, "sniff_csv"),),
+           fixtures=("hey_search.csv", "hey_timeouts.csv")),
+)
 
 TOOL = "hey"
 CSV_HEADER = "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset"
@@ -86,6 +93,11 @@ def _error_line(message: str, text: str) -> int | None:
     except (StopIteration, csv.Error):
         return record + 1  # one record per line, as hey writes them
     return reader.line_num + 1
+
+
+def sniff_csv(head: Head) -> bool:
+    """hey's CSV header (the older one is a prefix of the newer)."""
+    return head.first.startswith(OLD_CSV_HEADER.encode())
 
 
 def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: bool = False) -> LoadTestRun:

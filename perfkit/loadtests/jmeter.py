@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests import duck
 from perfkit.loadtests.frames import (
     LATENCY_MAX_MS,
@@ -37,6 +38,15 @@ from perfkit.loadtests.run import (
     guard,
     head_bytes,
     read_bytes,
+)
+
+FORMATS = (
+    Format("jmeter-csv", tool="jmeter", gives="samples", description="JMeter CSV JTL",
+           read="read_csv", summarize="summarize_csv", options=("columns", "skip_bad_lines"),
+           sniff=((180, "sniff_csv"),),
+           fixtures=("jmeter_header.jtl", "jmeter_noheader.jtl", "jmeter_semicolon.jtl")),
+    Format("jmeter-xml", tool="jmeter", gives="samples", description="JMeter XML JTL",
+           read="read_xml", sniff=((90, "sniff_xml"),), fixtures=("jmeter.xml.jtl",)),
 )
 
 TOOL = "jmeter"
@@ -127,6 +137,16 @@ def _layout(head: bytes, columns: list[str] | None, path: Path) -> tuple[str, bo
         if needed not in names:
             raise BadInputError(f"JTL without a {needed!r} column", path=path, line=1)
     return delimiter, has_header, names
+
+
+_JTL_NO_HEADER = re.compile(rb"^\d{12,14}[,;\t|]\d+[,;\t|]")
+
+
+def sniff_csv(head: Head) -> bool:
+    """A JTL header (``timeStamp``, ``elapsed``) or a first row of epoch milliseconds and an
+    elapsed time."""
+    first = head.first
+    return (b"timeStamp" in first and b"elapsed" in first) or _JTL_NO_HEADER.match(first) is not None
 
 
 def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = False) -> LoadTestRun:
@@ -616,6 +636,11 @@ def _run(frame: pd.DataFrame, path: Path, fmt: str, skipped: int) -> LoadTestRun
         percentiles_from="samples", notes=notes, closed_loop=True, skipped_lines=skipped,
         tool_figures={"rows": len(frame) + transactions, "transaction_rows": transactions},
     )
+
+
+def sniff_xml(head: Head) -> bool:
+    """An XML document (or a bare ``<testResults``) with a ``<testResults`` element."""
+    return head.first.startswith((b"<?xml", b"<testResults")) and b"<testResults" in head.raw
 
 
 def read_xml(path) -> LoadTestRun:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests import duck
 from perfkit.loadtests.frames import ALL, minus_ms, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import (
@@ -30,6 +31,21 @@ from perfkit.loadtests.run import (
     head_bytes,
     http_ok,
     read_text,
+)
+
+FORMATS = (
+    Format("k6-json", tool="k6", gives="samples",
+           description="k6 --out json (NDJSON Metric/Point lines)",
+           read="read_json", summarize="summarize_json", options=("skip_bad_lines",),
+           sniff=((10, "sniff_json_line"), (70, "sniff_json_points")),
+           fixtures=("k6_points.ndjson",)),
+    Format("k6-csv", tool="k6", gives="samples", description="k6 --out csv",
+           read="read_csv", options=("skip_bad_lines",), sniff=((100, "sniff_csv"),),
+           fixtures=("k6_results.csv", "k6_results_ms.csv")),
+    Format("k6-summary", tool="k6", gives="aggregates",
+           description="k6 --summary-export or handleSummary() JSON",
+           read="read_summary", sniff=((60, "sniff_summary"),),
+           fixtures=("k6_summary_export.json", "k6_handle_summary.json")),
 )
 
 TOOL = "k6"
@@ -176,6 +192,17 @@ def _parse_block_fast(block: bytes) -> pd.DataFrame | None:
     if frame["time"].isna().any() or frame["value"].isna().any():
         return None
     return frame
+
+
+def sniff_json_line(head: Head) -> bool:
+    """A k6 NDJSON line first: ``{"type": "Metric"|"Point", "metric": ...}``."""
+    line = head.json_line if head.is_json else None
+    return isinstance(line, dict) and line.get("type") in ("Metric", "Point") and "metric" in line
+
+
+def sniff_json_points(head: Head) -> bool:
+    """Point lines further on (the first line cut or odd), once no other JSON format claimed it."""
+    return head.is_json and (b'"type":"Point"' in head.raw or b'"type": "Point"' in head.raw)
 
 
 def read_json(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
@@ -584,6 +611,11 @@ def _numbers(column: pd.Series) -> pd.Series:
 CSV_HEADER_START = "metric_name,timestamp,metric_value"
 
 
+def sniff_csv(head: Head) -> bool:
+    """k6's CSV header."""
+    return head.first.startswith(CSV_HEADER_START.encode())
+
+
 def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
     """Read k6 ``--out csv`` (optionally .gz): one sample per ``http_req_duration`` row.
 
@@ -663,6 +695,12 @@ def _csv_times(column: pd.Series) -> tuple[pd.Series, str]:
 # --- summaries ----------------------------------------------------------------------------------
 _TREND_KEYS = {"mean_ms": "avg", "p50_ms": "med", "p90_ms": "p(90)", "p95_ms": "p(95)", "p99_ms": "p(99)", "max_ms": "max"}
 _SUBMETRIC = re.compile(r"^(?P<metric>[A-Za-z0-9_]+)\{(?P<tags>.*)\}$")
+
+
+def sniff_summary(head: Head) -> bool:
+    """A JSON document with ``"metrics"`` (after Gatling's stats and Artillery's report, which
+    may say metrics too)."""
+    return head.is_json and b'"metrics"' in head.raw
 
 
 def read_summary(path) -> LoadTestRun:

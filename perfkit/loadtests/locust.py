@@ -13,8 +13,19 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+FORMATS = (
+    Format("locust-csv", tool="locust", gives="aggregates",
+           description="Locust --csv PREFIX (_stats, _stats_history, _failures)",
+           read="read_csv", sniff=((130, "sniff_csv"),),
+           fixtures=("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
+                     "locust_exceptions.csv")),
+    Format("locust-json", tool="locust", gives="histogram", description="Locust --json / --json-file",
+           read="read_json", sniff=((30, "sniff_json"),), fixtures=("locust.json",)),
+)
 
 TOOL = "locust"
 STATS_HEADER = "Type,Name,Request Count,Failure Count"
@@ -54,6 +65,12 @@ def _endpoint_names(types: pd.Series, names: pd.Series) -> pd.Series:
     types = types.fillna("").astype(str)
     clash = names.map(names.value_counts()) > 1
     return names.where(~clash, types + " " + names)
+
+
+def sniff_csv(head: Head) -> bool:
+    """One of the headers of Locust's CSV files (its exceptions file too)."""
+    return head.first.startswith((STATS_HEADER.encode(), HISTORY_HEADER.encode(),
+                                  FAILURES_HEADER.encode(), b"Count,Message,Traceback,Nodes"))
 
 
 def read_csv(path) -> LoadTestRun:
@@ -183,6 +200,11 @@ def locust_percentile(response_times: dict, num_requests: int, percent: float) -
         if num_requests - processed <= limit:
             return float(bucket)
     return 0.0
+
+
+def sniff_json(head: Head) -> bool:
+    """A JSON array (after k6 and vegeta lines: Locust writes a list of stats entries)."""
+    return head.text.startswith(b"[")
 
 
 def read_json(path) -> LoadTestRun:

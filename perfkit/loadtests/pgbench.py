@@ -11,8 +11,23 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, minus_ms, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+FORMATS = (
+    Format("pgbench-log", tool="pgbench", gives="samples", description="pgbench -l per-transaction log",
+           read="read_log", options=("skip_bad_lines", "script_names"), sniff=((190, "sniff_log"),),
+           fixtures=("pgbench_tx.log", "pgbench_skipped.log")),
+    Format("pgbench-aggregate", tool="pgbench", gives="aggregates",
+           description="pgbench -l --aggregate-interval log",
+           read="read_aggregate", options=("skip_bad_lines",), sniff=((200, "sniff_aggregate"),),
+           fixtures=("pgbench_aggregate.log",)),
+    Format("pgbench-report", tool="pgbench", gives="aggregates",
+           description="pgbench text report (-P progress, -r scripts)",
+           read="read_report", sniff=((210, "sniff_report"),),
+           fixtures=("pgbench_report.txt", "pgbench_skipped_report.txt")),
+)
 
 TOOL = "pgbench"
 FAILED_WORDS = {"failed", "serialization", "deadlock"}  # "failed", or its kind with --failures-detailed
@@ -42,6 +57,17 @@ def _rows(text: str, path: Path, skip_bad_lines: bool, widths: set[int]):
                 "(truncated line?)", path=path, line=number)
         rows.append((number, fields))
     return rows, skipped
+
+
+_LOG_LINE = re.compile(rb"^\d+ \d+ (?:\d+|skipped|failed|serialization|deadlock) \d+ \d{9,} \d+")
+_AGGREGATE_LINE = re.compile(rb"^\d{9,}(?: \d+(?:\.\d+)?){5}")
+_REPORT_LINE = re.compile(rb"^(?:progress: [\d.]+ s, |pgbench \(|transaction type: )", re.M)
+
+
+def sniff_log(head: Head) -> bool:
+    """``client transaction time script epoch us`` (before the aggregate lines, which a
+    per-transaction line can also match)."""
+    return _LOG_LINE.match(head.first) is not None
 
 
 def read_log(path, *, skip_bad_lines: bool = False, script_names: dict | None = None) -> LoadTestRun:
@@ -112,6 +138,11 @@ def read_log(path, *, skip_bad_lines: bool = False, script_names: dict | None = 
         )
 
 
+def sniff_aggregate(head: Head) -> bool:
+    """An interval start in epoch seconds and at least five figures."""
+    return _AGGREGATE_LINE.match(head.first) is not None
+
+
 def read_aggregate(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
     """Read a pgbench aggregated log (``-l --aggregate-interval N``).
 
@@ -178,6 +209,11 @@ def read_aggregate(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
 _PROGRESS = re.compile(
     r"^progress: ([\d.]+) s, ([\d.]+) tps, lat ([\d.]+) ms stddev ([\d.]+|NaN)"
     r"(?:, (\d+) failed)?(?:, lag ([\d.]+) ms)?(?:, (\d+) skipped)?", re.M)
+
+
+def sniff_report(head: Head) -> bool:
+    """A progress line, pgbench's version line or the report's ``transaction type:``."""
+    return _REPORT_LINE.search(head.raw) is not None
 
 
 def read_report(path) -> LoadTestRun:

@@ -17,8 +17,18 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import samples_frame, summarize
 from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_bytes
+
+FORMATS = (
+    Format("vegeta-json", tool="vegeta", gives="samples", description="vegeta encode --to json (NDJSON Results)",
+           read="read_json", options=("endpoint", "skip_bad_lines"), sniff=((20, "sniff_json"),),
+           fixtures=("vegeta_results.json",)),
+    Format("vegeta-csv", tool="vegeta", gives="samples", description="vegeta encode --to csv",
+           read="read_csv", options=("endpoint", "skip_bad_lines"), sniff=((120, "sniff_csv"),),
+           fixtures=("vegeta_results.csv",)),
+)
 
 TOOL = "vegeta"
 # vegeta encode --to csv: timestamp (Unix ns), code, latency (ns), bytes out, bytes in, error,
@@ -133,6 +143,16 @@ def _timestamps(rows: dict, lines: list[int], path: Path, skip_bad_lines: bool) 
     return int(bad.sum())
 
 
+def sniff_json(head: Head) -> bool:
+    """A Result line first (code, timestamp, latency), or a first line too deep or cut to parse
+    that names latency and bytes_out."""
+    if not head.is_json:
+        return False
+    line = head.json_line
+    return (isinstance(line, dict) and {"code", "timestamp", "latency"} <= line.keys()) or (
+        line is None and b'"latency":' in head.first and b'"bytes_out":' in head.first)
+
+
 def read_json(path, *, endpoint: str | None = None, skip_bad_lines: bool = False) -> LoadTestRun:
     """Read ``vegeta encode --to json`` output (NDJSON: one Result object per line).
 
@@ -213,6 +233,11 @@ def _append(rows: dict, fields: tuple) -> None:
     for key, value in zip(("ts", "code", "latency", "error", "method", "url_path", "attack"), fields,
                           strict=True):
         rows[key].append(value)
+
+
+def sniff_csv(head: Head) -> bool:
+    """A Result row: nanosecond timestamp, code, latency, bytes out, bytes in."""
+    return CSV_LINE.match(head.first) is not None
 
 
 def read_csv(path, *, endpoint: str | None = None, skip_bad_lines: bool = False) -> LoadTestRun:

@@ -11,8 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from perfkit.errors import BadInputError
+from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+
+FORMATS = (
+    Format("wrk", tool="wrk", gives="aggregates", description="wrk --latency text output",
+           read="read_report", sniff=((170, "sniff_report"),),
+           fixtures=("wrk_timeouts.txt", "wrk_seconds.txt", "wrk_missing.txt")),
+)
 
 TOOL = "wrk"
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -30,6 +37,11 @@ NOTE_CLOSED = (
 def to_ms(value: str, unit: str) -> float:
     """A wrk time (``"1.54"``, ``"s"``) in milliseconds."""
     return float(value) * _UNITS_MS[unit]
+
+
+def sniff_report(head: Head) -> bool:
+    """``Running 3s test @ URL`` and ``N requests in``."""
+    return re.search(rb"Running .+ test @ ", head.raw) is not None and b"requests in" in head.raw
 
 
 def read_report(path) -> LoadTestRun:
