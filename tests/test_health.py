@@ -325,3 +325,30 @@ def test_other_sessions_temp_tables_are_never_flagged(engine, sandbox):
         flush(other)
         found = health.check(engine, min_rows=1_000, min_seq_scans=1, min_modifications=100, min_dead_tuples=100)
     assert not found["subject"].str.contains("tmp_batch").any(), found[found["subject"].str.contains("tmp_batch")]
+
+
+def test_one_assess_run_reads_pg_stat_statements_once(engine, schema, monkeypatch):
+    """Counted on the statements perfkit really sends: every db.query call reading the view."""
+    from perfkit import db
+
+    sent: list[str] = []
+    real = db.query
+
+    def counting(engine_or_conn, sql, params=None):
+        sent.append(sql)
+        return real(engine_or_conn, sql, params)
+
+    monkeypatch.setattr(db, "query", counting)
+    result = health.assess(engine, per_check={"unused_indexes": {"min_size_bytes": 0}})
+    reads = [s for s in sent if "pg_stat_statements s" in s]
+    assert len(reads) == 1, reads
+    assert result.data["context"].reads["statements"] == 1
+    assert result.source == "health" and result.title == "Database health"
+    found = mine(result.findings, schema)
+    assert ("missing_tenant_index", f"{schema}.shop_orders") in pairs(found)
+    assert set(result.findings["area"]) <= set(health.AREAS)
+    assert set(result.facts) >= {"target", "counts", "by_area"}
+    payload = result.to_json()
+    assert "findings" in payload and "recommendations" in payload
+    # the catalog reads are shared too: the table statistics once for the seven checks using them
+    assert result.data["context"].reads["tables"] == 1 and result.data["context"].reads["indexes"] == 1
