@@ -120,12 +120,12 @@ def statement(**over) -> dict:
 
 
 NO_STATEMENTS = pd.DataFrame(columns=list(statement()))
-W, C, I = "warning", "critical", "info"
+W, C, INFO = "warning", "critical", "info"
 
 CASES = [
     # -- indexes -----------------------------------------------------------------------------
     ("unused_indexes", {"indexes": [index()], "stats_age": age()}, {}, [("unused_index", W)], "drop_index"),
-    ("unused_indexes", {"indexes": [index()], "stats_age": age(2 * DAY)}, {}, [("unused_index", I)], "drop_index"),
+    ("unused_indexes", {"indexes": [index()], "stats_age": age(2 * DAY)}, {}, [("unused_index", INFO)], "drop_index"),
     ("unused_indexes", {"indexes": [index(idx_scan=5)], "stats_age": age()}, {}, [], None),
     ("unused_indexes", {"indexes": [index(idx_scan=5)], "stats_age": age()}, {"max_scans": 5}, [("unused_index", W)], "drop_index"),
     ("unused_indexes", {"indexes": [index(size_bytes=100)], "stats_age": age()}, {}, [], None),
@@ -246,21 +246,21 @@ CASES = [
      [("setting_shared_buffers", W)], "alter_system"),
     ("shared_buffers", {"settings": settings(), "database": database(), "memory": memory(512 * MB)}, {}, [], None),
     ("shared_buffers", {"settings": settings(), "database": database(), "memory": memory(256 * MB)}, {},
-     [("setting_shared_buffers", I)], None),
+     [("setting_shared_buffers", INFO)], None),
     ("shared_buffers", {"settings": settings(), "database": database(), "memory": memory(None)}, {},
-     [("setting_shared_buffers", I)], None),
+     [("setting_shared_buffers", INFO)], None),
     ("shared_buffers", {"settings": settings(shared_buffers=GB), "database": database(), "memory": memory(None)}, {}, [], None),
     ("effective_cache_size", {"settings": settings(), "database": database(), "memory": memory(16 * GB)}, {},
-     [("setting_effective_cache_size", I)], "alter_system"),
+     [("setting_effective_cache_size", INFO)], "alter_system"),
     ("effective_cache_size", {"settings": settings(), "database": database(), "memory": memory(8 * GB)}, {}, [], None),
     ("effective_cache_size", {"settings": settings(effective_cache_size=64 * MB), "database": database(),
                               "memory": memory(None)}, {}, [("setting_effective_cache_size", W)], "alter_system"),
-    ("random_page_cost", {"settings": settings(), "database": database()}, {}, [("setting_random_page_cost", I)], "alter_system"),
+    ("random_page_cost", {"settings": settings(), "database": database()}, {}, [("setting_random_page_cost", INFO)], "alter_system"),
     ("random_page_cost", {"settings": settings(random_page_cost=1.1), "database": database()}, {}, [], None),
     ("random_page_cost", {"settings": settings(), "database": database(blks_hit=900, blks_read=100)}, {}, [], None),
     ("autovacuum", {"settings": settings(autovacuum="off"), "tables": [table()]}, {}, [("setting_autovacuum", C)], "alter_system"),
     ("autovacuum", {"settings": settings(), "tables": [table(reltuples=5e6)]}, {},
-     [("setting_autovacuum_vacuum_scale_factor", I), ("setting_autovacuum_analyze_scale_factor", I)], "alter_table"),
+     [("setting_autovacuum_vacuum_scale_factor", INFO), ("setting_autovacuum_analyze_scale_factor", INFO)], "alter_table"),
     ("autovacuum", {"settings": settings(), "tables": [table(reltuples=5e6, vacuum_scale_factor=0.01,
                                                              analyze_scale_factor=0.01)]}, {}, [], None),
     ("autovacuum", {"settings": settings(), "tables": [table()]}, {}, [], None),
@@ -268,7 +268,7 @@ CASES = [
      [("setting_max_connections", W)], None),
     ("max_connections", {"settings": settings(), "activity": [backend(pid=i, state="active") for i in range(10)]}, {}, [], None),
     ("max_connections", {"settings": settings(max_connections=800), "activity": [backend()]}, {},
-     [("setting_max_connections", I)], None),
+     [("setting_max_connections", INFO)], None),
 ]
 
 BY_NAME = {c.name: c for c in health.CHECKS}
