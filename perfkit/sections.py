@@ -534,17 +534,6 @@ def _worst(verdicts: pd.Series) -> str:
 
 # -- health and recommendations -------------------------------------------------------------------
 FINDING_TABLE_COLUMNS = ["severity", "kind", "subject", "evidence", "recommendation"]
-# The areas of the health checks, for the counts table (kind -> area).
-HEALTH_AREAS = {
-    "unused_index": "indexes", "duplicate_index": "indexes", "missing_fk_index": "indexes",
-    "invalid_index": "indexes", "seq_scan_large_table": "indexes", "index_advice": "indexes",
-    "missing_tenant_index": "tenant scoping", "table_bloat": "bloat", "vacuum_overdue": "vacuum",
-    "analyze_overdue": "vacuum", "xid_wraparound": "vacuum", "sequence_exhaustion": "sequences",
-    "low_cache_hit": "cache", "connection_saturation": "connections", "idle_in_transaction": "connections",
-    "long_running_query": "connections", "lock_wait": "locks",
-}
-
-
 def read_findings(path: Path) -> pd.DataFrame:
     """A findings frame saved as JSON records (``data/sample/health/*.json``)."""
     try:
@@ -564,10 +553,10 @@ def fix_sql(findings: pd.DataFrame, limit: int = 10) -> str:
 
 
 def health(src: Sources) -> Section:
-    """perfkit.health's checks (indexes, tenant scoping, bloat, vacuum, connections, settings) as findings.
+    """perfkit.health's Assessment (indexes, tables, maintenance, sessions, settings) rendered.
 
-    Live: ``health.check`` on the database. Sample data: the findings saved from the sandbox
-    (``data/sample/health/findings.json``).
+    Live: ``health.assess`` on the database. Sample data: an Assessment of the findings saved
+    from the sandbox (``data/sample/health/findings.json``), each finding's area from its kind.
     """
     title = "Database health"
     missing = needs("health", title)
@@ -575,26 +564,29 @@ def health(src: Sources) -> Section:
         return missing
 
     def build() -> Section:
-        if src.live:
-            from perfkit import health as checks
+        from perfkit import health as checks
+        from perfkit.assessment import Assessment
 
-            found = checks.check(src.engine)
+        if src.live:
+            result = checks.assess(src.engine)
             where = f"the checks of perfkit.health on {src.target}"
         else:
             found = read_findings(src.sample / "health" / "findings.json")
+            found["area"] = found["kind"].map(checks.area_for_kind)
+            result = Assessment("health", title, findings=found,
+                                facts=checks.health_facts(found, target="sample"))
             where = "the findings saved from the sandbox shop (data/sample/health)"
-        counts = count_by_severity(found)
+        found, counts = result.findings, result.facts["counts"]
         blocks = [f"{len(found)} findings from {where}: "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
+        blocks += [f"*{note}*" for note in result.notes]
         if len(found):
-            areas = found["kind"].map(HEALTH_AREAS).where(~found["kind"].str.startswith("setting_"), "settings")
-            by_area = (found.assign(area=areas.fillna("other"))
-                       .pivot_table(index="area", columns="severity", values="kind", aggfunc="count", fill_value=0)
-                       .reindex(columns=[s for s in ("critical", "warning", "info")], fill_value=0)
-                       .reset_index())
-            blocks += [by_area, found[FINDING_TABLE_COLUMNS], fix_sql(found)]
-        return Section(title, blocks, data={"findings": found}, findings=found,
-                       facts={"counts": counts})
+            by_area = pd.DataFrame([{"area": area, **severities} for area, severities in result.facts["by_area"].items()])
+            blocks += [by_area, found[["area", *FINDING_TABLE_COLUMNS]], fix_sql(found)]
+        data = {"findings": found, "assessment": result}
+        if "recommendations" in result.tables:
+            data["recommendations"] = result.tables["recommendations"]
+        return Section(title, blocks, data=data, findings=found, facts=result.facts)
 
     return guarded(title, build)
 

@@ -34,6 +34,10 @@ ACTIONS = (
     "alter_table",
     "reset_table",
     "create_extension",
+    "alter_column_type",
+    "alter_sequence",
+    "cancel_backend",
+    "terminate_backend",
 )
 
 
@@ -227,7 +231,7 @@ class Fix:
             return (self.action, schema, self.table, tuple(sorted(self.key_columns)))
         if self.action in ("set", "alter_system"):
             return (self.action, tuple(name for name, _ in self.settings))
-        return (self.action, self.name, schema, self.table)
+        return (self.action, self.name, schema, self.table, self.key_columns, self.settings)
 
     def covers(self, other: Fix) -> bool:
         """True when this index proposal serves everything ``other`` does: same table, method,
@@ -296,6 +300,28 @@ def drop_index(schema: str | None, name: str, *, table: str | None = None, colum
     """``DROP INDEX CONCURRENTLY``; ``table`` and ``columns`` (the dropped index's keys), when known,
     let a report see that a proposal would build the index it drops (:func:`perfkit.advice.recommend`)."""
     return Fix("drop_index", schema=schema, name=name, table=table, columns=_columns(columns), method=method)
+
+
+def reindex(schema: str | None, name: str, *, table: str | None = None, columns: Iterable = ()) -> Fix:
+    """``REINDEX INDEX CONCURRENTLY`` (rebuilds an invalid index in place)."""
+    return Fix("reindex", schema=schema, name=name, table=table, columns=_columns(columns))
+
+
+def alter_column_type(schema: str | None, table: str, column: str, type_: str, *, comment: str = "") -> Fix:
+    """``ALTER TABLE t ALTER COLUMN c TYPE type`` (e.g. an integer key moved to bigint)."""
+    return Fix("alter_column_type", schema=schema, table=table, columns=_columns([column]),
+               settings=(("type", type_),), comment=comment)
+
+
+def alter_sequence(schema: str | None, name: str, type_: str) -> Fix:
+    """``ALTER SEQUENCE s AS type``."""
+    return Fix("alter_sequence", schema=schema, name=name, settings=(("as", type_),))
+
+
+def end_backend(pid: int, *, terminate: bool = True, comment: str = "") -> Fix:
+    """``SELECT pg_terminate_backend(pid)`` (or ``pg_cancel_backend`` with ``terminate=False``)."""
+    return Fix("terminate_backend" if terminate else "cancel_backend", settings=(("pid", int(pid)),),
+               comment=comment)
 
 
 def vacuum(schema: str | None, table: str, *, analyze: bool = True, verbose: bool = False) -> Fix:
@@ -391,6 +417,14 @@ def render(fix: Fix) -> str:
         parts.append(f"ALTER TABLE {table} RESET ({', '.join(name for name, _ in fix.settings)});")
     elif a == "create_extension":
         parts.append(f"CREATE EXTENSION IF NOT EXISTS {quote_ident(fix.name)};")
+    elif a == "alter_column_type":
+        kind = dict(fix.settings)["type"]
+        parts.append(f"ALTER TABLE {table} ALTER COLUMN {quote_ident(fix.columns[0].name)} TYPE {kind};")
+    elif a == "alter_sequence":
+        parts.append(f"ALTER SEQUENCE {qualified(fix.schema, fix.name)} AS {dict(fix.settings)['as']};")
+    elif a in ("cancel_backend", "terminate_backend"):
+        word = "terminate" if a == "terminate_backend" else "cancel"
+        parts.append(f"SELECT pg_{word}_backend({int(dict(fix.settings)['pid'])});")
     parts += [render(t) for t in fix.then]
     if fix.comment:
         parts[-1] += f"  -- {fix.comment}"
@@ -546,7 +580,8 @@ def as_fix(value) -> Fix | None:
 
 
 __all__ = [
-    "ACTIONS", "KEYWORDS", "Fix", "IndexColumn", "alter_system", "alter_table", "analyze", "as_fix",
-    "create_index", "create_statistics", "drop_index", "finding_fix", "index_name", "parse_fix", "qualified",
-    "quote_ident", "render", "reset_table", "set_local", "split_name", "trigram_index", "vacuum",
+    "ACTIONS", "KEYWORDS", "Fix", "IndexColumn", "alter_column_type", "alter_sequence", "alter_system",
+    "alter_table", "analyze", "as_fix", "create_index", "create_statistics", "drop_index", "end_backend",
+    "finding_fix", "index_name", "parse_fix", "qualified", "quote_ident", "reindex", "render", "reset_table",
+    "set_local", "split_name", "trigram_index", "vacuum",
 ]

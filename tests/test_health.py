@@ -9,7 +9,7 @@ import pytest
 
 from perfkit import cli, health
 from perfkit.errors import BadInputError
-from perfkit.health import indexes, tables
+from perfkit.health import indexes, maintenance, tables
 
 ROWS_TENANT = 20_000
 ROWS_CONTROL = 12_000
@@ -235,12 +235,12 @@ def test_missing_tenant_indexes_thresholds_and_configured_column(engine, schema)
 
 def test_table_bloat_vacuum_and_analyze_thresholds(engine, schema):
     target = f"{schema}.dead_t"
-    assert target not in subjects(run(tables.table_bloat, engine, min_dead_share=0.9), schema)
-    assert target not in subjects(run(tables.table_bloat, engine, min_dead_tuples=10**6), schema)
-    assert target not in subjects(run(tables.vacuum_overdue, engine, min_dead_tuples=10**6), schema)
-    assert target not in subjects(run(tables.analyze_overdue, engine, min_modifications=10**6), schema)
+    assert target not in subjects(run(maintenance.table_bloat, engine, min_dead_share=0.9), schema)
+    assert target not in subjects(run(maintenance.table_bloat, engine, min_dead_tuples=10**6), schema)
+    assert target not in subjects(run(maintenance.vacuum_overdue, engine, min_dead_tuples=10**6), schema)
+    assert target not in subjects(run(maintenance.analyze_overdue, engine, min_modifications=10**6), schema)
     # the controls were analyzed after loading: overdue only if any change counts
-    assert f"{schema}.ctl_orders" not in subjects(run(tables.analyze_overdue, engine, min_modifications=0), schema)
+    assert f"{schema}.ctl_orders" not in subjects(run(maintenance.analyze_overdue, engine, min_modifications=0), schema)
 
 
 def test_low_cache_hit_thresholds(engine, schema):
@@ -252,11 +252,11 @@ def test_low_cache_hit_thresholds(engine, schema):
 
 def test_sequence_and_wraparound_thresholds(engine, schema):
     target = f"{schema}.seq_t_id_seq"
-    assert target not in subjects(run(tables.sequence_exhaustion, engine, warning_share=0.95), schema)
-    found = run(tables.sequence_exhaustion, engine, critical_share=0.99)
+    assert target not in subjects(run(maintenance.sequence_exhaustion, engine, warning_share=0.95), schema)
+    found = run(maintenance.sequence_exhaustion, engine, critical_share=0.99)
     assert [f["severity"] for f in found if f["subject"] == target] == ["warning"]
-    assert not run(tables.xid_wraparound, engine)
-    young = run(tables.xid_wraparound, engine, warning_share=0.0, limit=5)
+    assert not run(maintenance.xid_wraparound, engine)
+    young = run(maintenance.xid_wraparound, engine, warning_share=0.0, limit=5)
     assert any(f["subject"] == "database perfkit" for f in young)
     assert 1 <= len([f for f in young if not f["subject"].startswith("database ")]) <= 5
 
@@ -325,3 +325,30 @@ def test_other_sessions_temp_tables_are_never_flagged(engine, sandbox):
         flush(other)
         found = health.check(engine, min_rows=1_000, min_seq_scans=1, min_modifications=100, min_dead_tuples=100)
     assert not found["subject"].str.contains("tmp_batch").any(), found[found["subject"].str.contains("tmp_batch")]
+
+
+def test_one_assess_run_reads_pg_stat_statements_once(engine, schema, monkeypatch):
+    """Counted on the statements perfkit really sends: every db.query call reading the view."""
+    from perfkit import db
+
+    sent: list[str] = []
+    real = db.query
+
+    def counting(engine_or_conn, sql, params=None):
+        sent.append(sql)
+        return real(engine_or_conn, sql, params)
+
+    monkeypatch.setattr(db, "query", counting)
+    result = health.assess(engine, per_check={"unused_indexes": {"min_size_bytes": 0}})
+    reads = [s for s in sent if "pg_stat_statements s" in s]
+    assert len(reads) == 1, reads
+    assert result.data["context"].reads["statements"] == 1
+    assert result.source == "health" and result.title == "Database health"
+    found = mine(result.findings, schema)
+    assert ("missing_tenant_index", f"{schema}.shop_orders") in pairs(found)
+    assert set(result.findings["area"]) <= set(health.AREAS)
+    assert set(result.facts) >= {"target", "counts", "by_area"}
+    payload = result.to_json()
+    assert "findings" in payload and "recommendations" in payload
+    # the catalog reads are shared too: the table statistics once for the seven checks using them
+    assert result.data["context"].reads["tables"] == 1 and result.data["context"].reads["indexes"] == 1

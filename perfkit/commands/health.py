@@ -1,6 +1,7 @@
 """``perfkit health``: run the database health checks and print the ranked findings.
 
-Human output is a table plus the fix SQL (printed, never run); ``--json`` prints ``{"findings": [...]}``.
+Rendering only: ``health.assess`` decides; the terminal gets a table plus the fix SQL (printed, never
+run), ``--json`` the assessment (``findings``, ``recommendations``, facts and notes).
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perfkit import health
-    from perfkit.findings import count_by_severity
     from perfkit.output import emit_json, print_table, say
 
     options: dict[str, object] = {}
@@ -109,33 +109,25 @@ def run(args: argparse.Namespace) -> int:
         checks = [by_name[name] for name in args.check]
     health.route_thresholds(checks or health.CHECKS, options, per_check)  # bad names fail before connecting
 
-    from perfkit.advice import recommend
-    from perfkit.errors import PerfkitError
-
     engine = engine_from_args(args)
     try:
         say(f"perfkit health: checking {engine.info.get('target', '')}")
-        findings = health.check(engine, checks=checks, per_check=per_check, **options)
-        try:  # index advice from the costliest statements, verified with hypopg where installed
-            from perfkit import statements
-
-            snapshot = statements.snapshot(engine, dsn=args.dsn)
-        except PerfkitError as err:
-            say(f"perfkit health: no statement-based index advice ({err})")
-            snapshot = None
-        recommendations = recommend(health=findings, statements=snapshot, engine=engine)
+        assessment = health.assess(engine, checks=checks, per_check=per_check, **options)
     finally:
         engine.dispose()
+    for note in assessment.notes:
+        say(f"perfkit health: {note}")
     if args.json:
-        emit_json({"target": engine.info.get("target", ""), "findings": findings, "recommendations": recommendations})
+        emit_json(assessment.to_json())
         return 0
-    counts = count_by_severity(findings)
+    findings, counts = assessment.findings, assessment.facts["counts"]
     print_table(
         findings,
-        ["severity", "kind", "subject", "evidence"],
+        ["severity", "area", "kind", "subject", "evidence"],
         title=f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info",
         max_width=90,
     )
+    recommendations = assessment.tables["recommendations"]
     fixes = recommendations[recommendations["sql"] != ""]
     if len(fixes):
         print("\nRecommendations, each fix once (printed only; review before running):")

@@ -1,6 +1,9 @@
-"""Database health: index, table, session and settings checks over the catalog statistics.
+"""Database health: index, table, maintenance, session and settings checks over the catalog statistics.
 
-``check(engine)`` runs every check (each in its own read-only session) and returns ranked findings.
+``assess(engine)`` runs every check on one per-run :class:`~perfkit.health.context.Context`
+(each piece of evidence read once) and returns the Assessment every front end renders;
+``check(engine)`` returns just the findings. A check is an SQL read plus a pure judging
+function (:class:`~perfkit.health.context.Check`); its area is its module.
 """
 
 from __future__ import annotations
@@ -13,22 +16,23 @@ import pandas as pd
 from perfkit import db
 from perfkit.errors import BadInputError, PerfkitError, PermissionDenied, QueryTimeout
 from perfkit.findings import finding, findings_frame
-from perfkit.health import indexes, sessions, settings, tables
+from perfkit.health import indexes, maintenance, sessions, settings, tables
 from perfkit.health.common import TENANT_COLUMNS
+from perfkit.health.context import Check, Context, area_of
 
-CHECKS: tuple[Callable, ...] = (
+CHECKS: tuple[Check, ...] = (
     indexes.unused_indexes,
     indexes.duplicate_indexes,
     indexes.missing_fk_indexes,
     indexes.invalid_indexes,
     tables.seq_scan_large_tables,
     tables.missing_tenant_indexes,
-    tables.table_bloat,
-    tables.vacuum_overdue,
-    tables.analyze_overdue,
+    maintenance.table_bloat,
+    maintenance.vacuum_overdue,
+    maintenance.analyze_overdue,
     tables.low_cache_hit,
-    tables.sequence_exhaustion,
-    tables.xid_wraparound,
+    maintenance.sequence_exhaustion,
+    maintenance.xid_wraparound,
     sessions.connection_saturation,
     sessions.idle_in_transaction,
     sessions.long_running_queries,
@@ -40,8 +44,12 @@ CHECKS: tuple[Callable, ...] = (
     settings.autovacuum,
     settings.max_connections,
 )
+AREAS = tuple(dict.fromkeys(c.area for c in CHECKS))
+# the area of each finding kind, from the check that gives it (for findings saved without one)
+KIND_AREAS = {kind: c.area for c in CHECKS for kind in c.kinds}
 
-__all__ = ["CHECKS", "TENANT_COLUMNS", "check", "check_names", "route_thresholds", "thresholds"]
+__all__ = ["AREAS", "CHECKS", "KIND_AREAS", "TENANT_COLUMNS", "Check", "Context", "assess", "check", "check_names",
+           "route_thresholds", "thresholds"]
 
 
 def check_names() -> list[str]:
@@ -53,6 +61,9 @@ def thresholds(checks: Iterable[Callable] = CHECKS) -> dict[str, dict[str, objec
     """``{check name: {argument: default}}``: every threshold a check takes."""
     table = {}
     for fn in checks:
+        if isinstance(fn, Check):
+            table[fn.name] = fn.thresholds
+            continue
         params = inspect.signature(fn).parameters.values()
         table[fn.__name__] = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
     return table
@@ -78,6 +89,13 @@ def route_thresholds(checks, options: Mapping[str, object], per_check: Mapping[s
     return routed
 
 
+def area_for_kind(kind: str) -> str:
+    """The area of a finding kind (``settings`` for any ``setting_*``), ``other`` if no check gives it."""
+    if kind in KIND_AREAS:
+        return KIND_AREAS[kind]
+    return "settings" if str(kind).startswith("setting_") else "other"
+
+
 def _skipped(name: str, err: PerfkitError) -> dict:
     if isinstance(err, PermissionDenied):
         return finding(
@@ -101,11 +119,40 @@ def _skipped(name: str, err: PerfkitError) -> dict:
     return finding("check_failed", "info", name, f"check {name} did not run: {err}", "See the message.", check=name)
 
 
+def run_checks(ctx: Context, checks, routed) -> list[dict]:
+    """Every check of ``checks`` on ``ctx``: findings with ``check`` and ``area``; a check meeting a
+    PerfkitError (privilege, timeout, extension) gives one info finding and the others run."""
+    rows: list[dict] = []
+    for fn in checks:
+        name = fn.__name__
+        try:
+            if isinstance(fn, Check):
+                produced = fn(ctx, **routed[name])
+            else:  # a plain function(conn, **thresholds): its own session
+                with db.session(ctx.engine) as conn:
+                    produced = fn(conn, **routed[name])
+        except PerfkitError as err:
+            if isinstance(err, BadInputError):
+                raise
+            produced = [_skipped(name, err)]
+        records = produced.to_dict(orient="records") if isinstance(produced, pd.DataFrame) else list(produced)
+        for record in records:
+            record.setdefault("check", name)
+            record.setdefault("area", area_of(fn))
+            rows.append(record)
+    return rows
+
+
+def _chosen(checks):
+    return tuple(checks) if checks is not None else CHECKS
+
+
 def check(
     engine,
     *,
     checks: Iterable[Callable] | None = None,
     per_check: Mapping[str, Mapping[str, object]] | None = None,
+    context: Context | None = None,
     **options,
 ) -> pd.DataFrame:
     """Run the health checks and return their findings, most severe and valuable first.
@@ -116,9 +163,11 @@ def check(
         A perfkit engine (:func:`perfkit.db.connect`): read-only sessions whose
         statement_timeout bounds every query of every check.
     checks:
-        The check functions to run (default: all of ``CHECKS``).
+        The checks to run (default: all of ``CHECKS``).
     per_check:
         Thresholds for one check only: ``{"unused_indexes": {"min_size_bytes": 0}}``.
+    context:
+        The run's evidence (default: a new :class:`Context` on ``engine``).
     **options:
         Thresholds given to every check that takes them, e.g. ``min_rows=0`` or
         ``tenant_columns=("tenant_id", "org_id")``. See :func:`thresholds`.
@@ -126,8 +175,8 @@ def check(
     Returns
     -------
     pandas.DataFrame
-        The Finding columns (DESIGN.md) plus ``check`` and the checks' extra columns. A
-        check that lacks a privilege, times out or meets a missing extension gives one
+        The Finding columns (DESIGN.md) plus ``check``, ``area`` and the checks' extra columns.
+        A check that lacks a privilege, times out or meets a missing extension gives one
         ``info`` finding (``missing_privilege``, ``check_timeout``, ``check_failed``) and
         the others still run.
 
@@ -136,21 +185,74 @@ def check(
     BadInputError
         For a threshold or check name no check knows.
     """
-    chosen = tuple(checks) if checks is not None else CHECKS
+    chosen = _chosen(checks)
     routed = route_thresholds(chosen, options, per_check or {})
-    rows: list[dict] = []
-    for fn in chosen:
-        name = fn.__name__
-        try:
-            with db.session(engine) as conn:
-                produced = fn(conn, **routed[name])
-        except PerfkitError as err:
-            if isinstance(err, BadInputError):
-                raise
-            rows.append(_skipped(name, err))
-            continue
-        records = produced.to_dict(orient="records") if isinstance(produced, pd.DataFrame) else list(produced)
-        for record in records:
-            record.setdefault("check", name)
-            rows.append(record)
-    return findings_frame(rows)
+    ctx = context or Context(engine)
+    return findings_frame(run_checks(ctx, chosen, routed))
+
+
+def assess(
+    engine,
+    *,
+    checks: Iterable[Callable] | None = None,
+    per_check: Mapping[str, Mapping[str, object]] | None = None,
+    **options,
+):
+    """The health Assessment of a database: the checks' findings and the merged recommendations.
+
+    Same parameters as :func:`check`. One :class:`Context` feeds every check and the index
+    advice, so pg_stat_statements and each catalog table are read once.
+
+    Returns
+    -------
+    perfkit.assessment.Assessment
+        ``source="health"``; ``findings`` (with ``area``); ``tables["recommendations"]``
+        (perfkit.advice.recommend on the findings and the statements, each fix once);
+        ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
+        statement-based index advice without pg_stat_statements); ``data["context"]``.
+    """
+    from perfkit import advice
+    from perfkit.assessment import Assessment
+
+    chosen = _chosen(checks)
+    routed = route_thresholds(chosen, options, per_check or {})
+    ctx = Context(engine)
+    findings = findings_frame(run_checks(ctx, chosen, routed))
+    notes = []
+    try:
+        snapshot = ctx.snapshot()
+        why = ctx.statements_note()
+    except PerfkitError as err:
+        snapshot, why = None, str(err)
+    if snapshot is None:
+        notes.append(f"no statement-based index advice ({why or 'pg_stat_statements is not readable'})")
+    try:
+        existing = indexes.existing_indexes(ctx)
+    except PerfkitError:
+        existing = []
+    recommend_options = {}
+    if "existing" in inspect.signature(advice.recommend).parameters:
+        recommend_options["existing"] = existing
+    # HAND-OFF (advice engineer): recommend(existing=...) gets the context's indexes as create_index Fixes above
+    recommendations = advice.recommend(health=findings, statements=snapshot, engine=engine, **recommend_options)
+    return Assessment(
+        "health",
+        "Database health",
+        findings=findings,
+        tables={"recommendations": recommendations},
+        facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
+        notes=notes,
+        data={"context": ctx},
+    )
+
+
+def health_facts(findings: pd.DataFrame, *, target: str = "") -> dict:
+    """``target``, ``counts`` by severity and ``by_area`` (area -> severity -> count) of health findings."""
+    from perfkit.findings import SEVERITIES, count_by_severity
+
+    by_area: dict[str, dict[str, int]] = {}
+    if len(findings):
+        areas = findings["area"] if "area" in findings.columns else findings["kind"].map(area_for_kind)
+        for (area, severity), n in findings.groupby([areas.fillna("other"), findings["severity"]]).size().items():
+            by_area.setdefault(str(area), {s: 0 for s in SEVERITIES})[str(severity)] = int(n)
+    return {"target": target, "counts": count_by_severity(findings), "by_area": by_area}

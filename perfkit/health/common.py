@@ -1,55 +1,30 @@
-"""Small helpers shared by the health checks: identifier quoting, fix SQL, readable numbers.
+"""Small helpers shared by the health checks: readable numbers and the tenant columns.
 
-Nothing here touches the database; checks call these to word their evidence and build SQL.
+Nothing here touches the database. Identifier quoting and fix SQL live in :mod:`perfkit.sql`
+(``quote_ident``, ``qualified``, ``index_name`` are re-exported here for older imports).
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
-from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
+
+from perfkit import sql
+from perfkit.sql import MAX_IDENTIFIER, index_name, qualified, quote_ident  # noqa: F401 - re-exported
 
 # the tenant columns multi-tenant apps key their rows on (DESIGN.md; the seeds' guides)
 TENANT_COLUMNS = ("tenant_id", "company_id", "retailer_id")
 
-_NEEDS_NO_QUOTES = re.compile(r"[a-z_][a-z0-9_$]*")
-_KEYWORDS = frozenset(RESERVED_KEYWORDS) | frozenset(TYPE_FUNC_NAME_KEYWORDS) | frozenset(COL_NAME_KEYWORDS)
-MAX_IDENTIFIER = 63
 
-
-def quote_ident(name: str) -> str:
-    """``name`` as PostgreSQL needs it written: bare when it can be, double-quoted otherwise."""
-    if _NEEDS_NO_QUOTES.fullmatch(name) and name not in _KEYWORDS:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str | None, name: str) -> str:
-    """``schema.name`` with each part quoted as needed (``name`` alone without a schema)."""
-    return f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
-
-
-def index_name(table: str, columns: list[str] | tuple[str, ...]) -> str:
-    """A conventional name ``table_col1_col2_idx``, cut to PostgreSQL's 63 bytes."""
-    name = "_".join([table, *columns, "idx"])
-    if len(name.encode()) > MAX_IDENTIFIER:
-        name = name.encode()[: MAX_IDENTIFIER - 4].decode(errors="ignore").rstrip("_") + "_idx"
-    return name
-
-
-def create_index_sql(schema: str, table: str, columns: list[str] | tuple[str, ...], *, concurrently: bool = True) -> str:
-    """``CREATE INDEX CONCURRENTLY name ON schema.table (cols);`` (printed, never executed)."""
-    how = " CONCURRENTLY" if concurrently else ""
-    cols = ", ".join(quote_ident(c) for c in columns)
-    name = quote_ident(index_name(table, columns))
-    return f"CREATE INDEX{how} {name} ON {qualified(schema, table)} ({cols});"
+def create_index_sql(schema: str, table: str, columns, *, concurrently: bool = True) -> str:
+    """The SQL of :func:`perfkit.sql.create_index` (kept for older imports; use the Fix)."""
+    return sql.create_index(schema, table, columns, concurrently=concurrently).sql
 
 
 def drop_index_sql(schema: str, index: str) -> str:
-    """``DROP INDEX CONCURRENTLY schema.index;`` (printed, never executed)."""
-    return f"DROP INDEX CONCURRENTLY {qualified(schema, index)};"
+    """The SQL of :func:`perfkit.sql.drop_index` (kept for older imports; use the Fix)."""
+    return sql.drop_index(schema, index).sql
 
 
 def size_text(num_bytes: float | int | None) -> str:

@@ -1,59 +1,61 @@
 """Index checks: unused, duplicate and prefix-covered, missing foreign-key and invalid indexes.
 
-Each check reads the catalog (pg_index, pg_stat_user_indexes, pg_constraint) and returns findings.
+Each check is an SQL read of the run's context (the index definitions, read once for all of
+them) and a pure judging of its rows; ``index_fix(row)`` is an existing index as a Fix.
 """
 
 from __future__ import annotations
 
-from perfkit import db
+from perfkit import sql
 from perfkit.findings import finding
-from perfkit.health.common import (
-    create_index_sql,
-    drop_index_sql,
-    duration_text,
-    number,
-    qualified,
-    size_text,
-)
-
-STATS_AGE_SQL = """
-SELECT extract(epoch FROM now() - d.stats_reset) AS since_reset_s,
-       extract(epoch FROM now() - pg_postmaster_start_time()) AS since_start_s
-FROM pg_stat_database d WHERE d.datname = current_database()
-"""
+from perfkit.health.common import duration_text, is_missing, number, size_text
+from perfkit.health.context import DATABASE_SQL, INDEXES_SQL, Check
 
 
-def stats_age(conn) -> tuple[float, str]:
-    """How long usage counters have been collected: ``(seconds, words)``.
-
-    Without a recorded reset the counters are at least as old as the server's start
-    (PostgreSQL 15 keeps them across clean restarts), so that start is a lower bound.
-    """
-    row = db.query(conn, STATS_AGE_SQL).iloc[0]
-    if row["since_reset_s"] is not None and row["since_reset_s"] == row["since_reset_s"]:
-        seconds = float(row["since_reset_s"])
-        return seconds, f"statistics collected for {duration_text(seconds)} (since the last reset)"
-    seconds = float(row["since_start_s"])
-    return seconds, f"statistics collected for at least {duration_text(seconds)} (since the server started)"
+def collected_words(seconds: float, since_reset: bool) -> str:
+    if since_reset:
+        return f"statistics collected for {duration_text(seconds)} (since the last reset)"
+    return f"statistics collected for at least {duration_text(seconds)} (since the server started)"
 
 
-UNUSED_INDEXES_SQL = """
-SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS index,
-       s.idx_scan, pg_relation_size(s.indexrelid) AS size_bytes,
-       pg_get_indexdef(s.indexrelid) AS definition
-FROM pg_stat_user_indexes s
-JOIN pg_index i ON i.indexrelid = s.indexrelid
-WHERE s.idx_scan <= :max_scans
-  AND s.schemaname NOT LIKE 'pg_temp%'
-  AND i.indisvalid
-  AND NOT i.indisunique AND NOT i.indisprimary
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
-  AND pg_relation_size(s.indexrelid) >= :min_size_bytes
-ORDER BY size_bytes DESC, schema, index
-"""
+def key_columns(row) -> list[sql.IndexColumn]:
+    """The key columns of an index row (INDEXES_SQL) with their order and expressions."""
+    names = list(row.column_names or [])
+    attnums = list(row.columns or [])
+    options = list(row.options or [])
+    keys = []
+    for position in range(int(row.nkeys)):
+        option = int(options[position]) if position < len(options) else 0
+        name = names[position] if position < len(names) else "?"
+        expression = position < len(attnums) and int(attnums[position]) == 0
+        if not expression and name.startswith('"') and name.endswith('"'):
+            name = name[1:-1].replace('""', '"')
+        keys.append(sql.IndexColumn(name, descending=bool(option & 1), expression=expression))
+    return keys
 
 
-def unused_indexes(conn, *, max_scans: int = 0, min_size_bytes: int = 1024 * 1024, min_stats_days: float = 7.0) -> list[dict]:
+def index_fix(row) -> sql.Fix:
+    """An existing index (an INDEXES_SQL row) as the ``create_index`` Fix that would build it."""
+    include = [str(n).strip('"') for n in list(row.column_names or [])[int(row.nkeys):]]
+    return sql.create_index(row.schema, row.table, key_columns(row), include=include,
+                            where=row.predicate or None, method=row.method, name=row.index)
+
+
+def _drop(row) -> sql.Fix:
+    return sql.drop_index(row.schema, row.index, table=row.table, columns=key_columns(row))
+
+
+def read_indexes(ctx) -> dict:
+    return {"indexes": ctx.indexes()}
+
+
+def read_indexes_and_age(ctx) -> dict:
+    seconds, since_reset = ctx.stats_age()
+    return {"indexes": ctx.indexes(), "stats_age": [{"seconds": seconds, "since_reset": since_reset}]}
+
+
+def judge_unused_indexes(evidence, *, max_scans: int = 0, min_size_bytes: int = 1024 * 1024,
+                         min_stats_days: float = 7.0) -> list[dict]:
     """Indexes scanned at most ``max_scans`` times since statistics were reset.
 
     Unique, primary-key and constraint-backing indexes are never reported: they enforce
@@ -69,55 +71,40 @@ def unused_indexes(conn, *, max_scans: int = 0, min_size_bytes: int = 1024 * 102
         With fewer days of statistics the finding is ``info`` rather than ``warning``:
         a monthly job may not have run yet.
     """
-    seconds, collected = stats_age(conn)
+    age = evidence["stats_age"].iloc[0]
+    seconds = float(age["seconds"])
+    collected = collected_words(seconds, bool(age["since_reset"]))
     severity = "warning" if seconds >= min_stats_days * 86400 else "info"
-    rows = db.query(conn, UNUSED_INDEXES_SQL, {"max_scans": max_scans, "min_size_bytes": min_size_bytes})
+    rows = evidence["indexes"]
+    if rows.empty:
+        return []
+    keep = (rows["is_valid"].astype(bool) & ~rows["is_unique"].astype(bool) & ~rows["is_primary"].astype(bool)
+            & ~rows["backs_constraint"].astype(bool) & rows["idx_scan"].notna())
+    rows = rows[keep]
+    rows = rows[(rows["idx_scan"].astype(float) <= max_scans) & (rows["size_bytes"].astype(float) >= min_size_bytes)]
+    rows = rows.sort_values(["size_bytes", "schema", "index"], ascending=[False, True, True])
     found = []
+    caution = "" if severity == "warning" else f"; fewer than {min_stats_days:g} days of statistics, so confirm before dropping"
     for row in rows.itertuples(index=False):
-        caution = "" if severity == "warning" else f"; fewer than {min_stats_days:g} days of statistics, so confirm before dropping"
         found.append(
             finding(
                 "unused_index",
                 severity,
-                qualified(row.schema, row.index),
+                sql.qualified(row.schema, row.index),
                 f"{number(row.idx_scan)} index scans, {size_text(row.size_bytes)} on {row.table}; {collected}{caution}",
                 "Drop it (check replicas first: their scans are not counted here); every write to "
                 f"{row.table} pays to maintain it.",
-                drop_index_sql(row.schema, row.index),
-                table=qualified(row.schema, row.table),
+                fix=_drop(row),
+                table=sql.qualified(row.schema, row.table),
                 size_bytes=int(row.size_bytes),
             )
         )
     return found
 
 
-INDEX_DEFINITIONS_SQL = """
-SELECT n.nspname AS schema, t.relname AS table, ic.relname AS index, i.indexrelid::bigint AS oid,
-       am.amname AS method, i.indnkeyatts AS nkeys,
-       string_to_array(i.indkey::text, ' ')::int[] AS columns,
-       string_to_array(i.indclass::text, ' ')::oid[] AS opclasses,
-       string_to_array(i.indcollation::text, ' ')::oid[] AS collations,
-       string_to_array(i.indoption::text, ' ')::int[] AS options,
-       coalesce(pg_get_expr(i.indexprs, i.indrelid), '') AS expressions,
-       coalesce(pg_get_expr(i.indpred, i.indrelid), '') AS predicate,
-       i.indisunique AS is_unique, i.indisprimary AS is_primary,
-       EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) AS backs_constraint,
-       pg_relation_size(i.indexrelid) AS size_bytes,
-       pg_get_indexdef(i.indexrelid) AS definition
-FROM pg_index i
-JOIN pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = t.relnamespace
-JOIN pg_am am ON am.oid = ic.relam
-WHERE i.indisvalid
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-ORDER BY n.nspname, t.relname, i.indexrelid
-"""
-
-
 def _keep_rank(index) -> tuple:
     # of two indexes with the same columns, keep the one enforcing the most (then the oldest)
-    return (index.is_primary, index.backs_constraint, index.is_unique, -index.oid)
+    return (bool(index.is_primary), bool(index.backs_constraint), bool(index.is_unique), -int(index.oid))
 
 
 def _covered_by(small, big) -> str | None:
@@ -133,7 +120,7 @@ def _covered_by(small, big) -> str | None:
     )
     if same:
         return "duplicate" if _keep_rank(small) < _keep_rank(big) else None
-    n = small.nkeys
+    n = int(small.nkeys)
     prefix = (
         small.method == "btree"
         and not small.is_unique
@@ -147,7 +134,7 @@ def _covered_by(small, big) -> str | None:
     return "prefix" if prefix else None
 
 
-def duplicate_indexes(conn, *, min_size_bytes: int = 0) -> list[dict]:
+def judge_duplicate_indexes(evidence, *, min_size_bytes: int = 0) -> list[dict]:
     """Indexes another index of the same table makes redundant.
 
     Two kinds: the same columns (and access method, operator classes, order, predicate and
@@ -160,10 +147,15 @@ def duplicate_indexes(conn, *, min_size_bytes: int = 0) -> list[dict]:
     min_size_bytes:
         Ignore redundant indexes smaller than this (default 0: report all).
     """
-    indexes = db.query(conn, INDEX_DEFINITIONS_SQL)
+    indexes = evidence["indexes"]
+    if indexes.empty:
+        return []
+    indexes = indexes[indexes["is_valid"].astype(bool)]
+    by_table: dict[tuple, list] = {}
+    for row in indexes.itertuples(index=False):  # one pass: a groupby per table costs more than the judging
+        by_table.setdefault((row.schema, row.table), []).append(row)
     found = []
-    for (_schema, _table), group in indexes.groupby(["schema", "table"], sort=False):
-        members = list(group.itertuples(index=False))
+    for members in by_table.values():
         for small in members:
             if small.size_bytes < min_size_bytes or small.is_primary:
                 continue
@@ -183,14 +175,14 @@ def duplicate_indexes(conn, *, min_size_bytes: int = 0) -> list[dict]:
                     finding(
                         "duplicate_index",
                         "warning",
-                        qualified(small.schema, small.index),
+                        sql.qualified(small.schema, small.index),
                         f"{small.index} ({small.definition.split(' USING ', 1)[-1]}) {what} "
                         f"{big.index} ({big.definition.split(' USING ', 1)[-1]}); "
                         f"{size_text(small.size_bytes)} kept up to date on every write for nothing",
                         f"Drop {small.index}: {big.index} serves the same lookups.{constraint}",
-                        drop_index_sql(small.schema, small.index),
-                        table=qualified(small.schema, small.table),
-                        covered_by=qualified(big.schema, big.index),
+                        fix=_drop(small),
+                        table=sql.qualified(small.schema, small.table),
+                        covered_by=sql.qualified(big.schema, big.index),
                         size_bytes=int(small.size_bytes),
                     )
                 )
@@ -223,7 +215,11 @@ ORDER BY greatest(t.reltuples, coalesce(s.n_live_tup, 0)) DESC, n.nspname, t.rel
 """
 
 
-def missing_fk_indexes(conn, *, min_rows: int = 1000) -> list[dict]:
+def read_fk(ctx) -> dict:
+    return {"foreign_keys": ctx.query("foreign_keys", MISSING_FK_INDEXES_SQL)}
+
+
+def judge_missing_fk_indexes(evidence, *, min_rows: int = 1000) -> list[dict]:
     """Foreign keys whose referencing columns lead no index.
 
     Without one, every DELETE or key UPDATE on the referenced table scans the referencing
@@ -234,9 +230,8 @@ def missing_fk_indexes(conn, *, min_rows: int = 1000) -> list[dict]:
     min_rows:
         Ignore referencing tables with fewer rows (live or estimated) than this.
     """
-    rows = db.query(conn, MISSING_FK_INDEXES_SQL)
     found = []
-    for row in rows.itertuples(index=False):
+    for row in evidence["foreign_keys"].itertuples(index=False):
         table_rows = max(int(row.estimated_rows), int(row.live_rows))
         if table_rows < min_rows:
             continue
@@ -245,40 +240,30 @@ def missing_fk_indexes(conn, *, min_rows: int = 1000) -> list[dict]:
             finding(
                 "missing_fk_index",
                 "warning",
-                qualified(row.schema, row.table),
+                sql.qualified(row.schema, row.table),
                 f"foreign key {row.constraint_name} ({', '.join(columns)}) references {row.referenced}, "
                 f"and no index on {row.table} ({number(table_rows)} rows) starts with "
                 f"{'that column' if len(columns) == 1 else 'those columns'}: each delete or key update "
                 f"on {row.referenced} scans {row.table}",
                 f"Index {row.table} ({', '.join(columns)}).",
-                create_index_sql(row.schema, row.table, columns),
-                table=qualified(row.schema, row.table),
+                fix=sql.create_index(row.schema, row.table, columns),
+                table=sql.qualified(row.schema, row.table),
                 columns=columns,
             )
         )
     return found
 
 
-INVALID_INDEXES_SQL = """
-SELECT n.nspname AS schema, t.relname AS table, ic.relname AS index, i.indisready AS is_ready,
-       pg_relation_size(i.indexrelid) AS size_bytes, pg_get_indexdef(i.indexrelid) AS definition
-FROM pg_index i
-JOIN pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = t.relnamespace
-WHERE NOT i.indisvalid
-  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
-ORDER BY n.nspname, ic.relname
-"""
-
-
-def invalid_indexes(conn) -> list[dict]:
+def judge_invalid_indexes(evidence) -> list[dict]:
     """Indexes left invalid by a failed ``CREATE INDEX CONCURRENTLY`` (or ``REINDEX``).
 
     The planner never uses them, yet writes still maintain them once they are ready.
     Builds still in progress (pg_stat_progress_create_index) are not reported.
     """
-    rows = db.query(conn, INVALID_INDEXES_SQL)
+    rows = evidence["indexes"]
+    if rows.empty:
+        return []
+    rows = rows[~rows["is_valid"].astype(bool) & ~rows["building"].astype(bool)].sort_values(["schema", "index"])
     found = []
     for row in rows.itertuples(index=False):
         upkeep = "still maintained on every write" if row.is_ready else "not yet maintained"
@@ -286,13 +271,29 @@ def invalid_indexes(conn) -> list[dict]:
             finding(
                 "invalid_index",
                 "warning",
-                qualified(row.schema, row.index),
+                sql.qualified(row.schema, row.index),
                 f"invalid index on {row.table} ({size_text(row.size_bytes)}), never used by the planner, "
                 f"{upkeep}: left by a failed CREATE INDEX CONCURRENTLY or REINDEX",
-                "Drop it, then create it again (CONCURRENTLY) after fixing why the build failed "
-                f"(e.g. duplicate keys for a unique index): {row.definition}",
-                drop_index_sql(row.schema, row.index),
-                table=qualified(row.schema, row.table),
+                "Fix why the build failed (e.g. duplicate keys for a unique index), then rebuild it "
+                f"(or drop it if nothing needs it): {row.definition}",
+                fix=sql.reindex(row.schema, row.index, table=row.table, columns=key_columns(row)),
+                table=sql.qualified(row.schema, row.table),
             )
         )
     return found
+
+
+def existing_indexes(ctx) -> list[sql.Fix]:
+    """The valid indexes of the database as ``create_index`` Fix objects (what advice must not propose again)."""
+    rows = ctx.indexes()
+    return [index_fix(row) for row in rows.itertuples(index=False) if row.is_valid and not is_missing(row.oid)]
+
+
+unused_indexes = Check("unused_indexes", read_indexes_and_age, judge_unused_indexes, ("unused_index",),
+                       (INDEXES_SQL, DATABASE_SQL))
+duplicate_indexes = Check("duplicate_indexes", read_indexes, judge_duplicate_indexes, ("duplicate_index",), (INDEXES_SQL,))
+missing_fk_indexes = Check("missing_fk_indexes", read_fk, judge_missing_fk_indexes, ("missing_fk_index",),
+                           (MISSING_FK_INDEXES_SQL,))
+invalid_indexes = Check("invalid_indexes", read_indexes, judge_invalid_indexes, ("invalid_index",), (INDEXES_SQL,))
+
+CHECKS = (unused_indexes, duplicate_indexes, missing_fk_indexes, invalid_indexes)

@@ -1,32 +1,22 @@
 """Session checks: connection saturation, idle-in-transaction sessions, long statements, lock waits.
 
-Each check reads pg_stat_activity (and pg_locks); all need pg_read_all_stats to see other roles.
+Each check judges pg_stat_activity rows (read once per run by the context) and pg_locks; all
+need pg_read_all_stats to see other roles, which the read checks first.
 """
 
 from __future__ import annotations
 
-from perfkit import db
-from perfkit.errors import PermissionDenied
+from perfkit import sql
 from perfkit.findings import finding
 from perfkit.health.common import duration_text, is_missing, number, share_text
-
-STATS_PRIVILEGE_SQL = """
-SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_read_all_stats
-"""
+from perfkit.health.context import ACTIVITY_SQL, SETTINGS_SQL, STATS_PRIVILEGE_SQL, Check
 
 
-def require_stats_privilege(conn, what: str) -> None:
-    """Raise PermissionDenied unless the role sees every session (superuser or pg_read_all_stats).
+def require_stats_privilege(ctx, what: str) -> None:
+    """Raise PermissionDenied unless the role sees every session (see Context.require_stats_privilege)."""
+    from perfkit.health.context import Context
 
-    Without it pg_stat_activity hides other roles' states and statements, and a check would
-    report a healthy server it cannot see.
-    """
-    if not bool(db.scalar(conn, STATS_PRIVILEGE_SQL)):
-        user = db.scalar(conn, "SELECT current_user")
-        raise PermissionDenied(
-            f"role {user} cannot see other roles' sessions, so {what} would be incomplete: "
-            f"GRANT pg_read_all_stats (or pg_monitor) TO {user}"
-        )
+    (ctx if isinstance(ctx, Context) else Context(ctx)).require_stats_privilege(what)
 
 
 def _who(row) -> str:
@@ -39,15 +29,17 @@ def _statement(text, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-CONNECTIONS_SQL = """
-SELECT coalesce(state, 'unknown') AS state, count(*) AS connections
-FROM pg_stat_activity
-WHERE backend_type = 'client backend'
-GROUP BY 1 ORDER BY 2 DESC
-"""
+def _activity(what: str):
+    def read(ctx) -> dict:
+        ctx.require_stats_privilege(what)
+        settings = ctx.settings()
+        return {"activity": ctx.activity(), "settings": [{
+            "max_connections": settings["max_connections"]["number"],
+            "superuser_reserved_connections": settings["superuser_reserved_connections"]["number"]}]}
+    return read
 
 
-def connection_saturation(conn, *, warning_share: float = 0.7, critical_share: float = 0.8) -> list[dict]:
+def judge_connection_saturation(evidence, *, warning_share: float = 0.7, critical_share: float = 0.8) -> list[dict]:
     """Client connections in use as a share of max_connections, by state.
 
     Parameters
@@ -55,16 +47,18 @@ def connection_saturation(conn, *, warning_share: float = 0.7, critical_share: f
     warning_share, critical_share:
         Shares of ``max_connections`` for a warning (default 0.7) and critical (0.8).
     """
-    require_stats_privilege(conn, "the connection count")
-    by_state = db.query(conn, CONNECTIONS_SQL)
-    max_connections = int(db.scalar(conn, "SELECT current_setting('max_connections')::int"))
-    reserved = int(db.scalar(conn, "SELECT current_setting('superuser_reserved_connections')::int"))
-    used = int(by_state["connections"].sum())
+    activity = evidence["activity"]
+    clients = activity[activity["backend_type"] == "client backend"] if len(activity) else activity
+    by_state = clients.groupby("state").size().sort_values(ascending=False) if len(clients) else None
+    settings = evidence["settings"].iloc[0]
+    max_connections = int(settings["max_connections"])
+    reserved = int(settings["superuser_reserved_connections"])
+    used = int(len(clients))
     share = used / max_connections
-    if share < warning_share:
+    if share < warning_share or by_state is None:
         return []
-    states = ", ".join(f"{row.state} {number(row.connections)}" for row in by_state.itertuples(index=False))
-    idle = int(by_state.loc[by_state["state"] == "idle", "connections"].sum())
+    states = ", ".join(f"{state} {number(count)}" for state, count in by_state.items())
+    idle = int(by_state.get("idle", 0))
     return [
         finding(
             "connection_saturation",
@@ -85,20 +79,7 @@ def connection_saturation(conn, *, warning_share: float = 0.7, critical_share: f
     ]
 
 
-IDLE_IN_TRANSACTION_SQL = """
-SELECT pid, usename, datname, application_name, state,
-       extract(epoch FROM now() - state_change) AS idle_s,
-       extract(epoch FROM now() - xact_start) AS xact_s,
-       age(backend_xmin) AS xmin_age, query
-FROM pg_stat_activity
-WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
-  AND pid <> pg_backend_pid()
-  AND now() - state_change >= make_interval(secs => :min_seconds)
-ORDER BY state_change
-"""
-
-
-def idle_in_transaction(conn, *, min_seconds: float = 60.0, critical_seconds: float = 600.0) -> list[dict]:
+def judge_idle_in_transaction(evidence, *, min_seconds: float = 60.0, critical_seconds: float = 600.0) -> list[dict]:
     """Sessions sitting inside an open transaction, doing nothing, for at least ``min_seconds``.
 
     They hold their locks and stop vacuum from removing rows dead since they began.
@@ -110,8 +91,11 @@ def idle_in_transaction(conn, *, min_seconds: float = 60.0, critical_seconds: fl
     critical_seconds:
         Critical from this long (default 10 min).
     """
-    require_stats_privilege(conn, "the idle-in-transaction check")
-    rows = db.query(conn, IDLE_IN_TRANSACTION_SQL, {"min_seconds": float(min_seconds)})
+    rows = evidence["activity"]
+    if len(rows):
+        rows = rows[rows["state"].isin(["idle in transaction", "idle in transaction (aborted)"])
+                    & ~rows["is_self"].astype(bool) & (rows["idle_s"].astype(float) >= float(min_seconds))]
+        rows = rows.sort_values("idle_s", ascending=False)
     found = []
     for row in rows.itertuples(index=False):
         idle = float(row.idle_s)
@@ -125,25 +109,14 @@ def idle_in_transaction(conn, *, min_seconds: float = 60.0, critical_seconds: fl
                 f"last statement: {_statement(row.query)}",
                 "Fix the code path that leaves the transaction open (commit or roll back before slow work), "
                 "and set idle_in_transaction_session_timeout so the server ends such sessions.",
-                f"SELECT pg_terminate_backend({row.pid});",
+                fix=sql.end_backend(int(row.pid)),
                 pid=int(row.pid),
             )
         )
     return found
 
 
-LONG_RUNNING_SQL = """
-SELECT pid, usename, datname, application_name, wait_event_type, wait_event,
-       extract(epoch FROM now() - query_start) AS running_s, query
-FROM pg_stat_activity
-WHERE state = 'active' AND backend_type = 'client backend'
-  AND pid <> pg_backend_pid()
-  AND now() - query_start >= make_interval(secs => :min_seconds)
-ORDER BY query_start
-"""
-
-
-def long_running_queries(conn, *, min_seconds: float = 60.0, critical_seconds: float = 600.0) -> list[dict]:
+def judge_long_running_queries(evidence, *, min_seconds: float = 60.0, critical_seconds: float = 600.0) -> list[dict]:
     """Statements running for at least ``min_seconds``.
 
     Parameters
@@ -153,8 +126,11 @@ def long_running_queries(conn, *, min_seconds: float = 60.0, critical_seconds: f
     critical_seconds:
         Critical from this long (default 10 min).
     """
-    require_stats_privilege(conn, "the long-running statement check")
-    rows = db.query(conn, LONG_RUNNING_SQL, {"min_seconds": float(min_seconds)})
+    rows = evidence["activity"]
+    if len(rows):
+        rows = rows[(rows["state"] == "active") & (rows["backend_type"] == "client backend")
+                    & ~rows["is_self"].astype(bool) & (rows["running_s"].astype(float) >= float(min_seconds))]
+        rows = rows.sort_values("running_s", ascending=False)
     found = []
     for row in rows.itertuples(index=False):
         running = float(row.running_s)
@@ -167,7 +143,7 @@ def long_running_queries(conn, *, min_seconds: float = 60.0, critical_seconds: f
                 f"running for {duration_text(running)}{waiting}: {_statement(row.query)}",
                 "EXPLAIN it (perfkit explain) and give the app a statement_timeout; cancel it if it "
                 "should not be running.",
-                f"SELECT pg_cancel_backend({row.pid});",
+                fix=sql.end_backend(int(row.pid), terminate=False),
                 pid=int(row.pid),
             )
         )
@@ -195,7 +171,12 @@ ORDER BY waiting_s DESC NULLS LAST
 """
 
 
-def lock_waits(conn, *, min_seconds: float = 5.0, critical_seconds: float = 60.0) -> list[dict]:
+def read_lock_waits(ctx) -> dict:
+    ctx.require_stats_privilege("the lock-wait check")
+    return {"lock_waits": ctx.query("lock_waits", LOCK_WAITS_SQL)}
+
+
+def judge_lock_waits(evidence, *, min_seconds: float = 5.0, critical_seconds: float = 60.0) -> list[dict]:
     """Sessions waiting for a lock, with who blocks them (pg_blocking_pids).
 
     Parameters
@@ -205,8 +186,9 @@ def lock_waits(conn, *, min_seconds: float = 5.0, critical_seconds: float = 60.0
     critical_seconds:
         Critical from this long (default 60 s).
     """
-    require_stats_privilege(conn, "the lock-wait check")
-    rows = db.query(conn, LOCK_WAITS_SQL)
+    rows = evidence["lock_waits"]
+    if rows.empty:
+        return []
     found = []
     for pid, group in rows.groupby("pid", sort=False):
         first = group.iloc[0]
@@ -229,9 +211,26 @@ def lock_waits(conn, *, min_seconds: float = 5.0, critical_seconds: float = 60.0
                 f"waiting statement: {_statement(first['query'])}",
                 "Shorten the blocking transaction (no slow work or user input inside it); give writers a "
                 "lock_timeout; end the blocker if it is abandoned.",
-                "\n".join(f"SELECT pg_terminate_backend({int(b)});  -- the blocker" for b in group["blocker_pid"].unique()),
+                fix=_terminate_blockers(group["blocker_pid"].unique()),
                 pid=int(pid),
                 blocked_by=[int(b) for b in group["blocker_pid"].unique()],
             )
         )
     return found
+
+
+def _terminate_blockers(pids) -> sql.Fix:
+    fixes = [sql.end_backend(int(pid), comment="the blocker") for pid in pids]
+    first, *rest = fixes
+    return sql.Fix(first.action, settings=first.settings, comment=first.comment, then=tuple(rest))
+
+
+connection_saturation = Check("connection_saturation", _activity("the connection count"), judge_connection_saturation,
+                              ("connection_saturation",), (STATS_PRIVILEGE_SQL, ACTIVITY_SQL, SETTINGS_SQL))
+idle_in_transaction = Check("idle_in_transaction", _activity("the idle-in-transaction check"), judge_idle_in_transaction,
+                            ("idle_in_transaction",), (STATS_PRIVILEGE_SQL, ACTIVITY_SQL))
+long_running_queries = Check("long_running_queries", _activity("the long-running statement check"),
+                             judge_long_running_queries, ("long_running_query",), (STATS_PRIVILEGE_SQL, ACTIVITY_SQL))
+lock_waits = Check("lock_waits", read_lock_waits, judge_lock_waits, ("lock_wait",), (STATS_PRIVILEGE_SQL, LOCK_WAITS_SQL))
+
+CHECKS = (connection_saturation, idle_in_transaction, long_running_queries, lock_waits)

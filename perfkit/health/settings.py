@@ -5,88 +5,57 @@ Each check weighs pg_settings against the machine's memory and the workload's ev
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import os
+from dataclasses import replace
 
-from perfkit import db
+from perfkit import sql
 from perfkit.findings import finding
-from perfkit.health.common import number, qualified, share_text, size_text
-from perfkit.health.sessions import require_stats_privilege
-from perfkit.health.workload import statement_stats
+from perfkit.health.common import number, share_text, size_text
+from perfkit.health.context import DATABASE_SQL, SETTINGS_SQL, Check, memory_of, settings_table  # noqa: F401
 
-SETTINGS_SQL = """
-SELECT name, setting, unit, current_setting(name) AS value, source, pending_restart
-FROM pg_settings WHERE name = ANY(:names)
-"""
-
-_UNIT_BYTES = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 MB = 1024**2
 
 
-def _unit_bytes(unit: str | None) -> int:
-    if not unit:
-        return 1
-    digits = "".join(ch for ch in unit if ch.isdigit())
-    suffix = unit[len(digits):]
-    return int(digits or 1) * _UNIT_BYTES.get(suffix, 1)
-
-
-def read_settings(conn, names) -> dict[str, dict]:
-    """``{name: {"value": "4MB", "number": 4194304.0, "source": ...}}`` (memory in bytes)."""
-    frame = db.query(conn, SETTINGS_SQL, {"names": list(names)})
-    found = {}
-    for row in frame.itertuples(index=False):
-        unit = row.unit if isinstance(row.unit, str) else ""
-        try:
-            amount = float(row.setting) * _unit_bytes(unit) if "B" in unit else float(row.setting)
-        except ValueError:
-            amount = math.nan
-        found[row.name] = {"value": row.value, "number": amount, "source": row.source}
-    return found
-
-
-SERVER_ADDRESS_SQL = "SELECT inet_server_addr()::text AS address"
-
-
 def machine_memory(conn, memory_bytes: int | None = None) -> tuple[int | None, str]:
-    """The server machine's memory in bytes and where that figure comes from.
+    """The server machine's memory in bytes and where that figure comes from (see context.memory_of)."""
+    from perfkit.health.context import Context
 
-    SQL cannot see the server's RAM: it comes from ``memory_bytes`` when given, else from
-    this machine when the server is local (a Unix socket or a loopback address), else None.
-    """
-    if memory_bytes:
-        return int(memory_bytes), f"{size_text(memory_bytes)} of memory (as given)"
-    address = db.scalar(conn, SERVER_ADDRESS_SQL)
-    local = address is None
-    if address is not None:
-        try:
-            local = ipaddress.ip_address(str(address).split("/")[0]).is_loopback
-        except ValueError:
-            local = False
-    if local and hasattr(os, "sysconf"):
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            return None, "the machine's memory is unknown"
-        return int(total), f"{size_text(total)} of memory (this machine's: the server is local)"
-    return None, "the machine's memory is unknown (give memory_bytes / --server-memory)"
+    ctx = conn if isinstance(conn, Context) else Context(conn)
+    return ctx.memory(memory_bytes)
 
 
-DATABASE_TEMP_SQL = """
-SELECT temp_files, temp_bytes, blks_hit, blks_read,
-       extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time())) AS seconds
-FROM pg_stat_database WHERE datname = current_database()
-"""
+def _base(ctx, memory_bytes) -> dict:
+    memory, words = ctx.memory(memory_bytes)
+    return {"settings": ctx.settings(), "database": [dict(ctx.database())],
+            "memory": [{"bytes": memory, "words": words}]}
 
 
-def work_mem(
-    conn,
-    *,
-    min_temp_bytes: int = 64 * MB,
-    memory_bytes: int | None = None,
-    statements_limit: int = 200,
-) -> list[dict]:
+def read_work_mem(ctx, *, memory_bytes: int | None = None) -> dict:
+    return {**_base(ctx, memory_bytes), "statements": ctx.statements()}
+
+
+def read_settings(ctx) -> dict:
+    return {"settings": ctx.settings(), "database": [dict(ctx.database())]}
+
+
+def read_settings_and_memory(ctx, *, memory_bytes: int | None = None) -> dict:
+    return _base(ctx, memory_bytes)
+
+
+def _memory(evidence) -> tuple[int | None, str]:
+    row = evidence["memory"].iloc[0]
+    value = row["bytes"]
+    return (None if value is None or value != value else int(value)), str(row["words"])
+
+
+def _settings(evidence) -> dict:
+    value = evidence["settings"]
+    if hasattr(value, "columns") and "name" in getattr(value, "columns", []):
+        return settings_table(value)
+    return value
+
+
+def judge_work_mem(evidence, *, min_temp_bytes: int = 64 * MB) -> list[dict]:
     """Sorts and hashes spilling to disk (temp files) mean work_mem is too small for them.
 
     Evidence: temp blocks written per statement in pg_stat_statements, and the database's
@@ -100,27 +69,29 @@ def work_mem(
     memory_bytes:
         The server's memory, when perfkit cannot read it (a remote server).
     """
-    settings = read_settings(conn, ["work_mem", "max_connections", "block_size"])
+    settings = _settings(evidence)
     current = settings["work_mem"]["number"]
     max_connections = int(settings["max_connections"]["number"])
     block_size = int(settings["block_size"]["number"])
-    database = db.query(conn, DATABASE_TEMP_SQL).iloc[0]
-    statements = statement_stats(conn, limit=statements_limit)
+    database = evidence["database"].iloc[0]
+    statements = evidence["statements"]
+    if statements.empty:
+        statements = statements.assign(temp_blks_written=[], calls=[])
     spills = statements[statements["temp_blks_written"].fillna(0).astype(float) > 0].copy()
     spills["temp_bytes"] = spills["temp_blks_written"].astype(float) * block_size
     spills["per_call"] = spills["temp_bytes"] / spills["calls"].astype(float).clip(lower=1)
     spilled = max(float(spills["temp_bytes"].sum()), float(database["temp_bytes"] or 0))
-    memory, memory_words = machine_memory(conn, memory_bytes)
+    memory, memory_words = _memory(evidence)
     found = []
     if spilled >= min_temp_bytes and spilled > 0:
-        evidence = (
+        text = (
             f"the database wrote {size_text(float(database['temp_bytes'] or 0))} in {number(database['temp_files'])} "
             f"temp files since statistics reset; work_mem is {settings['work_mem']['value']}"
         )
         proposal = current
         if len(spills):
             top = spills.sort_values("temp_bytes", ascending=False).iloc[0]
-            evidence += (
+            text += (
                 f"; {len(spills)} statement{'s' if len(spills) != 1 else ''} spilled {size_text(spills['temp_bytes'].sum())}, "
                 f"the most {size_text(top['temp_bytes'])} ({size_text(top['per_call'])} per call over "
                 f"{number(top['calls'])} calls): {' '.join(str(top['query']).split())[:120]}"
@@ -136,15 +107,16 @@ def work_mem(
                 else f"Raise work_mem to {size_text(proposal)} for the roles or statements that spill "
                 f"(SET LOCAL work_mem inside their transaction), then globally if memory allows."
             )
-            sql = f"ALTER SYSTEM SET work_mem = '{int(proposal // MB)}MB';\nSELECT pg_reload_conf();"
+            fix = sql.alter_system(work_mem=f"{int(proposal // MB)}MB")
         else:
             recommendation = (
                 "Raise work_mem only for the statements that spill (SET LOCAL work_mem in their transaction, "
                 "or ALTER ROLE for a reporting role): a global raise times max_connections would not fit in memory; "
                 "or make them sort less (an index that matches ORDER BY, fewer rows)."
             )
-            sql = f"SET LOCAL work_mem = '{int(max(proposal, 2 * current) // MB)}MB';  -- inside the spilling statement's transaction"
-        found.append(finding("setting_work_mem", "warning", "work_mem", evidence, recommendation, sql))
+            fix = replace(sql.set_local(work_mem=f"{int(max(proposal, 2 * current) // MB)}MB"),
+                          comment="as SET LOCAL, inside the spilling statement's transaction")
+        found.append(finding("setting_work_mem", "warning", "work_mem", text, recommendation, fix=fix))
     if memory and current * max_connections > memory:
         found.append(
             finding(
@@ -160,10 +132,9 @@ def work_mem(
     return found
 
 
-def shared_buffers(
-    conn,
+def judge_shared_buffers(
+    evidence,
     *,
-    memory_bytes: int | None = None,
     min_share: float = 0.15,
     max_share: float = 0.4,
 ) -> list[dict]:
@@ -177,10 +148,10 @@ def shared_buffers(
         Below ``min_share`` of memory is a warning; above ``max_share`` an info (the OS
         cache also needs room).
     """
-    settings = read_settings(conn, ["shared_buffers"])
+    settings = _settings(evidence)
     current = settings["shared_buffers"]["number"]
-    memory, memory_words = machine_memory(conn, memory_bytes)
-    database = db.query(conn, DATABASE_TEMP_SQL).iloc[0]
+    memory, memory_words = _memory(evidence)
+    database = evidence["database"].iloc[0]
     hits = int(database["blks_hit"]), int(database["blks_read"])
     hit_words = (
         f"; database cache hit ratio {share_text(hits[0] / sum(hits))}" if sum(hits) else ""
@@ -208,7 +179,7 @@ def shared_buffers(
                 f"shared_buffers {settings['shared_buffers']['value']} is {share_text(share)} of {memory_words}, "
                 f"below {share_text(min_share)}{hit_words}",
                 f"Raise it to about 25 % of memory ({size_text(target)}); it takes effect after a restart.",
-                f"ALTER SYSTEM SET shared_buffers = '{int(target // MB)}MB';  -- then restart the server",
+                fix=sql.alter_system(restart=True, shared_buffers=f"{int(target // MB)}MB"),
             )
         ]
     if share > max_share:
@@ -225,7 +196,7 @@ def shared_buffers(
     return []
 
 
-def effective_cache_size(conn, *, memory_bytes: int | None = None, min_share: float = 0.5) -> list[dict]:
+def judge_effective_cache_size(evidence, *, min_share: float = 0.5) -> list[dict]:
     """effective_cache_size: the planner's guess of the cache, usually 50-75 % of memory.
 
     Too low makes index scans look expensive, so the planner picks sequential scans.
@@ -237,10 +208,10 @@ def effective_cache_size(conn, *, memory_bytes: int | None = None, min_share: fl
     min_share:
         Below this share of memory (default 0.5) is reported.
     """
-    settings = read_settings(conn, ["effective_cache_size", "shared_buffers"])
+    settings = _settings(evidence)
     current = settings["effective_cache_size"]["number"]
     buffers = settings["shared_buffers"]["number"]
-    memory, memory_words = machine_memory(conn, memory_bytes)
+    memory, memory_words = _memory(evidence)
     if current < buffers:
         reason = f"below shared_buffers {settings['shared_buffers']['value']}, which alone is cache"
     elif memory and current / memory < min_share:
@@ -257,12 +228,12 @@ def effective_cache_size(conn, *, memory_bytes: int | None = None, min_share: fl
             f"effective_cache_size {settings['effective_cache_size']['value']} is {reason}",
             f"Set it to about 75 % of memory ({size_text(target)}): it allocates nothing, it only tells the "
             "planner how much data is likely cached.",
-            f"ALTER SYSTEM SET effective_cache_size = '{target_mb}MB';\nSELECT pg_reload_conf();",
+            fix=sql.alter_system(effective_cache_size=f"{target_mb}MB"),
         )
     ]
 
 
-def random_page_cost(conn, *, min_hit_ratio: float = 0.99, min_blocks: int = 10_000, max_cost: float = 2.0) -> list[dict]:
+def judge_random_page_cost(evidence, *, min_hit_ratio: float = 0.99, min_blocks: int = 10_000, max_cost: float = 2.0) -> list[dict]:
     """random_page_cost at the spinning-disk default (4) while reads come from memory.
 
     Parameters
@@ -274,11 +245,11 @@ def random_page_cost(conn, *, min_hit_ratio: float = 0.99, min_blocks: int = 10_
     max_cost:
         Values above this are reported (default 2.0).
     """
-    settings = read_settings(conn, ["random_page_cost", "seq_page_cost"])
+    settings = _settings(evidence)
     cost = settings["random_page_cost"]["number"]
     if cost <= max_cost:
         return []
-    database = db.query(conn, DATABASE_TEMP_SQL).iloc[0]
+    database = evidence["database"].iloc[0]
     hit, read = int(database["blks_hit"]), int(database["blks_read"])
     if hit + read < min_blocks or hit / (hit + read) < min_hit_ratio:
         return []
@@ -291,25 +262,17 @@ def random_page_cost(conn, *, min_hit_ratio: float = 0.99, min_blocks: int = 10_
             f"{share_text(hit / (hit + read))} of {number(hit + read)} block reads hit the cache: the planner "
             "overprices index scans",
             "Lower it to 1.1 (SSD or data that fits in memory) and compare the plans of the top statements.",
-            "ALTER SYSTEM SET random_page_cost = 1.1;\nSELECT pg_reload_conf();",
+            fix=sql.alter_system(random_page_cost="1.1"),
         )
     ]
 
 
-LARGE_TABLES_SQL = """
-SELECT n.nspname AS schema, c.relname AS table, greatest(c.reltuples, 0)::bigint AS rows,
-       (SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
-        WHERE o.option_name = :option) AS table_setting
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm') AND c.reltuples >= :min_rows
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-ORDER BY c.reltuples DESC
-LIMIT :limit
-"""
+def read_autovacuum(ctx) -> dict:
+    return {"settings": ctx.settings(), "tables": ctx.tables()}
 
 
-def autovacuum(
-    conn,
+def judge_autovacuum(
+    evidence,
     *,
     large_table_rows: int = 1_000_000,
     max_vacuum_scale_factor: float = 0.05,
@@ -330,9 +293,7 @@ def autovacuum(
     limit:
         At most this many tables are named.
     """
-    settings = read_settings(
-        conn, ["autovacuum", "autovacuum_vacuum_scale_factor", "autovacuum_analyze_scale_factor", "track_counts"]
-    )
+    settings = _settings(evidence)
     found = []
     if settings["autovacuum"]["value"] == "off" or settings["track_counts"]["value"] == "off":
         found.append(
@@ -344,16 +305,21 @@ def autovacuum(
                 "nothing removes dead rows or refreshes statistics, and only emergency vacuums prevent "
                 "transaction-ID wraparound",
                 "Turn autovacuum (and track_counts) on; tune it per table instead of disabling it.",
-                "ALTER SYSTEM SET autovacuum = on;\nALTER SYSTEM SET track_counts = on;\nSELECT pg_reload_conf();",
+                fix=sql.alter_system(autovacuum="on", track_counts="on"),
             )
         )
+    all_tables = evidence["tables"]
     for kind, option, maximum in (
         ("vacuum", "autovacuum_vacuum_scale_factor", max_vacuum_scale_factor),
         ("analyze", "autovacuum_analyze_scale_factor", max_analyze_scale_factor),
     ):
         default = settings[option]["number"]
-        tables = db.query(conn, LARGE_TABLES_SQL, {"option": option, "min_rows": large_table_rows, "limit": limit})
-        tables["effective"] = tables["table_setting"].fillna(default).astype(float)
+        if all_tables.empty:
+            continue
+        tables = all_tables[all_tables["reltuples"].astype(float) >= large_table_rows]
+        tables = tables.assign(rows=tables["reltuples"].astype(float).round().astype("int64"),
+                               effective=tables[f"{kind}_scale_factor"].astype(float))
+        tables = tables.sort_values("reltuples", ascending=False).head(limit)
         tables = tables[tables["effective"] > maximum]
         if tables.empty:
             continue
@@ -370,25 +336,19 @@ def autovacuum(
                 f"{option} is {default:g}, so on {len(tables)} table{'s' if len(tables) != 1 else ''} of "
                 f"{number(large_table_rows)}+ rows auto{kind} waits long: {named}",
                 f"Set a per-table {option} of {target:g} on the large tables (or lower the global one).",
-                "\n".join(
-                    f"ALTER TABLE {qualified(row.schema, row.table)} SET ({option} = {target:g});"
-                    for row in tables.itertuples(index=False)
-                ),
+                fix=_alter_tables(tables, option, target),
             )
         )
     return found
 
 
-CONNECTION_STATES_SQL = """
-SELECT count(*) AS total,
-       count(*) FILTER (WHERE state = 'idle') AS idle,
-       count(*) FILTER (WHERE state = 'active') AS active
-FROM pg_stat_activity WHERE backend_type = 'client backend'
-"""
+def read_connections(ctx) -> dict:
+    ctx.require_stats_privilege("the connection review")
+    return {"settings": ctx.settings(), "activity": ctx.activity()}
 
 
-def max_connections(
-    conn,
+def judge_max_connections(
+    evidence,
     *,
     pooler_connections: int = 100,
     min_idle: int = 20,
@@ -406,10 +366,12 @@ def max_connections(
     high_max_connections:
         A max_connections at or above this is reported.
     """
-    require_stats_privilege(conn, "the connection review")
-    limit = int(read_settings(conn, ["max_connections"])["max_connections"]["number"])
-    counts = db.query(conn, CONNECTION_STATES_SQL).iloc[0]
-    total, idle, active = int(counts["total"]), int(counts["idle"]), int(counts["active"])
+    limit = int(_settings(evidence)["max_connections"]["number"])
+    activity = evidence["activity"]
+    clients = activity[activity["backend_type"] == "client backend"] if len(activity) else activity
+    total = int(len(clients))
+    idle = int((clients["state"] == "idle").sum()) if total else 0
+    active = int((clients["state"] == "active").sum()) if total else 0
     many = total >= pooler_connections
     idle_heavy = idle >= min_idle and total and idle / total > max_idle_share
     found = []
@@ -437,3 +399,25 @@ def max_connections(
             )
         )
     return found
+
+
+def _alter_tables(tables, option: str, target: float) -> sql.Fix:
+    fixes = [sql.alter_table(row.schema, row.table, **{option: f"{target:g}"}) for row in tables.itertuples(index=False)]
+    first, *rest = fixes
+    return replace(first, then=tuple(rest))
+
+
+work_mem = Check("work_mem", read_work_mem, judge_work_mem, ("setting_work_mem",), (SETTINGS_SQL, DATABASE_SQL))
+shared_buffers = Check("shared_buffers", read_settings_and_memory, judge_shared_buffers, ("setting_shared_buffers",),
+                       (SETTINGS_SQL, DATABASE_SQL))
+effective_cache_size = Check("effective_cache_size", read_settings_and_memory, judge_effective_cache_size,
+                             ("setting_effective_cache_size",), (SETTINGS_SQL, DATABASE_SQL))
+random_page_cost = Check("random_page_cost", read_settings, judge_random_page_cost,
+                         ("setting_random_page_cost",), (SETTINGS_SQL, DATABASE_SQL))
+autovacuum = Check("autovacuum", read_autovacuum, judge_autovacuum,
+                   ("setting_autovacuum", "setting_autovacuum_vacuum_scale_factor", "setting_autovacuum_analyze_scale_factor"),
+                   (SETTINGS_SQL,))
+max_connections = Check("max_connections", read_connections, judge_max_connections, ("setting_max_connections",),
+                        (SETTINGS_SQL,))
+
+CHECKS = (work_mem, shared_buffers, effective_cache_size, random_page_cost, autovacuum, max_connections)
