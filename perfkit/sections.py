@@ -586,9 +586,9 @@ def health(src: Sources) -> Section:
         data = {"findings": found, "assessment": result}
         if "recommendations" in result.tables:
             data["recommendations"] = result.tables["recommendations"]
-        return Section(title, blocks, data=data, findings=found, facts=result.facts)
+        return src.keep(Section.of(result, blocks, key="health", title=title, data=data))
 
-    return guarded(title, build)
+    return guarded(title, build, src=src, key="health")
 
 
 def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -> Section:
