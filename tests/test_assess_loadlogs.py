@@ -22,7 +22,7 @@ BEFORE = SAMPLE / "loadtests" / "pgbench-before-index.log"
 AFTER = SAMPLE / "loadtests" / "pgbench-after-index.log"
 # every result file of the sample (invoices.pgbench.sql is pgbench's script, not a result)
 SAMPLE_RESULTS = sorted(p for p in (SAMPLE / "loadtests").rglob("*") if p.is_file() and p.suffix != ".sql")
-SLO_FILE = ROOT / "perfkit" / "demo_slo.toml"
+SLO_FILE = ROOT / "perfkit" / "demo" / "slo.toml"
 
 
 def run_cli(monkeypatch, capsys, command: str, *argv) -> tuple[int, dict | None, str]:
