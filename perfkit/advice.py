@@ -6,13 +6,10 @@ them on their fixes (:class:`perfkit.sql.Fix`): each fix once, nothing that exis
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import replace
 
 import pandas as pd
-import pglast
-from pglast import ast
 from sqlalchemy.engine import Engine
 
 from perfkit import db, sql
@@ -26,6 +23,7 @@ from perfkit.health.workload import (
     statements_age_seconds,
     table_columns,
 )
+from perfkit.plans import capture
 from perfkit.sql import Fix, qualified
 
 # one row per index column: keys (with order and a non-default operator class) then INCLUDE columns
@@ -52,96 +50,15 @@ WHERE i.indisvalid
 ORDER BY n.nspname, t.relname, ic.relname, k.pos
 """
 
-HYPOPG_SQL = """
-SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE e.extname = 'hypopg'
-"""
-
-PLANNABLE = (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt)
+PLANNABLE = ("SelectStmt", "UpdateStmt", "DeleteStmt")  # what EXPLAIN can cost without running it
 
 
-def _walk(node):
-    """Every pglast node under ``node`` (depth first)."""
-    if isinstance(node, tuple | list):
-        for item in node:
-            yield from _walk(item)
-    elif isinstance(node, ast.Node):
-        yield node
-        for name in node:
-            yield from _walk(getattr(node, name))
-
-
-def parameter_count(sql: str) -> int:
-    """The highest ``$n`` parameter number in ``sql`` (0 when none or when it does not parse)."""
+def is_plannable(text: str) -> bool:
+    """True for one SELECT, UPDATE or DELETE (PostgreSQL's parser, via perfkit.plans.capture)."""
     try:
-        tree = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return 0
-    return max((n.number for n in _walk(tree) if isinstance(n, ast.ParamRef)), default=0)
-
-
-def is_plannable(sql: str) -> bool:
-    """True for one SELECT, UPDATE or DELETE (what EXPLAIN can cost without running it)."""
-    try:
-        tree = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
+        return capture.inspect_statement(text).kind in PLANNABLE
+    except BadInputError:
         return False
-    return len(tree) == 1 and isinstance(tree[0].stmt, PLANNABLE)
-
-
-def _raw_execute(conn, sql: str):
-    """Run ``sql`` on the connection's psycopg cursor, untouched (no bind-parameter parsing)."""
-    raw = conn.connection.driver_connection
-    try:
-        with raw.cursor() as cur:
-            cur.execute(db.PERFKIT_TAG + sql)
-            return cur.fetchall() if cur.description else None
-    except Exception as err:  # psycopg errors become PerfkitErrors
-        raise db.translate_error(err) from None
-
-
-def plan_cost(conn, sql: str) -> float:
-    """The planner's total cost for ``sql`` (EXPLAIN without ANALYZE: nothing runs).
-
-    A statement normalized by pg_stat_statements (``$1`` parameters) is costed as a
-    generic plan: EXPLAIN (GENERIC_PLAN) on PostgreSQL 16+, else PREPARE and
-    EXPLAIN EXECUTE with NULL arguments under ``plan_cache_mode = force_generic_plan``.
-    """
-    params = parameter_count(sql)
-    if params == 0:
-        rows = _raw_execute(conn, f"EXPLAIN (FORMAT JSON) {sql}")
-    elif int(db.scalar(conn, "SELECT current_setting('server_version_num')::int")) >= 160000:
-        rows = _raw_execute(conn, f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {sql}")
-    else:
-        _raw_execute(conn, "SET LOCAL plan_cache_mode = force_generic_plan")
-        _raw_execute(conn, f"PREPARE perfkit_whatif AS {sql}")
-        try:
-            rows = _raw_execute(conn, f"EXPLAIN (FORMAT JSON) EXECUTE perfkit_whatif({', '.join(['NULL'] * params)})")
-        finally:
-            _raw_execute(conn, "DEALLOCATE perfkit_whatif")
-    plan = rows[0][0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return float(plan[0]["Plan"]["Total Cost"])
-
-
-def whatif_cost(conn, sql: str, create_index: str, *, hypopg_schema: str = "public") -> tuple[float, float]:
-    """``(cost before, cost after)`` of ``sql`` with a hypothetical index (hypopg; nothing is built).
-
-    Parameters
-    ----------
-    sql:
-        The statement to cost.
-    create_index:
-        ``CREATE INDEX ON table (columns)`` (without CONCURRENTLY).
-    """
-    before = plan_cost(conn, sql)
-    reset = f"SELECT {qualified(hypopg_schema, 'hypopg_reset')}()"
-    try:
-        db.query(conn, f"SELECT * FROM {qualified(hypopg_schema, 'hypopg_create_index')}(:sql)", {"sql": create_index})
-        after = plan_cost(conn, sql)
-    finally:
-        db.query(conn, reset)
-    return before, after
 
 
 def existing_indexes(engine_or_conn) -> list[Fix]:
@@ -269,7 +186,7 @@ def index_advice(
     age = statements_age_seconds(statements)
     days = max((age or 0) / 86400, 1.0)
     per = "per day" if age is not None else "per day (statistics age unknown: counted as one day)"
-    hypopg_schema = db.scalar(conn, HYPOPG_SQL) if use_hypopg else None
+    hypopg_schema = capture.hypopg_schema(conn) if use_hypopg else None
     existing = existing_indexes(conn) if existing is None else existing
     candidates = _candidates(statements, table_columns(conn), _existing_leads(existing), tuple(tenant_columns))
     rows = []
@@ -285,9 +202,10 @@ def index_advice(
         fix = sql.create_index(schema, table, columns)
         before = after = None
         if hypopg_schema is not None and is_plannable(str(top["query"])):
-            plain = replace(fix, concurrently=False).sql
-            try:
-                before, after = whatif_cost(conn, str(top["query"]), plain, hypopg_schema=hypopg_schema)
+            try:  # the one what-if path: perfkit.plans.capture (hypopg, a generic plan, nothing runs)
+                tried = capture.whatif(conn.engine, str(top["query"]), replace(fix, concurrently=False).sql,
+                                       schema=hypopg_schema)
+                before, after = tried.cost_before, tried.cost_after
             except PerfkitError:
                 before = after = None
             if before is None or after > before * (1 - min_cost_reduction):
@@ -532,7 +450,7 @@ def recommend(
     return findings_frame([_merge(group) for group in groups])
 
 
-__all__ = ["assess", "existing_indexes", "index_advice", "parameter_count", "plan_cost", "recommend", "whatif_cost"]
+__all__ = ["assess", "existing_indexes", "index_advice", "is_plannable", "recommend"]
 
 
 # -- the assessment --------------------------------------------------------------------------

@@ -123,11 +123,16 @@ def test_index_advice_from_a_statement_snapshot(engine, shop):
     assert list(found["subject"]) == [f"{shop}.orders (tenant_id, status, created_at)"]
 
 
-def test_plan_cost_of_a_parameterized_statement_runs_nothing(engine, shop):
-    with db.session(engine) as conn:
-        cost = advice.plan_cost(conn, f"DELETE FROM {shop}.orders WHERE tenant_id = $1")
-        assert cost > 0
-        assert db.scalar(conn, f"SELECT count(*) FROM {shop}.orders") == 30000
+def test_whatif_of_a_parameterized_delete_runs_nothing(engine, shop):
+    from perfkit.plans import capture
+
+    assert advice.is_plannable(f"DELETE FROM {shop}.orders WHERE tenant_id = $1")
+    assert not advice.is_plannable(f"INSERT INTO {shop}.orders DEFAULT VALUES") and not advice.is_plannable("VACUUM")
+    tried = capture.whatif(engine, f"DELETE FROM {shop}.orders WHERE tenant_id = $1",
+                           f"CREATE INDEX CONCURRENTLY ON {shop}.orders (tenant_id)")
+    assert tried.cost_before > 0 and tried.used and tried.cost_after < tried.cost_before
+    assert db.scalar(engine, f"SELECT count(*) FROM {shop}.orders") == 30000
+    assert db.scalar(engine, "SELECT count(*) FROM hypopg_list_indexes") == 0
 
 
 def test_recommend_merges_health_advice_and_plan_findings_into_one_index(engine, shop):

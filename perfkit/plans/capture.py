@@ -345,7 +345,19 @@ def _index_statement(create_index_sql: str) -> str:
     return RawStream()(node)
 
 
-def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | None = None) -> WhatIf:
+HYPOPG_SQL = """
+SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'hypopg'
+"""
+
+
+def hypopg_schema(engine_or_conn) -> str | None:
+    """The schema hypopg is installed in, or None when this database does not have it."""
+    return db.scalar(engine_or_conn, HYPOPG_SQL)
+
+
+def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | None = None,
+           schema: str | None = None) -> WhatIf:
     """The estimated plan of ``sql`` before and with a hypothetical index (needs hypopg).
 
     Nothing is built: hypopg keeps the index in this session's memory only, and it is removed
@@ -361,6 +373,8 @@ def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | N
         ``CREATE INDEX [CONCURRENTLY] ... ON table (columns)``.
     params:
         Optional values for ``$n`` parameters (then a custom plan for those values).
+    schema:
+        hypopg's schema when the caller knows it (:func:`hypopg_schema`); read otherwise.
 
     Raises
     ------
@@ -368,13 +382,15 @@ def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | N
         hypopg is not installed in the database.
     """
     index_sql = _index_statement(create_index_sql)
-    facts = db.server_facts(engine)
-    if "hypopg" not in facts.get("extensions", {}):
+    schema = schema or hypopg_schema(engine)
+    if schema is None:
         raise ExtensionMissing("hypopg is not installed in this database (CREATE EXTENSION hypopg) — what-if indexes need it")
+    hypopg = pgsql.Identifier(schema)
     before = explain(engine, sql, params=params, source="EXPLAIN (before hypothetical index)")
     with _raw_connection(engine) as raw:
         try:
-            row = raw.execute("SELECT indexname FROM hypopg_create_index(%s)", (index_sql,)).fetchone()
+            row = raw.execute(pgsql.SQL("SELECT indexname FROM {}.hypopg_create_index(%s)").format(hypopg),
+                              (index_sql,)).fetchone()
             raw.commit()  # keep the transaction short; the index lives in the session, not the transaction
             index_name = str(row[0])
             facts_after = inspect_statement(sql)
@@ -390,7 +406,7 @@ def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | N
         finally:
             _quiet_rollback(raw)
             try:
-                raw.execute("SELECT hypopg_reset()")
+                raw.execute(pgsql.SQL("SELECT {}.hypopg_reset()").format(hypopg))
                 raw.rollback()
             except psycopg.Error:
                 _quiet_rollback(raw)
