@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -237,14 +238,38 @@ def column_uses(sql: str) -> list[ColumnUse]:
     ...     "SELECT * FROM orders WHERE tenant_id = $1 ORDER BY created_at DESC")]
     [('orders', 'tenant_id', 'equality'), ('orders', 'created_at', 'sort')]
     """
+    return list(_column_uses(sql))
+
+
+@functools.lru_cache(maxsize=4096)
+def _column_uses(sql: str) -> tuple[ColumnUse, ...]:
+    # one parse per statement text a process sees: the health checks and the index advice of one
+    # run read the same statements, and a weekly run's notebook sections read them again
     try:
         statements = pglast.parse_sql(sql)
     except pglast.parser.ParseError:
-        return []
+        return ()
     collector = _Collector()
     for raw in statements:
         collector.statement(raw.stmt)
-    return collector.uses
+    return tuple(collector.uses)
+
+
+def _schemas_by_table(columns_by_table) -> dict[str, list[str]]:
+    """table name -> the schemas holding one, built once per catalog mapping (cached on its id)."""
+    key = id(columns_by_table)
+    cached = _SCHEMAS_CACHE.get(key)
+    if cached is not None and cached[0] is columns_by_table:
+        return cached[1]
+    by_name: dict[str, list[str]] = {}
+    for schema, table in columns_by_table:
+        by_name.setdefault(table, []).append(schema)
+    _SCHEMAS_CACHE.clear()  # one catalog at a time
+    _SCHEMAS_CACHE[key] = (columns_by_table, by_name)
+    return by_name
+
+
+_SCHEMAS_CACHE: dict[int, tuple] = {}
 
 
 def resolve_uses(
@@ -257,9 +282,7 @@ def resolve_uses(
     several schemas hold one; otherwise it is dropped. A use whose column the table does
     not have (an ambiguous unqualified column, a column of a subquery) is dropped.
     """
-    by_name: dict[str, list[str]] = {}
-    for schema, table in columns_by_table:
-        by_name.setdefault(table, []).append(schema)
+    by_name = _schemas_by_table(columns_by_table)
     resolved = []
     for use in uses:
         if use.schema is not None:
