@@ -472,6 +472,7 @@ def from_statements(
     as often as a list statement, and about as often as that list statement returned rows (its
     calls within ``rows_tolerance`` times the list's rows): one lookup per listed row.
     Confidence is lower than from logs: the two statements are only known to share an interval.
+    What is not the application's workload (:func:`perfkit.statements.noise`) is left out.
 
     Parameters
     ----------
@@ -508,6 +509,9 @@ def from_statements(
         stats[column] = pd.to_numeric(stats[column], errors="coerce").fillna(0.0)
     stats = stats[stats["calls"] > 0]
     stats["query"] = stats["query"].fillna("").astype(str)
+    from perfkit.statements import noise
+
+    stats = stats[noise(stats) == ""]  # perfkit's reads, driver probes, FK checks and bulk loads pair with nothing
     stats["keys"] = stats["query"].map(key_lookup)
     lookups = stats[(stats["keys"].map(len) > 0) & (stats["calls"] >= min_calls)]
     lists = stats[stats["rows"] >= stats["calls"] * min_ratio]

@@ -32,7 +32,10 @@ NOISE_LABELS = {
     "explain": "EXPLAIN runs",
     "driver": "driver and catalog probes",
     "one-off": "one-off DDL and bulk loads",
+    "fk-check": "PostgreSQL's own foreign-key checks",
 }
+# the referential-integrity query PostgreSQL runs for each row a foreign key checks (ri_triggers.c)
+_FK_CHECK = re.compile(r"^select \S+ from only \S+ x where .* for (?:key )?share of x\s*$", re.IGNORECASE | re.DOTALL)
 _LEADING_COMMENTS = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
 _CATALOG_RELATION = r"(?:pg_catalog\.\w+|information_schema\.\w+|pg_\w+)"
 _RELATIONS = re.compile(r"\b(?:from|join)\s+(?!\()([\w.\"]+)", re.IGNORECASE)
@@ -62,6 +65,8 @@ def _label(query: str, calls: float) -> str:
     head = bare[:200].lower()
     if head.startswith("explain"):
         return "explain"
+    if _FK_CHECK.match(bare):
+        return "fk-check"
     if _DRIVER_BARE.match(head):
         return "driver"
     if head.startswith(("select", "with")):
@@ -79,7 +84,9 @@ def noise(frame: pd.DataFrame) -> pd.Series:
     ``perfkit``: perfkit's own reads (tagged ``/* perfkit */``); ``explain``: EXPLAIN statements;
     ``driver``: SHOW / set-up SETs / ``select current_schema()`` style calls and statements reading
     only the system catalogs (SQLAlchemy's and psycopg's probes); ``one-off``: DDL, COPY and
-    ``INSERT ... SELECT`` bulk loads run once (in a diff: once in the interval).
+    ``INSERT ... SELECT`` bulk loads run once (in a diff: once in the interval); ``fk-check``: the
+    ``SELECT 1 FROM ONLY t x WHERE ... FOR KEY SHARE OF x`` PostgreSQL runs per row for a foreign
+    key (with ``pg_stat_statements.track = all``; their time is in the statement that caused them).
     """
     if frame.empty:
         return pd.Series([], dtype="object", index=frame.index)
