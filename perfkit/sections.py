@@ -721,8 +721,13 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
                 notes.append(f"What if `{what_if}`: {db.redact_text(str(err))}")
         elif what_if:
             notes.append("A what-if index needs a live database with hypopg: set `dsn`.")
+        existing = None
+        if src.live and captured:
+            from perfkit.advice import existing_indexes
+
+            existing = existing_indexes(src.engine)
         result = plans.assess(captured, compare_with=after, compare_heading=Path(compare_with).name if after else "",
-                              what_if=tried, notes=notes)
+                              what_if=tried, notes=notes, existing=existing)
         blocks = list(intro)
         for heading, one in captured:
             blocks += _plan_blocks(one, heading)

@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             plan = explain(engine, args.sql, **options)
         extra = {"server": engine.info.get("target", ""), "sql": plan.query}
-        show_plan(assess([(plan.source or "EXPLAIN", plan)]), as_json=args.json, top=args.top, extra=extra)
+        from perfkit.advice import existing_indexes
+
+        result = assess([(plan.source or "EXPLAIN", plan)], existing=existing_indexes(engine))
+        show_plan(result, as_json=args.json, top=args.top, extra=extra)
     finally:
         engine.dispose()
     return 0

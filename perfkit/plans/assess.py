@@ -30,7 +30,8 @@ def _totals(heading: str, plan) -> dict:
     }
 
 
-def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None, notes: Iterable[str] = ()) -> Assessment:
+def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None, notes: Iterable[str] = (),
+           existing=None) -> Assessment:
     """The assessment of ``plans``: a Plan, or ``[(heading, Plan), ...]``.
 
     Parameters
@@ -46,6 +47,9 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         A :class:`perfkit.plans.capture.WhatIf` result (hypopg) to keep with the assessment.
     notes:
         Sentences to show (statements that could not be explained, ...).
+    existing:
+        The database's indexes (``perfkit.advice.existing_indexes``) when the plans come from a
+        live one: a fix building one of them (or a prefix of one) is not recommended.
 
     Returns
     -------
@@ -78,7 +82,7 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
     if len(findings):
         from perfkit.advice import recommend
 
-        tables["recommendations"] = recommend(plan_findings=findings)
+        tables["recommendations"] = recommend(plan_findings=findings, existing=existing)
     if what_if is not None:
         data["what_if"] = what_if
         facts["what_if"] = what_if.summary() if hasattr(what_if, "summary") else str(what_if)
