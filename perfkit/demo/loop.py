@@ -28,6 +28,7 @@ from perfkit.demo import shop
 from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
 from perfkit.output import progress, say, to_jsonable
 from perfkit.sandbox import DEFAULT_STATE_DIR, Sandbox
+from perfkit.sql import Fix
 from perfkit.store import SnapshotStore
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -571,71 +572,64 @@ def route_file_name(route: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", route.lower()).strip("_")
 
 
-def plan_findings(captured: dict) -> pd.DataFrame:
-    """The plan rules' findings of each endpoint's plan, with ``endpoint``."""
-    frames = []
-    for route, plan in captured.items():
-        found = plan.findings.copy()
-        if not found.empty:
-            found["endpoint"] = route
-            frames.append(found)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def plan_assessment(captured: dict):
+    """``perfkit.plans.assess`` of each endpoint's plan (each plan's heading is its route)."""
+    from perfkit import plans
+
+    return plans.assess(list(captured.items()))
 
 
 def gather_findings(result: DemoResult, engine, round_: LoadTestRound, captured: dict, options: DemoOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Findings from every evidence source perfkit has, and the ranked recommendations (perfkit.advice)."""
-    frames = []
+    """The assessments of every evidence source perfkit has (the ones the CLI and the report render),
+    their findings tagged with their source, and the ranked recommendations (perfkit.advice.assess)."""
+    assessments = []
     loadtests = optional_module("perfkit.loadtests")
     if loadtests is not None:
-        run = loadtests.read(round_.stats_csv)
-        verdicts = loadtests.slo(run, slo_targets())
-        frames.append(_tagged(loadtests.slo_findings(verdicts, run.summary), "loadtest"))
+        assessments.append(loadtests.assess([round_.stats_csv], slo=slo_targets()))
     else:
         _missing(result, "load-test SLO findings", "perfkit.loadtests")
-    plan_found = plan_findings(captured)
-    if optional_module("perfkit.plans") is None:
+    if optional_module("perfkit.plans") is not None:
+        assessments.append(plan_assessment(captured))
+    else:
         _missing(result, "plan findings", "perfkit.plans")
-    frames.append(_tagged(plan_found, "plans"))
     health = optional_module("perfkit.health")
-    health_found = pd.DataFrame()
     if health is not None:
-        health_found = health.check(engine)
-        frames.append(_tagged(health_found, "health"))
+        assessments.append(health.assess(engine))
     else:
         _missing(result, "health findings", "perfkit.health")
-    frames.append(_tagged(n_plus_one_findings(result, round_), "logs"))
+    logs = log_assessment(result, round_)
+    if logs is not None:
+        assessments.append(logs)
+    names = {"loadtests": "loadtest", "plans": "plans", "health": "health", "logs": "logs"}
+    frames = [_tagged(a.findings, names[a.source]) for a in assessments]
     frames = [f for f in frames if not f.empty]
     findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kind", "severity", "subject"])
+    if "plan" in findings:  # a plan's finding names its endpoint
+        findings["endpoint"] = findings["plan"]
     advice = optional_module("perfkit.advice")
     if advice is None:
         _missing(result, "recommendations", "perfkit.advice")
         return findings, pd.DataFrame()
-    recommendations = advice.recommend(
-        health=health_found if not health_found.empty else None,
-        statements=app_statements(round_.statements),
-        plan_findings=plan_found if not plan_found.empty else None,
-        engine=engine,
-    )
-    return findings, recommendations
+    ranked = advice.assess(assessments, engine=engine, statements=app_statements(round_.statements))
+    return findings, ranked.tables["recommendations"]
 
 
-def n_plus_one_findings(result: DemoResult, round_: LoadTestRound) -> pd.DataFrame:
-    """Findings of the server log: ``n_plus_one`` per request comment, slow statements, auto_explain plans.
-
-    Without a server log (a database the demo does not run), N+1 from pg_stat_statements alone.
-    """
+def log_assessment(result: DemoResult, round_: LoadTestRound):
+    """``perfkit.logs.assess`` of the run's server log (N+1 per request comment, slow statements,
+    auto_explain plans); without a server log (a database the demo does not run), an assessment of
+    the N+1 found from pg_stat_statements alone."""
     nplusone = optional_module("perfkit.nplusone")
     logs = optional_module("perfkit.logs")
     if nplusone is None or logs is None:
         _missing(result, "N+1 findings", "perfkit.logs")
-        return pd.DataFrame()
+        return None
     files = [path for path in round_.log_files if path.suffix in (".json", ".csv")]
-    if not files:
-        return n_plus_one_from_statements(nplusone, round_)
-    entries = logs.read(files)
-    frames = [nplusone.from_logs(entries), logs.slow_statements(entries), logs.plan_findings(entries)]
-    frames = [frame for frame in frames if frame is not None and not frame.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if files:
+        return logs.assess(files)
+    from perfkit.assessment import Assessment
+
+    return Assessment("logs", "Server log", findings=n_plus_one_from_statements(nplusone, round_),
+                      notes=["no server log: N+1 from pg_stat_statements and Locust's request counts"])
 
 
 def n_plus_one_from_statements(nplusone, round_: LoadTestRound) -> pd.DataFrame:
@@ -745,12 +739,16 @@ def report_recommendations(done) -> pd.DataFrame:
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:
-    """A DataFrame as CSV, lists and dicts in cells written as JSON."""
+    """A DataFrame as CSV, lists, dicts and fixes (perfkit.sql.Fix) in cells written as JSON."""
     plain = frame.copy() if frame is not None else pd.DataFrame()
     plain.attrs = {}
+    from perfkit.output import to_jsonable
+
+    structured = (list, dict, tuple, Fix)
     for column in plain.columns:
-        if plain[column].map(lambda v: isinstance(v, list | dict | tuple)).any():
-            plain[column] = plain[column].map(lambda v: json.dumps(v, default=str) if isinstance(v, list | dict | tuple) else v)
+        if plain[column].map(lambda v: isinstance(v, structured)).any():
+            plain[column] = plain[column].map(
+                lambda v: json.dumps(to_jsonable(v), default=str) if isinstance(v, structured) else v)
     plain.to_csv(path, index=False)
     return path
 
