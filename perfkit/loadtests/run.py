@@ -156,6 +156,22 @@ def guard(path, what: str):
         raise
 
 
+def json_object(text: str, path, what: str, key: str) -> dict:
+    """``text`` as a JSON object that holds an object under ``key``.
+
+    Call it inside :func:`guard`, which words a JSON syntax error.
+
+    Raises
+    ------
+    BadInputError
+        ``not <what> (no "<key>" object)`` when the document is something else.
+    """
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
+        raise BadInputError(f"not {what} (no \"{key}\" object)", path=path)
+    return doc
+
+
 def http_ok(status) -> np.ndarray:
     """Which HTTP status codes are successes for perfkit: 200-399 (NaN and 0, no answer, are not).
 
