@@ -474,14 +474,6 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
         As ``perfkit loadtest``'s options of those names.
     """
     title = "Load tests"
-    missing = needs("loadtests", title)
-    if missing:
-        return _with_skipped_assessment(missing, "loadtests", src=src, key="loadtest")
-    if not src.loadtests:
-        return _with_skipped_assessment(
-            Section.skip(title, f"{title}: no load-test file given, so there are no SLO verdicts in this report."),
-            "loadtests", src=src, key="loadtest")
-
     chart_names = list(charts)
 
     def build() -> Section:
@@ -522,7 +514,8 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
         return src.keep(Section(title, blocks, data=data, findings=assessed.findings, facts=facts,
                                 assessment=assessed, key="loadtest"))
 
-    return _with_skipped_assessment(guarded(title, build, src=src, key="loadtest"), "loadtests", src=src, key="loadtest")
+    return _file_section(src, title, "loadtests", src.loadtests, build, key="loadtest",
+                         none_given="no load-test file given, so there are no SLO verdicts in this report.")
 
 
 def _worst(verdicts: pd.Series) -> str:
@@ -786,6 +779,19 @@ def _with_skipped_assessment(section: Section, source: str, *, src: Sources | No
     return src.keep(section) if src is not None and key else section
 
 
+def _file_section(src: Sources, title: str, source: str, files: list, build: Callable[[], Section], *, key: str,
+                  none_given: str) -> Section:
+    """The section ``build()`` makes of the evidence files of ``perfkit.<source>``, guarded; skipped
+    when that module is missing or ``files`` is empty (saying ``none_given``), with a skipped
+    Assessment then, recorded under ``key``."""
+    missing = needs(source, title)
+    if missing:
+        return _with_skipped_assessment(missing, source, src=src, key=key)
+    if not files:
+        return _with_skipped_assessment(Section.skip(title, f"{title}: {none_given}"), source, src=src, key=key)
+    return _with_skipped_assessment(guarded(title, build, src=src, key=key), source, src=src, key=key)
+
+
 # -- server logs ----------------------------------------------------------------------------------
 def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeats: int = 3,
                 max_statements: int = 10, gap_ms: float = 1000.0, prefix: str | None = None,
@@ -809,11 +815,6 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
         As ``perfkit logs``'s options of those names.
     """
     title = "Server log"
-    missing = needs("logs", title)
-    if missing:
-        return _with_skipped_assessment(missing, "logs", src=src, key="logs")
-    if not src.logs:
-        return _with_skipped_assessment(Section.skip(title, f"{title}: no log file given."), "logs", src=src, key="logs")
 
     def build() -> Section:
         from perfkit import charts
@@ -856,4 +857,4 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
                        assessment=assessed, key="logs")
         return src.keep(section)
 
-    return _with_skipped_assessment(guarded(title, build, src=src, key="logs"), "logs", src=src, key="logs")
+    return _file_section(src, title, "logs", src.logs, build, key="logs", none_given="no log file given.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 
 from perfkit.db import sanitize_server_id
 from perfkit.errors import BadInputError
+from perfkit.fileio import atomic_path
 
 DEFAULT_ROOT = Path("data/snapshots")
 _FILE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)-(?P<tag>[0-9a-f]+)\.parquet$")
@@ -80,15 +80,8 @@ class SnapshotStore:
         final = folder / f"{captured:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(4)}.parquet"
         # the partition columns live in the path, not in the file (DuckDB/Spark/Trino read it as hive)
         table = pa.Table.from_pandas(snapshot.drop(columns=[c for c in ("server", "date") if c in snapshot.columns]), preserve_index=False)
-        tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
-        try:
+        with atomic_path(final) as tmp:
             pq.write_table(table, tmp, compression="zstd")
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return final
 
     # -- reading ---------------------------------------------------------------------------

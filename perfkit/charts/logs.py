@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from perfkit.charts.figures import message_figure
 from perfkit.logs.analysis import executions
 
 
@@ -36,11 +37,7 @@ def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, widt
     runs = executions(logs)
     runs = runs[runs["duration_ms"].notna() & (runs["duration_ms"] > 0)]
     if runs.empty:
-        figure = Figure(figsize=(width, 2.0))
-        ax = figure.add_subplot()
-        ax.text(0.5, 0.5, "no timed statement executions in these logs", ha="center", va="center")
-        ax.set_axis_off()
-        return figure
+        return message_figure("no timed statement executions in these logs", width=width, height=2.0)
     key = runs["fingerprint"].fillna("text:" + runs["normalized"])
     totals = runs.groupby(key)["duration_ms"].sum().sort_values(ascending=False).head(top)
     figure = Figure(figsize=(width, 1.8 * len(totals) + 0.6), layout="constrained")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from perfkit.charts.figures import message_figure
 from perfkit.statements import strip_leading_comments
 
 
@@ -19,12 +21,14 @@ def statement_label(query, width: int = 60) -> str:
     return text.replace("$", r"\$")  # $1 ... $2 would otherwise be read as mathtext
 
 
-def _empty(message: str) -> Figure:
-    fig = Figure(figsize=(8, 2.5))
+def _statement_rows(shown: pd.DataFrame, *, row_height: float, margin: float) -> tuple[Figure, Axes, np.ndarray]:
+    """A figure with one horizontal row per statement of ``shown`` (the first on top), each
+    labelled with its text: the frame both bar charts draw in. Returns it, its axes and the rows' y."""
+    fig = Figure(figsize=(9, row_height * len(shown) + margin))
     ax = fig.add_subplot()
-    ax.text(0.5, 0.5, message, ha="center", va="center")
-    ax.set_axis_off()
-    return fig
+    positions = np.arange(len(shown))[::-1]
+    ax.set_yticks(positions, [statement_label(q) for q in shown["query"]], fontsize=8)
+    return fig, ax, positions
 
 
 def top_statements_bar(frame: pd.DataFrame, *, n: int = 10, value: str = "total_exec_ms", title: str | None = None) -> Figure:
@@ -47,13 +51,9 @@ def top_statements_bar(frame: pd.DataFrame, *, n: int = 10, value: str = "total_
     """
     shown = frame.dropna(subset=[value]).head(n)
     if shown.empty:
-        return _empty("no statements to show")
-    labels = [statement_label(q) for q in shown["query"]]
-    fig = Figure(figsize=(9, 0.45 * len(shown) + 1.2))
-    ax = fig.add_subplot()
-    positions = np.arange(len(shown))[::-1]
+        return message_figure("no statements to show", height=2.5)
+    fig, ax, positions = _statement_rows(shown, row_height=0.45, margin=1.2)
     ax.barh(positions, shown[value].astype(float), color="#4C72B0")
-    ax.set_yticks(positions, labels, fontsize=8)
     unit = "ms" if value.endswith("_ms") else ""
     ax.set_xlabel(value.replace("_ms", "").replace("_", " ") + (f" ({unit})" if unit else ""))
     ax.set_title(title or f"Top {len(shown)} statements by {value.replace('_', ' ')}")
@@ -80,16 +80,12 @@ def week_over_week(changes: pd.DataFrame, *, n: int = 10, title: str | None = No
     ran = changes[changes["status"].isin(["changed", "new", "reset"])] if "status" in changes else changes
     shown = ran.dropna(subset=["mean_exec_ms"]).head(n)
     if shown.empty:
-        return _empty("no statement ran in the interval")
-    labels = [statement_label(q) for q in shown["query"]]
-    fig = Figure(figsize=(9, 0.55 * len(shown) + 1.4))
-    ax = fig.add_subplot()
-    positions = np.arange(len(shown))[::-1]
+        return message_figure("no statement ran in the interval", height=2.5)
+    fig, ax, positions = _statement_rows(shown, row_height=0.55, margin=1.4)
     before = shown["prev_mean_exec_ms"].astype(float).to_numpy()
     after = shown["mean_exec_ms"].astype(float).to_numpy()
     ax.barh(positions + 0.2, np.nan_to_num(before), height=0.4, color="#B0B0B0", label="before (mean up to the baseline)")
     ax.barh(positions - 0.2, after, height=0.4, color="#DD8452", label="in the interval")
-    ax.set_yticks(positions, labels, fontsize=8)
     values = np.concatenate([before[np.isfinite(before) & (before > 0)], after[np.isfinite(after) & (after > 0)]])
     if len(values) and values.max() / max(values.min(), 1e-9) > 100:
         ax.set_xscale("log")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from perfkit.commands import add_json_option, positive_int
+from perfkit.commands import add_json_option
 from perfkit.commands.snapshot import add_store_options
-from perfkit.commands.top import TOP_CHOICES, add_noise_option
+from perfkit.commands.top import add_ranking_options
 
 DIFF_COLUMNS = ["status", "queryid", "calls", "total_exec_ms", "mean_exec_ms", "prev_mean_exec_ms", "share_total", "query"]
 HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "prev_mean_exec_ms": "mean before", "share_total": "% total"}
@@ -17,9 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dsn", default=None, help="take and store a fresh snapshot first (default: compare stored snapshots only)")
     parser.add_argument("--statement-timeout", default="30s", help="statement_timeout with --dsn")
     parser.add_argument("--lock-timeout", default="5s", help="lock_timeout with --dsn")
-    parser.add_argument("--by", default="total", choices=list(TOP_CHOICES), help="rank the statements by (default total)")
-    parser.add_argument("-n", type=positive_int, default=20, help="how many statements (default 20)")
-    add_noise_option(parser)
+    add_ranking_options(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
 

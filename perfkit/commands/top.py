@@ -13,14 +13,15 @@ HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "share_total"
 def register(subparsers) -> None:
     parser = subparsers.add_parser("top", help="the costliest statements", description=__doc__)
     add_dsn_option(parser)
-    parser.add_argument("--by", default="total", choices=list(TOP_CHOICES), help="rank by total time (default), mean time, calls, io or temp")
-    parser.add_argument("-n", type=positive_int, default=20, help="how many statements (default 20)")
-    add_noise_option(parser)
+    add_ranking_options(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
 
 
-def add_noise_option(parser) -> None:
+def add_ranking_options(parser) -> None:
+    """``--by``, ``-n`` and ``--all``: which statements ``top`` and ``diff`` rank, and how many."""
+    parser.add_argument("--by", default="total", choices=list(TOP_CHOICES), help="rank by total time (default), mean time, calls, io or temp")
+    parser.add_argument("-n", type=positive_int, default=20, help="how many statements (default 20)")
     parser.add_argument("--all", action="store_true", dest="include_noise",
                         help="also rank perfkit's own reads, EXPLAINs, driver catalog probes and one-off DDL / bulk "
                         "loads (left out by default, and counted in a note)")

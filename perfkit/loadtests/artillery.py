@@ -5,7 +5,6 @@ Aggregates only (counters, rates and summaries per period); no per-request sampl
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 from perfkit.errors import BadInputError
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, summary_frame
-from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, json_object, read_text
 
 FORMATS = (
     Format("artillery", tool="artillery", gives="aggregates",
@@ -86,9 +85,7 @@ def read_report(path) -> LoadTestRun:
     path = Path(path)
     text = read_text(path)
     with guard(path, "Artillery report"):
-        doc = json.loads(text)
-        if not isinstance(doc, dict) or not isinstance(doc.get("aggregate"), dict):
-            raise BadInputError("not an Artillery report (no \"aggregate\" object)", path=path)
+        doc = json_object(text, path, "an Artillery report", "aggregate")
         agg = doc["aggregate"]
         counters = agg.get("counters") or {}
         summaries = agg.get("summaries") or {}

@@ -30,6 +30,7 @@ from perfkit.loadtests.run import (
     guard,
     head_bytes,
     http_ok,
+    json_object,
     read_text,
 )
 
@@ -714,9 +715,7 @@ def read_summary(path) -> LoadTestRun:
     path = Path(path)
     text = read_text(path)
     with guard(path, "k6 summary"):
-        doc = json.loads(text)
-        if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
-            raise BadInputError("not a k6 summary (no \"metrics\" object)", path=path)
+        doc = json_object(text, path, "a k6 summary", "metrics")
         metrics = doc["metrics"]
         handle_summary = any(isinstance(m, dict) and "values" in m for m in metrics.values())
         fmt = "k6-handle-summary" if handle_summary else "k6-summary-export"

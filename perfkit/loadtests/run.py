@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError, PerfkitError
+from perfkit.fileio import input_errors
 from perfkit.loadtests.frames import empty_samples, empty_summary
 
 
@@ -155,6 +156,22 @@ def guard(path, what: str):
         raise
 
 
+def json_object(text: str, path, what: str, key: str) -> dict:
+    """``text`` as a JSON object that holds an object under ``key``.
+
+    Call it inside :func:`guard`, which words a JSON syntax error.
+
+    Raises
+    ------
+    BadInputError
+        ``not <what> (no "<key>" object)`` when the document is something else.
+    """
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
+        raise BadInputError(f"not {what} (no \"{key}\" object)", path=path)
+    return doc
+
+
 def http_ok(status) -> np.ndarray:
     """Which HTTP status codes are successes for perfkit: 200-399 (NaN and 0, no answer, are not).
 
@@ -181,27 +198,15 @@ def read_text(path) -> str:
 def read_bytes(path) -> bytes:
     """The file's bytes (gunzipped when it ends in .gz); BadInputError when missing or empty."""
     path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            import gzip
-
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
-        else:
-            data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
-    except (OSError, EOFError) as err:
-        raise BadInputError(f"cannot read: {err}", path=path) from None
+    data = head_bytes(path, -1)
     if not data.strip():
         raise BadInputError("empty file: no load-test results in it", path=path)
     return data
 
 
 def head_bytes(path: Path, size: int = 65536) -> bytes:
-    """The first ``size`` bytes of a result file (gunzipped for ``.gz``), for format sniffing.
+    """The first ``size`` bytes of a result file (all of them for -1; gunzipped for ``.gz``), for
+    format sniffing.
 
     Raises
     ------
@@ -210,15 +215,6 @@ def head_bytes(path: Path, size: int = 65536) -> bytes:
     """
     import gzip
 
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read(size)
-        with open(path, "rb") as handle:
+    with input_errors(path, "is a directory, not a result file (use --latest DIR)"):
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
             return handle.read(size)
-    except FileNotFoundError:
-        raise BadInputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise BadInputError("is a directory, not a result file (use --latest DIR)", path=path) from None
-    except (OSError, EOFError) as err:
-        raise BadInputError(f"cannot read: {err}", path=path) from None

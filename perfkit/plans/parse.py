@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import input_errors
 from perfkit.plans.model import Plan, build_plan
 from perfkit.plans.parse_text import parse_text_lines
 from perfkit.plans.unwrap import unwrap
@@ -107,12 +108,6 @@ def parse_file(path: str | Path) -> Plan:
 
         return parse(sys.stdin.read(), path="<stdin>")
     file = Path(path)
-    try:
+    with input_errors(file, "is a folder, not a plan file"):
         data = file.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError("no such file", path=file) from None
-    except IsADirectoryError:
-        raise BadInputError("is a folder, not a plan file", path=file) from None
-    except OSError as err:
-        raise BadInputError(f"cannot read it ({err.strerror})", path=file) from None
     return parse(data, path=file, name=str(file))
