@@ -161,17 +161,10 @@ def index_advice(
         (since the statistics reset, at least one day) scaled by the cost saved.
     """
     if isinstance(engine_or_conn, Engine):
+        options = dict(statements=statements, top_n=top_n, min_total_ms=min_total_ms, tenant_columns=tenant_columns,
+                       min_cost_reduction=min_cost_reduction, use_hypopg=use_hypopg, existing=existing)
         with db.session(engine_or_conn) as conn:
-            return index_advice(
-                conn,
-                statements=statements,
-                top_n=top_n,
-                min_total_ms=min_total_ms,
-                tenant_columns=tenant_columns,
-                min_cost_reduction=min_cost_reduction,
-                use_hypopg=use_hypopg,
-                existing=existing,
-            )
+            return index_advice(conn, **options)
     conn = engine_or_conn
     if statements is None:
         statements = statement_stats(conn, limit=max(top_n, 1))

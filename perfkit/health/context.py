@@ -25,7 +25,12 @@ from sqlalchemy.engine import Engine
 from perfkit import db
 from perfkit.errors import ExtensionMissing, PerfkitError, PermissionDenied
 from perfkit.health.common import size_text
-from perfkit.health.workload import STATEMENT_COLUMNS, column_workload, empty_statements
+from perfkit.health.workload import (
+    STATEMENT_COLUMNS,
+    TABLE_COLUMNS_SQL,
+    column_workload,
+    empty_statements,
+)
 
 # -- the catalog reads several checks share ----------------------------------------------------
 DATABASE_SQL = """
@@ -92,15 +97,6 @@ LEFT JOIN pg_statio_user_tables io ON io.relid = s.relid
 LEFT JOIN LATERAL (SELECT jsonb_object_agg(t.option_name, t.option_value) AS opts
                    FROM pg_options_to_table(c.reloptions) t) o ON true
 WHERE s.schemaname NOT LIKE 'pg_temp%'
-"""
-
-TABLE_COLUMNS_SQL = """
-SELECT n.nspname AS schema, c.relname AS table, a.attname AS column
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'm')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
 """
 
 SETTINGS_SQL = """

@@ -136,6 +136,17 @@ def _autovacuum_on(value) -> bool:
     return str(value).lower() not in _OFF
 
 
+def _past_trigger(evidence, what: str, counter: str, overdue_factor: float, minimum: int):
+    """``(row, autovacuum on, trigger)`` of each table whose ``counter`` is past autovacuum's ``what``
+    (vacuum or analyze) trigger, ``threshold + scale_factor * rows`` (times ``overdue_factor`` when
+    autovacuum is on for it), and at least ``minimum``."""
+    for row in evidence["tables"].itertuples(index=False):
+        on = _autovacuum_on(row.autovacuum)
+        trigger = getattr(row, f"{what}_threshold") + getattr(row, f"{what}_scale_factor") * float(row.reltuples)
+        if getattr(row, counter) >= max(minimum, trigger * (overdue_factor if on else 1.0)):
+            yield row, on, trigger
+
+
 def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tuples: int = 1000) -> list[dict]:
     """Tables whose dead rows are past the point where autovacuum should have vacuumed them.
 
@@ -151,12 +162,7 @@ def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tupl
         Ignore tables with fewer dead rows.
     """
     found = []
-    for row in evidence["tables"].itertuples(index=False):
-        on = _autovacuum_on(row.autovacuum)
-        trigger = row.vacuum_threshold + row.vacuum_scale_factor * float(row.reltuples)
-        limit = trigger * (overdue_factor if on else 1.0)
-        if row.n_dead_tup < max(min_dead_tuples, limit):
-            continue
+    for row, on, trigger in _past_trigger(evidence, "vacuum", "n_dead_tup", overdue_factor, min_dead_tuples):
         disabled = "" if on else "; autovacuum is off for this table"
         fix = sql.vacuum(row.schema, row.table, verbose=True)
         if not on:
@@ -196,12 +202,7 @@ def judge_analyze_overdue(evidence, *, overdue_factor: float = 2.0, min_modifica
         Ignore tables with fewer rows changed since the last analyze.
     """
     found = []
-    for row in evidence["tables"].itertuples(index=False):
-        on = _autovacuum_on(row.autovacuum)
-        trigger = row.analyze_threshold + row.analyze_scale_factor * float(row.reltuples)
-        limit = trigger * (overdue_factor if on else 1.0)
-        if row.n_mod_since_analyze < max(min_modifications, limit):
-            continue
+    for row, on, trigger in _past_trigger(evidence, "analyze", "n_mod_since_analyze", overdue_factor, min_modifications):
         disabled = "" if on else "; autovacuum (and so autoanalyze) is off for this table"
         found.append(
             finding(
