@@ -114,6 +114,8 @@ NOISE = [
     ("EXPLAIN (ANALYZE) SELECT * FROM orders", 3, "explain"),
     ("select current_schema()", 400, "driver"),
     ("SELECT pg_catalog.version()", 2, "driver"),
+    ("SELECT pg_stat_statements_reset()", 1, "admin"),
+    ("select pg_catalog.pg_terminate_backend($1)", 4, "admin"),
     ("show transaction isolation level", 900, "driver"),
     ("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = $1", 4,
      "driver"),
@@ -152,7 +154,7 @@ def test_noise_is_left_out_of_the_ranking_and_said(capsys):
     })
     result = statements.assess(snap, since=None, n=50)
     assert len(result.tables["statements"]) == sum(1 for *_, label in NOISE if not label)
-    assert "Left out of the rankings: 12 statements" in result.notes[0]
+    assert "Left out of the rankings: 14 statements" in result.notes[0]
     everything = statements.assess(snap, since=None, n=50, include_noise=True)
     assert len(everything.tables["statements"]) == len(NOISE) and not everything.notes
 

@@ -33,7 +33,10 @@ NOISE_LABELS = {
     "driver": "driver and catalog probes",
     "one-off": "one-off DDL and bulk loads",
     "fk-check": "PostgreSQL's own foreign-key checks",
+    "admin": "statistics resets and other admin calls",
 }
+_ADMIN = re.compile(r"^select\s+(?:pg_catalog\.|public\.)?(?:pg_stat_statements_reset|pg_stat_reset\w*|pg_reload_conf|"
+                    r"pg_terminate_backend|pg_cancel_backend|pg_switch_wal|pg_create_restore_point)\s*\(", re.IGNORECASE)
 # the referential-integrity query PostgreSQL runs for each row a foreign key checks (ri_triggers.c)
 _FK_CHECK = re.compile(r"^select \S+ from only \S+ x where .* for (?:key )?share of x\s*$", re.IGNORECASE | re.DOTALL)
 _LEADING_COMMENTS = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
@@ -67,6 +70,8 @@ def _label(query: str, calls: float) -> str:
         return "explain"
     if _FK_CHECK.match(bare):
         return "fk-check"
+    if _ADMIN.match(head):
+        return "admin"
     if _DRIVER_BARE.match(head):
         return "driver"
     if head.startswith(("select", "with")):
@@ -86,7 +91,8 @@ def noise(frame: pd.DataFrame) -> pd.Series:
     only the system catalogs (SQLAlchemy's and psycopg's probes); ``one-off``: DDL, COPY and
     ``INSERT ... SELECT`` bulk loads run once (in a diff: once in the interval); ``fk-check``: the
     ``SELECT 1 FROM ONLY t x WHERE ... FOR KEY SHARE OF x`` PostgreSQL runs per row for a foreign
-    key (with ``pg_stat_statements.track = all``; their time is in the statement that caused them).
+    key (with ``pg_stat_statements.track = all``; their time is in the statement that caused them);
+    ``admin``: ``select pg_stat_statements_reset()``, ``pg_reload_conf()``, ``pg_terminate_backend(...)``.
     """
     if frame.empty:
         return pd.Series([], dtype="object", index=frame.index)
