@@ -34,6 +34,8 @@ def register(subparsers) -> None:
                         help="more statements than this in one request is a finding (default: 10)")
     parser.add_argument("--gap-ms", type=float, default=1000.0,
                         help="idle time that ends a request on a connection without request comments (default: 1000)")
+    parser.add_argument("--all", action="store_true", dest="include_noise",
+                        help="also list one-off DDL, driver probes and admin calls in the statement tables")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
         slow_ms=args.slow_ms, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms,
+        include_noise=args.include_noise,
     )
     if args.json:
         emit_json(assessment.to_json())

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import pandas as pd
+
 from perfkit.assessment import Assessment, merge_findings
 from perfkit.errors import BadInputError
 from perfkit.logs.analysis import executions, most_frequent, plan_findings, slow_statements, slowest
@@ -26,6 +28,19 @@ def _check(name: str, value, minimum, flag: str) -> None:
         raise BadInputError(f"{name} ({flag}) must be {minimum:g} or more, not {value:g}")
 
 
+ALL_SHAPES = 10**9  # every shape: the tables are cut after the noise is left out
+
+
+def _workload_shapes(shapes: pd.DataFrame, include_noise: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shapes that are the application's workload, and the others (empty with ``include_noise``)."""
+    from perfkit.statements import noise
+
+    if include_noise or shapes.empty:
+        return shapes, shapes.iloc[0:0]
+    labels = noise(shapes.assign(query=shapes["normalized"])[["query", "calls"]])
+    return shapes[labels == ""], shapes[labels != ""]
+
+
 def assess(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     *,
@@ -37,6 +52,7 @@ def assess(
     min_repeats: int = 3,
     max_statements: int = 10,
     gap_ms: float = 1000.0,
+    include_noise: bool = False,
 ) -> Assessment:
     """Read PostgreSQL server logs (all files together) and assess their statements.
 
@@ -63,6 +79,10 @@ def assess(
         ``skipped_lines``, ``bad_records``. ``notes``: lines skipped (and the first of them),
         plans not read, no executions (and how to log them). ``data``: ``logs`` (the entries),
         ``slowest``.
+
+    The shape tables leave out what is not the application's workload (one-off DDL such as
+    ``ALTER SYSTEM``, drivers' probes, perfkit's own reads: :func:`perfkit.statements.noise`)
+    unless ``include_noise``, and a note counts them.
 
     Raises
     ------
@@ -95,10 +115,15 @@ def assess(
     executed = executions(logs)
     if executed.empty:
         notes.append(NO_EXECUTIONS)
+    frequent, noisy = _workload_shapes(most_frequent(logs, n=ALL_SHAPES, by="calls"), include_noise)
+    if len(noisy):
+        notes.append(f"Left out of the statement tables: {len(noisy)} statement shapes ({noisy['calls'].sum():,.0f} "
+                     "executions) that are not the application's workload (one-off DDL, driver probes, admin calls).")
     tables = {
         "slowest": ranked.drop(columns=["plan"]).assign(has_plan=ranked["plan"] != ""),
-        "most_frequent": most_frequent(logs, n=n, by="calls"),
-        "most_time": most_frequent(logs, n=n, by="total_ms"),
+        "most_frequent": frequent.head(n).reset_index(drop=True),
+        "most_time": frequent.sort_values(["total_ms", "calls"], ascending=False, kind="stable").head(n)
+        .reset_index(drop=True),
         "n_plus_one": n_plus_one,
     }
     facts = {
