@@ -82,13 +82,28 @@ def format_table(
     *,
     max_width: int = 60,
     headers: dict[str, str] | None = None,
+    fit: str | None = None,
+    width: int | None = None,
 ) -> str:
-    """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut)."""
+    """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut).
+
+    ``fit``: a text column cut so that the table fits ``width`` (default: the terminal's, at
+    least 100 columns when it cannot be told), keeping at least 30 characters of it.
+    """
     columns = list(columns or frame.columns)
     headers = headers or {}
     if frame.empty:
         return "(none)"
-    rows = [[_cell(v, max_width) for v in record] for record in frame[columns].itertuples(index=False)]
+    limits = dict.fromkeys(columns, max_width)
+    if fit in limits:
+        import shutil
+
+        width = width or shutil.get_terminal_size((100, 24)).columns
+        others = [c for c in columns if c != fit]
+        used = sum(max([len(headers.get(c, c))] + [len(_cell(v, max_width)) for v in frame[c]]) + 2 for c in others)
+        limits[fit] = max(30, width - used)
+    rows = [[_cell(v, limits[c]) for c, v in zip(columns, record, strict=True)]
+            for record in frame[columns].itertuples(index=False)]
     titles = [headers.get(c, c) for c in columns]
     widths = [max([len(t)] + [len(r[i]) for r in rows]) for i, t in enumerate(titles)]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
@@ -125,6 +140,17 @@ def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: s
         disable=False if force else None,
         leave=False,
     )
+
+
+def wrapped(text: str, prefix: str = "", width: int | None = None) -> str:
+    """``text`` wrapped to the terminal (at least 100 columns when it cannot be told), later lines
+    indented under the first one's text."""
+    import shutil
+    import textwrap
+
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    return textwrap.fill(" ".join(str(text).split()), width=max(width, 40), initial_indent=prefix,
+                         subsequent_indent=" " * len(prefix), break_on_hyphens=False)
 
 
 def say(message: str) -> None:

@@ -121,18 +121,24 @@ def run(args: argparse.Namespace) -> int:
         emit_json(assessment.to_json())
         return 0
     findings, counts = assessment.findings, assessment.facts["counts"]
-    print_table(
-        findings,
-        ["severity", "area", "kind", "subject", "evidence"],
-        title=f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info",
-        max_width=90,
-    )
+    print(f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info")
+    if findings.empty:
+        print_table(findings)
+    # by area, most severe area first (the findings are ranked, so the first row of each area leads)
+    for area, group in findings.groupby("area", sort=False) if len(findings) else ():
+        print()
+        print_table(group, ["severity", "kind", "subject", "evidence"], title=f"{area}:", max_width=36)
     recommendations = assessment.tables["recommendations"]
     fixes = recommendations[recommendations["sql"] != ""]
     if len(fixes):
+        import shutil
+        import textwrap
+
+        width = min(shutil.get_terminal_size((100, 24)).columns, 120)
         print("\nRecommendations, each fix once (printed only; review before running):")
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
             merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
-            print(f"-- {number}. {row.kind} {row.subject}{merged}: {row.recommendation}")
+            print(textwrap.fill(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", width=width,
+                                initial_indent="-- ", subsequent_indent="--    "))
             print(row.sql)
     return 0

@@ -34,12 +34,15 @@ def print_statements(frame, title: str) -> None:
     shown = frame.assign(queryid=frame["queryid"].astype("string"), query=frame["query"].map(strip_leading_comments))
     if "share_total" in shown:
         shown = shown.assign(share_total=(shown["share_total"] * 100).round(1))
-    print_table(shown, [c for c in TOP_COLUMNS if c in shown.columns], title=title, headers={**HEADERS, "share_total": "% total"})
+    # the block-time and temp columns only when they hold something (track_io_timing, spills)
+    columns = [c for c in TOP_COLUMNS if c in shown.columns
+               and not (c in ("io_ms", "temp_blks") and not shown[c].fillna(0).astype(float).any())]
+    print_table(shown, columns, title=title, headers={**HEADERS, "share_total": "% total"}, fit="query")
 
 
 def run(args) -> int:
     from perfkit import statements
-    from perfkit.output import emit_json, say
+    from perfkit.output import emit_json, say, wrapped
 
     engine = engine_from_args(args)
     snap = statements.snapshot(engine, dsn=args.dsn)
@@ -48,7 +51,7 @@ def run(args) -> int:
         emit_json({"by": args.by, **result.to_json()})
         return 0
     for note in result.notes:
-        say(f"perfkit: {note}")
+        say(wrapped(note, "perfkit: "))
     print_statements(result.tables["statements"], f"Top {len(result.tables['statements'])} statements by {args.by} "
                      f"({engine.info['target']})")
     return 0

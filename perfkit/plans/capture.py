@@ -97,7 +97,7 @@ def inspect_statement(sql: str) -> StatementFacts:
 
 
 def _server_version(raw: psycopg.Connection) -> int:
-    return int(raw.execute("SELECT current_setting('server_version_num')::int").fetchone()[0])
+    return int(raw.execute(db.PERFKIT_TAG + "SELECT current_setting('server_version_num')::int").fetchone()[0])
 
 
 def _options(version: int, analyze: bool, *, generic: bool = False) -> str:
@@ -223,7 +223,7 @@ def explain(
         if analyze and facts.writes:
             raw.execute("SET TRANSACTION READ WRITE")  # the first statement of the transaction
         for name, value in (settings or {}).items():
-            raw.execute("SELECT set_config(%s, %s, true)", (str(name), str(value)))
+            raw.execute(db.PERFKIT_TAG + "SELECT set_config(%s, %s, true)", (str(name), str(value)))
         if not facts.params:
             row = raw.execute(f"EXPLAIN ({_options(version, analyze)}) {statement}").fetchone()
             document = _document(row)
@@ -244,7 +244,7 @@ def _explain_prepared(raw, statement: str, version: int, analyze: bool, count: i
     raw.execute(f"PREPARE {name} AS {statement}")
     try:
         if values is None:
-            raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            raw.execute(db.PERFKIT_TAG + "SET LOCAL plan_cache_mode = force_generic_plan")
             arguments = ", ".join(["NULL"] * count)
         else:
             arguments = ", ".join(_literal(v, raw) for v in values)
@@ -389,7 +389,7 @@ def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | N
     before = explain(engine, sql, params=params, source="EXPLAIN (before hypothetical index)")
     with _raw_connection(engine) as raw:
         try:
-            row = raw.execute(pgsql.SQL("SELECT indexname FROM {}.hypopg_create_index(%s)").format(hypopg),
+            row = raw.execute(pgsql.SQL(db.PERFKIT_TAG + "SELECT indexname FROM {}.hypopg_create_index(%s)").format(hypopg),
                               (index_sql,)).fetchone()
             raw.commit()  # keep the transaction short; the index lives in the session, not the transaction
             index_name = str(row[0])
@@ -406,7 +406,7 @@ def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | N
         finally:
             _quiet_rollback(raw)
             try:
-                raw.execute(pgsql.SQL("SELECT {}.hypopg_reset()").format(hypopg))
+                raw.execute(pgsql.SQL(db.PERFKIT_TAG + "SELECT {}.hypopg_reset()").format(hypopg))
                 raw.rollback()
             except psycopg.Error:
                 _quiet_rollback(raw)

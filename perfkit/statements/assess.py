@@ -49,11 +49,12 @@ _DRIVER_BARE = re.compile(
     r"pg_backend_pid|txid_current|pg_is_in_recovery)\s*\()",
     re.IGNORECASE,
 )
-_ONE_OFF = re.compile(
-    r"^(?:create|alter|drop|copy|truncate|vacuum|analyze|reindex|cluster|refresh\s+materialized|grant|revoke|"
-    r"comment\s+on|insert\s+into\s+[\w.\"]+\s*(?:\([^)]*\)\s*)?select\b)",
-    re.IGNORECASE,
-)
+# DDL and maintenance: one-off when run at most ONE_OFF_DDL_CALLS times (migrations, extension
+# scripts, a DBA's VACUUM); a bulk load (COPY, INSERT ... SELECT) only when run once
+_DDL = re.compile(r"^(?:create|alter|drop|truncate|vacuum|analyze|reindex|cluster|refresh\s+materialized|grant|revoke|"
+                  r"comment\s+on|security\s+label)\b", re.IGNORECASE)
+_BULK = re.compile(r"^(?:copy\b|insert\s+into\s+[\w.\"]+\s*(?:\([^)]*\)\s*)?select\b)", re.IGNORECASE)
+ONE_OFF_DDL_CALLS = 10
 
 
 def _bare(query) -> str:
@@ -78,7 +79,8 @@ def _label(query: str, calls: float) -> str:
         relations = _RELATIONS.findall(bare)
         if relations and all(re.fullmatch(_CATALOG_RELATION, r.replace('"', ""), re.IGNORECASE) for r in relations):
             return "driver"
-    if (calls is None or pd.isna(calls) or calls <= 1) and _ONE_OFF.match(bare):
+    calls = 0 if calls is None or pd.isna(calls) else calls
+    if (calls <= ONE_OFF_DDL_CALLS and _DDL.match(bare)) or (calls <= 1 and _BULK.match(bare)):
         return "one-off"
     return ""
 
@@ -88,8 +90,9 @@ def noise(frame: pd.DataFrame) -> pd.Series:
 
     ``perfkit``: perfkit's own reads (tagged ``/* perfkit */``); ``explain``: EXPLAIN statements;
     ``driver``: SHOW / set-up SETs / ``select current_schema()`` style calls and statements reading
-    only the system catalogs (SQLAlchemy's and psycopg's probes); ``one-off``: DDL, COPY and
-    ``INSERT ... SELECT`` bulk loads run once (in a diff: once in the interval); ``fk-check``: the
+    only the system catalogs (SQLAlchemy's and psycopg's probes); ``one-off``: DDL and maintenance
+    run at most ``ONE_OFF_DDL_CALLS`` times, COPY and ``INSERT ... SELECT`` bulk loads run once (in
+    a diff: in the interval); ``fk-check``: the
     ``SELECT 1 FROM ONLY t x WHERE ... FOR KEY SHARE OF x`` PostgreSQL runs per row for a foreign
     key (with ``pg_stat_statements.track = all``; their time is in the statement that caused them);
     ``admin``: ``select pg_stat_statements_reset()``, ``pg_reload_conf()``, ``pg_terminate_backend(...)``.
