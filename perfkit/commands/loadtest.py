@@ -52,9 +52,23 @@ def _per_file(assessment) -> list[dict]:
     return out
 
 
+def _slo_words(verdicts):
+    """endpoint -> ``pass``, or the worst verdict and the metrics that have it (``warning: p95, p99``)."""
+    words = {}
+    for endpoint, mine in verdicts.groupby("endpoint", sort=False):
+        for worst in ("critical", "warning"):
+            metrics = mine.loc[mine["verdict"] == worst, "metric"].str.replace("_ms", "", regex=False).tolist()
+            if metrics:
+                words[endpoint] = f"{worst}: {', '.join(metrics)}"
+                break
+        else:
+            words[endpoint] = "pass" if (mine["verdict"] == "pass").any() else "n/a"
+    return words
+
+
 def run(args: argparse.Namespace) -> int:
     from perfkit import loadtests
-    from perfkit.output import emit_json, format_table
+    from perfkit.output import emit_json, format_table, wrapped
 
     paths = [Path(f) for f in args.files]
     if args.latest:
@@ -87,17 +101,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{run_.source}: {run_.tool} ({run_.format}), percentiles from {run_.percentiles_from}")
             table = run_.summary.copy()
             table["error_rate"] = table["error_rate"] * 100
-            wide = r["verdicts"].pivot_table(index="endpoint", columns="metric", values="verdict",
-                                             aggfunc="first")
-            for metric in ("p95_ms", "p99_ms", "error_rate", "rps"):
-                if metric in wide.columns:
-                    table[f"slo_{metric.replace('_ms', '')}"] = table["endpoint"].map(wide[metric]).fillna("")
-            print(format_table(table, headers={"error_rate": "error_%"}))
+            table["slo"] = table["endpoint"].map(_slo_words(r["verdicts"])).fillna("")
+            columns = ["endpoint", "requests", "failures", "error_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+                       "slo"]
+            print(format_table(table, [c for c in columns if c in table], max_width=40, fit="endpoint",
+                               headers={"error_rate": "error_%", "requests": "reqs", "failures": "fail"}))
             for note in run_.notes:
-                print(f"  note: {note}")
+                print(wrapped(note, "  note: "))
             flagged = r["findings"]
             if len(flagged):
-                print(format_table(flagged, ["severity", "kind", "subject", "evidence"], max_width=90))
+                print(format_table(flagged, ["severity", "kind", "subject", "evidence"], max_width=40, fit="evidence"))
             print()
         comparison = assessment.data.get("comparison")
         if comparison is not None:
@@ -106,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(comparison.table, ["endpoint", "requests_a", "requests_b", "p95_a", "p95_b",
                                                   "p95_change", "p95_diff_low", "p95_diff_high"]))
             if len(comparison.findings):
-                print(format_table(comparison.findings, ["severity", "kind", "subject", "evidence"], max_width=90))
+                print(format_table(comparison.findings, ["severity", "kind", "subject", "evidence"], max_width=40,
+                                   fit="evidence"))
             print()
         if args.html:
             print(f"HTML report: {args.html}")

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import perfkit.logs
-    from perfkit.output import emit_json, print_table, say
+    from perfkit.output import emit_json, print_table, say, wrapped
 
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
@@ -54,20 +54,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     facts, tables = assessment.facts, assessment.tables
     for note in assessment.notes:
-        say(f"perfkit: {note}")
+        say(wrapped(note, "perfkit: "))
     say(f"read {facts['entries']:,} entries ({facts['executions']:,} statement executions) "
         f"from {len(facts['files'])} file(s)")
     slowest = tables["slowest"]
     print_table(slowest.assign(plan=slowest["has_plan"].map(lambda has: "yes" if has else "")),
                 ["duration_ms", "ts", "normalized", "user", "database", "plan"],
-                title="Slowest statements", headers={"normalized": "statement"})
+                title="Slowest statements", headers={"normalized": "statement"}, fit="normalized")
     print()
     print_table(tables["most_frequent"], ["calls", "total_ms", "mean_ms", "max_ms", "normalized"],
-                title="Most frequent statements", headers={"normalized": "statement"})
+                title="Most frequent statements", headers={"normalized": "statement"}, fit="normalized")
     print()
     print_table(tables["most_time"], ["total_ms", "calls", "mean_ms", "max_ms", "normalized"],
-                title="Most time-consuming statements", headers={"normalized": "statement"})
+                title="Most time-consuming statements", headers={"normalized": "statement"}, fit="normalized")
     print()
-    print_table(assessment.findings, ["severity", "kind", "subject", "evidence", "recommendation"],
-                title="Findings", max_width=80)
+    print_table(assessment.findings, ["severity", "kind", "subject", "evidence"], title="Findings", max_width=40,
+                fit="evidence")
     return 0

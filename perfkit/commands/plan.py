@@ -99,7 +99,7 @@ def render_totals(plan) -> str:
 def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
     """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
     from perfkit.assessment import finding_records
-    from perfkit.output import emit_json, print_table
+    from perfkit.output import emit_json, print_table, wrapped
 
     plan = assessment.data["plan"]
     if as_json:
@@ -117,16 +117,17 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
     print(render_tree(plan, top=top))
     print()
     findings = assessment.findings
-    print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=80)
+    print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=40,
+                fit="evidence")
     fixes = assessment.tables.get("recommendations")
     if fixes is not None and len(fixes):
         print()
         print("What to do (each fix once):")
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
-            print(f"{number:>3}. {row.subject}: {row.recommendation}")
+            print(wrapped(f"{row.subject}: {row.recommendation}", f"{number:>3}. "))
             if row.sql:
                 print(f"     {row.sql}")
     if "comparison" in assessment.data:
         print()
-        print(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}")
+        print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))
         print_table(assessment.tables["comparison"], title=None)
