@@ -476,6 +476,9 @@ def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | Non
     assessments = [a for a in assessments if a is not None and a.source != "advice"]
     plan_found = merge_findings(*[a.findings for a in assessments if a.source == "plans"])
     others = merge_findings(*[a.findings for a in assessments if a.source != "plans"])
+    if ideas is None:  # a health assessment has made them already: one index-advice pass per run
+        made = [a.tables["index_advice"] for a in assessments if a.source == "health" and "index_advice" in a.tables]
+        ideas = made[0] if made else None
     if existing is None and engine is not None:
         existing = existing_indexes(engine)
     if ideas is None and engine is not None and statements is not None and len(statements):

@@ -207,7 +207,8 @@ def assess(
     -------
     perfkit.assessment.Assessment
         ``source="health"``; ``findings`` (with ``area``); ``tables["recommendations"]``
-        (perfkit.advice.recommend on the findings and the statements, each fix once);
+        (perfkit.advice.recommend on the findings and the statements, each fix once) and
+        ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess);
         ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
@@ -230,16 +231,15 @@ def assess(
         existing = indexes.existing_indexes(ctx)
     except PerfkitError:
         existing = []
-    recommend_options = {}
-    if "existing" in inspect.signature(advice.recommend).parameters:
-        recommend_options["existing"] = existing
-    # HAND-OFF (advice engineer): recommend(existing=...) gets the context's indexes as create_index Fixes above
-    recommendations = advice.recommend(health=findings, statements=snapshot, engine=engine, **recommend_options)
+    ideas = None
+    if snapshot is not None and len(snapshot):
+        ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
+    recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
     return Assessment(
         "health",
         "Database health",
         findings=findings,
-        tables={"recommendations": recommendations},
+        tables={"recommendations": recommendations, "index_advice": findings_frame(ideas)},
         facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
         notes=notes,
         data={"context": ctx},
