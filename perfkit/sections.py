@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import io
 import json
 import os
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,26 +30,7 @@ TOP_TABLE_COLUMNS = ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows"
 
 
 # -- displaying ----------------------------------------------------------------------------------
-def figure_png(fig) -> bytes:
-    """``fig`` rendered as PNG bytes; the figure is closed in pyplot if pyplot holds it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close(fig)
-    return buffer.getvalue()
-
-
-def styled(frame: pd.DataFrame):
-    """``frame`` for display: no index, thousands separators, text columns left-aligned."""
-    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    styler = frame.style.hide(axis="index").format(precision=2, thousands=",", na_rep="")
-    if text:
-        styler = styler.set_properties(subset=text, **{"text-align": "left"})
-    if "node" in frame.columns:  # a plan tree: keep each node on one line
-        styler = styler.set_properties(subset=["node"], **{"white-space": "pre"})
-    return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
-
-
+from perfkit.display import figure_png, html_table, markdown  # noqa: E402,F401 - the sections' renderers
 from perfkit.statements.assess import short_query  # noqa: E402 - one way to show a statement on one line
 
 
@@ -107,16 +86,27 @@ class Section:
     def __getitem__(self, name: str):
         return self.data[name]
 
+    @property
+    def headline(self) -> str:
+        """The section in one line: its first sentence (markdown marks removed), or why it is empty."""
+        if self.skipped:
+            return self.skipped
+        first = next((b for b in self.blocks if isinstance(b, str) and not isinstance(b, Html)), "")
+        return first.replace("**", "").replace("`", "")
+
     def _ipython_display_(self) -> None:
-        from IPython.display import Image, Markdown, display
+        from IPython.display import HTML, Image, Markdown, display
 
         for block in self.blocks:
-            if isinstance(block, str):
-                display(Markdown(block))
+            if isinstance(block, Html):
+                display(HTML(str(block)))
+            elif isinstance(block, str):
+                display(Markdown(markdown(block)))
             elif hasattr(block, "savefig"):
                 display(Image(data=figure_png(block), format="png"))
             elif isinstance(block, pd.DataFrame):
-                display(styled(block))
+                display({"text/html": html_table(block), "text/plain": block.to_string(index=False, max_rows=60)},
+                        raw=True)
             else:
                 display(block)
 
@@ -858,3 +848,123 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
         return src.keep(section)
 
     return _file_section(src, title, "logs", src.logs, build, key="logs", none_given="no log file given.")
+
+
+# -- the first screen ------------------------------------------------------------------------------
+class Html(str):
+    """A block of HTML a section shows as it is (the summary's badge)."""
+
+    def _repr_html_(self) -> str:
+        return str(self)
+
+
+STATUS_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "ok": "#1a9850", "failed": "#555555"}
+SECTION_TITLES = {"workload": "Statement workload", "week_over_week": "Week over week", "plan": "Plans of the costliest statements",
+                  "loadtest": "Load tests", "logs": "Server log", "health": "Database health",
+                  "recommendations": "Recommendations", "overview": "Findings across the report"}
+
+
+def _duration(ms: float) -> str:
+    """``850 ms``, ``12.4 s``, ``3.2 min``: a time saved or lost, in the unit a person would use."""
+    if ms < 1000:
+        return f"{ms:,.0f} ms" if ms >= 1 else f"{ms:,.2f} ms"
+    if ms < 120_000:
+        return f"{ms / 1000:,.1f} s"
+    return f"{ms / 60_000:,.1f} min"
+
+
+def _anchor(title: str) -> str:
+    """The id nbconvert and JupyterLab give a markdown heading (spaces become dashes)."""
+    return title.replace(" ", "-")
+
+
+def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
+    """The executive summary that opens a report: status, the latest run's SLO verdict, findings by
+    severity, the top recommendations with their saving, the largest per-call changes since the
+    baseline, the before/after p95 chart when runs are compared, and links to every section.
+
+    It renders the sections' assessments (nothing is computed again) and records nothing.
+    """
+    import html as html_module
+
+    from perfkit.display import code
+
+    sections = list(sections)
+    found = all_findings(sections)
+    counts = count_by_severity(found)
+    status = "critical" if counts["critical"] else "warning" if counts["warning"] else "ok"
+    by_source = {s.assessment.source: s.assessment for s in sections
+                 if s.assessment is not None and not s.assessment.skipped}
+    load = by_source.get("loadtests")
+    verdict = None
+    if load is not None and load.facts.get("per_file"):
+        latest = load.facts["per_file"][-1]
+        verdict = f"{latest['slo_verdict']} ({latest['source']}, the latest run)"
+    badge = (f'<p><span style="background:{STATUS_COLOURS[status]};color:#fff;padding:3px 10px;border-radius:4px;'
+             f'font-weight:bold">{status.upper()}</span>&nbsp; '
+             + html_module.escape(f"{counts['critical']} critical, {counts['warning']} warning, {counts['info']} info "
+                                  "findings" + (f"; SLO verdict: {verdict}" if verdict else "; no load test in this report"))
+             + "</p>")
+    blocks: list = [Html(badge)]
+    advice = by_source.get("advice")
+    if advice is not None and len(advice.tables.get("recommendations", [])):
+        ranked = advice.tables["recommendations"].head(n)
+        lines = [f"**The first {len(ranked)} of {len(advice.tables['recommendations'])} recommendations:**"]
+        for row in ranked.to_dict(orient="records"):
+            saving = row.get("benefit_ms")
+            saving = f" — estimated benefit {_duration(saving)}" if saving == saving and saving else ""
+            fix = f" {code(row['sql'])}" if row.get("sql") else ""
+            lines.append(f"1. **{row['severity']}** {row['kind']} on {code(row['subject'])}{saving}.{fix}")
+        blocks.append("\n".join(lines))
+    statements_ = next((s.assessment for s in sections if s.key == "week_over_week" and s.assessment is not None), None)
+    if statements_ is not None and statements_.facts.get("baseline"):
+        lines = []
+        for word, rows in (("Faster", statements_.facts.get("improved", [])), ("Slower", statements_.facts.get("slower", []))):
+            for row in rows:
+                lines.append(f"- {word}: {code(short_query(row['query'], 80))} {row['before_ms']:,.2f} → "
+                             f"{row['after_ms']:,.2f} ms per call, {row['calls']:,} calls "
+                             f"({_duration(row['change_ms'])} {'saved' if word == 'Faster' else 'lost'} in the interval)")
+        if lines:
+            blocks.append("**Per call since the baseline:**\n\n" + "\n".join(lines))
+    if load is not None and "comparison" in load.tables:
+        from perfkit.charts.demo import p95_before_after
+
+        table = load.tables["comparison"].rename(columns={"p95_a": "p95_before_ms", "p95_b": "p95_after_ms"})
+        compared = load.facts.get("compared", {})
+        blocks.append(p95_before_after(table, title="p95 per endpoint, the first run against the latest",
+                                       xlabel="p95 latency (ms)",
+                                       labels=(compared.get("baseline", "first"), compared.get("run", "latest"))))
+    links = [f"[{SECTION_TITLES.get(s.key, s.title)}](#{_anchor(SECTION_TITLES.get(s.key, s.title))})"
+             + (" (empty)" if s.skipped else "") for s in sections if s.key]
+    blocks.append("**Contents:** " + " · ".join(links))
+    return Section("Summary", blocks, data={"findings": found},
+                   facts={"status": status, "findings_by_severity": counts, "slo_verdict": verdict}, key="summary")
+
+
+class Weekly:
+    """Every section of the weekly report, built once: ``weekly.summary`` first, then
+    ``weekly["workload"]``, ``weekly["week_over_week"]``, ... in the notebook's order."""
+
+    def __init__(self, sections: list[Section]):
+        self.sections = {s.key: s for s in sections}
+        self.summary = summary(sections)
+
+    def __getitem__(self, key: str) -> Section:
+        return self.sections[key]
+
+    def __repr__(self) -> str:
+        return f"<Weekly {', '.join(self.sections)}>"
+
+
+def weekly(src: Sources, *, since: str = "7d", n: int = 10, charts: Iterable[str] = ("latency_over_time",)) -> Weekly:
+    """The weekly report's sections, in order, and its summary (the notebook shows the summary first)."""
+    workload_ = workload(src, n=n)
+    wow = week_over_week(src, since=since, n=n)
+    plan_ = plan(src)
+    load = loadtest(src, charts=list(charts))
+    logs_ = server_logs(src)
+    health_ = health(src)
+    advice = recommendations(src, [health_, plan_, load, logs_, wow])
+    parts = [workload_, wow, plan_, load, logs_, health_, advice]
+    parts.append(overview(parts, src))
+    return Weekly(parts)

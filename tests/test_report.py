@@ -113,7 +113,7 @@ def test_weekly_report_folder_html_and_summary(weekly_runs):
     assert "Generic plans (EXPLAIN without ANALYZE" in page
     assert re.search(r"queryid -?\d+: SELECT id, order_id, status, amount, created_at FROM invoices", page)
     assert page.count("data:image/png;base64,") >= 2
-    assert "load_sources" not in page and "sections.workload" not in page  # no code cells
+    assert "load_sources" not in page and "sections.weekly" not in page  # no code cells
     assert not re.search(r'class="[^"]*(jp-InputArea-editor|jp-InputPrompt)', page)
     assert "<script src=" not in page.replace("'", '"')  # nothing fetched from the network
 
@@ -182,7 +182,7 @@ def test_failing_cell_leaves_partial_notebook_html_and_failed_summary(tmp_path):
     nb = nbformat.read(folder / "weekly.ipynb", as_version=4)
     errors = [i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert len(errors) == 1
-    assert "sections.workload" in nb.cells[errors[0]].source
+    assert "sections.weekly" in nb.cells[errors[0]].source
     assert all(not c.get("outputs") for c in nb.cells[errors[0] + 1:] if c.cell_type == "code")  # the rest never ran
     page = (folder / "weekly.html").read_text()
     assert "This report failed" in page and "Statement workload" in page and "The report stopped here" in page

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE", help="result files")
     parser.add_argument("--latest", metavar="DIR", help="read the newest file in DIR")
     parser.add_argument("--format", default=None, help=f"the file format (default: detected): {', '.join(FORMAT_NAMES)}")
-    parser.add_argument("--slo", metavar="FILE", help="SLO targets in TOML (default: DESIGN.md's table)")
+    parser.add_argument("--slo", metavar="FILE", help="SLO targets in TOML (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
     parser.add_argument("--ci", action="store_true", help="exit 1 when any critical SLO is breached")
     parser.add_argument("--html", metavar="OUT", help="write a standalone HTML page")
     parser.add_argument("--skip-bad-lines", action="store_true",

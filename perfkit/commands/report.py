@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--logs", action="append", default=[], metavar="PATH", help="a PostgreSQL log file (repeatable)")
     parser.add_argument("--plan", action="append", default=[], metavar="PATH",
                         help="a saved plan, EXPLAIN JSON or text (repeatable; default with a database: explain its costliest statements)")
-    parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: DESIGN.md's)")
+    parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
     parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports/)")
     parser.add_argument("--force", action="store_true", help="overwrite today's report instead of adding a -2 suffix")

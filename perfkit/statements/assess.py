@@ -151,6 +151,27 @@ def regressions(changes: pd.DataFrame, *, min_calls: int = REGRESSION_MIN_CALLS,
     return findings_frame(rows)
 
 
+def per_call_changes(changes: pd.DataFrame, *, n: int = 3, min_calls: int = REGRESSION_MIN_CALLS,
+                     min_change_ms: float = REGRESSION_MIN_ADDED_MS) -> dict:
+    """The ``n`` statements whose time per call changed the most in the interval, each way:
+    ``{"improved": [...], "slower": [...]}``, each row with ``query``, ``queryid``, ``before_ms``,
+    ``after_ms`` (mean per call), ``calls`` and ``change_ms`` (time saved or lost in the interval, at
+    least ``min_change_ms``)."""
+    if changes.empty or "prev_mean_exec_ms" not in changes:
+        return {"improved": [], "slower": []}
+    ran = changes[(changes["status"] == "changed") & (changes["calls"].fillna(0) >= min_calls)
+                  & (changes["prev_mean_exec_ms"] > 0)]
+    delta = (ran["prev_mean_exec_ms"] - ran["mean_exec_ms"]) * ran["calls"]
+    delta = delta[delta.abs() >= min_change_ms]
+
+    def rows(order: pd.Series) -> list[dict]:
+        return [{"query": short_query(ran.at[i, "query"], 120), "queryid": str(ran.at[i, "queryid"]),
+                 "before_ms": float(ran.at[i, "prev_mean_exec_ms"]), "after_ms": float(ran.at[i, "mean_exec_ms"]),
+                 "calls": int(ran.at[i, "calls"]), "change_ms": float(abs(delta[i]))} for i in order.index]
+
+    return {"improved": rows(delta[delta > 0].nlargest(n)), "slower": rows(delta[delta < 0].nsmallest(n))}
+
+
 def statement_rows(frame: pd.DataFrame, width: int = 200) -> list[dict]:
     """The statements of a top/diff frame as JSON-ready rows (queryid as text: it is a signed 64-bit id)."""
     from perfkit.output import to_jsonable
@@ -207,7 +228,8 @@ def assess(current: pd.DataFrame, *, path: str | Path | None = None, store=None,
         ``source="statements"``; tables ``statements`` (top since the statistics were reset) and,
         with a baseline, ``changes`` (top in the interval, with ``status`` and ``prev_mean_exec_ms``);
         findings: ``regression``; facts: ``totals``, ``captured_at``, ``server``, ``top_statements``,
-        ``baseline`` (None without one), ``interval``, ``stats_reset``, ``counts``, ``noise``.
+        ``baseline`` (None without one), ``interval``, ``stats_reset``, ``counts``, ``noise``, and with
+        a baseline ``improved`` / ``slower`` (:func:`per_call_changes`).
     """
     if by not in st.TOP_ORDERS:
         raise BadInputError(f"--by must be one of {', '.join(st.TOP_ORDERS)}, not {by!r}")
@@ -291,6 +313,7 @@ def _compare(assessment: Assessment, before: pd.DataFrame, before_path, base_at,
                      "the figures are the work since the reset, a lower bound.")
     found = regressions(workload)
     assessment.findings = findings_frame(found)
+    assessment.facts.update(per_call_changes(workload))
     assessment.tables["changes"] = ranked
     assessment.notes = notes + assessment.notes
     assessment.data.update({"changes": changes, "before": before, "changes_top": ranked})
@@ -307,4 +330,4 @@ def _compare(assessment: Assessment, before: pd.DataFrame, before_path, base_at,
     })
 
 
-__all__ = ["NOISE_LABELS", "assess", "noise", "regressions", "short_query", "statement_rows"]
+__all__ = ["NOISE_LABELS", "assess", "noise", "per_call_changes", "regressions", "short_query", "statement_rows"]
