@@ -189,3 +189,51 @@ def test_allowed_insert_into_a_serial_table_reports_the_sequence(doors):
     assert rows(doors, "serials") == before  # rolled back
     assert plan.extra["sequences_advanced"] == {"serials_id_seq": 2}
     assert "sequences advanced: serials_id_seq +2" in plan.extra["capture_notes"][-1]
+
+
+@pytest.mark.parametrize("analyze", [False, True])
+@pytest.mark.parametrize("count, values", [(0, None), (1, None), (1, [5])])
+def test_a_smuggled_second_statement_is_refused_by_the_server_itself(doors, analyze, count, values):
+    """Below inspect_statement's single-statement check: the extended protocol takes one command."""
+    from perfkit.errors import PerfkitError
+    from perfkit.plans.capture import _raw_connection, _server_version, explain_document
+
+    if analyze and count and values is None:
+        pytest.skip("ANALYZE with parameters always has values")
+    before = rows(doors)
+    where = "$1" if count else "1"
+    smuggled = f"SELECT {where}::int; DELETE FROM victims WHERE id <= 10"
+    with pytest.raises(PerfkitError, match="multiple commands"):
+        with _raw_connection(doors["engine"]) as raw:
+            version = _server_version(raw)
+            raw.rollback()
+            raw.execute("SET TRANSACTION READ WRITE")  # even with the session's read-only guard off
+            explain_document(raw, smuggled, version, analyze=analyze, count=count, values=values)
+    assert rows(doors) == before
+
+
+def test_cli_explain_prints_the_refusal_the_note_and_the_sequences(doors, capsys):
+    from perfkit import cli
+
+    dsn = doors["sandbox"].dsn_for(DATABASE)
+    code = cli.main(["explain", "--dsn", dsn, "--analyze", "--sql",
+                     f"SELECT dblink_exec('{doors['loopback']}', 'DELETE FROM victims WHERE id <= 10')"])
+    err = capsys.readouterr().err
+    assert code == 2 and "dblink_exec() opens its own connection" in err and "Traceback" not in err
+    assert rows(doors) == 100
+
+    assert cli.main(["explain", "--dsn", dsn, "--sql", "SELECT twice(id) FROM victims"]) == 0
+    captured = capsys.readouterr()
+    assert "user-defined function(s) twice(integer)" in captured.err
+
+    assert cli.main(["explain", "--dsn", dsn, "--analyze", "--allow-writes", "--sql",
+                     "INSERT INTO serials (label) VALUES ('c')"]) == 0
+    assert "sequences advanced: serials_id_seq +1" in capsys.readouterr().out
+
+    assert cli.main(["explain", "--dsn", dsn, "--analyze", "--allow-writes", "--json", "--sql",
+                     "INSERT INTO serials (label) VALUES ('d')"]) == 0
+    import json
+
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["sequences_advanced"] == {"serials_id_seq": 1}
+    assert any("serials_id_seq +1" in note for note in payload["notes"])
