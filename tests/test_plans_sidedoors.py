@@ -237,3 +237,33 @@ def test_cli_explain_prints_the_refusal_the_note_and_the_sequences(doors, capsys
     payload = json.loads(capsys.readouterr().out)
     assert payload["sequences_advanced"] == {"serials_id_seq": 1}
     assert any("serials_id_seq +1" in note for note in payload["notes"])
+
+
+DOOR_CALLS = ["dblink_exec('x', 'DELETE FROM t')", "public.dblink('x', 'SELECT 1')", "pg_terminate_backend(1)",
+              "pg_catalog.pg_cancel_backend(1)", "pg_stat_statements_reset()", "pg_stat_reset()", "pg_reload_conf()",
+              "lo_unlink(1)", "pg_notify('c', 'x')", "set_config('a', 'b', false)", "pg_advisory_lock(1)",
+              "nextval('s')", "setval('s', 1)", "postgres_fdw_disconnect_all()"]
+SHAPES = ["SELECT {}", "SELECT * FROM t WHERE id = {}", "SELECT CASE WHEN a THEN {} END FROM t",
+          "WITH c AS (SELECT {} AS x) SELECT * FROM c", "SELECT * FROM (SELECT {} AS x) s",
+          "SELECT count(*) FILTER (WHERE {} IS NULL) FROM t", "SELECT * FROM t WHERE EXISTS (SELECT {})",
+          "SELECT coalesce(NULL, {}) UNION ALL SELECT 1", "SELECT ARRAY[{}]", "SELECT ({})::text",
+          "SELECT * FROM t JOIN u ON u.id = {}", "SELECT * FROM t ORDER BY {} LIMIT 1"]
+
+
+def test_write_detection_finds_every_door_in_any_shape():
+    """Property: a side-door call anywhere in a statement, nested any depth, is found by name."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from perfkit.plans.safety import _door, _parse, find_calls
+
+    @settings(max_examples=300, deadline=None)
+    @given(call=st.sampled_from(DOOR_CALLS), shapes=st.lists(st.sampled_from(SHAPES), min_size=1, max_size=4))
+    def check(call, shapes):
+        text = shapes[0].format(call)
+        for shape in shapes[1:]:  # the statement so far becomes a scalar subquery of the next one
+            text = shape.format(f"({text})")
+        found = [name for _schema, name, _n in find_calls(_parse(text)).functions if _door(name)]
+        assert found, text
+
+    check()

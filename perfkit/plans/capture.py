@@ -166,6 +166,13 @@ def explain(
     ANALYZE unless ``allow_writes``; then it runs in a READ WRITE transaction that is always
     rolled back. Plain EXPLAIN (no ANALYZE) never executes the statement.
 
+    Under ANALYZE, a statement that calls anything acting outside the transaction (dblink,
+    postgres_fdw and foreign tables, signals, statistics resets, advisory locks, sequences,
+    VOLATILE user functions, also through views: :func:`perfkit.plans.safety.side_doors`) is
+    refused unless ``allow_writes``. ``plan.extra["capture_notes"]`` holds the warnings (user
+    functions the planner may run; sequences advanced) and ``plan.extra["sequences_advanced"]``
+    ``{sequence: values consumed}`` under ``allow_writes``.
+
     A statement with ``$1``-style parameters (as pg_stat_statements stores them) gets a generic
     plan: ``EXPLAIN (GENERIC_PLAN)`` on PostgreSQL 16+, else PREPARE with
     ``plan_cache_mode = force_generic_plan`` and ``EXPLAIN EXECUTE`` with NULL arguments. With
@@ -195,8 +202,8 @@ def explain(
     Raises
     ------
     BadInputError
-        Several statements, a syntax error, a write without ``allow_writes``, missing or extra
-        parameter values.
+        Several statements, a syntax error, a write or a side door without ``allow_writes``,
+        missing or extra parameter values.
     ReadOnlyViolation, QueryTimeout, PermissionDenied, PerfkitError
         From the server, one line each.
     """
