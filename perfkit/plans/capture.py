@@ -230,7 +230,15 @@ def explain(
     with _raw_connection(engine) as raw:
         version = _server_version(raw)
         raw.rollback()
-        verdict = safety.side_doors(raw, statement)
+        try:
+            verdict = safety.side_doors(raw, statement)
+        except psycopg.Error as err:  # e.g. a schema this role may not look into
+            _quiet_rollback(raw)
+            if analyze and not allow_writes:
+                raise BadInputError(f"EXPLAIN ANALYZE refused: perfkit could not check what the statement calls "
+                                    f"({db.translate_error(err)}); pass --allow-writes if you mean it") from None
+            verdict = safety.Verdict()
+            notes.append(f"perfkit could not check the functions the statement calls: {db.translate_error(err)}")
         raw.rollback()
         if analyze and verdict.refused and not allow_writes:
             more = f" (and {len(verdict.refused) - 1} more)" if len(verdict.refused) > 1 else ""
