@@ -70,3 +70,10 @@ class SandboxError(PerfkitError):
 
 class ReportError(PerfkitError):
     """A report run failed; the partial output is kept and named in the message."""
+
+
+class EnvironmentFailure(PerfkitError):
+    """The run started, then its environment failed under it: the server went away, or most of the
+    checks could not run. Exit code 3, so a script or CI job tells it from bad input (2)."""
+
+    exit_code = 3

@@ -111,8 +111,11 @@ def test_allowed_writes_run_and_are_rolled_back(engine, items, sql, where):
 
 
 def test_read_only_session_stops_writes_the_parser_cannot_see(engine, items):
-    with pytest.raises(ReadOnlyViolation):
+    with pytest.raises(BadInputError, match=r"nextval\(\) advances a sequence"):
         explain(engine, "SELECT nextval('plan_items_seq')", analyze=True)
+    # allow_writes lets the call through, but a SELECT still runs in the read-only transaction
+    with pytest.raises(ReadOnlyViolation):
+        explain(engine, "SELECT nextval('plan_items_seq')", analyze=True, allow_writes=True)
 
 
 def test_statement_timeout_applies(sandbox, items):

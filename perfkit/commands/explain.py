@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--allow-writes", action="store_true",
-        help="allow EXPLAIN ANALYZE of INSERT/UPDATE/DELETE/MERGE; it runs in a transaction that is always rolled back",
+        help="allow EXPLAIN ANALYZE of INSERT/UPDATE/DELETE/MERGE (rolled back) and of calls that act outside the "
+        "transaction (dblink, foreign tables, VOLATILE functions, signals, sequences: NOT rolled back)",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
@@ -70,11 +71,21 @@ def run(args: argparse.Namespace) -> int:
             plan = explain_queryid(engine, args.queryid, **options)
         else:
             plan = explain(engine, args.sql, **options)
-        extra = {"server": engine.info.get("target", ""), "sql": plan.query}
+        notes = list(plan.extra.get("capture_notes", []))
+        advanced = dict(plan.extra.get("sequences_advanced", {}))
+        extra = {"server": engine.info.get("target", ""), "sql": plan.query, "notes": notes,
+                 "sequences_advanced": advanced}
         from perfkit.advice import existing_indexes
 
         result = assess([(plan.source or "EXPLAIN", plan)], existing=existing_indexes(engine))
+        for note in notes:
+            say(f"perfkit explain: {note}")
         show_plan(result, as_json=args.json, top=args.top, extra=extra)
+        if advanced and not args.json:
+            from perfkit.plans.capture import sequences_note
+
+            print()
+            print(sequences_note(advanced))
     finally:
         engine.dispose()
     return 0

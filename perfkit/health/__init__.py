@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterable, Mapping
 import pandas as pd
 
 from perfkit import db
-from perfkit.errors import BadInputError, PerfkitError, PermissionDenied, QueryTimeout
+from perfkit.errors import (
+    BadInputError,
+    DatabaseUnreachable,
+    EnvironmentFailure,
+    ExtensionMissing,
+    PerfkitError,
+    PermissionDenied,
+    QueryTimeout,
+)
 from perfkit.findings import finding, findings_frame
 from perfkit.health import indexes, maintenance, sessions, settings, tables
 from perfkit.health.common import TENANT_COLUMNS
@@ -119,9 +127,10 @@ def _skipped(name: str, err: PerfkitError) -> dict:
     return finding("check_failed", "info", name, f"check {name} did not run: {err}", "See the message.", check=name)
 
 
-def run_checks(ctx: Context, checks, routed) -> list[dict]:
+def run_checks(ctx: Context, checks, routed, *, failures: list | None = None) -> list[dict]:
     """Every check of ``checks`` on ``ctx``: findings with ``check`` and ``area``; a check meeting a
-    PerfkitError (privilege, timeout, extension) gives one info finding and the others run."""
+    PerfkitError (privilege, timeout, extension) gives one info finding and the others run.
+    ``failures``, when given, collects ``(check name, error)`` of each check that did not run."""
     rows: list[dict] = []
     for fn in checks:
         name = fn.__name__
@@ -134,6 +143,8 @@ def run_checks(ctx: Context, checks, routed) -> list[dict]:
         except PerfkitError as err:
             if isinstance(err, BadInputError):
                 raise
+            if failures is not None:
+                failures.append((name, err))
             produced = [_skipped(name, err)]
         records = produced.to_dict(orient="records") if isinstance(produced, pd.DataFrame) else list(produced)
         for record in records:
@@ -218,7 +229,9 @@ def assess(
     chosen = _chosen(checks)
     routed = route_thresholds(chosen, options, per_check or {})
     ctx = Context(engine)
-    findings = findings_frame(run_checks(ctx, chosen, routed))
+    failures: list = []
+    findings = findings_frame(run_checks(ctx, chosen, routed, failures=failures))
+    judge_failures(len(chosen), failures)
     notes = []
     try:
         snapshot = ctx.snapshot()
@@ -244,6 +257,36 @@ def assess(
         notes=notes,
         data={"context": ctx},
     )
+
+
+def lost_connection(err: BaseException) -> bool:
+    """The error says the server went away (or cannot be reached any more), not that one query failed."""
+    if isinstance(err, DatabaseUnreachable):
+        return True
+    text = str(err).lower()
+    return any(words in text for words in ("terminating connection", "server closed the connection",
+                                           "connection is closed", "consuming input failed", "connection lost",
+                                           "the connection is lost"))
+
+
+def judge_failures(total: int, failures: list) -> None:
+    """Raise EnvironmentFailure (exit 3) when any check failed because the server went away, or when
+    more than half of the ``total`` checks failed; a check skipped for a missing privilege or
+    extension is a limit of the setup, not a failure."""
+    failed = [(name, err) for name, err in failures if not isinstance(err, PermissionDenied | ExtensionMissing)]
+    lost = [(name, err) for name, err in failed if lost_connection(err)]
+    if lost:
+        name, err = lost[0]
+        raise EnvironmentFailure(
+            f"health: {len(failed)} of {total} checks failed and the connection to the server was lost "
+            f"(first in {name}: {err}); the findings of this run cannot be trusted"
+        )
+    if total and len(failed) * 2 > total:
+        name, err = failed[0]
+        raise EnvironmentFailure(
+            f"health: {len(failed)} of {total} checks failed (more than half; first {name}: {err}); "
+            "the findings of this run cannot be trusted"
+        )
 
 
 def health_facts(findings: pd.DataFrame, *, target: str = "") -> dict:

@@ -19,6 +19,7 @@ from psycopg import sql as pgsql
 
 from perfkit import db
 from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
+from perfkit.plans import safety
 from perfkit.plans.model import Plan, build_plan
 
 # statements EXPLAIN accepts; everything else is refused before reaching the server
@@ -165,6 +166,13 @@ def explain(
     ANALYZE unless ``allow_writes``; then it runs in a READ WRITE transaction that is always
     rolled back. Plain EXPLAIN (no ANALYZE) never executes the statement.
 
+    Under ANALYZE, a statement that calls anything acting outside the transaction (dblink,
+    postgres_fdw and foreign tables, signals, statistics resets, advisory locks, sequences,
+    VOLATILE user functions, also through views: :func:`perfkit.plans.safety.side_doors`) is
+    refused unless ``allow_writes``. ``plan.extra["capture_notes"]`` holds the warnings (user
+    functions the planner may run; sequences advanced) and ``plan.extra["sequences_advanced"]``
+    ``{sequence: values consumed}`` under ``allow_writes``.
+
     A statement with ``$1``-style parameters (as pg_stat_statements stores them) gets a generic
     plan: ``EXPLAIN (GENERIC_PLAN)`` on PostgreSQL 16+, else PREPARE with
     ``plan_cache_mode = force_generic_plan`` and ``EXPLAIN EXECUTE`` with NULL arguments. With
@@ -194,8 +202,8 @@ def explain(
     Raises
     ------
     BadInputError
-        Several statements, a syntax error, a write without ``allow_writes``, missing or extra
-        parameter values.
+        Several statements, a syntax error, a write or a side door without ``allow_writes``,
+        missing or extra parameter values.
     ReadOnlyViolation, QueryTimeout, PermissionDenied, PerfkitError
         From the server, one line each.
     """
@@ -217,38 +225,96 @@ def explain(
         )
     source = source or ("EXPLAIN ANALYZE" if analyze else "EXPLAIN")
     statement = sql.strip().rstrip(";")
+    notes: list[str] = []
+    advanced: dict[str, int] = {}
     with _raw_connection(engine) as raw:
         version = _server_version(raw)
         raw.rollback()
+        try:
+            verdict = safety.side_doors(raw, statement)
+        except psycopg.Error as err:  # e.g. a schema this role may not look into
+            _quiet_rollback(raw)
+            if analyze and not allow_writes:
+                raise BadInputError(f"EXPLAIN ANALYZE refused: perfkit could not check what the statement calls "
+                                    f"({db.translate_error(err)}); pass --allow-writes if you mean it") from None
+            verdict = safety.Verdict()
+            notes.append(f"perfkit could not check the functions the statement calls: {db.translate_error(err)}")
+        raw.rollback()
+        if analyze and verdict.refused and not allow_writes:
+            more = f" (and {len(verdict.refused) - 1} more)" if len(verdict.refused) > 1 else ""
+            raise BadInputError(
+                f"EXPLAIN ANALYZE refused: {verdict.refused[0]}{more}; a read-only transaction and its rollback "
+                "cannot stop that: pass allow_writes=True (--allow-writes) if you mean it, or explain without ANALYZE"
+            )
+        if verdict.user_functions:
+            notes.append(user_function_note(verdict.user_functions))
+        before = {}
+        if analyze and allow_writes:
+            before = safety.sequence_values(raw, verdict.tables)
+            raw.rollback()
         if analyze and facts.writes:
-            raw.execute("SET TRANSACTION READ WRITE")  # the first statement of the transaction
+            _send(raw, "SET TRANSACTION READ WRITE")  # the first statement of the transaction
         for name, value in (settings or {}).items():
             raw.execute(db.PERFKIT_TAG + "SELECT set_config(%s, %s, true)", (str(name), str(value)))
-        if not facts.params:
-            row = raw.execute(f"EXPLAIN ({_options(version, analyze)}) {statement}").fetchone()
-            document = _document(row)
-        elif not analyze and values is None and version >= 160000:
-            row = raw.execute(f"EXPLAIN ({_options(version, False, generic=True)}) {statement}").fetchone()
-            document = _document(row)
-        else:
-            document = _explain_prepared(raw, statement, version, analyze, facts.params, values)
+        document = explain_document(raw, statement, version, analyze=analyze, count=facts.params, values=values)
         raw.rollback()
+        if analyze and allow_writes:
+            advanced = safety.advanced(before, safety.sequence_values(raw, verdict.tables))
+            raw.rollback()
+    if advanced:
+        notes.append(sequences_note(advanced))
     plan = build_plan(document, source=source, fmt="json")
     plan.query = sql
+    plan.extra["capture_notes"] = notes
+    plan.extra["sequences_advanced"] = advanced
     return plan
+
+
+def user_function_note(signatures: Sequence[str]) -> str:
+    """The warning for a statement that calls user-defined IMMUTABLE/STABLE functions."""
+    shown = ", ".join(signatures[:5]) + (f" and {len(signatures) - 5} more" if len(signatures) > 5 else "")
+    return (f"the statement calls user-defined function(s) {shown}: PostgreSQL may run an IMMUTABLE or STABLE "
+            "function while planning (constant folding, estimates), even under plain EXPLAIN; perfkit trusts "
+            "the label, so a mislabelled function that writes would write")
+
+
+def sequences_note(advanced: Mapping[str, int]) -> str:
+    """``sequences advanced: t_id_seq +2`` (sequences are not rolled back)."""
+    return "sequences advanced: " + ", ".join(f"{name} +{steps}" for name, steps in advanced.items()) + (
+        " (not rolled back: sequences are outside transactions)")
+
+
+def _send(raw: psycopg.Connection, text: str):
+    """Run ``text`` through the extended protocol: the server refuses a second statement in it."""
+    return raw.execute(text, binary=True)
+
+
+def explain_document(raw: psycopg.Connection, statement: str, version: int, *, analyze: bool, count: int = 0,
+                     values: Sequence[Any] | None = None) -> Any:
+    """The EXPLAIN JSON document of one statement on ``raw`` (the caller owns the transaction).
+
+    The statement text is interpolated into ``EXPLAIN (...) statement``, so it is sent through
+    the extended protocol, where PostgreSQL itself refuses more than one command: even a
+    caller that skipped :func:`inspect_statement` cannot smuggle ``SELECT 1; DELETE ...`` in.
+    """
+    if not count:
+        return _document(_send(raw, f"EXPLAIN ({_options(version, analyze)}) {statement}").fetchone())
+    if not analyze and values is None and version >= 160000:
+        return _document(_send(raw, f"EXPLAIN ({_options(version, False, generic=True)}) {statement}").fetchone())
+    return _explain_prepared(raw, statement, version, analyze, count, values)
 
 
 def _explain_prepared(raw, statement: str, version: int, analyze: bool, count: int, values) -> Any:
     """PREPARE + EXPLAIN EXECUTE; generic plan (NULL arguments) when no values are given."""
     name = f"perfkit_{uuid.uuid4().hex[:12]}"
-    raw.execute(f"PREPARE {name} AS {statement}")
+    _send(raw, f"PREPARE {name} AS {statement}")
     try:
         if values is None:
             raw.execute(db.PERFKIT_TAG + "SET LOCAL plan_cache_mode = force_generic_plan")
             arguments = ", ".join(["NULL"] * count)
         else:
             arguments = ", ".join(_literal(v, raw) for v in values)
-        row = raw.execute(f"EXPLAIN ({_options(version, analyze)}) EXECUTE {name}({arguments})").fetchone()
+        row = _send(raw, f"EXPLAIN ({_options(version, analyze)}) EXECUTE {name}({arguments})").fetchone()
         return _document(row)
     finally:
         _quiet_rollback(raw)  # PREPARE outlives the transaction: DEALLOCATE after the rollback
@@ -397,12 +463,8 @@ def whatif(engine, sql: str, create_index_sql: str, *, params: Sequence[Any] | N
             version = _server_version(raw)
             statement = sql.strip().rstrip(";")
             values = list(params) if params is not None else None
-            if facts_after.params and not (values is None and version >= 160000):
-                document = _explain_prepared(raw, statement, version, False, facts_after.params, values)
-            else:
-                generic = bool(facts_after.params)
-                row = raw.execute(f"EXPLAIN ({_options(version, False, generic=generic)}) {statement}").fetchone()
-                document = _document(row)
+            document = explain_document(raw, statement, version, analyze=False, count=facts_after.params,
+                                        values=values)
         finally:
             _quiet_rollback(raw)
             try:
