@@ -474,18 +474,21 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
                                     summary_only=summary_only)
         summary, verdicts = assessed.tables["summary"], assessed.tables["slo"]
         blocks = []
-        for run, facts in zip(assessed.data["runs"], assessed.facts["per_file"], strict=True):
+        last = len(assessed.facts["per_file"])
+        for number, (run, facts) in enumerate(zip(assessed.data["runs"], assessed.facts["per_file"], strict=True), 1):
             word = {"critical": "**critical**", "warning": "**warning**"}.get(facts["slo_verdict"], facts["slo_verdict"])
+            judged = f"SLO verdict {word}" if number == last else f"the baseline of the latest run (not judged: {word})"
             blocks.append(f"**{facts['source']}** ({facts['tool']}, {facts['format']}; percentiles from "
-                          f"{facts['percentiles_from']}): SLO verdict {word}.")
+                          f"{facts['percentiles_from']}): {judged}.")
             mine = summary[summary["source"] == facts["source"]]
             blocks.append(_rounded(mine[[c for c in SUMMARY_TABLE_COLUMNS if c in mine]].reset_index(drop=True)))
             blocks += [getattr(chart_module, name)(run) for name in chart_names]
             if facts["notes"]:
                 blocks.append("Notes: " + "; ".join(facts["notes"]))
         blocks += [f"*{note}*" for note in assessed.notes]
-        breaches = verdicts[verdicts["verdict"].isin(["critical", "warning"])]
-        blocks.append("SLO verdicts that are not a pass:" if len(breaches) else "Every SLO verdict is a pass.")
+        breaches = verdicts[verdicts["verdict"].isin(["critical", "warning"]) & verdicts["judged"]]
+        latest = f" of the latest run ({assessed.facts['per_file'][-1]['source']})" if last > 1 else ""
+        blocks.append(f"SLO verdicts{latest} that are not a pass:" if len(breaches) else f"Every SLO verdict{latest} is a pass.")
         if len(breaches):
             blocks.append(_rounded(breaches[["source", "endpoint", "metric", "value", "target", "critical", "verdict"]]))
         data = {"runs": assessed.data["runs"], "verdicts": verdicts}
@@ -745,7 +748,7 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
     def build() -> Section:
         from perfkit import loadtests
 
-        assessed = loadtests.assess(paths, slo=slo)
+        assessed = loadtests.assess(paths, slo=slo, judge="each")  # unrelated files: each judged
         table = _rounded(assessed.tables["overview"].rename(columns={"per_request": "per request",
                                                                       "slo_verdict": "SLO"}))
         runs = {facts["source"]: run for run, facts in zip(assessed.data["runs"], assessed.facts["per_file"],

@@ -62,7 +62,8 @@ LOADTEST_CASES = {
     "before-after": ([BEFORE, AFTER], {}),
     "after-before": ([AFTER, BEFORE], {}),  # the slower run last: a regression from the comparison
     "every-sample-file": (SAMPLE_RESULTS, {}),
-    "with-slo-file": ([SAMPLE / "loadtests" / "tools" / "locust_stats.csv", BEFORE], {"slo": SLO_FILE}),
+    # the latest run (Locust) is judged against the demo SLO; the pgbench run before it is its baseline
+    "with-slo-file": ([BEFORE, SAMPLE / "loadtests" / "tools" / "locust_stats.csv"], {"slo": SLO_FILE}),
 }
 
 
@@ -124,7 +125,7 @@ def test_overview_renders_the_assessment():
     assert table["file"].tolist() == overview["file"].tolist() == [p.name for p in SAMPLE_RESULTS]
     assert table["SLO"].tolist() == [f["slo_verdict"] for f in section.assessment.facts["per_file"]]
     assert (table.loc[table["tool"] == "pgbench", "per request"] != "").all()
-    assert finding_keys(section.findings) == finding_keys(loadtests.assess(SAMPLE_RESULTS).findings)
+    assert finding_keys(section.findings) == finding_keys(loadtests.assess(SAMPLE_RESULTS, judge="each").findings)
 
 
 def test_skipped_sections_carry_a_skipped_assessment(tmp_path):
@@ -203,3 +204,21 @@ def test_log_options_are_checked_by_the_assessment(option, value, flag, monkeypa
     if flag in ("--min-repeats", "--slow-ms", "--gap-ms"):  # the others argparse refuses first
         code, doc, err = run_cli(monkeypatch, capsys, "logs", SAMPLE / "logs" / "postgresql.json", f"{flag}={value}")
         assert code == 2 and doc is None and f"{option} ({flag}) must be" in err and len(err.strip().splitlines()) == 1
+
+
+def test_only_the_latest_run_is_judged_the_earlier_are_its_baseline(monkeypatch, capsys, tmp_path):
+    # p95 of the run before the index is 32 ms, after it 5 ms: a 20 ms target breaks only the first
+    strict = tmp_path / "slo.toml"
+    strict.write_text("[defaults]\np95_ms = { target = 20, critical = 1000 }\n")
+    latest = loadtests.assess([BEFORE, AFTER], slo=strict)
+    each = loadtests.assess([BEFORE, AFTER], slo=strict, judge="each")
+    judged = latest.tables["slo"]
+    assert set(judged.loc[judged["judged"], "source"]) == {AFTER.name}
+    assert not (latest.findings["kind"] == "slo_breach").any() and latest.facts["slo_verdict"] == "pass"
+    assert latest.facts["judged"] == f"the latest run ({AFTER.name})"
+    breaches = each.findings[each.findings["kind"] == "slo_breach"]
+    assert set(breaches["source"]) == {BEFORE.name} and each.facts["slo_verdict"] == "warning"
+    code, doc, _ = run_cli(monkeypatch, capsys, "loadtest", BEFORE, AFTER, "--slo", strict, "--json", "--each")
+    assert code == 0 and finding_keys(doc["findings"]) == finding_keys(each.findings)
+    code, doc, _ = run_cli(monkeypatch, capsys, "loadtest", BEFORE, AFTER, "--slo", strict, "--json")
+    assert code == 0 and finding_keys(doc["findings"]) == finding_keys(latest.findings)

@@ -28,7 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument("--latest", metavar="DIR", help="read the newest file in DIR")
     parser.add_argument("--format", default=None, help=f"the file format (default: detected): {', '.join(FORMAT_NAMES)}")
     parser.add_argument("--slo", metavar="FILE", help="SLO targets in TOML (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
-    parser.add_argument("--ci", action="store_true", help="exit 1 when any critical SLO is breached")
+    parser.add_argument("--ci", action="store_true", help="exit 1 when a critical SLO is breached (by the latest run; "
+                        "with --each, by any file)")
+    parser.add_argument("--each", action="store_true",
+                        help="judge every file against the SLO (unrelated runs); by default the files are runs of one "
+                        "test in order: the latest is judged, the earlier ones are its baseline")
     parser.add_argument("--html", metavar="OUT", help="write a standalone HTML page")
     parser.add_argument("--skip-bad-lines", action="store_true",
                         help="skip truncated or malformed lines (reported) instead of failing")
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise BadInputError("no result file: give FILE... or --latest DIR")
     assessment = loadtests.assess(paths, slo=args.slo, format=args.format, skip_bad_lines=args.skip_bad_lines,
+                                  judge="each" if args.each else "latest",
                                   summary_only=getattr(args, "summary_only", False))
     results = _per_file(assessment)
     critical = assessment.facts["critical"]

@@ -66,6 +66,7 @@ def assess(
     format: str | None = None,
     skip_bad_lines: bool = False,
     summary_only: bool = False,
+    judge: str = "latest",
 ) -> Assessment:
     """Read every load-test file once and judge it: SLO verdicts, flags, the last run against the first.
 
@@ -79,6 +80,11 @@ def assess(
         The files' format; detected from each file's content when None.
     skip_bad_lines, summary_only:
         As ``perfkit.loadtests.read``; a format that takes neither option is read without it.
+    judge:
+        ``latest`` (default): the files are runs of one test in order; only the last is judged
+        against the SLO (``slo_breach`` findings, ``slo_verdict``, ``critical``), the earlier ones
+        are its baseline (their verdicts stay in the ``slo`` table, ``judged`` False). ``each``:
+        every file is a run of its own and is judged (an overview of unrelated files).
 
     Returns
     -------
@@ -95,17 +101,21 @@ def assess(
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     if not paths:
         raise BadInputError("no result file: give FILE... or --latest DIR")
+    if judge not in ("latest", "each"):
+        raise BadInputError(f"judge must be 'latest' or 'each', not {judge!r}")
     targets = load_targets(slo) if isinstance(slo, str | Path) else slo
     labels = _labels(paths)
     runs, summaries, verdicts, found, per_file, overview = [], [], [], [], [], []
-    for path, label in zip(paths, labels, strict=True):
+    for number, (path, label) in enumerate(zip(paths, labels, strict=True), start=1):
         run = read_run(path, format, skip_bad_lines=skip_bad_lines, summary_only=summary_only)
         runs.append(run)
         verdict = slo_verdicts(run, targets)
         word = worst_verdict(verdict["verdict"])
+        judged = judge == "each" or number == len(paths)
         summaries.append(run.summary.assign(source=label))
-        verdicts.append(verdict.assign(source=label))
-        found += [slo_findings(verdict, run.summary).assign(source=label), flags(run).assign(source=label)]
+        verdicts.append(verdict.assign(source=label, judged=judged))
+        if judged:
+            found += [slo_findings(verdict, run.summary).assign(source=label), flags(run).assign(source=label)]
         per_file.append({"source": label, "file": str(path.resolve()), "tool": run.tool, "format": run.format,
                          "percentiles_from": run.percentiles_from, "notes": list(run.notes),
                          "skipped_lines": int(run.skipped_lines), "per_request": bool(run.has_samples),
@@ -121,8 +131,10 @@ def assess(
     summary = summary[["source"] + [c for c in summary if c != "source"]]
     tables = {"summary": summary, "slo": all_verdicts, "overview": pd.DataFrame(overview, columns=OVERVIEW_COLUMNS)}
     data = {"runs": runs, "comparison": None}
-    facts = {"files": [str(p.resolve()) for p in paths], "slo_verdict": worst_verdict(all_verdicts["verdict"]),
-             "critical": bool((all_verdicts["verdict"] == "critical").any()), "per_file": per_file}
+    judged_verdicts = all_verdicts[all_verdicts["judged"]]
+    facts = {"files": [str(p.resolve()) for p in paths], "slo_verdict": worst_verdict(judged_verdicts["verdict"]),
+             "critical": bool((judged_verdicts["verdict"] == "critical").any()), "per_file": per_file,
+             "judged": "every file" if judge == "each" or len(paths) == 1 else f"the latest run ({labels[-1]})"}
     if len(runs) >= 2:
         comparison = compare(runs[0], runs[-1])
         against = f"{labels[-1]} vs {labels[0]}"
