@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ def _blocks(path: Path):
         while True:
             try:
                 chunk = handle.read(_BLOCK)
-            except (OSError, EOFError) as err:
+            except (OSError, EOFError, zlib.error) as err:
                 raise BadInputError(f"cannot read: {err}", path=path) from None
             if not chunk:
                 break
@@ -452,7 +453,7 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
                     return None
         except duck.errors():
             return None
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             return None  # unreadable (e.g. a broken gzip stream): the fallback says so
     if table.num_rows == 0:
         return pd.DataFrame(columns=["time", "value", *_DUCK_TAGS])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError, PerfkitError
-from perfkit.fileio import input_errors
+from perfkit.fileio import input_errors, require_regular
 from perfkit.loadtests.frames import empty_samples, empty_summary
 
 
@@ -122,6 +123,8 @@ _PARSE_ERRORS = (
     pd.errors.ParserError,
     pd.errors.EmptyDataError,
     csv.Error,
+    zlib.error,  # a gzip stream corrupt past the part head_bytes read
+    EOFError,  # a gzip stream that ends early
 )
 
 
@@ -148,6 +151,8 @@ def guard(path, what: str):
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         if isinstance(err, RecursionError):
             detail = "nested too deeply to read"
+        if isinstance(err, (zlib.error, EOFError)):
+            raise BadInputError(f"not a readable gzip file ({_gzip_detail(err)})", path=path) from err
         raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
     except Exception as err:  # pyarrow's ArrowInvalid and friends
         if type(err).__module__.startswith("pyarrow"):
@@ -215,6 +220,18 @@ def head_bytes(path: Path, size: int = 65536) -> bytes:
     """
     import gzip
 
-    with input_errors(path, "is a directory, not a result file (use --latest DIR)"):
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
-            return handle.read(size)
+    folder = "is a directory, not a result file (use --latest DIR)"
+    require_regular(path, folder)  # a FIFO with no writer would block forever, /dev/zero never end
+    with input_errors(path, folder):
+        try:
+            with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+                return handle.read(size)
+        except (zlib.error, gzip.BadGzipFile, EOFError) as err:
+            raise BadInputError(f"not a readable gzip file ({_gzip_detail(err)})", path=path) from None
+
+
+def _gzip_detail(err: Exception) -> str:
+    """What is wrong with a gzip stream, in one short phrase."""
+    if isinstance(err, EOFError):
+        return "truncated: the compressed stream ends early"
+    return str(err).splitlines()[0][:120] or type(err).__name__
