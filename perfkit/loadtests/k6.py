@@ -522,7 +522,7 @@ def summarize_json(path, *, memory_limit: str | None = None) -> LoadTestRun:
                     raise BadInputError(f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
                                         "pass a lower memory_limit", path=path) from None
                 rows = None
-    if rows is None or totals.get("unstamped"):
+    if rows is None or totals.get("unstamped") or totals.get("untimed"):
         return drop_samples(read_json(path), "DuckDB could not summarize the file: it was read in memory")
     if not totals.get("requests"):
         raise BadInputError(f"no {DURATION_METRIC} points: not a k6 JSON output with HTTP requests", path=path)
