@@ -137,7 +137,7 @@ def _jtl(tmp_path, row: int, column: int, value: str, name="run.jtl", source="jm
 
 def test_jtl_elapsed_eight_is_refused_or_skipped_and_counted(only_the_loadtest_command, tmp_path, capsys):
     path = _jtl(tmp_path, 4, 1, "eight")
-    assert f"{path}, line 4: JTL elapsed 'eight' is not a number of milliseconds" in fails(capsys, path)
+    assert f"{path}, line 4: JTL elapsed 'eight' is not a duration in milliseconds" in fails(capsys, path)
     assert f"{path}, line 4: JTL elapsed 'eight'" in fails(capsys, "--summary-only", path)
     assert main(["loadtest", "--skip-bad-lines", "--json", str(path)]) == 0
     result = json.loads(capsys.readouterr().out)["results"][0]

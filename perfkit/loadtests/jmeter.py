@@ -254,7 +254,7 @@ def _typed_rows(frame: pd.DataFrame, path: Path, skip_bad_lines: bool, line_of) 
     first = int(np.flatnonzero(bad)[0])
     column = "timeStamp" if bad_ts.iloc[first] else "elapsed"
     value = str(frame[column].iloc[first])[:40]
-    kind = "epoch milliseconds nor a date" if column == "timeStamp" else "a number of milliseconds"
+    kind = "epoch milliseconds nor a date" if column == "timeStamp" else "a duration in milliseconds"
     raise BadInputError(f"JTL {column} {value!r} is not {kind}", path=path, line=line_of(int(frame.index[first])))
 
 
