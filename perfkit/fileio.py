@@ -1,5 +1,6 @@
 """Files in and out: atomic writes (a temporary file in the same folder, fsync, then a rename),
-and the one-line errors for an input file that is missing, a folder or unreadable.
+the one-line errors for an input file that is missing, a folder or unreadable, and the check that
+an input is a regular file (a FIFO with no writer would block forever, ``/dev/zero`` never ends).
 
 Readers never see half a file, and two writers never share a temporary name.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,3 +60,57 @@ def input_errors(path: str | Path, folder: str) -> Iterator[None]:
         raise BadInputError(folder, path=path) from None
     except (OSError, EOFError) as err:
         raise BadInputError(f"cannot read it ({getattr(err, 'strerror', None) or err})", path=path) from None
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def require_regular(path: str | Path, folder: str | None = None, *, stdin: bool = False) -> Path | None:
+    """Refuse an input that is not a regular file, before anything opens it.
+
+    Opening a FIFO with no writer blocks forever and a device such as ``/dev/zero`` never ends,
+    so a reader calls this first; ``os.stat`` itself never blocks.
+
+    Parameters
+    ----------
+    path:
+        The input file (a symbolic link is followed).
+    folder:
+        The message for a folder ("is a folder, not a plan file"); None lets a folder through
+        (for callers that read a folder themselves, such as a Gatling report).
+    stdin:
+        Whether ``-`` (standard input) is accepted; then None is returned for it.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``path`` as a Path (None for an accepted ``-``).
+
+    Raises
+    ------
+    BadInputError
+        Missing, unreadable, a folder (when ``folder`` is given), a FIFO, a device or a socket.
+    """
+    if stdin and str(path) == "-":
+        return None
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except OSError as err:  # PermissionError on a folder we may not enter, ELOOP, ENAMETOOLONG
+        raise BadInputError(f"cannot read it ({err.strerror or err})", path=path) from None
+    if stat.S_ISDIR(mode):
+        if folder is not None:
+            raise BadInputError(folder, path=path)
+        return path
+    for test, kind in _KINDS:
+        if test(mode):
+            where = ", or - for standard input" if stdin else ""
+            raise BadInputError(f"is {kind}, not a regular file: give a file{where}", path=path)
+    return path

@@ -70,6 +70,37 @@ def _slo_words(verdicts):
     return words
 
 
+def _write_html(out: str, text: str) -> None:
+    """Write the HTML page to ``out``: through a temporary file and a rename for a file, straight
+    into a device or a pipe (``/dev/stdout``); a folder, a missing folder or a full disk is a
+    one-line error."""
+    import os
+    import stat
+
+    from perfkit.fileio import write_atomic
+
+    path = Path(out)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:
+        raise BadInputError(f"--html: cannot write it ({err.strerror or err})", path=path) from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise BadInputError("--html: is a folder: give the HTML file's name (--html DIR/report.html)", path=path)
+    if mode is None and not path.parent.is_dir():
+        raise BadInputError(f"--html: no such folder {str(path.parent)!r}: create it first", path=path)
+    try:
+        if mode is not None and not stat.S_ISREG(mode):  # never rename over a device (/dev/full)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            write_atomic(path, text)
+    except OSError as err:
+        raise BadInputError(f"--html: cannot write it ({err.strerror or err}); nothing was written",
+                            path=path) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from perfkit import loadtests
     from perfkit.output import emit_json, format_table, wrapped
@@ -87,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from perfkit.loadtests.html import page
 
-        Path(args.html).write_text(page(results))
+        _write_html(args.html, page(results))
     if args.json:
         emit_json({
             **assessment.to_json(),

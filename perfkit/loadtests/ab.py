@@ -15,7 +15,14 @@ import pandas as pd
 from perfkit.errors import BadInputError
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
-from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+from perfkit.loadtests.run import (
+    LoadTestRun,
+    aggregate_run,
+    check_csv,
+    csv_numbers,
+    guard,
+    read_text,
+)
 
 FORMATS = (
     Format("ab", tool="ab", gives="aggregates", description="ApacheBench text output",
@@ -139,7 +146,8 @@ def read_gnuplot(path, *, endpoint: str = "ab") -> LoadTestRun:
     with guard(path, "ab gnuplot (-g)"):
         if not text.startswith(GNUPLOT_HEADER):
             raise BadInputError(f"not an ab -g file (header {GNUPLOT_HEADER!r})", path=path, line=1)
-        rows = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+        checked = check_csv(text, path, "ab -g", sep="\t")
+        rows = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, index_col=False)
         seconds = pd.to_numeric(rows["seconds"], errors="coerce")
         ttime = pd.to_numeric(rows["ttime"], errors="coerce")
         bad = seconds.isna() | ttime.isna()
@@ -159,7 +167,7 @@ def read_gnuplot(path, *, endpoint: str = "ab") -> LoadTestRun:
             samples=samples, summary=summarize(samples, duration_s=duration), tool=TOOL,
             format="ab-gnuplot", source=str(path), percentiles_from="samples",
             notes=["ab -g rows are sorted by total time; perfkit orders them by start (to the second)",
-                   "ab -g records no status: failures are unknown", NOTE_CLOSED],
+                   "ab -g records no status: failures are unknown", NOTE_CLOSED, *checked.notes],
             closed_loop=True, duration_s=duration,
         )
 
@@ -176,10 +184,13 @@ def read_percentiles(path) -> LoadTestRun:
     with guard(path, "ab percentiles (-e)"):
         if not text.startswith(PERCENT_HEADER):
             raise BadInputError(f"not an ab -e file (header {PERCENT_HEADER!r})", path=path, line=1)
-        table = pd.read_csv(io.StringIO(text))
+        checked = check_csv(text, path, "ab -e")
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
+        if table.shape[1] != 2:
+            raise BadInputError(f"ab -e file with {table.shape[1]} columns (ab writes 2)", path=path, line=1)
         table.columns = ["pct", "ms"]
-        table["pct"] = pd.to_numeric(table["pct"], errors="raise")
-        table["ms"] = pd.to_numeric(table["ms"], errors="raise")
+        table["pct"] = csv_numbers(table["pct"], checked, path, "ab -e")
+        table["ms"] = csv_numbers(table["ms"], checked, path, "ab -e")
         lookup = dict(zip(table["pct"].astype(int), table["ms"], strict=True))
         if not lookup:
             raise BadInputError("ab -e file without rows", path=path)
@@ -189,6 +200,6 @@ def read_percentiles(path) -> LoadTestRun:
                "max_ms": lookup.get(100, np.nan)}
         return aggregate_run(
             summary_frame([row]), tool=TOOL, format="ab-percentiles", source=path,
-            notes=["ab -e holds percentiles only: no request or failure counts", NOTE_CLOSED],
+            notes=["ab -e holds percentiles only: no request or failure counts", NOTE_CLOSED, *checked.notes],
             tool_figures={"percentiles": lookup}, closed_loop=True,
         )

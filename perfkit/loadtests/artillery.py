@@ -18,8 +18,9 @@ from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, json_object
 
 FORMATS = (
     Format("artillery", tool="artillery", gives="aggregates",
-           description="Artillery run --output report.json",
-           read="read_report", sniff=((50, "sniff_report"),), fixtures=("artillery_report.json",)),
+           description="Artillery run --output report.json (2.x, and 1.x)",
+           read="read_report", sniff=((50, "sniff_report"),),
+           fixtures=("artillery_report.json", "artillery_1x_report.json")),
 )
 
 TOOL = "artillery"
@@ -66,9 +67,10 @@ def _row(endpoint: str, summary: dict, requests: float, failures: float, seconds
 
 
 def sniff_report(head: Head) -> bool:
-    """A JSON report with ``"aggregate"`` and its counters or intermediate periods."""
+    """A JSON report with ``"aggregate"`` and its counters or intermediate periods (2.x), or its
+    ``requestsCompleted`` (1.x)."""
     return head.is_json and b'"aggregate"' in head.raw and (
-        b'"counters"' in head.raw or b'"intermediate"' in head.raw)
+        b'"counters"' in head.raw or b'"intermediate"' in head.raw or b'"requestsCompleted"' in head.raw)
 
 
 def read_report(path) -> LoadTestRun:
@@ -91,6 +93,8 @@ def read_report(path) -> LoadTestRun:
         summaries = agg.get("summaries") or {}
         first, last = agg.get("firstMetricAt"), agg.get("lastMetricAt")
         seconds = (float(last) - float(first)) / 1000 if first is not None and last is not None else np.nan
+        if "http.requests" not in counters and "requestsCompleted" in agg:
+            return _read_1x(doc, path)
         if "http.requests" not in counters:
             raise BadInputError("Artillery report without http.requests (no HTTP scenario ran?)", path=path)
         requests = float(counters["http.requests"])
@@ -118,6 +122,69 @@ def read_report(path) -> LoadTestRun:
             notes=[NOTE_ERRORS, NOTE_TTFB, NOTE_SKETCH], history=history, tool_figures=figures,
             closed_loop=False, duration_s=seconds if np.isfinite(seconds) else None,
         )
+
+
+NOTE_1X = (
+    "Artillery 1.x report: ALL only (1.x keeps no per-endpoint figures); requests = "
+    "requestsCompleted plus transport errors; latencies rounded to 0.1 ms by Artillery, no mean"
+)
+
+
+def _count(value, what: str, path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise BadInputError(f"Artillery 1.x report: {what} {str(value)[:40]!r} is not a count", path=path)
+    return float(value)
+
+
+def _counts(table, what: str, path) -> dict:
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise BadInputError(f"Artillery 1.x report: {what} is not an object", path=path)
+    return {str(k): _count(v, f"{what}.{k}", path) for k, v in table.items()}
+
+
+def _read_1x(doc: dict, path: Path) -> LoadTestRun:
+    """An Artillery 1.x report: ``aggregate`` with ``requestsCompleted``, ``latency`` {min, max,
+    median, p95, p99} in ms, ``rps`` {count, mean}, ``codes``, ``errors`` (transport errors, which
+    complete no request), ``scenariosCreated``/``Completed``; ``intermediate`` periods alike."""
+    agg = doc["aggregate"]
+    completed = _count(agg["requestsCompleted"], "requestsCompleted", path)
+    codes = _counts(agg.get("codes"), "codes", path)
+    errors = _counts(agg.get("errors"), "errors", path)
+    latency = agg.get("latency") or {}
+    if not isinstance(latency, dict):
+        raise BadInputError("Artillery 1.x report: latency is not an object", path=path)
+    transport = sum(errors.values())
+    bad = sum(v for k, v in codes.items() if k.isdigit() and int(k) >= 400)
+    rps = agg.get("rps") if isinstance(agg.get("rps"), dict) else {}
+    row = _row(ALL, latency, completed + transport, transport + bad, np.nan)
+    if isinstance(rps.get("mean"), int | float):
+        row["rps"] = float(rps["mean"])
+    periods = [p for p in doc.get("intermediate") or [] if isinstance(p, dict)]
+    history = pd.DataFrame([
+        {"ts": pd.to_datetime(p.get("timestamp"), utc=True),
+         "requests": _count(p.get("requestsCompleted", 0), "intermediate requestsCompleted", path),
+         "failures": sum(_counts(p.get("errors"), "intermediate errors", path).values())
+         + sum(v for k, v in _counts(p.get("codes"), "intermediate codes", path).items()
+               if k.isdigit() and int(k) >= 400),
+         "rps": float((p.get("rps") or {}).get("mean", np.nan) or np.nan),
+         "p50_ms": (p.get("latency") or {}).get("median", np.nan),
+         "p95_ms": (p.get("latency") or {}).get("p95", np.nan),
+         "p99_ms": (p.get("latency") or {}).get("p99", np.nan)}
+        for p in periods])
+    for column in ("p50_ms", "p95_ms", "p99_ms"):
+        if column in history:
+            history[column] = pd.to_numeric(history[column], errors="coerce")
+    if not history.empty:
+        history["ts"] = pd.DatetimeIndex(history["ts"]).as_unit("ns")
+    figures = {"requests": completed + transport, "responses": completed, "errors": transport,
+               "codes": codes, "error_kinds": errors, "scenarios_created": agg.get("scenariosCreated"),
+               "scenarios_completed": agg.get("scenariosCompleted"), "version": "1.x"}
+    return aggregate_run(
+        summary_frame([row]), tool=TOOL, format="artillery", source=path,
+        notes=[NOTE_1X, NOTE_ERRORS], history=history, tool_figures=figures, closed_loop=False,
+    )
 
 
 def _history(periods: list) -> pd.DataFrame:

@@ -139,7 +139,8 @@ def summary_rows(con, samples_sql: str) -> tuple[list[dict], dict]:
     -------
     (rows, totals)
         ``rows`` for ``summary_frame`` (without ``rps``); ``totals`` holds ``start_ns``,
-        ``end_ns``, ``requests`` and ``unstamped`` (rows without a time) of the whole run.
+        ``end_ns``, ``requests``, ``unstamped`` (rows without a time) and ``untimed`` (rows without
+        a finite latency: the caller falls back to its reader, which names the line) of the run.
     """
     query = f"""
         SELECT grouping(endpoint) AS is_all, endpoint, count(*) AS requests,
@@ -147,13 +148,14 @@ def summary_rows(con, samples_sql: str) -> tuple[list[dict], dict]:
                avg(latency_ms) AS mean_ms, max(latency_ms) AS max_ms,
                quantile_cont(latency_ms, [0.5, 0.9, 0.95, 0.99]) AS q,
                min(start_ns) AS start_ns, max(end_ns) AS end_ns,
-               count(*) FILTER (WHERE start_ns IS NULL OR end_ns IS NULL) AS unstamped
+               count(*) FILTER (WHERE start_ns IS NULL OR end_ns IS NULL) AS unstamped,
+               count(*) FILTER (WHERE latency_ms IS NULL OR NOT isfinite(latency_ms)) AS untimed
         FROM ({samples_sql})
         GROUP BY GROUPING SETS ((endpoint), ())
         ORDER BY is_all, endpoint
     """
     rows, totals = [], {}
-    for is_all, endpoint, requests, failures, known, mean, top, q, start, end, unstamped in \
+    for is_all, endpoint, requests, failures, known, mean, top, q, start, end, unstamped, untimed in \
             con.execute(query).fetchall():
         quantiles = list(q) if q is not None else [None] * 4
         row = {
@@ -165,5 +167,6 @@ def summary_rows(con, samples_sql: str) -> tuple[list[dict], dict]:
         }
         rows.append(row)
         if is_all:
-            totals = {"start_ns": start, "end_ns": end, "requests": requests, "unstamped": unstamped}
+            totals = {"start_ns": start, "end_ns": end, "requests": requests, "unstamped": unstamped,
+                      "untimed": untimed}
     return rows, totals

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import require_regular
 from perfkit.loadtest_formats import Format, Head, declarations
 from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
 
@@ -29,7 +30,7 @@ def supported() -> str:
 def result_file(path) -> Path:
     """``path``, or the result file inside it when it is a folder a format locates its file in
     (a Gatling report folder: its ``js/stats.json``)."""
-    path = Path(path)
+    path = require_regular(path)  # missing, unreadable, a FIFO or a device: refused before is_dir
     if path.is_dir():
         for declared in FORMATS.values():
             if declared.locate:

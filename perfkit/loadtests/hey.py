@@ -18,7 +18,7 @@ import pandas as pd
 from perfkit.errors import BadInputError
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import samples_frame, summarize
-from perfkit.loadtests.run import LoadTestRun, guard, http_ok, read_text
+from perfkit.loadtests.run import LoadTestRun, check_csv, guard, http_ok, read_text
 
 FORMATS = (
     Format("hey-csv", tool="hey", gives="samples", description="hey -o csv (one row per answered request)",
@@ -134,8 +134,9 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
                 raise BadInputError("hey CSV without status-code and offset columns (hey before "
                                     "0.1.2): no request times or outcomes to read", path=path, line=1)
             raise BadInputError(f"not a hey CSV (its header is {CSV_HEADER!r})", path=path, line=1)
+        checked = check_csv(text.lstrip("\ufeff"), path, "hey CSV", skip_bad_lines=skip_bad_lines)
         try:
-            rows = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False,
+            rows = pd.read_csv(io.StringIO(checked.text), dtype=str, keep_default_na=False, index_col=False,
                                skip_blank_lines=False, on_bad_lines="skip" if skip_bad_lines else "error")
         except pd.errors.ParserError as err:
             raise BadInputError("truncated or malformed hey CSV row", path=path,
@@ -148,8 +149,8 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
         bad = ~finite.to_numpy() & ~blank
         skipped = 0
         if skip_bad_lines:
-            lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-            skipped = max(lines - 1 - len(rows), 0) + int(bad.sum())
+            lines = checked.text.count("\n") + (0 if checked.text.endswith("\n") else 1)
+            skipped = checked.skipped + max(lines - 1 - len(rows), 0) + int(bad.sum())
         elif bad.any():
             raise BadInputError("truncated or malformed hey CSV row", path=path,
                                 line=int(np.flatnonzero(bad)[0]) + 2)
@@ -174,6 +175,7 @@ def read_csv(path, *, endpoint: str | None = None, start=None, skip_bad_lines: b
                  f"hey tests one URL and its CSV does not name it: endpoint {name!r} "
                  "(the file's name unless endpoint= is given)",
                  NOTE_NO_ERRORS, NOTE_RESOLUTION, NOTE_CLOSED]
+        notes.extend(n for n in checked.notes if "skipped" not in n)
         if skipped:
             notes.append(f"{skipped} bad line(s) skipped")
         return LoadTestRun(

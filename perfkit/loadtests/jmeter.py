@@ -104,6 +104,22 @@ def _count_records(data: bytes, delimiter: str) -> int:
         return reader.line_num
 
 
+def _record_line(data: bytes, delimiter: str, header: int, record: int) -> int | None:
+    """The line the ``record``-th data record (0-based, blank lines not counted) starts on."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter=delimiter)
+    start, index = 1, -header
+    try:
+        for row in reader:
+            if row:
+                if index == record:
+                    return start
+                index += 1
+            start = reader.line_num + 1
+    except csv.Error:
+        return None
+    return None
+
+
 def _line_of_bad_row(data: bytes, delimiter: str, width: int) -> int | None:
     reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter=delimiter)
     try:
@@ -212,7 +228,34 @@ def read_csv(path, *, columns: list[str] | None = None, skip_bad_lines: bool = F
             skipped = max(rows - len(frame), 0)
         if frame.empty:
             raise BadInputError("JTL without samples", path=path)
-        return _run(frame, path, "jmeter-csv", skipped)
+        frame, typo = _typed_rows(frame, path, skip_bad_lines,
+                                  lambda record: _record_line(data, delimiter, 1 if has_header else 0, record))
+        return _run(frame, path, "jmeter-csv", skipped + typo)
+
+
+def _typed_rows(frame: pd.DataFrame, path: Path, skip_bad_lines: bool, line_of) -> tuple[pd.DataFrame, int]:
+    """The rows whose ``elapsed`` is a number and whose ``timeStamp`` is epoch milliseconds or a date;
+    the first other one is a BadInputError naming its value and line (``line_of(record)``), or with
+    ``skip_bad_lines`` they are left out and counted."""
+    text = frame["timeStamp"].astype("str").str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.notna().all():
+        bad_ts = pd.Series(False, index=frame.index)
+    else:
+        bad_ts = numbers.isna() & pd.to_datetime(text.where(numbers.isna(), "2000-01-01"), errors="coerce",
+                                                  format="mixed").isna()
+    elapsed = pd.to_numeric(frame["elapsed"], errors="coerce")
+    bad_elapsed = ~np.isfinite(elapsed.to_numpy(dtype="float64", na_value=np.nan))
+    bad = bad_ts.to_numpy() | bad_elapsed
+    if not bad.any():
+        return frame, 0
+    if skip_bad_lines:
+        return frame[~bad], int(bad.sum())
+    first = int(np.flatnonzero(bad)[0])
+    column = "timeStamp" if bad_ts.iloc[first] else "elapsed"
+    value = str(frame[column].iloc[first])[:40]
+    kind = "epoch milliseconds nor a date" if column == "timeStamp" else "a duration in milliseconds"
+    raise BadInputError(f"JTL {column} {value!r} is not {kind}", path=path, line=line_of(int(frame.index[first])))
 
 
 # Epoch milliseconds from here on are past 2262, beyond nanosecond timestamps
@@ -570,7 +613,7 @@ def summarize_csv(path, *, columns: list[str] | None = None, memory_limit: str |
                                 f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
                                 "pass a lower memory_limit", path=path) from None
                         rows = None
-    if rows is None or totals.get("unstamped") or not totals.get("requests"):
+    if rows is None or totals.get("unstamped") or totals.get("untimed") or not totals.get("requests"):
         run = read_csv(path, columns=columns)
         return drop_samples(run, "DuckDB could not summarize the file: it was read in memory")
     duration_s = (totals["end_ns"] - totals["start_ns"]) / 1e9

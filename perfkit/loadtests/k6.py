@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from perfkit.loadtests.run import (
     NOTE_OUT_OF_CORE,
     LoadTestRun,
     aggregate_run,
+    check_csv,
     drop_samples,
     guard,
     head_bytes,
@@ -77,6 +79,12 @@ NOTE_EXECUTOR = (
 )
 
 
+NOTE_UNKNOWN_OUTCOME = (
+    "request(s) carry neither a status nor an expected_response tag (k6 systemTags without them): "
+    "their outcome is unknown, so failures and the error rate are not counted"
+)
+
+
 def _blocks(path: Path):
     """Yield (first line number, bytes ending at a line break) blocks of the (gzipped) file."""
     opener = open
@@ -94,7 +102,7 @@ def _blocks(path: Path):
         while True:
             try:
                 chunk = handle.read(_BLOCK)
-            except (OSError, EOFError) as err:
+            except (OSError, EOFError, zlib.error) as err:
                 raise BadInputError(f"cannot read: {err}", path=path) from None
             if not chunk:
                 break
@@ -452,7 +460,7 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
                     return None
         except duck.errors():
             return None
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             return None  # unreadable (e.g. a broken gzip stream): the fallback says so
     if table.num_rows == 0:
         return pd.DataFrame(columns=["time", "value", *_DUCK_TAGS])
@@ -476,7 +484,7 @@ def _points_duckdb(path: Path) -> pd.DataFrame | None:
 _DUCK_SAMPLES = r"""
     SELECT coalesce(name, url, '(unnamed)') AS endpoint, value AS latency_ms,
            NOT (CASE WHEN expected_response IS NOT NULL THEN expected_response
-                ELSE coalesce(status >= 200 AND status < 400, false)
+                ELSE status >= 200 AND status < 400  -- NULL (unknown) without status and expected_response
                 END) AS failed,
            end_ns - CAST(round(value * 1e6) AS BIGINT) AS start_ns, end_ns
     FROM (SELECT *, epoch_ns(TRY_CAST(time AS TIMESTAMPTZ))
@@ -514,16 +522,18 @@ def summarize_json(path, *, memory_limit: str | None = None) -> LoadTestRun:
                     raise BadInputError(f"out of memory summarizing out of core ({str(err).splitlines()[0][:120]}): "
                                         "pass a lower memory_limit", path=path) from None
                 rows = None
-    if rows is None or totals.get("unstamped"):
+    if rows is None or totals.get("unstamped") or totals.get("untimed"):
         return drop_samples(read_json(path), "DuckDB could not summarize the file: it was read in memory")
     if not totals.get("requests"):
         raise BadInputError(f"no {DURATION_METRIC} points: not a k6 JSON output with HTTP requests", path=path)
     duration_s = (totals["end_ns"] - totals["start_ns"]) / 1e9
     for row in rows:
         row["rps"] = row["requests"] / duration_s if duration_s > 0 else float("nan")
+    summary = summary_frame(rows)
+    unknown = [NOTE_UNKNOWN_OUTCOME] if summary["failures"].isna().any() else []
     return aggregate_run(
-        summary_frame(rows), tool=TOOL, format="k6-json", source=path, percentiles_from="samples",
-        notes=[NOTE_END_STAMP, NOTE_EXECUTOR, NOTE_OUT_OF_CORE],
+        summary, tool=TOOL, format="k6-json", source=path, percentiles_from="samples",
+        notes=[NOTE_END_STAMP, NOTE_EXECUTOR, NOTE_OUT_OF_CORE, *unknown],
     )
 
 
@@ -546,6 +556,12 @@ def _run_from_points(
         .to_numpy(dtype=bool),
         http_ok(status),
     )
+    # neither a status nor expected_response tag (systemTags without both): the outcome is unknown,
+    # not a failure
+    unknown = (expected.isna() & status.isna()).to_numpy()
+    ok = pd.arrays.BooleanArray(np.asarray(ok, dtype=bool), unknown)
+    if unknown.any():
+        notes = [*notes, f"{int(unknown.sum()):,} {NOTE_UNKNOWN_OUTCOME}"]
     error = _coalesce(points["error"], points["error_code"])
     endpoint = _coalesce(points["name"], points["url"])
     duration_s = None
@@ -631,10 +647,13 @@ def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
         if not first.startswith(CSV_HEADER_START):
             raise BadInputError(f"not a k6 CSV file (its header starts {CSV_HEADER_START!r})", path=path, line=1)
         bad = "skip" if skip_bad_lines else "error"
-        skipped = 0
+        checked = check_csv(text, path, "k6 CSV", skip_bad_lines=skip_bad_lines)
+        text = checked.text
+        skipped = checked.skipped
         try:
             rows = pd.read_csv(
                 io.StringIO(text),
+                index_col=False,
                 dtype=str,
                 keep_default_na=False,
                 on_bad_lines=bad,
@@ -646,7 +665,7 @@ def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
                 "truncated or malformed k6 CSV row", path=path, line=int(match.group(1)) if match else None
             ) from None
         if skip_bad_lines:
-            skipped = max(text.count("\n") - (1 if text.endswith("\n") else 0) - len(rows), 0)
+            skipped += max(text.count("\n") - (1 if text.endswith("\n") else 0) - len(rows), 0)
         rows = rows[rows["metric_name"] == DURATION_METRIC]
         for tag in _TAGS:
             if tag not in rows.columns:
@@ -661,7 +680,7 @@ def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
                 raise BadInputError(
                     "k6 CSV row without a finite numeric value or a timestamp",
                     path=path,
-                    line=int(rows.index[where]) + 2,
+                    line=checked.lines[int(rows.index[where])],
                 )
             skipped += int(bad_rows.sum())
             rows, values, times = rows[~bad_rows], values[~bad_rows], times[~bad_rows]
@@ -674,7 +693,7 @@ def read_csv(path, *, skip_bad_lines: bool = False) -> LoadTestRun:
                 **{tag: rows[tag].replace("", None) for tag in _TAGS},
             }
         )
-        notes = [unit_note] if unit_note else []
+        notes = ([unit_note] if unit_note else []) + [n for n in checked.notes if "skipped" not in n]
         return _run_from_points(points, path, "k6-csv", skipped, notes, whole_seconds=bool(unit_note))
 
 

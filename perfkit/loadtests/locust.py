@@ -15,7 +15,15 @@ import pandas as pd
 from perfkit.errors import BadInputError
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, summary_frame
-from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_text
+from perfkit.loadtests.run import (
+    CsvCheck,
+    LoadTestRun,
+    aggregate_run,
+    check_csv,
+    csv_numbers,
+    guard,
+    read_text,
+)
 
 FORMATS = (
     Format("locust-csv", tool="locust", gives="aggregates",
@@ -100,21 +108,27 @@ def read_csv(path) -> LoadTestRun:
         with guard(stats_path, "Locust stats CSV"):
             if not text.startswith(STATS_HEADER):
                 raise BadInputError(f"not a Locust stats CSV (header starts {STATS_HEADER!r})", path=stats_path, line=1)
-            stats = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["N/A"])
-            summary = _stats_summary(stats, stats_path)
+            checked = check_csv(text, stats_path, "Locust stats CSV")
+            notes.extend(checked.notes)
+            stats = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
+            summary = _stats_summary(stats, stats_path, checked)
     hist_path = files.get("stats_history")
     if hist_path is not None and hist_path.exists():
         with guard(hist_path, "Locust stats history CSV"):
-            history = _history(read_text(hist_path), hist_path)
+            history = _history(read_text(hist_path), hist_path, notes)
     fail_path = files.get("failures")
     if fail_path is not None and fail_path.exists() and fail_path.stat().st_size:
         with guard(fail_path, "Locust failures CSV"):
-            failures = pd.read_csv(io.StringIO(read_text(fail_path)), keep_default_na=False)
+            fail_text = read_text(fail_path)
+            notes.extend(check_csv(fail_text, fail_path, "Locust failures CSV").notes)
+            failures = pd.read_csv(io.StringIO(fail_text), keep_default_na=False, index_col=False)
             figures["failures"] = failures.to_dict(orient="records")
     exc_path = files.get("exceptions")
     if exc_path is not None and exc_path.exists() and exc_path.stat().st_size:
         with guard(exc_path, "Locust exceptions CSV"):
-            exceptions = pd.read_csv(io.StringIO(read_text(exc_path)), keep_default_na=False)
+            exc_text = read_text(exc_path)
+            notes.extend(check_csv(exc_text, exc_path, "Locust exceptions CSV").notes)
+            exceptions = pd.read_csv(io.StringIO(exc_text), keep_default_na=False, index_col=False)
             if len(exceptions):
                 figures["exceptions"] = exceptions.to_dict(orient="records")
                 notes.append(f"{int(exceptions['Count'].sum())} exception(s) in the locustfile itself")
@@ -131,32 +145,40 @@ def read_csv(path) -> LoadTestRun:
     )
 
 
-def _stats_summary(stats: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _stats_summary(stats: pd.DataFrame, path: Path, checked: CsvCheck) -> pd.DataFrame:
     for column in ("Type", "Name", "Request Count", "Failure Count", "Average Response Time",
                    "Max Response Time", "Requests/s"):
         if column not in stats.columns:
             raise BadInputError(f"Locust stats CSV without a {column!r} column", path=path, line=1)
     is_all = stats["Name"].astype(str) == "Aggregated"
     endpoint = _endpoint_names(stats["Type"], stats["Name"]).where(~is_all, ALL)
+    what = "Locust stats CSV"
+
+    def number(name, **kwargs):
+        return csv_numbers(stats[name], checked, path, what, blank=("", "N/A"), **kwargs)
+
     rows = pd.DataFrame(
         {
             "endpoint": endpoint,
-            "requests": pd.to_numeric(stats["Request Count"], errors="raise"),
-            "failures": pd.to_numeric(stats["Failure Count"], errors="raise"),
-            "rps": pd.to_numeric(stats["Requests/s"], errors="coerce"),
-            "mean_ms": pd.to_numeric(stats["Average Response Time"], errors="coerce"),
-            "max_ms": pd.to_numeric(stats["Max Response Time"], errors="coerce"),
+            "requests": csv_numbers(stats["Request Count"], checked, path, what, integer=True),
+            "failures": csv_numbers(stats["Failure Count"], checked, path, what, integer=True),
+            "rps": number("Requests/s"),
+            "mean_ms": number("Average Response Time"),
+            "max_ms": number("Max Response Time"),
         }
     )
     for column, name in _PCT_COLUMNS.items():
-        rows[column] = pd.to_numeric(stats[name], errors="coerce") if name in stats.columns else np.nan
+        rows[column] = number(name) if name in stats.columns else np.nan
     return summary_frame(rows.to_dict(orient="records"))
 
 
-def _history(text: str, path: Path) -> pd.DataFrame:
+def _history(text: str, path: Path, notes: list | None = None) -> pd.DataFrame:
     if not text.startswith(HISTORY_HEADER):
         raise BadInputError(f"not a Locust stats history CSV (header starts {HISTORY_HEADER!r})", path=path, line=1)
-    frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["N/A"])
+    checked = check_csv(text, path, "Locust stats history CSV")
+    if notes is not None:
+        notes.extend(checked.notes)
+    frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["N/A"], index_col=False)
     frame = frame[frame["Name"].astype(str) == "Aggregated"]
     ts = pd.to_datetime(pd.to_numeric(frame["Timestamp"], errors="raise"), unit="s", utc=True)
     history = pd.DataFrame(

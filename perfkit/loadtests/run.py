@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError, PerfkitError
-from perfkit.fileio import input_errors
+from perfkit.fileio import input_errors, require_regular
 from perfkit.loadtests.frames import empty_samples, empty_summary
 
 
@@ -122,6 +124,8 @@ _PARSE_ERRORS = (
     pd.errors.ParserError,
     pd.errors.EmptyDataError,
     csv.Error,
+    zlib.error,  # a gzip stream corrupt past the part head_bytes read
+    EOFError,  # a gzip stream that ends early
 )
 
 
@@ -148,6 +152,8 @@ def guard(path, what: str):
         detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         if isinstance(err, RecursionError):
             detail = "nested too deeply to read"
+        if isinstance(err, (zlib.error, EOFError)):
+            raise BadInputError(f"not a readable gzip file ({_gzip_detail(err)})", path=path) from err
         raise BadInputError(f"not a valid {what} file ({detail})", path=path) from err
     except Exception as err:  # pyarrow's ArrowInvalid and friends
         if type(err).__module__.startswith("pyarrow"):
@@ -215,6 +221,115 @@ def head_bytes(path: Path, size: int = 65536) -> bytes:
     """
     import gzip
 
-    with input_errors(path, "is a directory, not a result file (use --latest DIR)"):
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
-            return handle.read(size)
+    folder = "is a directory, not a result file (use --latest DIR)"
+    require_regular(path, folder)  # a FIFO with no writer would block forever, /dev/zero never end
+    with input_errors(path, folder):
+        try:
+            with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+                return handle.read(size)
+        except (zlib.error, gzip.BadGzipFile, EOFError) as err:
+            raise BadInputError(f"not a readable gzip file ({_gzip_detail(err)})", path=path) from None
+
+
+def _gzip_detail(err: Exception) -> str:
+    """What is wrong with a gzip stream, in one short phrase."""
+    if isinstance(err, EOFError):
+        return "truncated: the compressed stream ends early"
+    return str(err).splitlines()[0][:120] or type(err).__name__
+
+
+@dataclass
+class CsvCheck:
+    """What :func:`check_csv` found: the text to parse (bad records removed when skipping), how
+    many records it skipped, the 1-based line each kept record starts on, and a note or none."""
+
+    text: str
+    skipped: int
+    lines: list[int]
+    notes: list[str]
+
+
+def check_csv(text: str, path, what: str, *, sep: str = ",", skip_bad_lines: bool = False) -> CsvCheck:
+    """Check that every record of a CSV has as many fields as its header.
+
+    pandas moves a row with one field too many into the index (every column shifted: endpoint
+    names that are request counts) and fills a row with too few with blanks; this refuses both,
+    naming the line, or with ``skip_bad_lines`` leaves those records out and counts them.
+
+    Parameters
+    ----------
+    text:
+        The file's text (header first).
+    path, what:
+        The file and its format's name, for the messages.
+    sep:
+        The field delimiter.
+    skip_bad_lines:
+        Leave bad records out (counted in ``skipped``) instead of raising.
+
+    Raises
+    ------
+    BadInputError
+        ``<path>, line N: <what> row with 12 fields, the header has 11 (...)``.
+    """
+    handle = io.StringIO(text)
+    reader = csv.reader(handle, delimiter=sep)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadInputError(f"empty {what}", path=path) from None
+    width, lines, bad = len(header), [], []
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            if not skip_bad_lines:
+                raise BadInputError(f"malformed {what} row ({err})", path=path, line=start) from None
+            bad.append((start, reader.line_num))
+            start = reader.line_num + 1
+            continue
+        end = reader.line_num
+        if row and len(row) != width and end > start and handle.tell() >= len(text):
+            # an unbalanced quote: the rest of the file is one field, nothing to skip to
+            raise BadInputError(f"truncated or malformed {what} row (an unbalanced quote: the rest of the file "
+                                "is inside one field)", path=path, line=start)
+        if row and len(row) != width:
+            if not skip_bad_lines:
+                hint = ("a trailing delimiter?" if len(row) == width + 1 and row[-1] == ""
+                        else "cut short?" if len(row) < width else "an unquoted delimiter in a field?")
+                raise BadInputError(f"truncated or malformed {what} row: {len(row)} field(s), the header has "
+                                    f"{width} ({hint})",
+                                    path=path, line=start)
+            bad.append((start, end))
+        elif row:
+            lines.append(start)
+        start = end + 1
+    notes = []
+    if text and not text.endswith(("\n", "\r")):
+        notes.append(f"the file does not end with a line break: its last row (line {start - 1}) may be cut short")
+    if not bad:
+        return CsvCheck(text, 0, lines, notes)
+    drop = {i for first, last in bad for i in range(first - 1, last)}
+    kept = "".join(line for i, line in enumerate(io.StringIO(text)) if i not in drop)
+    notes.append(f"{len(bad)} bad line(s) skipped (a field count unlike the header's): first at line {bad[0][0]}")
+    return CsvCheck(kept, len(bad), lines, notes)
+
+
+def csv_numbers(column: pd.Series, check: CsvCheck, path, what: str, *, blank: tuple = ("",),
+                integer: bool = False) -> pd.Series:
+    """``column`` as numbers; a value that is not one (nor one of ``blank``, which become NaN) is a
+    BadInputError naming the value and its line (``check.lines``: the line each row starts on)."""
+    text = column.astype(str).str.strip()
+    values = pd.to_numeric(text.where(~text.isin(blank), None), errors="coerce")
+    wrong = values.isna() & ~text.isin(blank)
+    if integer:
+        wrong |= values.notna() & (values != values.round())
+    if wrong.any():
+        where = int(np.flatnonzero(wrong.to_numpy())[0])
+        line = check.lines[where] if where < len(check.lines) else None
+        kind = "an integer" if integer else "a number"
+        raise BadInputError(f"{what}: {column.name} {text.iloc[where][:40]!r} is not {kind}", path=path, line=line)
+    return values

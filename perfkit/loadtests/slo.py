@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import require_regular
 from perfkit.findings import finding, findings_frame
 from perfkit.loadtests.frames import ALL
 
@@ -103,7 +104,7 @@ def load_targets(path) -> SloTargets:
     BadInputError
         When the file is missing, is not TOML, or has an unknown metric or bad limits.
     """
-    path = Path(path)
+    path = require_regular(path, "is a folder, not an SLO file")  # a FIFO would block forever
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:

@@ -294,7 +294,11 @@ def _read_csv_rows(data: bytes, path: Path, endpoint: str | None, skip_bad_lines
             _append(rows, fields)
             lines.append(number)
         skipped += _timestamps(rows, lines, path, skip_bad_lines)
-        return _run(rows, path, "vegeta-csv", skipped, endpoint)
+        run = _run(rows, path, "vegeta-csv", skipped, endpoint)
+        if data and not data.endswith((b"\n", b"\r")) and lines:
+            run.notes.append(f"the file does not end with a line break: its last row (line {lines[-1]}) "
+                             "may be cut short")
+        return run
 
 
 def _csv_int(text: str) -> int:

@@ -1,6 +1,9 @@
-"""wrk: the text report printed with ``--latency`` (aggregates only).
+"""wrk and wrk2: the text report printed with ``--latency`` (aggregates only).
 
 wrk scales its units (us, ms, s, m, h) per figure and leaves timed-out requests out of latency.
+wrk2 (``-R`` constant rate, giltene/wrk2) prints ``50.000%    6.67ms`` lines from an HdrHistogram
+("Latency Distribution (HdrHistogram - Recorded Latency)") and a "Detailed Percentile spectrum"
+in milliseconds; its latencies are measured from when each request should have been sent.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ FORMATS = (
     Format("wrk", tool="wrk", gives="aggregates", description="wrk --latency text output",
            read="read_report", sniff=((170, "sniff_report"),),
            fixtures=("wrk_timeouts.txt", "wrk_seconds.txt", "wrk_missing.txt")),
+    Format("wrk2", tool="wrk", gives="aggregates", description="wrk2 (-R rate) --latency text output",
+           read="read_report", sniff=((169, "sniff_wrk2"),), fixtures=("wrk2_latency.txt",)),
 )
 
 TOOL = "wrk"
@@ -42,6 +47,36 @@ def to_ms(value: str, unit: str) -> float:
 def sniff_report(head: Head) -> bool:
     """``Running 3s test @ URL`` and ``N requests in``."""
     return re.search(rb"Running .+ test @ ", head.raw) is not None and b"requests in" in head.raw
+
+
+NOTE_WRK2 = (
+    "wrk2 sends at a constant rate and measures each latency from when its request should have "
+    "been sent (coordinated omission corrected); percentiles from its HdrHistogram"
+)
+_WRK2 = re.compile(rb"HdrHistogram|Thread calibration: mean lat\.|Detailed Percentile spectrum")
+_UNCORRECTED = "Latency Distribution (HdrHistogram - Uncorrected Latency"
+_SPECTRUM_ROW = re.compile(r"^\s*([\d.]+)\s+([\d.]+)\s+(\d+)\s+(?:[\d.]+|inf)\s*$", re.M)
+
+
+def sniff_wrk2(head: Head) -> bool:
+    """A wrk report with wrk2's marks (its HdrHistogram distribution, its thread calibration)."""
+    return sniff_report(head) and _WRK2.search(head.raw) is not None
+
+
+def _spectrum(text: str) -> list[tuple[float, float]]:
+    """wrk2's "Detailed Percentile spectrum": (value in ms, cumulative fraction) rows."""
+    start = text.find("Detailed Percentile spectrum")
+    if start < 0:
+        return []
+    return [(float(v), float(f)) for v, f, _ in _SPECTRUM_ROW.findall(text[start:])]
+
+
+def _at(spectrum: list[tuple[float, float]], fraction: float) -> float:
+    """HdrHistogram's value at a percentile: the first value whose cumulative fraction reaches it."""
+    for value, cumulative in spectrum:
+        if cumulative >= fraction - 1e-9:
+            return value
+    return np.nan
 
 
 def read_report(path) -> LoadTestRun:
@@ -69,7 +104,17 @@ def read_report(path) -> LoadTestRun:
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
         non2xx = int(non2xx.group(1)) if non2xx else 0
         rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-        dist = {int(p): to_ms(v, u) for p, v, u in re.findall(rf"^\s+(\d+)%\s+{_TIME}", text, re.M)}
+        wrk2 = _WRK2.search(text.encode()) is not None
+        recorded = text.split(_UNCORRECTED, 1)[0]  # wrk2 -U prints the uncorrected figures after
+        dist = {}
+        for p, v, u in re.findall(rf"^\s*(\d+(?:\.\d+)?)%\s+{_TIME}\s*$", recorded, re.M):
+            dist[int(float(p)) if float(p).is_integer() else float(p)] = to_ms(v, u)
+        spectrum = _spectrum(recorded)
+        if spectrum:  # the spectrum holds every percentile (wrk2's short list has no p95)
+            for pct in (50, 90, 95, 99):
+                dist.setdefault(pct, _at(spectrum, pct / 100))
+        histogram = re.search(r"#\[Mean\s*=\s*([\d.]+),.*?\]\s*#\[Max\s*=\s*([\d.]+),\s*Total count\s*=\s*(\d+)",
+                              recorded, re.S)
         requests = completed + timeout
         row = {
             "endpoint": running.group(2),
@@ -81,15 +126,22 @@ def read_report(path) -> LoadTestRun:
             "p95_ms": dist.get(95, np.nan), "p99_ms": dist.get(99, np.nan),
             "max_ms": to_ms(latency.group(5), latency.group(6)) if latency else np.nan,
         }
-        notes = [NOTE_TIMEOUTS, NOTE_CLOSED]
+        if histogram:  # the HdrHistogram's own mean and max, to the microsecond
+            row["mean_ms"], row["max_ms"] = float(histogram.group(1)), float(histogram.group(2))
+        notes = [NOTE_TIMEOUTS, NOTE_WRK2 if wrk2 else NOTE_CLOSED]
+        if wrk2 and _UNCORRECTED in text:
+            notes.append("wrk2 -U also printed uncorrected latencies: perfkit reports the recorded (corrected) ones")
         if timeout:
             notes.append(f"{timeout} request(s) timed out and are missing from wrk's latency figures")
         if not dist:
-            notes.append("wrk ran without --latency: no percentiles")
+            notes.append(f"{'wrk2' if wrk2 else 'wrk'} ran without --latency: no percentiles")
         figures = {"completed": completed, "timeouts": timeout, "connect_errors": connect,
                    "read_errors": read, "write_errors": write, "non_2xx_3xx": non2xx,
                    "requests_per_sec": row["rps"], "distribution": dist}
+        if histogram:
+            figures["histogram_count"] = int(histogram.group(3))
         return aggregate_run(
-            summary_frame([row, {**row, "endpoint": ALL}]), tool=TOOL, format="wrk", source=path,
-            notes=notes, tool_figures=figures, closed_loop=True, duration_s=seconds,
+            summary_frame([row, {**row, "endpoint": ALL}]), tool=TOOL,
+            format="wrk2" if wrk2 else "wrk", source=path, percentiles_from="histogram" if spectrum else "tool",
+            notes=notes, tool_figures=figures, closed_loop=not wrk2, duration_s=seconds,
         )
