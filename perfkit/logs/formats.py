@@ -97,8 +97,16 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         except ValueError as err:
             yield BadRecord(number, f"not a complete JSON object ({err.msg} at column {err.colno})")
             continue
+        except RecursionError:
+            yield BadRecord(number, "a JSON value nested too deeply to read, not a jsonlog line")
+            continue
         if not isinstance(record, dict) or "message" not in record:
             yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
+            continue
+        nested = next((k for k in JSON_KEYS if isinstance(record.get(k), dict | list)), None)
+        if nested is not None:
+            # PostgreSQL writes every jsonlog field as a string or a number
+            yield BadRecord(number, f"the jsonlog key {nested!r} holds a JSON object or array, not a value")
             continue
         entry = {JSON_KEYS[k]: v for k, v in record.items() if k in JSON_KEYS}
         entry["line"] = number
