@@ -1,12 +1,14 @@
 """Write PostgreSQL syslog output as rsyslog's traditional file format lays it out."""
 import sys
+
 PG_SYSLOG_LIMIT = 900
 out = []
 seq = {}
 def write_syslog(t, pid, buf):
     # elog.c write_syslog: one sequence number per call, pieces at newlines and at 900 bytes
     seq[pid] = seq.get(pid, 0) + 1
-    n = seq[pid]; chunk = 0
+    n = seq[pid]
+    chunk = 0
     for line in buf.split("\n"):
         while True:
             chunk += 1
