@@ -70,3 +70,10 @@ class SandboxError(PerfkitError):
 
 class ReportError(PerfkitError):
     """A report run failed; the partial output is kept and named in the message."""
+
+
+class OutputError(PerfkitError):
+    """Standard output (or an output file) cannot be written: a full disk, ``/dev/full``, a
+    closed descriptor. An environment error: exit code 3."""
+
+    exit_code = 3
