@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits 2 on a bad option
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        _flush_stdout()
+        return code
     except PerfkitError as err:
         print(f"perfkit: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -64,11 +66,44 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception:  # a bug: show it, but never a password
-        from perfkit.secrets import redact_text
+    except OSError as err:
+        if not _out_of_space(err):
+            return _bug()
+        from perfkit.output import write_failed
 
-        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
-        return 1
+        failed = write_failed(err)  # also points stdout at /dev/null: nothing fails again at exit
+        if not getattr(err, "perfkit_stdout", False):
+            failed = type(failed)(f"cannot write the output ({err.strerror or err})")
+        print(f"perfkit: error: {failed}", file=sys.stderr)
+        return failed.exit_code
+    except Exception:  # a bug: show it, but never a password
+        return _bug()
+
+
+def _bug() -> int:
+    """A bug: show the traceback, but never a password."""
+    from perfkit.secrets import redact_text
+
+    print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+    return 1
+
+
+def _flush_stdout() -> None:
+    """Flush what the command printed, so that a full disk is reported here, not at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        err.perfkit_stdout = True
+        raise
+
+
+def _out_of_space(err: OSError) -> bool:
+    """A full disk (or /dev/full, a quota) while writing: an environment error, not a bug."""
+    import errno
+
+    return getattr(err, "perfkit_stdout", False) or err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 if __name__ == "__main__":  # pragma: no cover

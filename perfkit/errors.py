@@ -77,3 +77,10 @@ class EnvironmentFailure(PerfkitError):
     checks could not run. Exit code 3, so a script or CI job tells it from bad input (2)."""
 
     exit_code = 3
+
+
+class OutputError(PerfkitError):
+    """Standard output (or an output file) cannot be written: a full disk, ``/dev/full``, a
+    closed descriptor. An environment error: exit code 3."""
+
+    exit_code = 3

@@ -114,3 +114,12 @@ def require_regular(path: str | Path, folder: str | None = None, *, stdin: bool 
             where = ", or - for standard input" if stdin else ""
             raise BadInputError(f"is {kind}, not a regular file: give a file{where}", path=path)
     return path
+
+
+def read_limited(handle, limit: int, *, path: str | Path, what: str = "file") -> bytes:
+    """All bytes of the binary ``handle``, refusing (BadInputError) beyond ``limit`` bytes without
+    reading more than ``limit + 1`` of them."""
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise BadInputError(f"the {what} is larger than {limit // (1024 * 1024)} MiB, the most perfkit reads", path=path)
+    return data

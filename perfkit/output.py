@@ -49,10 +49,35 @@ def to_jsonable(value):
 
 
 def emit_json(payload: dict, stream=None) -> None:
-    """Print one JSON object on stdout (tables as lists of row objects)."""
+    """Print one JSON object on stdout (tables as lists of row objects).
+
+    The text is built first and written and flushed at once, so that a full disk or
+    ``/dev/full`` is an OutputError (exit code 3) here, not a traceback at exit.
+    """
     stream = stream or sys.stdout
-    json.dump(to_jsonable(payload), stream, indent=2, sort_keys=False)
-    stream.write("\n")
+    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n"
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise write_failed(err, stream) from None
+
+
+def write_failed(err: OSError, stream=None):
+    """The OutputError for ``err`` raised writing ``stream`` (stdout by default); stdout is
+    pointed at /dev/null so that what is still buffered does not fail again at exit."""
+    from perfkit.errors import OutputError
+
+    stream = stream or sys.stdout
+    name = "standard output" if stream in (sys.stdout, sys.__stdout__) else getattr(stream, "name", "the output")
+    if stream in (sys.stdout, sys.__stdout__):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+    return OutputError(f"cannot write to {name} ({err.strerror or err})")
 
 
 def _cell(value, width: int) -> str:

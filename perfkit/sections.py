@@ -129,17 +129,35 @@ def needs(module: str, title: str) -> Section | None:
     return None
 
 
-def guarded(title: str, build: Callable[[], Section], *, src: Sources | None = None, key: str = "") -> Section:
+def guarded(title: str, build: Callable[[], Section], *, src: Sources | None = None, key: str = "",
+            files: Iterable[str | Path] = ()) -> Section:
     """Run ``build``; a missing source (extension, permission, file) becomes a one-line skipped Section
-    (recorded under ``key`` for ``summary.json`` when ``src`` writes facts)."""
+    (recorded under ``key`` for ``summary.json`` when ``src`` writes facts).
+
+    ``files``: the input files the section reads. When given, a file that cannot be read or
+    parsed skips the section too, also when the error does not name the file (a reader's
+    BadInputError without a path, an OSError, a damaged compressed stream): the note names the
+    files then.
+    """
+    import lzma
+    import zlib
+
+    names = ", ".join(str(f) for f in files)
     try:
         return build()
     except MISSING_SOURCE_ERRORS as err:
         skipped = Section.skip(title, f"{title}: {db.redact_text(str(err))}")
     except BadInputError as err:
-        if err.path is None:
+        if err.path is None and not names:
             raise
-        skipped = Section.skip(title, f"{title}: {db.redact_text(str(err))}")
+        where = "" if err.path is not None else f"{names}: "
+        skipped = Section.skip(title, f"{title}: {where}{db.redact_text(str(err))}")
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, UnicodeDecodeError) as err:
+        if not names:
+            raise
+        where = getattr(err, "filename", None) or names
+        detail = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        skipped = Section.skip(title, f"{title}: {where}: cannot read it ({db.redact_text(' '.join(detail.split()))})")
     skipped.key = key
     return src.keep(skipped) if src is not None and key else skipped
 
@@ -729,7 +747,8 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
             blocks.append(f"What if `{what_if}`: {tried.summary()}")
         return src.keep(Section.of(result, blocks, key="plan", title=title))
 
-    return guarded(title, build, src=src, key="plan")
+    return guarded(title, build, src=src, key="plan",
+                   files=[*src.plans, *([compare_with] if compare_with else [])])
 
 
 def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None) -> Section:
@@ -757,7 +776,7 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
                        data={"runs": runs, "table": table}, findings=assessed.findings,
                        facts={"files": table}, assessment=assessed)
 
-    return _with_skipped_assessment(guarded(title, build), "loadtests")
+    return _with_skipped_assessment(guarded(title, build, files=paths), "loadtests")
 
 
 def _with_skipped_assessment(section: Section, source: str, *, src: Sources | None = None, key: str = "") -> Section:
@@ -782,7 +801,7 @@ def _file_section(src: Sources, title: str, source: str, files: list, build: Cal
         return _with_skipped_assessment(missing, source, src=src, key=key)
     if not files:
         return _with_skipped_assessment(Section.skip(title, f"{title}: {none_given}"), source, src=src, key=key)
-    return _with_skipped_assessment(guarded(title, build, src=src, key=key), source, src=src, key=key)
+    return _with_skipped_assessment(guarded(title, build, src=src, key=key, files=files), source, src=src, key=key)
 
 
 # -- server logs ----------------------------------------------------------------------------------

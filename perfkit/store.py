@@ -29,6 +29,10 @@ def default_root() -> Path:
     return Path(os.environ.get("PERFKIT_STORE", DEFAULT_ROOT))
 
 
+# how far back --since may reach (pandas timestamps end about 292 years from 1970)
+_LONGEST_SINCE = pd.Timedelta(days=100 * 365)
+
+
 def parse_since(text: str) -> pd.Timedelta:
     """``7d``, ``12h``, ``2w``, ``30m`` as a Timedelta (for ``--since``)."""
     match = _SINCE.match(str(text))
@@ -36,7 +40,13 @@ def parse_since(text: str) -> pd.Timedelta:
         raise BadInputError(f"--since must look like 7d, 12h, 2w or 30m, not {text!r}")
     value, unit = float(match.group(1)), match.group(2).lower()
     factor = {"m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}[unit]
-    return pd.Timedelta(value, unit=factor)
+    try:
+        since = pd.Timedelta(value, unit=factor)
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsTimedelta is a ValueError
+        since = None
+    if since is None or since > _LONGEST_SINCE:
+        raise BadInputError(f"--since {text} is too far back (at most {_LONGEST_SINCE.days // 365} years)")
+    return since
 
 
 @dataclass(frozen=True)

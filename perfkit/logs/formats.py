@@ -97,8 +97,16 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         except ValueError as err:
             yield BadRecord(number, f"not a complete JSON object ({err.msg} at column {err.colno})")
             continue
+        except RecursionError:
+            yield BadRecord(number, "a JSON value nested too deeply to read, not a jsonlog line")
+            continue
         if not isinstance(record, dict) or "message" not in record:
             yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
+            continue
+        nested = next((k for k in JSON_KEYS if isinstance(record.get(k), dict | list)), None)
+        if nested is not None:
+            # PostgreSQL writes every jsonlog field as a string or a number
+            yield BadRecord(number, f"the jsonlog key {nested!r} holds a JSON object or array, not a value")
             continue
         entry = {JSON_KEYS[k]: v for k, v in record.items() if k in JSON_KEYS}
         entry["line"] = number
@@ -207,3 +215,88 @@ def _same_process(entry: dict, found: dict) -> bool:
         if key in entry and key in found and entry[key] != found[key]:
             return False
     return True
+
+
+# -- logs that are not PostgreSQL's own files ----------------------------------------------------
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_SYSLOG_TAIL = r" (?P<host>\S+) (?P<tag>[\w./-]+)\[(?P<pid>\d+)\]: \[(?P<seq>\d+)-(?P<part>\d+)\] ?(?P<rest>.*)$"
+# rsyslog's traditional file format ("Jan  5 08:35:00 host postgres[123]: [4-1] ...") and its
+# RFC 3339 one ("2024-01-05T08:35:00.123456+01:00 host postgres[123]: [4-1] ...")
+SYSLOG_TRADITIONAL = re.compile(
+    r"^(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?P<day>[ \d]\d) (?P<time>\d\d:\d\d:\d\d)" + _SYSLOG_TAIL
+)
+SYSLOG_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d\d-\d\d)T(?P<time>\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)" + _SYSLOG_TAIL
+)
+# pgbouncer: "2024-01-05 08:35:00.123 UTC [123] LOG C-0x55d0...: app/app@127.0.0.1:5000 login attempt"
+PGBOUNCER_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \S+)? \[\d+\] (?:LOG|WARNING|ERROR|FATAL|NOISE|DEBUG) (?!\s)"
+)
+# what a PostgreSQL line looks like after its log_line_prefix: a level and two spaces
+_PG_LEVEL = re.compile(r"\b(?:DEBUG[1-5]?|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC|DETAIL|HINT|QUERY|CONTEXT|LOCATION|STATEMENT):  ")
+# the prefix perfkit puts in front of a syslog line's own prefix: the time and pid syslog recorded
+SYSLOG_PREFIX = "%m [%p] "
+
+
+def foreign_format(lines: list[str]) -> str | None:
+    """``"syslog"`` or ``"pgbouncer"`` when most of ``lines`` are PostgreSQL's syslog output or a
+    pgbouncer log, else None."""
+    body = [line for line in lines if line.strip()]
+    if not body:
+        return None
+    syslog = sum(1 for line in body if SYSLOG_TRADITIONAL.match(line) or SYSLOG_RFC3339.match(line))
+    bouncer = sum(1 for line in body if PGBOUNCER_LINE.match(line))
+    if syslog * 2 >= len(body):
+        return "syslog"
+    if bouncer * 2 >= len(body):
+        return "pgbouncer"
+    return None
+
+
+def syslog_as_stderr(lines: Iterable[tuple[int, str]], year: int, month: int = 12) -> Iterator[tuple[int, str]]:
+    """PostgreSQL's syslog records as the stderr lines they stand for.
+
+    PostgreSQL writes one message as numbered pieces ``[SEQ-1]``, ``[SEQ-2]``... : a piece is a
+    new line of the message (a tab-continued line, rsyslog writes the tab as ``#011``), a
+    DETAIL/STATEMENT line with its own prefix, or the rest of a line longer than
+    ``syslog_split_messages``' 900 bytes, which is glued back. The time and pid syslog recorded
+    come first (``SYSLOG_PREFIX``); the traditional format has no year, so ``year`` is used
+    (the file's; a month after ``month``, the file's last change, is from the year before), and no
+    zone (UTC unless the reader is given ``timezone``).
+    Lines that are not syslog records are passed on unchanged (the stderr reader reports them).
+    """
+    held: tuple[int, str] | None = None
+    current: tuple[str, str] | None = None  # (pid, seq) of the held line
+    for number, line in lines:
+        found = SYSLOG_TRADITIONAL.match(line) or SYSLOG_RFC3339.match(line)
+        if found is None:
+            if held is not None:
+                yield held
+                held, current = None, None
+            yield number, line
+            continue
+        rest = found["rest"].replace("#011", "\t")
+        key = (found["pid"], found["seq"])
+        if found["part"] != "1" and key == current and held is not None:
+            if rest.startswith("\t"):
+                yield held
+                held = (number, rest)
+                continue
+            if not _PG_LEVEL.search(rest[:300]):
+                held = (held[0], held[1] + rest)  # a long line split at 900 bytes
+                continue
+        if held is not None:
+            yield held
+        held, current = (number, f"{_syslog_time(found, year, month)} [{found['pid']}] {rest}"), key
+    if held is not None:
+        yield held
+
+
+def _syslog_time(found: re.Match, year: int, month: int) -> str:
+    if "mon" in found.groupdict():
+        number = _MONTHS[found["mon"]]
+        year = year - 1 if number > month else year
+        return f"{year:04d}-{number:02d}-{int(found['day']):02d} {found['time']}.000"
+    millis = ((found["frac"] or "") + "000")[:3]
+    zone = "UTC" if found["zone"] == "Z" else found["zone"]
+    return f"{found['date']} {found['time']}.{millis} {zone}"

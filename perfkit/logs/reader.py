@@ -33,6 +33,9 @@ ERROR_LEVELS = frozenset({"ERROR", "FATAL", "PANIC"})
 _SAMPLE_LINES = 200
 _KEEP_BAD_RECORDS = 100
 _UNKNOWN = "[unknown]"
+# log_line_prefix settings seen with syslog (which records the time and pid itself), then the common ones
+_SYSLOG_TAILS = ("", "user=%u,db=%d,app=%a,client=%h ", "user=%u,db=%d,app=%a ", "user=%u,db=%d ", "%q%u@%d ",
+                 *COMMON_PREFIXES)
 
 
 @dataclass
@@ -178,6 +181,10 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
         report.skip(path, formats.BadRecord(1, record.reason, last))
         return
     texts = [text for _, text in sample]
+    foreign = formats.foreign_format(texts)
+    if foreign is not None:
+        yield from _foreign(path, foreign, sample, lines, line_prefix, skip, report)
+        return
     kind = formats.sniff(texts, [line_prefix] if line_prefix else [LinePrefix(p) for p in COMMON_PREFIXES])
     report.formats[str(path)] = kind
     every = itertools.chain(sample, lines)
@@ -198,6 +205,10 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
             )
         report.prefixes[str(path)] = chosen.prefix
         records = formats.read_stderr(every, chosen)
+    yield from _kept(records, path, skip, report)
+
+
+def _kept(records, path: Path, skip: bool, report: ReadReport) -> Iterator[dict]:
     for record in records:
         if isinstance(record, formats.BadRecord):
             if not skip:
@@ -206,6 +217,44 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
             continue
         report.entries += 1
         yield record
+
+
+def _foreign(path: Path, kind: str, sample: list, lines, line_prefix: LinePrefix | None, skip: bool,
+             report: ReadReport) -> Iterator[dict]:
+    """A log that is not one of PostgreSQL's own files: syslog output is read, pgbouncer refused."""
+    first = next((n for n, t in sample if t.strip()), 1)
+    if kind == "pgbouncer":
+        raise BadInputError(
+            "this is a pgbouncer log; perfkit reads PostgreSQL's server logs (stderr, csvlog, jsonlog, "
+            "or PostgreSQL's syslog output): give it the files in the server's log_directory, with "
+            "log_min_duration_statement set to see statements",
+            path=path,
+            line=first,
+        )
+    import datetime as dt
+
+    changed = dt.datetime.fromtimestamp(path.stat().st_mtime)
+    converted = list(formats.syslog_as_stderr(sample, changed.year, changed.month))
+    texts = [text for _, text in converted]
+    if line_prefix is not None:
+        chosen = LinePrefix(formats.SYSLOG_PREFIX + line_prefix.prefix)
+    else:
+        candidates = [LinePrefix(formats.SYSLOG_PREFIX + tail) for tail in _SYSLOG_TAILS]
+        scored = [(sum(1 for t in texts if t and not t.startswith("\t") and c.match(t)), -i, c)
+                  for i, c in enumerate(candidates)]
+        best = max(scored, key=lambda s: (s[0], s[1])) if scored else None
+        if best is None or best[0] * 2 < sum(1 for t in texts if t and not t.startswith("\t")):
+            raise BadInputError(
+                "a PostgreSQL syslog file whose log_line_prefix perfkit cannot tell from its lines; pass the "
+                "server's setting with --prefix (SHOW log_line_prefix; syslog adds the time and pid itself)",
+                path=path,
+                line=first,
+            )
+        chosen = best[2]
+    report.formats[str(path)] = "syslog"
+    report.prefixes[str(path)] = chosen.prefix
+    every = formats.syslog_as_stderr(itertools.chain(sample, lines), changed.year, changed.month)
+    yield from _kept(formats.read_stderr(every, chosen), path, skip, report)
 
 
 def _frame(

@@ -8,18 +8,22 @@ from __future__ import annotations
 import bz2
 import glob
 import gzip
-import io
 import lzma
 import os
+import stat
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import require_regular
 
 # Reads above this many bytes (all files together) show a progress bar on stderr.
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
-_PROGRESS_EVERY_LINES = 50_000
+# The longest log line perfkit reads (a statement of a few MB is normal; /dev/zero or a gzip bomb
+# of one endless line is not), and how much decompressed text is read at a time.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -41,21 +45,33 @@ def expand(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]
     files: list[Path] = []
     for item in paths:
         text = os.fspath(item)
-        if glob.has_magic(text) and not Path(text).exists():
+        if glob.has_magic(text) and _mode(Path(text)) is None:
             matches = sorted(glob.glob(text))
             if not matches:
                 raise BadInputError(f"no file matches {text!r}")
-            files.extend(Path(m) for m in matches if Path(m).is_file())
+            files.extend(Path(m) for m in matches if stat.S_ISREG(_mode(Path(m)) or 0))
             continue
         path = Path(text)
-        if not path.exists():
+        mode = _mode(path)
+        if mode is None:
             raise BadInputError("no such file", path=path)
-        if path.is_dir():
+        if stat.S_ISDIR(mode):
             raise BadInputError("is a folder; give the log files in it (e.g. 'log/*.csv')", path=path)
-        files.append(path)
+        files.append(require_regular(path, "is a folder, not a log file"))
     if not files:
         raise BadInputError("no log file given")
     return files
+
+
+def _mode(path: Path) -> int | None:
+    """``path``'s st_mode (links followed), None when there is no such file; BadInputError when it
+    cannot be looked at (a folder on the way that the user may not enter)."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise BadInputError(f"cannot read it ({err.strerror or err})", path=path) from None
 
 
 def compression(path: Path) -> str | None:
@@ -109,7 +125,6 @@ def numbered_lines(path: Path, progress: _Progress | None = None) -> Iterator[tu
     except OSError as err:
         raise BadInputError(f"cannot read: {err.strerror or err}", path=path) from None
     number = 0
-    reported = 0
     try:
         if kind == "gzip":
             stream = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -119,17 +134,10 @@ def numbered_lines(path: Path, progress: _Progress | None = None) -> Iterator[tu
             stream = lzma.LZMAFile(raw, mode="rb")
         else:
             stream = raw
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
+        lines = _bounded_lines(stream, raw, path, progress)
         try:
-            for line in text:
-                number += 1
-                if line.endswith("\n"):
-                    line = line[:-2] if line.endswith("\r\n") else line[:-1]
+            for number, line in enumerate(lines, start=1):
                 yield number, line
-                if progress is not None and number % _PROGRESS_EVERY_LINES == 0:
-                    position = raw.tell()
-                    progress.advance(position - reported)
-                    reported = position
         except (EOFError, OSError, zlib.error, lzma.LZMAError) as err:
             what = f"{kind} stream" if kind else "file"
             detail = str(err) or type(err).__name__
@@ -138,7 +146,52 @@ def numbered_lines(path: Path, progress: _Progress | None = None) -> Iterator[tu
                 path=path,
                 line=number + 1,
             ) from None
-        if progress is not None:
-            progress.advance(os.fstat(raw.fileno()).st_size - reported)
     finally:
         raw.close()
+
+
+def _bounded_lines(stream, raw, path: Path, progress: _Progress | None) -> Iterator[str]:
+    """The lines of the binary ``stream`` (newline removed, UTF-8 with U+FFFD for bad bytes),
+    read _READ_CHUNK decompressed bytes at a time so that memory stays bounded.
+
+    Raises BadInputError when a line grows past MAX_LINE_BYTES, before reading the rest of it.
+    """
+    pending = bytearray()
+    done = 0  # lines yielded, for the error's line number
+    reported = 0
+    # read1: what has been decompressed so far, so that the lines before a damaged part are kept
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        chunk = read(_READ_CHUNK)
+        if not chunk:
+            break
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pending += chunk
+            if len(pending) > MAX_LINE_BYTES:
+                raise BadInputError(
+                    f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL log line "
+                    "(a binary file, /dev/zero, or a decompression bomb?)",
+                    path=path,
+                    line=done + 1,
+                )
+            continue
+        if pending:
+            pending += chunk[:cut]
+            text = pending.decode("utf-8", errors="replace")
+        else:
+            text = chunk[:cut].decode("utf-8", errors="replace")
+        pending = bytearray(chunk[cut + 1:])
+        for line in text.split("\n"):
+            done += 1
+            yield line[:-1] if line.endswith("\r") else line
+        if progress is not None:
+            position = raw.tell()
+            progress.advance(position - reported)
+            reported = position
+    if pending:
+        if len(pending) > MAX_LINE_BYTES:
+            raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB", path=path, line=done + 1)
+        yield pending.decode("utf-8", errors="replace")
+    if progress is not None:
+        progress.advance(os.fstat(raw.fileno()).st_size - reported)

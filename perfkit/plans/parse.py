@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from perfkit.errors import BadInputError
-from perfkit.fileio import input_errors
+from perfkit.fileio import input_errors, read_limited, require_regular
 from perfkit.plans.model import Plan, build_plan
 from perfkit.plans.parse_text import parse_text_lines
 from perfkit.plans.unwrap import unwrap
+
+# The largest plan file perfkit reads, and the longest line of a text plan (EXPLAIN of a
+# statement with a huge IN list can have a long Filter line; /dev/zero has one endless line).
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+MAX_LINE_CHARS = 64 * 1024 * 1024
 
 
 def parse_json_lines(lines: list[tuple[int, str]], *, path: str | None = None) -> Any:
@@ -78,6 +83,7 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
         raise BadInputError("a binary file, not a plan", path=where)
     if not source.strip():
         raise BadInputError("empty: no plan in it", path=where, line=1 if where else None)
+    _check_lines(source, where)
     lines, meta = unwrap(source)
     if not lines:
         raise BadInputError("no plan in it (only headers or frames)", path=where)
@@ -101,13 +107,42 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
     return plan
 
 
+def _check_lines(text: str, where: str | None) -> None:
+    """Refuse a text with a line longer than MAX_LINE_CHARS (one pass, no copies)."""
+    if len(text) <= MAX_LINE_CHARS:
+        return
+    start = 0
+    number = 1
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if end - start > MAX_LINE_CHARS:
+            raise BadInputError(
+                f"a line longer than {MAX_LINE_CHARS // (1024 * 1024)} MiB: not a plan", path=where, line=number
+            )
+        start, number = end + 1, number + 1
+
+
 def parse_file(path: str | Path) -> Plan:
-    """Parse the plan saved in ``path`` (``-`` reads standard input); see :func:`parse`."""
+    """Parse the plan saved in ``path`` (``-`` reads standard input); see :func:`parse`.
+
+    Only a regular file (or ``-``) is read, and at most MAX_PLAN_BYTES of it.
+    """
     if str(path) == "-":
         import sys
 
-        return parse(sys.stdin.read(), path="<stdin>")
-    file = Path(path)
+        stream = getattr(sys.stdin, "buffer", None)
+        with input_errors("<stdin>", "is a folder, not a plan file"):
+            if stream is None:  # a text stream put in place of stdin
+                data = sys.stdin.read(MAX_PLAN_BYTES + 1)
+                if len(data) > MAX_PLAN_BYTES:
+                    raise BadInputError(f"the input is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB, "
+                                        "the most perfkit reads", path="<stdin>")
+            else:
+                data = read_limited(stream, MAX_PLAN_BYTES, path="<stdin>", what="input")
+        return parse(data, path="<stdin>")
+    file = require_regular(path, "is a folder, not a plan file")
     with input_errors(file, "is a folder, not a plan file"):
-        data = file.read_bytes()
+        with open(file, "rb") as handle:
+            data = read_limited(handle, MAX_PLAN_BYTES, path=file, what="plan file")
     return parse(data, path=file, name=str(file))

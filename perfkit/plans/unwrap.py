@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 
 _FOOTER = re.compile(r"^\s*\(\d+ rows?\)\s*$")
-_HEADER = re.compile(r'^\s*[|│]?\s*"?QUERY PLAN"?\s*[|│]?\s*$')
+# matched against the stripped line: two adjacent ``\s*`` on the raw line backtrack over the
+# indentation (quadratic per line, cubic for a deeply nested plan)
+_HEADER = re.compile(r'^(?:[|│]\s*)?"?QUERY PLAN"?\s*[|│]?$')
 _SEPARATOR = re.compile(r"^[\s\-+=|│─┼├┤┌┐└┘┬┴╞╡╪═]+$")
 _RECORD = re.compile(r"^\s*-\[ RECORD \d+ \]")
 _EXPANDED = re.compile(r"^\s*QUERY PLAN\s*[|│] ?(.*)$")
@@ -117,7 +119,7 @@ def unwrap(text: str) -> tuple[list[tuple[int, str]], dict]:
         head = stripped[:1]
         # only lines starting like psql's own decorations need the regular expressions
         if head in _DECORATION_STARTS:
-            if _FOOTER.match(line) or _RECORD.match(line) or _HEADER.match(line):
+            if _FOOTER.match(stripped) or _RECORD.match(stripped) or _HEADER.match(stripped):
                 psql = True
                 continue
             if len(stripped) >= 3 and _SEPARATOR.match(line):

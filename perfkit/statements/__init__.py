@@ -308,6 +308,27 @@ def _reset_between(before: pd.DataFrame, after: pd.DataFrame) -> tuple[bool, str
     return False, ""
 
 
+def _single_reset(prev: pd.DataFrame, cur: pd.DataFrame) -> pd.Series:
+    """Statements whose counters cannot have grown from ``prev`` to ``cur`` without a reset:
+    the minimum rose, the maximum fell, or the calls in between would have a mean outside
+    [min, max] or a negative variance."""
+    tol = 1e-6
+    rose = cur["min_exec_ms"] > prev["min_exec_ms"] + tol
+    fell = cur["max_exec_ms"] < prev["max_exec_ms"] - tol
+    d_calls = cur["calls"] - prev["calls"]
+    d_total = cur["total_exec_ms"] - prev["total_exec_ms"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = d_total / d_calls
+        sum_sq_b = prev["calls"] * (prev["stddev_exec_ms"] ** 2 + prev["mean_exec_ms"] ** 2)
+        sum_sq_a = cur["calls"] * (cur["stddev_exec_ms"] ** 2 + cur["mean_exec_ms"] ** 2)
+        var = (sum_sq_a - sum_sq_b) / d_calls - mean**2
+    ran = d_calls > 0
+    slack = 1e-3 * cur["max_exec_ms"].abs() + tol  # the server rounds nothing, but floats drift
+    outside = ran & ((mean < cur["min_exec_ms"] - slack) | (mean > cur["max_exec_ms"] + slack))
+    negative = ran & (var < -(slack**2) - 1e-3 * cur["mean_exec_ms"] ** 2)
+    return (rose | fell | outside | negative).fillna(False).astype(bool)
+
+
 def diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """What happened between two snapshots, per statement.
 
@@ -319,8 +340,11 @@ def diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     ``status`` says, per statement: ``changed`` (ran in the interval), ``unchanged``, ``new``
     (first seen in ``after``), ``reset`` (its counters restarted: the entry was evicted and
     re-created, or all statistics were reset; the interval's work before that is lost, so the
-    figures are a lower bound) or ``evicted`` (in ``before`` only; counters NaN). Never
-    negative work. ``attrs``: ``stats_reset`` (bool), ``reset_evidence``, ``interval_start``,
+    figures are a lower bound; before PostgreSQL 17 a single statement's reset is seen when its
+    min rose, its max fell, or the interval's mean or variance is impossible) or ``evicted`` (in
+    ``before`` only; counters NaN; ``reset`` when it vanished in a full reset). Never
+    negative work. ``attrs``: ``stats_reset`` (bool), ``reset_evidence``, ``reset_note`` (when a
+    single statement's reset cannot be ruled out: no ``stats_since``), ``interval_start``,
     ``interval_end``.
     """
     for name, frame in (("before", before), ("after", after)):
@@ -344,10 +368,16 @@ def diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     prev = b.loc[both]
     cur = a.loc[both]
     restarted = (cur["calls"] < prev["calls"]) | (cur["total_exec_ms"] < prev["total_exec_ms"] - 1e-6)
+    known_since = pd.Series(False, index=both)
     if "stats_since" in a.columns and "stats_since" in b.columns:
         since_b = pd.to_datetime(prev["stats_since"], utc=True)
         since_a = pd.to_datetime(cur["stats_since"], utc=True)
-        restarted |= (since_a.notna() & since_b.notna() & (since_a > since_b)).to_numpy()
+        known_since = since_a.notna() & since_b.notna()
+        restarted |= (known_since & (since_a > since_b)).to_numpy()
+    # without stats_since (before PostgreSQL 17), one statement reset with
+    # pg_stat_statements_reset(userid, dbid, queryid) and then run more often than before
+    # shows only in figures that cannot move that way without a reset
+    restarted |= _single_reset(prev, cur).to_numpy() & ~known_since.to_numpy()
     if full_reset:
         restarted[:] = True
     subtract = both[~restarted.to_numpy()]
@@ -379,7 +409,8 @@ def diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     if len(evicted):
         for column in COUNTERS + ["mean_exec_ms", "min_exec_ms", "max_exec_ms", "stddev_exec_ms"]:
             evicted[column] = np.nan
-        evicted["status"] = "evicted"
+        # gone because all statistics were reset (and not run since), not pushed out by pg_stat_statements.max
+        evicted["status"] = "reset" if full_reset else "evicted"
         evicted["prev_mean_exec_ms"] = b.loc[evicted_keys, "mean_exec_ms"]
         evicted["captured_at"] = after_at
         result = pd.concat([result, evicted])
@@ -391,9 +422,16 @@ def diff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     rest = [c for c in result.columns if c not in ordered]
     result = result[ordered + rest]
     result = result.sort_values("total_exec_ms", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    unsure = ""
+    if not full_reset and len(subtract) and not bool(known_since.any()):
+        unsure = (f"{int((result['status'] == 'changed').sum())} changed statements: without stats_since "
+                  "(PostgreSQL 17+), a statement reset on its own (pg_stat_statements_reset(userid, dbid, "
+                  "queryid)) and then run more often than before cannot be ruled out; its figures are then "
+                  "an undercount (checked: calls, total, min, max and mean could not have moved that way)")
     result.attrs.update(
         stats_reset=full_reset,
         reset_evidence=evidence,
+        reset_note=unsure,
         interval_start=before_at,
         interval_end=after_at,
     )
