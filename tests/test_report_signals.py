@@ -89,7 +89,7 @@ def test_signal_writes_a_redacted_partial_report_and_stops_the_kernel(number, tm
         facts = Path(ready.read_text())
         assert facts.exists() and DSN_PASSWORD in facts.read_text()
         assert facts.parent.parent == private and stat.S_IMODE(facts.parent.stat().st_mode) == 0o700
-        assert not out.resolve() in facts.parents
+        assert out.resolve() not in facts.parents
         assert all(DSN_PASSWORD.encode() not in data for data in every_file(out).values())
         kernels = children_of(run.pid)
         assert kernels and all(alive(pid) for pid in kernels)
