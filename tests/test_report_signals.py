@@ -6,6 +6,7 @@ the signal arrives while it sleeps. Nothing unredacted may reach the report fold
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -150,6 +151,11 @@ def test_concurrent_force_runs_leave_a_consistent_folder(tmp_path):
                                  "-p", "top_n", str(top_n), "--out", str(out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
+    # a killed run's temporary file from two hours ago: the next run into the folder removes it
+    stale = out / f"{dt.date.today():%Y-%m-%d}" / f".weekly.ipynb.{'ab' * 16}.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     runs = [start(3), start(5)]
     results = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
@@ -164,4 +170,4 @@ def test_concurrent_force_runs_leave_a_consistent_folder(tmp_path):
     assert summary["sections"] and all(v == "ok" for v in summary["sections"].values()), summary["sections"]
     assert sum(summary["findings_by_severity"].values()) == len(summary["findings"]) > 0
     assert f"top_n = {summary['parameters']['top_n']}" in "".join(c.source for c in nb.cells)
-    assert not [p for p in out.rglob(".*")]  # no working or temporary file left behind
+    assert not list(out.rglob(".*"))  # no working or temporary file left behind, the stale one removed

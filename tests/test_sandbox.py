@@ -211,3 +211,38 @@ def test_two_concurrent_starts_on_one_state_file(tmp_path, reachable_tmp):
     assert not dirs[codes.index(0)].exists()  # a folder start made is removed
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(recorded["dsn"], connect_timeout=2)
+
+
+def test_any_state_file_never_removes_or_signals_what_perfkit_did_not_start(tmp_path, bystander):
+    """Whatever the state file says, stop ends in 0 or a one-line refusal, and nothing else is touched."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from perfkit.cli import main
+
+    token = "7e" * 16
+    folder = tmp_path / "victim"
+    files = decoy(folder, bystander.pid, token=token)
+    state = tmp_path / "state.json"
+    paths = st.sampled_from([str(folder), str(folder / "data"), str(tmp_path), "/", "", "relative/none", "a\0b"])
+    values = st.one_of(st.none(), st.booleans(), st.integers(-2, 70000), st.text(max_size=20), st.lists(st.integers(), max_size=2))
+    shaped = st.fixed_dictionaries({
+        "directory": st.one_of(paths, st.text(max_size=30), values), "port": st.one_of(st.integers(-1, 70000), values),
+        "dsn": st.one_of(st.just("postgresql://postgres@127.0.0.1:1/perfkit"), values),
+        "version": st.one_of(st.just(15), values), "owned_directory": st.one_of(st.booleans(), values),
+        "token": st.one_of(st.just(token), st.text(max_size=40), values),
+    }, optional={"extra": values}).map(json.dumps)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(shaped, st.text(max_size=60), st.binary(max_size=60)))
+    def stop_with(content):
+        if isinstance(content, bytes):
+            state.write_bytes(content)
+        else:
+            state.write_text(content)
+        code = main(["sandbox", "stop", "--state", str(state)])
+        assert code in (0, 2)
+        assert bystander.poll() is None
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
+
+    stop_with()

@@ -86,10 +86,13 @@ def _stop(args, state_path: Path) -> int:
     if state is None:
         raise SandboxError(f"no sandbox recorded in {state_path} (missing, unreadable or not written by "
                            "`perfkit sandbox start`): nothing to stop")
+    gone = not Path(state.directory).exists()
     Sandbox.attach(state).stop()
     state_path.unlink(missing_ok=True)
     if args.json:
-        emit_json({"stopped": True, "directory": state.directory})
+        emit_json({"stopped": not gone, "directory": state.directory})
+    elif gone:
+        print(f"no sandbox left in {state.directory}: removed the stale state file {state_path}")
     else:
         print(f"stopped and removed {state.directory}")
     return 0
