@@ -68,6 +68,16 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def catches(pid: int, number: int) -> bool:
+    """Whether process ``pid`` has a handler for signal ``number`` (SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(status.split("SigCgt:")[1].split()[0], 16)
+    return bool(mask >> (number - 1) & 1)
+
+
 def every_file(folder: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -171,3 +181,25 @@ def test_concurrent_force_runs_leave_a_consistent_folder(tmp_path):
     assert sum(summary["findings_by_severity"].values()) == len(summary["findings"]) > 0
     assert f"top_n = {summary['parameters']['top_n']}" in "".join(c.source for c in nb.cells)
     assert not list(out.rglob(".*"))  # no working or temporary file left behind, the stale one removed
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_any_command_with_one_line(number):
+    """`perfkit plan -` waiting on stdin that never ends: the signal is one line and 128 + its number."""
+    run = subprocess.Popen([sys.executable, "-m", "perfkit.cli", "plan", "-"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not catches(run.pid, number) and time.monotonic() < deadline:  # perfkit's handler is in place
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert run.poll() is None
+        run.send_signal(number)
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    name = signal.Signals(number).name
+    assert run.returncode == 128 + number, stderr
+    assert stderr.strip() == f"perfkit: stopped by {name}"
