@@ -1,13 +1,17 @@
 """The ``perfkit`` command line: one subcommand per module in ``perfkit.commands``.
 
-Every PerfkitError becomes its one-line message on stderr and exit code 2.
+Every PerfkitError becomes its one-line message on stderr and exit code 2. SIGTERM and SIGHUP
+stop a command like SIGINT (Ctrl-C) does: ``perfkit report`` still writes its partial report.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
 from perfkit import __version__
@@ -48,16 +52,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what systemd, ``timeout`` and a closed terminal send), raised like Ctrl-C."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.signal_name = signal.Signals(number).name
+        super().__init__(f"stopped by {self.signal_name}")
+
+
+def _raise_stopped(number, _frame):
+    raise Stopped(number)
+
+
+@contextlib.contextmanager
+def stop_signals_raise():
+    """SIGTERM and SIGHUP raise Stopped (a KeyboardInterrupt) while a command runs; the old handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits 2 on a bad option
     try:
-        code = int(args.func(args) or 0)
-        _flush_stdout()
-        return code
+        with stop_signals_raise():
+            code = int(args.func(args) or 0)
+            _flush_stdout()
+            return code
     except PerfkitError as err:
         print(f"perfkit: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Stopped as stopped:
+        print(f"perfkit: stopped by {stopped.signal_name}", file=sys.stderr)
+        return 128 + stopped.number
     except KeyboardInterrupt:
         print("perfkit: interrupted", file=sys.stderr)
         return 130

@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import html
 import json
 import os
 import re
+import shutil
+import signal
+import tempfile
 import threading
 import time
-import traceback
+import uuid
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,13 +30,12 @@ from perfkit.fileio import write_atomic
 from perfkit.findings import SEVERITIES
 from perfkit.output import to_jsonable
 from perfkit.secrets import passwords_in, redact_all
-from perfkit.store import default_root
+from perfkit.store import default_root, remove_stale_temporaries
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 WEEKLY = "weekly"
 SUMMARY_NAME = "summary.json"
 INDEX_NAME = "index.html"
-FACTS_NAME = ".facts.json"
 # Parameters the runner fills itself (they must exist in the notebook to be set).
 DSN_PARAMETER = "dsn"
 FACTS_PARAMETER = "facts"
@@ -336,15 +339,186 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
 
 
 def export(source_nb: Path, partial: Path, nb_path: Path, html_path: Path, *, status: str, error: str | None,
-           source: str, secrets: set[str], title: str) -> None:
-    """Write the redacted executed notebook and its HTML page (the input when the kernel never ran)."""
-    nb = nbformat.read(partial if partial.exists() else source_nb, as_version=4)
+           source: str, secrets: set[str], title: str, executed=None) -> dict[Path, str]:
+    """The redacted executed notebook and its HTML page, as texts to publish (nothing is written here).
+
+    The notebook is papermill's saved ``partial`` when there is one, else the notebook as far as
+    the kernel got (``executed``), else the input itself (the kernel never ran).
+    """
+    if partial.exists():
+        nb = nbformat.read(partial, as_version=4)
+    elif executed is not None:
+        nb = executed
+    else:
+        nb = nbformat.read(source_nb, as_version=4)
     nb = nbformat.reads(json.dumps(redact_all(json.loads(nbformat.writes(nb)), secrets)), as_version=4)
     nb.metadata["perfkit"] = {"status": status, "error": error, "source": source}
     if "papermill" in nb.metadata:
         nb.metadata["papermill"]["output_path"] = str(nb_path)
-    write_atomic(nb_path, nbformat.writes(nb))
-    write_atomic(html_path, redact_all(to_html(nb, title=title, failure=error), secrets))
+    return {nb_path: nbformat.writes(nb), html_path: redact_all(to_html(nb, title=title, failure=error), secrets)}
+
+
+@contextmanager
+def _locked(folder: Path):
+    """An exclusive ``flock`` on ``folder`` itself (no lock file is left behind)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def publish(folder: Path, files: Mapping[Path, str]) -> None:
+    """Replace the report's files in ``folder`` together.
+
+    Each is written to a temporary sibling first (fsynced), then all are renamed over the old
+    ones while holding a lock on the folder: two runs into one folder (``--force``) leave the
+    notebook, HTML and summary.json of one of them, never a mix. Temporary files of runs that
+    were killed (older than an hour) are removed.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files.items():
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            staged.append((tmp, path))
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        with _locked(folder):
+            for tmp, path in staged:
+                os.replace(tmp, path)
+        remove_stale_temporaries(folder)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def write_index(out: Path) -> None:
+    """``out/index.html`` from every summary.json, rebuilt under a lock so the last writer sees every report."""
+    with _locked(out):
+        write_atomic(out / INDEX_NAME, index_html(out))
+
+
+# -- signals and the kernel -------------------------------------------------------------------------
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# after a stop signal the cell in progress gets a KeyboardInterrupt; a kernel that does not
+# stop within this many seconds is killed
+KERNEL_GRACE_S = 10.0
+ENGINE = "perfkit"
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """A report stopped by SIGINT, SIGTERM or SIGHUP; raised after its folder was written.
+
+    Attributes
+    ----------
+    result:
+        The ReportResult of the partial report (status ``failed``).
+    signal_name:
+        ``SIGINT``, ``SIGTERM`` or ``SIGHUP``.
+    """
+
+    def __init__(self, result: ReportResult, signal_name: str):
+        super().__init__(f"report interrupted by {signal_name}")
+        self.result = result
+        self.signal_name = signal_name
+
+
+class StopSignals:
+    """While a report runs, SIGINT, SIGTERM and SIGHUP are remembered instead of raised.
+
+    The run then stops its kernel and still writes its folder. Outside the main thread (where
+    Python cannot set handlers) nothing changes.
+    """
+
+    def __init__(self):
+        self.received: list[str] = []
+        self._saved: dict = {}
+
+    def _handle(self, signum, _frame) -> None:
+        self.received.append(signal.Signals(signum).name)
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for number in STOP_SIGNALS:
+                self._saved[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._saved.items():
+            signal.signal(number, handler)
+
+
+def _register_engine() -> None:
+    """papermill's nbclient engine, keeping the notebook client where the runner can see its kernel."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    if ENGINE in papermill_engines._engines:
+        return
+
+    class KeptClientEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            holder = kwargs.pop("perfkit_holder", {})
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(
+                safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
+                stdout_file=stdout_file, stderr_file=stderr_file)
+            client = PapermillNotebookClient(nb_man, **final_kwargs)
+            holder["nb_man"], holder["client"] = nb_man, client
+            return client.execute()
+
+    papermill_engines.register(ENGINE, KeptClientEngine)
+
+
+def kernel_pid(holder: Mapping) -> int | None:
+    """The pid of the kernel the run started, once it has started."""
+    client = holder.get("client")
+    provisioner = getattr(getattr(client, "km", None), "provisioner", None)
+    pid = getattr(provisioner, "pid", None)
+    return int(pid) if pid else None
+
+
+def _signal_kernel(pid: int | None, number: int) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, number)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def wait_for(worker: threading.Thread, holder: Mapping, stops: StopSignals) -> None:
+    """Wait for the notebook to finish; on a stop signal interrupt the kernel, then kill it if it lingers.
+
+    The interrupted cell fails with KeyboardInterrupt, and papermill shuts the kernel down as
+    after any failing cell; a second signal, or a kernel still running after KERNEL_GRACE_S, gets
+    SIGKILL.
+    """
+    first, interrupted, killed = 0.0, False, False
+    while worker.is_alive():
+        worker.join(0.1)
+        if not stops.received:
+            continue
+        now = time.monotonic()
+        first = first or now
+        pid = kernel_pid(holder)
+        if not interrupted:
+            interrupted = _signal_kernel(pid, signal.SIGINT)
+        if not killed and (len(stops.received) > 1 or now - first > KERNEL_GRACE_S):
+            killed = _signal_kernel(pid, signal.SIGKILL)
+        if now - first > KERNEL_GRACE_S + 30:  # the client never noticed: write what there is
+            _signal_kernel(kernel_pid(holder), signal.SIGKILL)
+            return
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -383,6 +557,15 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     ------
     BadInputError
         Unknown notebook or parameter, or a password in a parameter.
+    ReportInterrupted
+        SIGINT, SIGTERM or SIGHUP arrived (a KeyboardInterrupt): the kernel was stopped and the
+        partial report written first; its ``result`` is the failed run.
+
+    Notes
+    -----
+    Only redacted files reach the report folder. The kernel's facts file and papermill's
+    notebook live in a private temporary folder (mode 0700, outside the report folder), removed
+    when the run ends, whatever happens.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -396,60 +579,90 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
                             f"it has: {', '.join(known) or 'none'}")
     secrets = passwords_in(live_dsn)
     out = Path(out).resolve()
-    base = folder_name(path, today or dt.date.today())
-    folder = make_folder(out, base, force=force)
+    with StopSignals() as stops:
+        base = folder_name(path, today or dt.date.today())
+        folder = make_folder(out, base, force=force)
+        work = Path(tempfile.mkdtemp(prefix="perfkit-report-"))  # mode 0700: this run's alone
+        try:
+            result = _run_in(path, folder, work, out=out, known=known, safe=safe, live_dsn=live_dsn,
+                             secrets=secrets, progress=progress, timeout=timeout, stops=stops,
+                             papermill=papermill, execution_error=PapermillExecutionError)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if stops.received:
+        raise ReportInterrupted(result, stops.received[0])
+    return result
+
+
+def _run_in(path: Path, folder: Path, work: Path, *, out: Path, known: dict, safe: dict, live_dsn: str,
+            secrets: set[str], progress: bool, timeout: float | None, stops: StopSignals, papermill,
+            execution_error) -> ReportResult:
     previous = previous_report(out, path.stem, exclude=folder.name)
     nb_path, html_path, summary_path = folder / path.name, folder / f"{path.stem}.html", folder / SUMMARY_NAME
-    facts_path = folder / FACTS_NAME
-    facts_path.unlink(missing_ok=True)
+    facts_path = work / "facts.json"
     if live_dsn and DSN_PARAMETER in known:
         safe[DSN_PARAMETER] = ""  # the kernel reads PERFKIT_DSN
     if FACTS_PARAMETER in known:
         safe[FACTS_PARAMETER] = str(facts_path)
-    partial = folder / f".{path.stem}.partial.ipynb"
+    partial = work / f"{path.stem}.partial.ipynb"
     source = db.describe(live_dsn) if live_dsn else "sample data"
     started = dt.datetime.now(dt.UTC)
-    status, error, interrupted = "ok", None, False
+    status, error = "ok", None
     t0 = time.perf_counter()
     # the HTML exporter gets ready on the other core while the kernel runs the notebook
     warm = threading.Thread(target=html_exporter, name="perfkit-html-exporter", daemon=True)
     warm.start()
-    try:
-        # the kernel runs in the notebook's folder: give it the store as this process sees it
-        # every section records its assessment in PERFKIT_FACTS, whatever the notebook
-        with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0", PERFKIT_FACTS=str(facts_path),
-                         PERFKIT_STORE=str(default_root().resolve())):
+    _register_engine()
+    holder: dict = {}
+
+    def execute() -> None:
+        try:
             papermill.execute_notebook(
                 str(path), str(partial), parameters=safe, progress_bar=progress, cwd=str(path.parent),
-                execution_timeout=timeout, report_mode=False, log_output=False,
+                execution_timeout=timeout, report_mode=False, log_output=False, engine_name=ENGINE,
                 request_save_on_cell_execute=False,  # saved once at the end, and on a failure
+                perfkit_holder=holder,
             )
-    except PapermillExecutionError as err:
+        except BaseException as err:  # noqa: BLE001 - judged by the runner below
+            holder["error"] = err
+
+    # the kernel runs in the notebook's folder: give it the store as this process sees it
+    # every section records its assessment in PERFKIT_FACTS, whatever the notebook
+    with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0", PERFKIT_FACTS=str(facts_path),
+                     PERFKIT_STORE=str(default_root().resolve())):
+        # papermill runs in a thread: the signals stay with this one (nbclient would take SIGTERM)
+        worker = threading.Thread(target=execute, name="perfkit-papermill", daemon=True)
+        if not stops.received:
+            worker.start()
+            wait_for(worker, holder, stops)
+    err = holder.get("error")
+    if stops.received:
+        status, error = "failed", f"interrupted by {stops.received[0]}"
+    elif isinstance(err, execution_error):
         status = "failed"
         error = f"{err.ename}: {' '.join(str(err.evalue).split())}"[:500]
-    except Exception as err:  # noqa: BLE001 - the kernel died, timed out, or never started
+    elif err is not None:  # the kernel died, timed out, or never started
         status = "failed"
-        error = f"{type(err).__name__}: {' '.join(str(err).split()) or traceback.format_exc(limit=1)}"[:500]
-    except KeyboardInterrupt:  # the folder still says what happened; then stop as asked
-        status, error, interrupted = "failed", "KeyboardInterrupt: interrupted", True
+        error = f"{type(err).__name__}: {' '.join(str(err).split()) or type(err).__name__}"[:500]
     duration = time.perf_counter() - t0
     finished = dt.datetime.now(dt.UTC)
     error = redact_all(error, secrets) if error else None
 
     # the executed (or partial) notebook, redacted; the input itself when the kernel never ran
+    nb_man = holder.get("nb_man")
+    files: dict[Path, str] = {}
     try:
-        export(path, partial, nb_path, html_path, status=status, error=error, source=source, secrets=secrets,
-               title=f"perfkit {path.stem} report {folder.name}")
+        files = export(path, partial, nb_path, html_path, status=status, error=error, source=source,
+                       secrets=secrets, title=f"perfkit {path.stem} report {folder.name}",
+                       executed=getattr(nb_man, "nb", None))
     except Exception as err:  # noqa: BLE001 - a report that cannot be exported has failed
         status = "failed"
         error = redact_all(f"exporting the report failed: {type(err).__name__}: {' '.join(str(err).split())}"[:500], secrets)
-    partial.unlink(missing_ok=True)
 
     try:
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {}
     except ValueError:
         facts = {}
-    facts_path.unlink(missing_ok=True)
     shown_parameters = {k: v for k, v in safe.items() if k != FACTS_PARAMETER}
     if live_dsn:
         shown_parameters[DSN_PARAMETER] = db.redact(live_dsn)
@@ -459,8 +672,7 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
                             parameters=shown_parameters, source=source, previous=previous, paths=paths)
     summary["duration_s"] = round(duration, 2)
     summary = redact_all(to_jsonable(summary), secrets)
-    write_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
-    write_atomic(out / INDEX_NAME, index_html(out))
-    if interrupted:
-        raise KeyboardInterrupt
+    files[summary_path] = json.dumps(summary, indent=2) + "\n"
+    publish(folder, files)
+    write_index(out)
     return ReportResult(folder, status, error, nb_path, html_path, summary_path, summary)

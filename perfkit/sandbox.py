@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
+import hmac
 import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -33,6 +36,9 @@ INSTALL_HINT = (
 )
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "perfkit"
+# written at start in the cluster folder, holding the token also kept in the state file: stop
+# touches only a folder that has it
+MARKER_NAME = ".perfkit-sandbox"
 DEFAULT_STATE_DIR = Path(os.environ.get("PERFKIT_SANDBOX_DIR", Path.home() / ".cache" / "perfkit" / "sandbox"))
 
 
@@ -121,17 +127,26 @@ class SandboxState:
     dsn: str
     version: int
     owned_directory: bool
+    token: str = ""
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(self.__dict__, indent=2))
+        os.chmod(path, 0o600)  # it holds the token of the cluster's marker
 
     @classmethod
     def load(cls, path: Path) -> SandboxState | None:
+        """The recorded state, or None when the file is missing, unreadable or not what ``start`` writes."""
         try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
+            data = json.loads(path.read_text())
+            state = cls(**data)
+        except (OSError, ValueError, TypeError, RecursionError):
             return None
+        types = {"directory": str, "port": int, "dsn": str, "version": int, "owned_directory": bool, "token": str}
+        if not all(isinstance(getattr(state, name), kind) for name, kind in types.items()) \
+                or not state.directory or "\0" in state.directory:
+            return None
+        return state
 
 
 class Sandbox:
@@ -178,6 +193,8 @@ class Sandbox:
         self.directory: Path | None = None
         self.running = False
         self._owned = False
+        self._attached = False
+        self.token = ""
         self.hypopg = False
 
     # -- paths -----------------------------------------------------------------------------
@@ -274,6 +291,10 @@ class Sandbox:
             self._owned = not path.exists()
             path.mkdir(parents=True, exist_ok=True)
             self.directory = path
+        self.token = secrets.token_hex(16)
+        marker = os.open(self.directory / MARKER_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(marker, "w") as handle:
+            handle.write(self.token + "\n")
         self.socket_dir.mkdir()
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres") if _has_user("postgres") else None
@@ -374,7 +395,13 @@ class Sandbox:
         return psycopg.connect(self.dsn_for(database or self.database), **kwargs)
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and remove the folder; safe to call twice."""
+        """Stop the server (fast shutdown) and remove the folder; safe to call twice.
+
+        A sandbox attached from a state file is first checked to be the cluster perfkit started
+        (:meth:`check_ours`); otherwise nothing is signalled or removed.
+        """
+        if self._attached and self.directory is not None and self.directory.exists():
+            self.check_ours()
         errors = []
         if self.directory is not None and (self.data_dir / "postmaster.pid").exists():
             try:
@@ -383,7 +410,7 @@ class Sandbox:
                 errors.append(str(err))
                 self._kill_postmaster()
         self.running = False
-        if self.directory is not None and not self.keep_directory:
+        if self.directory is not None and self.directory.exists() and not self.keep_directory:
             if self._owned:
                 shutil.rmtree(self.directory, ignore_errors=True)
             else:
@@ -392,11 +419,41 @@ class Sandbox:
         if errors:
             raise SandboxError("; ".join(errors))
 
+    def check_ours(self) -> None:
+        """Refuse (SandboxError) unless the folder is a cluster this perfkit started.
+
+        It must hold the start marker with the token of the state file, ``data/PG_VERSION``,
+        and when ``postmaster.pid`` names a live process, that process must be a postgres
+        whose data directory is this folder's ``data``.
+        """
+        folder = self._require_dir()
+        try:
+            token = (folder / MARKER_NAME).read_text().strip()
+        except OSError:
+            token = ""
+        if not self.token or not token or not hmac.compare_digest(token, self.token):
+            raise SandboxError(f"{folder} is not a sandbox perfkit started (no {MARKER_NAME} with the token of "
+                               "the state file): refusing to stop or remove anything")
+        if not (self.data_dir / "PG_VERSION").is_file():
+            raise SandboxError(f"{self.data_dir} holds no PG_VERSION, so it is not a PostgreSQL cluster: "
+                               "refusing to stop or remove anything")
+        pid = self._pid_file_pid()
+        if pid is not None and _alive(pid) and not _is_postgres_of(pid, self.data_dir):
+            raise SandboxError(f"{self.data_dir / 'postmaster.pid'} names process {pid}, which is not this "
+                               "sandbox's postgres: refusing to signal it or remove anything")
+
+    def _pid_file_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def _kill_postmaster(self) -> None:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
-            os.kill(pid, 9)
-            time.sleep(0.5)
+        pid = self._pid_file_pid()
+        if pid is not None and pid > 1 and _is_postgres_of(pid, self.data_dir):
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+                time.sleep(0.5)
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -405,7 +462,7 @@ class Sandbox:
         self.stop()
 
     def state(self) -> SandboxState:
-        return SandboxState(str(self.directory), int(self.port or 0), self.dsn, self.version, self._owned)
+        return SandboxState(str(self.directory), int(self.port or 0), self.dsn, self.version, self._owned, self.token)
 
     @classmethod
     def attach(cls, state: SandboxState) -> Sandbox:
@@ -414,6 +471,8 @@ class Sandbox:
         sandbox.directory = Path(state.directory)
         sandbox.version = state.version
         sandbox._owned = state.owned_directory
+        sandbox._attached = True
+        sandbox.token = state.token
         sandbox.running = (sandbox.data_dir / "postmaster.pid").exists()
         return sandbox
 
@@ -424,6 +483,55 @@ class Sandbox:
             return True
         except psycopg.Error:
             return False
+
+
+@contextlib.contextmanager
+def state_lock(state_path: Path):
+    """Hold an exclusive lock beside the state file (``state.json.lock``) or refuse at once.
+
+    Two ``perfkit sandbox start`` (or a start and a stop) on one state file never run together:
+    the second gets a one-line SandboxError. The lock goes with the process, also when killed.
+    """
+    lock_path = state_path.with_name(state_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SandboxError(f"another perfkit sandbox start or stop is using {state_path}: "
+                               "wait for it, or give another --state") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_postgres_of(pid: int, data_dir: Path) -> bool:
+    """Whether process ``pid`` is a postgres (postmaster) run with ``-D data_dir``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    argv = [a.decode(errors="replace") for a in argv if a]
+    if not argv or os.path.basename(argv[0]) not in ("postgres", "postmaster"):
+        return False
+    given = None
+    for index, arg in enumerate(argv[1:], start=1):
+        if arg == "-D" and index + 1 < len(argv):
+            given = argv[index + 1]
+        elif arg.startswith("-D") and len(arg) > 2:
+            given = arg[2:]
+    return given is not None and os.path.realpath(given) == os.path.realpath(data_dir)
 
 
 def _has_user(name: str) -> bool:

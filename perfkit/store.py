@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from perfkit.fileio import atomic_path
 
 DEFAULT_ROOT = Path("data/snapshots")
 _FILE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)-(?P<tag>[0-9a-f]+)\.parquet$")
+# fileio.atomic_path's temporary names: .<name>.<uuid4 hex>.tmp
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+STALE_TEMPORARY_S = 3600.0
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
 
 
@@ -49,6 +53,31 @@ def parse_since(text: str) -> pd.Timedelta:
     return since
 
 
+def remove_stale_temporaries(folder: str | Path, *, older_than: float = STALE_TEMPORARY_S) -> list[Path]:
+    """Remove the temporary files of writers that were killed before their rename.
+
+    Only ``atomic_path``'s names (``.<name>.<32 hex>.tmp``) last modified more than
+    ``older_than`` seconds ago: a writer at work now keeps its file. Returns what was removed;
+    a file that cannot be looked at or removed is left alone.
+    """
+    removed = []
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMPORARY.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 @dataclass(frozen=True)
 class StoredSnapshot:
     """One snapshot file in the store."""
@@ -75,7 +104,8 @@ class SnapshotStore:
         """Write ``snapshot`` atomically (temporary file + rename); returns its path.
 
         The file name holds the capture time to the microsecond and a random tag, so two
-        writers never pick the same name; a reader never sees a partial file.
+        writers never pick the same name; a reader never sees a partial file. Temporary files
+        that killed writers left in the folder more than an hour ago are removed.
         """
         if snapshot.empty and "captured_at" not in snapshot.columns:
             raise BadInputError("cannot store a snapshot without a captured_at column")
@@ -92,6 +122,7 @@ class SnapshotStore:
         table = pa.Table.from_pandas(snapshot.drop(columns=[c for c in ("server", "date") if c in snapshot.columns]), preserve_index=False)
         with atomic_path(final) as tmp:
             pq.write_table(table, tmp, compression="zstd")
+        remove_stale_temporaries(folder)
         return final
 
     # -- reading ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -11,6 +12,8 @@ import pytest
 from perfkit import statements
 from perfkit.errors import BadInputError
 from perfkit.store import SnapshotStore, parse_since
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +109,47 @@ def test_unreadable_file_names_the_file(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(BadInputError, match=str(bad)):
         SnapshotStore(tmp_path).load(bad)
+
+
+KILLED_WRITER = """
+import os, sys
+from perfkit.fileio import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"PAR1 half a snapshot")
+    os.kill(os.getpid(), 9)  # killed before the rename
+"""
+
+
+def killed_writer(target) -> Path:
+    """A real writer killed mid-write: it leaves its temporary file beside ``target``."""
+    import os
+    import subprocess
+    import sys
+
+    before = set(target.parent.glob(".*.tmp"))
+    run = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == -9
+    (left,) = set(target.parent.glob(".*.tmp")) - before
+    return left
+
+
+def test_save_removes_stale_temporary_files_of_killed_writers(tmp_path, real_snapshot):
+    import os
+    import time
+
+    store = SnapshotStore(tmp_path)
+    first = store.save(real_snapshot)
+    folder = first.parent
+    stale = killed_writer(folder / "20260101T000000.000000Z-dead.parquet")
+    fresh = killed_writer(folder / "20260101T000001.000000Z-busy.parquet")  # as if still being written
+    hour_ago = time.time() - 3700
+    os.utime(stale, (hour_ago, hour_ago))
+    other = folder / "notes.tmp"  # not a perfkit temporary name: never touched
+    other.write_text("x")
+    os.utime(other, (hour_ago, hour_ago))
+    second = store.save(real_snapshot)
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()
+    assert len(store.list()) == 2 and store.latest().path in (first, second)
+    pd.testing.assert_frame_equal(store.load(second)[statements.SNAPSHOT_COLUMNS],
+                                  store.load(first)[statements.SNAPSHOT_COLUMNS], check_dtype=False)

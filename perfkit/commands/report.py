@@ -11,6 +11,8 @@ from pathlib import Path
 
 from perfkit.commands import add_json_option
 
+# DESIGN.md's exit code for a report that failed part-way (its partial report written)
+FAILED_PART_WAY = 4
 LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER")
 
 
@@ -95,12 +97,17 @@ def build_parameters(args) -> tuple[dict, str | None]:
 
 
 def run(args) -> int:
+    """0 when the report ran through; 4 when it failed part-way or was stopped by a signal
+    (the partial report is written either way)."""
     from perfkit.output import emit_json, say
-    from perfkit.report import run_report
+    from perfkit.report import ReportInterrupted, run_report
 
     parameters, dsn = build_parameters(args)
-    result = run_report(args.notebook, out=args.out, parameters=parameters, dsn=dsn, force=args.force,
-                        timeout=args.timeout if args.timeout > 0 else None)
+    try:
+        result = run_report(args.notebook, out=args.out, parameters=parameters, dsn=dsn, force=args.force,
+                            timeout=args.timeout if args.timeout > 0 else None)
+    except ReportInterrupted as stopped:
+        result = stopped.result
     if args.json:
         emit_json(result.summary_data)
     else:
@@ -110,4 +117,4 @@ def run(args) -> int:
             + "; findings: " + ", ".join(f"{n} {k}" for k, n in counts.items())
             + f"; index: {Path(args.out) / 'index.html'}")
         print(result.folder)
-    return 0 if result.ok else 1
+    return 0 if result.ok else FAILED_PART_WAY
