@@ -24,15 +24,20 @@ Known passwords are those of each DSN perfkit resolved in this process (:func:`r
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 import psycopg
+from pglast import parser as pg_parser
 from psycopg import conninfo as pg_conninfo
 
 MASK = "***"
+# what a malformed DSN is shown as (never its text)
+MALFORMED = "<malformed connection string>"
 MIN_FREE_TEXT_LENGTH = 8
 COMMON_PASSWORDS = frozenset({
     "postgres", "postgresql", "password", "passw0rd", "password1", "secret", "secrets", "admin",
@@ -49,7 +54,7 @@ _REMEMBERED: set[str] = set()
 _URL_START = re.compile(r"(?<![\w+.-])(postgres(?:ql)?)(\+\w+)?://", re.IGNORECASE)
 _URL_END = frozenset(" \t\r\n'\"<>`")
 # a label after which a password stands: password=, PGPASSWORD=, password: and SQL's PASSWORD '...'
-_PASSWORD_KEYS = ("password", "sslpassword")
+_PASSWORD_KEYS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
 _LABEL = re.compile(r"(?<![\w])(?:pg|ssl)?password(?:[\"']?[ \t]*[=:][ \t]*|[ \t]+(?='))", re.IGNORECASE)
 
 
@@ -107,12 +112,19 @@ def masked_in_free_text(password: str) -> bool:
 
 
 def describe(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages (never the password), libpq's PG* variables as defaults."""
+    """``user@host:port/dbname`` for messages (never the password), libpq's PG* variables as defaults.
+
+    Read from the redacted DSN, so a password that leaks into another field (an unencoded ``@``
+    in a URL makes libpq read part of it as the host) is never shown; a malformed DSN is
+    described as such, never echoed.
+    """
     params = {}
-    try:
-        params = parse_dsn(dsn) if dsn else {}
-    except psycopg.ProgrammingError:
-        pass
+    if dsn:
+        safe = redact(dsn)
+        try:
+            params = parse_dsn(safe)
+        except psycopg.ProgrammingError:
+            return MALFORMED
     host = params.get("host") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     user = params.get("user") or os.environ.get("PGUSER") or ""
@@ -121,17 +133,100 @@ def describe(dsn: str) -> str:
     return f"{who}{host}:{port}/{dbname}"
 
 
+# what libpq says about a malformed DSN -> the reason without the text (its message quotes it)
+_MALFORMED_REASONS = (
+    ('missing "="', 'a word without "=" after it (key=value pairs, e.g. password=...)'),
+    ("unterminated quoted string", "a quoted value without its closing quote"),
+    ("percent-encoded", "an invalid %-escape in the URL (percent-encode the password: % as %25)"),
+    ("forbidden value %00", "an invalid %-escape in the URL"),
+    ("invalid connection option", "an unknown parameter name"),
+    ("invalid uri query parameter", "an unknown URL parameter"),
+    ("key/value separator", "a URL parameter without exactly one ="),
+    ('matching "]"', "an IPv6 host without its closing ]"),
+    ("invalid integer value", "a parameter that must be a number"),
+    ("invalid port", "an invalid port"),
+    ("unexpected spec", "a URL that cannot be read"),
+    ("invalid uri", "a URL that cannot be read"),
+)
+
+
+def malformed(dsn: str | None) -> str | None:
+    """Why ``dsn`` cannot be used, in words that never quote it; None when libpq reads it cleanly.
+
+    Besides what libpq refuses, a URL whose user info holds more than one ``@`` (or a ``/``
+    before its ``@``) is refused: libpq would read part of the password as the host or the
+    database, and it would show up in messages.
+    """
+    if not dsn:
+        return None
+    try:
+        parse_dsn(dsn)
+    except psycopg.ProgrammingError as err:
+        message = str(err).lower()
+        return next((reason for key, reason in _MALFORMED_REASONS if key in message), "libpq cannot read it")
+    match = _URL_START.match(dsn.strip())
+    if match:
+        rest = dsn.strip()[match.end():].split("?", 1)[0]
+        if rest.count("@") > 1 or ("@" in rest and "/" in rest[: rest.rfind("@")]):
+            return ("an unencoded @ or / in the user or password of the URL "
+                    "(percent-encode them: @ as %40, / as %2F, : as %3A, % as %25)")
+    return None
+
+
 # -- masking ------------------------------------------------------------------------------------
 
 def redact(dsn: str | None, secrets: Iterable[str] = ()) -> str:
-    """The DSN (or any text holding DSNs) with its passwords replaced by ``***``; ``""`` for None."""
+    """The DSN (or any text holding DSNs) with its passwords replaced by ``***``; ``""`` for None.
+
+    A single DSN is parsed (libpq's conninfo) and shown without its password; one that does not
+    parse, or a URL whose ``@`` cannot be told apart, is never echoed: :data:`MALFORMED`.
+    """
     if not dsn:
         return ""
-    return redact_text(dsn, secrets)
+    if not _single_dsn(dsn):
+        return redact_text(dsn, secrets)
+    if malformed(dsn):
+        return MALFORMED
+    params = parse_dsn(dsn)
+    shown = redact_text(dsn, secrets)
+    try:
+        still = parse_dsn(shown)
+    except psycopg.ProgrammingError:
+        still = {"password": "?"}
+    leaked = any(still.get(key) not in (None, "", MASK) for key in _PASSWORD_KEYS) or any(
+        params.get(key) and masked_in_free_text(params[key]) and params[key] in shown for key in _PASSWORD_KEYS
+    )
+    if leaked:  # re-rendered from its parameters (key=value form), the secrets masked
+        shown = pg_conninfo.make_conninfo("", **{k: (MASK if k in _PASSWORD_KEYS else v) for k, v in params.items()})
+    return shown
+
+
+def _single_dsn(text: str) -> bool:
+    """Whether ``text`` is one DSN (a URL, or key=value pairs starting with a libpq keyword)."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if _URL_START.match(stripped):
+        return not any(c.isspace() for c in stripped)
+    first = re.match(r"(\w+)\s*(=|\s|$)", stripped)
+    return bool(first) and first.group(1).lower() in _libpq_keywords()
+
+
+@lru_cache(maxsize=1)
+def _libpq_keywords() -> frozenset[str]:
+    try:
+        return frozenset(d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults())
+    except Exception:  # noqa: BLE001 - an old libpq: the common ones
+        return frozenset({"host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "service",
+                          "passfile", "options", "application_name", "connect_timeout"})
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with passwords masked by the module's rule (for errors, tracebacks, logs, outputs).
+
+    The known passwords are replaced first (wherever they stand as a whole token, also
+    percent-encoded or HTML-escaped), then the patterns run (URLs, ``password=`` labels): a
+    password that the URL grammar would cut in two (``p@ss:w/rd``) is still masked whole.
 
     Parameters
     ----------
@@ -142,16 +237,21 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    known = sorted({s for s in (*remembered(), *secrets) if s and masked_in_free_text(s)}, key=len, reverse=True)
+    text = _mask_known(text, _known(secrets))
     if "://" not in text and _is_keyword_dsn(text):
         return _mask_labelled(text)  # a whole key=value DSN: its other fields are not secrets
     out, position = [], 0
     for start, end in _urls(text):
-        out.append(_mask_free_text(text[position:start], known))
+        out.append(_mask_labelled(text[position:start]))
         out.append(_mask_url(text[start:end]))
         position = end
-    out.append(_mask_free_text(text[position:], known))
+    out.append(_mask_labelled(text[position:]))
     return "".join(out)
+
+
+def _known(secrets: Iterable[str] = ()) -> list[str]:
+    """The known passwords masked in free text, longest first."""
+    return sorted({s for s in (*remembered(), *secrets) if s and masked_in_free_text(s)}, key=len, reverse=True)
 
 
 def redact_all(value, secrets: Iterable[str] = ()):
@@ -194,12 +294,10 @@ def _mask_url(url: str) -> str:
     """The URL with the password of its user info and its ``password`` query parameters masked."""
     scheme_end = url.index("://") + 3
     rest = url[scheme_end:]
-    # libpq: the user info is what comes before the first "@" that no "/" precedes; an "@" after
-    # a "/" (``user:pa/ss@host``, which libpq misreads) still ends it: masked more, never less
-    slash = rest.find("/")
-    at = rest.find("@", 0, slash if slash >= 0 else len(rest))
-    if at < 0:
-        at = rest.rfind("@", 0, rest.find("?") if "?" in rest else len(rest))
+    # libpq: the user info is what comes before the first "@" (or "/"); here it runs to the
+    # last "@" before the query, so an unencoded "@" or "/" in the password (``p@ss:w/rd``,
+    # which libpq misreads) is masked whole: masked more, never less
+    at = rest.rfind("@", 0, rest.find("?") if "?" in rest else len(rest))
     head = ""
     if at >= 0:
         user, colon, _password = rest[:at].partition(":")
@@ -261,9 +359,8 @@ def _mask_labelled(text: str) -> str:
     return "".join(out)
 
 
-def _mask_free_text(text: str, known: list[str]) -> str:
-    """Labelled passwords, then each known password as a whole token, masked."""
-    text = _mask_labelled(text)
+def _mask_known(text: str, known: list[str]) -> str:
+    """Each known password masked as a whole token (as written, percent-encoded, HTML-escaped)."""
     for secret in known:
         for form in dict.fromkeys((secret, quote(secret, safe=""), html.escape(secret))):
             if form in text:
