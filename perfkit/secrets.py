@@ -373,3 +373,321 @@ def _whole_token(secret: str) -> str:
     left = r"(?<![\w])" if re.match(r"\w", secret[0]) else ""
     right = r"(?![\w])" if re.match(r"\w", secret[-1]) else ""
     return left + re.escape(secret) + right
+
+
+# -- secrets inside statement text --------------------------------------------------------------
+#
+# Statement text (pg_stat_statements keeps utility statements word for word, logs keep
+# everything) is scrubbed when it is read: by PostgreSQL's parser (pglast) where the text
+# parses, by a conservative pattern where it does not. Only the secret string constants change;
+# a statement that holds none comes back as the very same string.
+
+# a text that could hold a secret holds one of these (anything else is returned untouched)
+_MAY_HOLD_SECRET = re.compile(
+    r"passw|pwd|secret|token|pgp_|crypt|hmac|dearmor|dblink|mapping|options|conninfo|connection|://",
+    re.IGNORECASE,
+)
+# a string constant that could hold a connection string with a password
+_MAY_HOLD_CONNINFO = re.compile(r"passw|secret|://", re.IGNORECASE)
+# function -> the 0-based positions of its secret arguments (pgcrypto's keys and passwords)
+SECRET_ARGUMENTS: dict[str, tuple[int, ...]] = {
+    "pgp_sym_encrypt": (1,), "pgp_sym_encrypt_bytea": (1,),
+    "pgp_sym_decrypt": (1,), "pgp_sym_decrypt_bytea": (1,),
+    "pgp_pub_encrypt": (1,), "pgp_pub_encrypt_bytea": (1,),
+    "pgp_pub_decrypt": (1, 2), "pgp_pub_decrypt_bytea": (1, 2),
+    "encrypt": (1,), "decrypt": (1,), "encrypt_iv": (1,), "decrypt_iv": (1,),
+    "hmac": (1,), "crypt": (0,), "dearmor": (0,),
+}
+_SECRET_FUNCTION_CALL = re.compile(
+    r"(?<![\w$])(?:pgp_\w+|encrypt(?:_iv)?|decrypt(?:_iv)?|hmac|crypt|dearmor)\s*\(", re.IGNORECASE
+)
+_SQL_LITERAL = re.compile(r"(?:[eE])?'(?:[^'\\]|''|\\.)*(?:'|$)", re.DOTALL)
+_SQL_LABEL = re.compile(
+    r"(?<![\w])(?:encrypted\s+)?(?:pg|ssl)?password[\"']?(?:[ \t]*[=:][ \t]*|\s+(?=(?:[eE])?'))", re.IGNORECASE
+)
+
+
+def may_hold_secret(text: str) -> bool:
+    """The cheap test: whether ``text`` holds a word that a secret in SQL comes with."""
+    return bool(text) and _MAY_HOLD_SECRET.search(text) is not None
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether an option (``OPTIONS (name '...')``, a role's ``PASSWORD``) holds a secret."""
+    lowered = name.lower()
+    if lowered.endswith("_required"):  # postgres_fdw's password_required 'false'
+        return False
+    return (any(word in lowered for word in ("passw", "secret", "token", "passphrase"))
+            or lowered in {"pwd", "api_key", "access_key", "private_key"})
+
+
+def scrub_statement(text):
+    """``text`` (SQL as a server keeps or logs it) with the secrets in it replaced by ``'***'``.
+
+    Masked: ``PASSWORD '...'`` and ``ENCRYPTED PASSWORD '...'`` (CREATE/ALTER ROLE/USER), the
+    password (and secret/token) options of ``CREATE/ALTER USER MAPPING``, ``SERVER`` and any
+    other ``OPTIONS (...)``, pgcrypto's keys and passwords (``pgp_sym_encrypt(data, 'key')``,
+    ``pgp_sym_decrypt``, ``pgp_pub_*``, ``encrypt``/``decrypt``(``_iv``), ``hmac``, ``crypt``),
+    a string compared with or assigned to a column whose name holds ``password``, and the
+    password of any connection string or URL inside a string constant or a comment
+    (``dblink_connect('... password=...')``, ``CREATE SUBSCRIPTION ... CONNECTION '...'``).
+    Text that parses is scrubbed through its parse tree (only the secret constants change);
+    text that does not (cut short, a plan's ``Filter``) by a conservative pattern. Anything
+    that is not a non-empty string is returned as it is; a text without a secret is returned
+    unchanged, byte for byte.
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    known = _known()
+    if known and any(secret in text for secret in known):
+        text = _mask_known(text, known)
+    if not _MAY_HOLD_SECRET.search(text):
+        return text
+    return _scrub_sql(text)
+
+
+def scrub_statements(values):
+    """:func:`scrub_statement` over a list or pandas Series (each distinct text scrubbed once)."""
+    import pandas as pd
+
+    if isinstance(values, pd.Series):
+        if values.empty:
+            return values
+        texts = values.dropna().unique()
+        changed = {t: scrubbed for t in texts if isinstance(t, str) and (scrubbed := scrub_statement(t)) != t}
+        if not changed:
+            return values
+        return values.map(lambda t: changed.get(t, t) if isinstance(t, str) else t)
+    seen: dict = {}
+    return [seen.setdefault(t, scrub_statement(t)) if isinstance(t, str) else t for t in values]
+
+
+def scrub_document(value):
+    """``value`` (nested dicts and lists, e.g. an EXPLAIN JSON document) with every string scrubbed."""
+    if isinstance(value, str):
+        return scrub_statement(value)
+    if isinstance(value, dict):
+        return value.__class__({k: scrub_document(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [scrub_document(v) for v in value]
+    return value
+
+
+@lru_cache(maxsize=20_000)
+def _scrub_sql(text: str) -> str:
+    try:
+        tree = json.loads(pg_parser.parse_sql_json(text))
+        tokens = pg_parser.scan(text)
+    except (pg_parser.ParseError, ValueError, RecursionError):
+        return _scrub_sql_pattern(text)
+    try:
+        return _scrub_parsed(text, tree, tokens)
+    except Exception:  # noqa: BLE001 - an unexpected tree: the pattern, which masks more
+        return _scrub_sql_pattern(text)
+
+
+def _scrub_parsed(text: str, tree: dict, tokens) -> str:
+    """Splice ``'***'`` (or the constant with its connection string's password masked) in place of each secret."""
+    data = text.encode("utf-8")
+    secret_at: set[int] = set()  # byte locations of secret string constants (or of what leads to one)
+    _walk(tree, secret_at)
+    ascii_only = len(data) == len(text)
+
+    def char_offset(location: int) -> int:
+        return location if ascii_only else len(data[:location].decode("utf-8", "replace"))
+
+    strings = [(t.start, t.end) for t in tokens if t.name in ("SCONST", "USCONST")]
+    masked: dict[int, str] = {}
+    for location in secret_at:
+        offset = char_offset(location)
+        token = next(((start, end) for start, end in strings if start >= offset), None)
+        if token:
+            masked[token[0]] = f"'{MASK}'"
+    replacements = []
+    for token in tokens:
+        start, end = token.start, token.end + 1
+        if token.name in ("SCONST", "USCONST"):
+            if start in masked:
+                replacements.append((start, end, masked[start]))
+                continue
+            raw = text[start:end]
+            if _MAY_HOLD_CONNINFO.search(raw):
+                value = _string_value(raw)
+                scrubbed = redact_text(value) if value is not None else None
+                if value is None:
+                    replacements.append((start, end, _scrub_sql_pattern(raw)))
+                elif scrubbed != value:
+                    replacements.append((start, end, "'" + scrubbed.replace("'", "''") + "'"))
+        elif token.name in ("C_COMMENT", "SQL_COMMENT") and _MAY_HOLD_CONNINFO.search(text[start:end]):
+            comment = text[start:end]
+            scrubbed = _scrub_sql_pattern(redact_text(comment))
+            if scrubbed != comment:
+                replacements.append((start, end, scrubbed))
+    if not replacements:
+        return text
+    out, position = [], 0
+    for start, end, new in sorted(replacements):
+        out.append(text[position:start] + new)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _string_value(literal: str) -> str | None:
+    """The value of one SQL string literal (any quoting), read by PostgreSQL's parser."""
+    try:
+        stmt = json.loads(pg_parser.parse_sql_json("SELECT " + literal))["stmts"][0]["stmt"]["SelectStmt"]
+        const = stmt["targetList"][0]["ResTarget"]["val"]["A_Const"]
+        return const["sval"]["sval"]
+    except (pg_parser.ParseError, KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _string_const_location(node) -> int | None:
+    """Where a string constant (possibly cast: ``'k'::text``) starts, or None."""
+    if isinstance(node, dict):
+        if "TypeCast" in node:
+            return _string_const_location(node["TypeCast"].get("arg"))
+        const = node.get("A_Const")
+        if isinstance(const, dict) and "sval" in const and "location" in const:
+            return int(const["location"])
+    return None
+
+
+def _names_password(node) -> bool:
+    """Whether ``node`` is a column reference whose last name holds ``password``."""
+    ref = node.get("ColumnRef") if isinstance(node, dict) else None
+    if not isinstance(ref, dict):
+        return False
+    fields = ref.get("fields") or []
+    last = fields[-1].get("String", {}).get("sval", "") if fields and isinstance(fields[-1], dict) else ""
+    return "passw" in last.lower()
+
+
+def _walk(node, found: set[int]) -> None:
+    """Collect the byte locations of the secret constants under ``node`` (a pglast JSON tree)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        for kind, body in item.items():
+            if isinstance(body, dict):
+                if kind == "DefElem" and is_secret_option(str(body.get("defname", ""))) and body.get("arg") is not None:
+                    where = body.get("arg_location", body.get("location", -1))
+                    if isinstance(where, int) and where >= 0:
+                        found.add(where)
+                elif kind == "FuncCall":
+                    names = body.get("funcname") or []
+                    name = names[-1].get("String", {}).get("sval", "") if names and isinstance(names[-1], dict) else ""
+                    args = body.get("args") or []
+                    for position in SECRET_ARGUMENTS.get(name.lower(), ()):
+                        where = _string_const_location(args[position]) if position < len(args) else None
+                        if where is not None:
+                            found.add(where)
+                elif kind == "A_Expr":
+                    left, right = body.get("lexpr"), body.get("rexpr")
+                    for column, other in ((left, right), (right, left)):
+                        if _names_password(column):
+                            values = other.get("List", {}).get("items", []) if isinstance(other, dict) and "List" in other else [other]
+                            for value in values:
+                                where = _string_const_location(value)
+                                if where is not None:
+                                    found.add(where)
+                elif kind == "ResTarget" and "passw" in str(body.get("name", "")).lower():
+                    where = _string_const_location(body.get("val"))
+                    if where is not None:
+                        found.add(where)
+                elif kind == "InsertStmt":
+                    _insert_passwords(body, found)
+            if isinstance(body, dict | list):
+                stack.append(body)
+
+
+def _insert_passwords(insert: dict, found: set[int]) -> None:
+    """``INSERT INTO t (..., password, ...) VALUES (..., '...', ...)``: the password column's constants."""
+    columns = [str(c.get("ResTarget", {}).get("name", "")) for c in insert.get("cols") or []]
+    positions = [i for i, name in enumerate(columns) if "passw" in name.lower()]
+    select = (insert.get("selectStmt") or {}).get("SelectStmt") or {}
+    if not positions:
+        return
+    for row in select.get("valuesLists") or []:
+        items = row.get("List", {}).get("items", []) if isinstance(row, dict) else []
+        for position in positions:
+            where = _string_const_location(items[position]) if position < len(items) else None
+            if where is not None:
+                found.add(where)
+
+
+def _scrub_sql_pattern(text: str) -> str:
+    """The fallback for text that does not parse: masks more than the parser would, never less."""
+    # 1. every string constant in the argument list of a pgcrypto call (to its closing parenthesis)
+    if _SECRET_FUNCTION_CALL.search(text):
+        out, position = [], 0
+        for match in _SECRET_FUNCTION_CALL.finditer(text):
+            if match.start() < position:
+                continue
+            end = _closing_parenthesis(text, match.end())
+            inside = _SQL_LITERAL.sub(f"'{MASK}'", text[match.end():end])
+            out.append(text[position:match.end()] + inside)
+            position = end
+        out.append(text[position:])
+        text = "".join(out)
+    # 2. the value after a password label (PASSWORD '...', password=..., "password" '...')
+    out, position = [], 0
+    for match in _SQL_LABEL.finditer(text):
+        if match.start() < position:
+            continue
+        start = match.end()
+        if start >= len(text) or text.startswith((MASK, f"'{MASK}'"), start) or text[start].isspace():
+            continue
+        if text[start] in "eE" and text[start + 1: start + 2] == "'":
+            start += 1
+        if text[start] == "'" and text[start: start + 2] != "''":
+            end = _labelled_value_end(text, start)
+            out.append(text[position:start] + f"'{MASK}'")
+        elif text[start: start + 2] == "''":  # a quoted value inside a string constant
+            close = text.find("''", start + 2)
+            end = len(text) if close < 0 else close + 2
+            out.append(text[position:start] + MASK)
+        else:  # unquoted: to white space or the end of the string constant
+            end = start
+            while end < len(text) and not text[end].isspace() and text[end] not in "',;)":
+                end += 2 if text[end] == "\\" else 1
+            end = min(end, len(text))
+            out.append(text[position:start] + MASK)
+        position = end
+    out.append(text[position:])
+    text = "".join(out)
+    # 3. the passwords of URLs
+    spans = _urls(text)
+    if spans:
+        out, position = [], 0
+        for start, end in spans:
+            out.append(text[position:start] + _mask_url(text[start:end]))
+            position = end
+        out.append(text[position:])
+        text = "".join(out)
+    return text
+
+
+def _closing_parenthesis(text: str, start: int) -> int:
+    """Where the parenthesis opened just before ``start`` closes (string constants skipped), or the end."""
+    depth, i = 1, start
+    while i < len(text):
+        char = text[i]
+        if char == "'":
+            match = _SQL_LITERAL.match(text, i)
+            i = match.end() if match else len(text)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return len(text)
