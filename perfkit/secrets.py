@@ -188,15 +188,12 @@ def redact(dsn: str | None, secrets: Iterable[str] = ()) -> str:
     if malformed(dsn):
         return MALFORMED
     params = parse_dsn(dsn)
-    shown = redact_text(dsn, secrets)
+    shown = _mask_patterns(dsn)  # by its structure: a user named like the password stays
     try:
         still = parse_dsn(shown)
     except psycopg.ProgrammingError:
         still = {"password": "?"}
-    leaked = any(still.get(key) not in (None, "", MASK) for key in _PASSWORD_KEYS) or any(
-        params.get(key) and masked_in_free_text(params[key]) and params[key] in shown for key in _PASSWORD_KEYS
-    )
-    if leaked:  # re-rendered from its parameters (key=value form), the secrets masked
+    if any(still.get(key) not in (None, "", MASK) for key in _PASSWORD_KEYS):  # re-rendered from its parameters (key=value form), the secrets masked
         shown = pg_conninfo.make_conninfo("", **{k: (MASK if k in _PASSWORD_KEYS else v) for k, v in params.items()})
     return shown
 
@@ -237,7 +234,11 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    text = _mask_known(text, _known(secrets))
+    return _mask_patterns(_mask_known(text, _known(secrets)))
+
+
+def _mask_patterns(text: str) -> str:
+    """``text`` with the passwords of its DSNs and after its password labels masked."""
     if "://" not in text and _is_keyword_dsn(text):
         return _mask_labelled(text)  # a whole key=value DSN: its other fields are not secrets
     out, position = [], 0
@@ -298,6 +299,9 @@ def _mask_url(url: str) -> str:
     # last "@" before the query, so an unencoded "@" or "/" in the password (``p@ss:w/rd``,
     # which libpq misreads) is masked whole: masked more, never less
     at = rest.rfind("@", 0, rest.find("?") if "?" in rest else len(rest))
+    if at < 0:  # a "?" in the password (``app:pa?ss@db``): the last "@" before the path, else any
+        at = rest.rfind("@", 0, rest.find("/") if "/" in rest else len(rest))
+        at = at if at >= 0 else rest.rfind("@")
     head = ""
     if at >= 0:
         user, colon, _password = rest[:at].partition(":")
