@@ -23,6 +23,7 @@ Known passwords are those of each DSN perfkit resolved in this process (:func:`r
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import os
@@ -386,11 +387,9 @@ def _whole_token(secret: str) -> str:
 # parses, by a conservative pattern where it does not. Only the secret string constants change;
 # a statement that holds none comes back as the very same string.
 
-# a text that could hold a secret holds one of these (anything else is returned untouched)
-_MAY_HOLD_SECRET = re.compile(
-    r"passw|pwd|secret|token|pgp_|crypt|hmac|dearmor|dblink|mapping|options|conninfo|connection|://",
-    re.IGNORECASE,
-)
+# a text that could hold a secret holds one of these, in lower case (anything else is returned
+# untouched); searched in the lowered text, which is many times faster than re.IGNORECASE
+_MAY_HOLD_SECRET = re.compile(r"passw|pwd|secret|token|pgp_|crypt|hmac|dearmor|dblink|://")
 # a string constant that could hold a connection string with a password
 _MAY_HOLD_CONNINFO = re.compile(r"passw|secret|://", re.IGNORECASE)
 # function -> the 0-based positions of its secret arguments (pgcrypto's keys and passwords)
@@ -413,7 +412,7 @@ _SQL_LABEL = re.compile(
 
 def may_hold_secret(text: str) -> bool:
     """The cheap test: whether ``text`` holds a word that a secret in SQL comes with."""
-    return bool(text) and _MAY_HOLD_SECRET.search(text) is not None
+    return bool(text) and _MAY_HOLD_SECRET.search(text.lower()) is not None
 
 
 def is_secret_option(name: str) -> bool:
@@ -442,28 +441,72 @@ def scrub_statement(text):
     """
     if not isinstance(text, str) or not text:
         return text
-    known = _known()
+    return _scrub_one(text, _known())
+
+
+def _scrub_one(text: str, known: list[str]) -> str:
     if known and any(secret in text for secret in known):
         text = _mask_known(text, known)
-    if not _MAY_HOLD_SECRET.search(text):
+    if _MAY_HOLD_SECRET.search(text.lower()) is None:
         return text
     return _scrub_sql(text)
 
 
 def scrub_statements(values):
-    """:func:`scrub_statement` over a list or pandas Series (each distinct text scrubbed once)."""
+    """:func:`scrub_statement` over a list or pandas Series, fast when nothing in it can hold a secret.
+
+    The whole column is searched once for the words a secret comes with (and the known
+    passwords); only the texts where one was found are scrubbed, each distinct one once. The
+    same object comes back when nothing changed.
+    """
     import pandas as pd
 
     if isinstance(values, pd.Series):
         if values.empty:
             return values
-        texts = values.dropna().unique()
-        changed = {t: scrubbed for t in texts if isinstance(t, str) and (scrubbed := scrub_statement(t)) != t}
+        texts = [t for t in values.dropna().unique() if isinstance(t, str)]
+        changed = {texts[i]: new for i, new in _scrubbed(texts).items()}
         if not changed:
             return values
         return values.map(lambda t: changed.get(t, t) if isinstance(t, str) else t)
-    seen: dict = {}
-    return [seen.setdefault(t, scrub_statement(t)) if isinstance(t, str) else t for t in values]
+    values = list(values)
+    texts = [t if isinstance(t, str) else "" for t in values]
+    changed = _scrubbed(texts)
+    for i, new in changed.items():
+        values[i] = new
+    return values
+
+
+def _scrubbed(texts: list[str]) -> dict[int, str]:
+    """Position -> scrubbed text, for the texts of ``texts`` that scrubbing changes."""
+    if not texts:
+        return {}
+    known = _known()
+    joined = "\x00".join(texts)
+    lowered = joined.lower()
+    hit = _MAY_HOLD_SECRET.search(lowered) is not None
+    has_known = bool(known) and any(secret in joined for secret in known)
+    if not hit and not has_known:
+        return {}
+    if has_known or len(lowered) != len(joined):  # rare: each text on its own
+        candidates = range(len(texts))
+    else:
+        starts, position = [], 0
+        for text in texts:
+            starts.append(position)
+            position += len(text) + 1
+        candidates = sorted({bisect.bisect_right(starts, m.start()) - 1 for m in _MAY_HOLD_SECRET.finditer(lowered)})
+    changed: dict[int, str] = {}
+    done: dict[str, str] = {}
+    for i in candidates:
+        text = texts[i]
+        if not text:
+            continue
+        if text not in done:
+            done[text] = _scrub_one(text, known)
+        if done[text] != text:
+            changed[i] = done[text]
+    return changed
 
 
 def scrub_document(value):
