@@ -468,7 +468,8 @@ def scrub_statements(values):
         changed = {texts[i]: new for i, new in _scrubbed(texts).items()}
         if not changed:
             return values
-        return values.map(lambda t: changed.get(t, t) if isinstance(t, str) else t)
+        return pd.Series([changed.get(t, t) if isinstance(t, str) else t for t in values],
+                         index=values.index, name=values.name, dtype=values.dtype)
     values = list(values)
     texts = [t if isinstance(t, str) else "" for t in values]
     changed = _scrubbed(texts)
