@@ -71,7 +71,10 @@ def _libpq_form(dsn: str) -> str:
 
 def parse_dsn(dsn: str) -> dict[str, str]:
     """The DSN's parameters as libpq reads them (URL or key=value); raises psycopg.ProgrammingError."""
-    return pg_conninfo.conninfo_to_dict(_libpq_form(dsn))
+    try:
+        return pg_conninfo.conninfo_to_dict(_libpq_form(dsn))
+    except UnicodeDecodeError:  # ``%80`` in a URL: libpq decodes it, psycopg cannot
+        raise psycopg.ProgrammingError("invalid percent-encoded token: not UTF-8") from None
 
 
 def password_of(dsn: str | None) -> str | None:
