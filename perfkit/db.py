@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
-from psycopg import conninfo as pg_conninfo
 from sqlalchemy.engine import Engine
 
 from perfkit import secrets
@@ -50,11 +49,12 @@ def resolve_dsn(dsn: str | None = None) -> str:
     An empty string means "libpq defaults" (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD...).
     """
     chosen = dsn if dsn else os.environ.get("PERFKIT_DSN", "")
-    if chosen:
-        try:
-            pg_conninfo.conninfo_to_dict(chosen)
-        except psycopg.ProgrammingError as err:
-            raise BadInputError(f"--dsn is not a valid connection string ({_first_line(err)}): {redact(chosen)}") from None
+    reason = secrets.malformed(chosen)
+    if reason:  # libpq's own message quotes the text: never shown
+        raise BadInputError(
+            f"--dsn is not a valid connection string: the connection string is malformed ({reason}); "
+            "it is not shown, as it may hold a password"
+        )
     secrets.remember(chosen)  # its password and $PGPASSWORD: masked in every later output
     return chosen
 

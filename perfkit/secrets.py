@@ -23,16 +23,22 @@ Known passwords are those of each DSN perfkit resolved in this process (:func:`r
 
 from __future__ import annotations
 
+import bisect
 import html
+import json
 import os
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 import psycopg
+from pglast import parser as pg_parser
 from psycopg import conninfo as pg_conninfo
 
 MASK = "***"
+# what a malformed DSN is shown as (never its text)
+MALFORMED = "<malformed connection string>"
 MIN_FREE_TEXT_LENGTH = 8
 COMMON_PASSWORDS = frozenset({
     "postgres", "postgresql", "password", "passw0rd", "password1", "secret", "secrets", "admin",
@@ -49,7 +55,7 @@ _REMEMBERED: set[str] = set()
 _URL_START = re.compile(r"(?<![\w+.-])(postgres(?:ql)?)(\+\w+)?://", re.IGNORECASE)
 _URL_END = frozenset(" \t\r\n'\"<>`")
 # a label after which a password stands: password=, PGPASSWORD=, password: and SQL's PASSWORD '...'
-_PASSWORD_KEYS = ("password", "sslpassword")
+_PASSWORD_KEYS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
 _LABEL = re.compile(r"(?<![\w])(?:pg|ssl)?password(?:[\"']?[ \t]*[=:][ \t]*|[ \t]+(?='))", re.IGNORECASE)
 
 
@@ -65,7 +71,10 @@ def _libpq_form(dsn: str) -> str:
 
 def parse_dsn(dsn: str) -> dict[str, str]:
     """The DSN's parameters as libpq reads them (URL or key=value); raises psycopg.ProgrammingError."""
-    return pg_conninfo.conninfo_to_dict(_libpq_form(dsn))
+    try:
+        return pg_conninfo.conninfo_to_dict(_libpq_form(dsn))
+    except UnicodeDecodeError:  # ``%80`` in a URL: libpq decodes it, psycopg cannot
+        raise psycopg.ProgrammingError("invalid percent-encoded token: not UTF-8") from None
 
 
 def password_of(dsn: str | None) -> str | None:
@@ -107,12 +116,19 @@ def masked_in_free_text(password: str) -> bool:
 
 
 def describe(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages (never the password), libpq's PG* variables as defaults."""
+    """``user@host:port/dbname`` for messages (never the password), libpq's PG* variables as defaults.
+
+    Read from the redacted DSN, so a password that leaks into another field (an unencoded ``@``
+    in a URL makes libpq read part of it as the host) is never shown; a malformed DSN is
+    described as such, never echoed.
+    """
     params = {}
-    try:
-        params = parse_dsn(dsn) if dsn else {}
-    except psycopg.ProgrammingError:
-        pass
+    if dsn:
+        safe = redact(dsn)
+        try:
+            params = parse_dsn(safe)
+        except psycopg.ProgrammingError:
+            return MALFORMED
     host = params.get("host") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     user = params.get("user") or os.environ.get("PGUSER") or ""
@@ -121,17 +137,97 @@ def describe(dsn: str) -> str:
     return f"{who}{host}:{port}/{dbname}"
 
 
+# what libpq says about a malformed DSN -> the reason without the text (its message quotes it)
+_MALFORMED_REASONS = (
+    ('missing "="', 'a word without "=" after it (key=value pairs, e.g. password=...)'),
+    ("unterminated quoted string", "a quoted value without its closing quote"),
+    ("percent-encoded", "an invalid %-escape in the URL (percent-encode the password: % as %25)"),
+    ("forbidden value %00", "an invalid %-escape in the URL"),
+    ("invalid connection option", "an unknown parameter name"),
+    ("invalid uri query parameter", "an unknown URL parameter"),
+    ("key/value separator", "a URL parameter without exactly one ="),
+    ('matching "]"', "an IPv6 host without its closing ]"),
+    ("invalid integer value", "a parameter that must be a number"),
+    ("invalid port", "an invalid port"),
+    ("unexpected spec", "a URL that cannot be read"),
+    ("invalid uri", "a URL that cannot be read"),
+)
+
+
+def malformed(dsn: str | None) -> str | None:
+    """Why ``dsn`` cannot be used, in words that never quote it; None when libpq reads it cleanly.
+
+    Besides what libpq refuses, a URL whose user info holds more than one ``@`` (or a ``/``
+    before its ``@``) is refused: libpq would read part of the password as the host or the
+    database, and it would show up in messages.
+    """
+    if not dsn:
+        return None
+    try:
+        parse_dsn(dsn)
+    except psycopg.ProgrammingError as err:
+        message = str(err).lower()
+        return next((reason for key, reason in _MALFORMED_REASONS if key in message), "libpq cannot read it")
+    match = _URL_START.match(dsn.strip())
+    if match:
+        rest = dsn.strip()[match.end():].split("?", 1)[0]
+        if rest.count("@") > 1 or ("@" in rest and "/" in rest[: rest.rfind("@")]):
+            return ("an unencoded @ or / in the user or password of the URL "
+                    "(percent-encode them: @ as %40, / as %2F, : as %3A, % as %25)")
+    return None
+
+
 # -- masking ------------------------------------------------------------------------------------
 
 def redact(dsn: str | None, secrets: Iterable[str] = ()) -> str:
-    """The DSN (or any text holding DSNs) with its passwords replaced by ``***``; ``""`` for None."""
+    """The DSN (or any text holding DSNs) with its passwords replaced by ``***``; ``""`` for None.
+
+    A single DSN is parsed (libpq's conninfo) and shown without its password; one that does not
+    parse, or a URL whose ``@`` cannot be told apart, is never echoed: :data:`MALFORMED`.
+    """
     if not dsn:
         return ""
-    return redact_text(dsn, secrets)
+    if not _single_dsn(dsn):
+        return redact_text(dsn, secrets)
+    if malformed(dsn):
+        return MALFORMED
+    params = parse_dsn(dsn)
+    shown = _mask_patterns(dsn)  # by its structure: a user named like the password stays
+    try:
+        still = parse_dsn(shown)
+    except psycopg.ProgrammingError:
+        still = {"password": "?"}
+    if any(still.get(key) not in (None, "", MASK) for key in _PASSWORD_KEYS):  # re-rendered from its parameters (key=value form), the secrets masked
+        shown = pg_conninfo.make_conninfo("", **{k: (MASK if k in _PASSWORD_KEYS else v) for k, v in params.items()})
+    return shown
+
+
+def _single_dsn(text: str) -> bool:
+    """Whether ``text`` is one DSN (a URL, or key=value pairs starting with a libpq keyword)."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if _URL_START.match(stripped):
+        return not any(c.isspace() for c in stripped)
+    first = re.match(r"(\w+)\s*(=|\s|$)", stripped)
+    return bool(first) and first.group(1).lower() in _libpq_keywords()
+
+
+@lru_cache(maxsize=1)
+def _libpq_keywords() -> frozenset[str]:
+    try:
+        return frozenset(d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults())
+    except Exception:  # noqa: BLE001 - an old libpq: the common ones
+        return frozenset({"host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "service",
+                          "passfile", "options", "application_name", "connect_timeout"})
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with passwords masked by the module's rule (for errors, tracebacks, logs, outputs).
+
+    The known passwords are replaced first (wherever they stand as a whole token, also
+    percent-encoded or HTML-escaped), then the patterns run (URLs, ``password=`` labels): a
+    password that the URL grammar would cut in two (``p@ss:w/rd``) is still masked whole.
 
     Parameters
     ----------
@@ -142,16 +238,25 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    known = sorted({s for s in (*remembered(), *secrets) if s and masked_in_free_text(s)}, key=len, reverse=True)
+    return _mask_patterns(_mask_known(text, _known(secrets)))
+
+
+def _mask_patterns(text: str) -> str:
+    """``text`` with the passwords of its DSNs and after its password labels masked."""
     if "://" not in text and _is_keyword_dsn(text):
         return _mask_labelled(text)  # a whole key=value DSN: its other fields are not secrets
     out, position = [], 0
     for start, end in _urls(text):
-        out.append(_mask_free_text(text[position:start], known))
+        out.append(_mask_labelled(text[position:start]))
         out.append(_mask_url(text[start:end]))
         position = end
-    out.append(_mask_free_text(text[position:], known))
+    out.append(_mask_labelled(text[position:]))
     return "".join(out)
+
+
+def _known(secrets: Iterable[str] = ()) -> list[str]:
+    """The known passwords masked in free text, longest first."""
+    return sorted({s for s in (*remembered(), *secrets) if s and masked_in_free_text(s)}, key=len, reverse=True)
 
 
 def redact_all(value, secrets: Iterable[str] = ()):
@@ -194,12 +299,13 @@ def _mask_url(url: str) -> str:
     """The URL with the password of its user info and its ``password`` query parameters masked."""
     scheme_end = url.index("://") + 3
     rest = url[scheme_end:]
-    # libpq: the user info is what comes before the first "@" that no "/" precedes; an "@" after
-    # a "/" (``user:pa/ss@host``, which libpq misreads) still ends it: masked more, never less
-    slash = rest.find("/")
-    at = rest.find("@", 0, slash if slash >= 0 else len(rest))
-    if at < 0:
-        at = rest.rfind("@", 0, rest.find("?") if "?" in rest else len(rest))
+    # libpq: the user info is what comes before the first "@" (or "/"); here it runs to the
+    # last "@" before the query, so an unencoded "@" or "/" in the password (``p@ss:w/rd``,
+    # which libpq misreads) is masked whole: masked more, never less
+    at = rest.rfind("@", 0, rest.find("?") if "?" in rest else len(rest))
+    if at < 0:  # a "?" in the password (``app:pa?ss@db``): the last "@" before the path, else any
+        at = rest.rfind("@", 0, rest.find("/") if "/" in rest else len(rest))
+        at = at if at >= 0 else rest.rfind("@")
     head = ""
     if at >= 0:
         user, colon, _password = rest[:at].partition(":")
@@ -261,9 +367,8 @@ def _mask_labelled(text: str) -> str:
     return "".join(out)
 
 
-def _mask_free_text(text: str, known: list[str]) -> str:
-    """Labelled passwords, then each known password as a whole token, masked."""
-    text = _mask_labelled(text)
+def _mask_known(text: str, known: list[str]) -> str:
+    """Each known password masked as a whole token (as written, percent-encoded, HTML-escaped)."""
     for secret in known:
         for form in dict.fromkeys((secret, quote(secret, safe=""), html.escape(secret))):
             if form in text:
@@ -276,3 +381,364 @@ def _whole_token(secret: str) -> str:
     left = r"(?<![\w])" if re.match(r"\w", secret[0]) else ""
     right = r"(?![\w])" if re.match(r"\w", secret[-1]) else ""
     return left + re.escape(secret) + right
+
+
+# -- secrets inside statement text --------------------------------------------------------------
+#
+# Statement text (pg_stat_statements keeps utility statements word for word, logs keep
+# everything) is scrubbed when it is read: by PostgreSQL's parser (pglast) where the text
+# parses, by a conservative pattern where it does not. Only the secret string constants change;
+# a statement that holds none comes back as the very same string.
+
+# a text that could hold a secret holds one of these, in lower case (anything else is returned
+# untouched); searched in the lowered text, which is many times faster than re.IGNORECASE
+_MAY_HOLD_SECRET = re.compile(r"passw|pwd|secret|token|pgp_|crypt|hmac|dearmor|dblink|://")
+# a string constant that could hold a connection string with a password
+_MAY_HOLD_CONNINFO = re.compile(r"passw|secret|://", re.IGNORECASE)
+# function -> the 0-based positions of its secret arguments (pgcrypto's keys and passwords)
+SECRET_ARGUMENTS: dict[str, tuple[int, ...]] = {
+    "pgp_sym_encrypt": (1,), "pgp_sym_encrypt_bytea": (1,),
+    "pgp_sym_decrypt": (1,), "pgp_sym_decrypt_bytea": (1,),
+    "pgp_pub_encrypt": (1,), "pgp_pub_encrypt_bytea": (1,),
+    "pgp_pub_decrypt": (1, 2), "pgp_pub_decrypt_bytea": (1, 2),
+    "encrypt": (1,), "decrypt": (1,), "encrypt_iv": (1,), "decrypt_iv": (1,),
+    "hmac": (1,), "crypt": (0,), "dearmor": (0,),
+}
+_SECRET_FUNCTION_CALL = re.compile(
+    r"(?<![\w$])(?:pgp_\w+|encrypt(?:_iv)?|decrypt(?:_iv)?|hmac|crypt|dearmor)\s*\(", re.IGNORECASE
+)
+_SQL_LITERAL = re.compile(r"(?:[eE])?'(?:[^'\\]|''|\\.)*(?:'|$)", re.DOTALL)
+_SQL_LABEL = re.compile(
+    r"(?<![\w])(?:encrypted\s+)?(?:pg|ssl)?password[\"']?(?:[ \t]*[=:][ \t]*|\s+(?=(?:[eE])?'))", re.IGNORECASE
+)
+
+
+def may_hold_secret(text: str) -> bool:
+    """The cheap test: whether ``text`` holds a word that a secret in SQL comes with."""
+    return bool(text) and _MAY_HOLD_SECRET.search(text.lower()) is not None
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether an option (``OPTIONS (name '...')``, a role's ``PASSWORD``) holds a secret."""
+    lowered = name.lower()
+    if lowered.endswith("_required"):  # postgres_fdw's password_required 'false'
+        return False
+    return (any(word in lowered for word in ("passw", "secret", "token", "passphrase"))
+            or lowered in {"pwd", "api_key", "access_key", "private_key"})
+
+
+def scrub_statement(text):
+    """``text`` (SQL as a server keeps or logs it) with the secrets in it replaced by ``'***'``.
+
+    Masked: ``PASSWORD '...'`` and ``ENCRYPTED PASSWORD '...'`` (CREATE/ALTER ROLE/USER), the
+    password (and secret/token) options of ``CREATE/ALTER USER MAPPING``, ``SERVER`` and any
+    other ``OPTIONS (...)``, pgcrypto's keys and passwords (``pgp_sym_encrypt(data, 'key')``,
+    ``pgp_sym_decrypt``, ``pgp_pub_*``, ``encrypt``/``decrypt``(``_iv``), ``hmac``, ``crypt``),
+    a string compared with or assigned to a column whose name holds ``password``, and the
+    password of any connection string or URL inside a string constant or a comment
+    (``dblink_connect('... password=...')``, ``CREATE SUBSCRIPTION ... CONNECTION '...'``).
+    Text that parses is scrubbed through its parse tree (only the secret constants change);
+    text that does not (cut short, a plan's ``Filter``) by a conservative pattern. Anything
+    that is not a non-empty string is returned as it is; a text without a secret is returned
+    unchanged, byte for byte.
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    return _scrub_one(text, _known())
+
+
+def _scrub_one(text: str, known: list[str]) -> str:
+    if known and any(secret in text for secret in known):
+        text = _mask_known(text, known)
+    if _MAY_HOLD_SECRET.search(text.lower()) is None:
+        return text
+    return _scrub_sql(text)
+
+
+def scrub_statements(values):
+    """:func:`scrub_statement` over a list or pandas Series, fast when nothing in it can hold a secret.
+
+    The whole column is searched once for the words a secret comes with (and the known
+    passwords); only the texts where one was found are scrubbed, each distinct one once. The
+    same object comes back when nothing changed.
+    """
+    import pandas as pd
+
+    if isinstance(values, pd.Series):
+        if values.empty:
+            return values
+        texts = [t for t in values.dropna().unique() if isinstance(t, str)]
+        changed = {texts[i]: new for i, new in _scrubbed(texts).items()}
+        if not changed:
+            return values
+        return pd.Series([changed.get(t, t) if isinstance(t, str) else t for t in values],
+                         index=values.index, name=values.name, dtype=values.dtype)
+    values = list(values)
+    texts = [t if isinstance(t, str) else "" for t in values]
+    changed = _scrubbed(texts)
+    for i, new in changed.items():
+        values[i] = new
+    return values
+
+
+def _scrubbed(texts: list[str]) -> dict[int, str]:
+    """Position -> scrubbed text, for the texts of ``texts`` that scrubbing changes."""
+    if not texts:
+        return {}
+    known = _known()
+    joined = "\x00".join(texts)
+    lowered = joined.lower()
+    hit = _MAY_HOLD_SECRET.search(lowered) is not None
+    has_known = bool(known) and any(secret in joined for secret in known)
+    if not hit and not has_known:
+        return {}
+    if has_known or len(lowered) != len(joined):  # rare: each text on its own
+        candidates = range(len(texts))
+    else:
+        starts, position = [], 0
+        for text in texts:
+            starts.append(position)
+            position += len(text) + 1
+        candidates = sorted({bisect.bisect_right(starts, m.start()) - 1 for m in _MAY_HOLD_SECRET.finditer(lowered)})
+    changed: dict[int, str] = {}
+    done: dict[str, str] = {}
+    for i in candidates:
+        text = texts[i]
+        if not text:
+            continue
+        if text not in done:
+            done[text] = _scrub_one(text, known)
+        if done[text] != text:
+            changed[i] = done[text]
+    return changed
+
+
+def scrub_document(value):
+    """``value`` (nested dicts and lists, e.g. an EXPLAIN JSON document) with every string scrubbed."""
+    if isinstance(value, str):
+        return scrub_statement(value)
+    if isinstance(value, dict):
+        return value.__class__({k: scrub_document(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [scrub_document(v) for v in value]
+    return value
+
+
+@lru_cache(maxsize=20_000)
+def _scrub_sql(text: str) -> str:
+    try:
+        tree = json.loads(pg_parser.parse_sql_json(text))
+        tokens = pg_parser.scan(text)
+    except (pg_parser.ParseError, ValueError, RecursionError):
+        return _scrub_sql_pattern(text)
+    try:
+        return _scrub_parsed(text, tree, tokens)
+    except Exception:  # noqa: BLE001 - an unexpected tree: the pattern, which masks more
+        return _scrub_sql_pattern(text)
+
+
+def _scrub_parsed(text: str, tree: dict, tokens) -> str:
+    """Splice ``'***'`` (or the constant with its connection string's password masked) in place of each secret."""
+    data = text.encode("utf-8")
+    secret_at: set[int] = set()  # byte locations of secret string constants (or of what leads to one)
+    _walk(tree, secret_at)
+    ascii_only = len(data) == len(text)
+
+    def char_offset(location: int) -> int:
+        return location if ascii_only else len(data[:location].decode("utf-8", "replace"))
+
+    strings = [(t.start, t.end) for t in tokens if t.name in ("SCONST", "USCONST")]
+    masked: dict[int, str] = {}
+    for location in secret_at:
+        offset = char_offset(location)
+        token = next(((start, end) for start, end in strings if start >= offset), None)
+        if token:
+            masked[token[0]] = f"'{MASK}'"
+    replacements = []
+    for token in tokens:
+        start, end = token.start, token.end + 1
+        if token.name in ("SCONST", "USCONST"):
+            if start in masked:
+                replacements.append((start, end, masked[start]))
+                continue
+            raw = text[start:end]
+            if _MAY_HOLD_CONNINFO.search(raw):
+                value = _string_value(raw)
+                scrubbed = redact_text(value) if value is not None else None
+                if value is None:
+                    replacements.append((start, end, _scrub_sql_pattern(raw)))
+                elif scrubbed != value:
+                    replacements.append((start, end, "'" + scrubbed.replace("'", "''") + "'"))
+        elif token.name in ("C_COMMENT", "SQL_COMMENT") and _MAY_HOLD_CONNINFO.search(text[start:end]):
+            comment = text[start:end]
+            scrubbed = _scrub_sql_pattern(redact_text(comment))
+            if scrubbed != comment:
+                replacements.append((start, end, scrubbed))
+    if not replacements:
+        return text
+    out, position = [], 0
+    for start, end, new in sorted(replacements):
+        out.append(text[position:start] + new)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _string_value(literal: str) -> str | None:
+    """The value of one SQL string literal (any quoting), read by PostgreSQL's parser."""
+    try:
+        stmt = json.loads(pg_parser.parse_sql_json("SELECT " + literal))["stmts"][0]["stmt"]["SelectStmt"]
+        const = stmt["targetList"][0]["ResTarget"]["val"]["A_Const"]
+        return const["sval"]["sval"]
+    except (pg_parser.ParseError, KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _string_const_location(node) -> int | None:
+    """Where a string constant (possibly cast: ``'k'::text``) starts, or None."""
+    if isinstance(node, dict):
+        if "TypeCast" in node:
+            return _string_const_location(node["TypeCast"].get("arg"))
+        const = node.get("A_Const")
+        if isinstance(const, dict) and "sval" in const and "location" in const:
+            return int(const["location"])
+    return None
+
+
+def _names_password(node) -> bool:
+    """Whether ``node`` is a column reference whose last name holds ``password``."""
+    ref = node.get("ColumnRef") if isinstance(node, dict) else None
+    if not isinstance(ref, dict):
+        return False
+    fields = ref.get("fields") or []
+    last = fields[-1].get("String", {}).get("sval", "") if fields and isinstance(fields[-1], dict) else ""
+    return "passw" in last.lower()
+
+
+def _walk(node, found: set[int]) -> None:
+    """Collect the byte locations of the secret constants under ``node`` (a pglast JSON tree)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        for kind, body in item.items():
+            if isinstance(body, dict):
+                if kind == "DefElem" and is_secret_option(str(body.get("defname", ""))) and body.get("arg") is not None:
+                    where = body.get("arg_location", body.get("location", -1))
+                    if isinstance(where, int) and where >= 0:
+                        found.add(where)
+                elif kind == "FuncCall":
+                    names = body.get("funcname") or []
+                    name = names[-1].get("String", {}).get("sval", "") if names and isinstance(names[-1], dict) else ""
+                    args = body.get("args") or []
+                    for position in SECRET_ARGUMENTS.get(name.lower(), ()):
+                        where = _string_const_location(args[position]) if position < len(args) else None
+                        if where is not None:
+                            found.add(where)
+                elif kind == "A_Expr":
+                    left, right = body.get("lexpr"), body.get("rexpr")
+                    for column, other in ((left, right), (right, left)):
+                        if _names_password(column):
+                            values = other.get("List", {}).get("items", []) if isinstance(other, dict) and "List" in other else [other]
+                            for value in values:
+                                where = _string_const_location(value)
+                                if where is not None:
+                                    found.add(where)
+                elif kind == "ResTarget" and "passw" in str(body.get("name", "")).lower():
+                    where = _string_const_location(body.get("val"))
+                    if where is not None:
+                        found.add(where)
+                elif kind == "InsertStmt":
+                    _insert_passwords(body, found)
+            if isinstance(body, dict | list):
+                stack.append(body)
+
+
+def _insert_passwords(insert: dict, found: set[int]) -> None:
+    """``INSERT INTO t (..., password, ...) VALUES (..., '...', ...)``: the password column's constants."""
+    columns = [str(c.get("ResTarget", {}).get("name", "")) for c in insert.get("cols") or []]
+    positions = [i for i, name in enumerate(columns) if "passw" in name.lower()]
+    select = (insert.get("selectStmt") or {}).get("SelectStmt") or {}
+    if not positions:
+        return
+    for row in select.get("valuesLists") or []:
+        items = row.get("List", {}).get("items", []) if isinstance(row, dict) else []
+        for position in positions:
+            where = _string_const_location(items[position]) if position < len(items) else None
+            if where is not None:
+                found.add(where)
+
+
+def _scrub_sql_pattern(text: str) -> str:
+    """The fallback for text that does not parse: masks more than the parser would, never less."""
+    # 1. every string constant in the argument list of a pgcrypto call (to its closing parenthesis)
+    if _SECRET_FUNCTION_CALL.search(text):
+        out, position = [], 0
+        for match in _SECRET_FUNCTION_CALL.finditer(text):
+            if match.start() < position:
+                continue
+            end = _closing_parenthesis(text, match.end())
+            inside = _SQL_LITERAL.sub(f"'{MASK}'", text[match.end():end])
+            out.append(text[position:match.end()] + inside)
+            position = end
+        out.append(text[position:])
+        text = "".join(out)
+    # 2. the value after a password label (PASSWORD '...', password=..., "password" '...')
+    out, position = [], 0
+    for match in _SQL_LABEL.finditer(text):
+        if match.start() < position:
+            continue
+        start = match.end()
+        if start >= len(text) or text.startswith((MASK, f"'{MASK}'"), start) or text[start].isspace():
+            continue
+        if text[start] in "eE" and text[start + 1: start + 2] == "'":
+            start += 1
+        if text[start] == "'" and text[start: start + 2] != "''":
+            end = _labelled_value_end(text, start)
+            out.append(text[position:start] + f"'{MASK}'")
+        elif text[start: start + 2] == "''":  # a quoted value inside a string constant
+            close = text.find("''", start + 2)
+            end = len(text) if close < 0 else close + 2
+            out.append(text[position:start] + MASK)
+        else:  # unquoted: to white space or the end of the string constant
+            end = start
+            while end < len(text) and not text[end].isspace() and text[end] not in "',;)":
+                end += 2 if text[end] == "\\" else 1
+            end = min(end, len(text))
+            out.append(text[position:start] + MASK)
+        position = end
+    out.append(text[position:])
+    text = "".join(out)
+    # 3. the passwords of URLs
+    spans = _urls(text)
+    if spans:
+        out, position = [], 0
+        for start, end in spans:
+            out.append(text[position:start] + _mask_url(text[start:end]))
+            position = end
+        out.append(text[position:])
+        text = "".join(out)
+    return text
+
+
+def _closing_parenthesis(text: str, start: int) -> int:
+    """Where the parenthesis opened just before ``start`` closes (string constants skipped), or the end."""
+    depth, i = 1, start
+    while i < len(text):
+        char = text[i]
+        if char == "'":
+            match = _SQL_LITERAL.match(text, i)
+            i = match.end() if match else len(text)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return len(text)

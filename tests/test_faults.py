@@ -56,7 +56,7 @@ def test_fifo_without_writer_is_refused_at_once(tmp_path, command):
     os.mkfifo(fifo)
     code, _, err = run_perfkit(command, str(fifo), timeout=30)
     assert code == 2
-    assert one_line(err) == f"perfkit: error: {fifo}: is a named pipe (FIFO), not a regular file; perfkit reads only regular files"
+    assert one_line(err) == f"perfkit: error: {fifo}: is a FIFO (named pipe), not a regular file: give a file"
 
 
 @pytest.mark.parametrize("command", ["plan", "logs"])

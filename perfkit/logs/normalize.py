@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 from pglast import parser as pg
 
+from perfkit.secrets import scrub_statement
+
 _COMMENT_TOKENS = frozenset({"C_COMMENT", "SQL_COMMENT"})
 
 
@@ -72,8 +74,8 @@ def _without_comments(sql: str) -> str:
 def _normalize(sql: str) -> Normalized:
     try:
         with_params = pg.normalize(sql)
-    except pg.ParseError:
-        return Normalized(sql.strip(), None, _first_keyword(sql))
+    except pg.ParseError:  # kept as written: its secrets scrubbed (the reader did; others may not)
+        return Normalized(scrub_statement(sql.strip()), None, _first_keyword(sql))
     text, command = _tidy(with_params)
     return Normalized(text, _fingerprint(text), command)
 

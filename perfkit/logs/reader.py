@@ -21,6 +21,7 @@ from perfkit.logs.normalize import normalize
 from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix, detect
 from perfkit.logs.sources import _Progress, expand, numbered_lines
 from perfkit.logs.timestamps import to_utc, unreadable
+from perfkit.secrets import scrub_statements
 
 COLUMNS = [
     "ts", "pid", "session_id", "session_line", "user", "database", "application", "client",
@@ -297,6 +298,10 @@ def _frame(
             columns[name].append(value)
     if not columns["line"]:
         return _empty()
+    # secrets in statement text (PASSWORD '...', keys, connection strings) are scrubbed as
+    # the entry is read, before it is normalized, grouped, stored or shown
+    for name in ("statement", "parameters", "plan", "message", "detail"):
+        columns[name] = scrub_statements(columns[name])
     statements = columns["statement"]
     shapes = {text: normalize(text) for text in set(statements) if text}
     columns["normalized"] = [shapes[s].normalized if s else "" for s in statements]

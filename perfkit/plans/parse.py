@@ -1,5 +1,7 @@
 """Read a saved plan in any form people keep it: EXPLAIN JSON, or text from psql, pgAdmin, logs.
 
+Secrets in the plan's text (its query, a ``Filter`` holding a key) are scrubbed as it is read.
+
 ``parse(text_or_json)`` and ``parse_file(path)`` return a :class:`~perfkit.plans.model.Plan`.
 """
 
@@ -15,6 +17,7 @@ from perfkit.fileio import input_errors, read_limited, require_regular
 from perfkit.plans.model import Plan, build_plan
 from perfkit.plans.parse_text import parse_text_lines
 from perfkit.plans.unwrap import unwrap
+from perfkit.secrets import scrub_document, scrub_statement
 
 # The largest plan file perfkit reads, and the longest line of a text plan (EXPLAIN of a
 # statement with a huge IN list can have a long Filter line; /dev/zero has one endless line).
@@ -71,7 +74,8 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
     """
     where = None if path is None else str(path)
     if isinstance(source, dict | list):
-        return build_plan(source, source=name or where or "json", fmt="json", path=where)
+        # the query text and the nodes' Filter/Index Cond hold the statement's constants
+        return build_plan(scrub_document(source), source=name or where or "json", fmt="json", path=where)
     if isinstance(source, bytes):
         try:
             source = source.decode("utf-8")
@@ -89,7 +93,7 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
         raise BadInputError("no plan in it (only headers or frames)", path=where)
     first = lines[0][1].lstrip()
     if first.startswith(("[", "{")):
-        document = parse_json_lines(lines, path=where)
+        document = scrub_document(parse_json_lines(lines, path=where))
         plan = build_plan(document, source=name or where or "json", fmt="json", path=where)
     elif first.startswith("<") or first.startswith("- Plan:"):
         raise BadInputError(
@@ -98,10 +102,10 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
             line=lines[0][0],
         )
     else:
-        document = parse_text_lines(lines, path=where)
+        document = scrub_document(parse_text_lines(lines, path=where))
         plan = build_plan(document, source=name or where or "text", fmt="text", path=where)
     if meta.get("query") and not plan.query:
-        plan.query = meta["query"]
+        plan.query = scrub_statement(meta["query"])
     if "duration_ms" in meta and math.isnan(plan.execution_ms):
         plan.execution_ms = meta["duration_ms"]  # auto_explain's duration is the executor's time
     return plan

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from perfkit import db
+from perfkit import db, secrets
 from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 
 SNAPSHOT_COLUMNS = [
@@ -214,6 +214,9 @@ def snapshot(engine: Engine, *, server: str | None = None, dsn: str | None = Non
         version_num = int(db.scalar(conn, "SELECT current_setting('server_version_num')::int"))
         name = server or db.server_id(conn, dsn)
     frame = _normalize(frame)
+    # utility statements are kept word for word (ALTER ROLE ... PASSWORD '...'): scrubbed here,
+    # before anything stores or shows them
+    frame["query"] = secrets.scrub_statements(frame["query"])
     frame["server"] = name
     if info is not None and not info.empty:
         frame["stats_reset"] = pd.to_datetime(info.at[0, "stats_reset"], utc=True)
