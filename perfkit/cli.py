@@ -115,12 +115,31 @@ def main(argv: list[str] | None = None) -> int:
         return _bug()
 
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in perfkit, not the input or the environment
+
+
 def _bug() -> int:
-    """A bug: show the traceback, but never a password."""
+    """A bug: the scrubbed traceback goes to a file (0600, never a password), its path and the
+    exception's one line to stderr; exit 70."""
+    import os
+    import tempfile
+
     from perfkit.secrets import redact_text
 
-    print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
-    return 1
+    text = redact_text(traceback.format_exc())
+    last = redact_text(" ".join(str(sys.exc_info()[1]).split()))[:300]
+    name = type(sys.exc_info()[1]).__name__
+    try:
+        folder = os.environ.get("PERFKIT_CRASH_DIR") or tempfile.gettempdir()
+        handle, path = tempfile.mkstemp(prefix="perfkit-crash-", suffix=".txt", dir=folder)
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        where = f"the traceback is in {path}"
+    except OSError:  # nowhere to write it: show it instead
+        print(text, file=sys.stderr, end="")
+        where = "the traceback is above"
+    print(f"perfkit: internal error (a bug in perfkit): {name}: {last}; {where}; please report it", file=sys.stderr)
+    return INTERNAL_ERROR
 
 
 def _flush_stdout() -> None:

@@ -1,6 +1,8 @@
 """Errors perfkit raises: each message is the one line a user needs to act on.
 
-The command line turns every PerfkitError into its message on stderr and exit code 2.
+The command line turns every PerfkitError into its message on stderr and its ``exit_code``: 2 for
+bad input or usage, 3 for the environment (the server unreachable, authentication, a missing
+extension or privilege, an output that cannot be written), 4 for a report that failed part-way.
 """
 
 from __future__ import annotations
@@ -43,17 +45,25 @@ class BadInputError(PerfkitError):
 class DatabaseUnreachable(PerfkitError):
     """The server could not be reached (refused, unknown host, timeout)."""
 
+    exit_code = 3
+
 
 class AuthenticationFailed(PerfkitError):
     """The server refused the credentials."""
+
+    exit_code = 3
 
 
 class ExtensionMissing(PerfkitError):
     """An extension perfkit needs is not loaded or not created."""
 
+    exit_code = 3
+
 
 class PermissionDenied(PerfkitError):
     """The role lacks a privilege a check or a read needs."""
+
+    exit_code = 3
 
 
 class QueryTimeout(PerfkitError):

@@ -154,6 +154,10 @@ class SnapshotStore:
             raise BadInputError(f"not a readable snapshot ({str(err).splitlines()[0]})", path=path) from None
         server = path.parent.parent.name.split("=", 1)[-1]
         frame["server"] = server
+        if "query" in frame:  # a snapshot stored by a perfkit that did not scrub statement text yet
+            from perfkit import secrets
+
+            frame["query"] = secrets.scrub_statements(frame["query"])
         return frame
 
     def _pick_server(self, server: str | None) -> str:

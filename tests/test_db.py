@@ -123,7 +123,7 @@ def test_cli_connection_failure_json_and_stderr_have_no_password():
         [sys.executable, "-m", "perfkit.cli", "top", "--json", "--dsn", f"postgresql://app:Hunter2-secret@127.0.0.1:{port}/shop"],
         capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3  # the environment, not the input
     assert "Hunter2-secret" not in result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("perfkit: error: cannot connect")
     assert "Traceback" not in result.stderr

@@ -131,7 +131,7 @@ def test_describe_never_shows_the_password():
     assert secrets.describe(f"host=db user=app password={LONG}") == "app@db:5432/app"
 
 
-def test_a_crash_traceback_from_the_cli_is_redacted(monkeypatch, capsys):
+def test_a_crash_traceback_from_the_cli_is_redacted(monkeypatch, capsys, tmp_path):
     """The CLI's last resort (an unexpected exception) prints the traceback through perfkit.secrets."""
     from perfkit import cli
 
@@ -144,7 +144,12 @@ def test_a_crash_traceback_from_the_cli_is_redacted(monkeypatch, capsys):
 
     db.resolve_dsn(f"postgresql://app:{LONG}@db/shop")
     monkeypatch.setattr(cli, "build_parser", Parser)
-    assert cli.main([]) == 1
+    monkeypatch.setenv("PERFKIT_CRASH_DIR", str(tmp_path))
+    assert cli.main([]) == 70
     err = capsys.readouterr().err
-    assert "Traceback" in err and "RuntimeError" in err and LONG not in err
-    assert "postgresql://app:***@db/shop as *** on postgres 16" in err
+    assert err.count("\n") == 1 and "internal error" in err and "RuntimeError" in err and LONG not in err
+    saved = next(tmp_path.glob("perfkit-crash-*.txt"))
+    assert str(saved) in err and (saved.stat().st_mode & 0o777) == 0o600
+    text = saved.read_text()
+    assert "Traceback" in text and LONG not in text
+    assert "postgresql://app:***@db/shop as *** on postgres 16" in text

@@ -172,3 +172,18 @@ def test_a_plan_is_scrubbed_as_it_is_read():
     text = f"Seq Scan on users  (cost=0.00..1.01 rows=1 width=4)\n  Filter: (password = '{SECRET}'::text)"
     plan = parse(text)
     assert SECRET not in json.dumps(plan.document) and SECRET not in plan.nodes.astype(str).to_csv()
+
+
+def test_a_snapshot_stored_before_scrubbing_is_scrubbed_when_loaded(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from perfkit.store import SnapshotStore
+
+    secret = "Kq7-stored-unscrubbed-9Zx"
+    folder = tmp_path / "server=old" / "date=2026-01-01"
+    folder.mkdir(parents=True)
+    path = folder / "000000.parquet"
+    pq.write_table(pa.table({"queryid": [1, 2], "query": [f"ALTER ROLE app PASSWORD '{secret}'", "SELECT 1"]}), path)
+    loaded = SnapshotStore(tmp_path).load(path)
+    assert secret not in " ".join(loaded["query"]) and loaded["query"].tolist()[1] == "SELECT 1"

@@ -345,7 +345,9 @@ def statement_for_queryid(engine, queryid: int) -> str:
         raise
     if frame.empty:
         raise BadInputError(f"queryid {queryid} is not in pg_stat_statements (it may have been evicted or reset)")
-    return str(frame.iat[0, 0])
+    from perfkit import secrets
+
+    return secrets.scrub_statement(str(frame.iat[0, 0]))  # shown and kept with the plan: never a secret
 
 
 def explain_queryid(engine, queryid: int, **kwargs) -> Plan:
