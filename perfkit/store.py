@@ -148,16 +148,16 @@ class SnapshotStore:
     def load(self, path: str | Path) -> pd.DataFrame:
         """One stored snapshot as the DataFrame that was saved (``server`` restored from the path)."""
         path = Path(path)
+        from perfkit import secrets
+
         try:
             frame = pq.read_table(path).to_pandas()
-        except (OSError, pa.ArrowInvalid) as err:
-            raise BadInputError(f"not a readable snapshot ({str(err).splitlines()[0]})", path=path) from None
-        server = path.parent.parent.name.split("=", 1)[-1]
-        frame["server"] = server
-        if "query" in frame:  # a snapshot stored by a perfkit that did not scrub statement text yet
-            from perfkit import secrets
-
-            frame["query"] = secrets.scrub_statements(frame["query"])
+            if "query" in frame:  # a snapshot stored by a perfkit that did not scrub statement text yet
+                frame["query"] = secrets.scrub_statements(frame["query"])
+        except Exception as err:  # noqa: BLE001 - a damaged file raises whatever pyarrow meets first
+            reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+            raise BadInputError(f"not a readable snapshot ({reason})", path=path) from None
+        frame["server"] = path.parent.parent.name.split("=", 1)[-1]
         return frame
 
     def _pick_server(self, server: str | None) -> str:
