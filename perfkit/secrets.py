@@ -174,6 +174,8 @@ def malformed(dsn: str | None) -> str | None:
         if rest.count("@") > 1 or ("@" in rest and "/" in rest[: rest.rfind("@")]):
             return ("an unencoded @ or / in the user or password of the URL "
                     "(percent-encode them: @ as %40, / as %2F, : as %3A, % as %25)")
+        if "@" in rest and any(c.isspace() for c in rest[: rest.rfind("@")]):
+            return "an unencoded space in the user or password of the URL (percent-encode it as %20)"
     return None
 
 
@@ -187,6 +189,8 @@ def redact(dsn: str | None, secrets: Iterable[str] = ()) -> str:
     """
     if not dsn:
         return ""
+    if _url_with_spaced_user_info(dsn):
+        return MALFORMED
     if not _single_dsn(dsn):
         return redact_text(dsn, secrets)
     if malformed(dsn):
@@ -200,6 +204,18 @@ def redact(dsn: str | None, secrets: Iterable[str] = ()) -> str:
     if any(still.get(key) not in (None, "", MASK) for key in _PASSWORD_KEYS):  # re-rendered from its parameters (key=value form), the secrets masked
         shown = pg_conninfo.make_conninfo("", **{k: (MASK if k in _PASSWORD_KEYS else v) for k, v in params.items()})
     return shown
+
+
+def _url_with_spaced_user_info(text: str) -> bool:
+    """A text that is one URL whose user info holds a space (``postgresql://app:pass word@db``):
+    nothing can tell where its password ends, so it is never echoed."""
+    stripped = text.strip()
+    match = _URL_START.match(stripped)
+    if not match or "\n" in stripped:
+        return False
+    rest = stripped[match.end():]
+    at = rest.rfind("@")
+    return at > 0 and any(c.isspace() for c in rest[:at]) and "/" not in rest[:at]
 
 
 def _single_dsn(text: str) -> bool:
@@ -517,11 +533,21 @@ def scrub_document(value):
     """``value`` (nested dicts and lists, e.g. an EXPLAIN JSON document) with every string scrubbed."""
     if isinstance(value, str):
         return scrub_statement(value)
-    if isinstance(value, dict):
-        return value.__class__({k: scrub_document(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return [scrub_document(v) for v in value]
-    return value
+    if not isinstance(value, dict | list):
+        return value
+    # a copy walked with a stack, not recursion: a plan thousands of levels deep is a real input
+    root = value.__class__(value) if isinstance(value, dict) else list(value)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for key, child in list(node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(child, str):
+                node[key] = scrub_statement(child)
+            elif isinstance(child, dict | list):
+                copy = child.__class__(child) if isinstance(child, dict) else list(child)
+                node[key] = copy
+                stack.append(copy)
+    return root
 
 
 @lru_cache(maxsize=20_000)

@@ -101,9 +101,9 @@ def test_explain_refusals_exit_2(run, sandbox, admin, args, words):
     assert code == 2 and out == "" and words in err and secret not in err
 
 
-def test_explain_unreachable_server_exit_2_without_password(run):
+def test_explain_unreachable_server_exit_3_without_password(run):
     code, out, err = run("explain", "--dsn", "postgresql://bob:hunter22@127.0.0.1:1/db", "--sql", "SELECT 1")
-    assert code == 2 and "hunter22" not in err and err.startswith("perfkit: error:")
+    assert code == 3 and "hunter22" not in err and err.startswith("perfkit: error:")  # the environment
 
 
 # --- compare -----------------------------------------------------------------------------------------
