@@ -117,6 +117,9 @@ def test_an_unencoded_password_in_a_url_is_refused_or_masked(password, cut):
     try:
         db.resolve_dsn(dsn)
     except PerfkitError as err:
-        assert password not in str(err) and password[cut:] not in str(err)
+        # a piece of the password that libpq could have read as the host: never shown (pieces shorter
+        # than 4 characters, such as "@", can be in the message's own words)
+        piece = password[cut:]
+        assert password not in str(err) and (len(piece) < 4 or piece not in str(err))
         return
     assert password not in db.redact(dsn) and password not in db.describe(dsn)
