@@ -622,6 +622,8 @@ def _run_in(path: Path, folder: Path, work: Path, *, out: Path, known: dict, saf
                 execution_timeout=timeout, report_mode=False, log_output=False, engine_name=ENGINE,
                 request_save_on_cell_execute=False,  # saved once at the end, and on a failure
                 perfkit_holder=holder,
+                # a quiet kernel: no "Kernel is running over TCP without encryption" in every cron log
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except BaseException as err:  # noqa: BLE001 - judged by the runner below
             holder["error"] = err

@@ -83,6 +83,7 @@ def test_weekly_report_folder_html_and_summary(weekly_runs):
     folder = weekly_runs["first"]
     assert sorted(p.name for p in folder.iterdir()) == ["summary.json", "weekly.html", "weekly.ipynb"]
     assert "Executing" in first.stderr  # papermill's progress bar, on stderr
+    assert "without encryption" not in first.stderr and "IPKernelApp" not in first.stderr  # a quiet kernel
 
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["error"] is None
