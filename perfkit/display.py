@@ -120,6 +120,11 @@ def _escape_prose(text: str) -> str:
     return html.escape(text, quote=False).replace("$", "\\$")
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 finding``, ``3 findings``, ``1,204 statements``."""
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
 def code(text: str) -> str:
     """``text`` as a markdown code span, whatever backticks it holds."""
     text = " ".join(str(text).split())
@@ -130,4 +135,4 @@ def code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-__all__ = ["CODE_COLUMNS", "cell_text", "code", "figure_png", "html_table", "markdown"]
+__all__ = ["CODE_COLUMNS", "cell_text", "code", "figure_png", "html_table", "markdown", "plural"]

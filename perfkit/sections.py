@@ -30,8 +30,16 @@ TOP_TABLE_COLUMNS = ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows"
 
 
 # -- displaying ----------------------------------------------------------------------------------
-from perfkit.display import figure_png, html_table, markdown  # noqa: E402,F401 - the sections' renderers
+from perfkit.display import figure_png, html_table, markdown, plural  # noqa: E402,F401 - the sections' renderers
 from perfkit.statements.assess import short_query  # noqa: E402 - one way to show a statement on one line
+
+
+def cut(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first ``n`` rows of ``frame``, remembering how many there were (the table then says
+    "The first n of m rows")."""
+    shown = frame.head(n).copy()
+    shown.attrs["total_rows"] = len(frame)
+    return shown
 
 
 @dataclass
@@ -105,7 +113,8 @@ class Section:
             elif hasattr(block, "savefig"):
                 display(Image(data=figure_png(block), format="png"))
             elif isinstance(block, pd.DataFrame):
-                display({"text/html": html_table(block), "text/plain": block.to_string(index=False, max_rows=60)},
+                display({"text/html": html_table(block, total=block.attrs.get("total_rows")),
+                         "text/plain": block.to_string(index=False, max_rows=60)},
                         raw=True)
             else:
                 display(block)
@@ -440,7 +449,7 @@ def overview(sections: Iterable[Section], src: Sources | None = None) -> Section
     counts = count_by_severity(found)
     blocks = ["Findings: " + ", ".join(f"**{v}** {k}" for k, v in counts.items()) + "."]
     if len(found):
-        blocks.append(found[["severity", "kind", "subject", "evidence", "recommendation", "section"]].head(15))
+        blocks.append(cut(found[["severity", "kind", "subject", "evidence", "recommendation", "section"]], 15))
     skipped = [s.skipped for s in sections if s.skipped]
     if skipped:
         blocks.append("Not in this report: " + " ".join(skipped))
@@ -581,7 +590,7 @@ def health(src: Sources) -> Section:
                                 facts=checks.health_facts(found, target="sample"))
             where = "the findings saved from the sandbox shop (data/sample/health)"
         found, counts = result.findings, result.facts["counts"]
-        blocks = [f"{len(found)} findings from {where}: "
+        blocks = [f"{plural(len(found), 'finding')} from {where}: "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
         blocks += [f"*{note}*" for note in result.notes]
         if len(found):
@@ -624,11 +633,11 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
             path = src.sample / "health" / "index_advice.json"
             result = advice.assess(assessments, ideas=read_findings(path) if path.exists() else None, n=n)
         ranked = result.tables["recommendations"]
-        blocks = [f"{len(ranked)} recommendations, most severe and valuable first"
+        blocks = [f"{plural(len(ranked), 'recommendation')}, most severe and valuable first"
                   + (f"; the first {n}:" if len(ranked) > n else ":")]
         if len(ranked):
             columns = [c for c in FINDING_TABLE_COLUMNS + ["benefit_ms", "sources"] if c in ranked.columns]
-            shown = ranked[columns].head(n).copy()
+            shown = cut(ranked[columns], n).rename(columns={"benefit_ms": "benefit (ms)"})
             for column in ("evidence", "recommendation"):  # the full text stays in advice["recommendations"]
                 shown[column] = shown[column].map(lambda text: short_query(text, 240))
             if "sources" in shown:
@@ -661,8 +670,8 @@ def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
         value = getattr(plan, attr, None)
         if value is not None and not pd.isna(value):
             timing.append(f"{name} {value:,.2f} ms")
-    blocks = [f"**{heading}**" + (f" ({', '.join(timing)})" if timing else "") + f": {len(plan.nodes)} nodes, "
-              f"{len(plan.findings)} findings."]
+    blocks = [f"**{heading}**" + (f" ({', '.join(timing)})" if timing else "") + f": {plural(len(plan.nodes), 'node')}, "
+              f"{plural(len(plan.findings), 'finding')}."]
     table = plan_nodes_table(plan)
     blocks.append(table.head(limit))
     if len(table) > limit:

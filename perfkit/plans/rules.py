@@ -205,11 +205,15 @@ def _subject(row: Mapping) -> str:
 
 
 def _rows(value: float) -> str:
-    return "?" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.0f}"
+    """A count of rows, or "an unknown number of" when the plan does not have it (no ANALYZE)."""
+    return "an unknown number of" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.0f}"
 
 
 def _ms(value: float) -> str:
-    return "?" if value is None or math.isnan(value) else f"{value:,.1f} ms"
+    """A time, or what is missing when the plan has none (no ANALYZE, or TIMING OFF)."""
+    if value is None or math.isnan(value):
+        return "a time the plan does not record (no ANALYZE, or TIMING OFF)"
+    return f"{value:,.1f} ms"
 
 
 def _share_words(row: Mapping) -> str:
