@@ -23,6 +23,7 @@ CODE_COLUMNS = frozenset({"query", "statement", "normalized", "sql", "example", 
 # Classes MathJax 2 and 3 skip, on every table and code block perfkit writes.
 NO_MATH = "tex2jax_ignore mathjax_ignore"
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+_PARAMETER = re.compile(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
 
 
 def figure_png(fig) -> bytes:
@@ -88,7 +89,7 @@ def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | No
         cells = []
         for column, value in zip(shown.columns, record, strict=True):
             text = html.escape(cell_text(value, str(column)))
-            if str(column) in CODE_COLUMNS and text:
+            if text and (str(column) in CODE_COLUMNS or _PARAMETER.search(text)):  # SQL: code, never math
                 style = "text-align:left;white-space:pre" if column == "node" else "text-align:left"
                 cells.append(f'<td style="{style}"><code>{text}</code></td>')
             else:
