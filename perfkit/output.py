@@ -113,7 +113,7 @@ def format_table(
     """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut).
 
     ``fit``: a text column cut so that the table fits ``width`` (default: the terminal's, at
-    least 100 columns when it cannot be told), keeping at least 30 characters of it.
+    least 100 columns when it cannot be told), keeping at least 24 characters of it.
     """
     columns = list(columns or frame.columns)
     headers = headers or {}
@@ -126,7 +126,7 @@ def format_table(
         width = width or shutil.get_terminal_size((100, 24)).columns
         others = [c for c in columns if c != fit]
         used = sum(max([len(headers.get(c, c))] + [len(_cell(v, max_width)) for v in frame[c]]) + 2 for c in others)
-        limits[fit] = max(30, width - used)
+        limits[fit] = max(24, width - used)
     rows = [[_cell(v, limits[c]) for c, v in zip(columns, record, strict=True)]
             for record in frame[columns].itertuples(index=False)]
     titles = [headers.get(c, c) for c in columns]
@@ -176,6 +176,27 @@ def wrapped(text: str, prefix: str = "", width: int | None = None) -> str:
     width = width or shutil.get_terminal_size((100, 24)).columns
     return textwrap.fill(" ".join(str(text).split()), width=max(width, 40), initial_indent=prefix,
                          subsequent_indent=" " * len(prefix), break_on_hyphens=False)
+
+
+def wrapped_sql(sql: str, width: int | None = None) -> str:
+    """SQL for a terminal: a statement longer than the width is broken at spaces outside quotes and
+    indented (still the same SQL), a trailing ``-- comment`` goes on the line before it."""
+    import shutil
+    import textwrap
+
+    width = max(width or shutil.get_terminal_size((100, 24)).columns, 40)
+    out = []
+    for line in sql.splitlines():
+        code, sep, comment = line.partition("  -- ")
+        if sep:
+            out.append(f"-- {comment}")
+            line = code
+        if len(line) <= width or "'" in line or '"' in line:
+            out.append(line)
+            continue
+        out.extend(textwrap.wrap(line, width=width, subsequent_indent="    ", break_long_words=False,
+                                 break_on_hyphens=False))
+    return "\n".join(out)
 
 
 def say(message: str) -> None:

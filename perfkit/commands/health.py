@@ -82,7 +82,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perfkit import health
-    from perfkit.output import emit_json, print_table, say
+    from perfkit.output import emit_json, print_table, say, wrapped_sql
 
     options: dict[str, object] = {}
     per_check: dict[str, dict[str, object]] = {}
@@ -140,5 +140,5 @@ def run(args: argparse.Namespace) -> int:
             merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
             print(textwrap.fill(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", width=width,
                                 initial_indent="-- ", subsequent_indent="--    "))
-            print(row.sql)
+            print(wrapped_sql(row.sql, width))
     return 0

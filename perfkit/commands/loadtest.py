@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for r in results:
             run_ = r["run"]
-            print(f"{run_.source}: {run_.tool} ({run_.format}), percentiles from {run_.percentiles_from}")
+            print(wrapped(f"{run_.source}: {run_.tool} ({run_.format}), percentiles from {run_.percentiles_from}"))
             table = run_.summary.copy()
             table["error_rate"] = table["error_rate"] * 100
             table["slo"] = table["endpoint"].map(_slo_words(r["verdicts"])).fillna("")

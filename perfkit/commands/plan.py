@@ -99,7 +99,7 @@ def render_totals(plan) -> str:
 def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
     """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
     from perfkit.assessment import finding_records
-    from perfkit.output import emit_json, print_table, wrapped
+    from perfkit.output import emit_json, print_table, wrapped, wrapped_sql
 
     plan = assessment.data["plan"]
     if as_json:
@@ -126,7 +126,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
             print(wrapped(f"{row.subject}: {row.recommendation}", f"{number:>3}. "))
             if row.sql:
-                print(f"     {row.sql}")
+                print("\n".join(f"     {line}" for line in wrapped_sql(row.sql, width=95).splitlines()))
     if "comparison" in assessment.data:
         print()
         print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))
