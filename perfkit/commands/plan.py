@@ -99,7 +99,7 @@ def render_totals(plan) -> str:
 def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
     """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
     from perfkit.assessment import finding_records
-    from perfkit.output import emit_json, print_table, wrapped, wrapped_sql
+    from perfkit.output import emit_json, print_table, wrapped
 
     plan = assessment.data["plan"]
     if as_json:
@@ -125,8 +125,8 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         print("What to do (each fix once):")
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
             print(wrapped(f"{row.subject}: {row.recommendation}", f"{number:>3}. "))
-            if row.sql:
-                print("\n".join(f"     {line}" for line in wrapped_sql(row.sql, width=95).splitlines()))
+            if row.sql:  # on one line, as it is copied
+                print(f"     {row.sql}")
     if "comparison" in assessment.data:
         print()
         print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))
