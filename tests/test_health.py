@@ -352,3 +352,9 @@ def test_one_assess_run_reads_pg_stat_statements_once(engine, schema, monkeypatc
     assert "findings" in payload and "recommendations" in payload
     # the catalog reads are shared too: the table statistics once for the seven checks using them
     assert result.data["context"].reads["tables"] == 1 and result.data["context"].reads["indexes"] == 1
+
+
+def test_one_check_gives_only_its_own_recommendations(engine, schema):
+    result = health.assess(engine, checks=[health.indexes.unused_indexes], min_size_bytes=0)
+    assert set(result.tables["recommendations"]["kind"]) <= {"unused_index"}
+    assert result.tables["index_advice"].empty

@@ -233,13 +233,15 @@ def assess(
     findings = findings_frame(run_checks(ctx, chosen, routed, failures=failures))
     judge_failures(len(chosen), failures)
     notes = []
-    try:
-        snapshot = ctx.snapshot()
-        why = ctx.statements_note()
-    except PerfkitError as err:
-        snapshot, why = None, str(err)
-    if snapshot is None:
-        notes.append(f"no statement-based index advice ({why or 'pg_stat_statements is not readable'})")
+    snapshot = None
+    if checks is None:  # only the checks asked for (--check): no statement-based index advice beside them
+        try:
+            snapshot = ctx.snapshot()
+            why = ctx.statements_note()
+        except PerfkitError as err:
+            snapshot, why = None, str(err)
+        if snapshot is None:
+            notes.append(f"no statement-based index advice ({why or 'pg_stat_statements is not readable'})")
     try:
         existing = indexes.existing_indexes(ctx)
     except PerfkitError:
