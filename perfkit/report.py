@@ -331,6 +331,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
         "findings": findings,
         "top_statements_basis": compared.get("top_statements_basis") if top else None,
         "top_statements": top,
+        "per_call": {"improved": compared.get("improved") or [], "slower": compared.get("slower") or []},
         "recommendations": advice.get("recommendations") or [],
         "compared_with": {"report": previous, "snapshot": compared.get("baseline")},
         "sections": {r["key"]: (r.get("skipped") or "ok") for r in records},

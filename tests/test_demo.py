@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfkit import db, statements
+from perfkit import db, loadtests, statements
 from perfkit.demo import loop
 from perfkit.demo import shop as demo_shop
 from perfkit.demo.app import DemoApp
@@ -354,6 +354,12 @@ def test_short_demo_fixed_endpoint_is_faster_measured(short_demo):
     assert invoice_list["mean_ms_after"] < invoice_list["mean_ms_before"] / 5
     plans = short_demo.plan_changes.set_index("endpoint")
     assert "Seq Scan on invoices" in plans.loc["/api/invoices", "nodes_before"]
+    # the after report tells the story: the latest run is judged, the invoice list got faster per call
+    after = json.loads(short_demo.reports["report after"].joinpath("summary.json").read_text())
+    latest = loadtests.assess([short_demo.rounds["after"].stats_csv], slo=loop.slo_targets())
+    assert after["status"] == "ok" and after["slo_verdict"] == latest.facts["slo_verdict"]
+    improved = [row for row in after["per_call"]["improved"] if "FROM invoices WHERE tenant_id" in row["query"]]
+    assert improved and improved[0]["after_ms"] < improved[0]["before_ms"] / 5
     assert "Seq Scan" not in plans.loc["/api/invoices", "nodes_after"]
 
 
