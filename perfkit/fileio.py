@@ -123,3 +123,36 @@ def read_limited(handle, limit: int, *, path: str | Path, what: str = "file") ->
     if len(data) > limit:
         raise BadInputError(f"the {what} is larger than {limit // (1024 * 1024)} MiB, the most perfkit reads", path=path)
     return data
+
+
+def probe(path: str | Path) -> str | None:
+    """What ``path`` is, without ever raising the PermissionError of ``Path.exists()``:
+    ``"dir"``, ``"file"`` (a regular file), ``"other"`` (a FIFO, a device, a socket) or None when
+    nothing is there (or a component of the path is not a folder).
+
+    Raises
+    ------
+    BadInputError
+        The path cannot be checked (a folder on the way the user may not enter, a symbolic-link
+        loop, a name too long): one line naming the path.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise BadInputError(f"cannot read it ({err.strerror or err})", path=path) from None
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def size_of(path: str | Path) -> int:
+    """The size of ``path`` in bytes; BadInputError (one line naming it) when it cannot be checked."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except OSError as err:
+        raise BadInputError(f"cannot read it ({err.strerror or err})", path=path) from None

@@ -238,3 +238,92 @@ def test_artillery_1x_count_that_is_no_number_is_refused(only_the_loadtest_comma
     path = tmp_path / "a1.json"
     path.write_text(json.dumps(doc))
     assert f"{path}: Artillery 1.x report: codes.200 'fifty' is not a count" in fails(capsys, path)
+
+
+# --- a folder the user may not enter (tests run as root: perfkit runs as nobody) -----------------
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = 65534
+
+
+def run_as_nobody(*argv) -> tuple[int, str]:
+    """``perfkit ARGV`` in a child process as uid/gid nobody when root: (exit code, stderr)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "perfkit.cli", *map(str, argv)]
+    if os.geteuid() == 0:
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    done = subprocess.run(command, capture_output=True, timeout=120, cwd=ROOT, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return done.returncode, done.stderr.decode()
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+needs_setpriv = pytest.mark.skipif(os.geteuid() == 0 and __import__("shutil").which("setpriv") is None,
+                                   reason="needs setpriv to drop root")
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary folder every user may enter (pytest's tmp_path sits in a 0700 folder of root's)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="perfkit-perm-"))
+    folder.chmod(0o755)
+    yield folder
+    for sub in folder.rglob("*"):
+        if sub.is_dir() and not sub.is_symlink():
+            sub.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def locked(open_tmp):
+    """A folder in ``open_tmp`` that will be made 0000 (made 0755 again afterwards, for the cleanup)."""
+    folder = open_tmp / "locked"
+    folder.mkdir()
+    yield folder
+    folder.chmod(0o755)
+
+
+@needs_setpriv
+def test_gatling_report_folder_whose_js_folder_cannot_be_entered(open_tmp):
+    report = open_tmp / "report"
+    (report / "js").mkdir(parents=True)
+    (report / "js" / "stats.json").write_bytes((FIX / "gatling_3.9_stats.json").read_bytes())
+    report.chmod(0o755)
+    (report / "js").chmod(0o000)
+    try:
+        code, err = run_as_nobody("loadtest", report)
+    finally:
+        (report / "js").chmod(0o755)
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {report / 'js' / 'stats.json'}: cannot read it (Permission denied)"
+
+
+@needs_setpriv
+def test_locust_stats_csv_in_a_folder_that_cannot_be_entered(open_tmp, locked):
+    tmp_path = open_tmp
+    for name in ("locust_stats.csv", "locust_stats_history.csv"):
+        (locked / name).write_bytes((FIX / name).read_bytes())
+    # the stats CSV given itself, and as the sibling of a readable history file (a symbolic link
+    # into the locked folder: Path.exists() raised PermissionError there)
+    (tmp_path / "run_stats.csv").symlink_to(locked / "locust_stats.csv")
+    (tmp_path / "run_stats_history.csv").write_bytes((FIX / "locust_stats_history.csv").read_bytes())
+    locked.chmod(0o000)
+    code, err = run_as_nobody("loadtest", locked / "locust_stats.csv")
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {locked / 'locust_stats.csv'}: cannot read it (Permission denied)"
+    code, err = run_as_nobody("loadtest", tmp_path / "run_stats_history.csv")
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {tmp_path / 'run_stats.csv'}: cannot read it (Permission denied)"
+    code, err = run_as_nobody("loadtest", "--latest", locked)
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {locked}: cannot read it (Permission denied)"

@@ -8,10 +8,11 @@ adding a format is adding its module.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from perfkit.errors import BadInputError
-from perfkit.fileio import require_regular
+from perfkit.fileio import input_errors, probe, require_regular
 from perfkit.loadtest_formats import Format, Head, declarations
 from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
 
@@ -108,9 +109,11 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
 def latest(directory, pattern: str = "*") -> Path:
     """The newest result file in ``directory`` (by modification time; hidden files ignored)."""
     directory = Path(directory)
-    if not directory.is_dir():
+    if probe(directory) != "dir":  # (probe: a folder the user may not enter is one line)
         raise BadInputError("not a directory", path=directory)
-    files = [p for p in directory.glob(pattern) if p.is_file() and not p.name.startswith(".")]
-    if not files:
-        raise BadInputError("no result files in this directory", path=directory)
-    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    with input_errors(directory, "is a folder"):  # an unreadable folder cannot be listed
+        os.listdir(directory)  # (glob would say nothing and find no files)
+        files = [p for p in directory.glob(pattern) if not p.name.startswith(".") and probe(p) == "file"]
+        if not files:
+            raise BadInputError("no result files in this directory", path=directory)
+        return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
