@@ -327,3 +327,91 @@ def test_locust_stats_csv_in_a_folder_that_cannot_be_entered(open_tmp, locked):
     code, err = run_as_nobody("loadtest", "--latest", locked)
     assert code == 2
     assert one_error_line(err) == f"perfkit: error: {locked}: cannot read it (Permission denied)"
+
+
+# --- line length: a gzip bomb of one endless line, a line of hundreds of MB -----------------------
+BOMB_HEADS = {  # a real first line of each text format, then one endless line
+    "k6.ndjson": "k6_points.ndjson", "k6.csv": "k6_results.csv", "locust_stats.csv": "locust_stats.csv",
+    "run.jtl": "jmeter_header.jtl", "hey.csv": "hey_search.csv", "vegeta.csv": "vegeta_results.csv",
+    "wrk.txt": "wrk_seconds.txt", "ab.txt": "ab_reports.txt",
+}
+PEAK = """
+import sys
+from perfkit.cli import main
+import perfkit.loadtests.formats  # imported (and compiled) before the peak is reset
+try:
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset the peak RSS (VmHWM): what reading the file takes, not importing
+except OSError:
+    pass
+code = main(sys.argv[1:])
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(code, peak // 1024)
+"""
+
+
+def _endless_line(path: Path, head: bytes, line_bytes: int, gz: bool) -> None:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31) if gz else None
+    block = b"a" * (1 << 20)
+    with open(path, "wb") as out:
+        def write(data: bytes) -> None:
+            out.write(packer.compress(data) if gz else data)
+        write(head)
+        for _ in range(line_bytes // len(block)):
+            write(block)
+        write(b"\n")
+        if gz:
+            out.write(packer.flush())
+
+
+def _loadtest_peak(*argv) -> tuple[int, str, int]:
+    """`perfkit loadtest ARGV` in a child process: (exit code, stderr, peak RSS in MiB)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PEAK, "loadtest", *map(str, argv)], capture_output=True,
+                          timeout=300, cwd=ROOT, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code, peak = done.stdout.decode().split()
+    return int(code), done.stderr.decode(), int(peak)
+
+
+@pytest.mark.parametrize("name", sorted(BOMB_HEADS))
+def test_gzip_bomb_of_one_1gib_line_is_refused_with_bounded_memory(tmp_path, name):
+    head = (FIX / BOMB_HEADS[name]).read_bytes().splitlines(True)[0]
+    bomb = tmp_path / f"{name}.gz"
+    _endless_line(bomb, head, 1 << 30, gz=True)
+    assert bomb.stat().st_size < 1100 << 10  # about 1 MB for 1 GiB
+    for extra in ([], ["--summary-only"]):
+        code, err, peak = _loadtest_peak(*extra, bomb)
+        assert code == 2
+        assert one_error_line(err) == (f"perfkit: error: {bomb}, line 2: a line longer than 64 MiB, the most "
+                                       "perfkit reads (a binary file, or a decompression bomb?)")
+        assert peak < 300, f"peak RSS {peak} MiB"
+
+
+@pytest.mark.parametrize("name", ["k6.ndjson", "run.jtl", "locust_stats.csv", "wrk.txt"])
+def test_uncompressed_line_of_200_mib_is_refused_with_bounded_memory(tmp_path, name):
+    head = (FIX / BOMB_HEADS[name]).read_bytes().splitlines(True)[0]
+    path = tmp_path / name
+    _endless_line(path, head, 200 << 20, gz=False)
+    code, err, peak = _loadtest_peak(path)
+    assert code == 2
+    assert one_error_line(err).startswith(f"perfkit: error: {path}, line 2: a line longer than 64 MiB")
+    assert peak < 300, f"peak RSS {peak} MiB"
+
+
+def test_text_reader_refuses_a_long_line_as_it_reads(tmp_path, monkeypatch):
+    """The readers' own open path (read_bytes) bounds the line too, not only the pre-check."""
+    from perfkit import fileio
+
+    monkeypatch.setattr(fileio, "READ_CHUNK", 1024)
+    path = tmp_path / "locust_stats.csv"
+    path.write_bytes((FIX / "locust_stats.csv").read_bytes() + b"x" * 5000 + b"\n")
+    from perfkit.loadtests.run import read_bytes
+
+    chunks = fileio.bounded_chunks(open(path, "rb"), path, max_line=4096)  # noqa: SIM115
+    with pytest.raises(BadInputError, match=r"line \d+: a line longer than"):
+        b"".join(chunks)
+    assert read_bytes(path).endswith(b"x\n")  # under the real limit: read

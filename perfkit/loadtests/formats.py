@@ -14,7 +14,7 @@ from pathlib import Path
 from perfkit.errors import BadInputError
 from perfkit.fileio import input_errors, probe, require_regular
 from perfkit.loadtest_formats import Format, Head, declarations
-from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
+from perfkit.loadtests.run import LoadTestRun, check_lines, drop_samples, head_bytes
 
 # format name -> its declaration (name, tool, gives, description, read, sniff, options, fixtures)
 FORMATS: dict[str, Format] = {f.name: f for f in declarations()}
@@ -84,6 +84,7 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
         ``.samples``, ``.summary``, ``.tool``, ``.source``, ``.percentiles_from``, ``.notes``.
     """
     path = result_file(path)  # a Gatling report folder: its js/stats.json
+    check_lines(path)  # a .gz bomb of one endless line: refused before pandas/pyarrow/DuckDB inflate it
     if format is None:
         format = detect(path)
     if format not in FORMATS:
