@@ -123,3 +123,78 @@ def read_limited(handle, limit: int, *, path: str | Path, what: str = "file") ->
     if len(data) > limit:
         raise BadInputError(f"the {what} is larger than {limit // (1024 * 1024)} MiB, the most perfkit reads", path=path)
     return data
+
+
+def probe(path: str | Path) -> str | None:
+    """What ``path`` is, without ever raising the PermissionError of ``Path.exists()``:
+    ``"dir"``, ``"file"`` (a regular file), ``"other"`` (a FIFO, a device, a socket) or None when
+    nothing is there (or a component of the path is not a folder).
+
+    Raises
+    ------
+    BadInputError
+        The path cannot be checked (a folder on the way the user may not enter, a symbolic-link
+        loop, a name too long): one line naming the path.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise BadInputError(f"cannot read it ({err.strerror or err})", path=path) from None
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def size_of(path: str | Path) -> int:
+    """The size of ``path`` in bytes; BadInputError (one line naming it) when it cannot be checked."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=path) from None
+    except OSError as err:
+        raise BadInputError(f"cannot read it ({err.strerror or err})", path=path) from None
+
+
+MAX_LINE_BYTES = 64 * 1024 * 1024  # the longest line a text input may hold (as perfkit.logs)
+READ_CHUNK = 1024 * 1024  # what a bounded reader reads (decompresses) at a time
+
+
+def bounded_chunks(handle, path: str | Path, *, max_line: int = MAX_LINE_BYTES):
+    """Yield the bytes of the binary ``handle`` READ_CHUNK at a time, refusing a line longer than
+    ``max_line`` bytes as soon as it grows past it (a decompression bomb of one endless line, a
+    binary file), so that memory never holds more than that line.
+
+    Raises
+    ------
+    LineTooLong
+        A BadInputError, ``PATH, line N: a line longer than 64 MiB ...``.
+    """
+    run = 0  # bytes of the line not ended yet
+    lines = 0  # line breaks before it
+    while True:
+        chunk = handle.read(READ_CHUNK)
+        if not chunk:
+            return
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            run += len(chunk)
+        elif run + chunk.find(b"\n") > max_line:  # a line that started before ends in this chunk
+            run = max_line + 1
+        else:
+            lines += chunk.count(b"\n")
+            run = len(chunk) - cut - 1
+        if run > max_line:
+            raise LineTooLong(path, lines + 1, max_line)
+        yield chunk
+
+
+class LineTooLong(BadInputError):
+    """A line longer than the limit (a BadInputError naming the file, and its line when known)."""
+
+    def __init__(self, path, line: int | None, limit: int):
+        self.limit = limit
+        super().__init__(f"a line longer than {limit // (1024 * 1024)} MiB, the most perfkit reads "
+                         "(a binary file, or a decompression bomb?)", path=path, line=line)

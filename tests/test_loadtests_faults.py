@@ -238,3 +238,180 @@ def test_artillery_1x_count_that_is_no_number_is_refused(only_the_loadtest_comma
     path = tmp_path / "a1.json"
     path.write_text(json.dumps(doc))
     assert f"{path}: Artillery 1.x report: codes.200 'fifty' is not a count" in fails(capsys, path)
+
+
+# --- a folder the user may not enter (tests run as root: perfkit runs as nobody) -----------------
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = 65534
+
+
+def run_as_nobody(*argv) -> tuple[int, str]:
+    """``perfkit ARGV`` in a child process as uid/gid nobody when root: (exit code, stderr)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "perfkit.cli", *map(str, argv)]
+    if os.geteuid() == 0:
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    done = subprocess.run(command, capture_output=True, timeout=120, cwd=ROOT, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return done.returncode, done.stderr.decode()
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+needs_setpriv = pytest.mark.skipif(os.geteuid() == 0 and __import__("shutil").which("setpriv") is None,
+                                   reason="needs setpriv to drop root")
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary folder every user may enter (pytest's tmp_path sits in a 0700 folder of root's)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="perfkit-perm-"))
+    folder.chmod(0o755)
+    yield folder
+    for sub in folder.rglob("*"):
+        if sub.is_dir() and not sub.is_symlink():
+            sub.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def locked(open_tmp):
+    """A folder in ``open_tmp`` that will be made 0000 (made 0755 again afterwards, for the cleanup)."""
+    folder = open_tmp / "locked"
+    folder.mkdir()
+    yield folder
+    folder.chmod(0o755)
+
+
+@needs_setpriv
+def test_gatling_report_folder_whose_js_folder_cannot_be_entered(open_tmp):
+    report = open_tmp / "report"
+    (report / "js").mkdir(parents=True)
+    (report / "js" / "stats.json").write_bytes((FIX / "gatling_3.9_stats.json").read_bytes())
+    report.chmod(0o755)
+    (report / "js").chmod(0o000)
+    try:
+        code, err = run_as_nobody("loadtest", report)
+    finally:
+        (report / "js").chmod(0o755)
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {report / 'js' / 'stats.json'}: cannot read it (Permission denied)"
+
+
+@needs_setpriv
+def test_locust_stats_csv_in_a_folder_that_cannot_be_entered(open_tmp, locked):
+    tmp_path = open_tmp
+    for name in ("locust_stats.csv", "locust_stats_history.csv"):
+        (locked / name).write_bytes((FIX / name).read_bytes())
+    # the stats CSV given itself, and as the sibling of a readable history file (a symbolic link
+    # into the locked folder: Path.exists() raised PermissionError there)
+    (tmp_path / "run_stats.csv").symlink_to(locked / "locust_stats.csv")
+    (tmp_path / "run_stats_history.csv").write_bytes((FIX / "locust_stats_history.csv").read_bytes())
+    locked.chmod(0o000)
+    code, err = run_as_nobody("loadtest", locked / "locust_stats.csv")
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {locked / 'locust_stats.csv'}: cannot read it (Permission denied)"
+    code, err = run_as_nobody("loadtest", tmp_path / "run_stats_history.csv")
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {tmp_path / 'run_stats.csv'}: cannot read it (Permission denied)"
+    code, err = run_as_nobody("loadtest", "--latest", locked)
+    assert code == 2
+    assert one_error_line(err) == f"perfkit: error: {locked}: cannot read it (Permission denied)"
+
+
+# --- line length: a gzip bomb of one endless line, a line of hundreds of MB -----------------------
+BOMB_HEADS = {  # a real first line of each text format, then one endless line
+    "k6.ndjson": "k6_points.ndjson", "k6.csv": "k6_results.csv", "locust_stats.csv": "locust_stats.csv",
+    "run.jtl": "jmeter_header.jtl", "hey.csv": "hey_search.csv", "vegeta.csv": "vegeta_results.csv",
+    "wrk.txt": "wrk_seconds.txt", "ab.txt": "ab_reports.txt",
+}
+PEAK = """
+import sys
+from perfkit.cli import main
+import perfkit.loadtests.formats  # imported (and compiled) before the peak is reset
+try:
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset the peak RSS (VmHWM): what reading the file takes, not importing
+except OSError:
+    pass
+code = main(sys.argv[1:])
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(code, peak // 1024)
+"""
+
+
+def _endless_line(path: Path, head: bytes, line_bytes: int, gz: bool) -> None:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31) if gz else None
+    block = b"a" * (1 << 20)
+    with open(path, "wb") as out:
+        def write(data: bytes) -> None:
+            out.write(packer.compress(data) if gz else data)
+        write(head)
+        for _ in range(line_bytes // len(block)):
+            write(block)
+        write(b"\n")
+        if gz:
+            out.write(packer.flush())
+
+
+def _loadtest_peak(*argv) -> tuple[int, str, int]:
+    """`perfkit loadtest ARGV` in a child process: (exit code, stderr, peak RSS in MiB)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PEAK, "loadtest", *map(str, argv)], capture_output=True,
+                          timeout=300, cwd=ROOT, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code, peak = done.stdout.decode().split()
+    return int(code), done.stderr.decode(), int(peak)
+
+
+@pytest.mark.parametrize("name", sorted(BOMB_HEADS))
+def test_gzip_bomb_of_one_1gib_line_is_refused_with_bounded_memory(tmp_path, name):
+    head = (FIX / BOMB_HEADS[name]).read_bytes().splitlines(True)[0]
+    bomb = tmp_path / f"{name}.gz"
+    _endless_line(bomb, head, 1 << 30, gz=True)
+    assert bomb.stat().st_size < 1100 << 10  # about 1 MB for 1 GiB
+    for extra in ([], ["--summary-only"]):
+        code, err, peak = _loadtest_peak(*extra, bomb)
+        assert code == 2
+        assert one_error_line(err) == (f"perfkit: error: {bomb}, line 2: a line longer than 64 MiB, the most "
+                                       "perfkit reads (a binary file, or a decompression bomb?)")
+        assert peak < 300, f"peak RSS {peak} MiB"
+
+
+@pytest.mark.parametrize("name", ["k6.ndjson", "run.jtl", "locust_stats.csv", "wrk.txt"])
+def test_uncompressed_line_of_200_mib_is_refused_with_bounded_memory(tmp_path, name):
+    head = (FIX / BOMB_HEADS[name]).read_bytes().splitlines(True)[0]
+    path = tmp_path / name
+    _endless_line(path, head, 200 << 20, gz=False)
+    code, err, peak = _loadtest_peak(path)
+    assert code == 2
+    assert one_error_line(err).startswith(f"perfkit: error: {path}, line 2: a line longer than 64 MiB")
+    assert peak < 300, f"peak RSS {peak} MiB"
+
+
+def test_text_reader_refuses_a_long_line_as_it_reads(tmp_path, monkeypatch):
+    """The readers' own open path (read_bytes) bounds the line too, not only the pre-check."""
+    from perfkit import fileio
+
+    monkeypatch.setattr(fileio, "READ_CHUNK", 1024)
+    path = tmp_path / "locust_stats.csv"
+    path.write_bytes((FIX / "locust_stats.csv").read_bytes() + b"x" * 5000 + b"\n")
+    from perfkit.loadtests.run import read_bytes
+
+    chunks = fileio.bounded_chunks(open(path, "rb"), path, max_line=4096)  # noqa: SIM115
+    with pytest.raises(BadInputError, match=r"line \d+: a line longer than"):
+        b"".join(chunks)
+    assert read_bytes(path).endswith(b"x\n")  # under the real limit: read

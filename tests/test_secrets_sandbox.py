@@ -52,27 +52,45 @@ def planted(sandbox, tmp_path_factory):
         available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
         conn.execute("SET log_statement = 'all'")  # this session only: every statement in the log
         conn.execute("SHOW pg_stat_statements.track_utility").fetchone()
-        conn.execute(f"CREATE ROLE probe_app LOGIN PASSWORD '{PLANTED['create_role']}'")
-        conn.execute(f"ALTER ROLE probe_app PASSWORD '{PLANTED['alter_role']}'")
-        conn.execute(f"ALTER ROLE probe_app WITH ENCRYPTED PASSWORD '{PLANTED['encrypted']}'")
+        # Every planted statement is made expensive (repeated, password hashing, pg_sleep) so that
+        # it leads the report's top lists (workload by total time and calls, the log's slowest and
+        # most frequent): with scrubbing switched off the weekly report then holds the secrets.
+        for _ in range(20):
+            conn.execute("DROP ROLE IF EXISTS probe_app")
+            conn.execute(f"CREATE ROLE probe_app LOGIN PASSWORD '{PLANTED['create_role']}'")
+        for _ in range(100):  # each hashes the password (SCRAM, 4096 iterations)
+            conn.execute(f"ALTER ROLE probe_app PASSWORD '{PLANTED['alter_role']}'")
+            conn.execute(f"ALTER ROLE probe_app WITH ENCRYPTED PASSWORD '{PLANTED['encrypted']}'")
+        slow = "pg_sleep(0.05)"
         if "postgres_fdw" in available:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
             conn.execute("CREATE SERVER probe_remote FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', dbname 'x')")
             conn.execute("CREATE USER MAPPING FOR probe_app SERVER probe_remote "
                          f"OPTIONS (user 'probe_app', password '{PLANTED['mapping']}')")
-            conn.execute(f"ALTER USER MAPPING FOR probe_app SERVER probe_remote OPTIONS (SET password '{PLANTED['mapping_set']}')")
+            for _ in range(50):
+                conn.execute("ALTER USER MAPPING FOR probe_app SERVER probe_remote "
+                             f"OPTIONS (SET password '{PLANTED['mapping_set']}')")
         else:
-            conn.execute(f"SELECT 'CREATE USER MAPPING FOR a SERVER s OPTIONS (password ''{PLANTED['mapping']}'')' AS t")
-            conn.execute(f"SELECT 'OPTIONS (SET password ''{PLANTED['mapping_set']}'')' AS t")
+            for _ in range(5):
+                conn.execute(f"SELECT {slow}, 'CREATE USER MAPPING FOR a SERVER s OPTIONS (password ''{PLANTED['mapping']}'')' AS t")
+                conn.execute(f"SELECT {slow}, 'OPTIONS (SET password ''{PLANTED['mapping_set']}'')' AS t")
         if "pgcrypto" in available:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
-            for _ in range(3):
-                conn.execute(f"SELECT pgp_sym_decrypt(pgp_sym_encrypt('data', '{PLANTED['pgp_key']}'), '{PLANTED['pgp_key']}')")
+            for _ in range(5):
+                conn.execute(f"SELECT {slow}, pgp_sym_decrypt(pgp_sym_encrypt('data', '{PLANTED['pgp_key']}'), "
+                             f"'{PLANTED['pgp_key']}')")
         else:
-            conn.execute(f"SELECT 'pgp_sym_encrypt(data, ''{PLANTED['pgp_key']}'')' AS t")
-        # dblink's connection string as text (dblink would open a connection of its own)
-        conn.execute(f"SELECT 'host=127.0.0.1 user=probe_app password={PLANTED['conninfo']} dbname=x' AS dblink_conninfo")
-        conn.execute(f"SELECT 1 AS one /* postgresql://probe_app:{PLANTED['url']}@127.0.0.1/x */")
+            for _ in range(5):
+                conn.execute(f"SELECT {slow}, 'pgp_sym_encrypt(data, ''{PLANTED['pgp_key']}'')' AS t")
+        for _ in range(5):
+            # dblink's connection string as text (dblink would open a connection of its own)
+            conn.execute(f"SELECT {slow}, 'host=127.0.0.1 user=probe_app password={PLANTED['conninfo']} dbname=x' "
+                         "AS dblink_conninfo")
+            conn.execute(f"SELECT {slow} AS one /* postgresql://probe_app:{PLANTED['url']}@127.0.0.1/x */")
+            # pg_stat_statements keeps comments word for word (constants become $n): secrets in
+            # comments of the costliest statements reach the report's plan section unless scrubbed
+            conn.execute(f"SELECT {slow} AS two /* host=127.0.0.1 user=probe_app password={PLANTED['conninfo']} */")
+            conn.execute(f"SELECT {slow} AS three /* ALTER ROLE probe_app PASSWORD '{PLANTED['alter_role']}' */")
         conn.execute("RESET log_statement")
     log_files = [p for p in sandbox.log_files() if p.suffix in (".json", ".csv")]
     raw_log = "\n".join(p.read_text(errors="replace") for p in log_files)

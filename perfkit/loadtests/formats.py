@@ -8,12 +8,13 @@ adding a format is adding its module.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from perfkit.errors import BadInputError
-from perfkit.fileio import require_regular
+from perfkit.fileio import input_errors, probe, require_regular
 from perfkit.loadtest_formats import Format, Head, declarations
-from perfkit.loadtests.run import LoadTestRun, drop_samples, head_bytes
+from perfkit.loadtests.run import LoadTestRun, check_lines, drop_samples, head_bytes
 
 # format name -> its declaration (name, tool, gives, description, read, sniff, options, fixtures)
 FORMATS: dict[str, Format] = {f.name: f for f in declarations()}
@@ -83,6 +84,7 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
         ``.samples``, ``.summary``, ``.tool``, ``.source``, ``.percentiles_from``, ``.notes``.
     """
     path = result_file(path)  # a Gatling report folder: its js/stats.json
+    check_lines(path)  # a .gz bomb of one endless line: refused before pandas/pyarrow/DuckDB inflate it
     if format is None:
         format = detect(path)
     if format not in FORMATS:
@@ -108,9 +110,11 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
 def latest(directory, pattern: str = "*") -> Path:
     """The newest result file in ``directory`` (by modification time; hidden files ignored)."""
     directory = Path(directory)
-    if not directory.is_dir():
+    if probe(directory) != "dir":  # (probe: a folder the user may not enter is one line)
         raise BadInputError("not a directory", path=directory)
-    files = [p for p in directory.glob(pattern) if p.is_file() and not p.name.startswith(".")]
-    if not files:
-        raise BadInputError("no result files in this directory", path=directory)
-    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    with input_errors(directory, "is a folder"):  # an unreadable folder cannot be listed
+        os.listdir(directory)  # (glob would say nothing and find no files)
+        files = [p for p in directory.glob(pattern) if not p.name.startswith(".") and probe(p) == "file"]
+        if not files:
+            raise BadInputError("no result files in this directory", path=directory)
+        return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))

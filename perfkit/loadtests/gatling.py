@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import probe
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, samples_frame, summarize, summary_frame
 from perfkit.loadtests.run import LoadTestRun, aggregate_run, guard, read_bytes, read_text
@@ -70,10 +71,10 @@ NOTE_BINARY = (
 def report_file(path) -> Path:
     """``path`` itself, or the ``js/stats.json`` inside a Gatling report folder given as ``path``."""
     path = Path(path)
-    if path.is_dir():
+    if probe(path) == "dir":  # (probe: a folder the user may not enter is one line, not a traceback)
         for candidate in (path / "js" / "stats.json", path / "stats.json",
                           path / "js" / "global_stats.json", path / "global_stats.json"):
-            if candidate.is_file():
+            if probe(candidate) == "file":
                 return candidate
     return path
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import MAX_LINE_BYTES, LineTooLong
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests import duck
 from perfkit.loadtests.frames import ALL, minus_ms, samples_frame, summarize, summary_frame
@@ -109,6 +110,8 @@ def _blocks(path: Path):
             chunk = tail + chunk
             cut = chunk.rfind(b"\n")
             if cut < 0:
+                if len(chunk) > MAX_LINE_BYTES:  # one endless line (a bomb): never held whole
+                    raise LineTooLong(path, line_no, MAX_LINE_BYTES)
                 tail = chunk
                 continue
             block, tail = chunk[: cut + 1], chunk[cut + 1 :]
@@ -321,6 +324,8 @@ def _buffers(path: Path):
                 return
             cut = buf.rfind(b"\n", 0, end)
             if cut < 0:  # a line longer than the buffer: grow it
+                if end > MAX_LINE_BYTES:  # one endless line (a bomb): never held whole
+                    raise LineTooLong(path, None, MAX_LINE_BYTES)
                 if end == len(buf):
                     buf.extend(bytes(len(buf)))
                 filled = end

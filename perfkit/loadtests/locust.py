@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
+from perfkit.fileio import probe, size_of
 from perfkit.loadtest_formats import Format, Head
 from perfkit.loadtests.frames import ALL, summary_frame
 from perfkit.loadtests.run import (
@@ -94,8 +95,9 @@ def read_csv(path) -> LoadTestRun:
     path = Path(path)
     files = _siblings(path)
     stats_path = files["stats"]
-    if not stats_path.exists():
-        if "stats_history" in files and files["stats_history"].exists():
+    # probe, not Path.exists(): a sibling in a folder the user may not enter is one line
+    if probe(stats_path) is None:
+        if "stats_history" in files and probe(files["stats_history"]) is not None:
             stats_path = None
         else:
             raise BadInputError("Locust stats file not found next to it", path=stats_path)
@@ -113,18 +115,18 @@ def read_csv(path) -> LoadTestRun:
             stats = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
             summary = _stats_summary(stats, stats_path, checked)
     hist_path = files.get("stats_history")
-    if hist_path is not None and hist_path.exists():
+    if hist_path is not None and probe(hist_path) is not None:
         with guard(hist_path, "Locust stats history CSV"):
             history = _history(read_text(hist_path), hist_path, notes)
     fail_path = files.get("failures")
-    if fail_path is not None and fail_path.exists() and fail_path.stat().st_size:
+    if fail_path is not None and probe(fail_path) is not None and size_of(fail_path):
         with guard(fail_path, "Locust failures CSV"):
             fail_text = read_text(fail_path)
             notes.extend(check_csv(fail_text, fail_path, "Locust failures CSV").notes)
             failures = pd.read_csv(io.StringIO(fail_text), keep_default_na=False, index_col=False)
             figures["failures"] = failures.to_dict(orient="records")
     exc_path = files.get("exceptions")
-    if exc_path is not None and exc_path.exists() and exc_path.stat().st_size:
+    if exc_path is not None and probe(exc_path) is not None and size_of(exc_path):
         with guard(exc_path, "Locust exceptions CSV"):
             exc_text = read_text(exc_path)
             notes.extend(check_csv(exc_text, exc_path, "Locust exceptions CSV").notes)

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError, PerfkitError
-from perfkit.fileio import input_errors, require_regular
+from perfkit.fileio import MAX_LINE_BYTES, bounded_chunks, input_errors, require_regular
 from perfkit.loadtests.frames import empty_samples, empty_summary
 
 
@@ -202,7 +203,9 @@ def read_text(path) -> str:
 
 
 def read_bytes(path) -> bytes:
-    """The file's bytes (gunzipped when it ends in .gz); BadInputError when missing or empty."""
+    """The file's bytes (gunzipped when it ends in .gz); BadInputError when missing or empty, or
+    when a line is longer than 64 MiB (read 1 MiB at a time: a gzip bomb of one endless line is
+    refused after 64 MiB, never held whole)."""
     path = Path(path)
     data = head_bytes(path, -1)
     if not data.strip():
@@ -210,9 +213,55 @@ def read_bytes(path) -> bytes:
     return data
 
 
+def check_lines(path) -> None:
+    """Refuse a result file holding a line longer than 64 MiB (a decompression bomb, a binary
+    file) before a reader that takes the file whole (pandas, pyarrow, DuckDB) sees it.
+
+    A ``.gz`` file is decompressed once, 1 MiB at a time (memory stays at the line limit). An
+    uncompressed file is probed, not read: a line longer than 64 MiB covers one of the aligned
+    32 MiB windows of the file entirely, so the 64 KiB at the start of each window holding a
+    line break clears it (a few reads per GB); only a file where one does not is scanned whole.
+    """
+    path = Path(path)
+    if path.suffix != ".gz":
+        window = MAX_LINE_BYTES // 2
+        with _opened(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size <= MAX_LINE_BYTES or all(
+                b"\n" in os.pread(handle.fileno(), 65536, start) for start in range(0, size - window + 1, window)
+            ):
+                return
+    with _opened(path) as handle:
+        for _chunk in _gzip_errors(bounded_chunks(handle, path), path):
+            pass
+
+
+@contextlib.contextmanager
+def _opened(path: Path):
+    """The result file open for reading in binary (gunzipped for ``.gz``); one-line errors."""
+    import gzip
+
+    folder = "is a directory, not a result file (use --latest DIR)"
+    require_regular(path, folder)  # a FIFO with no writer would block forever, /dev/zero never end
+    with input_errors(path, folder):
+        handle = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+        with handle:
+            yield handle
+
+
+def _gzip_errors(chunks, path: Path):
+    """``chunks``, with a broken gzip stream turned into a one-line BadInputError."""
+    import gzip
+
+    try:
+        yield from chunks
+    except (zlib.error, gzip.BadGzipFile, EOFError) as err:
+        raise BadInputError(f"not a readable gzip file ({_gzip_detail(err)})", path=path) from None
+
+
 def head_bytes(path: Path, size: int = 65536) -> bytes:
-    """The first ``size`` bytes of a result file (all of them for -1; gunzipped for ``.gz``), for
-    format sniffing.
+    """The first ``size`` bytes of a result file (gunzipped for ``.gz``), for format sniffing
+    (all of them for -1: then through :func:`read_bytes`, which bounds the line length).
 
     Raises
     ------
@@ -221,12 +270,12 @@ def head_bytes(path: Path, size: int = 65536) -> bytes:
     """
     import gzip
 
-    folder = "is a directory, not a result file (use --latest DIR)"
-    require_regular(path, folder)  # a FIFO with no writer would block forever, /dev/zero never end
-    with input_errors(path, folder):
+    path = Path(path)
+    with _opened(path) as handle:
+        if size < 0:
+            return b"".join(_gzip_errors(bounded_chunks(handle, path), path))
         try:
-            with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
-                return handle.read(size)
+            return handle.read(size)
         except (zlib.error, gzip.BadGzipFile, EOFError) as err:
             raise BadInputError(f"not a readable gzip file ({_gzip_detail(err)})", path=path) from None
 
