@@ -36,6 +36,8 @@ import psycopg
 from pglast import parser as pg_parser
 from psycopg import conninfo as pg_conninfo
 
+from perfkit import parsetree
+
 MASK = "***"
 # what a malformed DSN is shown as (never its text)
 MALFORMED = "<malformed connection string>"
@@ -643,45 +645,35 @@ def _names_password(node) -> bool:
 
 def _walk(node, found: set[int]) -> None:
     """Collect the byte locations of the secret constants under ``node`` (a pglast JSON tree)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        for kind, body in item.items():
-            if isinstance(body, dict):
-                if kind == "DefElem" and is_secret_option(str(body.get("defname", ""))) and body.get("arg") is not None:
-                    where = body.get("arg_location", body.get("location", -1))
-                    if isinstance(where, int) and where >= 0:
-                        found.add(where)
-                elif kind == "FuncCall":
-                    names = body.get("funcname") or []
-                    name = names[-1].get("String", {}).get("sval", "") if names and isinstance(names[-1], dict) else ""
-                    args = body.get("args") or []
-                    for position in SECRET_ARGUMENTS.get(name.lower(), ()):
-                        where = _string_const_location(args[position]) if position < len(args) else None
-                        if where is not None:
-                            found.add(where)
-                elif kind == "A_Expr":
-                    left, right = body.get("lexpr"), body.get("rexpr")
-                    for column, other in ((left, right), (right, left)):
-                        if _names_password(column):
-                            values = other.get("List", {}).get("items", []) if isinstance(other, dict) and "List" in other else [other]
-                            for value in values:
-                                where = _string_const_location(value)
-                                if where is not None:
-                                    found.add(where)
-                elif kind == "ResTarget" and "passw" in str(body.get("name", "")).lower():
-                    where = _string_const_location(body.get("val"))
+    for kind, body in parsetree.items(node):
+        if isinstance(body, dict):
+            if kind == "DefElem" and is_secret_option(str(body.get("defname", ""))) and body.get("arg") is not None:
+                where = body.get("arg_location", body.get("location", -1))
+                if isinstance(where, int) and where >= 0:
+                    found.add(where)
+            elif kind == "FuncCall":
+                names = body.get("funcname") or []
+                name = names[-1].get("String", {}).get("sval", "") if names and isinstance(names[-1], dict) else ""
+                args = body.get("args") or []
+                for position in SECRET_ARGUMENTS.get(name.lower(), ()):
+                    where = _string_const_location(args[position]) if position < len(args) else None
                     if where is not None:
                         found.add(where)
-                elif kind == "InsertStmt":
-                    _insert_passwords(body, found)
-            if isinstance(body, dict | list):
-                stack.append(body)
+            elif kind == "A_Expr":
+                left, right = body.get("lexpr"), body.get("rexpr")
+                for column, other in ((left, right), (right, left)):
+                    if _names_password(column):
+                        values = other.get("List", {}).get("items", []) if isinstance(other, dict) and "List" in other else [other]
+                        for value in values:
+                            where = _string_const_location(value)
+                            if where is not None:
+                                found.add(where)
+            elif kind == "ResTarget" and "passw" in str(body.get("name", "")).lower():
+                where = _string_const_location(body.get("val"))
+                if where is not None:
+                    found.add(where)
+            elif kind == "InsertStmt":
+                _insert_passwords(body, found)
 
 
 def _insert_passwords(insert: dict, found: set[int]) -> None:

@@ -350,20 +350,29 @@ print(code, peak // 1024)
 """
 
 
+_LINES: dict[int, bytes] = {}
+
+
 def _endless_line(path: Path, head: bytes, line_bytes: int, gz: bool) -> None:
+    """``head`` then one line of ``line_bytes`` bytes; gzipped as two members (the header, then the
+    long line, compressed once per size for every test: gzip readers read members back to back)."""
     import zlib
 
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31) if gz else None
     block = b"a" * (1 << 20)
     with open(path, "wb") as out:
-        def write(data: bytes) -> None:
-            out.write(packer.compress(data) if gz else data)
-        write(head)
-        for _ in range(line_bytes // len(block)):
-            write(block)
-        write(b"\n")
-        if gz:
-            out.write(packer.flush())
+        if not gz:
+            out.write(head)
+            for _ in range(line_bytes // len(block)):
+                out.write(block)
+            out.write(b"\n")
+            return
+        if line_bytes not in _LINES:
+            packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+            parts = [packer.compress(block) for _ in range(line_bytes // len(block))]
+            _LINES[line_bytes] = b"".join(parts) + packer.compress(b"\n") + packer.flush()
+        header = zlib.compressobj(9, zlib.DEFLATED, 31)
+        out.write(header.compress(head) + header.flush())
+        out.write(_LINES[line_bytes])
 
 
 def _loadtest_peak(*argv) -> tuple[int, str, int]:

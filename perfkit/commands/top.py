@@ -27,16 +27,16 @@ def add_ranking_options(parser) -> None:
                         "loads (left out by default, and counted in a note)")
 
 
-def print_statements(frame, title: str) -> None:
+def print_statements(frame, title: str, by: str = "total") -> None:
     from perfkit.output import print_table
     from perfkit.statements import strip_leading_comments
 
     shown = frame.assign(queryid=frame["queryid"].astype("string"), query=frame["query"].map(strip_leading_comments))
     if "share_total" in shown:
         shown = shown.assign(share_total=(shown["share_total"] * 100).round(1))
-    # the block-time and temp columns only when they hold something (track_io_timing, spills)
-    columns = [c for c in TOP_COLUMNS if c in shown.columns
-               and not (c in ("io_ms", "temp_blks") and not shown[c].fillna(0).astype(float).any())]
+    # the block-time and temp columns when ranking by them (--json has every column): the query keeps the room
+    extra = {"io": ["io_ms"], "temp": ["temp_blks"]}.get(by, [])
+    columns = [c for c in TOP_COLUMNS if c in shown.columns and (c not in ("io_ms", "temp_blks", "rows") or c in extra)]
     print_table(shown, columns, title=title, headers={**HEADERS, "share_total": "% total"}, fit="query")
 
 
@@ -52,6 +52,6 @@ def run(args) -> int:
         return 0
     for note in result.notes:
         say(wrapped(note, "perfkit: "))
-    print_statements(result.tables["statements"], f"Top {len(result.tables['statements'])} statements by {args.by} "
+    print_statements(result.tables["statements"], by=args.by, title=f"Top {len(result.tables['statements'])} statements by {args.by} "
                      f"({engine.info['target']})")
     return 0

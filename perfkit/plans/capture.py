@@ -17,7 +17,7 @@ import psycopg
 from pglast.parser import ParseError, parse_sql_json
 from psycopg import sql as pgsql
 
-from perfkit import db
+from perfkit import db, parsetree
 from perfkit.errors import BadInputError, ExtensionMissing, PerfkitError
 from perfkit.plans import safety
 from perfkit.plans.model import Plan, build_plan
@@ -77,23 +77,13 @@ def inspect_statement(sql: str) -> StatementFacts:
         raise BadInputError(f"EXPLAIN cannot run a {kind.removesuffix('Stmt')} statement; give a SELECT, INSERT, UPDATE, DELETE, MERGE or VALUES")
     writes = False
     params = 0
-    stack: list[Any] = [stmt]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        for key, value in item.items():
-            if key in _WRITES:
-                writes = True
-            elif key == "SelectStmt" and isinstance(value, dict) and value.get("intoClause"):
-                writes = True
-            elif key == "ParamRef" and isinstance(value, dict):
-                params = max(params, int(value.get("number", 0)))
-            if isinstance(value, dict | list):
-                stack.append(value)
+    for key, value in parsetree.items(stmt):
+        if key in _WRITES:
+            writes = True
+        elif key == "SelectStmt" and isinstance(value, dict) and value.get("intoClause"):
+            writes = True
+        elif key == "ParamRef" and isinstance(value, dict):
+            params = max(params, int(value.get("number", 0)))
     return StatementFacts(kind=kind, writes=writes, params=params)
 
 

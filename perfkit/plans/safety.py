@@ -29,7 +29,7 @@ import psycopg
 from pglast.parser import ParseError, parse_sql_json
 from psycopg import sql as pgsql
 
-from perfkit import db
+from perfkit import db, parsetree
 
 # why a function family is a side door, matched on the function name (any schema)
 _DOORS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -163,34 +163,24 @@ def _name(items: list) -> list[str]:
 def find_calls(tree: Any) -> Calls:
     """Every FuncCall, operator (A_Expr) and RangeVar of a pglast JSON tree, and the CTE names."""
     calls = Calls()
-    stack: list[Any] = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        for key, value in item.items():
-            if key == "FuncCall" and isinstance(value, dict):
-                parts = _name(value.get("funcname", []))
-                if parts:
-                    nargs = 0 if value.get("agg_star") else len(value.get("args", []) or [])
-                    calls.functions.append((parts[-2] if len(parts) > 1 else None, parts[-1], nargs))
-            elif key == "A_Expr" and isinstance(value, dict):
-                parts = _name(value.get("name", []))
-                if parts and value.get("kind") not in ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM",
-                                                       "AEXPR_NOT_BETWEEN_SYM"):
-                    calls.operators.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
-            elif key == "RangeVar" and isinstance(value, dict):
-                calls.relations.append((value.get("schemaname"), value.get("relname", "")))
-            elif key in _TARGETED and isinstance(value, dict) and isinstance(value.get("relation"), dict):
-                target = value["relation"]  # a typed field: pglast writes the RangeVar without its tag
-                calls.relations.append((target.get("schemaname"), target.get("relname", "")))
-            elif key == "CommonTableExpr" and isinstance(value, dict):
-                calls.ctes.add(value.get("ctename", ""))
-            if isinstance(value, dict | list):
-                stack.append(value)
+    for key, value in parsetree.items(tree):
+        if key == "FuncCall" and isinstance(value, dict):
+            parts = _name(value.get("funcname", []))
+            if parts:
+                nargs = 0 if value.get("agg_star") else len(value.get("args", []) or [])
+                calls.functions.append((parts[-2] if len(parts) > 1 else None, parts[-1], nargs))
+        elif key == "A_Expr" and isinstance(value, dict):
+            parts = _name(value.get("name", []))
+            if parts and value.get("kind") not in ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM",
+                                                   "AEXPR_NOT_BETWEEN_SYM"):
+                calls.operators.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
+        elif key == "RangeVar" and isinstance(value, dict):
+            calls.relations.append((value.get("schemaname"), value.get("relname", "")))
+        elif key in _TARGETED and isinstance(value, dict) and isinstance(value.get("relation"), dict):
+            target = value["relation"]  # a typed field: pglast writes the RangeVar without its tag
+            calls.relations.append((target.get("schemaname"), target.get("relname", "")))
+        elif key == "CommonTableExpr" and isinstance(value, dict):
+            calls.ctes.add(value.get("ctename", ""))
     return calls
 
 
