@@ -112,7 +112,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         payload.update(extra or {})
         emit_json(payload)
         return
-    print(render_totals(plan))
+    print(wrapped(render_totals(plan)))  # it names the file: as long as its path
     print()
     print(render_tree(plan, top=top))
     print()
