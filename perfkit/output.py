@@ -167,15 +167,15 @@ def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: s
     )
 
 
-def wrapped(text: str, prefix: str = "", width: int | None = None) -> str:
+def wrapped(text: str, prefix: str = "", width: int | None = None, *, indent: str | None = None) -> str:
     """``text`` wrapped to the terminal (at least 100 columns when it cannot be told), later lines
-    indented under the first one's text."""
+    starting with ``indent`` (default: spaces under the first one's text)."""
     import shutil
     import textwrap
 
     width = width or shutil.get_terminal_size((100, 24)).columns
     return textwrap.fill(" ".join(str(text).split()), width=max(width, 40), initial_indent=prefix,
-                         subsequent_indent=" " * len(prefix), break_on_hyphens=False)
+                         subsequent_indent=" " * len(prefix) if indent is None else indent, break_on_hyphens=False)
 
 
 def wrapped_sql(sql: str, width: int | None = None) -> str:

@@ -16,10 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from perfkit import db, statements
+from perfkit.display import figure_png, html_table, markdown, plural  # noqa: F401 - figure_png: the notebooks' API
 from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
 from perfkit.output import to_jsonable
+from perfkit.statements.assess import short_query
 from perfkit.store import SnapshotStore, default_root, parse_since
 
 SAMPLE_DIR = Path("data/sample")
@@ -30,8 +32,6 @@ TOP_TABLE_COLUMNS = ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows"
 
 
 # -- displaying ----------------------------------------------------------------------------------
-from perfkit.display import figure_png, html_table, markdown, plural  # noqa: E402,F401 - the sections' renderers
-from perfkit.statements.assess import short_query  # noqa: E402 - one way to show a statement on one line
 
 
 def cut(frame: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -79,10 +79,6 @@ class Section:
     @classmethod
     def skip(cls, title: str, why: str) -> Section:
         return cls(title, blocks=[f"*{why}*"], facts={"skipped": why}, skipped=why)
-
-    def _keyed(self, key: str) -> Section:
-        self.key = key
-        return self
 
     @classmethod
     def of(cls, assessment, blocks: list, *, key: str, title: str | None = None, data: dict | None = None) -> Section:
@@ -138,10 +134,23 @@ def needs(module: str, title: str) -> Section | None:
     return None
 
 
+def skipped(title: str, why: str, *, src: Sources | None = None, key: str = "", source: str = "") -> Section:
+    """A section with nothing to show but ``why``: with a skipped Assessment of ``source`` when one
+    is given, recorded under ``key`` when ``src`` writes facts for a report."""
+    section = Section.skip(title, why)
+    section.key = key
+    if source:
+        from perfkit.assessment import Assessment
+
+        section.assessment = Assessment.skip(source, title, why)
+    return src.keep(section) if src is not None and key else section
+
+
 def guarded(title: str, build: Callable[[], Section], *, src: Sources | None = None, key: str = "",
-            files: Iterable[str | Path] = ()) -> Section:
+            files: Iterable[str | Path] = (), source: str = "") -> Section:
     """Run ``build``; a missing source (extension, permission, file) becomes a one-line skipped Section
-    (recorded under ``key`` for ``summary.json`` when ``src`` writes facts).
+    (:func:`skipped`: recorded under ``key`` when ``src`` writes facts, with a skipped Assessment of
+    ``source`` when given).
 
     ``files``: the input files the section reads. When given, a file that cannot be read or
     parsed skips the section too, also when the error does not name the file (a reader's
@@ -155,20 +164,19 @@ def guarded(title: str, build: Callable[[], Section], *, src: Sources | None = N
     try:
         return build()
     except MISSING_SOURCE_ERRORS as err:
-        skipped = Section.skip(title, f"{title}: {db.redact_text(str(err))}")
+        why = f"{title}: {db.redact_text(str(err))}"
     except BadInputError as err:
         if err.path is None and not names:
             raise
         where = "" if err.path is not None else f"{names}: "
-        skipped = Section.skip(title, f"{title}: {where}{db.redact_text(str(err))}")
+        why = f"{title}: {where}{db.redact_text(str(err))}"
     except (OSError, EOFError, zlib.error, lzma.LZMAError, UnicodeDecodeError) as err:
         if not names:
             raise
         where = getattr(err, "filename", None) or names
         detail = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        skipped = Section.skip(title, f"{title}: {where}: cannot read it ({db.redact_text(' '.join(detail.split()))})")
-    skipped.key = key
-    return src.keep(skipped) if src is not None and key else skipped
+        why = f"{title}: {where}: cannot read it ({db.redact_text(' '.join(detail.split()))})"
+    return skipped(title, why, src=src, key=key, source=source)
 
 
 # -- where the evidence comes from ---------------------------------------------------------------
@@ -722,8 +730,8 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
                 intro.append(f"Generic plans (EXPLAIN without ANALYZE: nothing ran) of the {len(captured)} costliest "
                              "statements by total time.")
         else:
-            return src.keep(Section.skip(title, f"{title}: no plan file given, and no database to explain statements on.")
-                            ._keyed("plan"))
+            return skipped(title, f"{title}: no plan file given, and no database to explain statements on.",
+                           src=src, key="plan")
         after = plans.parse_file(compare_with) if compare_with and captured else None
         tried = None
         if what_if and src.live:
@@ -768,10 +776,10 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
     title = "Load-test files"
     missing = needs("loadtests", title)
     if missing:
-        return _with_skipped_assessment(missing, "loadtests")
+        return skipped(title, missing.skipped, source="loadtests")
     paths = _paths(list(paths))
     if not paths:
-        return _with_skipped_assessment(Section.skip(title, f"{title}: no file given."), "loadtests")
+        return skipped(title, f"{title}: no file given.", source="loadtests")
 
     def build() -> Section:
         from perfkit import loadtests
@@ -785,19 +793,7 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
                        data={"runs": runs, "table": table}, findings=assessed.findings,
                        facts={"files": table}, assessment=assessed)
 
-    return _with_skipped_assessment(guarded(title, build, files=paths), "loadtests")
-
-
-def _with_skipped_assessment(section: Section, source: str, *, src: Sources | None = None, key: str = "") -> Section:
-    """``section``, with a skipped Assessment of ``source`` when it has none (a missing source),
-    recorded under ``key`` when ``src`` writes facts for a report."""
-    if section.assessment is None:
-        from perfkit.assessment import Assessment
-
-        section.assessment = Assessment.skip(source, section.title, section.skipped or f"{section.title}: empty")
-    if key and not section.key:
-        section.key = key
-    return src.keep(section) if src is not None and key else section
+    return guarded(title, build, files=paths, source="loadtests")
 
 
 def _file_section(src: Sources, title: str, source: str, files: list, build: Callable[[], Section], *, key: str,
@@ -807,10 +803,10 @@ def _file_section(src: Sources, title: str, source: str, files: list, build: Cal
     Assessment then, recorded under ``key``."""
     missing = needs(source, title)
     if missing:
-        return _with_skipped_assessment(missing, source, src=src, key=key)
+        return skipped(title, missing.skipped, src=src, key=key, source=source)
     if not files:
-        return _with_skipped_assessment(Section.skip(title, f"{title}: {none_given}"), source, src=src, key=key)
-    return _with_skipped_assessment(guarded(title, build, src=src, key=key, files=files), source, src=src, key=key)
+        return skipped(title, f"{title}: {none_given}", src=src, key=key, source=source)
+    return guarded(title, build, src=src, key=key, files=files, source=source)
 
 
 # -- server logs ----------------------------------------------------------------------------------

@@ -48,3 +48,30 @@ def admin(sandbox):
 def marker() -> str:
     """A unique word to tag the statements of one test in pg_stat_statements."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def tenant_db(sandbox) -> str:
+    """A database of its own with planted problems and a workload: a tenant table no index leads
+    with, an unindexed foreign key, a duplicate index, and long per-tenant statements in
+    pg_stat_statements. Its DSN."""
+    name = "tenant_problems"
+    with sandbox.admin_connect(autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    with sandbox.admin_connect(name, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("CREATE TABLE tenants (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO tenants SELECT generate_series(1, 50)")
+        conn.execute("CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants(id),"
+                     " created_at timestamptz NOT NULL DEFAULT now(), total numeric, note text)")
+        conn.execute("INSERT INTO invoices SELECT g, 1 + g % 50, now() - g * interval '1 minute', g, repeat('x', 20)"
+                     " FROM generate_series(1, 20000) g")
+        conn.execute("CREATE INDEX invoices_created_idx ON invoices (created_at)")
+        conn.execute("CREATE INDEX invoices_created_again_idx ON invoices (created_at)")
+        conn.execute("ANALYZE")
+        for tenant in range(1, 21):
+            conn.execute("SELECT id, note FROM invoices WHERE tenant_id = %s AND note LIKE %s ORDER BY created_at DESC "
+                         "LIMIT 20 -- a statement longer than a terminal is wide, with a comment at its end",
+                         (tenant, "x%"))
+    return sandbox.dsn_for(name)

@@ -162,34 +162,12 @@ def test_noise_is_left_out_of_the_ranking_and_said(capsys):
     assert len(everything.tables["statements"]) == len(NOISE) and not everything.notes
 
 
-@pytest.fixture(scope="module")
-def health_db(sandbox):
-    """A database of its own with planted health problems: a tenant table no index leads with,
-    an unindexed foreign key and a duplicate index."""
-    name = "assess_health"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        conn.execute("CREATE TABLE tenants (id int PRIMARY KEY)")
-        conn.execute("INSERT INTO tenants SELECT g FROM generate_series(1, 50) g")
-        conn.execute("CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants(id),"
-                     " created_at timestamptz NOT NULL DEFAULT now(), total numeric)")
-        conn.execute("INSERT INTO invoices SELECT g, 1 + g % 50, now() - g * interval '1 minute', g"
-                     " FROM generate_series(1, 20000) g")
-        conn.execute("CREATE INDEX invoices_created_idx ON invoices (created_at)")
-        conn.execute("CREATE INDEX invoices_created_again_idx ON invoices (created_at)")
-        conn.execute("ANALYZE")
-    return sandbox.dsn_for(name)
-
-
-def test_health_renders_one_assessment(capsys, health_db, tmp_path):
+def test_health_renders_one_assessment(capsys, tenant_db, tmp_path):
     from perfkit.report import run_report
 
-    payload = cli_json(capsys, "health", "--dsn", health_db, "--json")
-    section = sections.health(sections.load_sources(health_db))
-    result = run_report("04-health", out=tmp_path, dsn=health_db, progress=False)
+    payload = cli_json(capsys, "health", "--dsn", tenant_db, "--json")
+    section = sections.health(sections.load_sources(tenant_db))
+    result = run_report("04-health", out=tmp_path, dsn=tenant_db, progress=False)
     assert result.ok, result.error
     summary = json.loads(result.summary.read_text())
     cli = finding_keys(payload["findings"])

@@ -82,7 +82,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perfkit import health
-    from perfkit.output import emit_json, print_table, say, wrapped_sql
+    from perfkit.output import emit_json, print_table, say, wrapped, wrapped_sql
 
     options: dict[str, object] = {}
     per_check: dict[str, dict[str, object]] = {}
@@ -131,14 +131,10 @@ def run(args: argparse.Namespace) -> int:
     recommendations = assessment.tables["recommendations"]
     fixes = recommendations[recommendations["sql"] != ""]
     if len(fixes):
-        import shutil
-        import textwrap
-
-        width = min(shutil.get_terminal_size((100, 24)).columns, 120)
         print("\nRecommendations, each fix once (printed only; review before running):")
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
             merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
-            print(textwrap.fill(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", width=width,
-                                initial_indent="-- ", subsequent_indent="--    "))
-            print(wrapped_sql(row.sql, width))
+            # every line a comment, so the block can be pasted into psql as it is
+            print(wrapped(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", "-- ", indent="--    "))
+            print(wrapped_sql(row.sql))
     return 0
