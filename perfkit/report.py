@@ -326,6 +326,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
         "source": source,
         "parameters": parameters,
         "slo_verdict": load.get("slo_verdict"),
+        "slo_env": load.get("slo_env"),
         "slo": load.get("slo") or [],
         "findings_by_severity": counts,
         "findings": findings,
@@ -525,7 +526,8 @@ def wait_for(worker: threading.Thread, holder: Mapping, stops: StopSignals) -> N
 # -- the run ----------------------------------------------------------------------------------------
 def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters: Mapping | None = None,
                dsn: str | None = None, force: bool = False, progress: bool = True,
-               timeout: float | None = 1800, today: dt.date | None = None) -> ReportResult:
+               timeout: float | None = 1800, today: dt.date | None = None,
+               slo_env: str | None = None) -> ReportResult:
     """Run a notebook with papermill into a dated report folder.
 
     Parameters
@@ -547,6 +549,9 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
         Seconds a single cell may run.
     today:
         The folder's date (default: today, local time).
+    slo_env:
+        The SLO file's ``[env.NAME]`` to judge load tests by (default ``$PERFKIT_SLO_ENV``); it
+        reaches the kernel as ``PERFKIT_SLO_ENV``.
 
     Returns
     -------
@@ -580,7 +585,7 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
                             f"it has: {', '.join(known) or 'none'}")
     secrets = passwords_in(live_dsn)
     out = Path(out).resolve()
-    with StopSignals() as stops:
+    with StopSignals() as stops, environment(PERFKIT_SLO_ENV=slo_env or os.environ.get("PERFKIT_SLO_ENV") or None):
         base = folder_name(path, today or dt.date.today())
         folder = make_folder(out, base, force=force)
         work = Path(tempfile.mkdtemp(prefix="perfkit-report-"))  # mode 0700: this run's alone

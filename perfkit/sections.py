@@ -196,7 +196,7 @@ class Sources:
     """
 
     def __init__(self, *, dsn: str, sample: Path, store: Path, loadtests: list[Path], logs: list[Path],
-                 plans: list[Path], slo: Path | None, facts_path: Path | None):
+                 plans: list[Path], slo: Path | None, facts_path: Path | None, slo_env: str | None = None):
         self._dsn = dsn
         self.sample = sample
         self.store = SnapshotStore(store)
@@ -204,6 +204,7 @@ class Sources:
         self.logs = logs
         self.plans = plans
         self.slo = slo
+        self.slo_env = slo_env
         self.facts_path = facts_path
         self.facts: dict = {}
         self._engine = None
@@ -294,7 +295,7 @@ class Sources:
 
 def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str | Path = "",
                  loadtest: Iterable | str = (), logs: Iterable | str = (), plans: Iterable | str = (),
-                 slo: str | Path = "", facts: str | Path = "") -> Sources:
+                 slo: str | Path = "", facts: str | Path = "", slo_env: str = "") -> Sources:
     """Resolve a notebook's parameters into Sources.
 
     Parameters
@@ -310,6 +311,9 @@ def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str |
         Files (a list, or one comma-separated string); empty lists mean "none given".
     slo:
         A TOML file of SLO targets; empty for DESIGN.md's defaults.
+    slo_env:
+        The SLO file's ``[env.NAME]`` targets to judge by; empty means ``$PERFKIT_SLO_ENV``
+        (``perfkit report --env`` sets it), and when that is empty too, the file's base targets.
     facts:
         Where sections record their assessments for ``summary.json`` (set by ``perfkit report``;
         default ``$PERFKIT_FACTS``, which the report runner sets for any notebook).
@@ -329,6 +333,7 @@ def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str |
         store_root = default_root() if resolved else sample / "store"
     sources = Sources(dsn=resolved, sample=sample, store=store_root, loadtests=_paths(loadtest),
                       logs=_paths(logs), plans=_paths(plans), slo=Path(slo) if slo else None,
+                      slo_env=slo_env or os.environ.get("PERFKIT_SLO_ENV") or None,
                       facts_path=Path(facts or os.environ.get("PERFKIT_FACTS", "")) if (facts or os.environ.get("PERFKIT_FACTS")) else None)
     if sources.live:
         sources.engine  # noqa: B018 - connect now: a wrong DSN fails the run here, in one line
@@ -505,7 +510,7 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
         from perfkit import charts as chart_module
         from perfkit import loadtests
 
-        assessed = loadtests.assess(src.loadtests, slo=src.slo, skip_bad_lines=skip_bad_lines,
+        assessed = loadtests.assess(src.loadtests, slo=src.slo, env=src.slo_env, skip_bad_lines=skip_bad_lines,
                                     summary_only=summary_only)
         summary, verdicts = assessed.tables["summary"], assessed.tables["slo"]
         blocks = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -447,7 +448,7 @@ def test_latest_picks_the_newest_file(tmp_path):
     import os
 
     for i, name in enumerate(["b.json", "a.json", "c.json"]):
-        (tmp_path / name).write_text("{}")
+        shutil.copy(FIX / "artillery_report.json", tmp_path / name)
         os.utime(tmp_path / name, (1_700_000_000 + i, 1_700_000_000 + i))
     assert loadtests.latest(tmp_path).name == "c.json"
     with pytest.raises(BadInputError):

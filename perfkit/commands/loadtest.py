@@ -25,9 +25,11 @@ def register(subparsers) -> None:
         "p50/p90/p95/p99, max, and the SLO verdict of each metric.",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="result files")
-    parser.add_argument("--latest", metavar="DIR", help="read the newest file in DIR")
+    parser.add_argument("--latest", metavar="DIR", help="read the newest load-test result in DIR (files of a known "
+                        "format only: never perfkit's own HTML or JSON)")
     parser.add_argument("--format", default=None, help=f"the file format (default: detected): {', '.join(FORMAT_NAMES)}")
     parser.add_argument("--slo", metavar="FILE", help="SLO targets in TOML (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
+    parser.add_argument("--env", metavar="NAME", help="judge by the SLO file's [env.NAME] targets (staging, production...)")
     parser.add_argument("--ci", action="store_true", help="exit 1 when a critical SLO is breached (by the latest run; "
                         "with --each, by any file)")
     parser.add_argument("--each", action="store_true",
@@ -110,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         paths.append(loadtests.latest(args.latest))
     if not paths:
         raise BadInputError("no result file: give FILE... or --latest DIR")
-    assessment = loadtests.assess(paths, slo=args.slo, format=args.format, skip_bad_lines=args.skip_bad_lines,
+    if args.env and not args.slo:
+        raise BadInputError("--env needs --slo FILE: the environments are tables of the SLO file")
+    assessment = loadtests.assess(paths, slo=args.slo, env=args.env, format=args.format, skip_bad_lines=args.skip_bad_lines,
                                   judge="each" if args.each else "latest",
                                   summary_only=getattr(args, "summary_only", False))
     results = _per_file(assessment)
@@ -158,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
                 print(format_table(comparison.findings, ["severity", "kind", "subject", "evidence"], max_width=40,
                                    fit="evidence"))
             print()
+        for note in assessment.notes:
+            print(wrapped(note, "note: ", indent=2))
         if args.html:
             print(f"HTML report: {args.html}")
     return 1 if (args.ci and critical) else 0

@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--plan", action="append", default=[], metavar="PATH",
                         help="a saved plan, EXPLAIN JSON or text (repeatable; default with a database: explain its costliest statements)")
     parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
+    parser.add_argument("--env", default=None, metavar="NAME",
+                        help="judge load tests by the SLO file's [env.NAME] targets (staging, production...)")
     parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports/)")
     parser.add_argument("--force", action="store_true", help="overwrite today's report instead of adding a -2 suffix")
@@ -91,6 +93,13 @@ def build_parameters(args) -> tuple[dict, str | None]:
         parameters["plans"] = _files(args.plan, "plan")
     if args.slo:
         parameters["slo"] = _files([args.slo], "SLO")[0]
+    if getattr(args, "env", None):
+        slo_file = parameters.get("slo")
+        if not slo_file:
+            raise BadInputError("--env needs --slo FILE: the environments are tables of the SLO file")
+        from perfkit.loadtests.slo import load_targets
+
+        load_targets(slo_file, env=args.env)  # an unknown environment fails here, in one line
     if args.store:
         parameters["store"] = str(Path(args.store).resolve())
     return parameters, dsn
@@ -105,7 +114,7 @@ def run(args) -> int:
     parameters, dsn = build_parameters(args)
     try:
         result = run_report(args.notebook, out=args.out, parameters=parameters, dsn=dsn, force=args.force,
-                            timeout=args.timeout if args.timeout > 0 else None)
+                            timeout=args.timeout if args.timeout > 0 else None, slo_env=getattr(args, "env", None))
     except ReportInterrupted as stopped:
         result = stopped.result
     if args.json:

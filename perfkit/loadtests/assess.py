@@ -16,7 +16,7 @@ from perfkit.errors import BadInputError
 from perfkit.loadtests.analysis import compare, flags
 from perfkit.loadtests.formats import read
 from perfkit.loadtests.frames import ALL
-from perfkit.loadtests.slo import SloTargets, load_targets, slo_findings
+from perfkit.loadtests.slo import SloTargets, load_targets, slo_findings, targets_from_dict
 from perfkit.loadtests.slo import slo as slo_verdicts
 
 TITLE = "Load tests"
@@ -67,6 +67,7 @@ def assess(
     skip_bad_lines: bool = False,
     summary_only: bool = False,
     judge: str = "latest",
+    env: str | None = None,
 ) -> Assessment:
     """Read every load-test file once and judge it: SLO verdicts, flags, the last run against the first.
 
@@ -85,6 +86,8 @@ def assess(
         against the SLO (``slo_breach`` findings, ``slo_verdict``, ``critical``), the earlier ones
         are its baseline (their verdicts stay in the ``slo`` table, ``judged`` False). ``each``:
         every file is a run of its own and is judged (an overview of unrelated files).
+    env:
+        The SLO file's ``[env.NAME]`` targets to judge by (staging, production...).
 
     Returns
     -------
@@ -103,13 +106,20 @@ def assess(
         raise BadInputError("no result file: give FILE... or --latest DIR")
     if judge not in ("latest", "each"):
         raise BadInputError(f"judge must be 'latest' or 'each', not {judge!r}")
-    targets = load_targets(slo) if isinstance(slo, str | Path) else slo
+    if isinstance(slo, str | Path):
+        targets = load_targets(slo, env=env)
+    elif isinstance(slo, dict):
+        targets = targets_from_dict(slo, env=env)
+    else:
+        targets = slo
+    slo_notes: list[str] = []
     labels = _labels(paths)
     runs, summaries, verdicts, found, per_file, overview = [], [], [], [], [], []
     for number, (path, label) in enumerate(zip(paths, labels, strict=True), start=1):
         run = read_run(path, format, skip_bad_lines=skip_bad_lines, summary_only=summary_only)
         runs.append(run)
         verdict = slo_verdicts(run, targets)
+        slo_notes += [f"{label}: {note}" for note in verdict.attrs.get("notes", [])]
         word = worst_verdict(verdict["verdict"])
         judged = judge == "each" or number == len(paths)
         summaries.append(run.summary.assign(source=label))
@@ -144,5 +154,8 @@ def assess(
         facts["compared"] = {"baseline": labels[0], "run": labels[-1]}
     notes = [f"{label}: skipped {f['skipped_lines']:,} unreadable line(s)"
              for label, f in zip(labels, per_file, strict=True) if f["skipped_lines"]]
+    notes += slo_notes
+    if targets is not None and getattr(targets, "env", None):
+        facts["slo_env"] = targets.env
     return Assessment("loadtests", TITLE, findings=merge_findings(*found), tables=tables, facts=facts,
                       notes=notes, data=data)

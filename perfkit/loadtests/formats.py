@@ -108,7 +108,9 @@ def read(path, format: str | None = None, *, summary_only: bool = False, **optio
 
 
 def latest(directory, pattern: str = "*") -> Path:
-    """The newest result file in ``directory`` (by modification time; hidden files ignored)."""
+    """The newest load-test result in ``directory``: by modification time, among the files whose
+    content is a known format (hidden files ignored; perfkit's own ``--html`` or ``--json``
+    output beside them is never taken)."""
     directory = Path(directory)
     if probe(directory) != "dir":  # (probe: a folder the user may not enter is one line)
         raise BadInputError("not a directory", path=directory)
@@ -117,4 +119,11 @@ def latest(directory, pattern: str = "*") -> Path:
         files = [p for p in directory.glob(pattern) if not p.name.startswith(".") and probe(p) == "file"]
         if not files:
             raise BadInputError("no result files in this directory", path=directory)
-        return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        for path in sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True):
+            try:
+                detect(path)
+            except BadInputError:
+                continue  # not a load-test result (a report, notes, perfkit's own output)
+            return path
+        raise BadInputError(f"no load-test result among its {len(files)} file(s); supported formats: "
+                            f"{supported()}", path=directory)

@@ -76,6 +76,19 @@ def _endpoint_names(types: pd.Series, names: pd.Series) -> pd.Series:
     return names.where(~clash, types + " " + names)
 
 
+def _methods(stats: pd.DataFrame) -> dict[str, list[str]]:
+    """Endpoint -> the HTTP methods Locust's ``Type`` column names for it (SLO classes use them)."""
+    if "Type" not in stats.columns or "Name" not in stats.columns:
+        return {}
+    named = stats[stats["Name"].astype(str) != "Aggregated"]
+    endpoints = _endpoint_names(named["Type"], named["Name"])
+    out: dict[str, list[str]] = {}
+    for endpoint, method in zip(endpoints, named["Type"].fillna("").astype(str), strict=True):
+        if method.strip():
+            out.setdefault(str(endpoint), []).append(method.strip().upper())
+    return out
+
+
 def sniff_csv(head: Head) -> bool:
     """One of the headers of Locust's CSV files (its exceptions file too)."""
     return head.first.startswith((STATS_HEADER.encode(), HISTORY_HEADER.encode(),
@@ -114,6 +127,7 @@ def read_csv(path) -> LoadTestRun:
             notes.extend(checked.notes)
             stats = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
             summary = _stats_summary(stats, stats_path, checked)
+            figures["methods"] = _methods(stats)
     hist_path = files.get("stats_history")
     if hist_path is not None and probe(hist_path) is not None:
         with guard(hist_path, "Locust stats history CSV"):

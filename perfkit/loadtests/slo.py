@@ -1,6 +1,7 @@
 """SLO verdicts for a load-test summary: targets from DESIGN.md's defaults or a TOML file.
 
 ``slo(run, targets)`` gives one verdict per endpoint and metric; ``slo_findings`` the breaches.
+A TOML file may hold targets per environment (``[env.production]``), chosen with ``env=``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -26,44 +28,74 @@ DEFAULT_LIMITS = {
     "error_rate": (0.01, 0.05, False),
     "rps": (100.0, 50.0, True),
 }
-METRIC_WORDS = {"p95_ms": "p95 latency", "p99_ms": "p99 latency", "error_rate": "error rate",
-                "rps": "throughput"}
+# metrics a file may set that are not judged by default: median and maximum latency
+OPTIONAL_METRICS = ("p50_ms", "max_ms")
+METRICS = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "rps")
+HIGHER_IS_BETTER = {"rps"}
+METRIC_WORDS = {"p50_ms": "median latency", "p95_ms": "p95 latency", "p99_ms": "p99 latency",
+                "max_ms": "maximum latency", "error_rate": "error rate", "rps": "throughput"}
 CLASSES = ("read_simple", "read_complex", "write", "webhook")
 VERDICT_COLUMNS = ["endpoint", "class", "metric", "value", "target", "critical", "verdict"]
 
 
+def _path_of(endpoint: str) -> str | None:
+    """The path of an endpoint named by a full URL (k6 names requests by URL), else None."""
+    method, _, rest = endpoint.partition(" ")
+    url = rest if rest and method.isupper() and "://" in rest else endpoint
+    if "://" not in url:
+        return None
+    path = urlsplit(url).path or "/"
+    return f"{method} {path}" if url is rest else path
+
+
 @dataclass
 class EndpointClass:
-    """Targets for the endpoints whose name matches one of ``match`` (fnmatch, or ``re:...``)."""
+    """Targets for the endpoints whose name matches one of ``match`` (fnmatch, or ``re:...``).
+
+    A pattern is tried on the endpoint's name and, when the name is a full URL, on its path
+    (``https://shop.example/api/search?q=1`` matches ``/api/search*``). ``methods`` narrows the
+    class to those HTTP methods; an endpoint whose method the tool did not record is not in a
+    class that names methods (its requests may as well be reads).
+    """
 
     name: str
     match: list[str]
     limits: dict[str, tuple[float, float, bool]]
     methods: list[str] = field(default_factory=list)
 
-    def matches(self, endpoint: str, methods: set[str] | None = None) -> bool:
-        if self.methods and methods is not None and not (set(m.upper() for m in self.methods) & methods):
-            return False
+    def matches_name(self, endpoint: str) -> bool:
+        names = [endpoint]
+        path = _path_of(endpoint)
+        if path is not None:
+            names.append(path)
         for pattern in self.match:
-            if pattern.startswith("re:"):
-                if re.search(pattern[3:], endpoint):
+            for name in names:
+                if pattern.startswith("re:"):
+                    if re.search(pattern[3:], name):
+                        return True
+                elif fnmatch.fnmatchcase(name, pattern):
                     return True
-            elif fnmatch.fnmatchcase(endpoint, pattern):
-                return True
         return False
+
+    def matches(self, endpoint: str, methods: set[str] | None = None) -> bool:
+        if self.methods and not (methods and set(m.upper() for m in self.methods) & methods):
+            return False
+        return self.matches_name(endpoint)
 
 
 @dataclass
 class SloTargets:
     """SLO targets: defaults for every endpoint and ALL, and per-endpoint-class overrides.
 
-    ``limits`` maps a metric (``p95_ms``, ``p99_ms``, ``error_rate``, ``rps``) to
-    ``(target, critical, higher_is_better)``. Throughput is judged on ALL only, unless a class
-    sets its own ``rps``.
+    ``limits`` maps a metric (``p50_ms``, ``p95_ms``, ``p99_ms``, ``max_ms``, ``error_rate``,
+    ``rps``) to ``(target, critical, higher_is_better)``; ``p50_ms`` and ``max_ms`` are judged
+    only when a file sets them. Throughput is judged on ALL only, unless a class sets its own
+    ``rps``. ``env`` names the environment whose ``[env.NAME]`` tables were applied.
     """
 
     limits: dict[str, tuple[float, float, bool]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     classes: list[EndpointClass] = field(default_factory=list)
+    env: str | None = None
 
     def for_endpoint(self, endpoint: str, methods: set[str] | None = None):
         """(class name, limits) for one endpoint: the first matching class wins."""
@@ -79,9 +111,16 @@ class SloTargets:
             limits.pop("rps", None)
         return "", limits
 
+    def unknown_method_classes(self, endpoint: str) -> list[str]:
+        """Classes naming methods that would take ``endpoint`` by name: left out when the tool
+        recorded no method for it."""
+        if endpoint == ALL:
+            return []
+        return [cls.name for cls in self.classes if cls.methods and cls.matches_name(endpoint)]
+
 
 def _limit(value, metric: str, where: str, path) -> tuple[float, float, bool]:
-    higher = DEFAULT_LIMITS[metric][2]
+    higher = metric in HIGHER_IS_BETTER
     if not isinstance(value, dict) or "target" not in value or "critical" not in value:
         raise BadInputError(f"{where}.{metric} must be a table with target and critical, "
                             f"e.g. {metric} = {{ target = 500, critical = 1000 }}", path=path)
@@ -96,13 +135,16 @@ def _limit(value, metric: str, where: str, path) -> tuple[float, float, bool]:
     return target, critical, higher
 
 
-def load_targets(path) -> SloTargets:
+def load_targets(path, env: str | None = None) -> SloTargets:
     """Read SLO targets from a TOML file (see docs/README-loadtests.md for the format).
+
+    ``env`` applies the file's ``[env.NAME]`` tables over its ``[defaults]`` and ``[classes]``.
 
     Raises
     ------
     BadInputError
-        When the file is missing, is not TOML, or has an unknown metric or bad limits.
+        When the file is missing, is not TOML, has an unknown metric or bad limits, or has no
+        such environment.
     """
     path = require_regular(path, "is a folder, not an SLO file")  # a FIFO would block forever
     try:
@@ -115,17 +157,55 @@ def load_targets(path) -> SloTargets:
                             line=int(match.group(1)) if match else None) from None
     except (OSError, UnicodeDecodeError) as err:
         raise BadInputError(f"cannot read: {err}", path=path) from None
-    return targets_from_dict(doc, path=path)
+    return targets_from_dict(doc, path=path, env=env)
 
 
-def targets_from_dict(doc: dict, *, path=None) -> SloTargets:
-    """SloTargets from the TOML file's structure (``[defaults]``, ``[classes.NAME]``)."""
-    known = set(DEFAULT_LIMITS)
-    unknown_top = set(doc) - {"defaults", "classes"}
+def environments(doc: dict) -> list[str]:
+    """The environments an SLO document names (``[env.NAME]``)."""
+    envs = doc.get("env") or {}
+    return sorted(envs) if isinstance(envs, dict) else []
+
+
+def _with_env(doc: dict, env: str | None, path) -> dict:
+    """The document with ``[env.NAME]`` laid over its defaults and classes (metric by metric)."""
+    envs = doc.get("env")
+    if envs is not None and (not isinstance(envs, dict) or not all(isinstance(v, dict) for v in envs.values())):
+        raise BadInputError("env must hold one table per environment, e.g. [env.production.defaults]", path=path)
+    base = {k: v for k, v in doc.items() if k != "env"}
+    if env is None:
+        return base
+    if not envs:
+        raise BadInputError(f"--env {env}: the SLO file has no [env.NAME] tables", path=path)
+    if env not in envs:
+        raise BadInputError(f"--env {env}: no [env.{env}] in the SLO file; it has {', '.join(sorted(envs))}",
+                            path=path)
+    over = envs[env]
+    unknown = set(over) - {"defaults", "classes"}
+    if unknown:
+        raise BadInputError(f"unknown section(s) env.{env}.{', '.join(sorted(unknown))}; "
+                            f"expected [env.{env}.defaults] and [env.{env}.classes.NAME]", path=path)
+    merged = {"defaults": {**(base.get("defaults") or {}), **(over.get("defaults") or {})}}
+    classes = {name: dict(spec) if isinstance(spec, dict) else spec
+               for name, spec in (base.get("classes") or {}).items()}
+    for name, spec in (over.get("classes") or {}).items():
+        if isinstance(spec, dict) and isinstance(classes.get(name), dict):
+            classes[name].update(spec)
+        else:
+            classes[name] = spec
+    merged["classes"] = classes
+    return merged
+
+
+def targets_from_dict(doc: dict, *, path=None, env: str | None = None) -> SloTargets:
+    """SloTargets from the TOML file's structure (``[defaults]``, ``[classes.NAME]``,
+    ``[env.NAME.defaults]``, ``[env.NAME.classes.NAME]``)."""
+    known = set(METRICS)
+    unknown_top = set(doc) - {"defaults", "classes", "env"}
     if unknown_top:
         raise BadInputError(f"unknown section(s) {', '.join(sorted(unknown_top))}; "
-                            "expected [defaults] and [classes.NAME]", path=path)
-    targets = SloTargets()
+                            "expected [defaults], [classes.NAME] and [env.NAME]", path=path)
+    doc = _with_env(doc, env, path)
+    targets = SloTargets(env=env)
     for metric, value in (doc.get("defaults") or {}).items():
         if metric not in known:
             raise BadInputError(f"unknown metric defaults.{metric}; known: {', '.join(sorted(known))}", path=path)
@@ -138,6 +218,11 @@ def targets_from_dict(doc: dict, *, path=None) -> SloTargets:
             match = [match]
         if not match or not all(isinstance(m, str) for m in match):
             raise BadInputError(f"classes.{name}.match must list endpoint patterns", path=path)
+        methods = spec.get("methods", [])
+        if isinstance(methods, str):
+            methods = [methods]
+        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+            raise BadInputError(f"classes.{name}.methods must list HTTP methods, e.g. [\"POST\"]", path=path)
         limits = {}
         for metric, value in spec.items():
             if metric in ("match", "methods"):
@@ -145,7 +230,7 @@ def targets_from_dict(doc: dict, *, path=None) -> SloTargets:
             if metric not in known:
                 raise BadInputError(f"unknown metric classes.{name}.{metric}; known: {', '.join(sorted(known))}", path=path)
             limits[metric] = _limit(value, metric, f"classes.{name}", path)
-        targets.classes.append(EndpointClass(name, list(match), limits, list(spec.get("methods", []))))
+        targets.classes.append(EndpointClass(name, list(match), limits, list(methods)))
     return targets
 
 
@@ -159,17 +244,20 @@ def verdict(value: float, target: float, critical: float, higher_is_better: bool
 
 
 def _methods_by_endpoint(run) -> dict[str, set[str]]:
+    """Endpoint -> HTTP methods, from the samples or the tool's own figures (Locust's Type)."""
+    out: dict[str, set[str]] = {}
+    for endpoint, methods in (getattr(run, "tool_figures", None) or {}).get("methods", {}).items():
+        out.setdefault(str(endpoint), set()).update(str(m).upper() for m in methods)
     samples = getattr(run, "samples", None)
     if samples is None or samples.empty or samples["method"].isna().all():
-        return {}
+        return out
     pairs = samples[["endpoint", "method"]].dropna().drop_duplicates()
-    out: dict[str, set[str]] = {}
     for endpoint, method in pairs.itertuples(index=False):
         out.setdefault(str(endpoint), set()).add(str(method).upper())
     return out
 
 
-def slo(run, targets: SloTargets | dict | str | Path | None = None) -> pd.DataFrame:
+def slo(run, targets: SloTargets | dict | str | Path | None = None, *, env: str | None = None) -> pd.DataFrame:
     """One SLO verdict per endpoint and metric.
 
     Parameters
@@ -178,24 +266,31 @@ def slo(run, targets: SloTargets | dict | str | Path | None = None) -> pd.DataFr
         A LoadTestRun (or a summary DataFrame).
     targets:
         SloTargets, a dict in the TOML structure, a TOML file path, or None for the defaults.
+    env:
+        The ``[env.NAME]`` tables to apply when ``targets`` is a dict or a file.
 
     Returns
     -------
     pandas.DataFrame
         ``VERDICT_COLUMNS``: endpoint, class (the endpoint class that matched, or empty),
         metric, value, target, critical, verdict (pass / warning / critical / n/a).
+        ``attrs["notes"]`` says which classes naming HTTP methods were left out for endpoints
+        whose method the file does not record.
     """
     if targets is None:
         targets = SloTargets()
     elif isinstance(targets, dict):
-        targets = targets_from_dict(targets)
+        targets = targets_from_dict(targets, env=env)
     elif isinstance(targets, str | Path):
-        targets = load_targets(targets)
+        targets = load_targets(targets, env=env)
     summary = run if isinstance(run, pd.DataFrame) else run.summary
     methods = {} if isinstance(run, pd.DataFrame) else _methods_by_endpoint(run)
-    rows = []
+    rows, unknown = [], {}
     for record in summary.to_dict(orient="records"):
         endpoint = str(record["endpoint"])
+        if not methods.get(endpoint):
+            for name in targets.unknown_method_classes(endpoint):
+                unknown.setdefault(name, []).append(endpoint)
         cls, limits = targets.for_endpoint(endpoint, methods.get(endpoint))
         for metric, (target, critical, higher) in limits.items():
             value = record.get(metric)
@@ -203,10 +298,21 @@ def slo(run, targets: SloTargets | dict | str | Path | None = None) -> pd.DataFr
             rows.append({"endpoint": endpoint, "class": cls, "metric": metric, "value": value,
                          "target": target, "critical": critical,
                          "verdict": verdict(value, target, critical, higher)})
-    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    frame.attrs["notes"] = [
+        f"SLO class {name} applies to {', '.join(c.methods)} requests only; the file records no HTTP "
+        f"method for {len(endpoints)} endpoint{'s' if len(endpoints) != 1 else ''} it would match by name "
+        f"({', '.join(endpoints[:3])}{', ...' if len(endpoints) > 3 else ''}), so they were judged without it"
+        for name, endpoints in unknown.items()
+        for c in targets.classes if c.name == name
+    ]
+    return frame
 
 
 _ADVICE = {
+    "p50_ms": "The typical request is slow, not only the tail: profile the endpoint's statements "
+              "(perfkit top) and plans (perfkit explain)",
+    "max_ms": "Find the slowest requests: lock waits, timeouts, cold caches, pool exhaustion",
     "p95_ms": "Profile the slowest requests of this endpoint: its statements (perfkit top), plans "
               "(perfkit explain) and pool waits",
     "p99_ms": "Look at the tail: lock waits, GC pauses, cold caches, connection pool exhaustion",
@@ -235,7 +341,7 @@ def slo_findings(verdicts: pd.DataFrame, summary: pd.DataFrame | None = None) ->
             continue
         metric, value = record["metric"], record["value"]
         limit = record["critical"] if record["verdict"] == "critical" else record["target"]
-        higher = DEFAULT_LIMITS[metric][2]
+        higher = metric in HIGHER_IS_BETTER
         side = "under" if higher else "over"
         limit_word = "critical limit" if record["verdict"] == "critical" else "target"
         evidence = (f"{METRIC_WORDS[metric]} {_show(metric, value)} {side} the {_show(metric, limit)} "
