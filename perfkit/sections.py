@@ -609,12 +609,51 @@ def health(src: Sources) -> Section:
         if len(found):
             by_area = pd.DataFrame([{"area": area, **severities} for area, severities in result.facts["by_area"].items()])
             blocks += [by_area, found[["area", *FINDING_TABLE_COLUMNS]], fix_sql(found)]
+        blocks += health_usage_blocks(result)
         data = {"findings": found, "assessment": result}
         if "recommendations" in result.tables:
             data["recommendations"] = result.tables["recommendations"]
         return src.keep(Section.of(result, blocks, key="health", title=title, data=data))
 
     return guarded(title, build, src=src, key="health")
+
+
+def health_usage_blocks(result, *, n: int = 15) -> list:
+    """The pool sizing, index-usage and per-table autovacuum tables of a health Assessment (a full
+    live run has them), as section blocks."""
+    from perfkit.health.common import size_text
+
+    blocks: list = []
+    pool = result.tables.get("pool_sizing")
+    if pool is not None and len(pool):
+        f = pool.iloc[0]
+        line = (f"**Connection pools.** {f['formula']}"
+                + (f": about {f['optimal_active']} active connections keep this server busy ({f['cores_from']})"
+                   if pd.notna(f["optimal_active"]) else f" ({f['cores_from']})")
+                + f". max_connections {f['max_connections']:,} ({f['reserved']} reserved for superusers); "
+                f"{plural(int(f['open']), 'client connection')} open now ({f['active']} active, {f['idle']} idle)")
+        if pd.notna(f["configured"]):
+            line += (f"; the app's pools: {f['app_instances']} instances × {f['pool_size']} = "
+                     f"{int(f['configured']):,}")
+        blocks.append(line + ".")
+    usage = result.tables.get("index_usage")
+    if usage is not None and len(usage):
+        shown = usage.assign(size=usage["size_bytes"].map(size_text),
+                             scan_share=usage["scan_share"].map(lambda v: "" if pd.isna(v) else f"{v * 100:.1f} %"))
+        blocks += ["**Index usage**, most scanned first: scans, the index entries they read and the table rows "
+                   "they fetched, and the index's share of its table's scans.",
+                   cut(shown[["schema", "table", "index", "idx_scan", "idx_tup_read", "idx_tup_fetch", "size",
+                              "scan_share"]].rename(columns={"scan_share": "share of scans"}), n)]
+    vacuum = result.tables.get("autovacuum")
+    if vacuum is not None and len(vacuum):
+        shown = vacuum.assign(size=vacuum["size_bytes"].map(size_text),
+                              per_table=vacuum["per_table"].map({True: "yes", False: ""}))
+        blocks += ["**Autovacuum per table** (every table of 10 MB or more): how many dead rows autovacuum and "
+                   "how many changed rows autoanalyze wait for (threshold + scale factor × rows), against what "
+                   "the table has now.",
+                   cut(shown[["schema", "table", "rows", "size", "vacuum_scale_factor", "vacuum_waits_for",
+                              "n_dead_tup", "analyze_waits_for", "n_mod_since_analyze", "per_table"]], n)]
+    return blocks
 
 
 def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -> Section:

@@ -214,6 +214,12 @@ CASES = [
     ("connection_saturation", sessions(*[backend(pid=i) for i in range(75)]), {}, [("connection_saturation", W)], None),
     ("connection_saturation", sessions(*[backend(pid=i) for i in range(85)]), {}, [("connection_saturation", C)], None),
     ("connection_saturation", sessions(*[backend(pid=i) for i in range(50)]), {}, [], None),
+    ("pool_sizing", {**sessions(backend()), "database": database(server_address="10.0.0.5")},
+     {"app_instances": 4, "pool_size": 30}, [("pool_oversized", C)], None),
+    ("pool_sizing", {**sessions(*[backend(pid=i) for i in range(60)]), "database": database()}, {"cores": 4}, [("pool_oversized", W)], None),
+    ("pool_sizing", {**sessions(*[backend(pid=i) for i in range(60)]), "database": database(server_address="10.0.0.5")},
+     {}, [], None),  # cores unknown: only the configured pools against max_connections could be judged
+    ("pool_sizing", {**sessions(backend()), "database": database()}, {"cores": 8, "app_instances": 2, "pool_size": 10}, [], None),
     ("connection_saturation", sessions(*[backend(pid=i, backend_type="autovacuum worker") for i in range(90)]), {}, [], None),
     ("idle_in_transaction", sessions(backend(state="idle in transaction", idle_s=120.0, xact_s=130.0)), {},
      [("idle_in_transaction", W)], "terminate_backend"),
@@ -269,6 +275,14 @@ CASES = [
     ("max_connections", {"settings": settings(), "activity": [backend(pid=i, state="active") for i in range(10)]}, {}, [], None),
     ("max_connections", {"settings": settings(max_connections=800), "activity": [backend()]}, {},
      [("setting_max_connections", INFO)], None),
+    ("large_offset", {"statements": [statement(query="SELECT * FROM orders WHERE tenant_id = $1 ORDER BY created_at DESC "
+                                               "LIMIT $2 OFFSET $3", calls=40, total_exec_ms=8000.0, mean_exec_ms=200.0)],
+                      "columns": {("public", "orders"): frozenset({"tenant_id", "created_at"})}, "indexes": []},
+     {}, [("large_offset", W)], "create_index"),
+    ("large_offset", {"statements": [statement(query="SELECT * FROM orders ORDER BY created_at LIMIT 10 OFFSET 5000",
+                                               calls=40, mean_exec_ms=20.0)],
+                      "columns": {("public", "orders"): frozenset({"created_at"})}, "indexes": []}, {}, [], None),
+    ("large_offset", {"statements": [statement(calls=40)], "columns": {}, "indexes": []}, {}, [], None),
 ]
 
 BY_NAME = {c.name: c for c in health.CHECKS}
@@ -304,7 +318,7 @@ def test_every_check_has_firing_and_quiet_cases():
 
 
 def test_areas_come_from_the_check_modules():
-    assert health.AREAS == ("indexes", "tables", "maintenance", "sessions", "settings")
+    assert health.AREAS == ("indexes", "tables", "maintenance", "sessions", "settings", "queries")
     assert BY_NAME["vacuum_overdue"].area == "maintenance" and BY_NAME["lock_waits"].area == "sessions"
     assert health.area_for_kind("setting_autovacuum_vacuum_scale_factor") == "settings"
     assert health.area_for_kind("sequence_exhaustion") == "maintenance"

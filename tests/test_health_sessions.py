@@ -152,6 +152,7 @@ def test_missing_privilege_becomes_info_and_other_checks_still_run(sandbox, unpr
     skipped = findings[findings["kind"] == "missing_privilege"]
     assert set(skipped["subject"]) == {
         "connection_saturation",
+        "pool_sizing",
         "idle_in_transaction",
         "long_running_queries",
         "lock_waits",

@@ -24,7 +24,7 @@ from perfkit.errors import (
     QueryTimeout,
 )
 from perfkit.findings import finding, findings_frame
-from perfkit.health import indexes, maintenance, sessions, settings, tables
+from perfkit.health import indexes, maintenance, queries, sessions, settings, tables
 from perfkit.health.common import TENANT_COLUMNS
 from perfkit.health.context import Check, Context, area_of
 
@@ -42,6 +42,7 @@ CHECKS: tuple[Check, ...] = (
     maintenance.sequence_exhaustion,
     maintenance.xid_wraparound,
     sessions.connection_saturation,
+    sessions.pool_sizing,
     sessions.idle_in_transaction,
     sessions.long_running_queries,
     sessions.lock_waits,
@@ -51,6 +52,7 @@ CHECKS: tuple[Check, ...] = (
     settings.random_page_cost,
     settings.autovacuum,
     settings.max_connections,
+    queries.large_offset,
 )
 AREAS = tuple(dict.fromkeys(c.area for c in CHECKS))
 # the area of each finding kind, from the check that gives it (for findings saved without one)
@@ -220,6 +222,11 @@ def assess(
         ``source="health"``; ``findings`` (with ``area``); ``tables["recommendations"]``
         (perfkit.advice.recommend on the findings and the statements, each fix once) and
         ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess);
+        for a run of every check also ``index_usage`` (every index: scans, tuples read and fetched,
+        size, share of its table's scans), ``autovacuum`` (every table of 10 MB or more: effective
+        settings and how many dead or changed rows autovacuum and autoanalyze wait for) and
+        ``pool_sizing`` (the server's cores, ``(cores × 2) + spindles``, max_connections, open
+        connections, the app's pools when given);
         ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
@@ -250,15 +257,63 @@ def assess(
     if snapshot is not None and len(snapshot):
         ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
+    tables = {"recommendations": recommendations, "index_advice": findings_frame(ideas)}
+    if checks is None:
+        tables.update(_usage_tables(ctx, routed.get("pool_sizing", {}), notes))
     return Assessment(
         "health",
         "Database health",
         findings=findings,
-        tables={"recommendations": recommendations, "index_advice": findings_frame(ideas)},
+        tables=tables,
         facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
         notes=notes,
         data={"context": ctx},
     )
+
+
+INDEX_USAGE_COLUMNS = ["schema", "table", "index", "idx_scan", "idx_tup_read", "idx_tup_fetch", "size_bytes",
+                       "scan_share", "definition"]
+
+
+def index_usage(ctx: Context) -> pd.DataFrame:
+    """Every index with its scans, the tuples its scans read and fetched, its size and its share of
+    its table's scans (``INDEX_USAGE_COLUMNS``), most scanned first: the guides' index-usage list."""
+    rows = ctx.indexes()
+    if rows.empty:
+        return pd.DataFrame(columns=INDEX_USAGE_COLUMNS)
+    table_rows = ctx.tables()
+    frame = rows.copy()
+    for column in ("idx_scan", "idx_tup_read", "idx_tup_fetch"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    if len(table_rows):
+        scans = table_rows.assign(all_scans=table_rows["seq_scan"].astype(float) + table_rows["idx_scan"].astype(float))
+        frame = frame.merge(scans[["schema", "table", "all_scans"]], on=["schema", "table"], how="left")
+        frame["scan_share"] = frame["idx_scan"].astype(float) / frame["all_scans"].where(frame["all_scans"] > 0)
+    else:
+        frame["scan_share"] = float("nan")
+    frame = frame.sort_values(["idx_scan", "size_bytes"], ascending=[False, False], na_position="last")
+    return frame[INDEX_USAGE_COLUMNS].reset_index(drop=True)
+
+
+def _usage_tables(ctx: Context, pool_options: Mapping, notes: list) -> dict:
+    """``index_usage``, ``autovacuum`` and ``pool_sizing`` for a whole run (a read that fails leaves its table out, noted)."""
+    tables = {}
+    try:
+        tables["index_usage"] = index_usage(ctx)
+    except PerfkitError as err:
+        notes.append(f"no index-usage table ({err})")
+    try:
+        tables["autovacuum"] = settings.autovacuum_table(ctx.tables(), ctx.settings())
+    except PerfkitError as err:
+        notes.append(f"no autovacuum table ({err})")
+    try:
+        evidence = sessions.pool_sizing.evidence(ctx)
+        frames = {k: pd.DataFrame(v) if isinstance(v, list) else v for k, v in evidence.items()}
+        taken = {k: v for k, v in pool_options.items() if k in ("cores", "spindles", "app_instances", "pool_size")}
+        tables["pool_sizing"] = pd.DataFrame([sessions.pool_figures(frames, **taken)])
+    except PerfkitError as err:
+        notes.append(f"no pool sizing ({err})")
+    return tables
 
 
 def lost_connection(err: BaseException) -> bool:

@@ -56,7 +56,7 @@ SELECT n.nspname AS schema, t.relname AS table, ic.relname AS index, i.indexreli
        i.indisready AS is_ready,
        EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) AS backs_constraint,
        EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) AS building,
-       s.idx_scan,
+       s.idx_scan, s.idx_tup_read, s.idx_tup_fetch,
        pg_relation_size(i.indexrelid) AS size_bytes,
        pg_get_indexdef(i.indexrelid) AS definition
 FROM pg_index i
@@ -150,6 +150,15 @@ def settings_table(frame: pd.DataFrame) -> dict[str, dict]:
     return found
 
 
+def _is_local(address) -> bool:
+    if address is None or (isinstance(address, float) and math.isnan(address)):
+        return True  # a Unix socket
+    try:
+        return ipaddress.ip_address(str(address).split("/")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def memory_of(address, memory_bytes: int | None = None) -> tuple[int | None, str]:
     """The server machine's memory in bytes and where that figure comes from.
 
@@ -158,19 +167,28 @@ def memory_of(address, memory_bytes: int | None = None) -> tuple[int | None, str
     """
     if memory_bytes:
         return int(memory_bytes), f"{size_text(memory_bytes)} of memory (as given)"
-    local = address is None or (isinstance(address, float) and math.isnan(address))
-    if not local:
-        try:
-            local = ipaddress.ip_address(str(address).split("/")[0]).is_loopback
-        except ValueError:
-            local = False
-    if local and hasattr(os, "sysconf"):
+    if _is_local(address) and hasattr(os, "sysconf"):
         try:
             total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
             return None, "the machine's memory is unknown"
         return int(total), f"{size_text(total)} of memory (this machine's: the server is local)"
     return None, "the machine's memory is unknown (give memory_bytes / --server-memory)"
+
+
+def cores_of(address, cores: int | None = None) -> tuple[int | None, str]:
+    """The server machine's CPU cores and where that figure comes from.
+
+    SQL cannot see the server's cores: they come from ``cores`` when given, else from this
+    machine when the server is local (a Unix socket or loopback), else they are unknown.
+    """
+    if cores:
+        return int(cores), f"{int(cores)} cores (as given)"
+    if _is_local(address):
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if count:
+            return int(count), f"{count} cores (this machine's: the server is local)"
+    return None, "the server's cores are unknown (give --threshold cores=N)"
 
 
 class _Failed:

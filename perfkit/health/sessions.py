@@ -1,4 +1,5 @@
-"""Session checks: connection saturation, idle-in-transaction sessions, long statements, lock waits.
+"""Session checks: connection saturation, pool sizing, idle-in-transaction sessions, long statements,
+lock waits.
 
 Each check judges pg_stat_activity rows (read once per run by the context) and pg_locks; all
 need pg_read_all_stats to see other roles, which the read checks first.
@@ -9,7 +10,14 @@ from __future__ import annotations
 from perfkit import sql
 from perfkit.findings import finding
 from perfkit.health.common import duration_text, is_missing, number, share_text
-from perfkit.health.context import ACTIVITY_SQL, SETTINGS_SQL, STATS_PRIVILEGE_SQL, Check
+from perfkit.health.context import (
+    ACTIVITY_SQL,
+    DATABASE_SQL,
+    SETTINGS_SQL,
+    STATS_PRIVILEGE_SQL,
+    Check,
+    cores_of,
+)
 
 
 def require_stats_privilege(ctx, what: str) -> None:
@@ -219,6 +227,90 @@ def judge_lock_waits(evidence, *, min_seconds: float = 5.0, critical_seconds: fl
     return found
 
 
+def read_pool_sizing(ctx) -> dict:
+    ctx.require_stats_privilege("the pool sizing")
+    settings = ctx.settings()
+    return {"activity": ctx.activity(), "database": [ctx.database().to_dict()], "settings": [{
+        "max_connections": settings["max_connections"]["number"],
+        "superuser_reserved_connections": settings["superuser_reserved_connections"]["number"]}]}
+
+
+def pool_figures(evidence, *, cores: int = 0, spindles: int = 1, app_instances: int = 0, pool_size: int = 0) -> dict:
+    """The pool-sizing figures: the server's cores, the formula's active connections
+    ``(cores × 2) + spindles``, max_connections less the reserved ones, what is open now and, when
+    given, the app's pools (``app_instances × pool_size``)."""
+    settings = evidence["settings"].iloc[0]
+    database = evidence["database"].iloc[0] if len(evidence["database"]) else {}
+    max_connections = int(settings["max_connections"])
+    reserved = int(settings["superuser_reserved_connections"])
+    activity = evidence["activity"]
+    clients = activity[activity["backend_type"] == "client backend"] if len(activity) else activity
+    count, source = cores_of(database.get("server_address") if len(database) else None, cores or None)
+    optimal = count * 2 + int(spindles) if count else None
+    return {
+        "cores": count, "cores_from": source, "spindles": int(spindles),
+        "formula": (f"({count} cores × 2) + {int(spindles)} spindle{'s' if spindles != 1 else ''} = {optimal}"
+                    if optimal else "(cores × 2) + spindles: cores unknown"),
+        "optimal_active": optimal, "max_connections": max_connections, "reserved": reserved,
+        "available": max_connections - reserved, "open": int(len(clients)),
+        "active": int((clients["state"] == "active").sum()) if len(clients) else 0,
+        "idle": int((clients["state"] == "idle").sum()) if len(clients) else 0,
+        "app_instances": int(app_instances), "pool_size": int(pool_size),
+        "configured": int(app_instances) * int(pool_size) if app_instances and pool_size else None,
+    }
+
+
+def judge_pool_sizing(evidence, *, cores: int = 0, spindles: int = 1, app_instances: int = 0, pool_size: int = 0,
+                      oversize_factor: float = 4.0) -> list[dict]:
+    """The app's connection pools against what the server can work through at once.
+
+    The guides' formula: about ``(cores × 2) + spindles`` connections keep a server busy; more
+    active ones queue for the CPU inside the server, where a pool would have queued them cheaply.
+
+    Parameters
+    ----------
+    cores:
+        The server's CPU cores (default: this machine's when the server is local, else unknown).
+    spindles:
+        Disks that seek independently (1 for SSD / cloud volumes).
+    app_instances, pool_size:
+        The app's instances and the pool size of each, when known: their product must fit
+        max_connections less the superuser-reserved ones.
+    oversize_factor:
+        Open (or configured) connections beyond this many times the formula are reported.
+    """
+    f = pool_figures(evidence, cores=cores, spindles=spindles, app_instances=app_instances, pool_size=pool_size)
+    found = []
+    configured, optimal, available = f["configured"], f["optimal_active"], f["available"]
+    per_instance = max(1, available // f["app_instances"]) if f["app_instances"] else None
+    if configured is not None and configured > available:
+        found.append(finding(
+            "pool_oversized", "critical", "connection pools",
+            f"{f['app_instances']} app instances × pool size {f['pool_size']} = {number(configured)} connections, "
+            f"more than the {number(available)} max_connections leaves for clients "
+            f"({f['max_connections']} less {f['reserved']} reserved): under load the app gets "
+            "\"too many clients already\"",
+            f"Size each pool to at most {per_instance} (better toward {optimal or 'the formula'}"
+            f"{' in all' if optimal else ''}), or put a transaction-mode pooler (PgBouncer) in front with "
+            f"{optimal or 'a few dozen'} server connections.",
+            **f,
+        ))
+    elif optimal and max(configured or 0, f["open"]) > oversize_factor * optimal:
+        what = (f"{f['app_instances']} app instances × pool size {f['pool_size']} = {number(configured)} connections"
+                if configured and configured >= f["open"] else f"{number(f['open'])} client connections open")
+        found.append(finding(
+            "pool_oversized", "warning", "connection pools",
+            f"{what} for a server that keeps busy with {f['formula']} active ones ({f['cores_from']}); "
+            f"{number(f['active'])} are active now, {number(f['idle'])} idle",
+            f"Size the pools toward {optimal} connections in all (each instance "
+            f"{max(1, optimal // max(f['app_instances'], 1))}), or keep the app's pools and put PgBouncer in "
+            f"transaction mode in front with default_pool_size = {optimal}: requests then wait in the pool, "
+            "not for the CPU inside the server.",
+            **f,
+        ))
+    return found
+
+
 def _terminate_blockers(pids) -> sql.Fix:
     fixes = [sql.end_backend(int(pid), comment="the blocker") for pid in pids]
     first, *rest = fixes
@@ -233,4 +325,7 @@ long_running_queries = Check("long_running_queries", _activity("the long-running
                              judge_long_running_queries, ("long_running_query",), (STATS_PRIVILEGE_SQL, ACTIVITY_SQL))
 lock_waits = Check("lock_waits", read_lock_waits, judge_lock_waits, ("lock_wait",), (STATS_PRIVILEGE_SQL, LOCK_WAITS_SQL))
 
-CHECKS = (connection_saturation, idle_in_transaction, long_running_queries, lock_waits)
+pool_sizing = Check("pool_sizing", read_pool_sizing, judge_pool_sizing, ("pool_oversized",),
+                    (STATS_PRIVILEGE_SQL, ACTIVITY_SQL, SETTINGS_SQL, DATABASE_SQL))
+
+CHECKS = (connection_saturation, pool_sizing, idle_in_transaction, long_running_queries, lock_waits)

@@ -275,6 +275,7 @@ def judge_autovacuum(
     evidence,
     *,
     large_table_rows: int = 1_000_000,
+    min_table_bytes: int = 1024**3,
     max_vacuum_scale_factor: float = 0.05,
     max_analyze_scale_factor: float = 0.05,
     limit: int = 20,
@@ -286,8 +287,9 @@ def judge_autovacuum(
 
     Parameters
     ----------
-    large_table_rows:
-        Tables with at least this many rows are weighed (default 1,000,000).
+    large_table_rows, min_table_bytes:
+        Tables with at least this many rows (default 1,000,000) or this size (default 1 GiB, a
+        table of wide rows) are weighed.
     max_vacuum_scale_factor, max_analyze_scale_factor:
         Effective factors above these on a large table are reported.
     limit:
@@ -316,7 +318,8 @@ def judge_autovacuum(
         default = settings[option]["number"]
         if all_tables.empty:
             continue
-        tables = all_tables[all_tables["reltuples"].astype(float) >= large_table_rows]
+        tables = all_tables[(all_tables["reltuples"].astype(float) >= large_table_rows)
+                            | (all_tables["size_bytes"].astype(float) >= min_table_bytes)]
         tables = tables.assign(rows=tables["reltuples"].astype(float).round().astype("int64"),
                                effective=tables[f"{kind}_scale_factor"].astype(float))
         tables = tables.sort_values("reltuples", ascending=False).head(limit)
@@ -334,12 +337,42 @@ def judge_autovacuum(
                 "info",
                 option,
                 f"{option} is {default:g}, so on {len(tables)} table{'s' if len(tables) != 1 else ''} of "
-                f"{number(large_table_rows)}+ rows auto{kind} waits long: {named}",
+                f"{number(large_table_rows)}+ rows or {size_text(min_table_bytes)}+ auto{kind} waits long: {named}",
                 f"Set a per-table {option} of {target:g} on the large tables (or lower the global one).",
                 fix=_alter_tables(tables, option, target),
             )
         )
     return found
+
+
+AUTOVACUUM_COLUMNS = ["schema", "table", "rows", "size_bytes", "autovacuum", "vacuum_scale_factor", "vacuum_threshold",
+                      "vacuum_waits_for", "n_dead_tup", "analyze_scale_factor", "analyze_waits_for",
+                      "n_mod_since_analyze", "per_table", "since_vacuum_s"]
+
+
+def autovacuum_table(tables, settings, *, min_table_bytes: int = 10 * 1024**2):
+    """Every table of ``min_table_bytes`` (default 10 MB) or more with its effective autovacuum
+    settings: how many dead rows its autovacuum waits for (threshold + scale factor × rows), how
+    many changed rows its autoanalyze waits for, what it has now, and whether it has per-table
+    settings. Largest first."""
+    import pandas as pd
+
+    if tables is None or tables.empty:
+        return pd.DataFrame(columns=AUTOVACUUM_COLUMNS)
+    big = tables[tables["size_bytes"].astype(float) >= min_table_bytes].copy()
+    rows = big["reltuples"].astype(float)
+    big["rows"] = rows.round().astype("int64")
+    big["vacuum_waits_for"] = (big["vacuum_threshold"].astype(float)
+                               + big["vacuum_scale_factor"].astype(float) * rows).round().astype("int64")
+    big["analyze_waits_for"] = (big["analyze_threshold"].astype(float)
+                                + big["analyze_scale_factor"].astype(float) * rows).round().astype("int64")
+    vacuum_default = settings["autovacuum_vacuum_scale_factor"]["number"]
+    analyze_default = settings["autovacuum_analyze_scale_factor"]["number"]
+    big["per_table"] = ((big["vacuum_scale_factor"].astype(float) != vacuum_default)
+                        | (big["analyze_scale_factor"].astype(float) != analyze_default)
+                        | (big["autovacuum"].astype(str).str.lower().isin(["false", "off"])))
+    big = big.sort_values("size_bytes", ascending=False)
+    return big[AUTOVACUUM_COLUMNS].reset_index(drop=True)
 
 
 def read_connections(ctx) -> dict:
