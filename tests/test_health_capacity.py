@@ -3,6 +3,8 @@ server's cores, large-OFFSET pagination, the index-usage list and autovacuum per
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from perfkit import db, health, sections
@@ -113,3 +115,57 @@ def test_index_usage_and_autovacuum_tables(capacity_db):
     blocks = sections.health_usage_blocks(result)
     text = " ".join(b for b in blocks if isinstance(b, str))
     assert "**Connection pools.**" in text and "**Index usage**" in text and "**Autovacuum per table**" in text
+
+
+@pytest.fixture(scope="module")
+def skewed_db(sandbox) -> str:
+    """Invoices of 200 tenants where tenant 1 holds 70 % of the rows: its list wants a sequential scan,
+    the others' an index scan on (tenant_id)."""
+    name = "tenant_skew"
+    with sandbox.admin_connect(autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    with sandbox.admin_connect(name, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id int NOT NULL, status text NOT NULL,"
+                     " total numeric, note text)")
+        conn.execute("INSERT INTO invoices SELECT g, CASE WHEN g % 10 < 7 THEN 1 ELSE 2 + g % 199 END,"
+                     " CASE WHEN g % 10 = 0 THEN 'open' ELSE 'paid' END, g, repeat('x', 200)"
+                     " FROM generate_series(1, 60000) g")
+        conn.execute("CREATE INDEX invoices_tenant_idx ON invoices (tenant_id)")
+        conn.execute("ANALYZE invoices")
+        for tenant in (1, 7, 9, 11):
+            conn.execute("SELECT id, total FROM invoices WHERE tenant_id = %s AND status = %s", (tenant, "paid"))
+    return sandbox.dsn_for(name)
+
+
+def test_the_largest_tenant_gets_another_plan(skewed_db):
+    from perfkit.health import tenants
+
+    engine = db.connect(skewed_db)
+    try:
+        found = health.check(engine, checks=[tenants.tenant_plans])
+    finally:
+        engine.dispose()
+    skew = found[found["kind"] == "tenant_plan_skew"]
+    assert len(skew) == 1, found[["kind", "evidence"]].to_string()
+    row = skew.iloc[0]
+    assert row["tenant"] == "1" and row["typical_tenant"] != "1"
+    assert re.search(r"tenant_id = 1 \(≈ 4[0-4],\d{3} rows, (6[89]|7[0-2]) % of invoices\)", row["evidence"])
+    assert row["largest_plan"].startswith("Seq Scan on invoices")
+    assert "invoices_tenant_idx" in row["typical_plan"]
+    assert row["largest_plan"] in row["evidence"] and row["typical_plan"] in row["evidence"]
+    assert "force_custom_plan" in row["sql"] and "partial index" in row["recommendation"]
+
+
+def test_parameter_columns_and_tenant_statistics():
+    from perfkit.health import tenants
+
+    text = "SELECT * FROM o WHERE o.tenant_id = $1 AND $2 = status ORDER BY created_at LIMIT $3 OFFSET $4"
+    assert tenants.parameter_columns(text) == {1: "tenant_id", 2: "status", 3: "limit", 4: "offset"}
+    assert tenants.parameter_columns("not sql") is None
+    stats = {"column": "tenant_id", "mcv": "{1,5}", "mcf": [0.5, 0.01], "histogram": "{2,30,90}", "n_distinct": 100.0,
+             "reltuples": 10000.0}
+    t = tenants.tenants_of(stats)
+    assert (t.largest, t.largest_rows, t.typical) == ("1", 5000.0, "30")
+    assert round(t.typical_rows) == round(0.49 / 98 * 10000)

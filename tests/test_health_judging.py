@@ -122,6 +122,19 @@ def statement(**over) -> dict:
 NO_STATEMENTS = pd.DataFrame(columns=list(statement()))
 W, C, INFO = "warning", "critical", "info"
 
+INDEX_SCAN = "Index Scan using invoices_tenant_idx on invoices  (cost=0.29..274.00 rows=200 width=16)"
+
+
+def tenant_plans(largest: str, typical: str, generic: str) -> dict:
+    from perfkit import plans
+    from perfkit.health.tenants import Tenants
+
+    return {"queryid": 7, "query": "SELECT id FROM invoices WHERE tenant_id = $1", "calls": 10, "mean_exec_ms": 5.0,
+            "schema": "public", "table": "invoices",
+            "tenants": Tenants("tenant_id", "1", 42_000.0, "100", 200.0, 60_000.0),
+            "plans": {"largest": plans.parse(largest), "typical": plans.parse(typical), "generic": plans.parse(generic)}}
+
+
 CASES = [
     # -- indexes -----------------------------------------------------------------------------
     ("unused_indexes", {"indexes": [index()], "stats_age": age()}, {}, [("unused_index", W)], "drop_index"),
@@ -283,6 +296,11 @@ CASES = [
                                                calls=40, mean_exec_ms=20.0)],
                       "columns": {("public", "orders"): frozenset({"created_at"})}, "indexes": []}, {}, [], None),
     ("large_offset", {"statements": [statement(calls=40)], "columns": {}, "indexes": []}, {}, [], None),
+    ("tenant_plans", {"plans": [tenant_plans("Seq Scan on invoices  (cost=0.00..2836.00 rows=42000 width=16)",
+                                             INDEX_SCAN, INDEX_SCAN)], "notes": []}, {}, [("tenant_plan_skew", W)], "set"),
+    ("tenant_plans", {"plans": [tenant_plans(INDEX_SCAN, INDEX_SCAN, INDEX_SCAN)], "notes": []}, {}, [], None),
+    ("tenant_plans", {"plans": [], "notes": ["queryid 7: no representative value for $2 (status)"]}, {},
+     [("tenant_plans_not_compared", INFO)], None),
 ]
 
 BY_NAME = {c.name: c for c in health.CHECKS}
@@ -318,7 +336,7 @@ def test_every_check_has_firing_and_quiet_cases():
 
 
 def test_areas_come_from_the_check_modules():
-    assert health.AREAS == ("indexes", "tables", "maintenance", "sessions", "settings", "queries")
+    assert health.AREAS == ("indexes", "tables", "maintenance", "sessions", "settings", "queries", "tenants")
     assert BY_NAME["vacuum_overdue"].area == "maintenance" and BY_NAME["lock_waits"].area == "sessions"
     assert health.area_for_kind("setting_autovacuum_vacuum_scale_factor") == "settings"
     assert health.area_for_kind("sequence_exhaustion") == "maintenance"

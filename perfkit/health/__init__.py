@@ -24,7 +24,7 @@ from perfkit.errors import (
     QueryTimeout,
 )
 from perfkit.findings import finding, findings_frame
-from perfkit.health import indexes, maintenance, queries, sessions, settings, tables
+from perfkit.health import indexes, maintenance, queries, sessions, settings, tables, tenants
 from perfkit.health.common import TENANT_COLUMNS
 from perfkit.health.context import Check, Context, area_of
 
@@ -53,6 +53,7 @@ CHECKS: tuple[Check, ...] = (
     settings.autovacuum,
     settings.max_connections,
     queries.large_offset,
+    tenants.tenant_plans,
 )
 AREAS = tuple(dict.fromkeys(c.area for c in CHECKS))
 # the area of each finding kind, from the check that gives it (for findings saved without one)
