@@ -42,6 +42,15 @@ def register(subparsers) -> None:
                         help="summarize without loading the samples (files larger than memory: k6 "
                         "NDJSON and JMeter CSV are streamed through DuckDB; exact counts and "
                         "percentiles; no sample-based flags or charts)")
+    parser.add_argument("--dsn", default=None, metavar="DSN",
+                        help="the app's database: database time per route of the latest run, from the stored "
+                        "snapshots that bracket its window (or the two --run takes)")
+    parser.add_argument("--run", default=None, metavar="COMMAND",
+                        help="with --dsn: snapshot, run COMMAND (the load test, e.g. \"k6 run --out json=r.json s.js\"), "
+                        "snapshot again, then read FILE")
+    parser.add_argument("--store", default=None, metavar="DIR",
+                        help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
+    parser.add_argument("--server", default=None, metavar="NAME", help="server name in the store (default: host-port-dbname)")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -103,11 +112,76 @@ def _write_html(out: str, text: str) -> None:
                             path=path) from None
 
 
+def _engine(args):
+    from perfkit import db
+
+    return db.connect(db.resolve_dsn(args.dsn))
+
+
+def _run_between_snapshots(args):
+    """Snapshot, run the load test command, snapshot: the two snapshots (both saved in the store)."""
+    import shlex
+    import subprocess
+    import sys
+
+    from perfkit import statements
+    from perfkit.store import SnapshotStore
+
+    try:
+        command = shlex.split(args.run)
+    except ValueError as err:
+        raise BadInputError(f"--run: cannot read the command ({err})") from None
+    if not command:
+        raise BadInputError("--run: the command is empty")
+    engine = _engine(args)
+    store = SnapshotStore(args.store)
+    try:
+        before = statements.snapshot(engine, server=args.server, dsn=args.dsn)
+        store.save(before)
+        print(f"perfkit: running {args.run}", file=sys.stderr, flush=True)
+        try:
+            finished = subprocess.run(command, check=False)
+        except FileNotFoundError:
+            raise BadInputError(f"--run: no such command {command[0]!r}") from None
+        if finished.returncode:
+            print(f"perfkit: {command[0]} exited with {finished.returncode}; reading its results all the same",
+                  file=sys.stderr)
+        after = statements.snapshot(engine, server=args.server, dsn=args.dsn)
+        store.save(after)
+    finally:
+        engine.dispose()
+    return before, after
+
+
+def _db_time_from_store(args, assessment) -> None:
+    """Database time per route from the stored snapshots around the latest run's window."""
+    from perfkit import db, loadtests
+    from perfkit.store import SnapshotStore
+
+    run_ = assessment.data["runs"][-1]
+    span = loadtests.window(run_)
+    if span is None:
+        raise BadInputError("the run's file has no timestamps, so its window in the store is unknown: "
+                            "use --run \"COMMAND\" to take the snapshots around it", path=run_.source)
+    server = args.server
+    if server is None:
+        engine = _engine(args)
+        try:
+            server = db.server_id(engine, args.dsn)
+        finally:
+            engine.dispose()
+    before, after = loadtests.bracketing(SnapshotStore(args.store), *span, server=server)
+    loadtests.with_db_time(assessment, before, after, how="the stored snapshots around the run")
+
+
 def run(args: argparse.Namespace) -> int:
     from perfkit import loadtests
     from perfkit.output import emit_json, format_table, wrapped
 
     paths = [Path(f) for f in args.files]
+    if getattr(args, "run", None) and not getattr(args, "dsn", None):
+        raise BadInputError("--run needs --dsn DSN: the snapshots around the command are taken there")
+    taken = _run_between_snapshots(args) if getattr(args, "run", None) else None
     if args.latest:
         paths.append(loadtests.latest(args.latest))
     if not paths:
@@ -117,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
     assessment = loadtests.assess(paths, slo=args.slo, env=args.env, format=args.format, skip_bad_lines=args.skip_bad_lines,
                                   judge="each" if args.each else "latest",
                                   summary_only=getattr(args, "summary_only", False))
+    if taken is not None:
+        loadtests.with_db_time(assessment, *taken, how="taken around --run")
+    elif getattr(args, "dsn", None):
+        _db_time_from_store(args, assessment)
     results = _per_file(assessment)
     critical = assessment.facts["critical"]
     if args.html:
@@ -162,8 +240,18 @@ def run(args: argparse.Namespace) -> int:
                 print(format_table(comparison.findings, ["severity", "kind", "subject", "evidence"], max_width=40,
                                    fit="evidence"))
             print()
+        routes = assessment.tables.get("routes")
+        if routes is not None:
+            print(f"Database time per route ({assessment.facts['db_time']['snapshots']}):")
+            shown = routes.assign(db_share=routes["db_share"] * 100)
+            print(format_table(shown, ["endpoint", "requests", "mean_ms", "p95_ms", "db_ms_per_request",
+                                       "statements_per_request", "db_share", "attributed_by"], max_width=40, fit="endpoint",
+                               headers={"requests": "reqs", "db_ms_per_request": "db_ms/req",
+                                        "statements_per_request": "stmts/req", "db_share": "db_%",
+                                        "attributed_by": "by"}))
+            print()
         for note in assessment.notes:
-            print(wrapped(note, "note: ", indent=2))
+            print(wrapped(note, "note: "))
         if args.html:
             print(f"HTML report: {args.html}")
     return 1 if (args.ci and critical) else 0

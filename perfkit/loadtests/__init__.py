@@ -6,6 +6,7 @@ one DataFrame shape.
 
 from perfkit.loadtests.analysis import Comparison, compare, flags, per_second
 from perfkit.loadtests.assess import assess
+from perfkit.loadtests.dbtime import bracketing, route_db_time, window, with_db_time
 from perfkit.loadtests.formats import FORMATS, detect, latest, read, supported
 from perfkit.loadtests.frames import ALL, SAMPLE_COLUMNS, SUMMARY_COLUMNS, summarize
 from perfkit.loadtests.run import LoadTestRun
@@ -20,6 +21,7 @@ __all__ = [
     "LoadTestRun",
     "SloTargets",
     "assess",
+    "bracketing",
     "compare",
     "detect",
     "flags",
@@ -27,8 +29,11 @@ __all__ = [
     "load_targets",
     "per_second",
     "read",
+    "route_db_time",
     "slo",
     "slo_findings",
     "summarize",
     "supported",
+    "window",
+    "with_db_time",
 ]
