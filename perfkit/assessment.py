@@ -16,7 +16,7 @@ from perfkit.findings import count_by_severity, findings_frame
 
 # The evidence sources an assessment can come from (``Assessment.source``); summary.json and the
 # report read facts by source, never by a notebook's variable names or a section's title.
-SOURCES = ("statements", "plans", "loadtests", "health", "logs", "advice")
+SOURCES = ("statements", "plans", "loadtests", "health", "logs", "advice", "budgets")
 RECORD_ROWS = 200  # tables up to this long are kept in a report's record (verdicts, top statements)
 
 

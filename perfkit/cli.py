@@ -25,6 +25,7 @@ COMMANDS = (
     "explain",
     "plan",
     "loadtest",
+    "budgets",
     "health",
     "logs",
     "sandbox",

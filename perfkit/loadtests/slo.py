@@ -200,11 +200,15 @@ def targets_from_dict(doc: dict, *, path=None, env: str | None = None) -> SloTar
     """SloTargets from the TOML file's structure (``[defaults]``, ``[classes.NAME]``,
     ``[env.NAME.defaults]``, ``[env.NAME.classes.NAME]``)."""
     known = set(METRICS)
-    unknown_top = set(doc) - {"defaults", "classes", "env"}
+    unknown_top = set(doc) - {"defaults", "classes", "env", "budgets"}
     if unknown_top:
         raise BadInputError(f"unknown section(s) {', '.join(sorted(unknown_top))}; "
-                            "expected [defaults], [classes.NAME] and [env.NAME]", path=path)
-    doc = _with_env(doc, env, path)
+                            "expected [defaults], [classes.NAME], [env.NAME] and [budgets]", path=path)
+    if "budgets" in doc:  # (perfkit budgets reads them; a mistake there is an error here too)
+        from perfkit.budgets import budgets_from_dict
+
+        budgets_from_dict(doc["budgets"], path=path)
+    doc = _with_env({k: v for k, v in doc.items() if k != "budgets"}, env, path)
     targets = SloTargets(env=env)
     for metric, value in (doc.get("defaults") or {}).items():
         if metric not in known:
