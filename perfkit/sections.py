@@ -512,6 +512,8 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
 
         assessed = loadtests.assess(src.loadtests, slo=src.slo, env=src.slo_env, skip_bad_lines=skip_bad_lines,
                                     summary_only=summary_only)
+        if src.live:
+            _with_stored_db_time(src, assessed)
         summary, verdicts = assessed.tables["summary"], assessed.tables["slo"]
         blocks = []
         last = len(assessed.facts["per_file"])
@@ -535,6 +537,13 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
         facts = {"files": assessed.facts["files"],
                  "slo": verdicts[["source", "endpoint", "metric", "value", "target", "critical", "verdict"]],
                  "slo_verdict": assessed.facts["slo_verdict"]}
+        routes = assessed.tables.get("routes")
+        if routes is not None:
+            blocks.append(f"**Database time per route** of the latest run ({assessed.facts['db_time']['snapshots']}; "
+                          "a route's statements are those carrying its request comment):")
+            shown = routes.drop(columns=["top_statements"]).assign(
+                db_share=routes["db_share"].map(lambda v: "" if pd.isna(v) else f"{min(v, 1) * 100:.0f} %"))
+            blocks.append(_rounded(shown))
         comparison = assessed.data.get("comparison")
         if comparison is not None:
             compared = assessed.facts["compared"]
@@ -549,6 +558,23 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
 
     return _file_section(src, title, "loadtests", src.loadtests, build, key="loadtest",
                          none_given="no load-test file given, so there are no SLO verdicts in this report.")
+
+
+def _with_stored_db_time(src: Sources, assessed) -> None:
+    """Database time per route from the store's snapshots around the latest run, when they are there
+    (a note says why not otherwise)."""
+    from perfkit import loadtests
+
+    span = loadtests.window(assessed.data["runs"][-1])
+    if span is None:
+        assessed.notes.append("no database time per route: the latest run's file has no timestamps")
+        return
+    try:
+        before, after = loadtests.bracketing(src.store, *span, server=db.server_id(src.engine, src._dsn))
+    except BadInputError as err:
+        assessed.notes.append(f"no database time per route: {err}")
+        return
+    loadtests.with_db_time(assessed, before, after, how="the stored snapshots around the run")
 
 
 def _worst(verdicts: pd.Series) -> str:

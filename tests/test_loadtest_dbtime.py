@@ -123,3 +123,25 @@ def test_no_snapshot_before_the_run_says_how_to_get_one(routes_db, tmp_path, cap
     assert "before its start" in err and "--run" in err and len(err.splitlines()) == 1
     assert main(["loadtest", str(log), "--run", "true"]) == 2
     assert "--run needs --dsn DSN" in capsys.readouterr().err
+
+
+def test_the_notebook_section_shows_database_time_per_route(sandbox, routes_db, tmp_path):
+    import subprocess
+
+    from perfkit import sections
+
+    heavy, light = _scripts(tmp_path)
+    store = tmp_path / "store"
+    assert main(["snapshot", "--dsn", routes_db, "--store", str(store)]) == 0
+    subprocess.run([PGBENCH, "-n", "-t", "10", "-f", str(heavy), "-f", str(light), "-l",
+                    f"--log-prefix={tmp_path}/run", routes_db], check=True, capture_output=True)
+    assert main(["snapshot", "--dsn", routes_db, "--store", str(store)]) == 0
+    src = sections.load_sources(routes_db, store=store, loadtest=[next(tmp_path.glob("run.*"))])
+    section = sections.loadtest(src)
+    routes = section.assessment.tables["routes"].set_index("endpoint")
+    assert routes.loc["ALL", "requests"] == 10 and routes.loc["script 0", "attributed_by"] == "route comment"
+    assert any(isinstance(b, str) and b.startswith("**Database time per route**") for b in section.blocks)
+    no_store = sections.loadtest(sections.load_sources(routes_db, store=tmp_path / "empty",
+                                                       loadtest=[next(tmp_path.glob("run.*"))]))
+    assert "routes" not in no_store.assessment.tables
+    assert any("no database time per route" in note for note in no_store.assessment.notes)
