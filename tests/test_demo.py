@@ -364,6 +364,18 @@ def test_short_demo_fixed_endpoint_is_faster_measured(short_demo):
 
 
 @pytest.mark.slow
+def test_short_demo_shows_database_time_per_route_for_both_runs(short_demo):
+    routes = short_demo.routes.set_index("endpoint")
+    invoices = routes.loc["/api/invoices"]
+    assert invoices["attributed_by"] == "route comment"  # the shop's statements carry sqlcommenter routes
+    assert invoices["db_ms_per_request_after"] < invoices["db_ms_per_request_before"]
+    assert invoices["statements_per_request_before"] >= 1
+    # the dashboard's N+1: many statements per request
+    assert routes.loc["/api/dashboard/analytics", "statements_per_request_before"] > 5
+    assert (short_demo.run_dir / "comparison" / "routes.csv").exists()
+
+
+@pytest.mark.slow
 def test_short_demo_leaves_its_evidence(short_demo):
     run = short_demo.run_dir
     for label in ("before", "after"):

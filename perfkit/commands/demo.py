@@ -79,6 +79,14 @@ def print_result(result) -> None:
                     title="p95 latency per endpoint, before and after the fixes (Locust, ms)",
                     headers={"p95_change": "change"})
         print()
+    if not getattr(result, "routes", pd.DataFrame()).empty:
+        print_table(result.routes, ["endpoint", "db_ms_per_request_before", "db_ms_per_request_after",
+                                    "statements_per_request_before", "statements_per_request_after"],
+                    title="database time per request of each route, before and after (pg_stat_statements over each run)",
+                    headers={"db_ms_per_request_before": "db_ms/req before", "db_ms_per_request_after": "after",
+                             "statements_per_request_before": "stmts/req before",
+                             "statements_per_request_after": "after"})
+        print()
     if not result.fixes.empty:
         print_table(result.fixes, ["status", "seconds", "sql"], title="fixes applied (from the report's recommendations)",
                     max_width=110)

@@ -119,6 +119,7 @@ class DemoResult:
     fixes: pd.DataFrame = field(default_factory=pd.DataFrame)
     findings: pd.DataFrame = field(default_factory=pd.DataFrame)
     p95: pd.DataFrame = field(default_factory=pd.DataFrame)
+    routes: pd.DataFrame = field(default_factory=pd.DataFrame)
     statement_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     plan_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     chart: Path | None = None
@@ -136,6 +137,7 @@ class DemoResult:
             "timings_s": self.timings,
             "skipped": self.skipped,
             "p95": self.p95,
+            "routes": self.routes,
             "fixes": self.fixes,
             "statements": self.statement_changes,
             "plans": self.plan_changes,
@@ -820,6 +822,26 @@ def p95_table(before: LoadTestRound, after: LoadTestRound) -> pd.DataFrame:
     return out[[c for c in keep if c in out.columns]]
 
 
+def route_times(before: LoadTestRound, after: LoadTestRound) -> pd.DataFrame:
+    """Database time and statements per request of each route in both load tests
+    (``perfkit.loadtests.route_db_time`` of each run over its own snapshots)."""
+    loadtests = optional_module("perfkit.loadtests")
+    if loadtests is None or not hasattr(loadtests, "route_db_time"):
+        return pd.DataFrame()
+    tables = {}
+    for label, round_ in (("before", before), ("after", after)):
+        table = loadtests.route_db_time(loadtests.read(round_.stats_csv), round_.statements)
+        tables[label] = table.set_index("endpoint")[["requests", "db_ms_per_request", "statements_per_request",
+                                                     "db_share", "attributed_by"]]
+    joined = tables["before"].add_suffix("_before").join(tables["after"].add_suffix("_after"), how="outer")
+    joined["attributed_by"] = joined["attributed_by_after"].fillna(joined["attributed_by_before"])
+    joined = joined.drop(columns=["attributed_by_before", "attributed_by_after"]).reset_index()
+    order = ["endpoint", "db_ms_per_request_before", "db_ms_per_request_after", "statements_per_request_before",
+             "statements_per_request_after", "db_share_before", "db_share_after", "requests_before", "requests_after",
+             "attributed_by"]
+    return joined[order]
+
+
 def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOptions, facts) -> None:
     folder = result.run_dir / "comparison"
     folder.mkdir(parents=True, exist_ok=True)
@@ -843,9 +865,12 @@ def _compare(result: DemoResult, database: DemoDatabase, engine, options: DemoOp
         from perfkit.charts.demo import p95_before_after
 
         p95_before_after(result.p95, title=title).savefig(result.chart)
+    result.routes = route_times(before, after)
+    if not result.routes.empty:
+        save_table(result.routes, folder / "routes.csv")
     weekly_report(result, database, options, label="after")
     (folder / "summary.json").write_text(json.dumps(to_jsonable({
-        "p95": result.p95, "fixes": result.fixes, "plans": result.plan_changes,
+        "p95": result.p95, "routes": result.routes, "fixes": result.fixes, "plans": result.plan_changes,
         "statements": result.statement_changes.head(20), "timings_s": result.timings,
     }), indent=2) + "\n")
     result.reports["comparison"] = folder
