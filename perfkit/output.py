@@ -48,14 +48,28 @@ def to_jsonable(value):
     return value
 
 
+# The version of the JSON perfkit writes (``--json`` and summary.json); raised when a field is
+# renamed or removed or changes meaning (adding one does not). Schemas: perfkit/schemas/.
+SCHEMA_VERSION = 1
+
+
+def versioned(payload: dict) -> dict:
+    """``payload`` led by ``schema_version`` and ``perfkit_version`` (what every JSON output carries)."""
+    from perfkit import __version__
+
+    rest = {k: v for k, v in payload.items() if k not in ("schema_version", "perfkit_version")}
+    return {"schema_version": SCHEMA_VERSION, "perfkit_version": __version__, **rest}
+
+
 def emit_json(payload: dict, stream=None) -> None:
-    """Print one JSON object on stdout (tables as lists of row objects).
+    """Print one JSON object on stdout (tables as lists of row objects), led by its
+    ``schema_version`` and ``perfkit_version``.
 
     The text is built first and written and flushed at once, so that a full disk or
     ``/dev/full`` is an OutputError (exit code 3) here, not a traceback at exit.
     """
     stream = stream or sys.stdout
-    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n"
+    text = json.dumps(to_jsonable(versioned(payload)), indent=2, sort_keys=False) + "\n"
     try:
         stream.write(text)
         stream.flush()

@@ -28,7 +28,7 @@ from perfkit import db
 from perfkit.errors import BadInputError, ReportError
 from perfkit.fileio import write_atomic
 from perfkit.findings import SEVERITIES
-from perfkit.output import to_jsonable
+from perfkit.output import to_jsonable, versioned
 from perfkit.paths import notebooks_dir, reports_dir
 from perfkit.secrets import passwords_in, redact_all
 from perfkit.store import default_root, remove_stale_temporaries
@@ -317,7 +317,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
     compared = _first(records, "statements", lambda r: r["facts"].get("baseline") is not None).get("facts", {})
     top = compared.get("top_statements") or []
     advice = _first(records, "advice").get("facts", {})
-    return {
+    return versioned({
         "status": status,
         "error": error,
         "notebook": notebook.stem,
@@ -337,7 +337,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
         "compared_with": {"report": previous, "snapshot": compared.get("baseline")},
         "sections": {r["key"]: (r.get("skipped") or "ok") for r in records},
         "paths": paths,
-    }
+    })
 
 
 def export(source_nb: Path, partial: Path, nb_path: Path, html_path: Path, *, status: str, error: str | None,
