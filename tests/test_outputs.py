@@ -140,3 +140,22 @@ def test_a_finding_without_its_fields_is_refused():
             schemas.validator("finding").validate({k: v for k, v in good.items() if k != field})
     with pytest.raises(jsonschema.ValidationError):
         schemas.validator("command").validate({"schema_version": 2, "perfkit_version": "0.1.0"})
+
+
+def test_the_docs_workflow_runs_valid_perfkit_command_lines():
+    """docs/README-ci.md's GitHub Actions example: YAML with steps whose perfkit lines parse."""
+    import shlex
+
+    from perfkit.commands import output_format
+
+    text = (ROOT / "docs" / "README-ci.md").read_text()
+    workflow = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    import yaml  # papermill's dependency
+
+    steps = yaml.safe_load(workflow)["jobs"]["load-test"]["steps"]
+    lines = [step["run"] for step in steps if str(step.get("run", "")).startswith("perfkit ")]
+    assert len(lines) == 2
+    parser = cli.build_parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line)[1:])  # argparse exits 2 on a bad option
+        assert args.junit and output_format(args) == "markdown"
