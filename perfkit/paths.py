@@ -18,6 +18,7 @@ from pathlib import Path
 
 BUNDLED = "bundled"  # the folder inside the package that an installed wheel carries
 SAMPLE_PREFIX = "sample:"  # a notebook parameter naming a file of the packaged sample data
+SHIPPED_SAMPLE = "the sample data shipped with perfkit"  # how shown() names that folder itself
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 
@@ -69,4 +70,4 @@ def shown(path: str | Path) -> str:
         inside = Path(path).resolve().relative_to(sample_dir().resolve())
     except (ValueError, OSError):
         return str(path)
-    return f"{SAMPLE_PREFIX}{inside.as_posix()}" if str(inside) != "." else "the sample data shipped with perfkit"
+    return f"{SAMPLE_PREFIX}{inside.as_posix()}" if str(inside) != "." else SHIPPED_SAMPLE

@@ -21,7 +21,7 @@ from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
 from perfkit.output import to_jsonable
-from perfkit.paths import sample_dir, sample_path, shown
+from perfkit.paths import SHIPPED_SAMPLE, sample_dir, sample_path, shown
 from perfkit.statements.assess import short_query
 from perfkit.store import SnapshotStore, default_root, parse_since
 
@@ -218,7 +218,7 @@ class Sources:
     def target(self) -> str:
         """``user@host:port/db`` of the database (no password), or ``sample data``."""
         if not self.live:
-            return f"sample data in {shown(self.sample)}"
+            return self._sample_words()
         return self.engine.info["target"]
 
     @property
@@ -232,18 +232,22 @@ class Sources:
 
     def describe(self) -> str:
         where = (f"the live database **{self.target}** (read-only session)" if self.live
-                 else f"the sample data in `{shown(self.sample)}` (real outputs captured from the sandbox; "
+                 else f"{self._sample_words()} (real outputs captured from the sandbox; "
                       "set `dsn` or `PERFKIT_DSN` for a live database)")
         parts = [f"Evidence from {where}.", f"Snapshot store: `{shown(self.store.root)}`."]
         parts.append("Load-test files: " + (", ".join(f"`{p.name}`" for p in self.loadtests) or "none given") + ".")
         parts.append("Log files: " + (", ".join(f"`{p.name}`" for p in self.logs) or "none given") + ".")
         return " ".join(parts)
 
+    def _sample_words(self) -> str:
+        where = shown(self.sample)
+        return where if where == SHIPPED_SAMPLE else f"the sample data in `{where}`"
+
     def _repr_markdown_(self) -> str:
         return self.describe()
 
     def __repr__(self) -> str:
-        return f"<Sources {'live ' + db.redact(self._dsn) if self.live else 'sample ' + shown(self.sample)}>"
+        return f"<Sources {'live ' + db.redact(self._dsn) if self.live else shown(self.sample)}>"
 
     # -- the current statement snapshot, shared by the workload sections --------------------
     def current_snapshot(self) -> tuple[pd.DataFrame, Path | None]:
