@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits 2 on a bad option
     try:
-        from perfkit.commands import output_format
-        from perfkit.output import markdown_output
-
-        with stop_signals_raise(), markdown_output(output_format(args) == "markdown"):
+        with stop_signals_raise(), _markdown_if_asked(args):
             code = int(args.func(args) or 0)
             _flush_stdout()
             return code
@@ -132,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         return failed.exit_code
     except Exception:  # a bug: show it, but never a password
         return _bug()
+
+
+def _markdown_if_asked(args):
+    """``--format markdown``: the command's output as Markdown (perfkit.output, which imports pandas,
+    loaded only then)."""
+    from perfkit.commands import output_format
+
+    if output_format(args) != "markdown":
+        return contextlib.nullcontext()
+    from perfkit.output import markdown_output
+
+    return markdown_output()
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in perfkit, not the input or the environment

@@ -224,7 +224,6 @@ def say(message: str) -> None:
 # A command prints as it always does; under markdown_output() its tables come out as GitHub tables
 # (format_table), code as fenced blocks (print_code), and every other line keeps its line break.
 # The whole output is also appended to $GITHUB_STEP_SUMMARY when that is set (a GitHub Actions job).
-OUTPUT_FORMATS = ("text", "markdown", "json")
 _MARKDOWN = {"on": False}
 _MARKDOWN_CELL = 300  # longest cell text in a Markdown table (a terminal cuts at its width)
 _MARKDOWN_SPECIAL = "\\`*_[]<>|"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+OUTPUT_FORMATS = ("text", "markdown", "json")  # --format of every command printing tables
+
 
 def add_dsn_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     parser.add_argument(
@@ -35,15 +37,13 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
     ``loadtest``'s input format, takes ``markdown`` and ``text`` there)."""
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (= --format json)")
     if "--format" not in parser._option_string_actions:
-        parser.add_argument("--format", dest="output_format", choices=("text", "markdown", "json"), default=None,
+        parser.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default=None,
                             help="text for a terminal (default), markdown (GitHub-flavoured tables, for a pull "
                             "request comment; appended to $GITHUB_STEP_SUMMARY when set) or json")
 
 
 def output_format(args: argparse.Namespace) -> str:
     """``text``, ``markdown`` or ``json`` from the options (``--json`` is ``json``); sets ``args.json``."""
-    from perfkit.output import OUTPUT_FORMATS
-
     chosen = getattr(args, "output_format", None)
     if chosen is None and getattr(args, "format", None) in OUTPUT_FORMATS:  # loadtest: --format markdown
         chosen, args.format = args.format, None

@@ -51,9 +51,11 @@ def copy_notebooks(folder: Path, *, force: bool = False) -> tuple[list[Path], li
     return copied, kept
 
 
-def run(args: argparse.Namespace) -> int:
-    from perfkit.output import say
+def say(message: str) -> None:  # perfkit.output's, without importing pandas for a file copy
+    print(message, file=sys.stderr, flush=True)
 
+
+def run(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     copied, kept = copy_notebooks(folder, force=args.force)
     for path in copied:
