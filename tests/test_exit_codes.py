@@ -1,7 +1,9 @@
 """One test per exit code, through the real command line (README "Exit codes", ``perfkit --help``).
 
-1 a gate failed, 2 bad input or usage, 3 the environment, 70 an internal error: each once as a
-process (``python -m perfkit``; 0 as a process: tests/test_wheel.py, every command there); the variants of each gate through ``perfkit.cli.main``, the same
+1 a gate failed and 70 an internal error as processes here (``python -m perfkit``); 0 as a process
+in tests/test_wheel.py (every command there), 2 and 3 in tests/test_cli_statements.py
+(test_bad_inputs_exit_2_with_one_line: a bad option, a bad --since, an empty store; a missing
+extension) and tests/test_db.py (test_cli_connection_failure_json_and_stderr_have_no_password); the variants of each gate through ``perfkit.cli.main``, the same
 entry point in this process (a process costs ~2 s of imports). 4, a report that failed part-way:
 tests/test_report.py (test_failing_cell_leaves_partial_notebook_html_and_failed_summary,
 test_wrong_password_fails_the_run_without_showing_it).
@@ -45,18 +47,15 @@ def main(*args) -> int:
 
 @pytest.mark.parametrize("code, args", [
     (1, ("-m", "perfkit", "plan", PLAN, "--fail-on", "warning")),
-    (2, ("-m", "perfkit", "plan", SAMPLE / "no-such-plan.json")),
-    (3, ("-m", "perfkit", "health", "--dsn", f"host=127.0.0.1 port={unused_port()} dbname=x user=x connect_timeout=2")),
     (70, ("-c", CRASH, "plan", PLAN)),  # a bug stands in for one: the real entry point, a command that raises
-], ids=["1-gate", "2-bad-input", "3-environment", "70-internal"])
+], ids=["1-gate", "70-internal"])
 def test_exit_code_of_the_process(code, args, tmp_path):
     done = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PERFKIT_CRASH_DIR": str(tmp_path)})
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
-    if code >= 2:
-        assert done.stderr.count("\n") == 1, done.stderr  # one line
     if code == 70:
+        assert done.stderr.count("\n") == 1, done.stderr  # one line
         assert "internal error" in done.stderr and "KeyError" in done.stderr
         saved = list(tmp_path.glob("perfkit-crash-*.txt"))
         assert len(saved) == 1 and str(saved[0]) in done.stderr
@@ -100,7 +99,14 @@ def test_health_fail_on(tenant_db, capsys):
     assert main(*check, "--fail-on", "critical") == 0
 
 
+def test_unreachable_server_is_3(capsys):
+    dsn = f"host=127.0.0.1 port={unused_port()} dbname=x user=x connect_timeout=2"
+    assert main("health", "--dsn", dsn, "--fail-on", "info") == 3  # the environment, never a gate
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_bad_usage_is_2(tmp_path, capsys):
+    assert main("plan", SAMPLE / "no-such-plan.json") == 2
     assert main("plan", "--fail-on", "severe", PLAN) == 2
     assert main("loadtest", BEFORE, "--input-format", "k6", "--format", "k6-csv") == 2
     assert main("health", "--dsn", "host=/nonexistent", "--junit", tmp_path / "x.xml") == 2
