@@ -1,11 +1,13 @@
 """One test per exit code, through the real command line (README "Exit codes", ``perfkit --help``).
 
-1 a gate failed and 70 an internal error as processes here (``python -m perfkit``); 0 as a process
-in tests/test_wheel.py (every command there), 2 and 3 in tests/test_cli_statements.py
-(test_bad_inputs_exit_2_with_one_line: a bad option, a bad --since, an empty store; a missing
-extension) and tests/test_db.py (test_cli_connection_failure_json_and_stderr_have_no_password); the variants of each gate through ``perfkit.cli.main``, the same
-entry point in this process (a process costs ~2 s of imports). 4, a report that failed part-way:
-tests/test_report.py (test_failing_cell_leaves_partial_notebook_html_and_failed_summary,
+1 a gate failed and 70 an internal error as processes here (``python -m perfkit``); 0 as a
+process in tests/test_wheel.py (every command there); 2 and 3 as processes in
+tests/test_cli_statements.py (test_bad_inputs_exit_2_with_one_line: a bad option, a bad --since,
+an empty store, a missing extension) and tests/test_db.py
+(test_cli_connection_failure_json_and_stderr_have_no_password). The variants of each code run
+through ``perfkit.cli.main``, the same entry point in this process (a process costs ~2 s of
+imports). 4, a report that failed part-way: tests/test_report.py
+(test_failing_cell_leaves_partial_notebook_html_and_failed_summary,
 test_wrong_password_fails_the_run_without_showing_it).
 """
 
