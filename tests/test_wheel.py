@@ -114,7 +114,11 @@ def test_commands_from_an_empty_folder(installed):
         p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert copied.stdout.count(".ipynb") == 5
 
+    bundled = installed["site"] / "perfkit" / "bundled"
+    before = sorted(str(p.relative_to(bundled)) for p in bundled.rglob("*"))
     report = sh("perfkit", "report", "weekly", "--sample", cwd=cwd, env=env, timeout=600)
+    # the kernel runs in the installed notebooks' folder: it writes nothing there (it may be read-only)
+    assert sorted(str(p.relative_to(bundled)) for p in bundled.rglob("*")) == before
     folder = Path(report.stdout.strip().splitlines()[-1])
     assert folder.parent == cwd / "reports"  # the documented default: reports/ here
     assert (folder / "weekly.html").stat().st_size > 10_000
