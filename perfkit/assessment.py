@@ -71,10 +71,10 @@ class Assessment:
         return count_by_severity(self.findings)
 
     def to_json(self) -> dict:
-        """One JSON object: the facts, the tables under their names, notes and findings."""
-        from perfkit.output import to_jsonable
+        """One JSON object: the versions, the facts, the tables under their names, notes and findings."""
+        from perfkit.output import to_jsonable, versioned
 
-        return to_jsonable({
+        return to_jsonable(versioned({
             "source": self.source,
             **self.facts,
             **self.tables,
@@ -82,7 +82,7 @@ class Assessment:
             "skipped": self.skipped or None,
             "findings": finding_records(self.findings),
             "severity_counts": self.counts,
-        })
+        }))
 
     def record(self) -> dict:
         """What a report keeps of it for ``summary.json``: source, title, facts, findings, and the

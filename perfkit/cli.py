@@ -1,7 +1,7 @@
 """The ``perfkit`` command line: one subcommand per module in ``perfkit.commands``.
 
-Every PerfkitError becomes its one-line message on stderr and exit code 2. SIGTERM and SIGHUP
-stop a command like SIGINT (Ctrl-C) does: ``perfkit report`` still writes its partial report.
+Every PerfkitError becomes its one-line message on stderr and its exit code (EXIT_CODES). SIGTERM
+and SIGHUP stop a command like SIGINT (Ctrl-C) does: ``perfkit report`` still writes its partial report.
 """
 
 from __future__ import annotations
@@ -31,7 +31,21 @@ COMMANDS = (
     "sandbox",
     "demo",
     "report",
+    "notebooks",
 )
+
+
+EXIT_CODES = """exit codes:
+  0   ok
+  1   a gate failed: loadtest --ci breached a critical SLO, or a finding at or above --fail-on
+      (health, diff, logs, plan)
+  2   bad input or usage (an option, a file, a DSN)
+  3   the environment: server unreachable, authentication, a missing extension or privilege,
+      an output that cannot be written
+  4   a report run failed part-way (the partial report is written)
+  70  an internal error (a bug): the scrubbed traceback is saved to a file, its path printed
+  128+N  stopped by signal N (130: Ctrl-C)
+"""
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -45,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="perfkit",
         description="Performance investigation workbook for PostgreSQL-backed web applications.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -84,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits 2 on a bad option
     try:
-        with stop_signals_raise():
+        with stop_signals_raise(), _markdown_if_asked(args):
             code = int(args.func(args) or 0)
             _flush_stdout()
             return code
@@ -114,6 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         return failed.exit_code
     except Exception:  # a bug: show it, but never a password
         return _bug()
+
+
+def _markdown_if_asked(args):
+    """``--format markdown``: the command's output as Markdown (perfkit.output, which imports pandas,
+    loaded only then)."""
+    from perfkit.commands import output_format
+
+    if output_format(args) != "markdown":
+        return contextlib.nullcontext()
+    from perfkit.output import markdown_output
+
+    return markdown_output()
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in perfkit, not the input or the environment

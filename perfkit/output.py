@@ -48,14 +48,28 @@ def to_jsonable(value):
     return value
 
 
+# The version of the JSON perfkit writes (``--json`` and summary.json); raised when a field is
+# renamed or removed or changes meaning (adding one does not). Schemas: perfkit/schemas/.
+SCHEMA_VERSION = 1
+
+
+def versioned(payload: dict) -> dict:
+    """``payload`` led by ``schema_version`` and ``perfkit_version`` (what every JSON output carries)."""
+    from perfkit import __version__
+
+    rest = {k: v for k, v in payload.items() if k not in ("schema_version", "perfkit_version")}
+    return {"schema_version": SCHEMA_VERSION, "perfkit_version": __version__, **rest}
+
+
 def emit_json(payload: dict, stream=None) -> None:
-    """Print one JSON object on stdout (tables as lists of row objects).
+    """Print one JSON object on stdout (tables as lists of row objects), led by its
+    ``schema_version`` and ``perfkit_version``.
 
     The text is built first and written and flushed at once, so that a full disk or
     ``/dev/full`` is an OutputError (exit code 3) here, not a traceback at exit.
     """
     stream = stream or sys.stdout
-    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n"
+    text = json.dumps(to_jsonable(versioned(payload)), indent=2, sort_keys=False) + "\n"
     try:
         stream.write(text)
         stream.flush()
@@ -117,6 +131,8 @@ def format_table(
     """
     columns = list(columns or frame.columns)
     headers = headers or {}
+    if markdown_mode():  # --format markdown: the same table, GitHub-flavoured
+        return markdown_table(frame, columns, headers=headers)
     if frame.empty:
         return "(none)"
     limits = dict.fromkeys(columns, max_width)
@@ -202,3 +218,138 @@ def wrapped_sql(sql: str, width: int | None = None) -> str:
 def say(message: str) -> None:
     """A progress line on stderr (never on stdout, which may be JSON)."""
     print(message, file=sys.stderr, flush=True)
+
+
+# -- Markdown (--format markdown) -----------------------------------------------------------------
+# A command prints as it always does; under markdown_output() its tables come out as GitHub tables
+# (format_table), code as fenced blocks (print_code), and every other line keeps its line break.
+# The whole output is also appended to $GITHUB_STEP_SUMMARY when that is set (a GitHub Actions job).
+_MARKDOWN = {"on": False}
+_MARKDOWN_CELL = 300  # longest cell text in a Markdown table (a terminal cuts at its width)
+_MARKDOWN_SPECIAL = "\\`*_[]<>|"
+
+
+def markdown_mode() -> bool:
+    """True while a command prints Markdown (``--format markdown``)."""
+    return _MARKDOWN["on"]
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` with Markdown's inline syntax characters backslash-escaped: it renders as itself
+    (an underscore inside a word, as in ``p95_ms``, cannot start emphasis and stays as it is)."""
+    import re
+
+    escaped = "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+    return re.sub(r"(?<=[A-Za-z0-9])\\_(?=[A-Za-z0-9])", "_", escaped)
+
+
+def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *,
+                   headers: dict[str, str] | None = None) -> str:
+    """``frame`` as a GitHub-flavoured Markdown table (numbers right-aligned), with a blank line
+    before and after it so that it never joins the text around it; ``(none)`` when empty."""
+    columns = list(columns or frame.columns)
+    headers = headers or {}
+    if frame.empty:
+        return "\n(none)\n"
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
+    head = "| " + " | ".join(markdown_escape(str(headers.get(c, c))) for c in columns) + " |"
+    rule = "|" + "|".join("---:" if is_num else ":---" for is_num in numeric) + "|"
+    rows = ["| " + " | ".join(markdown_escape(_cell(v, _MARKDOWN_CELL)) for v in record) + " |"
+            for record in frame[columns].itertuples(index=False)]
+    return "\n".join(["", head, rule, *rows, ""])
+
+
+def print_code(text: str, language: str = "") -> None:
+    """Print a block as it is (SQL, a plan tree): fenced in Markdown mode."""
+    if markdown_mode():
+        fence = "~~~~" if "```" in text else "```"
+        print(f"\n{fence}{language}\n{text}\n{fence}\n")
+    else:
+        print(text)
+
+
+class _MarkdownLines:
+    """stdout under markdown_output(): plain lines get a hard line break (two trailing spaces), so
+    a terminal's lines stay lines; tables, fences and blank lines pass as they are. Everything
+    written is also kept for $GITHUB_STEP_SUMMARY."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.kept: list[str] = []
+        self._partial = ""
+        self._fenced = False
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~~")):
+            self._fenced = not self._fenced
+        elif not self._fenced and stripped and not stripped.startswith("|"):
+            # printed text is meant literally: escaped, so `*`, `_`, `<` and a leading `#` or `-` show as they are
+            text = markdown_escape(line.rstrip())
+            if text.lstrip()[:1] in ("#", "-", "+", "=", ">"):
+                cut = len(text) - len(text.lstrip())
+                text = text[:cut] + "\\" + text[cut:]
+            line = text + "  "
+        self.kept.append(line)
+        self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+class markdown_output:
+    """While it is active, printed tables and lines come out as Markdown; at the end the output
+    is appended to ``$GITHUB_STEP_SUMMARY`` when that names a file (a job's summary page)."""
+
+    def __init__(self, active: bool = True):
+        self.active = active
+        self.lines: _MarkdownLines | None = None
+
+    def __enter__(self):
+        if self.active:
+            _MARKDOWN["on"] = True
+            self.saved = sys.stdout
+            self.lines = _MarkdownLines(sys.stdout)
+            sys.stdout = self.lines
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.active:
+            return
+        try:
+            self.lines.flush()
+        finally:
+            sys.stdout = self.saved
+            _MARKDOWN["on"] = False
+        append_step_summary("\n".join(self.lines.kept))
+
+
+def append_step_summary(text: str) -> None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when it is set; a file that cannot be written is an
+    OutputError (exit 3)."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target or not text.strip():
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(text.rstrip("\n") + "\n\n")
+    except OSError as err:
+        from perfkit.errors import OutputError
+
+        raise OutputError(f"cannot append to $GITHUB_STEP_SUMMARY {target} ({err.strerror or err})") from None

@@ -28,11 +28,11 @@ from perfkit import db
 from perfkit.errors import BadInputError, ReportError
 from perfkit.fileio import write_atomic
 from perfkit.findings import SEVERITIES
-from perfkit.output import to_jsonable
+from perfkit.output import to_jsonable, versioned
+from perfkit.paths import notebooks_dir, reports_dir
 from perfkit.secrets import passwords_in, redact_all
 from perfkit.store import default_root, remove_stale_temporaries
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 WEEKLY = "weekly"
 SUMMARY_NAME = "summary.json"
 INDEX_NAME = "index.html"
@@ -85,15 +85,16 @@ class ReportResult:
 def resolve_notebook(name: str | Path) -> Path:
     """``weekly`` (or another notebook's name in ``notebooks/``) or a path to an ``.ipynb`` file."""
     text = str(name)
+    shipped = notebooks_dir()
     candidates = [Path(text)]
     if not text.endswith(".ipynb"):
-        candidates += [NOTEBOOKS_DIR / f"{text}.ipynb", Path("notebooks") / f"{text}.ipynb"]
+        candidates += [Path("notebooks") / f"{text}.ipynb", shipped / f"{text}.ipynb"]
     else:
-        candidates.append(NOTEBOOKS_DIR / text)
+        candidates.append(shipped / text)
     for path in candidates:
         if path.is_file() and path.suffix == ".ipynb":
             return path.resolve()
-    known = ", ".join(sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb"))) or "none"
+    known = ", ".join(sorted(p.stem for p in shipped.glob("*.ipynb"))) or "none"
     raise BadInputError(f"no notebook {text!r}: give a path to an .ipynb file or one of: {known}")
 
 
@@ -316,7 +317,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
     compared = _first(records, "statements", lambda r: r["facts"].get("baseline") is not None).get("facts", {})
     top = compared.get("top_statements") or []
     advice = _first(records, "advice").get("facts", {})
-    return {
+    return versioned({
         "status": status,
         "error": error,
         "notebook": notebook.stem,
@@ -337,7 +338,7 @@ def build_summary(facts: dict, *, status: str, error: str | None, notebook: Path
         "compared_with": {"report": previous, "snapshot": compared.get("baseline")},
         "sections": {r["key"]: (r.get("skipped") or "ok") for r in records},
         "paths": paths,
-    }
+    })
 
 
 def export(source_nb: Path, partial: Path, nb_path: Path, html_path: Path, *, status: str, error: str | None,
@@ -524,7 +525,7 @@ def wait_for(worker: threading.Thread, holder: Mapping, stops: StopSignals) -> N
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters: Mapping | None = None,
+def run_report(notebook: str | Path, *, out: str | Path | None = None, parameters: Mapping | None = None,
                dsn: str | None = None, force: bool = False, progress: bool = True,
                timeout: float | None = 1800, today: dt.date | None = None,
                slo_env: str | None = None) -> ReportResult:
@@ -535,7 +536,7 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
     notebook:
         ``weekly``, another notebook's name in ``notebooks/``, or a path to an ``.ipynb``.
     out:
-        The reports folder (``reports/``); the run writes ``out/YYYY-MM-DD[-N]/`` and ``out/index.html``.
+        The reports folder (default ``reports/`` under ``$PERFKIT_HOME`` or the working folder); the run writes ``out/YYYY-MM-DD[-N]/`` and ``out/index.html``.
     parameters:
         Notebook parameters (papermill); a ``dsn`` among them is handled like ``dsn``.
     dsn:
@@ -584,7 +585,7 @@ def run_report(notebook: str | Path, *, out: str | Path = "reports", parameters:
         raise BadInputError(f"{path.name} has no parameter {', '.join(map(repr, unknown))}; "
                             f"it has: {', '.join(known) or 'none'}")
     secrets = passwords_in(live_dsn)
-    out = Path(out).resolve()
+    out = Path(out if out is not None else reports_dir()).resolve()
     with StopSignals() as stops, environment(PERFKIT_SLO_ENV=slo_env or os.environ.get("PERFKIT_SLO_ENV") or None):
         base = folder_name(path, today or dt.date.today())
         folder = make_folder(out, base, force=force)

@@ -21,10 +21,10 @@ from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
 from perfkit.output import to_jsonable
+from perfkit.paths import SHIPPED_SAMPLE, sample_dir, sample_path, shown
 from perfkit.statements.assess import short_query
 from perfkit.store import SnapshotStore, default_root, parse_since
 
-SAMPLE_DIR = Path("data/sample")
 # The sources a section can lack without failing the report: it says so instead (an input file
 # perfkit cannot read is a BadInputError with a path; a bad parameter is not, and fails the run).
 MISSING_SOURCE_ERRORS = (ExtensionMissing, PermissionDenied)
@@ -185,7 +185,7 @@ def _paths(value) -> list[Path]:
         return []
     if isinstance(value, str | Path):
         value = [part for part in str(value).split(",") if part.strip()]
-    return [Path(str(v).strip()) for v in value]
+    return [sample_path(str(v).strip()) for v in value]
 
 
 class Sources:
@@ -219,7 +219,7 @@ class Sources:
     def target(self) -> str:
         """``user@host:port/db`` of the database (no password), or ``sample data``."""
         if not self.live:
-            return f"sample data in {self.sample}"
+            return self._sample_words()
         return self.engine.info["target"]
 
     @property
@@ -233,18 +233,22 @@ class Sources:
 
     def describe(self) -> str:
         where = (f"the live database **{self.target}** (read-only session)" if self.live
-                 else f"the sample data in `{self.sample}` (real outputs captured from the sandbox; "
+                 else f"{self._sample_words()} (real outputs captured from the sandbox; "
                       "set `dsn` or `PERFKIT_DSN` for a live database)")
-        parts = [f"Evidence from {where}.", f"Snapshot store: `{self.store.root}`."]
+        parts = [f"Evidence from {where}.", f"Snapshot store: `{shown(self.store.root)}`."]
         parts.append("Load-test files: " + (", ".join(f"`{p.name}`" for p in self.loadtests) or "none given") + ".")
         parts.append("Log files: " + (", ".join(f"`{p.name}`" for p in self.logs) or "none given") + ".")
         return " ".join(parts)
+
+    def _sample_words(self) -> str:
+        where = shown(self.sample)
+        return where if where == SHIPPED_SAMPLE else f"the sample data in `{where}`"
 
     def _repr_markdown_(self) -> str:
         return self.describe()
 
     def __repr__(self) -> str:
-        return f"<Sources {'live ' + db.redact(self._dsn) if self.live else 'sample ' + str(self.sample)}>"
+        return f"<Sources {'live ' + db.redact(self._dsn) if self.live else shown(self.sample)}>"
 
     # -- the current statement snapshot, shared by the workload sections --------------------
     def current_snapshot(self) -> tuple[pd.DataFrame, Path | None]:
@@ -293,7 +297,7 @@ class Sources:
         return section
 
 
-def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str | Path = "",
+def load_sources(dsn: str = "", *, sample: str | Path = "", store: str | Path = "",
                  loadtest: Iterable | str = (), logs: Iterable | str = (), plans: Iterable | str = (),
                  slo: str | Path = "", facts: str | Path = "", slo_env: str = "") -> Sources:
     """Resolve a notebook's parameters into Sources.
@@ -303,7 +307,7 @@ def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str |
     dsn:
         A live database; empty means ``$PERFKIT_DSN``, and when that is empty too, the sample data.
     sample:
-        The sample-data folder (``data/sample``).
+        The sample-data folder; empty: the sample data shipped with perfkit (``perfkit.paths.sample_dir``).
     store:
         The snapshot store; default the sample's ``store/`` folder, or ``$PERFKIT_STORE`` /
         ``data/snapshots`` for a live database.
@@ -326,7 +330,7 @@ def load_sources(dsn: str = "", *, sample: str | Path = SAMPLE_DIR, store: str |
     resolved = db.resolve_dsn(dsn) if dsn else os.environ.get("PERFKIT_DSN", "")
     if resolved:
         db.resolve_dsn(resolved)  # remember its password for redaction
-    sample = Path(sample)
+    sample = sample_path(sample) if sample else sample_dir()
     if store:
         store_root = Path(store)
     else:
@@ -779,6 +783,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         ``CREATE INDEX ...`` to try with hypopg on a live database (nothing is built).
     """
     title = "Plan deep-dive"
+    compare_with = sample_path(compare_with) if compare_with else ""
     missing = needs("plans", title)
     if missing:
         return missing

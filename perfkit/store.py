@@ -29,8 +29,10 @@ _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
 
 
 def default_root() -> Path:
-    """``$PERFKIT_STORE`` or ``data/snapshots`` (relative to the working directory)."""
-    return Path(os.environ.get("PERFKIT_STORE", DEFAULT_ROOT))
+    """``$PERFKIT_STORE``, else ``data/snapshots`` under ``$PERFKIT_HOME`` or the working folder."""
+    from perfkit.paths import snapshots_dir
+
+    return snapshots_dir()
 
 
 # how far back --since may reach (pandas timestamps end about 292 years from 1970)

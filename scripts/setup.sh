@@ -89,10 +89,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 stamp="$VENV/.perfkit-installed-$EXTRAS"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing perfkit[$EXTRAS] into $VENV"
+# the tested versions (scripts/constraints.txt); PERFKIT_CONSTRAINTS= (empty) for the newest allowed
+CONSTRAINTS=${PERFKIT_CONSTRAINTS-scripts/constraints.txt}
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -n "$CONSTRAINTS" ] && [ "$CONSTRAINTS" -nt "$stamp" ]; }; then
+  log "installing perfkit[$EXTRAS] into $VENV${CONSTRAINTS:+ (versions from $CONSTRAINTS)}"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+  "$VENV/bin/python" -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[$EXTRAS]"
   touch "$stamp"
 fi
 log "ready: $VENV/bin/perfkit"

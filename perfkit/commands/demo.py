@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("--duration", type=positive_int, default=30, metavar="SECONDS",
                         help="seconds of load per load test (default 30, at most 600)")
     parser.add_argument("--top", type=positive_int, default=3, help="index recommendations to apply (default 3)")
-    parser.add_argument("--out", default="reports", metavar="DIR", help="where the report folders go (default reports/)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where the report folders go (default: reports/ under $PERFKIT_HOME, else here)")
     parser.add_argument("--keep", action="store_true",
                         help="leave the sandbox running and print its DSN (stop it with `perfkit sandbox stop`)")
     parser.add_argument("--dsn", default=None,
@@ -35,6 +36,7 @@ def run(args) -> int:
     from perfkit.demo import DemoOptions, run_demo
     from perfkit.errors import BadInputError
     from perfkit.output import emit_json
+    from perfkit.paths import reports_dir
 
     if not 0 < args.scale <= 10:
         raise BadInputError(f"--scale must be above 0 and at most 10, not {args.scale}")
@@ -46,7 +48,7 @@ def run(args) -> int:
         raise BadInputError("--keep only applies to the sandbox; with --dsn the database is yours and stays")
     options = DemoOptions(
         scale=args.scale, users=args.users, duration_s=args.duration, top=args.top, dsn=args.dsn,
-        force=args.force, keep=args.keep, out=Path(args.out),
+        force=args.force, keep=args.keep, out=Path(args.out or reports_dir()),
         sample_dest=Path(args.sample_data) if args.sample_data else None,
     )
     result = run_demo(options)

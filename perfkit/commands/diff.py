@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from perfkit.commands import add_json_option
+from perfkit.commands import add_fail_on_option, add_json_option, gate_code
 from perfkit.commands.snapshot import add_store_options
 from perfkit.commands.top import add_ranking_options
 
@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("--lock-timeout", default="5s", help="lock_timeout with --dsn")
     add_ranking_options(parser)
     add_json_option(parser)
+    add_fail_on_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -55,7 +56,7 @@ def run(args) -> int:
         payload["interval"] = interval
         payload["totals"] = payload.pop("interval_totals")
         emit_json(payload)
-        return 0
+        return gate_code(result.findings, args.fail_on)
     from perfkit.statements.assess import span
 
     print(f"{facts['server']}: {interval['start']:%Y-%m-%d %H:%M} -> {interval['end']:%Y-%m-%d %H:%M} UTC "
@@ -75,4 +76,4 @@ def run(args) -> int:
     if len(result.findings):
         print(f"\n{len(result.findings)} statement(s) got slower per call:")
         print(format_table(result.findings, ["severity", "subject", "evidence"], max_width=50, fit="evidence"))
-    return 0
+    return gate_code(result.findings, args.fail_on)

@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import re
 
-from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
+from perfkit.commands import (
+    add_dsn_option,
+    add_fail_on_option,
+    add_json_option,
+    engine_from_args,
+    gate_code,
+)
 from perfkit.errors import BadInputError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|TB)\s*$")
@@ -49,6 +55,7 @@ def register(subparsers) -> None:
     )
     add_dsn_option(parser)
     add_json_option(parser)
+    add_fail_on_option(parser, junit=True)
     parser.add_argument(
         "--tenant-column",
         action="append",
@@ -82,7 +89,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perfkit import health
-    from perfkit.output import emit_json, print_table, say, wrapped, wrapped_sql
+    from perfkit.output import emit_json, print_code, print_table, say, wrapped, wrapped_sql
 
     options: dict[str, object] = {}
     per_check: dict[str, dict[str, object]] = {}
@@ -108,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError(f"no check called {', '.join(unknown)}; checks: {', '.join(by_name)}")
         checks = [by_name[name] for name in args.check]
     health.route_thresholds(checks or health.CHECKS, options, per_check)  # bad names fail before connecting
+    if args.junit and not args.fail_on:
+        raise BadInputError("--junit needs --fail-on SEVERITY: it says which findings fail a check")
 
     engine = engine_from_args(args)
     try:
@@ -117,9 +126,15 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
     for note in assessment.notes:
         say(f"perfkit health: {note}")
+    if args.junit:
+        from perfkit import junit
+
+        ran = checks or health.CHECKS
+        junit.write(args.junit, junit.health_cases([fn.__name__ for fn in ran], assessment.findings, args.fail_on,
+                                                   {fn.__name__: health.area_of(fn) for fn in ran}))
     if args.json:
         emit_json(assessment.to_json())
-        return 0
+        return gate_code(assessment.findings, args.fail_on)
     findings, counts = assessment.findings, assessment.facts["counts"]
     print(f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info")
     if findings.empty:
@@ -132,9 +147,12 @@ def run(args: argparse.Namespace) -> int:
     fixes = recommendations[recommendations["sql"] != ""]
     if len(fixes):
         print("\nRecommendations, each fix once (printed only; review before running):")
+        block = []
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
             merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
             # every line a comment, so the block can be pasted into psql as it is
-            print(wrapped(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", "-- ", indent="--    "))
-            print(wrapped_sql(row.sql))
-    return 0
+            block.append(wrapped(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", "-- ",
+                                 indent="--    "))
+            block.append(wrapped_sql(row.sql))
+        print_code("\n".join(block), "sql")  # fenced in Markdown
+    return gate_code(assessment.findings, args.fail_on)

@@ -1,6 +1,8 @@
 """``perfkit loadtest``: summarize load-test result files, judge them against SLOs, gate CI.
 
 Exit codes: 0 fine, 1 with --ci when a critical SLO is breached, 2 on bad input.
+``--format markdown`` prints the tables for a pull request or $GITHUB_STEP_SUMMARY; ``--junit FILE``
+writes one JUnit test case per endpoint and SLO metric.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ def register(subparsers) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE", help="result files")
     parser.add_argument("--latest", metavar="DIR", help="read the newest load-test result in DIR (files of a known "
                         "format only: never perfkit's own HTML or JSON)")
-    parser.add_argument("--format", default=None, help=f"the file format (default: detected): {', '.join(FORMAT_NAMES)}")
+    parser.add_argument("--format", default=None, metavar="FORMAT",
+                        help=f"the file format (default: detected): {', '.join(FORMAT_NAMES)}; or the output's: "
+                        "markdown (GitHub-flavoured tables), text (default), json")
+    parser.add_argument("--input-format", default=None, metavar="FORMAT",
+                        help="the file format, when --format names the output's")
     parser.add_argument("--slo", metavar="FILE", help="SLO targets in TOML (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
     parser.add_argument("--env", metavar="NAME", help="judge by the SLO file's [env.NAME] targets (staging, production...)")
     parser.add_argument("--ci", action="store_true", help="exit 1 when a critical SLO is breached (by the latest run; "
@@ -51,6 +57,9 @@ def register(subparsers) -> None:
     parser.add_argument("--store", default=None, metavar="DIR",
                         help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
     parser.add_argument("--server", default=None, metavar="NAME", help="server name in the store (default: host-port-dbname)")
+    parser.add_argument("--junit", metavar="FILE", default=None,
+                        help="write a JUnit XML report to FILE: one test case per endpoint and SLO metric of the "
+                        "judged run(s), failed when it breaches its critical target (what --ci gates on)")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -188,7 +197,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("no result file: give FILE... or --latest DIR")
     if args.env and not args.slo:
         raise BadInputError("--env needs --slo FILE: the environments are tables of the SLO file")
-    assessment = loadtests.assess(paths, slo=args.slo, env=args.env, format=args.format, skip_bad_lines=args.skip_bad_lines,
+    if args.input_format and args.format:
+        raise BadInputError("give the file format once: --format or --input-format")
+    assessment = loadtests.assess(paths, slo=args.slo, env=args.env, format=args.input_format or args.format,
+                                  skip_bad_lines=args.skip_bad_lines,
                                   judge="each" if args.each else "latest",
                                   summary_only=getattr(args, "summary_only", False))
     if taken is not None:
@@ -201,6 +213,10 @@ def run(args: argparse.Namespace) -> int:
         from perfkit.loadtests.html import page
 
         _write_html(args.html, page(results))
+    if args.junit:
+        from perfkit import junit
+
+        junit.write(args.junit, junit.loadtest_cases(assessment.tables["slo"]))
     if args.json:
         emit_json({
             **assessment.to_json(),

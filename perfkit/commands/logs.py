@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from perfkit.commands import add_json_option, positive_int
+from perfkit.commands import add_fail_on_option, add_json_option, gate_code, positive_int
 
 
 def register(subparsers) -> None:
@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--all", action="store_true", dest="include_noise",
                         help="also list one-off DDL, driver probes and admin calls in the statement tables")
     add_json_option(parser)
+    add_fail_on_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         emit_json(assessment.to_json())
-        return 0
+        return gate_code(assessment.findings, args.fail_on)
     facts, tables = assessment.facts, assessment.tables
     for note in assessment.notes:
         say(wrapped(note, "perfkit: "))
@@ -70,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
     print()
     print_table(assessment.findings, ["severity", "kind", "subject", "evidence"], title="Findings", max_width=40,
                 fit="evidence")
-    return 0
+    return gate_code(assessment.findings, args.fail_on)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from perfkit.commands import add_json_option
+from perfkit.commands import add_fail_on_option, add_json_option, gate_code
 
 
 def register(subparsers) -> None:
@@ -24,6 +24,7 @@ def register(subparsers) -> None:
                         help="the same statement's plan after a change: compare the two")
     parser.add_argument("--top", type=int, default=0, metavar="N", help="show only the N nodes with the most self time")
     add_json_option(parser)
+    add_fail_on_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -33,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     plan = parse_file(args.file)
     after = parse_file(args.after) if args.after else None
-    show_plan(assess([(args.file, plan)], compare_with=after, compare_heading=args.after or ""),
-              as_json=args.json, top=args.top)
-    return 0
+    assessment = assess([(args.file, plan)], compare_with=after, compare_heading=args.after or "")
+    show_plan(assessment, as_json=args.json, top=args.top)
+    return gate_code(assessment.findings, getattr(args, "fail_on", None))
 
 
 def _number(value: float, digits: int = 2) -> str:
@@ -99,7 +100,7 @@ def render_totals(plan) -> str:
 def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
     """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
     from perfkit.assessment import finding_records
-    from perfkit.output import emit_json, print_table, wrapped
+    from perfkit.output import emit_json, print_code, print_table, wrapped
 
     plan = assessment.data["plan"]
     if as_json:
@@ -114,7 +115,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         return
     print(wrapped(render_totals(plan)))  # it names the file: as long as its path
     print()
-    print(render_tree(plan, top=top))
+    print_code(render_tree(plan, top=top))
     print()
     findings = assessment.findings
     print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=40,
@@ -126,7 +127,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
             print(wrapped(f"{row.subject}: {row.recommendation}", f"{number:>3}. "))
             if row.sql:  # on one line, as it is copied
-                print(f"     {row.sql}")
+                print_code(f"     {row.sql}", "sql")
     if "comparison" in assessment.data:
         print()
         print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))

@@ -20,11 +20,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="run a notebook (weekly, or any) into a dated report folder", description=__doc__)
     parser.add_argument("notebook", metavar="NOTEBOOK|weekly",
-                        help="weekly, a notebook name in notebooks/ (e.g. 03-loadtest) or a path to an .ipynb")
+                        help="weekly, a shipped notebook's name (e.g. 03-loadtest; `perfkit notebooks DIR` copies them) "
+                             "or a path to an .ipynb")
     parser.add_argument("--dsn", default=None,
                         help="the database (default: $PERFKIT_DSN, then the libpq PG* variables); "
                              "it reaches the notebook through PERFKIT_DSN and is only ever shown redacted")
-    parser.add_argument("--sample", action="store_true", help="run on the bundled sample data (data/sample), no database")
+    parser.add_argument("--sample", action="store_true", help="run on the sample data shipped with perfkit, no database")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="a notebook parameter (repeatable); VALUE is read as JSON when it parses, else as text")
     parser.add_argument("--loadtest", action="append", default=[], metavar="PATH", help="a load-test result file (repeatable; the last is compared with the first)")
@@ -34,8 +35,9 @@ def register(subparsers) -> None:
     parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
     parser.add_argument("--env", default=None, metavar="NAME",
                         help="judge load tests by the SLO file's [env.NAME] targets (staging, production...)")
-    parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store (default: $PERFKIT_STORE or data/snapshots)")
-    parser.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports/)")
+    parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store (default: $PERFKIT_STORE, else data/snapshots under $PERFKIT_HOME or here)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="reports folder (default: reports/ under $PERFKIT_HOME, else under the working folder)")
     parser.add_argument("--force", action="store_true", help="overwrite today's report instead of adding a -2 suffix")
     parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS", help="longest a cell may run (default 1800)")
     add_json_option(parser)
@@ -109,9 +111,11 @@ def run(args) -> int:
     """0 when the report ran through; 4 when it failed part-way or was stopped by a signal
     (the partial report is written either way)."""
     from perfkit.output import emit_json, say
+    from perfkit.paths import reports_dir
     from perfkit.report import ReportInterrupted, run_report
 
     parameters, dsn = build_parameters(args)
+    args.out = args.out or str(reports_dir())
     try:
         result = run_report(args.notebook, out=args.out, parameters=parameters, dsn=dsn, force=args.force,
                             timeout=args.timeout if args.timeout > 0 else None, slo_env=getattr(args, "env", None))
