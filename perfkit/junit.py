@@ -134,3 +134,38 @@ def health_cases(check_names: Iterable[str], findings, fail_on: str, areas: dict
                 case.output = "\n".join(lines)
         cases.append(case)
     return [("perfkit health", cases)]
+
+
+def budget_cases(assessment) -> list[tuple[str, list[Case]]]:
+    """``perfkit budgets``: one case per route and budgeted limit (failed when broken), one per
+    expected index and statement (failed when its generic plan does not use the index)."""
+    suites = []
+    routes = assessment.tables.get("routes")
+    if routes is not None and len(routes):
+        found = assessment.findings
+        broken = {(f["route"], f["budget"]): f["evidence"] for f in found.to_dict(orient="records")
+                  if f.get("kind") == "route_over_budget"}
+        cases = []
+        for row in routes.to_dict(orient="records"):
+            for limit in ("max_statements", "max_db_ms", "max_repeats"):
+                if row.get(limit) is None or row[limit] != row[limit]:
+                    continue
+                message = broken.get((row["route"], limit))
+                cases.append(Case(f"{row['route']} {limit}", "perfkit.budgets.routes", failure=message,
+                                  output=f"budget {_number(row[limit])} ({row['pattern']})"))
+        suites.append(("route budgets", cases))
+    indexes = assessment.tables.get("indexes")
+    if indexes is not None and len(indexes):
+        cases = []
+        for row in indexes.to_dict(orient="records"):
+            name = f"{row['pattern']} -> {row['expected_index']}" + (f" (queryid {row['queryid']})" if row["queryid"] else "")
+            verdict = str(row["verdict"])
+            if verdict == "does not use it":
+                cases.append(Case(name, "perfkit.budgets.indexes",
+                                  failure=f"its generic plan uses {', '.join(row['indexes_used']) or 'no index'}"))
+            elif verdict == "uses it":
+                cases.append(Case(name, "perfkit.budgets.indexes"))
+            else:
+                cases.append(Case(name, "perfkit.budgets.indexes", skipped=verdict))
+        suites.append(("expected indexes", cases))
+    return suites

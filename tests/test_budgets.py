@@ -161,3 +161,29 @@ def test_logged_parameters_are_read_as_postgresql_writes_them():
 
     assert tenantcost.parameters("$1 = '7', $2 = NULL, $3 = 'it''s'") == {1: "7", 2: None, 3: "it's"}
     assert tenantcost.parameters("") == {} and tenantcost.parameters(None) == {}
+
+
+def test_budgets_junit_validates_and_fails_the_broken_limits(tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+
+    slo = _slo(tmp_path, ROUTES)
+    out = tmp_path / "budgets.xml"
+    assert main(["budgets", "--slo", str(slo), "--logs", str(LOGS / "jsonlog.json"), "--junit", str(out), "--ci"]) == 1
+    xmlschema.XMLSchema(str(Path(__file__).parent / "fixtures" / "junit.xsd")).validate(str(out))
+    cases = {c.get("name"): c for c in ET.parse(out).getroot().iter("testcase")}
+    assert set(cases) == {"/api/invoices max_statements", "/api/invoices max_repeats", "/api/customers max_statements",
+                          "/api/customers max_db_ms"}
+    failed = {name for name, case in cases.items() if case.find("failure") is not None}
+    assert failed == {"/api/invoices max_statements", "/api/invoices max_repeats"}
+
+
+def test_budgets_markdown_is_a_table(tmp_path, capsys):
+    from markdown_it import MarkdownIt
+
+    slo = _slo(tmp_path, ROUTES)
+    assert main(["budgets", "--slo", str(slo), "--logs", str(LOGS / "jsonlog.json"), "--format", "markdown"]) == 0
+    tokens = MarkdownIt("commonmark").enable("table").parse(capsys.readouterr().out)
+    headers = [t.children[0].content for i, t in enumerate(tokens) if t.type == "inline" and tokens[i - 1].type == "th_open"]
+    assert "route" in headers and "verdict" in headers

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
                         help="server log files or globs (statements with request comments)")
     parser.add_argument("--prefix", default=None, help="the server's log_line_prefix, for stderr logs")
     parser.add_argument("--ci", action="store_true", help="exit 1 when a budget is broken or an expected index unused")
+    parser.add_argument("--junit", metavar="FILE", default=None,
+                        help="write a JUnit XML report: one test case per route limit and per expected index")
     add_dsn_option(parser)
     add_json_option(parser)
     parser.set_defaults(func=run)
@@ -43,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         if engine is not None:
             engine.dispose()
     broken = len(assessment.findings) > 0
+    if args.junit:
+        from perfkit import junit
+
+        junit.write(args.junit, junit.budget_cases(assessment))
     if args.json:
         emit_json(assessment.to_json())
     else:
