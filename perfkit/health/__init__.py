@@ -242,6 +242,10 @@ def assess(
             snapshot, why = None, str(err)
         if snapshot is None:
             notes.append(f"no statement-based index advice ({why or 'pg_stat_statements is not readable'})")
+        else:
+            found_n1 = statements_n_plus_one(ctx)
+            if len(found_n1):
+                findings = findings_frame([*findings.to_dict(orient="records"), *found_n1.to_dict(orient="records")])
     try:
         existing = indexes.existing_indexes(ctx)
     except PerfkitError:
@@ -259,6 +263,21 @@ def assess(
         notes=notes,
         data={"context": ctx},
     )
+
+
+def statements_n_plus_one(ctx: Context) -> pd.DataFrame:
+    """N+1 candidates from pg_stat_statements alone (:func:`perfkit.nplusone.from_statements`): a key
+    lookup called about once per row a list statement returned. No logs needed; ``check`` is
+    ``n_plus_one_statements``, ``area`` ``workload``."""
+    from perfkit import nplusone
+
+    stmts = ctx.statements()
+    if stmts is None or not len(stmts):
+        return findings_frame([])
+    found = nplusone.from_statements(stmts)
+    if len(found):
+        found = found.assign(check="n_plus_one_statements", area="workload")
+    return found
 
 
 def lost_connection(err: BaseException) -> bool:
