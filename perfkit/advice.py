@@ -121,7 +121,7 @@ def index_advice(
     statements: pd.DataFrame | None = None,
     top_n: int = 20,
     min_total_ms: float = 0.0,
-    tenant_columns=TENANT_COLUMNS,
+    tenant_columns=None,
     min_cost_reduction: float = 0.5,
     use_hypopg: bool = True,
     existing: list[Fix] | None = None,
@@ -145,7 +145,8 @@ def index_advice(
     min_total_ms:
         Ignore statements with less total time.
     tenant_columns:
-        Columns holding the tenant; the one a statement filters on leads the index.
+        Columns holding the tenant; the one a statement filters on leads the index. Default:
+        inferred (foreign keys to a tenants table, tenant-like names, the workload).
     min_cost_reduction:
         The share of plan cost a hypothetical index must save (default 0.5).
     use_hypopg:
@@ -181,6 +182,17 @@ def index_advice(
     per = "per day" if age is not None else "per day (statistics age unknown: counted as one day)"
     hypopg_schema = capture.hypopg_schema(conn) if use_hypopg else None
     existing = existing_indexes(conn) if existing is None else existing
+    if hypopg_schema is not None:  # the workload-wide advisor (perfkit.advisor)
+        from perfkit import advisor
+
+        result = advisor.advise(conn.engine, statements, existing=existing, tenant_columns=tenant_columns,
+                                top_n=top_n, min_cost_reduction=min_cost_reduction, statements_age_s=age)
+        frame = result.proposals
+        frame.attrs["notes"] = list(result.notes)
+        frame.attrs["rejected"] = result.rejected
+        frame.attrs["facts"] = result.facts
+        return frame
+    tenant_columns = TENANT_COLUMNS if tenant_columns is None else tenant_columns
     candidates = _candidates(statements, table_columns(conn), _existing_leads(existing), tuple(tenant_columns))
     rows = []
     for (schema, table, columns), served in candidates.items():
@@ -427,7 +439,7 @@ def recommend(
         fix = row["fix"]
         if fix is not None and fix.action == "create_index":
             for lead, members in index_groups:
-                if lead.covers(fix) or lead.key() == fix.key():
+                if _plain_order(lead).covers(_plain_order(fix)) or lead.key() == fix.key():
                     members.append(row)
                     break
             else:

@@ -253,6 +253,7 @@ def assess(
     ideas = None
     if snapshot is not None and len(snapshot):
         ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
+        notes += [f"index advice: {note}" for note in ideas.attrs.get("notes", [])]  # what was not costed, and why
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
     return Assessment(
         "health",
