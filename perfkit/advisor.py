@@ -42,6 +42,8 @@ _TYPED_PARAM = re.compile(
     r"bigint|integer|int|smallint|text|boolean|uuid|jsonb|json|inet)\s+\$(\d+)", re.IGNORECASE)
 MAX_KEYS = 4
 MAX_INCLUDE = 3
+# an INCLUDE candidate is kept only when its plan cost is below this share of the same keys' without it
+INCLUDE_GAIN = 0.8
 
 FK_SQL = """
 SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, r.relname AS referenced
@@ -320,34 +322,45 @@ class _Coster:
         self.calls = 0  # hypopg calls: creates, sizes, drops, and EXPLAINs with a hypothetical index
         self.explains = 0
 
-    def _savepoint(self, work):
+    def _savepoint(self, work, prepared: list | None = None):
+        """``work()`` in its own SAVEPOINT: an error rolls back to it (the transaction stays usable for
+        the next candidate) and is raised as one PerfkitError; a statement it PREPAREd is deallocated."""
         self.raw.execute("SAVEPOINT perfkit_advice")
         try:
             value = work()
         except psycopg.Error as err:
             self.raw.execute("ROLLBACK TO SAVEPOINT perfkit_advice")
+            for name in prepared or ():
+                try:
+                    self.raw.execute("SAVEPOINT perfkit_deallocate")
+                    self.raw.execute(f"DEALLOCATE {name}")
+                    self.raw.execute("RELEASE SAVEPOINT perfkit_deallocate")
+                except psycopg.Error:
+                    self.raw.execute("ROLLBACK TO SAVEPOINT perfkit_deallocate")
             raise PerfkitError(" ".join(str(err).split())) from None
         self.raw.execute("RELEASE SAVEPOINT perfkit_advice")
         return value
 
     def cost(self, stmt: Statement) -> float:
+        prepared: list[str] = []
+
         def run():
             if not stmt.params:
                 row = self.raw.execute(f"EXPLAIN (FORMAT JSON) {stmt.text}", binary=True).fetchone()
             else:
                 name = f"perfkit_{uuid.uuid4().hex[:12]}"
                 self.raw.execute(f"PREPARE {name} AS {stmt.text}", binary=True)
-                try:
-                    nulls = ", ".join(["NULL"] * stmt.params)
-                    row = self.raw.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})").fetchone()
-                finally:
-                    self.raw.execute(f"DEALLOCATE {name}")
+                prepared.append(name)
+                nulls = ", ".join(["NULL"] * stmt.params)
+                row = self.raw.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})").fetchone()
+                self.raw.execute(f"DEALLOCATE {name}")
+                prepared.remove(name)
             document = row[0]
             document = document if not isinstance(document, str) else __import__("json").loads(document)
             return float(document[0]["Plan"]["Total Cost"])
 
         self.explains += 1
-        return self._savepoint(run)
+        return self._savepoint(run, prepared)
 
     def create(self, fix: Fix) -> tuple[int, float]:
         text = replace(fix, concurrently=False).sql.rstrip(";")
@@ -597,12 +610,26 @@ def advise(
     for key, per in costs.items():
         serves[key] = {sid: c for sid, c in per.items()
                        if by_id[sid].base_cost and c <= by_id[sid].base_cost * (1 - min_cost_reduction)}
+    # INCLUDE (a wider, bigger index) only where the index-only scan it allows cuts the cost clearly more
+    rejected_include: list[dict] = []
+    for key, fix in candidates.items():
+        if not fix.include or key not in serves or not serves[key]:
+            continue
+        sibling = replace(fix, include=()).key()
+        if sibling in serves and all(c >= INCLUDE_GAIN * costs[sibling].get(sid, math.inf)
+                                     for sid, c in serves[key].items()):
+            serves[key] = {}
+            rejected_include.append({"subject": _subject(fix), "sql": fix.sql,
+                                     "reason": "its INCLUDE columns save little over the same keys without them"})
     best: dict[int, float] = {id(s): s.base_cost for s in stmts if s.base_cost is not None}
     chosen: list[tuple] = []
     rejected: list[dict] = [{"subject": _subject(r["fix"]), "sql": r["fix"].sql, "reason": r["reason"]}
                             for r in skipped_existing]
+    rejected += rejected_include
     remaining = {k for k in serves if serves[k]}
     for key in set(costs) - remaining:
+        if any(r["sql"] == candidates[key].sql for r in rejected_include):
+            continue
         rejected.append({"subject": _subject(candidates[key]), "sql": candidates[key].sql,
                          "reason": f"cuts no statement's plan cost by {share_text(min_cost_reduction)} or more"})
 

@@ -143,6 +143,7 @@ def judge_table_bloat(
     min_bloat_share: float = 0.5,
     min_bloat_bytes: int = 100 * 1024 * 1024,
     min_table_bytes: int = MIN_TABLE_BYTES,
+    min_horizon_s: float = 60.0,
 ) -> list[dict]:
     """Tables carrying many dead rows, or much more space than their live rows need.
 
@@ -161,9 +162,11 @@ def judge_table_bloat(
         the table and this many bytes (default 50 % and 100 MB).
     min_table_bytes:
         Ignore tables smaller than this on disk (default 256 kB).
+    min_horizon_s:
+        A transaction open this long (default 60 s) counts as holding the xmin horizon.
     """
     tables, widths = evidence["tables"], evidence.get("widths")
-    holder = horizon_holder(evidence)
+    holder = horizon_holder(evidence, min_age_s=min_horizon_s)
     if tables.empty:
         return []
     if widths is None or widths.empty:
@@ -258,7 +261,8 @@ def _past_trigger(evidence, what: str, counter: str, overdue_factor: float, mini
 
 
 def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tuples: int = 1000,
-                         min_table_bytes: int = MIN_TABLE_BYTES, recent_vacuum_s: float = 600.0) -> list[dict]:
+                         min_table_bytes: int = MIN_TABLE_BYTES, recent_vacuum_s: float = 600.0,
+                         min_horizon_s: float = 60.0) -> list[dict]:
     """Tables whose dead rows are past the point where autovacuum should have vacuumed them.
 
     Autovacuum vacuums a table once its dead rows exceed ``autovacuum_vacuum_threshold +
@@ -274,11 +278,14 @@ def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tupl
     min_table_bytes:
         Ignore tables smaller than this on disk (default 256 kB).
     recent_vacuum_s:
-        A table vacuumed this recently is not "overdue": its dead rows survived the vacuum, and
-        when a transaction holds the xmin horizon the finding names it; otherwise nothing.
+        A table vacuumed this recently is not "overdue": its dead rows survived the vacuum.
+    min_horizon_s:
+        A transaction open this long (default 60 s) counts as holding the xmin horizon. A table
+        vacuumed while such a transaction was open is not overdue either: VACUUM ran and could
+        not remove the rows; ``table_bloat`` names the transaction holding them.
     """
     found = []
-    holder = horizon_holder(evidence)
+    holder = horizon_holder(evidence, min_age_s=min_horizon_s)
     rows = _past_trigger(evidence, "vacuum", "n_dead_tup", overdue_factor, min_dead_tuples)
     for row, on, trigger in _big_enough(rows, min_table_bytes):
         disabled = "" if on else "; autovacuum is off for this table"
@@ -288,17 +295,7 @@ def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tupl
         since = row.since_vacuum_s
         recent = since is not None and since == since and float(since) < recent_vacuum_s
         if held_back(row, holder):
-            found.append(finding(
-                "vacuum_overdue", "warning", sql.qualified(row.schema, row.table),
-                f"{number(row.n_dead_tup)} dead rows, {row.n_dead_tup / max(trigger, 1):,.1f}x the autovacuum "
-                f"trigger of {number(trigger)}; {_since(since, 'vacuumed')}, and the dead rows stay because "
-                f"the xmin horizon is held by {horizon_words(holder)}{disabled}",
-                _held_recommendation(holder),
-                fix=_end_holder(holder),
-                table=sql.qualified(row.schema, row.table),
-                horizon_pid=_pid(holder),
-            ))
-            continue
+            continue  # vacuumed, and the rows stay for a snapshot: table_bloat names it
         if recent:
             continue  # vacuumed minutes ago: not overdue (and no snapshot visible to blame)
         found.append(
@@ -375,7 +372,7 @@ LEFT JOIN LATERAL (
       AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
     LIMIT 1) col ON true
 WHERE s.last_value IS NOT NULL
-   OR NOT has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT')
+   OR NOT has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT,USAGE')
 """
 
 TYPE_LIMITS = {

@@ -1,0 +1,261 @@
+"""The workload-wide index advisor and the false alarms of issue 18, on a database of their own.
+
+The planted schema is not the demo shop: a soft-delete table, a hot tenant list, an index-only
+lookup, a write-heavy log, a table its primary key serves, camelCase tenant columns (Prisma
+style), a table the monitoring role may not read, a snapshot holding the xmin horizon, and a
+sequence the monitoring role cannot see.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from perfkit import advice, advisor, db, health
+from perfkit.health import maintenance, tables
+from perfkit.sql import qualified
+
+NAME = "advisor18"
+RO = "advisor18_ro"
+CALLS = 60
+
+
+@pytest.fixture(scope="module")
+def planted(sandbox):
+    """The database's DSN (superuser) and the read-only monitoring role's DSN."""
+    with sandbox.admin_connect(autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {NAME}")
+        conn.execute(f"CREATE DATABASE {NAME}")
+        conn.execute(f"DROP ROLE IF EXISTS {RO}")
+        conn.execute(f"CREATE ROLE {RO} LOGIN PASSWORD 'ro' IN ROLE pg_monitor")
+    with sandbox.admin_connect(NAME, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = on")  # hint bits at once: VACUUM marks the pages all-visible
+        for statement in f"""
+            CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+            CREATE EXTENSION IF NOT EXISTS hypopg;
+            CREATE TABLE tenants (id int PRIMARY KEY);
+            INSERT INTO tenants SELECT generate_series(1, 50);
+            -- soft delete: most rows deleted, every statement reads the live ones
+            CREATE TABLE docs (id int PRIMARY KEY, tenant_id int NOT NULL, deleted_at timestamptz, title text);
+            INSERT INTO docs SELECT g, 1 + g % 50, CASE WHEN g % 10 <> 0 THEN now() END, 'doc ' || g
+                FROM generate_series(1, 20000) g;
+            -- the hot tenant list
+            CREATE TABLE tickets (id int PRIMARY KEY, tenant_id int NOT NULL, status text NOT NULL,
+                                  created_at timestamptz NOT NULL, subject text);
+            INSERT INTO tickets SELECT g, 1 + g % 50, (ARRAY['open','closed','pending','spam'])[1 + g % 4],
+                now() - g * interval '1 minute', 'ticket ' || g FROM generate_series(1, 30000) g;
+            -- an index-only lookup: the sum needs one column besides the key
+            CREATE TABLE payments (id int PRIMARY KEY, account_id int NOT NULL, amount numeric NOT NULL,
+                                   memo text);
+            INSERT INTO payments SELECT g, (g * 7919) % 100, g % 1000, repeat('m', 60) FROM generate_series(1, 50000) g;
+            -- a write-heavy log, read twice
+            CREATE TABLE event_log (id bigserial PRIMARY KEY, kind text, payload text);
+            INSERT INTO event_log (kind, payload) SELECT 'k' || (g % 200), 'p' FROM generate_series(1, 150000) g;
+            -- the primary key serves its statement
+            CREATE TABLE plans (id int PRIMARY KEY, name text);
+            INSERT INTO plans SELECT g, 'plan ' || g FROM generate_series(1, 5000) g;
+            -- Prisma: camelCase, the tenant key a foreign key to "Company"
+            CREATE TABLE "Company" (id int PRIMARY KEY);
+            INSERT INTO "Company" SELECT generate_series(1, 50);
+            CREATE TABLE "Project" (id int PRIMARY KEY, "companyId" int NOT NULL REFERENCES "Company"(id),
+                                    state text NOT NULL, "createdAt" timestamptz NOT NULL, name text);
+            INSERT INTO "Project" SELECT g, 1 + g % 50, (ARRAY['a','b','c'])[1 + g % 3], now() - g * interval '1 s',
+                'p' || g FROM generate_series(1, 30000) g;
+            -- a tenant table read only through its primary key: no tenant index to propose
+            CREATE TABLE notes (id int PRIMARY KEY, tenant_id int NOT NULL, body text);
+            INSERT INTO notes SELECT g, 1 + g % 50, 'n' FROM generate_series(1, 5000) g;
+            -- a table the monitoring role may not read
+            CREATE TABLE secrets (id int PRIMARY KEY, owner int, token text);
+            INSERT INTO secrets SELECT g, g % 100, 't' FROM generate_series(1, 20000) g;
+            -- a sequence at 97.8 % of its range the role cannot read
+            CREATE SEQUENCE hidden_seq AS integer;
+            SELECT setval('hidden_seq', 2100000000);
+            VACUUM ANALYZE;
+            GRANT SELECT ON ALL TABLES IN SCHEMA public TO {RO};
+            REVOKE SELECT ON secrets FROM {RO};
+            """.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for i in range(CALLS):
+            tenant = 1 + i % 50
+            conn.execute("SELECT id, title FROM docs WHERE tenant_id = %s AND deleted_at IS NULL", (tenant,))
+            conn.execute("SELECT id, subject FROM tickets WHERE tenant_id = %s AND status = %s "
+                         "ORDER BY created_at DESC LIMIT 50", (tenant, "open"))
+            conn.execute("SELECT count(*) FROM tickets WHERE tenant_id = %s AND created_at > now() - interval '7 days'",
+                         (tenant,))
+            conn.execute("SELECT sum(amount) FROM payments WHERE account_id = %s", (i % 100,))
+            conn.execute("SELECT name FROM plans WHERE id = %s", (i + 1,))
+            conn.execute('SELECT id, name FROM "Project" WHERE state = %s AND "companyId" = %s '
+                         'ORDER BY "createdAt" DESC LIMIT 20', ("a", tenant))
+            conn.execute("SELECT body FROM notes WHERE id = %s", (i + 1,))
+            conn.execute("SELECT token FROM secrets WHERE owner = %s", (i % 100,))
+        for i in range(2):
+            conn.execute("SELECT count(*) FROM event_log WHERE kind = %s", (f"k{i}",))
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    yield sandbox.dsn_for(NAME), sandbox.dsn_for(NAME, RO, "ro")
+
+
+@pytest.fixture(scope="module")
+def engine18(planted):
+    eng = db.connect(planted[0])
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def ro_engine(planted):
+    eng = db.connect(planted[1])
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def advised(ro_engine):
+    """The advisor as the read-only monitoring role (it cannot read ``secrets``)."""
+    from perfkit import statements
+
+    snap = statements.snapshot(ro_engine)
+    snap = snap[snap["datname"] == NAME]
+    existing = advice.existing_indexes(ro_engine)
+    return advisor.advise(ro_engine, snap, existing=existing, top_n=100)
+
+
+def proposal(result, table: str):
+    rows = result.proposals[result.proposals["table"] == qualified("public", table)]
+    assert len(rows) == 1, (table, list(result.proposals["subject"]),
+                            [r for r in result.rejected.to_dict("records") if table in r["subject"]])
+    return rows.iloc[0]
+
+
+def test_soft_delete_table_gets_a_partial_index_on_the_tenant(advised):
+    fix = proposal(advised, "docs")["fix"]
+    assert fix.key_columns[0] == "tenant_id" and "deleted_at" not in fix.key_columns
+    assert fix.where == "deleted_at IS NULL"
+
+
+def test_hot_tenant_list_gets_tenant_status_then_created_at_desc(advised):
+    row = proposal(advised, "tickets")
+    fix = row["fix"]
+    assert [(c.name, c.descending) for c in fix.columns][:3] == [("tenant_id", False), ("status", False),
+                                                                 ("created_at", True)]
+    assert row["size_bytes"] > 0 and row["saved_ms_day"] > row["write_ms_day"] >= 0
+    assert row["net_ms_day"] == pytest.approx(row["saved_ms_day"] - row["write_ms_day"])
+    assert all(s["calls"] >= CALLS for s in row["statements"]) and "calls" in row["evidence"]
+
+
+def test_normalized_interval_statement_is_costed_not_dropped(advised):
+    # pg_stat_statements keeps `interval $2`: it does not parse, `$2::interval` does
+    served = [s["query"] for _, row in advised.proposals.iterrows() for s in row["statements"]]
+    assert any("interval $2" in q for q in served), served
+    assert not any("interval" in note for note in advised.notes)
+    assert advisor.costable_text("SELECT 1 WHERE now() - interval $2 < $1")[0] == "SELECT 1 WHERE now() - $2::interval < $1"
+
+
+def test_index_only_lookup_gets_include(advised):
+    fix = proposal(advised, "payments")["fix"]
+    assert fix.key_columns == ("account_id",) and fix.include == ("amount",)
+
+
+def test_write_heavy_log_index_costs_more_than_it_saves(advised):
+    assert "public.event_log" not in set(advised.proposals["table"])
+    reasons = advised.rejected[advised.rejected["subject"].str.startswith("public.event_log (kind")]["reason"]
+    assert len(reasons) and reasons.str.contains("writes cost").all()
+
+
+def test_primary_key_already_serving_is_never_proposed(advised):
+    assert not {"public.plans", "public.notes"} & set(advised.proposals["table"])
+    served = advised.rejected[advised.rejected["subject"] == "public.plans (id)"]["reason"]
+    assert list(served) == ["served by the existing index plans_pkey"]
+
+
+def test_camel_case_tenant_key_inferred_from_the_foreign_key(advised):
+    fix = proposal(advised, "Project")["fix"]
+    assert fix.key_columns[:2] == ("companyId", "state") and fix.columns[2].descending
+    assert "companyId" in advised.facts["tenant_columns"]
+    assert 'ON public."Project" ("companyId", state, "createdAt" DESC)' in fix.sql
+
+
+def test_one_statement_failing_never_drops_the_rest_and_is_reported(advised):
+    # the role may not read secrets: that statement is named in the notes, every other table is still advised
+    assert any("secrets" in note and "permission denied" in note for note in advised.notes), advised.notes
+    assert {"public.docs", "public.tickets", "public.payments", 'public."Project"'} <= set(advised.proposals["table"])
+    facts = advised.facts
+    print(f"\nadvisor: {facts['statements']} statements, {facts['candidates']} candidates, "
+          f"{facts['hypopg_calls']} hypopg calls, {facts['explains']} EXPLAINs for {facts['pairs']} touching pairs "
+          f"(all pairs: {facts['all_pairs']}), {facts['seconds']:.2f} s")
+    assert facts["pairs"] <= facts["all_pairs"]
+
+
+def test_missing_tenant_index_only_where_statements_filter_on_the_tenant(engine18):
+    found = health.check(engine18, checks=[tables.missing_tenant_indexes])
+    subjects = set(found["subject"])
+    assert "public.docs" in subjects and "public.tickets" in subjects
+    assert "public.notes" not in subjects  # read only by its primary key: the index would only cost writes
+
+
+def test_sequence_the_role_cannot_read_is_a_missing_privilege_with_the_grant(ro_engine):
+    found = health.check(ro_engine, checks=[maintenance.sequence_exhaustion])
+    row = found[found["kind"] == "missing_privilege"].iloc[0]
+    assert "public.hidden_seq" in row["evidence"]
+    # every sequence of the schema is hidden from the role (event_log's too): one GRANT for the schema
+    assert row["sql"] == f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {RO};"
+
+
+def test_statements_only_n_plus_one_runs_in_health(engine18, sandbox):
+    with sandbox.admin_connect(NAME, autocommit=True) as conn:
+        for tenant in range(1, 11):
+            ids = [r[0] for r in conn.execute("SELECT id FROM docs WHERE tenant_id = %s LIMIT 20", (tenant,))]
+            for doc in ids:
+                conn.execute("SELECT title FROM docs WHERE id = %s", (doc,))
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    ctx = health.Context(engine18)
+    found = health.statements_n_plus_one(ctx)
+    assert len(found) and (found["kind"] == "n_plus_one").all()
+    assert found["evidence"].str.contains("about one lookup per listed row").any()
+
+
+def test_dead_rows_held_by_an_old_snapshot_name_the_holder(engine18, sandbox):
+    with sandbox.admin_connect(NAME, autocommit=True) as conn:
+        conn.execute("CREATE TABLE churn (id int PRIMARY KEY, v int, pad text)")
+        conn.execute("INSERT INTO churn SELECT g, 0, repeat('x', 40) FROM generate_series(1, 20000) g")
+        conn.execute("CREATE TABLE tiny_churn (id int PRIMARY KEY, v int)")
+        conn.execute("INSERT INTO tiny_churn SELECT g, 0 FROM generate_series(1, 400) g")
+        holder = sandbox.admin_connect(NAME, autocommit=False)
+        try:
+            holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            holder.execute("SELECT count(*) FROM churn").fetchone()  # takes the snapshot: the xmin horizon
+            pid = holder.info.backend_pid
+            conn.execute("UPDATE churn SET v = v + 1")
+            for _ in range(3):
+                conn.execute("UPDATE tiny_churn SET v = v + 1")
+            time.sleep(1.1)
+            conn.execute("VACUUM churn")  # cannot remove a row the snapshot may see
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            found = health.check(engine18, checks=[maintenance.table_bloat, maintenance.vacuum_overdue],
+                                 min_horizon_s=0, min_dead_tuples=500)
+        finally:
+            holder.close()
+    churn = found[found["subject"] == "public.churn"]
+    assert list(churn["kind"]) == ["table_bloat"], churn[["kind", "evidence"]].to_dict("records")
+    row = churn.iloc[0]
+    assert f"pid {pid} (idle in transaction" in row["evidence"] and "last vacuumed" in row["evidence"]
+    assert row["sql"].startswith(f"SELECT pg_terminate_backend({pid});")
+    assert "overdue" not in row["evidence"]
+    assert "public.tiny_churn" not in set(found["subject"])  # under the size floor
+
+
+def test_misestimate_in_the_index_condition_gets_extended_statistics(engine18, sandbox):
+    from perfkit.plans import capture, rules
+
+    with sandbox.admin_connect(NAME, autocommit=True) as conn:
+        conn.execute("CREATE TABLE corr (id int PRIMARY KEY, a int, b int)")
+        conn.execute("INSERT INTO corr SELECT g, g % 100, g % 100 FROM generate_series(1, 50000) g")
+        conn.execute("CREATE INDEX corr_a_idx ON corr (a)")
+        conn.execute("ANALYZE corr")  # statistics fresh: ANALYZE cannot fix this estimate
+    plan = capture.explain(engine18, "SELECT * FROM corr WHERE a = 7 AND b = 7", analyze=True)
+    found = rules.row_misestimate(plan)
+    assert found, plan.nodes[["node_type", "plan_rows", "actual_rows", "detail"]].to_dict("records")
+    fix = found[0]["fix"]
+    assert fix.action == "create_statistics" and set(fix.key_columns) == {"a", "b"}
