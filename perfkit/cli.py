@@ -30,6 +30,7 @@ COMMANDS = (
     "sandbox",
     "demo",
     "report",
+    "verify",
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 
 from perfkit import advice, advisor, db, health
@@ -259,3 +260,73 @@ def test_misestimate_in_the_index_condition_gets_extended_statistics(engine18, s
     assert found, plan.nodes[["node_type", "plan_rows", "actual_rows", "detail"]].to_dict("records")
     fix = found[0]["fix"]
     assert fix.action == "create_statistics" and set(fix.key_columns) == {"a", "b"}
+
+
+# -- perfkit verify ---------------------------------------------------------------------------------
+def test_verify_measures_each_planted_proposal_at_least_5x(advised, planted, capsys):
+    from perfkit import verify
+
+    targets = {"docs": "deleted_at IS NULL", "tickets": "ORDER BY created_at DESC", "payments": "sum(amount)",
+               "Project": '"companyId"'}
+    items = []
+    for table, marker in targets.items():
+        row = proposal(advised, table)
+        target = next(s["query"] for s in row["statements"] if marker in s["query"])
+        items.append((row["fix"], [target]))
+    results = verify.verify(planted[0], items, runs=5, allow_writes=True)
+    with capsys.disabled():
+        for result in results:
+            print(f"\nverify {result.fix.sql}\n  {result.text()}; "
+                  + "; ".join(f"mean {s['before_mean_ms']:.2f} -> {s['after_mean_ms']:.2f} ms, "
+                              f"p95 {s['before_p95_ms']:.2f} -> {s['after_p95_ms']:.2f} ms" for s in result.statements))
+    for result in results:
+        assert result.statements[0]["speedup"] >= 5, result.to_dict()
+        assert result.size_bytes > 0 and result.build_s > 0 and not result.kept
+        assert "x faster on 1 statement" in result.text()
+    with psycopg.connect(planted[0]) as conn:  # every index dropped again
+        names = [r.index for r in results]
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (names,)).fetchone()[0] == 0
+
+
+def test_verify_refuses_without_allow_writes(planted, capsys):
+    from perfkit import cli
+
+    code = cli.main(["verify", "--dsn", planted[0], "--sql", "CREATE INDEX ON docs (tenant_id)"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--allow-writes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_interrupted_leaves_no_index_behind(planted, sandbox):
+    """Killed (SIGTERM) while CREATE INDEX CONCURRENTLY waits for an old snapshot: the index is already in
+    pg_index (invalid), and it is dropped before perfkit exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    name = "docs_title_verify_idx"
+    argv = ["verify", "--dsn", planted[0], "--allow-writes", "--runs", "2",
+            "--sql", f"CREATE INDEX {name} ON docs (title)", "--statement", "SELECT id FROM docs WHERE title = $1"]
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "PERFKIT_PROGRESS": "0"}
+    query = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s"
+    holder = sandbox.admin_connect(NAME, autocommit=False)
+    holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM tenants LIMIT 1").fetchone()  # an old snapshot: the build waits for it
+    proc = subprocess.Popen([sys.executable, "-c", f"from perfkit import cli; raise SystemExit(cli.main({argv!r}))"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with psycopg.connect(planted[0], autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while conn.execute(query, (name,)).fetchone() is None:  # the build has begun
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            holder.rollback()  # the old snapshot goes: the drop (which waits for it too) can finish
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err, err
+            assert conn.execute(query, (name,)).fetchone() is None  # gone from pg_index
+    finally:
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
