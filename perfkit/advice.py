@@ -459,8 +459,24 @@ __all__ = ["assess", "existing_indexes", "index_advice", "is_plannable", "recomm
 
 
 # -- the assessment --------------------------------------------------------------------------
+def with_verified(ranked: pd.DataFrame, verified: Iterable[dict] | None) -> pd.DataFrame:
+    """``ranked`` with a ``verified`` column (``verified: 41x faster on 3 statements, 12 MB, built in
+    0.4 s on <server>``) for each index a ``perfkit verify`` run measured, also added to its evidence."""
+    verified = list(verified or [])
+    if not verified or not len(ranked) or "fix" not in ranked.columns:
+        return ranked
+    from perfkit.verify import verified_text
+
+    texts = [verified_text(f, verified) if isinstance(f, Fix) and f.action == "create_index" else ""
+             for f in ranked["fix"]]
+    out = ranked.assign(verified=texts)
+    out["evidence"] = [f"{e}; {t}" if t else e for e, t in zip(out["evidence"], texts, strict=True)]
+    return out
+
+
 def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | None = None,
-           ideas: pd.DataFrame | None = None, existing: list[Fix] | None = None, n: int = 10):
+           ideas: pd.DataFrame | None = None, existing: list[Fix] | None = None, n: int = 10,
+           verified: Iterable[dict] | None = None):
     """The recommendations assessment: every other assessment's findings and index advice, each fix once.
 
     Parameters
@@ -476,6 +492,9 @@ def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | Non
         from ``engine`` when not given): never proposed again.
     n:
         How many recommendations ``facts["recommendations"]`` keeps for summary.json.
+    verified:
+        Verifications kept by ``perfkit verify`` (:func:`perfkit.verify.stored_results`): the
+        recommendations they measured say so (``verified`` column and evidence).
 
     Returns
     -------
@@ -498,8 +517,9 @@ def assess(assessments: Iterable, *, engine=None, statements: pd.DataFrame | Non
     ideas = findings_frame(ideas)
     ranked = recommend(health=others if len(others) else None, statements=ideas if len(ideas) else None,
                        plan_findings=plan_found if len(plan_found) else None, existing=existing)
-    keep = [c for c in ("severity", "kind", "subject", "recommendation", "sql", "benefit_ms", "sources", "fix")
-            if c in ranked.columns]
+    ranked = with_verified(ranked, verified)
+    keep = [c for c in ("severity", "kind", "subject", "recommendation", "sql", "benefit_ms", "sources", "fix",
+                        "verified") if c in ranked.columns]
     from perfkit.output import to_jsonable
 
     return Assessment("advice", "Recommendations", findings=ideas,

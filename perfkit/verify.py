@@ -416,11 +416,11 @@ def write_results(directory: Path, results: list[Verified]) -> Path:
     return path
 
 
-def read_results(directory: Path | None) -> list[dict]:
+def read_results(directory: Path | None, *, name: str = VERIFY_NAME) -> list[dict]:
     """The verifications saved in ``DIR/verify.json`` (``[]`` when there are none)."""
     if directory is None:
         return []
-    path = Path(directory) / VERIFY_NAME
+    path = Path(directory) / name
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -428,5 +428,56 @@ def read_results(directory: Path | None) -> list[dict]:
     return data if isinstance(data, list) else []
 
 
+def store_results(results: list[Verified], *, store: Path | None = None, server: str = "scratch") -> Path:
+    """Keep the verifications in the snapshot store (``<store>/verify/server=<id>.json``), newest
+    per index winning: what the weekly report's recommendations match their proposals against."""
+    from perfkit.db import sanitize_server_id
+    from perfkit.fileio import write_atomic
+    from perfkit.output import to_jsonable
+    from perfkit.store import default_root
+
+    folder = Path(store) if store is not None else default_root()
+    path = folder / "verify" / f"server={sanitize_server_id(server)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = {tuple(r.get("key", [])): r for r in read_results(path.parent, name=path.name)}
+    for result in results:
+        record = result.to_dict()
+        record["server"] = server
+        record["verified_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        kept[tuple(record["key"])] = record
+    write_atomic(path, json.dumps(to_jsonable(list(kept.values())), indent=2) + "\n")
+    return path
+
+
+def stored_results(store: Path | None = None) -> list[dict]:
+    """Every verification kept in the store (``[]`` when there is none)."""
+    from perfkit.store import default_root
+
+    folder = (Path(store) if store is not None else default_root()) / "verify"
+    out: list[dict] = []
+    for path in sorted(folder.glob("server=*.json")) if folder.is_dir() else ():
+        out += read_results(folder, name=path.name)
+    return out
+
+
+def verified_text(fix: Fix, verified: Iterable[dict]) -> str:
+    """The ``verified: ...`` sentence of the latest verification of ``fix`` (the same index whatever its
+    name or the order of a btree's keys), or ``""``."""
+    from perfkit.advice import _plain_order
+
+    wanted = _plain_order(fix).key()
+    found = ""
+    for record in verified:
+        try:
+            other = Fix.from_dict(record["fix"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if _plain_order(other).key() == wanted:
+            where = f" on {record['server']}" if record.get("server") else ""
+            found = f"{record.get('text', '')}{where}"
+    return found
+
+
 __all__ = ["VERIFY_NAME", "Measured", "Verified", "check_target", "fix_from_sql", "fixes_from_report",
-           "parameter_uses", "read_results", "representative_params", "statements_for", "verify", "write_results"]
+           "parameter_uses", "read_results", "representative_params", "statements_for", "store_results",
+           "stored_results", "verified_text", "verify", "write_results"]

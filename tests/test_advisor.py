@@ -263,7 +263,7 @@ def test_misestimate_in_the_index_condition_gets_extended_statistics(engine18, s
 
 
 # -- perfkit verify ---------------------------------------------------------------------------------
-def test_verify_measures_each_planted_proposal_at_least_5x(advised, planted, capsys):
+def test_verify_measures_each_planted_proposal_at_least_5x(advised, planted, capsys, tmp_path):
     from perfkit import verify
 
     targets = {"docs": "deleted_at IS NULL", "tickets": "ORDER BY created_at DESC", "payments": "sum(amount)",
@@ -283,6 +283,12 @@ def test_verify_measures_each_planted_proposal_at_least_5x(advised, planted, cap
         assert result.statements[0]["speedup"] >= 5, result.to_dict()
         assert result.size_bytes > 0 and result.build_s > 0 and not result.kept
         assert "x faster on 1 statement" in result.text()
+    # kept in the store, the weekly report's recommendations say what was measured
+    verify.store_results(results, store=tmp_path, server="scratch-db")
+    ranked = advice.assess([], ideas=advised.proposals, verified=verify.stored_results(tmp_path)).tables["recommendations"]
+    docs = ranked[ranked["subject"].str.startswith("public.docs")].iloc[0]
+    assert docs["verified"].startswith("verified: ") and docs["verified"].endswith("on scratch-db")
+    assert docs["verified"] in docs["evidence"]
     with psycopg.connect(planted[0]) as conn:  # every index dropped again
         names = [r.index for r in results]
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (names,)).fetchone()[0] == 0

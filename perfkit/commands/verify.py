@@ -53,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
                             force=args.force, progress=None if args.json else lambda m: say(f"perfkit verify: {m}"))
     out = args.out or args.from_report
     path = verify.write_results(out, results) if out is not None else None
+    from perfkit import db
+
+    engine = db.connect(args.dsn)
+    try:
+        server = db.server_id(engine, args.dsn)
+    finally:
+        engine.dispose()
+    verify.store_results(results, server=server)  # the weekly report's recommendations show them
     if args.json:
         emit_json({"verified": [r.to_dict() for r in results], "written": str(path) if path else None})
         return 0

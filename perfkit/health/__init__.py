@@ -252,9 +252,13 @@ def assess(
         existing = []
     ideas = None
     if snapshot is not None and len(snapshot):
-        ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
+        ideas = advice.index_advice(engine, statements=snapshot, existing=existing,
+                                    tenant_columns=options.get("tenant_columns"))
         notes += [f"index advice: {note}" for note in ideas.attrs.get("notes", [])]  # what was not costed, and why
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
+    from perfkit.verify import stored_results
+
+    recommendations = advice.with_verified(recommendations, stored_results())  # what perfkit verify measured
     return Assessment(
         "health",
         "Database health",
