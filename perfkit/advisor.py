@@ -321,10 +321,12 @@ class _Coster:
         self.hypopg = pgsql.Identifier(hypopg)
         self.calls = 0  # hypopg calls: creates, sizes, drops, and EXPLAINs with a hypothetical index
         self.explains = 0
+        self.seconds = 0.0  # time in the server's EXPLAINs and hypopg calls: the advisor's floor
 
     def _savepoint(self, work, prepared: list | None = None):
         """``work()`` in its own SAVEPOINT: an error rolls back to it (the transaction stays usable for
         the next candidate) and is raised as one PerfkitError; a statement it PREPAREd is deallocated."""
+        started = time.perf_counter()
         self.raw.execute("SAVEPOINT perfkit_advice")
         try:
             value = work()
@@ -339,6 +341,7 @@ class _Coster:
                     self.raw.execute("ROLLBACK TO SAVEPOINT perfkit_deallocate")
             raise PerfkitError(" ".join(str(err).split())) from None
         self.raw.execute("RELEASE SAVEPOINT perfkit_advice")
+        self.seconds += time.perf_counter() - started
         return value
 
     def cost(self, stmt: Statement) -> float:
@@ -392,7 +395,9 @@ class _Coster:
 class Advice:
     """The advisor's result: ``proposals`` (index_advice findings, best net benefit first), ``rejected``
     (one row per candidate not proposed, with ``reason``), ``notes`` (statements not costed, and why),
-    ``facts`` (``statements``, ``candidates``, ``hypopg_calls``, ``explains``, ``pairs``, ``seconds``)."""
+    ``facts`` (``statements``, ``candidates``, ``hypopg_calls``, ``explains``, ``pairs`` (candidate,
+    statement touching its table), ``all_pairs`` (every statement x every candidate), ``seconds``,
+    ``server_seconds``: the time inside EXPLAIN and hypopg, the floor)."""
 
     proposals: pd.DataFrame
     rejected: pd.DataFrame
@@ -713,6 +718,7 @@ def advise(
     pairs = sum(len(touching.get((f.schema, f.table), [])) for f in candidates.values())
     facts = {"statements": len(stmts), "candidates": len(candidates), "chosen": len(chosen),
              "hypopg_calls": coster.calls, "explains": coster.explains, "pairs": pairs,
+             "server_seconds": coster.seconds,
              "all_pairs": len(stmts) * len(candidates), "tenant_columns": list(tenants[:5]),
              "seconds": time.perf_counter() - started}
     return Advice(findings_frame(rows), pd.DataFrame(rejected, columns=["subject", "sql", "reason", "saved_ms_day",
