@@ -269,7 +269,7 @@ def statements_for(conn: psycopg.Connection, fix: Fix, *, limit: int = 5) -> lis
         rows = conn.execute(
             "SELECT query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
             "WHERE d.datname = current_database() AND s.query !~* '^\\s*(explain|create|drop|prepare|deallocate)' "
-            "AND s.query !~ 'perfkit' ORDER BY s.total_exec_time DESC LIMIT 500").fetchall()
+            "AND s.query NOT LIKE '/* perfkit */%' ORDER BY s.total_exec_time DESC LIMIT 500").fetchall()
     except psycopg.Error:
         return []
     lead = fix.key_columns[0] if fix.key_columns else None
