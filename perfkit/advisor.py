@@ -40,6 +40,8 @@ _TENANT_NAME = re.compile(r"^(tenant|company|organization|organisation|org|works
 _TYPED_PARAM = re.compile(
     r"\b(interval|date|timestamptz|timestamp\s+with(?:out)?\s+time\s+zone|timestamp|time|numeric|"
     r"bigint|integer|int|smallint|text|boolean|uuid|jsonb|json|inet)\s+\$(\d+)", re.IGNORECASE)
+# the default tenant columns as Prisma / TypeORM name them
+CAMEL_TENANT_COLUMNS = ("tenantId", "companyId", "retailerId")
 MAX_KEYS = 4
 MAX_INCLUDE = 3
 # an INCLUDE candidate is kept only when its plan cost is below this share of the same keys' without it
@@ -233,7 +235,7 @@ def infer_tenant_columns(conn, workload: Iterable[tuple[str, str, TableUse]] = (
     """The tenant key's column names: foreign keys to a tenants / companies / organizations table,
     tenant-like names in snake_case or camelCase (``tenant_id``, ``"companyId"``), and columns the
     workload filters on by equality in three or more tables under one name ending in id."""
-    found: dict[str, int] = {name: 1 for name in TENANT_COLUMNS}
+    found: dict[str, int] = {name: 1 for name in (*TENANT_COLUMNS, *CAMEL_TENANT_COLUMNS)}
     try:
         for row in db.query(conn, FK_SQL).itertuples(index=False):
             if str(row.referenced).lower() in TENANT_TABLES:

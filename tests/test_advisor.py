@@ -336,3 +336,13 @@ def test_verify_interrupted_leaves_no_index_behind(planted, sandbox):
         holder.close()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_health_assess_infers_camel_case_tenant_and_reports_what_was_not_costed(ro_engine):
+    result = health.assess(ro_engine)
+    found = result.findings
+    tenant = set(found.loc[found["kind"] == "missing_tenant_index", "subject"])
+    assert 'public."Project"' in tenant and "public.notes" not in tenant
+    assert any(note.startswith("index advice: not costed: SELECT token FROM secrets") for note in result.notes), result.notes
+    ideas = result.tables["index_advice"]
+    assert {"public.docs", "public.tickets"} <= set(ideas["table"])

@@ -227,6 +227,9 @@ def assess(
     from perfkit.assessment import Assessment
 
     chosen = _chosen(checks)
+    explicit_tenants = options.get("tenant_columns")
+    if explicit_tenants is None and tables.missing_tenant_indexes in chosen:
+        options = {**options, "tenant_columns": infer_tenant_columns(engine)}
     routed = route_thresholds(chosen, options, per_check or {})
     ctx = Context(engine)
     failures: list = []
@@ -252,8 +255,7 @@ def assess(
         existing = []
     ideas = None
     if snapshot is not None and len(snapshot):
-        ideas = advice.index_advice(engine, statements=snapshot, existing=existing,
-                                    tenant_columns=options.get("tenant_columns"))
+        ideas = advice.index_advice(engine, statements=snapshot, existing=existing, tenant_columns=explicit_tenants)
         notes += [f"index advice: {note}" for note in ideas.attrs.get("notes", [])]  # what was not costed, and why
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
     from perfkit.verify import stored_results
@@ -268,6 +270,19 @@ def assess(
         notes=notes,
         data={"context": ctx},
     )
+
+
+def infer_tenant_columns(engine) -> tuple[str, ...]:
+    """The tenant columns for the checks when ``--tenant-column`` is not given: the defaults, their
+    camelCase forms (``"companyId"``) and the columns with a foreign key to a tenants / companies /
+    organizations table (:func:`perfkit.advisor.infer_tenant_columns`)."""
+    from perfkit import advisor
+
+    try:
+        with db.session(engine) as conn:
+            return advisor.infer_tenant_columns(conn)
+    except PerfkitError:
+        return TENANT_COLUMNS
 
 
 def statements_n_plus_one(ctx: Context) -> pd.DataFrame:
