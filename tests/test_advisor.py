@@ -355,3 +355,23 @@ def test_health_assess_infers_camel_case_tenant_and_reports_what_was_not_costed(
     assert any(note.startswith("index advice: not costed: SELECT token FROM secrets") for note in result.notes), result.notes
     ideas = result.tables["index_advice"]
     assert {"public.docs", "public.tickets"} <= set(ideas["table"])
+
+
+def test_cli_verify_from_a_report_folder_writes_its_results(planted, tmp_path, monkeypatch, capsys):
+    import json
+
+    from perfkit import cli, verify
+
+    monkeypatch.setenv("PERFKIT_STORE", str(tmp_path / "store"))
+    report = tmp_path / "2026-12-01"
+    report.mkdir()
+    (report / "summary.json").write_text(json.dumps({"recommendations": [
+        {"kind": "index_advice", "sql": "CREATE INDEX CONCURRENTLY docs_tenant_id_idx ON public.docs (tenant_id) "
+                                        "WHERE deleted_at IS NULL;"},
+        {"kind": "vacuum_overdue", "sql": "VACUUM (ANALYZE) public.docs;"}]}))
+    code = cli.main(["verify", "--dsn", planted[0], "--allow-writes", "--from-report", str(report), "--runs", "3"])
+    out = capsys.readouterr().out
+    assert code == 0 and "verified: " in out and "p95 before" in out
+    saved = verify.read_results(report)
+    assert len(saved) == 1 and saved[0]["statements"][0]["query"].startswith("SELECT id, title FROM docs")
+    assert verify.stored_results(tmp_path / "store")[0]["text"] == saved[0]["text"]
