@@ -321,6 +321,17 @@ def _merge_key(row: dict) -> tuple:
     return fix.key()
 
 
+def _serves(lead: Fix, lead_row: dict, fix: Fix) -> bool:
+    """``lead`` (the group's widest index) serves ``fix``: its keys extend ``fix``'s (a btree in either
+    direction). A partial index the workload-wide advisor chose also takes a full proposal of the same
+    keys from another finding (``missing_tenant_index``...): the advisor costed it on the statements."""
+    if lead.key() == fix.key() or _plain_order(lead).covers(_plain_order(fix)):
+        return True
+    if lead.where and not fix.where and lead_row.get("kind") == "index_advice":
+        return _plain_order(lead).covers(replace(_plain_order(fix), where=lead.where))
+    return False
+
+
 def _width(row: dict) -> int:
     fix = row["fix"]
     return len(fix.columns) + len(fix.include) if fix is not None and fix.action == "create_index" else 0
@@ -439,7 +450,7 @@ def recommend(
         fix = row["fix"]
         if fix is not None and fix.action == "create_index":
             for lead, members in index_groups:
-                if _plain_order(lead).covers(_plain_order(fix)) or lead.key() == fix.key():
+                if _serves(lead, members[0], fix):
                     members.append(row)
                     break
             else:

@@ -375,3 +375,11 @@ def test_cli_verify_from_a_report_folder_writes_its_results(planted, tmp_path, m
     saved = verify.read_results(report)
     assert len(saved) == 1 and saved[0]["statements"][0]["query"].startswith("SELECT id, title FROM docs")
     assert verify.stored_results(tmp_path / "store")[0]["text"] == saved[0]["text"]
+
+
+def test_recommend_merges_the_tenant_finding_into_the_partial_proposal(advised, engine18):
+    checks = health.check(engine18, checks=[tables.missing_tenant_indexes])
+    merged = advice.recommend(health=checks, statements=advised.proposals)
+    on_docs = merged[merged["subject"].str.startswith("public.docs")]
+    assert len(on_docs) == 1 and on_docs.iloc[0]["fix"].where == "deleted_at IS NULL"
+    assert set(on_docs.iloc[0]["sources"]) == {"index_advice", "missing_tenant_index"}
