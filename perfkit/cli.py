@@ -32,6 +32,7 @@ COMMANDS = (
     "demo",
     "report",
     "notebooks",
+    "verify",
 )
 
 

@@ -706,11 +706,13 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
 
     def build() -> Section:
         from perfkit import advice
+        from perfkit.verify import stored_results
 
         assessments = [s.assessment for s in sections if s.assessment is not None]
         if src.live:
             snap, _ = src.current_snapshot()
-            result = advice.assess(assessments, engine=src.engine, statements=snap, n=n)
+            result = advice.assess(assessments, engine=src.engine, statements=snap, n=n,
+                                   verified=stored_results(src.store.root))
         else:
             path = src.sample / "health" / "index_advice.json"
             result = advice.assess(assessments, ideas=read_findings(path) if path.exists() else None, n=n)

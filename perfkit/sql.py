@@ -38,6 +38,7 @@ ACTIONS = (
     "alter_sequence",
     "cancel_backend",
     "terminate_backend",
+    "grant",
 )
 
 
@@ -324,6 +325,12 @@ def end_backend(pid: int, *, terminate: bool = True, comment: str = "") -> Fix:
                comment=comment)
 
 
+def grant(schema: str | None, name: str, role: str, *, privilege: str = "SELECT", on: str = "SEQUENCE") -> Fix:
+    """``GRANT privilege ON SEQUENCE schema.name TO role`` (``on``: SEQUENCE, TABLE; ``name`` ``*``
+    with ``on="ALL SEQUENCES IN SCHEMA"`` grants on every one of the schema)."""
+    return Fix("grant", schema=schema, name=name, settings=(("privilege", privilege), ("on", on), ("role", role)))
+
+
 def vacuum(schema: str | None, table: str, *, analyze: bool = True, verbose: bool = False) -> Fix:
     then = ()
     return Fix("vacuum", schema=schema, table=table, settings=(("analyze", "on"),) if analyze else (),
@@ -422,6 +429,11 @@ def render(fix: Fix) -> str:
         parts.append(f"ALTER TABLE {table} ALTER COLUMN {quote_ident(fix.columns[0].name)} TYPE {kind};")
     elif a == "alter_sequence":
         parts.append(f"ALTER SEQUENCE {qualified(fix.schema, fix.name)} AS {dict(fix.settings)['as']};")
+    elif a == "grant":
+        options = dict(fix.settings)
+        target = quote_ident(fix.schema or DEFAULT_SCHEMA) if options["on"].startswith("ALL ") else qualified(
+            fix.schema, fix.name)
+        parts.append(f"GRANT {options['privilege']} ON {options['on']} {target} TO {quote_ident(options['role'])};")
     elif a in ("cancel_backend", "terminate_backend"):
         word = "terminate" if a == "terminate_backend" else "cancel"
         parts.append(f"SELECT pg_{word}_backend({int(dict(fix.settings)['pid'])});")
@@ -580,7 +592,7 @@ def as_fix(value) -> Fix | None:
 
 
 __all__ = [
-    "ACTIONS", "KEYWORDS", "Fix", "IndexColumn", "alter_column_type", "alter_sequence", "alter_system",
+    "ACTIONS", "KEYWORDS", "Fix", "IndexColumn", "alter_column_type", "alter_sequence", "alter_system", "grant",
     "alter_table", "analyze", "as_fix", "create_index", "create_statistics", "drop_index", "end_backend",
     "finding_fix", "index_name", "parse_fix", "qualified", "quote_ident", "reindex", "render", "reset_table",
     "set_local", "split_name", "trigram_index", "vacuum",

@@ -89,11 +89,11 @@ def mine(findings, schema):
 def test_index_advice_tenant_first_and_verified_with_hypopg(engine, shop, sandbox):
     assert sandbox.hypopg, "the sandbox should have hypopg (postgresql-15-hypopg)"
     found = mine(advice.index_advice(engine, top_n=200), shop)
-    assert list(found["subject"]) == [f"{shop}.orders (tenant_id, status, created_at)"]
+    assert list(found["subject"]) == [f"{shop}.orders (tenant_id, status, created_at DESC)"]
     row = found.iloc[0]
     assert row["kind"] == "index_advice" and row["severity"] == "warning"
     assert row["sql"] == (
-        f"CREATE INDEX CONCURRENTLY orders_tenant_id_status_created_at_idx ON {shop}.orders (tenant_id, status, created_at);"
+        f"CREATE INDEX CONCURRENTLY orders_tenant_id_status_created_at_idx ON {shop}.orders (tenant_id, status, created_at DESC);"
     )
     assert row["cost_after"] <= row["cost_before"] / 2
     assert f"from {row['cost_before']:,.1f} to {row['cost_after']:,.1f}" in row["evidence"]
@@ -106,7 +106,10 @@ def test_index_advice_thresholds(engine, shop):
     # the 5-row table's index cannot halve the cost: kept only when any cut (even none) is enough
     tiny = f"{shop}.colors (name)"
     assert tiny not in set(advice.index_advice(engine, top_n=200)["subject"])
-    assert tiny in set(advice.index_advice(engine, top_n=200, min_cost_reduction=0.0)["subject"])
+    # even with no cut asked for, an index that saves nothing is not proposed: it is rejected, with why
+    loose = advice.index_advice(engine, top_n=200, min_cost_reduction=0.0)
+    assert tiny not in set(loose["subject"])
+    assert tiny in set(loose.attrs["rejected"]["subject"])
     # without hypopg the proposals are kept, unverified
     unverified = mine(advice.index_advice(engine, top_n=200, use_hypopg=False), shop)
     assert {tiny, f"{shop}.orders (tenant_id, status, created_at)"} <= set(unverified["subject"])
@@ -114,13 +117,13 @@ def test_index_advice_thresholds(engine, shop):
     assert mine(advice.index_advice(engine, top_n=200, min_total_ms=10**9), shop).empty
     # the statement filters on status first: only the tenant rule puts tenant_id ahead of it
     no_tenant = mine(advice.index_advice(engine, top_n=200, tenant_columns=()), shop)
-    assert set(no_tenant["subject"]) == {f"{shop}.orders (status, tenant_id, created_at)"}
+    assert set(no_tenant["subject"]) == {f"{shop}.orders (status, tenant_id, created_at DESC)"}
 
 
 def test_index_advice_from_a_statement_snapshot(engine, shop):
     snap = statements.snapshot(engine)
     found = mine(advice.index_advice(engine, statements=snap, top_n=200), shop)
-    assert list(found["subject"]) == [f"{shop}.orders (tenant_id, status, created_at)"]
+    assert list(found["subject"]) == [f"{shop}.orders (tenant_id, status, created_at DESC)"]
 
 
 def test_whatif_of_a_parameterized_delete_runs_nothing(engine, shop):
@@ -154,7 +157,7 @@ def test_recommend_merges_health_advice_and_plan_findings_into_one_index(engine,
     on_orders = merged[merged["sql"].str.contains(f"ON {shop}.orders", regex=False)]
     assert len(on_orders) == 1
     row = on_orders.iloc[0]
-    assert row["kind"] == "index_advice" and row["subject"] == f"{shop}.orders (tenant_id, status, created_at)"
+    assert row["kind"] == "index_advice" and row["subject"] == f"{shop}.orders (tenant_id, status, created_at DESC)"
     assert set(row["sources"]) == {"index_advice", "missing_tenant_index", "seq_scan_large_table", "seq_scan"}
     assert "also missing_tenant_index" in row["evidence"] and "also seq_scan:" in row["evidence"]
 

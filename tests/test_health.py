@@ -97,6 +97,8 @@ def schema(sandbox):
                 "ORDER BY created_at DESC LIMIT 20",
                 (i % 50, "paid"),
             )
+            # org_docs is read per org (its own tenant column): reported once org_id is configured
+            admin.execute(f"SELECT id FROM {name}.org_docs WHERE org_id = %s", (i % 20,))
         flush(admin)
         yield name
         admin.execute(f"DROP SCHEMA {name} CASCADE")
@@ -246,7 +248,10 @@ def test_table_bloat_vacuum_and_analyze_thresholds(engine, schema):
 def test_low_cache_hit_thresholds(engine, schema):
     assert not subjects(run(tables.low_cache_hit, engine), schema)
     strict = run(tables.low_cache_hit, engine, min_hit_ratio=1.01, min_blocks=0)
-    assert f"{schema}.ctl_orders" in subjects(strict, schema)
+    # a table read through its indexes misses the cache because of the server's memory, not its own use:
+    # only the tables whose own pattern (sequential scans, dead rows) explains it are named
+    assert f"{schema}.shop_orders" in subjects(strict, schema)
+    assert f"{schema}.ctl_orders" not in subjects(strict, schema)
     assert any(f["subject"].startswith("database ") for f in strict)
 
 

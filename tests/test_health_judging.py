@@ -182,8 +182,16 @@ CASES = [
     ("missing_tenant_indexes", {"tenant_tables": [tenant_row(column="org_id")], "workload": None}, {}, [], None),
     ("missing_tenant_indexes", {"tenant_tables": [tenant_row(column="org_id")], "workload": None},
      {"tenant_columns": ("org_id",)}, [("missing_tenant_index", W)], "create_index"),
-    ("low_cache_hit", {"tables": [table(heap_hit=9_000, heap_read=2_000, idx_hit=0)], "database": database()}, {},
-     [("low_cache_hit", W)], None),
+    ("low_cache_hit", {"tables": [table(heap_hit=9_000, heap_read=2_000, idx_hit=0, seq_scan=50, seq_tup_read=2_500_000)],
+                       "database": database()}, {}, [("low_cache_hit", W)], None),
+    # a busy well-indexed table missing the cache: the server's memory, not the table (issue 18)
+    ("low_cache_hit", {"tables": [table(heap_hit=9_000, heap_read=2_000, idx_hit=0)], "database": database()}, {}, [], None),
+    ("low_cache_hit", {"tables": [table(heap_hit=9_000, heap_read=2_000, idx_hit=0, size_bytes=64 * MB)],
+                       "database": database(), "settings": [{"shared_buffers": 16 * MB}]}, {}, [("low_cache_hit", W)], None),
+    # a tenant table no statement filters on the tenant, or never read sequentially: nothing (issue 18)
+    ("missing_tenant_indexes", {"tenant_tables": [tenant_row()], "workload": workload(status="equality")}, {}, [], None),
+    ("missing_tenant_indexes", {"tenant_tables": [tenant_row(seq_scan=0)], "workload": workload(tenant_id="equality")},
+     {}, [], None),
     ("low_cache_hit", {"tables": [table(heap_hit=900, heap_read=200, idx_hit=0)], "database": database()}, {}, [], None),
     ("low_cache_hit", {"tables": [table()], "database": database(blks_hit=90_000, blks_read=10_000)}, {},
      [("low_cache_hit", W)], None),

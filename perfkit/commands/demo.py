@@ -90,7 +90,8 @@ def print_result(result) -> None:
                              "statements_per_request_after": "after"})
         print()
     if not result.fixes.empty:
-        print_table(result.fixes, ["status", "seconds", "sql"], title="fixes applied (from the report's recommendations)",
+        shown = [c for c in ("status", "seconds", "verified", "sql") if c in result.fixes.columns]
+        print_table(result.fixes, shown, title="fixes applied through perfkit verify (from the report's recommendations)",
                     max_width=110)
         print()
     if not result.statement_changes.empty:

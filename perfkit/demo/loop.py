@@ -420,34 +420,47 @@ def index_fixes(recommendations: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     return chosen[keep].head(top).reset_index(drop=True)
 
 
-def apply_fixes(conn, fixes: pd.DataFrame) -> pd.DataFrame:
-    """Run each fix's ``sql`` on a read-write autocommit connection (CREATE INDEX CONCURRENTLY needs it).
+def apply_fixes(dsn: str, fixes: pd.DataFrame, *, runs: int = 10, store: Path | None = None) -> pd.DataFrame:
+    """Apply each fix through ``perfkit verify`` (:func:`perfkit.verify.verify`, ``keep=True``): its
+    statements timed before and after the index is built, the index kept for the next load test.
 
     Returns ``fixes`` with ``status`` (``applied``, ``exists`` when an index of that name is
-    already there, or ``failed``), ``seconds`` and ``error``.
+    already there, or ``failed``), ``seconds`` (the build), ``error``, ``verified`` (the
+    verification's sentence), ``speedup`` and ``size_bytes``: exactly what users get from
+    ``perfkit verify`` on their own database. With ``store``, the verifications are kept there
+    (:func:`perfkit.verify.store_results`): the weekly report after the fixes shows them.
     """
     from perfkit import sql as fix_sql
+    from perfkit import verify
+    from perfkit.errors import PerfkitError
 
     out = fixes.copy()
-    statuses, seconds, errors = [], [], []
-    for row in out.to_dict(orient="records") if "sql" in out else []:
-        text = row["sql"]
-        t0 = time.perf_counter()
+    columns = {name: [] for name in ("status", "seconds", "error", "verified", "speedup", "size_bytes")}
+    rows = out.to_dict(orient="records") if "sql" in out else []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        existing = {row["sql"]: (conn.execute("SELECT to_regclass(%s)", (fix_sql.qualified(f.schema, f.name),))
+                                 .fetchone()[0] is not None) if (f := fix_sql.finding_fix(row)) is not None
+                    and f.action == "create_index" and f.name else False for row in rows}
+    for row in rows:
         fix = fix_sql.finding_fix(row)
-        index = fix_sql.qualified(fix.schema, fix.name) if fix is not None and fix.action == "create_index" else None
-        try:
-            if index and conn.execute("SELECT to_regclass(%s)", (index,)).fetchone()[0] is not None:
-                statuses.append("exists")
-                errors.append(f"an index named {fix.name} exists already")
-            else:
-                conn.execute(text)
-                statuses.append("applied")
-                errors.append("")
-        except psycopg.Error as err:
-            statuses.append("failed")
-            errors.append(db.redact_text(str(err).strip().splitlines()[0]))
-        seconds.append(time.perf_counter() - t0)
-    out["status"], out["seconds"], out["error"] = statuses, seconds, errors
+        values = dict(status="failed", seconds=0.0, error="", verified="", speedup=float("nan"), size_bytes=0)
+        if fix is None or fix.action != "create_index":
+            values["error"] = "not a CREATE INDEX"
+        elif existing.get(row["sql"]):
+            values.update(status="exists", error=f"an index named {fix.name} exists already")
+        else:
+            try:
+                done = verify.verify(dsn, [fix], runs=runs, keep=True, allow_writes=True)[0]
+                if store is not None:
+                    verify.store_results([done], store=store, server="demo")
+                values.update(status="applied", seconds=done.build_s, verified=done.text(), speedup=done.speedup,
+                              size_bytes=done.size_bytes)
+            except PerfkitError as err:
+                values["error"] = db.redact_text(str(err).strip().splitlines()[0])
+        for name, value in values.items():
+            columns[name].append(value)
+    for name, value in columns.items():
+        out[name] = value
     return out
 
 
@@ -761,10 +774,10 @@ def _apply(result: DemoResult, database: DemoDatabase, recommendations: pd.DataF
         _skip(result, "apply fixes", "no index recommendation to apply")
         result.fixes = fixes
         return
-    with database.admin_connect() as conn:
-        result.fixes = apply_fixes(conn, fixes)
+    result.fixes = apply_fixes(database.admin_dsn, fixes, store=result.run_dir / "report-store")
     for row in result.fixes.itertuples():
-        say(f"  {row.status} in {row.seconds:.1f} s: {row.sql}" + (f" ({row.error})" if row.error else ""))
+        say(f"  {row.status} in {row.seconds:.1f} s: {row.sql}" + (f" ({row.error})" if row.error else "")
+            + (f"; {row.verified}" if row.verified else ""))
     save_table(result.fixes, result.run_dir / "fixes.csv")
 
 

@@ -235,6 +235,9 @@ def assess(
     from perfkit.assessment import Assessment
 
     chosen = _chosen(checks)
+    explicit_tenants = options.get("tenant_columns")
+    if explicit_tenants is None and tables.missing_tenant_indexes in chosen:
+        options = {**options, "tenant_columns": infer_tenant_columns(engine)}
     routed = route_thresholds(chosen, options, per_check or {})
     ctx = Context(engine)
     failures: list = []
@@ -250,28 +253,62 @@ def assess(
             snapshot, why = None, str(err)
         if snapshot is None:
             notes.append(f"no statement-based index advice ({why or 'pg_stat_statements is not readable'})")
+        else:
+            found_n1 = statements_n_plus_one(ctx)
+            if len(found_n1):
+                findings = findings_frame([*findings.to_dict(orient="records"), *found_n1.to_dict(orient="records")])
     try:
         existing = indexes.existing_indexes(ctx)
     except PerfkitError:
         existing = []
     ideas = None
     if snapshot is not None and len(snapshot):
-        ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
+        ideas = advice.index_advice(engine, statements=snapshot, existing=existing, tenant_columns=explicit_tenants)
+        notes += [f"index advice: {note}" for note in ideas.attrs.get("notes", [])]  # what was not costed, and why
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
-    tables = {"recommendations": recommendations, "index_advice": findings_frame(ideas)}
+    from perfkit.verify import stored_results
+
+    recommendations = advice.with_verified(recommendations, stored_results())  # what perfkit verify measured
+    kept = {"recommendations": recommendations, "index_advice": findings_frame(ideas)}
     if checks is None:
-        tables.update(_usage_tables(ctx, routed.get("pool_sizing", {}), notes))
+        kept.update(_usage_tables(ctx, routed.get("pool_sizing", {}), notes))
     return Assessment(
         "health",
         "Database health",
         findings=findings,
-        tables=tables,
+        tables=kept,
         facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
         notes=notes,
         data={"context": ctx},
     )
 
 
+def infer_tenant_columns(engine) -> tuple[str, ...]:
+    """The tenant columns for the checks when ``--tenant-column`` is not given: the defaults, their
+    camelCase forms (``"companyId"``) and the columns with a foreign key to a tenants / companies /
+    organizations table (:func:`perfkit.advisor.infer_tenant_columns`)."""
+    from perfkit import advisor
+
+    try:
+        with db.session(engine) as conn:
+            return advisor.infer_tenant_columns(conn)
+    except PerfkitError:
+        return TENANT_COLUMNS
+
+
+def statements_n_plus_one(ctx: Context) -> pd.DataFrame:
+    """N+1 candidates from pg_stat_statements alone (:func:`perfkit.nplusone.from_statements`): a key
+    lookup called about once per row a list statement returned. No logs needed; ``check`` is
+    ``n_plus_one_statements``, ``area`` ``workload``."""
+    from perfkit import nplusone
+
+    stmts = ctx.statements()
+    if stmts is None or not len(stmts):
+        return findings_frame([])
+    found = nplusone.from_statements(stmts)
+    if len(found):
+        found = found.assign(check="n_plus_one_statements", area="workload")
+    return found
 INDEX_USAGE_COLUMNS = ["schema", "table", "index", "idx_scan", "idx_tup_read", "idx_tup_fetch", "size_bytes",
                        "scan_share", "definition"]
 

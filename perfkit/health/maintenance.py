@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pandas as pd
+
 from perfkit import sql
+from perfkit.errors import PerfkitError
 from perfkit.findings import finding
 from perfkit.health.common import duration_text, number, share_text, size_text
 from perfkit.health.context import SETTINGS_SQL, TABLES_SQL, Check
@@ -43,8 +46,93 @@ def estimated_bloat_bytes(row) -> float | None:
     return max(row.relpages - expected_pages, 0) * row.block_size
 
 
+# who holds the xmin horizon back: the oldest snapshot of a session, a prepared transaction or a slot
+HORIZON_SQL = """
+SELECT * FROM (
+    SELECT 'session' AS holder, pid, coalesce(state, 'unknown') AS state, usename::text AS "user",
+           extract(epoch FROM now() - xact_start) AS xact_s, age(backend_xmin) AS xmin_age,
+           left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 80) AS query
+    FROM pg_stat_activity WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()
+    UNION ALL
+    SELECT 'prepared transaction', NULL, gid, owner::text, extract(epoch FROM now() - prepared), age(transaction), ''
+    FROM pg_prepared_xacts
+    UNION ALL
+    SELECT 'replication slot', NULL, slot_name::text, '', NULL, greatest(age(xmin), age(catalog_xmin)), ''
+    FROM pg_replication_slots WHERE xmin IS NOT NULL OR catalog_xmin IS NOT NULL
+) h ORDER BY xmin_age DESC NULLS LAST LIMIT 1
+"""
+
+# tables smaller than this stay quiet: vacuuming or analyzing them changes nothing a user feels
+MIN_TABLE_BYTES = 256 * 1024
+
+
+def read_horizon(ctx) -> list[dict]:
+    try:
+        return ctx.query("xmin_horizon", HORIZON_SQL).to_dict(orient="records")
+    except PerfkitError:
+        return []
+
+
+def horizon_holder(evidence, *, min_age_s: float = 60.0) -> dict | None:
+    """The transaction (or slot) holding the xmin horizon back, when it has for ``min_age_s`` or more."""
+    rows = evidence.get("horizon")
+    if rows is None or len(rows) == 0:
+        return None
+    row = rows.iloc[0].to_dict() if hasattr(rows, "iloc") else dict(rows[0])
+    seconds = row.get("xact_s")
+    if row.get("holder") == "session" and (seconds is None or seconds != seconds or float(seconds) < min_age_s):
+        return None
+    return row
+
+
+def horizon_words(holder: dict) -> str:
+    """``pid 123 (idle in transaction, user app, transaction open 5 min, xmin age 1,234)``."""
+    if holder.get("holder") == "session":
+        what = f"pid {int(holder['pid'])} ({holder['state']}, user {holder['user']}, "
+        what += f"transaction open {duration_text(float(holder['xact_s']))}, xmin age {number(holder['xmin_age'])}"
+        if holder.get("query"):
+            what += f", last query: {holder['query']}"
+        return what + ")"
+    age = f"xmin age {number(holder['xmin_age'])}"
+    return f"{holder['holder']} {holder['state']} ({age})"
+
+
+def _pid(holder: dict) -> int | None:
+    pid = holder.get("pid")
+    return None if pid is None or pid != pid else int(pid)
+
+
+def _end_holder(holder: dict) -> sql.Fix | None:
+    pid = _pid(holder)
+    if pid is None:
+        return None
+    return sql.end_backend(pid, comment="ends the transaction holding the xmin horizon; vacuum after it")
+
+
+def held_back(row, holder: dict | None) -> bool:
+    """The table's dead rows are probably kept by ``holder``: it has been open since before the last vacuum."""
+    if holder is None:
+        return False
+    since = row.since_vacuum_s
+    if since is None or since != since:
+        return False  # never vacuumed: a vacuum has not been tried yet
+    if holder.get("holder") != "session":
+        return True
+    return float(holder["xact_s"]) >= float(since)
+
+
+def _held_recommendation(holder: dict) -> str:
+    if holder.get("holder") == "session":
+        return (f"VACUUM cannot remove these dead rows while {horizon_words(holder)} holds the xmin horizon: "
+                f"end that transaction (commit or roll it back in its application, or "
+                f"SELECT pg_terminate_backend({int(holder['pid'])})), set idle_in_transaction_session_timeout, "
+                "then vacuum.")
+    return (f"VACUUM cannot remove these dead rows while {horizon_words(holder)} holds the xmin horizon: "
+            "commit/roll back or drop it, then vacuum.")
+
+
 def read_bloat(ctx) -> dict:
-    return {"tables": ctx.tables(), "widths": ctx.query("row_widths", ROW_WIDTHS_SQL)}
+    return {"tables": ctx.tables(), "widths": ctx.query("row_widths", ROW_WIDTHS_SQL), "horizon": read_horizon(ctx)}
 
 
 def judge_table_bloat(
@@ -54,8 +142,14 @@ def judge_table_bloat(
     min_dead_tuples: int = 1000,
     min_bloat_share: float = 0.5,
     min_bloat_bytes: int = 100 * 1024 * 1024,
+    min_table_bytes: int = MIN_TABLE_BYTES,
+    min_horizon_s: float = 60.0,
 ) -> list[dict]:
     """Tables carrying many dead rows, or much more space than their live rows need.
+
+    When a transaction (or a prepared transaction, a replication slot) holds the xmin horizon
+    back from before the last vacuum, VACUUM cannot remove the dead rows: the finding names
+    it (pid, state, age) instead of advising a vacuum that would change nothing.
 
     Parameters
     ----------
@@ -66,8 +160,13 @@ def judge_table_bloat(
     min_bloat_share, min_bloat_bytes:
         Or estimated wasted space (from pg_stats average widths) of at least this share of
         the table and this many bytes (default 50 % and 100 MB).
+    min_table_bytes:
+        Ignore tables smaller than this on disk (default 256 kB).
+    min_horizon_s:
+        A transaction open this long (default 60 s) counts as holding the xmin horizon.
     """
     tables, widths = evidence["tables"], evidence.get("widths")
+    holder = horizon_holder(evidence, min_age_s=min_horizon_s)
     if tables.empty:
         return []
     if widths is None or widths.empty:
@@ -83,7 +182,7 @@ def judge_table_bloat(
         bloat_share = bloat / table_bytes if bloat is not None and table_bytes else 0.0
         dead = dead_share >= min_dead_share and row.n_dead_tup >= min_dead_tuples
         bloated = bloat is not None and bloat_share >= min_bloat_share and bloat >= min_bloat_bytes
-        if not (dead or bloated):
+        if not (dead or bloated) or float(row.size_bytes or 0) < min_table_bytes:
             continue
         estimate = (
             f"estimated {size_text(bloat)} ({share_text(bloat_share)}) beyond what the live rows need"
@@ -94,7 +193,14 @@ def judge_table_bloat(
             f"{number(row.n_dead_tup)} dead rows of {number(total)} ({share_text(dead_share)}); "
             f"{size_text(row.size_bytes)} on disk, {estimate}"
         )
-        if dead:
+        held = dead and held_back(row, holder)
+        if held:
+            text += f"; {_since(row.since_vacuum_s, 'vacuumed')}; the xmin horizon is held by {horizon_words(holder)}"
+            recommendation = _held_recommendation(holder)
+            fix = _end_holder(holder)
+        elif dead:
+            if holder is not None:
+                text += f"; note: {horizon_words(holder)} holds the xmin horizon, rows it can still see stay"
             recommendation = (
                 "VACUUM it to make the dead rows' space reusable, and find why autovacuum has not "
                 "(see vacuum_overdue; long transactions holding back the xmin horizon also prevent it)."
@@ -117,6 +223,7 @@ def judge_table_bloat(
                 table=sql.qualified(row.schema, row.table),
                 dead_share=dead_share,
                 bloat_bytes=bloat,
+                horizon_pid=_pid(holder) if held else None,
             )
         )
     return found
@@ -129,7 +236,13 @@ def _since(seconds, what: str) -> str:
 
 
 def read_tables(ctx) -> dict:
-    return {"tables": ctx.tables()}
+    return {"tables": ctx.tables(), "horizon": read_horizon(ctx)}
+
+
+def _big_enough(rows, min_table_bytes: int):
+    for row, on, trigger in rows:
+        if float(row.size_bytes or 0) >= min_table_bytes:
+            yield row, on, trigger
 
 
 def _autovacuum_on(value) -> bool:
@@ -147,7 +260,9 @@ def _past_trigger(evidence, what: str, counter: str, overdue_factor: float, mini
             yield row, on, trigger
 
 
-def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tuples: int = 1000) -> list[dict]:
+def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tuples: int = 1000,
+                         min_table_bytes: int = MIN_TABLE_BYTES, recent_vacuum_s: float = 600.0,
+                         min_horizon_s: float = 60.0) -> list[dict]:
     """Tables whose dead rows are past the point where autovacuum should have vacuumed them.
 
     Autovacuum vacuums a table once its dead rows exceed ``autovacuum_vacuum_threshold +
@@ -160,13 +275,29 @@ def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tupl
         How far past the trigger counts as overdue when autovacuum is on (default 2).
     min_dead_tuples:
         Ignore tables with fewer dead rows.
+    min_table_bytes:
+        Ignore tables smaller than this on disk (default 256 kB).
+    recent_vacuum_s:
+        A table vacuumed this recently is not "overdue": its dead rows survived the vacuum.
+    min_horizon_s:
+        A transaction open this long (default 60 s) counts as holding the xmin horizon. A table
+        vacuumed while such a transaction was open is not overdue either: VACUUM ran and could
+        not remove the rows; ``table_bloat`` names the transaction holding them.
     """
     found = []
-    for row, on, trigger in _past_trigger(evidence, "vacuum", "n_dead_tup", overdue_factor, min_dead_tuples):
+    holder = horizon_holder(evidence, min_age_s=min_horizon_s)
+    rows = _past_trigger(evidence, "vacuum", "n_dead_tup", overdue_factor, min_dead_tuples)
+    for row, on, trigger in _big_enough(rows, min_table_bytes):
         disabled = "" if on else "; autovacuum is off for this table"
         fix = sql.vacuum(row.schema, row.table, verbose=True)
         if not on:
             fix = replace(fix, requires=(sql.reset_table(row.schema, row.table, "autovacuum_enabled"),))
+        since = row.since_vacuum_s
+        recent = since is not None and since == since and float(since) < recent_vacuum_s
+        if held_back(row, holder):
+            continue  # vacuumed, and the rows stay for a snapshot: table_bloat names it
+        if recent:
+            continue  # vacuumed minutes ago: not overdue (and no snapshot visible to blame)
         found.append(
             finding(
                 "vacuum_overdue",
@@ -188,7 +319,8 @@ def judge_vacuum_overdue(evidence, *, overdue_factor: float = 2.0, min_dead_tupl
     return found
 
 
-def judge_analyze_overdue(evidence, *, overdue_factor: float = 2.0, min_modifications: int = 1000) -> list[dict]:
+def judge_analyze_overdue(evidence, *, overdue_factor: float = 2.0, min_modifications: int = 1000,
+                          min_table_bytes: int = MIN_TABLE_BYTES) -> list[dict]:
     """Tables changed well past autovacuum's analyze trigger since their last analyze.
 
     Stale statistics give the planner wrong row counts, and so wrong plans. The trigger is
@@ -200,9 +332,12 @@ def judge_analyze_overdue(evidence, *, overdue_factor: float = 2.0, min_modifica
         How far past the trigger counts as overdue when autovacuum is on (default 2).
     min_modifications:
         Ignore tables with fewer rows changed since the last analyze.
+    min_table_bytes:
+        Ignore tables smaller than this on disk (default 256 kB).
     """
     found = []
-    for row, on, trigger in _past_trigger(evidence, "analyze", "n_mod_since_analyze", overdue_factor, min_modifications):
+    rows = _past_trigger(evidence, "analyze", "n_mod_since_analyze", overdue_factor, min_modifications)
+    for row, on, trigger in _big_enough(rows, min_table_bytes):
         disabled = "" if on else "; autovacuum (and so autoanalyze) is off for this table"
         found.append(
             finding(
@@ -237,6 +372,7 @@ LEFT JOIN LATERAL (
       AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
     LIMIT 1) col ON true
 WHERE s.last_value IS NOT NULL
+   OR NOT has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT,USAGE')
 """
 
 TYPE_LIMITS = {
@@ -247,7 +383,10 @@ TYPE_LIMITS = {
 
 
 def read_sequences(ctx) -> dict:
-    return {"sequences": ctx.query("sequences", SEQUENCES_SQL)}
+    return {"sequences": ctx.query("sequences", SEQUENCES_SQL), "role": ctx.query("current_role", ROLE_SQL)}
+
+
+ROLE_SQL = 'SELECT current_user AS "role"'
 
 
 def judge_sequence_exhaustion(evidence, *, warning_share: float = 0.75, critical_share: float = 0.9) -> list[dict]:
@@ -262,7 +401,24 @@ def judge_sequence_exhaustion(evidence, *, warning_share: float = 0.75, critical
         Used share of the range for a warning (default 0.75) and for critical (0.9).
     """
     found = []
-    for row in evidence["sequences"].itertuples(index=False):
+    sequences = evidence["sequences"]
+    hidden = sequences[sequences["last_value"].isna()] if len(sequences) else sequences
+    if len(hidden):
+        role = str(evidence.get("role", pd.DataFrame([{"role": "perfkit"}])).iloc[0]["role"])
+        names = [sql.qualified(r.schema, r.sequence) for r in hidden.itertuples(index=False)]
+        schemas = sorted(set(hidden["schema"]))
+        fix = (sql.grant(schemas[0], "*", role, on="ALL SEQUENCES IN SCHEMA") if len(names) > 1 and len(schemas) == 1
+               else sql.grant(hidden.iloc[0]["schema"], hidden.iloc[0]["sequence"], role))
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        found.append(finding(
+            "missing_privilege", "warning", f"sequences: {shown}",
+            f"pg_sequences.last_value is NULL for {len(names)} sequence{'s' if len(names) != 1 else ''} ({shown}): "
+            f"role {role} has no SELECT privilege on them, so how much of their range is used is unknown",
+            "Grant the monitoring role SELECT on the sequences so sequence_exhaustion can read them"
+            + (" (one GRANT per schema: " + ", ".join(schemas) + ")" if len(schemas) > 1 else "") + ".",
+            fix=fix, check="sequence_exhaustion",
+        ))
+    for row in sequences[sequences["last_value"].notna()].itertuples(index=False) if len(sequences) else ():
         low, high = int(row.min_value), int(row.max_value)
         bound_by = f"the sequence's {row.sequence_type} range"
         owner = sql.qualified(row.table_schema, row.table_name) if isinstance(row.table_name, str) else ""

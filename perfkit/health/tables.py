@@ -7,8 +7,9 @@ pg_stat_statements, pg_stat_database); the judging functions touch no database.
 from __future__ import annotations
 
 from perfkit import sql
+from perfkit.errors import PerfkitError
 from perfkit.findings import finding
-from perfkit.health.common import TENANT_COLUMNS, number, share_text, size_text
+from perfkit.health.common import TENANT_COLUMNS, is_missing, number, share_text, size_text
 from perfkit.health.context import DATABASE_SQL, TABLE_COLUMNS_SQL, TABLES_SQL, Check
 from perfkit.health.workload import filtered_columns_text, proposed_index_columns
 
@@ -121,7 +122,10 @@ def judge_missing_tenant_indexes(evidence, *, tenant_columns=TENANT_COLUMNS, min
     """Tables with a tenant column (``tenant_id``, ``company_id``, ...) that no index leads with.
 
     In a multi-tenant app nearly every statement filters on the tenant: without an index
-    starting with that column, each one reads the rows of every tenant.
+    starting with that column, each one reads the rows of every tenant. Only tables that are
+    read by sequential scans count, and, when the workload (pg_stat_statements) is known, only
+    tables some statement filters on the tenant column: elsewhere the index would only cost
+    the table's writes.
 
     Parameters
     ----------
@@ -138,22 +142,24 @@ def judge_missing_tenant_indexes(evidence, *, tenant_columns=TENANT_COLUMNS, min
         return []
     rows["rows"] = rows[["estimated_rows", "live_rows"]].astype(float).max(axis=1)
     led = rows.groupby(["schema", "table"])["leads_an_index"].transform("any")
-    candidates = rows[~led.astype(bool) & (rows["rows"] >= min_rows)]
+    candidates = rows[~led.astype(bool) & (rows["rows"] >= min_rows) & (rows["seq_scan"].astype(float) > 0)]
     workload = evidence.get("workload")
+    known = workload is not None and not workload.empty
     found = []
     for (schema, table), group in candidates.groupby(["schema", "table"], sort=False):
         first = group.iloc[0]
         column = first["column"]
         tenant_uses = None
-        if workload is not None and not workload.empty:
+        if known:
             tenant_uses = workload[
                 (workload["schema"] == schema)
                 & (workload["table"] == table)
                 & (workload["column"].isin(group["column"]))
                 & (workload["usage"] == "equality")
             ].drop_duplicates("queryid")
-            if not tenant_uses.empty:
-                column = tenant_uses["column"].iloc[0]
+            if tenant_uses.empty:
+                continue  # no statement filters on the tenant: the index would only cost writes
+            column = tenant_uses["column"].iloc[0]
         text = (
             f"{table} has tenant column {column} and {number(first['rows'])} rows, but no index starts with "
             f"{'any of ' + ', '.join(group['column']) if len(group) > 1 else column}; "
@@ -186,7 +192,30 @@ def _ratio(hit, read) -> float | None:
 
 
 def read_cache(ctx) -> dict:
-    return {"tables": ctx.tables(), "database": [dict(ctx.database())]}
+    try:
+        buffers = ctx.settings().get("shared_buffers", {}).get("number")
+    except PerfkitError:
+        buffers = None
+    return {"tables": ctx.tables(), "database": [dict(ctx.database())], "settings": [{"shared_buffers": buffers}]}
+
+
+def own_cache_pattern(row, shared_buffers: float | None) -> str:
+    """Why the table's own use explains its cache misses (``""`` when it does not).
+
+    Sequential scans reading more rows than its index scans fetch, many dead rows, or a table
+    larger than shared_buffers: those are the table's to fix. A busy, well-indexed table missing
+    the cache is the server's memory (setting_shared_buffers, the database finding), not the table's.
+    """
+    live, dead = float(row.n_live_tup or 0), float(row.n_dead_tup or 0)
+    seq_read, idx_scans = float(row.seq_tup_read or 0), float(row.idx_scan or 0)
+    if row.seq_scan and seq_read > max(idx_scans, live):
+        return (f"{number(row.seq_scan)} sequential scans read {number(seq_read)} rows "
+                f"(against {number(idx_scans)} index scans)")
+    if live + dead and dead / (live + dead) >= 0.2:
+        return f"{share_text(dead / (live + dead))} of its rows are dead"
+    if shared_buffers and float(row.size_bytes or 0) > shared_buffers:
+        return f"it is larger ({size_text(row.size_bytes)}) than shared_buffers ({size_text(shared_buffers)})"
+    return ""
 
 
 def judge_low_cache_hit(evidence, *, min_hit_ratio: float = 0.99, min_blocks: int = 10_000) -> list[dict]:
@@ -203,11 +232,19 @@ def judge_low_cache_hit(evidence, *, min_hit_ratio: float = 0.99, min_blocks: in
         Ignore tables (and the database) with fewer block accesses than this.
     """
     found = []
+    settings = evidence.get("settings")
+    buffers = None
+    if settings is not None and len(settings) and "shared_buffers" in settings.columns:
+        value = settings["shared_buffers"].iloc[0]
+        buffers = None if is_missing(value) else float(value)
     for row in evidence["tables"].itertuples(index=False):
         hit, read = int(row.heap_hit + row.idx_hit), int(row.heap_read + row.idx_read)
         ratio = _ratio(hit, read)
         if hit + read < min_blocks or ratio is None or ratio >= min_hit_ratio:
             continue
+        why = own_cache_pattern(row, buffers)
+        if not why:
+            continue  # its misses are the server's memory: the database finding and setting_shared_buffers
         heap = _ratio(row.heap_hit, row.heap_read)
         index = _ratio(row.idx_hit, row.idx_read)
         found.append(
@@ -218,7 +255,7 @@ def judge_low_cache_hit(evidence, *, min_hit_ratio: float = 0.99, min_blocks: in
                 f"cache hit ratio {share_text(ratio)} (below {share_text(min_hit_ratio)}): heap "
                 f"{share_text(heap) if heap is not None else 'n/a'} of {number(row.heap_hit + row.heap_read)} block "
                 f"reads, indexes {share_text(index) if index is not None else 'n/a'} of "
-                f"{number(row.idx_hit + row.idx_read)}",
+                f"{number(row.idx_hit + row.idx_read)}; {why}",
                 "Its working set does not fit in shared_buffers: cut what is read (indexes for its "
                 "sequential scans, less bloat) or give the server more memory / shared_buffers.",
                 table=sql.qualified(row.schema, row.table),

@@ -385,8 +385,12 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
         severity = "critical" if ratio >= grades[2] else "warning" if ratio >= grades[1] else "info"
         grade = next(g for g in reversed(grades) if ratio >= g)
         words = "under" if direction > 0 else "over"
-        condition = _detail(row, "Filter") or _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
-        columns = expression_columns(condition, table=_names(row)) if condition else []
+        # every condition on the node: correlated columns sit in the index condition as often as the filter
+        conditions = [c for c in (_detail(row, k) for k in ("Index Cond", "Recheck Cond", "Filter", "Join Filter",
+                                                             "Hash Cond", "Merge Cond")) if c]
+        condition = " AND ".join(dict.fromkeys(conditions))
+        columns = list(dict.fromkeys(c for text in dict.fromkeys(conditions)
+                                     for c in expression_columns(text, table=_names(row))))
         relation = row["relation"]
         if relation and len(columns) >= 2:
             fix = sql.create_statistics(_schema(row), relation, columns)  # then ANALYZE
