@@ -189,23 +189,39 @@ def _history(text: str, path: Path, notes: list | None = None) -> pd.DataFrame:
             "users": pd.to_numeric(frame["User Count"], errors="coerce"),
             "rps": pd.to_numeric(frame["Requests/s"], errors="coerce"),
             "failures_per_s": pd.to_numeric(frame["Failures/s"], errors="coerce"),
-            "requests": pd.to_numeric(frame["Total Request Count"], errors="coerce"),
-            "failures": pd.to_numeric(frame["Total Failure Count"], errors="coerce"),
+            "requests_total": pd.to_numeric(frame["Total Request Count"], errors="coerce"),
+            "failures_total": pd.to_numeric(frame["Total Failure Count"], errors="coerce"),
             "mean_ms": pd.to_numeric(frame["Total Average Response Time"], errors="coerce"),
             "p50_ms": pd.to_numeric(frame["50%"], errors="coerce"),
             "p95_ms": pd.to_numeric(frame["95%"], errors="coerce"),
             "p99_ms": pd.to_numeric(frame["99%"], errors="coerce"),
         }
-    )
-    return history.reset_index(drop=True)
+    ).reset_index(drop=True)
+    return per_interval(history)
+
+
+def per_interval(history: pd.DataFrame) -> pd.DataFrame:
+    """Locust's cumulative counters (``requests_total``, ``failures_total``) turned into what each
+    row's interval added (``requests``, ``failures``: 13, 25, 37, 54 become 13, 12, 12, 17), and the
+    rows before the first request dropped (Locust writes one at start-up, all zeros and N/A: it is
+    no measurement, and plotted it is a fake zero point)."""
+    if history.empty:
+        return history.assign(requests=pd.Series(dtype=float), failures=pd.Series(dtype=float))
+    history = history.copy()
+    for total, step in (("requests_total", "requests"), ("failures_total", "failures")):
+        # a counter that goes down was reset (a new run in the same file): that interval adds its value
+        added = history[total].diff()
+        history[step] = added.where(added >= 0, history[total]).fillna(history[total])
+    started = history["requests_total"].fillna(0).gt(0).cummax()
+    return history[started].reset_index(drop=True)
 
 
 def _summary_from_history(history: pd.DataFrame, path) -> pd.DataFrame:
     if history.empty:
-        raise BadInputError("Locust stats history has no Aggregated rows", path=path)
+        raise BadInputError("Locust stats history has no Aggregated row with a request", path=path)
     last = history.iloc[-1]
     return summary_frame(
-        [{"endpoint": ALL, "requests": last["requests"], "failures": last["failures"],
+        [{"endpoint": ALL, "requests": last["requests_total"], "failures": last["failures_total"],
           "mean_ms": last["mean_ms"], "p50_ms": last["p50_ms"], "p95_ms": last["p95_ms"],
           "p99_ms": last["p99_ms"]}]
     )
