@@ -537,6 +537,9 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
                           "(p95 difference with a bootstrap interval, ms):")
             table = assessed.tables["comparison"]
             blocks.append(_rounded(table[[c for c in COMPARE_TABLE_COLUMNS if c in table]]))
+            from perfkit.charts.loadtests import comparison_charts
+
+            blocks += comparison_charts(assessed)
             data["comparison"] = comparison
             facts["comparison"] = table[table["endpoint"] == "ALL"]
         return src.keep(Section(title, blocks, data=data, findings=assessed.findings, facts=facts,
@@ -573,6 +576,27 @@ def fix_sql(findings: pd.DataFrame, limit: int = 10) -> str:
     return f"The SQL that fixes them (printed, never run by perfkit; check it first):\n\n```sql\n{body}\n```"
 
 
+def read_frame(path: Path) -> pd.DataFrame:
+    """A table saved as JSON records (``data/sample/health/space.json``)."""
+    try:
+        return pd.DataFrame(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"not a readable JSON table ({str(err).splitlines()[0]})", path=path) from None
+
+
+def health_charts(result) -> list:
+    """The health Assessment's ``space`` and ``cache`` tables drawn: the largest tables and indexes
+    with their bloat, the cache hit ratios (nothing when the assessment has neither)."""
+    from perfkit.charts.health import cache_hit, largest_relations
+
+    blocks = []
+    if "space" in result.tables and len(result.tables["space"]):
+        blocks += ["Where the space goes:", largest_relations(result.tables["space"])]
+    if "cache" in result.tables and len(result.tables["cache"]):
+        blocks += ["How often reads are served from shared buffers:", cache_hit(result.tables["cache"])]
+    return blocks
+
+
 def health(src: Sources) -> Section:
     """perfkit.health's Assessment (indexes, tables, maintenance, sessions, settings) rendered.
 
@@ -594,7 +618,9 @@ def health(src: Sources) -> Section:
         else:
             found = read_findings(src.sample / "health" / "findings.json")
             found["area"] = found["kind"].map(checks.area_for_kind)
-            result = Assessment("health", title, findings=found,
+            saved = {name: read_frame(src.sample / "health" / f"{name}.json") for name in ("space", "cache")
+                     if (src.sample / "health" / f"{name}.json").exists()}
+            result = Assessment("health", title, findings=found, tables=saved,
                                 facts=checks.health_facts(found, target="sample"))
             where = "the findings saved from the sandbox shop (data/sample/health)"
         found, counts = result.findings, result.facts["counts"]
@@ -604,6 +630,7 @@ def health(src: Sources) -> Section:
         if len(found):
             by_area = pd.DataFrame([{"area": area, **severities} for area, severities in result.facts["by_area"].items()])
             blocks += [by_area, found[["area", *FINDING_TABLE_COLUMNS]], fix_sql(found)]
+        blocks += health_charts(result)
         data = {"findings": found, "assessment": result}
         if "recommendations" in result.tables:
             data["recommendations"] = result.tables["recommendations"]
@@ -671,7 +698,7 @@ def plan_nodes_table(plan) -> pd.DataFrame:
 
 
 def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
-    from perfkit import charts
+    from perfkit.plans.picture import plan_svg
 
     timing = []
     for name, attr in (("planning", "planning_ms"), ("execution", "execution_ms")):
@@ -680,11 +707,12 @@ def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
             timing.append(f"{name} {value:,.2f} ms")
     blocks = [f"**{heading}**" + (f" ({', '.join(timing)})" if timing else "") + f": {plural(len(plan.nodes), 'node')}, "
               f"{plural(len(plan.findings), 'finding')}."]
+    # the picture: the tree, a self-time bar in each node, the hottest marked, findings on their node
+    blocks.append(Html(plan_svg(plan)))
     table = plan_nodes_table(plan)
     blocks.append(table.head(limit))
     if len(table) > limit:
         blocks.append(f"The first {limit} of {len(table)} nodes; `plan.nodes` holds them all.")
-    blocks.append(charts.plan_self_time(plan))
     if len(plan.findings):
         blocks.append(plan.findings[FINDING_TABLE_COLUMNS])
     return blocks

@@ -243,6 +243,27 @@ def latency_cdf_before_after(before, after, *, labels: tuple[str, str] = ("befor
     return fig
 
 
+def comparison_charts(assessment) -> list[Figure]:
+    """A load-test assessment's comparison drawn (``perfkit.loadtests.assess`` of two runs or more):
+    p95 per endpoint, the baseline (first run) against the latest (last), and the two latency
+    distributions on one axis. No figure when the assessment compares nothing."""
+    from perfkit.charts.demo import p95_before_after
+
+    if "comparison" not in assessment.tables:
+        return []
+    compared = assessment.facts.get("compared", {})
+    labels = (str(compared.get("baseline", "first")), str(compared.get("run", "latest")))
+    table = assessment.tables["comparison"].rename(columns={"p95_a": "p95_before_ms", "p95_b": "p95_after_ms"})
+    table = table.dropna(subset=["p95_before_ms", "p95_after_ms"])
+    runs = assessment.data["runs"]
+    figures = []
+    if len(table):
+        figures.append(p95_before_after(table, title="p95 per endpoint, the baseline against the latest run",
+                                        xlabel="p95 latency (ms)", labels=labels))
+    figures.append(latency_cdf_before_after(runs[0], runs[-1], labels=labels))
+    return figures
+
+
 def latency_histogram(run, *, bins: int = 50) -> Figure:
     """Latency histograms per endpoint (log-spaced bins), from raw samples."""
     samples = _samples(run)

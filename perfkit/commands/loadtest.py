@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from perfkit.loadtests.html import page
 
-        _write_html(args.html, page(results))
+        _write_html(args.html, page(results, assessment=assessment))
     if args.json:
         emit_json({
             **assessment.to_json(),

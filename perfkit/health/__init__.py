@@ -24,7 +24,7 @@ from perfkit.errors import (
     QueryTimeout,
 )
 from perfkit.findings import finding, findings_frame
-from perfkit.health import indexes, maintenance, sessions, settings, tables
+from perfkit.health import indexes, maintenance, sessions, settings, space, tables
 from perfkit.health.common import TENANT_COLUMNS
 from perfkit.health.context import Check, Context, area_of
 
@@ -220,6 +220,8 @@ def assess(
         ``source="health"``; ``findings`` (with ``area``); ``tables["recommendations"]``
         (perfkit.advice.recommend on the findings and the statements, each fix once) and
         ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess);
+        without ``checks``, ``tables["space"]`` and ``tables["cache"]`` (perfkit.health.space: the
+        largest tables and indexes with their bloat, the cache hit ratios);
         ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
@@ -250,11 +252,18 @@ def assess(
     if snapshot is not None and len(snapshot):
         ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
+    frames = {"recommendations": recommendations, "index_advice": findings_frame(ideas)}
+    if checks is None:  # the whole run: where space and cache go (the health charts draw them)
+        for name, read in (("space", space.space), ("cache", space.cache)):
+            try:
+                frames[name] = read(ctx)
+            except PerfkitError as err:
+                notes.append(f"no {name} overview ({err})")
     return Assessment(
         "health",
         "Database health",
         findings=findings,
-        tables={"recommendations": recommendations, "index_advice": findings_frame(ideas)},
+        tables=frames,
         facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
         notes=notes,
         data={"context": ctx},
