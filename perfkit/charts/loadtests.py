@@ -66,20 +66,30 @@ def timeline(run) -> pd.DataFrame:
     return frame
 
 
-def endpoint_timeline(run) -> pd.DataFrame:
-    """p95 per endpoint per time bin (from samples; ``seconds`` since the run's start), or an
-    empty frame when the run has no per-request samples or a single endpoint."""
+def endpoint_timeline(run, start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """p95 per endpoint over time (``endpoint``, ``seconds`` since ``start``, the overall
+    timeline's first row, ``p95_ms``), from samples or the tool's per-endpoint history (Locust
+    ``--csv-full-history``); rows without a request or a percentile dropped. Empty for a single
+    endpoint or without either source."""
     samples = _samples(run)
-    if samples.empty or samples["endpoint"].nunique() < 2:
-        return pd.DataFrame()
-    freq = _bin(samples)
-    start = samples["ts"].min().floor(freq)  # the first bin of timeline(run), its 0 s
-    parts = []
-    for endpoint, group in samples.groupby("endpoint", observed=True):
-        bins = per_second(group, freq)
-        bins = bins[bins["requests"] > 0]
-        parts.append(bins.assign(endpoint=str(endpoint), seconds=(bins["ts"] - start).dt.total_seconds()))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not samples.empty:
+        if samples["endpoint"].nunique() < 2:
+            return pd.DataFrame()
+        freq = _bin(samples)
+        start = samples["ts"].min().floor(freq) if start is None else start
+        parts = []
+        for endpoint, group in samples.groupby("endpoint", observed=True):
+            bins = per_second(group, freq)
+            parts.append(bins[bins["requests"] > 0].assign(endpoint=str(endpoint)))
+        frame = pd.concat(parts, ignore_index=True)
+    else:
+        frame = getattr(run, "endpoint_history", None)
+        if frame is None or frame.empty or "p95_ms" not in frame.columns or frame["endpoint"].nunique() < 2:
+            return pd.DataFrame()
+        frame = frame[frame["requests"].fillna(0) > 0] if "requests" in frame.columns else frame
+        start = frame["ts"].min() if start is None else start
+    frame = frame[frame["p95_ms"].notna()]
+    return frame.assign(seconds=(frame["ts"] - start).dt.total_seconds()).reset_index(drop=True)
 
 
 def _time_axis(ax: Axes, frame: pd.DataFrame) -> None:
@@ -93,6 +103,11 @@ def _time_axis(ax: Axes, frame: pd.DataFrame) -> None:
     else:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{start + pd.Timedelta(seconds=v):%H:%M:%S}"))
         ax.set_xlabel(f"time (UTC, {start:%Y-%m-%d})")
+
+
+def _plain_log_ticks(ax: Axes) -> None:
+    """A log axis labelled 1, 10, 100 (never 10^1)."""
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _legend(ax: Axes) -> None:
@@ -116,7 +131,7 @@ def latency_over_time(run) -> Figure:
         columns = ["mean_ms"]
     if frame.empty or not columns:
         return message_figure("no latency over time in this result")
-    endpoints = endpoint_timeline(run)
+    endpoints = endpoint_timeline(run, frame["ts"].iloc[0] if "ts" in frame.columns else None)
     fig = Figure(figsize=(10, 6.5 if len(endpoints) else 4), layout="constrained")
     axes = fig.subplots(2 if len(endpoints) else 1, 1, squeeze=False, sharex=True)[:, 0]
     ax = axes[0]
@@ -215,7 +230,7 @@ def latency_cdf_before_after(before, after, *, labels: tuple[str, str] = ("befor
     """The latency CDFs of two runs on one axis (all endpoints together), before in red, after in blue.
 
     From per-request samples when a run has them, else from the tool's percentiles (drawn as
-    points joined by steps, and said so in the legend).
+    points joined by dashed lines, and said so in the legend).
     """
     fig = Figure(figsize=(9, 4), layout="constrained")
     ax = fig.add_subplot()
@@ -228,12 +243,14 @@ def latency_cdf_before_after(before, after, *, labels: tuple[str, str] = ("befor
         if how == "samples":
             ax.step(values, fractions, where="post", color=colour, label=f"{label} ({values.size:,} requests)")
         else:
-            ax.step(values, fractions, where="post", color=colour, marker="o", markersize=4,
+            # the tool's percentiles are points of the curve, not its steps: joined by dashed lines
+            ax.plot(values, fractions, color=colour, marker="o", markersize=4, linestyle="--",
                     label=f"{label} (the tool's p50, p90, p95, p99, max)")
     if not drawn:
         return message_figure("no latency distribution in these results")
     if log_scale:
         ax.set_xscale("log")
+        _plain_log_ticks(ax)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("latency (ms)" + (", log scale" if log_scale else ""))
     ax.set_ylabel("fraction of requests at most")
@@ -289,6 +306,7 @@ def _per_endpoint(run, samples: pd.DataFrame, draw: Callable[[Axes, pd.Series, s
         draw(ax, group["latency_ms"].dropna(), str(endpoint))
     if log_x:
         ax.set_xscale("log")
+        _plain_log_ticks(ax)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(ylabel)
     ax.set_title(_title(run, what), fontsize=10)
