@@ -786,6 +786,9 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         if after is not None:
             comparison = result.data["comparison"]
             blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {comparison.summary}"]
+            from perfkit.plans.picture import plan_svg
+
+            blocks.append(Html(plan_svg(after, title=f"After: {Path(compare_with).name}")))
             if isinstance(getattr(comparison, "totals", None), pd.DataFrame):
                 blocks.append(_rounded(comparison.totals, 3))
         if tried is not None:
@@ -812,7 +815,7 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
     def build() -> Section:
         from perfkit import loadtests
 
-        assessed = loadtests.assess(paths, slo=slo, judge="each")  # unrelated files: each judged
+        assessed = loadtests.assess(paths, slo=slo or None, judge="each")  # unrelated files: each judged; "" = the defaults
         table = _rounded(assessed.tables["overview"].rename(columns={"per_request": "per request",
                                                                       "slo_verdict": "SLO"}))
         runs = {facts["source"]: run for run, facts in zip(assessed.data["runs"], assessed.facts["per_file"],

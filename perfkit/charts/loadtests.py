@@ -106,8 +106,15 @@ def _time_axis(ax: Axes, frame: pd.DataFrame) -> None:
 
 
 def _plain_log_ticks(ax: Axes) -> None:
-    """A log axis labelled 1, 10, 100 (never 10^1)."""
+    """A log axis labelled 1, 10, 100 (never 10^1); on an axis of less than two decades, 2 and 5
+    (20, 50...) too."""
+    def minor(value: float, _) -> str:
+        low, high = ax.get_xlim()
+        short = low > 0 and high / low < 100
+        return f"{value:g}" if short and f"{value:.0e}"[0] in "25" else ""
+
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _legend(ax: Axes) -> None:
