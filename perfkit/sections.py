@@ -882,7 +882,7 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
             blocks += ["The statement shapes that took the most time:",
                        _rounded(busiest[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
                            normalized=busiest["normalized"].map(short_query))),
-                       charts.duration_histogram(entries, top=3)]
+                       charts.duration_histogram(entries, top=3, shapes=busiest)]
         if len(frequent):
             blocks += ["The statement shapes run most often:",
                        _rounded(frequent[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(

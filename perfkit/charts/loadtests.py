@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from perfkit.charts.figures import message_figure
+from perfkit.charts.figures import message_figure, plain_log_ticks
 from perfkit.loadtests.analysis import per_second
 from perfkit.loadtests.frames import ALL, PERCENTILES
 
@@ -103,18 +103,6 @@ def _time_axis(ax: Axes, frame: pd.DataFrame) -> None:
     else:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{start + pd.Timedelta(seconds=v):%H:%M:%S}"))
         ax.set_xlabel(f"time (UTC, {start:%Y-%m-%d})")
-
-
-def _plain_log_ticks(ax: Axes) -> None:
-    """A log axis labelled 1, 10, 100 (never 10^1); on an axis of less than two decades, 2 and 5
-    (20, 50...) too."""
-    def minor(value: float, _) -> str:
-        low, high = ax.get_xlim()
-        short = low > 0 and high / low < 100
-        return f"{value:g}" if short and f"{value:.0e}"[0] in "25" else ""
-
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _legend(ax: Axes) -> None:
@@ -257,7 +245,7 @@ def latency_cdf_before_after(before, after, *, labels: tuple[str, str] = ("befor
         return message_figure("no latency distribution in these results")
     if log_scale:
         ax.set_xscale("log")
-        _plain_log_ticks(ax)
+        plain_log_ticks(ax)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("latency (ms)" + (", log scale" if log_scale else ""))
     ax.set_ylabel("fraction of requests at most")
@@ -313,7 +301,7 @@ def _per_endpoint(run, samples: pd.DataFrame, draw: Callable[[Axes, pd.Series, s
         draw(ax, group["latency_ms"].dropna(), str(endpoint))
     if log_x:
         ax.set_xscale("log")
-        _plain_log_ticks(ax)
+        plain_log_ticks(ax)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(ylabel)
     ax.set_title(_title(run, what), fontsize=10)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
-from perfkit.charts.figures import message_figure
+from perfkit.charts.figures import message_figure, plain_log_ticks
 from perfkit.display import plural
 from perfkit.logs.analysis import executions
 
@@ -28,7 +28,8 @@ def bin_edges(durations: pd.Series, bins: int) -> tuple[np.ndarray, bool]:
     return np.linspace(max(low - margin, 0.0), high + margin, bins + 1), False
 
 
-def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, width: float = 9.0) -> Figure:
+def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, width: float = 9.0,
+                       shapes: pd.DataFrame | None = None) -> Figure:
     """Histograms of execution durations for the ``top`` shapes by total logged time.
 
     Parameters
@@ -41,6 +42,10 @@ def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, widt
         Bins per panel, spaced logarithmically (durations span orders of magnitude).
     width:
         Figure width in inches; each panel is 1.8 inches high.
+    shapes:
+        The shapes to draw, in order (a ``fingerprint`` column, e.g. the logs Assessment's
+        ``tables["most_time"]``, which leaves out one-off DDL and admin calls); default: the
+        ``top`` shapes by total logged time.
 
     Returns
     -------
@@ -54,7 +59,13 @@ def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, widt
     if runs.empty:
         return message_figure("no timed statement executions in these logs", width=width, height=2.0)
     key = runs["fingerprint"].fillna("text:" + runs["normalized"])
-    totals = runs.groupby(key)["duration_ms"].sum().sort_values(ascending=False).head(top)
+    totals = runs.groupby(key)["duration_ms"].sum().sort_values(ascending=False)
+    if shapes is not None and "fingerprint" in shapes.columns:
+        wanted = [f for f in shapes["fingerprint"] if f in totals.index]
+        totals = totals.reindex(wanted)
+    totals = totals.head(top)
+    if totals.empty:
+        return message_figure("no timed statement executions of these shapes", width=width, height=2.0)
     figure = Figure(figsize=(width, 1.8 * len(totals) + 0.6), layout="constrained")
     axes = figure.subplots(len(totals), 1, squeeze=False)[:, 0]
     for ax, shape in zip(axes, totals.index, strict=True):
@@ -63,8 +74,7 @@ def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, widt
         ax.hist(durations, bins=edges, color="#4c72b0")
         if logarithmic:
             ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 3, 10, 30: never 3x10^0
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            plain_log_ticks(ax)  # 0.02, 0.05, 0.1: never 2x10^-2
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         median, p95 = durations.median(), durations.quantile(0.95)
         ax.axvline(median, color="#222222", linestyle="--", linewidth=1, label=f"median {median:.2f} ms")
@@ -76,7 +86,7 @@ def duration_histogram(logs: pd.DataFrame, *, top: int = 6, bins: int = 30, widt
             fontsize=8, loc="left",
         )
         ax.set_ylabel("runs")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # over no bar
     axes[-1].set_xlabel("duration (ms; log scale in a panel spanning ten times or more)")
     figure.suptitle("Logged statement durations, by statement shape", fontsize=10)
     return figure
