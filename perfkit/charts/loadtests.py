@@ -62,7 +62,7 @@ def timeline(run) -> pd.DataFrame:
     else:
         return pd.DataFrame()
     if "requests" in frame.columns:
-        frame = frame[~(frame["requests"].fillna(0) <= 0)].reset_index(drop=True)
+        frame = frame[~(frame["requests"] <= 0)].reset_index(drop=True)  # an unknown count (NaN) stays
     return frame
 
 
@@ -105,6 +105,12 @@ def _time_axis(ax: Axes, frame: pd.DataFrame) -> None:
         ax.set_xlabel(f"time (UTC, {start:%Y-%m-%d})")
 
 
+def _from_zero(ax: Axes) -> None:
+    """A y axis from 0 with a tenth of head room (a flat line is never drawn on the frame)."""
+    top = max((float(np.nanmax(line.get_ydata())) for line in ax.get_lines() if len(line.get_ydata())), default=1.0)
+    ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
+
+
 def _legend(ax: Axes) -> None:
     """The legend beside the plot, never over a line."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -136,7 +142,7 @@ def latency_over_time(run) -> Figure:
         ax.plot(rows["seconds"], rows[column], label=f"{name} (all endpoints)", color=colour, marker=".",
                 markersize=3 if len(rows) > 40 else 5)
     ax.set_ylabel("latency (ms)")
-    ax.set_ylim(bottom=0)
+    _from_zero(ax)
     ax.set_title(_title(run, "Latency over time"), fontsize=10)
     ax.grid(alpha=0.3)
     _legend(ax)
@@ -145,7 +151,7 @@ def latency_over_time(run) -> Figure:
         for endpoint, group in endpoints.groupby("endpoint", sort=True):
             lower.plot(group["seconds"], group["p95_ms"], label=str(endpoint), marker=".", markersize=3)
         lower.set_ylabel("p95 latency (ms)")
-        lower.set_ylim(bottom=0)
+        _from_zero(lower)
         lower.set_title("p95 per endpoint", fontsize=9, loc="left")
         lower.grid(alpha=0.3)
         _legend(lower)
@@ -172,7 +178,7 @@ def throughput_over_time(run) -> Figure:
     ax = axes[0]
     ax.plot(frame["seconds"], rps, color="#4c72b0", marker=".", markersize=4, label="requests / s")
     ax.set_ylabel("requests / s")
-    ax.set_ylim(bottom=0)
+    _from_zero(ax)
     ax.grid(alpha=0.3)
     what = "Throughput and failures over time" if failed else "Throughput over time (no failures)"
     ax.set_title(_title(run, what), fontsize=10)
