@@ -480,7 +480,7 @@ def _rounded(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     return out
 
 
-LOADTEST_CHARTS = ("latency_over_time", "latency_cdf")
+LOADTEST_CHARTS = ("latency_over_time", "throughput_over_time", "latency_cdf")
 
 
 def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_lines: bool = False,
@@ -494,7 +494,8 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
     src:
         Its ``loadtests`` files and ``slo`` targets.
     charts:
-        Names of ``perfkit.charts`` functions drawn for each run (default: latency over time and the CDF).
+        Names of ``perfkit.charts`` functions drawn for each run (default: latency over time, throughput
+        and failures per interval, and the CDF).
     skip_bad_lines, summary_only:
         As ``perfkit loadtest``'s options of those names.
     """
