@@ -108,3 +108,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         print()
         print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))
         print_table(assessment.tables["comparison"], title=None)
+        if assessment.data.get("after") is not None:
+            print()
+            print(wrapped(f"After ({assessment.facts['comparison']['after']}):"))
+            print(render_tree(assessment.data["after"], top=top))
