@@ -29,8 +29,8 @@ def _size(value: float) -> str:
 
 def largest_relations(space: pd.DataFrame, *, n: int = 12) -> Figure:
     """The ``n`` largest tables and indexes, one bar each (tables blue, indexes purple), the share
-    of a table estimated to be bloat drawn in red at the bar's end, each bar labelled with its size
-    (and the bloat)."""
+    estimated to be bloat drawn in red at the bar's end, each bar labelled with its size (and the
+    bloat, from 5 % of it)."""
     if space is None or space.empty:
         return message_figure("no table or index sizes in this assessment", height=2.0)
     shown = space.sort_values("size_bytes", ascending=False).head(n).iloc[::-1]
@@ -54,7 +54,7 @@ def largest_relations(space: pd.DataFrame, *, n: int = 12) -> Figure:
         ax.annotate(text, (total, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_xlim(0, float(sizes.max()) * 1.35)
     ax.set_xlabel(f"size on disk ({unit})")
-    ax.set_title("Largest tables and indexes (red: estimated table bloat)", fontsize=10)
+    ax.set_title("Largest tables and indexes (red: estimated bloat)", fontsize=10)
     ax.legend(handles=[Patch(color=TABLE_COLOUR, label="table"), Patch(color=INDEX_COLOUR, label="index"),
                        Patch(color=BLOAT_COLOUR, label="estimated bloat")], loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
