@@ -38,12 +38,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _number(value: float, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
 def render_tree(plan, *, top: int = 0, findings=None, width: int | None = None) -> str:
     """The plan picture for the terminal (perfkit.plans.picture.plan_text): per node self time, a
     bar of its share, rows (estimate), loops; the hottest node marked ``>>``; findings under their
