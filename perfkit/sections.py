@@ -489,7 +489,7 @@ def _rounded(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     return out
 
 
-LOADTEST_CHARTS = ("latency_over_time", "latency_cdf")
+LOADTEST_CHARTS = ("latency_over_time", "throughput_over_time", "latency_cdf")
 
 
 def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_lines: bool = False,
@@ -503,7 +503,8 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
     src:
         Its ``loadtests`` files and ``slo`` targets.
     charts:
-        Names of ``perfkit.charts`` functions drawn for each run (default: latency over time and the CDF).
+        Names of ``perfkit.charts`` functions drawn for each run (default: latency over time, throughput
+        and failures per interval, and the CDF).
     skip_bad_lines, summary_only:
         As ``perfkit loadtest``'s options of those names.
     """
@@ -555,6 +556,9 @@ def loadtest(src: Sources, *, charts: Iterable[str] = LOADTEST_CHARTS, skip_bad_
                           "(p95 difference with a bootstrap interval, ms):")
             table = assessed.tables["comparison"]
             blocks.append(_rounded(table[[c for c in COMPARE_TABLE_COLUMNS if c in table]]))
+            from perfkit.charts.loadtests import comparison_charts
+
+            blocks += comparison_charts(assessed)
             data["comparison"] = comparison
             facts["comparison"] = table[table["endpoint"] == "ALL"]
         return src.keep(Section(title, blocks, data=data, findings=assessed.findings, facts=facts,
@@ -608,6 +612,27 @@ def fix_sql(findings: pd.DataFrame, limit: int = 10) -> str:
     return f"The SQL that fixes them (printed, never run by perfkit; check it first):\n\n```sql\n{body}\n```"
 
 
+def read_frame(path: Path) -> pd.DataFrame:
+    """A table saved as JSON records (``data/sample/health/space.json``)."""
+    try:
+        return pd.DataFrame(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as err:
+        raise BadInputError(f"not a readable JSON table ({str(err).splitlines()[0]})", path=path) from None
+
+
+def health_charts(result) -> list:
+    """The health Assessment's ``space`` and ``cache`` tables drawn: the largest tables and indexes
+    with their bloat, the cache hit ratios (nothing when the assessment has neither)."""
+    from perfkit.charts.health import cache_hit, largest_relations
+
+    blocks = []
+    if "space" in result.tables and len(result.tables["space"]):
+        blocks += ["Where the space goes:", largest_relations(result.tables["space"])]
+    if "cache" in result.tables and len(result.tables["cache"]):
+        blocks += ["How often reads are served from shared buffers:", cache_hit(result.tables["cache"])]
+    return blocks
+
+
 def health(src: Sources) -> Section:
     """perfkit.health's Assessment (indexes, tables, maintenance, sessions, settings) rendered.
 
@@ -629,7 +654,9 @@ def health(src: Sources) -> Section:
         else:
             found = read_findings(src.sample / "health" / "findings.json")
             found["area"] = found["kind"].map(checks.area_for_kind)
-            result = Assessment("health", title, findings=found,
+            saved = {name: read_frame(src.sample / "health" / f"{name}.json") for name in ("space", "cache")
+                     if (src.sample / "health" / f"{name}.json").exists()}
+            result = Assessment("health", title, findings=found, tables=saved,
                                 facts=checks.health_facts(found, target="sample"))
             where = "the findings saved from the sandbox shop (data/sample/health)"
         found, counts = result.findings, result.facts["counts"]
@@ -639,6 +666,7 @@ def health(src: Sources) -> Section:
         if len(found):
             by_area = pd.DataFrame([{"area": area, **severities} for area, severities in result.facts["by_area"].items()])
             blocks += [by_area, found[["area", *FINDING_TABLE_COLUMNS]], fix_sql(found)]
+        blocks += health_charts(result)
         blocks += health_usage_blocks(result)
         data = {"findings": found, "assessment": result}
         if "recommendations" in result.tables:
@@ -747,7 +775,7 @@ def plan_nodes_table(plan) -> pd.DataFrame:
 
 
 def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
-    from perfkit import charts
+    from perfkit.plans.picture import plan_svg
 
     timing = []
     for name, attr in (("planning", "planning_ms"), ("execution", "execution_ms")):
@@ -756,11 +784,12 @@ def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
             timing.append(f"{name} {value:,.2f} ms")
     blocks = [f"**{heading}**" + (f" ({', '.join(timing)})" if timing else "") + f": {plural(len(plan.nodes), 'node')}, "
               f"{plural(len(plan.findings), 'finding')}."]
+    # the picture: the tree, a self-time bar in each node, the hottest marked, findings on their node
+    blocks.append(Html(plan_svg(plan)))
     table = plan_nodes_table(plan)
     blocks.append(table.head(limit))
     if len(table) > limit:
         blocks.append(f"The first {limit} of {len(table)} nodes; `plan.nodes` holds them all.")
-    blocks.append(charts.plan_self_time(plan))
     if len(plan.findings):
         blocks.append(plan.findings[FINDING_TABLE_COLUMNS])
     return blocks
@@ -835,6 +864,9 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         if after is not None:
             comparison = result.data["comparison"]
             blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {comparison.summary}"]
+            from perfkit.plans.picture import plan_svg
+
+            blocks.append(Html(plan_svg(after, title=f"After: {Path(compare_with).name}")))
             if isinstance(getattr(comparison, "totals", None), pd.DataFrame):
                 blocks.append(_rounded(comparison.totals, 3))
         if tried is not None:
@@ -861,7 +893,7 @@ def loadtest_overview(paths: Iterable[str | Path], slo: str | Path | None = None
     def build() -> Section:
         from perfkit import loadtests
 
-        assessed = loadtests.assess(paths, slo=slo, judge="each")  # unrelated files: each judged
+        assessed = loadtests.assess(paths, slo=slo or None, judge="each")  # unrelated files: each judged; "" = the defaults
         table = _rounded(assessed.tables["overview"].rename(columns={"per_request": "per request",
                                                                       "slo_verdict": "SLO"}))
         runs = {facts["source"]: run for run, facts in zip(assessed.data["runs"], assessed.facts["per_file"],
@@ -928,7 +960,7 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
             blocks += ["The statement shapes that took the most time:",
                        _rounded(busiest[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
                            normalized=busiest["normalized"].map(short_query))),
-                       charts.duration_histogram(entries, top=3)]
+                       charts.duration_histogram(entries, top=3, shapes=busiest)]
         if len(frequent):
             blocks += ["The statement shapes run most often:",
                        _rounded(frequent[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(

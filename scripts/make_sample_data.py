@@ -161,9 +161,13 @@ def health(sandbox: Sandbox, out: Path) -> list[Path]:
     found = health_checks.check(engine)
     snap = statements.snapshot(engine, server=SERVER)
     ideas = advice.index_advice(engine, statements=snap[snap["datname"] == sandbox.database])
+    # where space and cache go (what the health charts draw; health.assess keeps them as tables)
+    ctx = health_checks.Context(engine)
+    space, cache = health_checks.space.space(ctx), health_checks.space.cache(ctx)
     engine.dispose()
     written = []
-    for name, frame in (("findings.json", found), ("index_advice.json", ideas)):
+    for name, frame in (("findings.json", found), ("index_advice.json", ideas), ("space.json", space),
+                        ("cache.json", cache)):
         written.append(folder / name)
         written[-1].write_text(json.dumps(to_jsonable(frame), indent=2) + "\n")
     return written

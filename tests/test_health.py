@@ -357,6 +357,9 @@ def test_one_assess_run_reads_pg_stat_statements_once(engine, schema, monkeypatc
     assert "findings" in payload and "recommendations" in payload
     # the catalog reads are shared too: the table statistics once for the seven checks using them
     assert result.data["context"].reads["tables"] == 1 and result.data["context"].reads["indexes"] == 1
+    # where space and cache go, from the same reads (the health charts draw them)
+    assert f"{schema}.shop_orders" in set(result.tables["space"]["table"])
+    assert result.tables["cache"]["name"].iloc[0] == "(whole database)"
 
 
 def test_one_check_gives_only_its_own_recommendations(engine, schema):

@@ -129,7 +129,7 @@ def test_locust_csv_lags_the_json_written_at_shutdown():
     assert n_json > n_csv  # trap: the CSV is rewritten once a second and missed the last second
     assert any("once a second" in n for n in csv.notes)
     # history (read through the sibling file) ends at the CSV's totals
-    assert int(csv.history["requests"].iloc[-1]) == n_csv
+    assert int(csv.history["requests_total"].iloc[-1]) == n_csv
     assert csv.history["users"].max() == 6
 
 

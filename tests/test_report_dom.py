@@ -105,3 +105,18 @@ def test_text_cells_are_left_aligned_numbers_right(rendered):
         expected = "right" if words.isdigit() else "left"
         if expected == "left" or attrs.get("style", "").endswith("right"):
             assert f"text-align:{expected}" in attrs.get("style", ""), (text, attrs)
+
+
+def test_the_plan_picture_marks_the_hottest_node(rendered):
+    """Each plan in the report is pictured (SVG): one node marked hottest, the sample plan's Seq Scan."""
+    pictures = {}
+    for text, stack in rendered.pieces:
+        svg = next((i for i, (tag, _) in enumerate(stack) if tag == "svg"), None)
+        if svg is None:
+            continue
+        assert any("tex2jax_ignore" in attrs.get("class", "") for _, attrs in stack[:svg])  # never typeset
+        node = next((attrs for tag, attrs in stack[svg:] if tag == "g" and attrs.get("class") == "plan-node"), None)
+        if node is not None and node.get("data-hottest") == "true":
+            pictures.setdefault(id(stack[svg][1]), []).append(text)
+    hottest = [" ".join(" ".join(texts).split()) for texts in pictures.values()]
+    assert hottest and any("hottest: Seq Scan on public.invoices 8.47 ms self" in t for t in hottest), hottest

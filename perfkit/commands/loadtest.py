@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from perfkit.loadtests.html import page
 
-        _write_html(args.html, page(results))
+        _write_html(args.html, page(results, assessment=assessment))
     if args.junit:
         from perfkit import junit
 

@@ -39,44 +39,15 @@ def run(args: argparse.Namespace) -> int:
     return gate_code(assessment.findings, getattr(args, "fail_on", None))
 
 
-def _number(value: float, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
+def render_tree(plan, *, top: int = 0, findings=None, width: int | None = None) -> str:
+    """The plan picture for the terminal (perfkit.plans.picture.plan_text): per node self time, a
+    bar of its share, rows (estimate), loops; the hottest node marked ``>>``; findings under their
+    node; as wide as the terminal."""
+    import shutil
 
+    from perfkit.plans.picture import plan_text
 
-def render_tree(plan, *, top: int = 0) -> str:
-    """The plan as indented node lines: self ms, % of the total, rows (estimate), loops."""
-    nodes = plan.nodes
-    keep = None
-    if top and top > 0 and plan.timed:
-        keep = set(nodes.sort_values("self_ms", ascending=False)["node_id"].head(top))
-    lines = []
-    if plan.timed:
-        lines.append(f"{'self ms':>10} {'% total':>7} {'rows':>12} {'est rows':>10} {'loops':>7}  node")
-    elif plan.analyzed:
-        lines.append(f"{'rows':>12} {'est rows':>10} {'loops':>7}  node")
-    else:
-        lines.append(f"{'cost':>12} {'est rows':>10}  node")
-    for row in nodes.itertuples(index=False):
-        if keep is not None and row.node_id not in keep:
-            continue
-        indent = "  " * int(row.depth)
-        arrow = "-> " if row.depth else ""
-        tag = f"[{row.subplan_name}] " if row.subplan_name else ""
-        name = f"{indent}{arrow}{tag}{row.label}"
-        if row.loops == 0:
-            name += "  (never executed)"
-        if plan.timed:
-            lines.append(
-                f"{_number(row.self_ms):>10} {_number(row.pct_total, 1):>7} {_number(row.actual_rows, 0):>12} "
-                f"{_number(row.plan_rows, 0):>10} {_number(row.loops, 0):>7}  {name}"
-            )
-        elif plan.analyzed:
-            lines.append(f"{_number(row.actual_rows, 0):>12} {_number(row.plan_rows, 0):>10} {_number(row.loops, 0):>7}  {name}")
-        else:
-            lines.append(f"{_number(row.total_cost):>12} {_number(row.plan_rows, 0):>10}  {name}")
-    return "\n".join(lines)
+    return plan_text(plan, findings, width=width or shutil.get_terminal_size((100, 24)).columns, top=top)
 
 
 def render_totals(plan) -> str:
@@ -115,7 +86,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         return
     print(wrapped(render_totals(plan)))  # it names the file: as long as its path
     print()
-    print_code(render_tree(plan, top=top))
+    print_code(render_tree(plan, top=top, findings=assessment.findings if "node_id" in assessment.findings else None))
     print()
     findings = assessment.findings
     print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=40,
@@ -132,3 +103,7 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         print()
         print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))
         print_table(assessment.tables["comparison"], title=None)
+        if assessment.data.get("after") is not None:
+            print()
+            print(wrapped(f"After ({assessment.facts['comparison']['after']}):"))
+            print(render_tree(assessment.data["after"], top=top))

@@ -24,7 +24,7 @@ from perfkit.errors import (
     QueryTimeout,
 )
 from perfkit.findings import finding, findings_frame
-from perfkit.health import indexes, maintenance, queries, sessions, settings, tables, tenants
+from perfkit.health import indexes, maintenance, queries, sessions, settings, space, tables, tenants
 from perfkit.health.common import TENANT_COLUMNS
 from perfkit.health.context import Check, Context, area_of
 
@@ -228,6 +228,8 @@ def assess(
         settings and how many dead or changed rows autovacuum and autoanalyze wait for) and
         ``pool_sizing`` (the server's cores, ``(cores × 2) + spindles``, max_connections, open
         connections, the app's pools when given);
+        without ``checks``, ``tables["space"]`` and ``tables["cache"]`` (perfkit.health.space: the
+        largest tables and indexes with their bloat, the cache hit ratios);
         ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
@@ -272,6 +274,11 @@ def assess(
     kept = {"recommendations": recommendations, "index_advice": findings_frame(ideas)}
     if checks is None:
         kept.update(_usage_tables(ctx, routed.get("pool_sizing", {}), notes))
+        for name, read in (("space", space.space), ("cache", space.cache)):  # the health charts draw them
+            try:
+                kept[name] = read(ctx)
+            except PerfkitError as err:
+                notes.append(f"no {name} overview ({err})")
     return Assessment(
         "health",
         "Database health",

@@ -31,9 +31,11 @@ border-bottom:1px solid #ddd;text-align:right}table.t td:first-child{text-align:
 .critical{color:#b00;font-weight:bold}.warning{color:#a60}.pass{color:#070}"""
 
 
-def page(results: list[dict], *, title: str = "perfkit load-test report") -> str:
-    """The HTML text for a list of ``{"run", "verdicts", "findings"}`` dicts (one per file)."""
+def page(results: list[dict], *, title: str = "perfkit load-test report", assessment=None) -> str:
+    """The HTML text for a list of ``{"run", "verdicts", "findings"}`` dicts (one per file), and
+    when ``assessment`` (perfkit.loadtests.assess) compares runs, the before/after charts."""
     from perfkit.charts import latency_cdf, latency_over_time, throughput_over_time
+    from perfkit.charts.loadtests import comparison_charts
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
@@ -58,5 +60,11 @@ def page(results: list[dict], *, title: str = "perfkit load-test report") -> str
         for chart in (latency_over_time, throughput_over_time, latency_cdf):
             parts.append(f"<p><img alt='{chart.__name__}' src='data:image/png;base64,"
                          f"{_figure_png(chart(run))}'></p>")
+    before_after = comparison_charts(assessment) if assessment is not None else []
+    if before_after:
+        compared = assessment.facts["compared"]
+        parts.append(f"<h2>{html.escape(compared['run'])} against {html.escape(compared['baseline'])}</h2>")
+        parts += [f"<p><img alt='before and after' src='data:image/png;base64,{_figure_png(fig)}'></p>"
+                  for fig in before_after]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -115,7 +115,7 @@ def read_csv(path) -> LoadTestRun:
         else:
             raise BadInputError("Locust stats file not found next to it", path=stats_path)
     notes = [NOTE_BUCKETS, NOTE_CSV_LAG, NOTE_CLOSED]
-    history = pd.DataFrame()
+    history = endpoint_history = pd.DataFrame()
     figures: dict = {}
     summary = None
     if stats_path is not None:
@@ -131,7 +131,7 @@ def read_csv(path) -> LoadTestRun:
     hist_path = files.get("stats_history")
     if hist_path is not None and probe(hist_path) is not None:
         with guard(hist_path, "Locust stats history CSV"):
-            history = _history(read_text(hist_path), hist_path, notes)
+            history, endpoint_history = _history(read_text(hist_path), hist_path, notes)
     fail_path = files.get("failures")
     if fail_path is not None and probe(fail_path) is not None and size_of(fail_path):
         with guard(fail_path, "Locust failures CSV"):
@@ -157,7 +157,7 @@ def read_csv(path) -> LoadTestRun:
         figures["failed_requests"] = float(all_row["failures"].iloc[0])
     return aggregate_run(
         summary, tool=TOOL, format="locust-csv", source=path, notes=notes, history=history,
-        tool_figures=figures, closed_loop=True,
+        endpoint_history=endpoint_history, tool_figures=figures, closed_loop=True,
     )
 
 
@@ -188,38 +188,81 @@ def _stats_summary(stats: pd.DataFrame, path: Path, checked: CsvCheck) -> pd.Dat
     return summary_frame(rows.to_dict(orient="records"))
 
 
-def _history(text: str, path: Path, notes: list | None = None) -> pd.DataFrame:
+def _history(text: str, path: Path, notes: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Aggregated rows of a stats history, and its per-endpoint rows (``--csv-full-history``;
+    empty without), each with counts per interval (:func:`per_interval`)."""
     if not text.startswith(HISTORY_HEADER):
         raise BadInputError(f"not a Locust stats history CSV (header starts {HISTORY_HEADER!r})", path=path, line=1)
     checked = check_csv(text, path, "Locust stats history CSV")
     if notes is not None:
         notes.extend(checked.notes)
     frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["N/A"], index_col=False)
-    frame = frame[frame["Name"].astype(str) == "Aggregated"]
+    aggregated = frame["Name"].astype(str) == "Aggregated"
+    history = per_interval(_history_rows(frame[aggregated]))
+    rows = frame[~aggregated]
+    if rows.empty:
+        return history, pd.DataFrame()
+    pairs = rows[["Type", "Name"]].astype(str).drop_duplicates()
+    named = dict(zip(zip(pairs["Type"], pairs["Name"], strict=True), _endpoint_names(pairs["Type"], pairs["Name"]),
+                     strict=True))
+    endpoints = pd.Series([named[(t, n)] for t, n in zip(rows["Type"].astype(str), rows["Name"].astype(str),
+                                                         strict=True)], index=rows.index)
+    parts = [per_interval(_history_rows(group)).assign(endpoint=name)
+             for name, group in rows.groupby(endpoints, sort=True)]
+    return history, pd.concat(parts, ignore_index=True)
+
+
+_HISTORY_PERCENTILES = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+
+
+def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     ts = pd.to_datetime(pd.to_numeric(frame["Timestamp"], errors="raise"), unit="s", utc=True)
-    history = pd.DataFrame(
+    percentiles = frame[[c for c in _HISTORY_PERCENTILES if c in frame.columns]].apply(pd.to_numeric, errors="coerce")
+    # Locust writes its "current" percentiles as 0 (all of them, up to 100 %) until its rolling
+    # window holds a response: no measurement, not a 0 ms latency
+    empty_window = percentiles.fillna(0).eq(0).all(axis=1)
+
+    def percentile(column: str) -> pd.Series:
+        return pd.to_numeric(frame[column], errors="coerce").mask(empty_window)
+
+    return pd.DataFrame(
         {
             "ts": ts,
             "users": pd.to_numeric(frame["User Count"], errors="coerce"),
             "rps": pd.to_numeric(frame["Requests/s"], errors="coerce"),
             "failures_per_s": pd.to_numeric(frame["Failures/s"], errors="coerce"),
-            "requests": pd.to_numeric(frame["Total Request Count"], errors="coerce"),
-            "failures": pd.to_numeric(frame["Total Failure Count"], errors="coerce"),
+            "requests_total": pd.to_numeric(frame["Total Request Count"], errors="coerce"),
+            "failures_total": pd.to_numeric(frame["Total Failure Count"], errors="coerce"),
             "mean_ms": pd.to_numeric(frame["Total Average Response Time"], errors="coerce"),
-            "p50_ms": pd.to_numeric(frame["50%"], errors="coerce"),
-            "p95_ms": pd.to_numeric(frame["95%"], errors="coerce"),
-            "p99_ms": pd.to_numeric(frame["99%"], errors="coerce"),
+            "p50_ms": percentile("50%"),
+            "p95_ms": percentile("95%"),
+            "p99_ms": percentile("99%"),
         }
-    )
-    return history.reset_index(drop=True)
+    ).reset_index(drop=True)
+
+
+def per_interval(history: pd.DataFrame) -> pd.DataFrame:
+    """Locust's cumulative counters (``requests_total``, ``failures_total``) turned into what each
+    row's interval added (``requests``, ``failures``: 13, 25, 37, 54 become 13, 12, 12, 17), and the
+    rows before the first request dropped (Locust writes one at start-up, all zeros and N/A: it is
+    no measurement, and plotted it is a fake zero point)."""
+    if history.empty:
+        return history.assign(requests=pd.Series(dtype=float), failures=pd.Series(dtype=float))
+    history = history.copy()
+    for total, step in (("requests_total", "requests"), ("failures_total", "failures")):
+        # a counter that goes down was reset (a new run in the same file): that interval adds its value
+        added = history[total].diff()
+        history[step] = added.where(added >= 0, history[total]).fillna(history[total])
+    started = history["requests_total"].fillna(0).gt(0).cummax()
+    return history[started].reset_index(drop=True)
 
 
 def _summary_from_history(history: pd.DataFrame, path) -> pd.DataFrame:
     if history.empty:
-        raise BadInputError("Locust stats history has no Aggregated rows", path=path)
+        raise BadInputError("Locust stats history has no Aggregated row with a request", path=path)
     last = history.iloc[-1]
     return summary_frame(
-        [{"endpoint": ALL, "requests": last["requests"], "failures": last["failures"],
+        [{"endpoint": ALL, "requests": last["requests_total"], "failures": last["failures_total"],
           "mean_ms": last["mean_ms"], "p50_ms": last["p50_ms"], "p95_ms": last["p95_ms"],
           "p99_ms": last["p99_ms"]}]
     )

@@ -41,7 +41,13 @@ class LoadTestRun:
         What the reader wants a user to know (dropped requests, rounding, coordinated omission).
     history:
         Figures over time when the tool writes them (columns among ``ts``, ``users``,
-        ``requests``, ``failures``, ``rps``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms``).
+        ``requests``, ``failures``, ``rps``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms``);
+        ``requests`` and ``failures`` are what each row's interval added (a tool's cumulative
+        counters are kept as ``requests_total`` and ``failures_total``); ``endpoint`` when the
+        rows are per endpoint.
+    endpoint_history:
+        The same figures per endpoint (an ``endpoint`` column) when the tool writes them
+        (Locust ``--csv-full-history``); empty otherwise.
     tool_figures:
         The tool's own totals as it prints them (e.g. ``{"requests": 300, "failed": 15}``).
     closed_loop:
@@ -62,6 +68,7 @@ class LoadTestRun:
     percentiles_from: str
     notes: list[str] = field(default_factory=list)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    endpoint_history: pd.DataFrame = field(default_factory=pd.DataFrame)
     tool_figures: dict = field(default_factory=dict)
     closed_loop: bool | None = None
     duration_s: float | None = None
