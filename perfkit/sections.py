@@ -16,7 +16,16 @@ from pathlib import Path
 import pandas as pd
 
 from perfkit import db, statements
-from perfkit.display import figure_png, html_table, markdown, plural  # noqa: F401 - figure_png: the notebooks' API
+from perfkit.display import (  # noqa: F401 - figure_png: the notebooks' API
+    STATUS_COLOURS,
+    code,
+    figure_png,
+    html_table,
+    markdown,
+    plural,
+    shared_advice,
+    status_board,
+)
 from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
@@ -340,8 +349,7 @@ def _statement_table(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame[[c for c in TOP_TABLE_COLUMNS if c in frame.columns]].copy()
     shown["query"] = shown["query"].map(short_query)
     if "share_total" in shown:
-        shown["share_total"] = (shown["share_total"] * 100).round(1)
-        shown = shown.rename(columns={"share_total": "% of total"})
+        shown = shown.rename(columns={"share_total": "share of total"})  # a fraction, shown as a percentage
     for column in ("total_exec_ms", "mean_exec_ms"):
         if column in shown:
             shown[column] = shown[column].astype(float).round(3)
@@ -564,6 +572,13 @@ def read_findings(path: Path) -> pd.DataFrame:
     return findings_frame(pd.DataFrame(rows))
 
 
+def per_kind(shared: dict) -> list[str]:
+    """The recommendation every row of a kind shares, said once above the table (:func:`shared_advice`)."""
+    if not shared:
+        return []
+    return ["\n".join(f"- For every {code(kind)}: {text}" for kind, text in shared.items())]
+
+
 def fix_sql(findings: pd.DataFrame, limit: int = 10) -> str:
     """The fix SQL of the first ``limit`` findings that have one, as a markdown code block."""
     sql = [s.strip() for s in findings["sql"].fillna("") if s.strip()][:limit]
@@ -594,16 +609,23 @@ def health(src: Sources) -> Section:
         else:
             found = read_findings(src.sample / "health" / "findings.json")
             found["area"] = found["kind"].map(checks.area_for_kind)
-            result = Assessment("health", title, findings=found,
-                                facts=checks.health_facts(found, target="sample"))
+            board = checks.board(found)  # the sample was saved from a run of every check
+            facts = {**checks.health_facts(found, target="sample"), "board": checks.board_counts(board)}
+            result = Assessment("health", title, findings=found, tables={"board": board}, facts=facts)
             where = "the findings saved from the sandbox shop (data/sample/health)"
         found, counts = result.findings, result.facts["counts"]
         blocks = [f"{plural(len(found), 'finding')} from {where}: "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
         blocks += [f"*{note}*" for note in result.notes]
+        if "board" in result.tables:
+            on_board = result.facts.get("board", {})
+            blocks.append(f"**Every check** ({plural(len(result.tables['board']), 'check')}: "
+                          + ", ".join(f"{n} {status}" for status, n in on_board.items() if n) + "):")
+            blocks.append(Html(status_board(result.tables["board"])))
         if len(found):
             by_area = pd.DataFrame([{"area": area, **severities} for area, severities in result.facts["by_area"].items()])
-            blocks += [by_area, found[["area", *FINDING_TABLE_COLUMNS]], fix_sql(found)]
+            table, shared = shared_advice(found[["area", *FINDING_TABLE_COLUMNS]])
+            blocks += [by_area, *per_kind(shared), table, fix_sql(found)]
         data = {"findings": found, "assessment": result}
         if "recommendations" in result.tables:
             data["recommendations"] = result.tables["recommendations"]
@@ -650,7 +672,8 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
                 shown[column] = shown[column].map(lambda text: short_query(text, 240))
             if "sources" in shown:
                 shown["sources"] = shown["sources"].map(lambda v: ", ".join(v) if isinstance(v, list | tuple) else v)
-            blocks += [shown, fix_sql(ranked, limit=n)]
+            shown, shared = shared_advice(shown)
+            blocks += [*per_kind(shared), shown, fix_sql(ranked, limit=n)]
         return src.keep(Section.of(result, blocks, key="recommendations", title=title))
 
     return guarded(title, build, src=src, key="recommendations")
@@ -885,7 +908,6 @@ class Html(str):
         return str(self)
 
 
-STATUS_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "ok": "#1a9850", "failed": "#555555"}
 SECTION_TITLES = {"workload": "Statement workload", "week_over_week": "Week over week", "plan": "Plans of the costliest statements",
                   "loadtest": "Load tests", "logs": "Server log", "health": "Database health",
                   "recommendations": "Recommendations", "overview": "Findings across the report"}
@@ -913,8 +935,6 @@ def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
     It renders the sections' assessments (nothing is computed again) and records nothing.
     """
     import html as html_module
-
-    from perfkit.display import code
 
     sections = list(sections)
     found = all_findings(sections)

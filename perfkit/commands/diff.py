@@ -7,7 +7,7 @@ from perfkit.commands.snapshot import add_store_options
 from perfkit.commands.top import add_ranking_options
 
 DIFF_COLUMNS = ["status", "queryid", "calls", "total_exec_ms", "mean_exec_ms", "prev_mean_exec_ms", "share_total", "query"]
-HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "prev_mean_exec_ms": "before", "share_total": "% total"}
+HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "prev_mean_exec_ms": "before", "share_total": "share"}
 
 
 def register(subparsers) -> None:
@@ -26,7 +26,7 @@ def run(args) -> int:
     from perfkit import statements
     from perfkit.commands import engine_from_args
     from perfkit.errors import BadInputError
-    from perfkit.output import emit_json, format_table, print_table, wrapped
+    from perfkit.output import emit_json, format_findings, print_table, wrapped
     from perfkit.store import SnapshotStore, parse_since
 
     parse_since(args.since)  # a bad --since fails before anything is read
@@ -69,10 +69,10 @@ def run(args) -> int:
     from perfkit.statements import strip_leading_comments
 
     ranked = result.tables["changes"]
-    shown = ranked.assign(share_total=(ranked["share_total"] * 100).round(1), queryid=ranked["queryid"].astype("string"),
+    shown = ranked.assign(queryid=ranked["queryid"].astype("string"),
                           query=ranked["query"].map(strip_leading_comments))
     print_table(shown, [c for c in DIFF_COLUMNS if c in shown.columns], title=f"\nTop {len(shown)} by {args.by} in the interval", headers=HEADERS, fit="query")
     if len(result.findings):
         print(f"\n{len(result.findings)} statement(s) got slower per call:")
-        print(format_table(result.findings, ["severity", "subject", "evidence"], max_width=50, fit="evidence"))
+        print(format_findings(result.findings, ["severity", "subject", "evidence"]))
     return 0

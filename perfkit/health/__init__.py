@@ -56,8 +56,12 @@ AREAS = tuple(dict.fromkeys(c.area for c in CHECKS))
 # the area of each finding kind, from the check that gives it (for findings saved without one)
 KIND_AREAS = {kind: c.area for c in CHECKS for kind in c.kinds}
 
-__all__ = ["AREAS", "CHECKS", "KIND_AREAS", "TENANT_COLUMNS", "Check", "Context", "assess", "check", "check_names",
-           "route_thresholds", "thresholds"]
+__all__ = ["AREAS", "BOARD_STATUSES", "CHECKS", "KIND_AREAS", "TENANT_COLUMNS", "Check", "Context", "assess", "board",
+           "check", "check_names", "route_thresholds", "thresholds"]
+
+# A check's line on the board: the worst of its findings (info only is ok), or "not run" when it could not run.
+BOARD_STATUSES = ("critical", "warning", "ok", "not run")
+NOT_RUN_KINDS = frozenset({"missing_privilege", "check_timeout", "check_failed"})
 
 
 def check_names() -> list[str]:
@@ -219,8 +223,9 @@ def assess(
     perfkit.assessment.Assessment
         ``source="health"``; ``findings`` (with ``area``); ``tables["recommendations"]``
         (perfkit.advice.recommend on the findings and the statements, each fix once) and
-        ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess);
-        ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
+        ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess),
+        ``tables["board"]`` (:func:`board`: every check run, ok / warning / critical / not run);
+        ``facts``: ``target``, ``counts`` by severity, ``by_area``, ``board`` (checks per status); ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
     from perfkit import advice
@@ -250,12 +255,15 @@ def assess(
     if snapshot is not None and len(snapshot):
         ideas = advice.index_advice(engine, statements=snapshot, existing=existing)
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
+    checked = board(findings, chosen)
+    facts = health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else "")
+    facts["board"] = board_counts(checked)
     return Assessment(
         "health",
         "Database health",
         findings=findings,
-        tables={"recommendations": recommendations, "index_advice": findings_frame(ideas)},
-        facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
+        tables={"board": checked, "recommendations": recommendations, "index_advice": findings_frame(ideas)},
+        facts=facts,
         notes=notes,
         data={"context": ctx},
     )
@@ -289,6 +297,40 @@ def judge_failures(total: int, failures: list) -> None:
             f"health: {len(failed)} of {total} checks failed (more than half; first {name}: {err}); "
             "the findings of this run cannot be trusted"
         )
+
+
+def board(findings: pd.DataFrame, checks: Iterable[Callable] | None = None) -> pd.DataFrame:
+    """The check board (pghero's): one row per check of ``checks`` (default all), passing ones too.
+
+    Columns ``check``, ``area``, ``status`` (one of :data:`BOARD_STATUSES`: the worst severity of the
+    check's findings, ``ok`` when it has none or only info ones, ``not run`` when it could not run),
+    ``findings`` (how many) and ``subject`` (the first, most severe finding's subject, or why it did
+    not run). Problems first (critical, warning, ok, not run), each status in the order the checks run.
+    """
+    frame = findings_frame(findings)
+    names = frame["check"] if "check" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    rows = []
+    for fn in _chosen(checks):
+        name = fn.__name__
+        mine = frame[names == name]
+        failed = mine[mine["kind"].isin(NOT_RUN_KINDS)]
+        real = mine[~mine["kind"].isin(NOT_RUN_KINDS)]
+        if len(failed) and not len(real):
+            status, subject = "not run", str(failed.iloc[0]["evidence"])
+        else:
+            severities = set(real["severity"])
+            status = "critical" if "critical" in severities else "warning" if "warning" in severities else "ok"
+            subject = str(real.iloc[0]["subject"]) if len(real) and status != "ok" else ""
+        rows.append({"check": name, "area": area_of(fn), "status": status, "findings": int(len(real)),
+                     "subject": subject})
+    order = {status: rank for rank, status in enumerate(BOARD_STATUSES)}
+    rows.sort(key=lambda row: order[row["status"]])  # stable: problems first, then in the order the checks run
+    return pd.DataFrame(rows, columns=["check", "area", "status", "findings", "subject"])
+
+
+def board_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many checks of a :func:`board` are at each status."""
+    return {status: int((table["status"] == status).sum()) for status in BOARD_STATUSES}
 
 
 def health_facts(findings: pd.DataFrame, *, target: str = "") -> dict:
