@@ -927,12 +927,36 @@ def _anchor(title: str) -> str:
     return title.replace(" ", "-")
 
 
-def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
-    """The executive summary that opens a report: status, the latest run's SLO verdict, findings by
-    severity, the top recommendations with their saving, the largest per-call changes since the
-    baseline, the before/after p95 chart when runs are compared, and links to every section.
+def _top_recommendations(sections: list[Section], by_source: dict) -> pd.DataFrame | None:
+    """The ranked recommendations to lead with: advice's (which merges every source), else the
+    first section's own (health, plans), else the findings that come with a fix."""
+    advice = by_source.get("advice")
+    if advice is not None and len(advice.tables.get("recommendations", [])):
+        return advice.tables["recommendations"]
+    for section in sections:
+        table = section.assessment.tables.get("recommendations") if section.assessment is not None else None
+        if isinstance(table, pd.DataFrame) and len(table):
+            return table
+    found = all_findings(sections)
+    if len(found) and "sql" in found.columns:
+        with_fix = found[found["sql"].fillna("").astype(str).str.strip() != ""]
+        if len(with_fix):
+            return with_fix
+    return None
+
+
+def summary(sections: Iterable[Section], *, n: int = 3, headings: dict[str, str] | None = None) -> Section:
+    """The executive summary that opens a report or a notebook: status, the latest run's SLO verdict,
+    findings by severity, the top recommendations with their saving, the largest per-call changes
+    since the baseline, the before/after p95 chart when runs are compared, and links to every section.
 
     It renders the sections' assessments (nothing is computed again) and records nothing.
+
+    Parameters
+    ----------
+    headings:
+        ``{section key: the heading its notebook gives it}`` for the links (default the weekly
+        report's headings, :data:`SECTION_TITLES`).
     """
     import html as html_module
 
@@ -947,21 +971,31 @@ def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
     if load is not None and load.facts.get("per_file"):
         latest = load.facts["per_file"][-1]
         verdict = f"{latest['slo_verdict']} ({latest['source']}, the latest run)"
-    badge = (f'<p><span style="background:{STATUS_COLOURS[status]};color:#fff;padding:3px 10px;border-radius:4px;'
-             f'font-weight:bold">{status.upper()}</span>&nbsp; '
+    slo = (f"; SLO verdict: {verdict}" if verdict else "; no load test in this report"
+           if any(s.key == "loadtest" for s in sections) else "")
+    badge = (f'<p class="perfkit-summary"><span style="background:{STATUS_COLOURS[status]};color:#fff;padding:3px 10px;'
+             f'border-radius:4px;font-weight:bold">{status.upper()}</span>&nbsp; '
              + html_module.escape(f"{counts['critical']} critical, {counts['warning']} warning, {counts['info']} info "
-                                  "findings" + (f"; SLO verdict: {verdict}" if verdict else "; no load test in this report"))
+                                  "findings" + slo)
              + "</p>")
     blocks: list = [Html(badge)]
-    advice = by_source.get("advice")
-    if advice is not None and len(advice.tables.get("recommendations", [])):
-        ranked = advice.tables["recommendations"].head(n)
-        lines = [f"**The first {len(ranked)} of {len(advice.tables['recommendations'])} recommendations:**"]
+    every = _top_recommendations(sections, by_source)
+    if every is not None:
+        ranked = every.head(n)
+        lines = [f"**The first {len(ranked)} of {plural(len(every), 'recommendation')}:**"]
         for row in ranked.to_dict(orient="records"):
             saving = row.get("benefit_ms")
             saving = f" — estimated benefit {_duration(saving)}" if saving == saving and saving else ""
             fix = f" {code(row['sql'])}" if row.get("sql") else ""
             lines.append(f"1. **{row['severity']}** {row['kind']} on {code(row['subject'])}{saving}.{fix}")
+        blocks.append("\n".join(lines))
+    elif len(found):  # nothing to do listed: the most severe findings themselves
+        top = found.head(n)
+        lines = [f"**The first {len(top)} of {plural(len(found), 'finding')}:**"]
+        for row in top.to_dict(orient="records"):
+            evidence = str(row["evidence"])
+            evidence = code(evidence) if "$" in evidence else evidence  # statement text: code, never math
+            lines.append(f"1. **{row['severity']}** {row['kind']} on {code(row['subject'])}: {evidence}")
         blocks.append("\n".join(lines))
     statements_ = next((s.assessment for s in sections if s.key == "week_over_week" and s.assessment is not None), None)
     if statements_ is not None and statements_.facts.get("baseline"):
@@ -981,7 +1015,8 @@ def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
         blocks.append(p95_before_after(table, title="p95 per endpoint, the first run against the latest",
                                        xlabel="p95 latency (ms)",
                                        labels=(compared.get("baseline", "first"), compared.get("run", "latest"))))
-    links = [f"[{SECTION_TITLES.get(s.key, s.title)}](#{_anchor(SECTION_TITLES.get(s.key, s.title))})"
+    titles = {**SECTION_TITLES, **(headings or {})}
+    links = [f"[{titles.get(s.key, s.title)}](#{_anchor(titles.get(s.key, s.title))})"
              + (" (empty)" if s.skipped else "") for s in sections if s.key]
     blocks.append("**Contents:** " + " · ".join(links))
     return Section("Summary", blocks, data={"findings": found},
