@@ -202,7 +202,7 @@ def _cards(frame: pd.DataFrame, columns: Sequence[str], width: int, colour: bool
     for row in frame.to_dict(orient="records"):
         severity = str(row.get("severity", "") or "")
         head = [c for c in columns if c not in ("severity", "evidence", "recommendation", "sql")]
-        title = "  ".join(" ".join(str(row.get(c, "") or "").split()) for c in head if str(row.get(c, "") or "").strip())
+        title = " · ".join(" ".join(str(row.get(c, "") or "").split()) for c in head if str(row.get(c, "") or "").strip())
         label = severity.upper()
         first = wrapped(f"{label}  {title}", width=width, indent="    ")
         if label and colour:
