@@ -713,6 +713,14 @@ def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
     return blocks
 
 
+def _under(path: str | Path, folder: Path) -> bool:
+    """``path`` lies in ``folder`` (the sample data), whatever the relative spelling."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, ValueError):
+        return False
+
+
 def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool = False,
          compare_with: str | Path = "", what_if: str = "") -> Section:
     """Plan deep-dive: the plan tree with self time per node, its findings, a comparison or a what-if index.
@@ -720,8 +728,10 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
     Parameters
     ----------
     src:
-        Saved plans (``src.plans``) are read first; else, live, ``sql`` or ``queryid`` is explained,
-        and without either the costliest statements of the snapshot (generic plans, nothing runs).
+        Live with ``sql`` or ``queryid``: that statement is explained (it wins over plan files, and a
+        ``compare_with`` from the sample data is dropped); else the saved plans (``src.plans``);
+        else, live, the costliest statements of the snapshot (generic plans, nothing runs). The
+        section's first line says which source it used.
     sql, queryid:
         The statement to explain on a live database.
     analyze:
@@ -740,12 +750,24 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         from perfkit import plans
 
         captured, intro, notes = [], [], []
-        if src.plans:
-            captured = [(p.name, plans.parse_file(p)) for p in src.plans]
-        elif src.live and (sql or queryid):
+        compare = compare_with
+        if src.live and (sql or queryid):  # a live statement given wins over the (sample) plan files
             captured = [(sql or f"queryid {queryid}",
                          plans.explain(src.engine, sql, analyze=analyze) if sql
                          else plans.explain_queryid(src.engine, int(queryid)))]
+            what = "`sql`" if sql else f"`queryid` {queryid}"
+            intro.append(f"Plan source: {what} explained on {src.target}"
+                         + (" with ANALYZE (it ran, read-only)." if analyze else " (EXPLAIN without ANALYZE: nothing ran)."))
+            if src.plans:
+                intro.append("Not read: " + ", ".join(p.name for p in src.plans) + " (the live statement wins over "
+                             "plan files).")
+            if compare and _under(compare, src.sample):
+                intro.append(f"Not compared with {Path(compare).name}: it is a sample plan, not this statement's.")
+                compare = ""
+        elif src.plans:
+            captured = [(p.name, plans.parse_file(p)) for p in src.plans]
+            intro.append("Plan source: " + ", ".join(p.name for p in src.plans)
+                         + (" (the sample data)." if all(_under(p, src.sample) for p in src.plans) else " (saved plans)."))
         elif src.live:
             snap, _ = src.current_snapshot()
             captured, notes = plans.costliest(src.engine, snap)
@@ -755,7 +777,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         else:
             return skipped(title, f"{title}: no plan file given, and no database to explain statements on.",
                            src=src, key="plan")
-        after = plans.parse_file(compare_with) if compare_with and captured else None
+        after = plans.parse_file(compare) if compare and captured else None
         tried = None
         if what_if and src.live:
             target_sql = sql or (captured[0][1].query if captured and getattr(captured[0][1], "query", None) else "")
@@ -770,8 +792,10 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
             from perfkit.advice import existing_indexes
 
             existing = existing_indexes(src.engine)
-        result = plans.assess(captured, compare_with=after, compare_heading=Path(compare_with).name if after else "",
+        result = plans.assess(captured, compare_with=after, compare_heading=Path(compare).name if after else "",
                               what_if=tried, notes=notes, existing=existing)
+        result.facts["plan_source"] = ("sql" if sql else "queryid") if src.live and (sql or queryid) else \
+            "files" if src.plans else "costliest"
         blocks = list(intro)
         for heading, one in captured:
             blocks += _plan_blocks(one, heading)
@@ -780,7 +804,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         blocks += result.notes
         if after is not None:
             comparison = result.data["comparison"]
-            blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {comparison.summary}"]
+            blocks += [f"**{captured[0][0]}** against **{Path(compare).name}**: {comparison.summary}"]
             if isinstance(getattr(comparison, "totals", None), pd.DataFrame):
                 blocks.append(_rounded(comparison.totals, 3))
         if tried is not None:
