@@ -54,7 +54,7 @@ def analyze_hint(args, sql: str) -> str:
     import re
 
     parameters = sorted({int(n) for n in re.findall(r"\$(\d+)", sql or "")})
-    target = f"--queryid {args.queryid}" if args.queryid is not None else "SQL"
+    target = f"--queryid {args.queryid}" if args.queryid is not None else "--sql ..."
     params = " ".join(f"--param VALUE{n}" for n in parameters[:4]) + (" ..." if len(parameters) > 4 else "")
     return ("these are the planner's estimates: no rows were counted and no time was measured, so findings that "
             "need them (misestimates, rows removed by a filter, spills, the slowest node) cannot show. "
