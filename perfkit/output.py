@@ -131,7 +131,8 @@ def use_colour(stream=None) -> bool:
 def paint(text: str, word: str | None = None, *, colour: bool | None = None) -> str:
     """``text`` in the colour of ``word`` (default the text itself: a severity or verdict), when
     colour is on (:func:`use_colour` unless ``colour`` says)."""
-    code = ANSI.get(str(word if word is not None else text).strip().lower())
+    key = str(word if word is not None else text).strip().lower()
+    code = ANSI.get(key) or ANSI.get(key.split(":")[0].split(" ")[0])  # "warning: p95, p99" is a warning
     if not code or not (use_colour() if colour is None else colour):
         return text
     return f"\033[{code}m{text}\033[0m"
