@@ -610,7 +610,7 @@ def health(src: Sources) -> Section:
             found = read_findings(src.sample / "health" / "findings.json")
             found["area"] = found["kind"].map(checks.area_for_kind)
             board = checks.board(found)  # the sample was saved from a run of every check
-            facts = {**checks.health_facts(found, target="sample"), "board": checks.board_counts(board)}
+            facts = {**checks.health_facts(found, target="sample"), "board_counts": checks.board_counts(board)}
             result = Assessment("health", title, findings=found, tables={"board": board}, facts=facts)
             where = "the findings saved from the sandbox shop (data/sample/health)"
         found, counts = result.findings, result.facts["counts"]
@@ -618,7 +618,7 @@ def health(src: Sources) -> Section:
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
         blocks += [f"*{note}*" for note in result.notes]
         if "board" in result.tables:
-            on_board = result.facts.get("board", {})
+            on_board = result.facts.get("board_counts", {})
             blocks.append(f"**Every check** ({plural(len(result.tables['board']), 'check')}: "
                           + ", ".join(f"{n} {status}" for status, n in on_board.items() if n) + "):")
             blocks.append(Html(status_board(result.tables["board"])))

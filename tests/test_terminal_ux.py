@@ -74,8 +74,17 @@ def test_the_board_has_every_check_passing_ones_too(tenant_db):
     assert status["invalid_indexes"] == "ok" and status["xid_wraparound"] == "ok"
     # problems lead; the counts are facts for --json and summary.json
     assert list(board["status"]).index("ok") > max(i for i, s in enumerate(board["status"]) if s == "warning")
-    assert assessment.facts["board"]["warning"] == (board["status"] == "warning").sum()
-    assert assessment.facts["board"]["ok"] + assessment.facts["board"]["warning"] == len(health.CHECKS)
+    assert assessment.facts["board_counts"]["warning"] == (board["status"] == "warning").sum()
+    assert assessment.facts["board_counts"]["ok"] + assessment.facts["board_counts"]["warning"] == len(health.CHECKS)
+    payload = assessment.to_json()  # what --json prints
+    assert len(payload["board"]) == len(health.CHECKS) and payload["board_counts"] == assessment.facts["board_counts"]
+    # a check that could not run is "not run" with why, not ok
+    from perfkit.errors import PermissionDenied
+    from perfkit.health import _skipped
+
+    failed = pd.concat([assessment.findings, pd.DataFrame([_skipped("lock_waits", PermissionDenied("no pg_monitor"))])])
+    row = health.board(failed).set_index("check").loc["lock_waits"]
+    assert row["status"] == "not run" and "no pg_monitor" in row["subject"]
 
 
 def test_health_prints_the_board_and_cards_in_100_columns(tenant_db):
@@ -97,7 +106,7 @@ def test_a_sample_health_section_shows_the_board_in_html():
     page = next(str(b) for b in section.blocks if isinstance(b, sections.Html) and "perfkit-board" in b)
     for name in health.check_names():
         assert f"<code>{name}</code>" in page
-    assert page.count(">OK</span>") == section.facts["board"]["ok"] > 10
+    assert page.count(">OK</span>") == section.facts["board_counts"]["ok"] > 10
     assert ">WARNING</span>" in page
     board = pd.DataFrame([{"check": "x<y>", "status": "critical", "findings": 2, "subject": "<b>t</b>"}])
     assert "<b>t</b>" not in status_board(board) and "&lt;b&gt;t&lt;/b&gt;" in status_board(board)

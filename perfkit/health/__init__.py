@@ -225,7 +225,7 @@ def assess(
         (perfkit.advice.recommend on the findings and the statements, each fix once) and
         ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess),
         ``tables["board"]`` (:func:`board`: every check run, ok / warning / critical / not run);
-        ``facts``: ``target``, ``counts`` by severity, ``by_area``, ``board`` (checks per status); ``notes`` (e.g. no
+        ``facts``: ``target``, ``counts`` by severity, ``by_area``, ``board_counts`` (checks per status); ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
     from perfkit import advice
@@ -257,7 +257,7 @@ def assess(
     recommendations = advice.recommend(health=findings, statements=ideas, existing=existing)
     checked = board(findings, chosen)
     facts = health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else "")
-    facts["board"] = board_counts(checked)
+    facts["board_counts"] = board_counts(checked)
     return Assessment(
         "health",
         "Database health",
