@@ -951,6 +951,13 @@ def _anchor(title: str) -> str:
     return title.replace(" ", "-")
 
 
+def _first_of(shown: int, total: int, word: str) -> str:
+    """``The first 3 of 16 recommendations``, or ``The 2 recommendations`` / ``The recommendation`` when all are shown."""
+    if shown < total:
+        return f"The first {shown:,} of {plural(total, word)}"
+    return f"The {word}" if total == 1 else f"The {plural(total, word)}"
+
+
 def _top_recommendations(sections: list[Section], by_source: dict) -> pd.DataFrame | None:
     """The ranked recommendations to lead with: advice's (which merges every source), else the
     first section's own (health, plans), else the findings that come with a fix."""
@@ -1006,7 +1013,7 @@ def summary(sections: Iterable[Section], *, n: int = 3, headings: dict[str, str]
     every = _top_recommendations(sections, by_source)
     if every is not None:
         ranked = every.head(n)
-        lines = [f"**The first {len(ranked)} of {plural(len(every), 'recommendation')}:**"]
+        lines = [f"**{_first_of(len(ranked), len(every), 'recommendation')}:**"]
         for row in ranked.to_dict(orient="records"):
             saving = row.get("benefit_ms")
             saving = f" — estimated benefit {_duration(saving)}" if saving == saving and saving else ""
@@ -1015,7 +1022,7 @@ def summary(sections: Iterable[Section], *, n: int = 3, headings: dict[str, str]
         blocks.append("\n".join(lines))
     elif len(found):  # nothing to do listed: the most severe findings themselves
         top = found.head(n)
-        lines = [f"**The first {len(top)} of {plural(len(found), 'finding')}:**"]
+        lines = [f"**{_first_of(len(top), len(found), 'finding')}:**"]
         for row in top.to_dict(orient="records"):
             evidence = str(row["evidence"])
             evidence = code(evidence) if "$" in evidence else evidence  # statement text: code, never math

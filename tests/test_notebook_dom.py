@@ -74,3 +74,23 @@ def test_text_cells_are_left_aligned(notebook_dom):
         words = text.strip().replace(",", "").replace(".", "").replace("-", "").replace(" %", "").replace("−", "")
         if not words.isdigit():
             assert "text-align:left" in attrs.get("style", ""), (text, attrs)
+
+
+@pytest.mark.parametrize("name", ["01-workload", "02-plan", "03-loadtest", "04-health", "weekly"])
+def test_every_notebook_opens_with_its_summary(name):
+    """The executed notebook (nbval re-runs it) shows the summary badge before its first section heading,
+    and its contents links point at headings the notebook has."""
+    import json
+    import re
+
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    first_heading = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                         and "".join(c["source"]).lstrip().startswith("## "))
+    summary = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and any(
+        "perfkit-summary" in "".join(o.get("data", {}).get("text/html", "")) for o in c.get("outputs", [])))
+    assert summary < first_heading
+    outputs = [o for o in cells[summary]["outputs"] if "text/markdown" in o.get("data", {})]
+    links = re.findall(r"\]\(#([^)]+)\)", "".join("".join(o["data"]["text/markdown"]) for o in outputs))
+    headings = {"".join(c["source"]).strip()[3:].split("\n")[0].replace(" ", "-") for c in cells
+                if c["cell_type"] == "markdown" and "".join(c["source"]).lstrip().startswith("## ")}
+    assert links and set(links) <= headings, (links, headings)
