@@ -749,25 +749,25 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
     def build() -> Section:
         from perfkit import plans
 
-        captured, intro, notes = [], [], []
+        captured, intro, notes, origin = [], [], [], []
         compare = compare_with
         if src.live and (sql or queryid):  # a live statement given wins over the (sample) plan files
             captured = [(sql or f"queryid {queryid}",
                          plans.explain(src.engine, sql, analyze=analyze) if sql
                          else plans.explain_queryid(src.engine, int(queryid)))]
             what = "`sql`" if sql else f"`queryid` {queryid}"
-            intro.append(f"Plan source: {what} explained on {src.target}"
-                         + (" with ANALYZE (it ran, read-only)." if analyze else " (EXPLAIN without ANALYZE: nothing ran)."))
+            origin.append(f"Plan source: {what} explained on {src.target}"
+                          + (" with ANALYZE (it ran, read-only)." if analyze else " (EXPLAIN without ANALYZE: nothing ran)."))
             if src.plans:
-                intro.append("Not read: " + ", ".join(p.name for p in src.plans) + " (the live statement wins over "
-                             "plan files).")
+                origin.append("Not read: " + ", ".join(p.name for p in src.plans) + " (the live statement wins over "
+                              "plan files).")
             if compare and _under(compare, src.sample):
-                intro.append(f"Not compared with {Path(compare).name}: it is a sample plan, not this statement's.")
+                origin.append(f"Not compared with {Path(compare).name}: it is a sample plan, not this statement's.")
                 compare = ""
         elif src.plans:
             captured = [(p.name, plans.parse_file(p)) for p in src.plans]
-            intro.append("Plan source: " + ", ".join(p.name for p in src.plans)
-                         + (" (the sample data)." if all(_under(p, src.sample) for p in src.plans) else " (saved plans)."))
+            origin.append("Plan source: " + ", ".join(p.name for p in src.plans)
+                          + (" (the sample data)." if all(_under(p, src.sample) for p in src.plans) else " (saved plans)."))
         elif src.live:
             snap, _ = src.current_snapshot()
             captured, notes = plans.costliest(src.engine, snap)
@@ -797,8 +797,10 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         result.facts["plan_source"] = ("sql" if sql else "queryid") if src.live and (sql or queryid) else \
             "files" if src.plans else "costliest"
         blocks = list(intro)
-        for heading, one in captured:
-            blocks += _plan_blocks(one, heading)
+        for number, (heading, one) in enumerate(captured):
+            shown = _plan_blocks(one, heading)
+            # which source was used, right under the first plan's line (that line stays the headline)
+            blocks += shown[:1] + (origin if number == 0 else []) + shown[1:]
         if len(result.findings):
             blocks.append(fix_sql(result.tables.get("recommendations", result.findings)))
         blocks += result.notes
