@@ -171,3 +171,15 @@ def test_a_kinds_boilerplate_is_said_once():
     kept, shared = shared_advice(pd.DataFrame({"kind": ["a", "a", "b"], "recommendation": [
         "Index x. Then compare.", "Index y. Then compare.", "Then compare."]}))
     assert shared == {"a": "Then compare."} and list(kept["recommendation"]) == ["Index x.", "Index y.", "Then compare."]
+
+
+def test_the_loadtest_html_page_escapes_and_shows_percentages(tmp_path):
+    from perfkit import cli
+
+    page = tmp_path / "load.html"
+    locust = ROOT / "tests" / "fixtures" / "report" / "locust-demo_stats.csv"
+    assert cli.main(["loadtest", str(locust), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "/api/orders/&lt;id&gt;" in text and "/api/orders/<id>" not in text
+    assert '<td style="text-align:right">0 %</td>' in text  # error_rate
+    assert 'class="pass">pass</td>' in text
