@@ -73,8 +73,41 @@ def _check_duration(name: str, value: str | int | None) -> str:
     return text.replace(" ", "")
 
 
-def translate_error(err: BaseException, *, target: str = "") -> PerfkitError:
-    """A one-line PerfkitError for a psycopg/SQLAlchemy error (password never included)."""
+def dsn_origin(dsn: str | None) -> str:
+    """Where the connection settings came from, for an error message (never a value that may hold a
+    password): the DSN given (``--dsn``), ``$PERFKIT_DSN``, or libpq's defaults and which ``PG*``
+    variables are set."""
+    if dsn:
+        return "the DSN given (--dsn, or the notebook's dsn)"
+    if os.environ.get("PERFKIT_DSN", ""):
+        return "$PERFKIT_DSN"
+    shown = [f"{name}={os.environ[name]}" for name in ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER")
+             if os.environ.get(name)]
+    hidden = [name for name in ("PGSERVICE", "PGPASSWORD", "PGPASSFILE", "PGSSLMODE") if os.environ.get(name)]
+    named = ", ".join(redact_text(item) for item in shown) + (", " if shown and hidden else "") + ", ".join(hidden)
+    return "libpq's defaults" + (f" and {named}" if named else " (no PG* variable set)") + ", as no --dsn or $PERFKIT_DSN was given"
+
+
+_SOCKET = re.compile(r'on socket "([^"]+)"')
+_ADDRESS = re.compile(r'at "([^"]+)"(?:\s*\([^)]*\))?, port (\d+)')
+
+
+def _unreachable(full: str, reason: str) -> str:
+    """libpq's reason in words: no server on that socket or port says so."""
+    lowered = reason.lower()
+    socket = _SOCKET.search(full)
+    if socket and ("no such file" in lowered or "connection refused" in lowered):
+        return (f"no server listens on the socket {socket.group(1)} ({reason}; is PostgreSQL running on this "
+                "machine? a server elsewhere needs host=)")
+    address = _ADDRESS.search(full)
+    if address and "connection refused" in lowered:
+        return f"no server listens on {address.group(1)} port {address.group(2)} ({reason})"
+    return reason
+
+
+def translate_error(err: BaseException, *, target: str = "", origin: str = "") -> PerfkitError:
+    """A one-line PerfkitError for a psycopg/SQLAlchemy error (password never included); ``origin``
+    (:func:`dsn_origin`) says, for a server that cannot be reached, where the settings came from."""
     orig = getattr(err, "orig", None) or err
     message = _first_line(orig)
     where = f" ({target})" if target else ""
@@ -93,7 +126,9 @@ def translate_error(err: BaseException, *, target: str = "") -> PerfkitError:
         lowered = full.lower()
         if "password authentication failed" in lowered or "authentication failed" in lowered or "no password supplied" in lowered:
             return AuthenticationFailed(f"authentication failed for {target or 'the server'}: check the user and password")
-        return DatabaseUnreachable(f"cannot connect to {target or 'the server'}: {_last_meaningful(full)}")
+        reason = _last_meaningful(full)
+        return DatabaseUnreachable(f"cannot connect to {target or 'the server'}: {_unreachable(full, reason)}"
+                                   + (f"; connection settings from {origin}" if origin else ""))
     if isinstance(orig, PerfkitError):
         return orig
     return PerfkitError(f"database error{where}: {message}")
@@ -161,6 +196,7 @@ def connect(
         With ``engine.info["dsn"]`` (redacted) and ``engine.info["target"]``.
     """
     conninfo = resolve_dsn(dsn)
+    origin = dsn_origin(dsn)
     settings = SessionSettings(
         read_only=read_only,
         statement_timeout=_check_duration("statement_timeout", statement_timeout),
@@ -177,7 +213,7 @@ def connect(
                 connect_timeout=connect_timeout,
             )
         except psycopg.Error as err:
-            raise translate_error(err, target=target) from None
+            raise translate_error(err, target=target, origin=origin) from None
         with raw.cursor() as cur:
             for name, value in settings.statements():
                 cur.execute(PERFKIT_TAG + "SELECT set_config(%s, %s, false)", (name, value))
@@ -201,7 +237,7 @@ def connect(
             raise
         except sa.exc.SQLAlchemyError as err:
             engine.dispose()
-            raise translate_error(err, target=target) from None
+            raise translate_error(err, target=target, origin=origin) from None
     return engine
 
 

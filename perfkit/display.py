@@ -24,6 +24,55 @@ CODE_COLUMNS = frozenset({"query", "statement", "normalized", "sql", "example", 
 NO_MATH = "tex2jax_ignore mathjax_ignore"
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 _PARAMETER = re.compile(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
+# Ratio columns by name: a fraction (0.993, -0.81) shown as a percentage ("99.3 %", "−81 %"); a
+# ``*_change`` of a time, size or count in its unit (``self_ms_change``) is not one.
+_FRACTION = re.compile(r"(^|[_ ])(share|error_rate|failure_rate|fail_ratio|hit_ratio|cache_hit|fraction)([_ ]|$)|^(p\d+|mean|median|rps|"
+                       r"requests|calls|total|throughput)_change$")
+_PERCENT = re.compile(r"(^|[_ ])(pct|percent)([_ ]|$)|%")
+_SIGNED = re.compile(r"(^|_)(change|diff)(_|$)")
+
+
+def percent_scale(column: str, units: dict | None = None) -> float | None:
+    """How to show column ``column`` as a percentage: 100 for a fraction, 1 for a value already in
+    percent, None when it is no ratio. ``units`` (a frame's ``attrs["units"]``) declares a column
+    ``"fraction"`` or ``"percent"`` (or anything else: no ratio), whatever its name."""
+    declared = (units or {}).get(column)
+    if declared is not None:
+        return {"fraction": 100.0, "percent": 1.0}.get(declared)
+    name = str(column).lower()
+    if _FRACTION.search(name):
+        return 100.0
+    if _PERCENT.search(name):
+        return 1.0
+    return None
+
+
+def percent_text(value, scale: float = 100.0, *, signed: bool = False) -> str:
+    """``0.993`` -> ``99.3 %``, ``-0.81`` -> ``−81 %`` (``signed``: ``+12 %`` for a rise); empty when missing."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    try:
+        number = float(value) * scale
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return ""
+    if math.isinf(number):
+        return "∞" if number > 0 else "−∞"
+    digits = 0 if abs(number) >= 10 and signed else 1 if abs(number) >= 0.1 or number == 0 else 2
+    text = f"{abs(number):,.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    sign = "−" if number < 0 and text.strip("0.,") else "+" if signed and number > 0 else ""
+    return f"{sign}{text} %"
+
+
+def ratio_text(value, column: str, units: dict | None = None) -> str | None:
+    """``value`` of ratio column ``column`` as a percentage, or None when ``column`` is no ratio."""
+    scale = percent_scale(column, units)
+    if scale is None or isinstance(value, str | bool | np.bool_):
+        return None
+    return percent_text(value, scale, signed=bool(_SIGNED.search(str(column).lower())))
 
 
 def figure_png(fig) -> bytes:
@@ -35,11 +84,15 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def cell_text(value, column: str = "") -> str:
+def cell_text(value, column: str = "", units: dict | None = None) -> str:
     """One value as a person reads it: integers as integers, floats with the digits they deserve,
-    timestamps to the second, lists joined, missing values empty."""
+    ratios as percentages (:func:`percent_scale`), timestamps to the second, lists joined, missing
+    values empty."""
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
+    ratio = ratio_text(value, column, units) if isinstance(value, float | int | np.floating | np.integer) else None
+    if ratio is not None:
+        return ratio
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return ""
@@ -81,6 +134,7 @@ def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | No
     total = len(frame) if total is None else total
     shown = frame if limit is None else frame.head(limit)
     numeric = {c: _numeric(shown[c]) for c in shown.columns}
+    units = frame.attrs.get("units")
     head = "".join(
         f'<th style="text-align:{"right" if numeric[c] else "left"}">{html.escape(str(c))}</th>' for c in shown.columns
     )
@@ -88,7 +142,7 @@ def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | No
     for record in shown.itertuples(index=False):
         cells = []
         for column, value in zip(shown.columns, record, strict=True):
-            text = html.escape(cell_text(value, str(column)))
+            text = html.escape(cell_text(value, str(column), units))
             if text and (str(column) in CODE_COLUMNS or _PARAMETER.search(text)):  # SQL: code, never math
                 style = "text-align:left;white-space:pre" if column == "node" else "text-align:left"
                 cells.append(f'<td style="{style}"><code>{text}</code></td>')
@@ -102,6 +156,66 @@ def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | No
         return f'<div class="{NO_MATH}"><p><em>(none)</em></p></div>'
     return (f'<div class="perfkit-table {NO_MATH}"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>{note}</div>')
+
+
+STATUS_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "ok": "#1a9850", "pass": "#1a9850",
+                  "not run": "#777777", "failed": "#555555", "info": "#4575b4"}
+
+
+def status_board(board: pd.DataFrame) -> str:
+    """A check board (pghero's): one line per check, its status as a coloured label, passing checks too.
+
+    ``board`` has ``check``, ``status``, and optionally ``area``, ``findings`` and ``subject``
+    (:func:`perfkit.health.board`). Everything is escaped; the layout is inline (no ``<style>``).
+    """
+    if board is None or not len(board):
+        return f'<div class="{NO_MATH}"><p><em>(no check ran)</em></p></div>'
+    rows = []
+    for row in board.to_dict(orient="records"):
+        status = str(row.get("status", ""))
+        colour = STATUS_COLOURS.get(status, "#777777")
+        count = row.get("findings")
+        detail = str(row.get("subject") or "")
+        if count and status not in ("ok", "not run"):
+            detail = f"{plural(int(count), 'finding')}" + (f", first: {detail}" if detail else "")
+        label = (f'<span style="display:inline-block;min-width:5.5em;text-align:center;background:{colour};color:#fff;'
+                 f'border-radius:3px;padding:1px 6px;font-weight:bold">{html.escape(status.upper())}</span>')
+        rows.append(f'<tr><td style="text-align:left;padding:2px 8px 2px 0">{label}</td>'
+                    f'<td style="text-align:left;padding:2px 8px"><code>{html.escape(str(row.get("check", "")))}</code></td>'
+                    f'<td style="text-align:left;padding:2px 8px;color:#555">{html.escape(str(row.get("area", "")))}</td>'
+                    f'<td style="text-align:left;padding:2px 8px">{html.escape(detail)}</td></tr>')
+    return (f'<div class="perfkit-board {NO_MATH}"><table><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+_SENTENCE_END = re.compile(r"(?<=[.;])\s+(?=[A-Za-z(])")
+
+
+def _sentences(text: str) -> list[str]:
+    return [part.strip() for part in _SENTENCE_END.split(" ".join(str(text or "").split())) if part.strip()]
+
+
+def shared_advice(frame: pd.DataFrame, column: str = "recommendation", by: str = "kind") -> tuple[pd.DataFrame, dict]:
+    """The boilerplate of ``column`` said once per ``by`` (a recommendation kind), not per row.
+
+    A sentence (or ``;`` clause) that every row of a kind with two rows or more holds is taken
+    out of those rows and returned once, in ``{kind: text}``; the rows keep what differs ("" when
+    nothing does). Kinds with one row keep their text. Returns (a copy of the frame, the texts).
+    """
+    if frame is None or not len(frame) or column not in frame.columns or by not in frame.columns:
+        return frame, {}
+    out = frame.copy()
+    shared: dict[str, str] = {}
+    for kind, rows in out.groupby(by, sort=False):
+        if len(rows) < 2:
+            continue
+        split = [_sentences(text) for text in rows[column]]
+        common = [part for part in split[0] if all(part in parts for parts in split[1:])]
+        if not common:
+            continue
+        shared[str(kind)] = " ".join(common)
+        for index, parts in zip(rows.index, split, strict=True):
+            out.at[index, column] = " ".join(part for part in parts if part not in common)
+    return out, shared
 
 
 def markdown(text: str) -> str:
@@ -136,4 +250,5 @@ def code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-__all__ = ["CODE_COLUMNS", "cell_text", "code", "figure_png", "html_table", "markdown", "plural"]
+__all__ = ["CODE_COLUMNS", "cell_text", "code", "figure_png", "html_table", "markdown", "percent_scale", "percent_text",
+           "plural", "ratio_text", "shared_advice", "status_board"]

@@ -94,8 +94,13 @@ def write_failed(err: OSError, stream=None):
     return OutputError(f"cannot write to {name} ({err.strerror or err})")
 
 
-def _cell(value, width: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+def _cell(value, width: int, column: str = "", units: dict | None = None) -> str:
+    from perfkit.display import ratio_text
+
+    ratio = ratio_text(value, column, units) if isinstance(value, float | int | np.floating | np.integer) else None
+    if ratio is not None:
+        text = ratio
+    elif value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         text = ""
     elif isinstance(value, float | np.floating):
         if abs(value) >= 1e15:
@@ -115,6 +120,44 @@ def _cell(value, width: int) -> str:
     return text
 
 
+# -- colour: severities and verdicts, on a terminal only ------------------------------------------
+ANSI = {"critical": "1;31", "fail": "1;31", "failed": "1;31", "error": "1;31", "warning": "33", "warn": "33",
+        "ok": "32", "pass": "32", "info": "36", "not run": "2"}
+COLOURED_COLUMNS = frozenset({"severity", "status", "verdict", "slo", "slo_verdict"})
+
+
+def use_colour(stream=None) -> bool:
+    """Whether to colour what goes to ``stream`` (stdout by default): never with ``NO_COLOR`` set
+    (no-color.org), always with ``FORCE_COLOR`` set (not ``0``), else only on a terminal that is
+    not ``TERM=dumb`` (never when piped or redirected)."""
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    force = os.environ.get("FORCE_COLOR", "")
+    if force and force != "0":
+        return True
+    stream = stream or sys.stdout
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, word: str | None = None, *, colour: bool | None = None) -> str:
+    """``text`` in the colour of ``word`` (default the text itself: a severity or verdict), when
+    colour is on (:func:`use_colour` unless ``colour`` says)."""
+    key = str(word if word is not None else text).strip().lower()
+    code = ANSI.get(key) or ANSI.get(key.split(":")[0].split(" ")[0])  # "warning: p95, p99" is a warning
+    if not code or not (use_colour() if colour is None else colour):
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
+def _width(width: int | None) -> int:
+    import shutil
+
+    return width or shutil.get_terminal_size((100, 24)).columns
+
+
 def format_table(
     frame: pd.DataFrame,
     columns: Sequence[str] | None = None,
@@ -123,12 +166,16 @@ def format_table(
     headers: dict[str, str] | None = None,
     fit: str | None = None,
     width: int | None = None,
+    colour: bool | None = None,
 ) -> str:
-    """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut).
+    """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut, ratios as
+    percentages: :func:`perfkit.display.percent_scale`).
 
     ``fit``: a text column cut so that the table fits ``width`` (default: the terminal's, at
     least 100 columns when it cannot be told), keeping at least 24 characters of it.
+    ``colour``: severities and verdicts coloured (default :func:`use_colour`).
     """
+    colour = use_colour() if colour is None else colour
     columns = list(columns or frame.columns)
     headers = headers or {}
     if markdown_mode():  # --format markdown: the same table, GitHub-flavoured
@@ -136,28 +183,86 @@ def format_table(
     if frame.empty:
         return "(none)"
     limits = dict.fromkeys(columns, max_width)
+    units = frame.attrs.get("units")
     if fit in limits:
         import shutil
 
         width = width or shutil.get_terminal_size((100, 24)).columns
         others = [c for c in columns if c != fit]
-        used = sum(max([len(headers.get(c, c))] + [len(_cell(v, max_width)) for v in frame[c]]) + 2 for c in others)
+        used = sum(max([len(headers.get(c, c))] + [len(_cell(v, max_width, c, units)) for v in frame[c]]) + 2
+                   for c in others)
         limits[fit] = max(24, width - used)
-    rows = [[_cell(v, limits[c]) for c, v in zip(columns, record, strict=True)]
+    rows = [[_cell(v, limits[c], c, units) for c, v in zip(columns, record, strict=True)]
             for record in frame[columns].itertuples(index=False)]
     titles = [headers.get(c, c) for c in columns]
     widths = [max([len(t)] + [len(r[i]) for r in rows]) for i, t in enumerate(titles)]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
 
-    def line(cells: Iterable[str]) -> str:
+    painted = [colour and c in COLOURED_COLUMNS for c in columns]
+
+    def line(cells: Iterable[str], body: bool = False) -> str:
         parts = []
-        for text, width, is_num in zip(cells, widths, numeric, strict=True):
-            parts.append(text.rjust(width) if is_num else text.ljust(width))
+        for text, width, is_num, paints in zip(cells, widths, numeric, painted, strict=True):
+            padded = text.rjust(width) if is_num else text.ljust(width)
+            if body and paints and text:
+                padded = paint(text, colour=True) + padded[len(text):]
+            parts.append(padded)
         return "  ".join(parts).rstrip()
 
     out = [line(titles), line("-" * w for w in widths)]
-    out.extend(line(r) for r in rows)
+    out.extend(line(r, body=True) for r in rows)
     return "\n".join(out)
+
+
+def _cards(frame: pd.DataFrame, columns: Sequence[str], width: int, colour: bool) -> str:
+    lines = []
+    for row in frame.to_dict(orient="records"):
+        severity = str(row.get("severity", "") or "")
+        head = [c for c in columns if c not in ("severity", "evidence", "recommendation", "sql")]
+        title = " · ".join(" ".join(str(row.get(c, "") or "").split()) for c in head if str(row.get(c, "") or "").strip())
+        label = severity.upper()
+        first = wrapped(f"{label}  {title}", width=width, indent="    ")
+        if label and colour:
+            first = paint(label, severity, colour=True) + first[len(label):]
+        lines.append(first)
+        for column, prefix in (("evidence", ""), ("recommendation", "fix: ")):
+            text = row.get(column)
+            if column in columns and isinstance(text, str) and text.strip():
+                lines.append(wrapped(text, "    " + prefix, width=width, indent="    " + " " * len(prefix)))
+        sql = row.get("sql")
+        if "sql" in columns and isinstance(sql, str) and sql.strip():
+            lines.extend("    " + part for part in wrapped_sql(sql, width=width - 4).splitlines())
+    return "\n".join(lines)
+
+
+def format_findings(
+    frame: pd.DataFrame,
+    columns: Sequence[str] = ("severity", "kind", "subject", "evidence"),
+    *,
+    max_width: int = 40,
+    width: int | None = None,
+    colour: bool | None = None,
+) -> str:
+    """Findings as a table when it fits ``width`` with nothing cut, else as cards: severity and
+    subject on one line, then the evidence (and the fix, when ``columns`` has ``recommendation``
+    or ``sql``) indented and wrapped. Severities coloured on a terminal (:func:`use_colour`)."""
+    if frame.empty:
+        return "(none)"
+    width = _width(width)
+    colour = use_colour() if colour is None else colour
+    columns = [c for c in columns if c in frame.columns]
+    table = format_table(frame, columns, max_width=10_000, colour=False)
+    if all(len(line) <= width for line in table.splitlines()):
+        return format_table(frame, columns, max_width=10_000, colour=colour)
+    return _cards(frame, columns, width, colour)
+
+
+def print_findings(frame: pd.DataFrame, columns: Sequence[str] = ("severity", "kind", "subject", "evidence"), *,
+                   title: str | None = None, **kwargs) -> None:
+    """Print findings (:func:`format_findings`) under ``title``."""
+    if title:
+        print(title)
+    print(format_findings(frame, columns, **kwargs))
 
 
 def print_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *, title: str | None = None, **kwargs) -> None:

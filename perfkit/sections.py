@@ -16,7 +16,16 @@ from pathlib import Path
 import pandas as pd
 
 from perfkit import db, statements
-from perfkit.display import figure_png, html_table, markdown, plural  # noqa: F401 - figure_png: the notebooks' API
+from perfkit.display import (  # noqa: F401 - figure_png: the notebooks' API
+    STATUS_COLOURS,
+    code,
+    figure_png,
+    html_table,
+    markdown,
+    plural,
+    shared_advice,
+    status_board,
+)
 from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
 from perfkit.fileio import write_atomic
 from perfkit.findings import count_by_severity, findings_frame
@@ -349,8 +358,7 @@ def _statement_table(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame[[c for c in TOP_TABLE_COLUMNS if c in frame.columns]].copy()
     shown["query"] = shown["query"].map(short_query)
     if "share_total" in shown:
-        shown["share_total"] = (shown["share_total"] * 100).round(1)
-        shown = shown.rename(columns={"share_total": "% of total"})
+        shown = shown.rename(columns={"share_total": "share of total"})  # a fraction, shown as a percentage
     for column in ("total_exec_ms", "mean_exec_ms"):
         if column in shown:
             shown[column] = shown[column].astype(float).round(3)
@@ -603,6 +611,13 @@ def read_findings(path: Path) -> pd.DataFrame:
     return findings_frame(pd.DataFrame(rows))
 
 
+def per_kind(shared: dict) -> list[str]:
+    """The recommendation every row of a kind shares, said once above the table (:func:`shared_advice`)."""
+    if not shared:
+        return []
+    return ["\n".join(f"- For every {code(kind)}: {text}" for kind, text in shared.items())]
+
+
 def fix_sql(findings: pd.DataFrame, limit: int = 10) -> str:
     """The fix SQL of the first ``limit`` findings that have one, as a markdown code block."""
     sql = [s.strip() for s in findings["sql"].fillna("") if s.strip()][:limit]
@@ -654,18 +669,25 @@ def health(src: Sources) -> Section:
         else:
             found = read_findings(src.sample / "health" / "findings.json")
             found["area"] = found["kind"].map(checks.area_for_kind)
+            board = checks.board(found)  # the sample was saved from a run of every check
+            facts = {**checks.health_facts(found, target="sample"), "board_counts": checks.board_counts(board)}
             saved = {name: read_frame(src.sample / "health" / f"{name}.json") for name in ("space", "cache")
                      if (src.sample / "health" / f"{name}.json").exists()}
-            result = Assessment("health", title, findings=found, tables=saved,
-                                facts=checks.health_facts(found, target="sample"))
+            result = Assessment("health", title, findings=found, tables={"board": board, **saved}, facts=facts)
             where = "the findings saved from the sandbox shop (data/sample/health)"
         found, counts = result.findings, result.facts["counts"]
         blocks = [f"{plural(len(found), 'finding')} from {where}: "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
         blocks += [f"*{note}*" for note in result.notes]
+        if "board" in result.tables:
+            on_board = result.facts.get("board_counts", {})
+            blocks.append(f"**Every check** ({plural(len(result.tables['board']), 'check')}: "
+                          + ", ".join(f"{n} {status}" for status, n in on_board.items() if n) + "):")
+            blocks.append(Html(status_board(result.tables["board"])))
         if len(found):
             by_area = pd.DataFrame([{"area": area, **severities} for area, severities in result.facts["by_area"].items()])
-            blocks += [by_area, found[["area", *FINDING_TABLE_COLUMNS]], fix_sql(found)]
+            table, shared = shared_advice(found[["area", *FINDING_TABLE_COLUMNS]])
+            blocks += [by_area, *per_kind(shared), table, fix_sql(found)]
         blocks += health_charts(result)
         blocks += health_usage_blocks(result)
         data = {"findings": found, "assessment": result}
@@ -754,7 +776,8 @@ def recommendations(src: Sources, sections: Iterable[Section], *, n: int = 10) -
                 shown[column] = shown[column].map(lambda text: short_query(text, 240))
             if "sources" in shown:
                 shown["sources"] = shown["sources"].map(lambda v: ", ".join(v) if isinstance(v, list | tuple) else v)
-            blocks += [shown, fix_sql(ranked, limit=n)]
+            shown, shared = shared_advice(shown)
+            blocks += [*per_kind(shared), shown, fix_sql(ranked, limit=n)]
         return src.keep(Section.of(result, blocks, key="recommendations", title=title))
 
     return guarded(title, build, src=src, key="recommendations")
@@ -795,6 +818,14 @@ def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
     return blocks
 
 
+def _under(path: str | Path, folder: Path) -> bool:
+    """``path`` lies in ``folder`` (the sample data), whatever the relative spelling."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, ValueError):
+        return False
+
+
 def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool = False,
          compare_with: str | Path = "", what_if: str = "") -> Section:
     """Plan deep-dive: the plan tree with self time per node, its findings, a comparison or a what-if index.
@@ -802,8 +833,10 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
     Parameters
     ----------
     src:
-        Saved plans (``src.plans``) are read first; else, live, ``sql`` or ``queryid`` is explained,
-        and without either the costliest statements of the snapshot (generic plans, nothing runs).
+        Live with ``sql`` or ``queryid``: that statement is explained (it wins over plan files, and a
+        ``compare_with`` from the sample data is dropped); else the saved plans (``src.plans``);
+        else, live, the costliest statements of the snapshot (generic plans, nothing runs). The
+        section's first line says which source it used.
     sql, queryid:
         The statement to explain on a live database.
     analyze:
@@ -822,13 +855,25 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
     def build() -> Section:
         from perfkit import plans
 
-        captured, intro, notes = [], [], []
-        if src.plans:
-            captured = [(p.name, plans.parse_file(p)) for p in src.plans]
-        elif src.live and (sql or queryid):
+        captured, intro, notes, origin = [], [], [], []
+        compare = compare_with
+        if src.live and (sql or queryid):  # a live statement given wins over the (sample) plan files
             captured = [(sql or f"queryid {queryid}",
                          plans.explain(src.engine, sql, analyze=analyze) if sql
                          else plans.explain_queryid(src.engine, int(queryid)))]
+            what = "`sql`" if sql else f"`queryid` {queryid}"
+            origin.append(f"Plan source: {what} explained on {src.target}"
+                          + (" with ANALYZE (it ran, read-only)." if analyze else " (EXPLAIN without ANALYZE: nothing ran)."))
+            if src.plans:
+                origin.append("Not read: " + ", ".join(p.name for p in src.plans) + " (the live statement wins over "
+                              "plan files).")
+            if compare and _under(compare, src.sample):
+                origin.append(f"Not compared with {Path(compare).name}: it is a sample plan, not this statement's.")
+                compare = ""
+        elif src.plans:
+            captured = [(p.name, plans.parse_file(p)) for p in src.plans]
+            origin.append("Plan source: " + ", ".join(p.name for p in src.plans)
+                          + (" (the sample data)." if all(_under(p, src.sample) for p in src.plans) else " (saved plans)."))
         elif src.live:
             snap, _ = src.current_snapshot()
             captured, notes = plans.costliest(src.engine, snap)
@@ -838,7 +883,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         else:
             return skipped(title, f"{title}: no plan file given, and no database to explain statements on.",
                            src=src, key="plan")
-        after = plans.parse_file(compare_with) if compare_with and captured else None
+        after = plans.parse_file(compare) if compare and captured else None
         tried = None
         if what_if and src.live:
             target_sql = sql or (captured[0][1].query if captured and getattr(captured[0][1], "query", None) else "")
@@ -853,20 +898,24 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
             from perfkit.advice import existing_indexes
 
             existing = existing_indexes(src.engine)
-        result = plans.assess(captured, compare_with=after, compare_heading=Path(compare_with).name if after else "",
+        result = plans.assess(captured, compare_with=after, compare_heading=Path(compare).name if after else "",
                               what_if=tried, notes=notes, existing=existing)
+        result.facts["plan_source"] = ("sql" if sql else "queryid") if src.live and (sql or queryid) else \
+            "files" if src.plans else "costliest"
         blocks = list(intro)
-        for heading, one in captured:
-            blocks += _plan_blocks(one, heading)
+        for number, (heading, one) in enumerate(captured):
+            shown = _plan_blocks(one, heading)
+            # which source was used, right under the first plan's line (that line stays the headline)
+            blocks += shown[:1] + (origin if number == 0 else []) + shown[1:]
         if len(result.findings):
             blocks.append(fix_sql(result.tables.get("recommendations", result.findings)))
         blocks += result.notes
         if after is not None:
             comparison = result.data["comparison"]
-            blocks += [f"**{captured[0][0]}** against **{Path(compare_with).name}**: {comparison.summary}"]
+            blocks += [f"**{captured[0][0]}** against **{Path(compare).name}**: {comparison.summary}"]
             from perfkit.plans.picture import plan_svg
 
-            blocks.append(Html(plan_svg(after, title=f"After: {Path(compare_with).name}")))
+            blocks.append(Html(plan_svg(after, title=f"After: {Path(compare).name}")))
             if isinstance(getattr(comparison, "totals", None), pd.DataFrame):
                 blocks.append(_rounded(comparison.totals, 3))
         if tried is not None:
@@ -994,7 +1043,6 @@ class Html(str):
         return str(self)
 
 
-STATUS_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "ok": "#1a9850", "failed": "#555555"}
 SECTION_TITLES = {"workload": "Statement workload", "week_over_week": "Week over week", "plan": "Plans of the costliest statements",
                   "loadtest": "Load tests", "logs": "Server log", "health": "Database health",
                   "recommendations": "Recommendations", "overview": "Findings across the report"}
@@ -1014,16 +1062,45 @@ def _anchor(title: str) -> str:
     return title.replace(" ", "-")
 
 
-def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
-    """The executive summary that opens a report: status, the latest run's SLO verdict, findings by
-    severity, the top recommendations with their saving, the largest per-call changes since the
-    baseline, the before/after p95 chart when runs are compared, and links to every section.
+def _first_of(shown: int, total: int, word: str) -> str:
+    """``The first 3 of 16 recommendations``, or ``The 2 recommendations`` / ``The recommendation`` when all are shown."""
+    if shown < total:
+        return f"The first {shown:,} of {plural(total, word)}"
+    return f"The {word}" if total == 1 else f"The {plural(total, word)}"
+
+
+def _top_recommendations(sections: list[Section], by_source: dict) -> pd.DataFrame | None:
+    """The ranked recommendations to lead with: advice's (which merges every source), else the
+    first section's own (health, plans), else the findings that come with a fix."""
+    advice = by_source.get("advice")
+    if advice is not None and len(advice.tables.get("recommendations", [])):
+        return advice.tables["recommendations"]
+    for section in sections:
+        table = section.assessment.tables.get("recommendations") if section.assessment is not None else None
+        if isinstance(table, pd.DataFrame) and len(table):
+            return table
+    found = all_findings(sections)
+    if len(found) and "sql" in found.columns:
+        with_fix = found[found["sql"].fillna("").astype(str).str.strip() != ""]
+        if len(with_fix):
+            return with_fix
+    return None
+
+
+def summary(sections: Iterable[Section], *, n: int = 3, headings: dict[str, str] | None = None) -> Section:
+    """The executive summary that opens a report or a notebook: status, the latest run's SLO verdict,
+    findings by severity, the top recommendations with their saving, the largest per-call changes
+    since the baseline, the before/after p95 chart when runs are compared, and links to every section.
 
     It renders the sections' assessments (nothing is computed again) and records nothing.
+
+    Parameters
+    ----------
+    headings:
+        ``{section key: the heading its notebook gives it}`` for the links (default the weekly
+        report's headings, :data:`SECTION_TITLES`).
     """
     import html as html_module
-
-    from perfkit.display import code
 
     sections = list(sections)
     found = all_findings(sections)
@@ -1036,21 +1113,31 @@ def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
     if load is not None and load.facts.get("per_file"):
         latest = load.facts["per_file"][-1]
         verdict = f"{latest['slo_verdict']} ({latest['source']}, the latest run)"
-    badge = (f'<p><span style="background:{STATUS_COLOURS[status]};color:#fff;padding:3px 10px;border-radius:4px;'
-             f'font-weight:bold">{status.upper()}</span>&nbsp; '
+    slo = (f"; SLO verdict: {verdict}" if verdict else "; no load test in this report"
+           if any(s.key == "loadtest" for s in sections) else "")
+    badge = (f'<p class="perfkit-summary"><span style="background:{STATUS_COLOURS[status]};color:#fff;padding:3px 10px;'
+             f'border-radius:4px;font-weight:bold">{status.upper()}</span>&nbsp; '
              + html_module.escape(f"{counts['critical']} critical, {counts['warning']} warning, {counts['info']} info "
-                                  "findings" + (f"; SLO verdict: {verdict}" if verdict else "; no load test in this report"))
+                                  "findings" + slo)
              + "</p>")
     blocks: list = [Html(badge)]
-    advice = by_source.get("advice")
-    if advice is not None and len(advice.tables.get("recommendations", [])):
-        ranked = advice.tables["recommendations"].head(n)
-        lines = [f"**The first {len(ranked)} of {len(advice.tables['recommendations'])} recommendations:**"]
+    every = _top_recommendations(sections, by_source)
+    if every is not None:
+        ranked = every.head(n)
+        lines = [f"**{_first_of(len(ranked), len(every), 'recommendation')}:**"]
         for row in ranked.to_dict(orient="records"):
             saving = row.get("benefit_ms")
             saving = f" — estimated benefit {_duration(saving)}" if saving == saving and saving else ""
             fix = f" {code(row['sql'])}" if row.get("sql") else ""
             lines.append(f"1. **{row['severity']}** {row['kind']} on {code(row['subject'])}{saving}.{fix}")
+        blocks.append("\n".join(lines))
+    elif len(found):  # nothing to do listed: the most severe findings themselves
+        top = found.head(n)
+        lines = [f"**{_first_of(len(top), len(found), 'finding')}:**"]
+        for row in top.to_dict(orient="records"):
+            evidence = str(row["evidence"])
+            evidence = code(evidence) if "$" in evidence else evidence  # statement text: code, never math
+            lines.append(f"1. **{row['severity']}** {row['kind']} on {code(row['subject'])}: {evidence}")
         blocks.append("\n".join(lines))
     statements_ = next((s.assessment for s in sections if s.key == "week_over_week" and s.assessment is not None), None)
     if statements_ is not None and statements_.facts.get("baseline"):
@@ -1070,7 +1157,8 @@ def summary(sections: Iterable[Section], *, n: int = 3) -> Section:
         blocks.append(p95_before_after(table, title="p95 per endpoint, the first run against the latest",
                                        xlabel="p95 latency (ms)",
                                        labels=(compared.get("baseline", "first"), compared.get("run", "latest"))))
-    links = [f"[{SECTION_TITLES.get(s.key, s.title)}](#{_anchor(SECTION_TITLES.get(s.key, s.title))})"
+    titles = {**SECTION_TITLES, **(headings or {})}
+    links = [f"[{titles.get(s.key, s.title)}](#{_anchor(titles.get(s.key, s.title))})"
              + (" (empty)" if s.skipped else "") for s in sections if s.key]
     blocks.append("**Contents:** " + " · ".join(links))
     return Section("Summary", blocks, data={"findings": found},

@@ -25,7 +25,7 @@ _FILE = re.compile(r"^(?P<stamp>\d{8}T\d{6}\.\d{6}Z)-(?P<tag>[0-9a-f]+)\.parquet
 # fileio.atomic_path's temporary names: .<name>.<uuid4 hex>.tmp
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
 STALE_TEMPORARY_S = 3600.0
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
 
 
 def default_root() -> Path:
@@ -40,12 +40,12 @@ _LONGEST_SINCE = pd.Timedelta(days=100 * 365)
 
 
 def parse_since(text: str) -> pd.Timedelta:
-    """``7d``, ``12h``, ``2w``, ``30m`` as a Timedelta (for ``--since``)."""
+    """``7d``, ``12h``, ``2w``, ``30m``, ``90s`` as a Timedelta (for ``--since``)."""
     match = _SINCE.match(str(text))
     if not match:
-        raise BadInputError(f"--since must look like 7d, 12h, 2w or 30m, not {text!r}")
+        raise BadInputError(f"--since must look like 7d, 12h, 2w, 30m or 90s, not {text!r}")
     value, unit = float(match.group(1)), match.group(2).lower()
-    factor = {"m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}[unit]
+    factor = {"s": "s", "sec": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}[unit]
     try:
         since = pd.Timedelta(value, unit=factor)
     except (OverflowError, ValueError):  # pandas' OutOfBoundsTimedelta is a ValueError
@@ -193,6 +193,35 @@ class SnapshotStore:
         when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
         distance = (listing["captured_at"] - when).abs()
         row = listing.loc[distance.idxmin()]
+        return StoredSnapshot(row["server"], row["captured_at"], Path(row["path"]))
+
+    def find(self, ref: str, server: str | None = None) -> StoredSnapshot:
+        """The stored snapshot ``ref`` names: ``latest``, its path, its id (the file name without
+        ``.parquet``, as ``perfkit snapshot --list`` shows it) or the start of its capture time in any
+        spelling (``20261123T2111``, ``2026-11-23 21:11:52``); bad input when none or several match."""
+        text = str(ref).strip()
+        if text == "latest":
+            return self.latest(server)
+        if text.endswith(".parquet") and Path(text).is_file():
+            path = Path(text)
+            match = _FILE.match(path.name)
+            when = pd.Timestamp(match.group("stamp").replace("Z", ""), tz="UTC") if match else pd.NaT
+            return StoredSnapshot(path.parent.parent.name.split("=", 1)[-1], when, path)
+        listing = self.list(self._pick_server(server))
+        ids = listing["path"].map(lambda p: Path(p).stem)
+        digits = re.sub(r"\D", "", text)
+        if text in set(ids):
+            hits = listing[ids == text]
+        elif len(digits) >= 8:
+            stamps = ids.map(lambda name: re.sub(r"\D", "", name.split("-")[0]))
+            hits = listing[stamps.str.startswith(digits)]
+        else:
+            hits = listing.iloc[0:0]
+        if len(hits) != 1:
+            shown = ", ".join(ids.tail(5)) or "none"
+            raise BadInputError(f"{'no' if hits.empty else 'more than one'} stored snapshot matches {text!r} in "
+                                f"{self.root} (latest ids: {shown}; `perfkit snapshot --list` shows them all)")
+        row = hits.iloc[0]
         return StoredSnapshot(row["server"], row["captured_at"], Path(row["path"]))
 
     def baseline(self, since: str | pd.Timedelta = "7d", server: str | None = None, *, now: pd.Timestamp | None = None) -> StoredSnapshot | None:

@@ -101,7 +101,8 @@ def test_text_cells_are_left_aligned_numbers_right(rendered):
              if stack and stack[-1][0] == "td" and any("perfkit-table" in a.get("class", "") for _, a in stack)]
     assert cells
     for text, attrs in cells:
-        words = text.strip().replace(",", "").replace(".", "").replace("-", "")
+        words = text.strip().replace(",", "").replace(".", "").replace("-", "").replace("−", "").replace("+", "")
+        words = words.removesuffix(" %")  # a percentage is a number
         expected = "right" if words.isdigit() else "left"
         if expected == "left" or attrs.get("style", "").endswith("right"):
             assert f"text-align:{expected}" in attrs.get("style", ""), (text, attrs)

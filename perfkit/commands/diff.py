@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
+
 from perfkit.commands import add_fail_on_option, add_json_option, gate_code
 from perfkit.commands.snapshot import add_store_options
 from perfkit.commands.top import add_ranking_options
 
 DIFF_COLUMNS = ["status", "queryid", "calls", "total_exec_ms", "mean_exec_ms", "prev_mean_exec_ms", "share_total", "query"]
-HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "prev_mean_exec_ms": "before", "share_total": "% total"}
+HEADERS = {"total_exec_ms": "total ms", "mean_exec_ms": "mean ms", "prev_mean_exec_ms": "before", "share_total": "share"}
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("diff", help="what changed between snapshots", description=__doc__)
     add_store_options(parser)
-    parser.add_argument("--since", default="7d", help="compare with the snapshot nearest to this long before (default 7d)")
+    parser.add_argument("--since", default="7d",
+                        help="compare with the snapshot nearest to this long before: 7d, 12h, 30m, 90s (default 7d)")
+    parser.add_argument("--from", dest="from_snapshot", default=None, metavar="SNAP",
+                        help="the earlier snapshot, instead of --since: its id or capture time as `perfkit snapshot "
+                             "--list` shows it (a prefix is enough: 20261123T2111), or its path")
+    parser.add_argument("--to", dest="to_snapshot", default=None, metavar="SNAP",
+                        help="the later snapshot (default: the latest stored one)")
     parser.add_argument("--dsn", default=None, help="take and store a fresh snapshot first (default: compare stored snapshots only)")
     parser.add_argument("--statement-timeout", default="30s", help="statement_timeout with --dsn")
     parser.add_argument("--lock-timeout", default="5s", help="lock_timeout with --dsn")
@@ -27,21 +37,34 @@ def run(args) -> int:
     from perfkit import statements
     from perfkit.commands import engine_from_args
     from perfkit.errors import BadInputError
-    from perfkit.output import emit_json, format_table, print_table, wrapped
+    from perfkit.output import emit_json, format_findings, print_table, wrapped
     from perfkit.store import SnapshotStore, parse_since
 
     parse_since(args.since)  # a bad --since fails before anything is read
+    if args.dsn and args.to_snapshot:
+        raise BadInputError("--to names a stored snapshot; with --dsn the later one is the fresh snapshot: drop one")
     store = SnapshotStore(args.store)
+    earlier = store.find(args.from_snapshot, args.server) if args.from_snapshot else None
     if args.dsn:
         engine = engine_from_args(args)
         after = statements.snapshot(engine, server=args.server, dsn=args.dsn)
         after_path = store.save(after)
     else:
-        latest = store.latest(args.server)
-        after_path = latest.path
+        chosen = store.find(args.to_snapshot, args.server) if args.to_snapshot else store.latest(args.server)
+        after_path = chosen.path
         after = store.load(after_path)
-    result = statements.assess(after, path=after_path, store=store, since=args.since, by=args.by, n=args.n,
-                               include_noise=args.include_noise)
+    if earlier is not None:
+        if Path(earlier.path).resolve() == Path(after_path).resolve():
+            raise BadInputError(f"--from and --to name the same snapshot ({Path(after_path).stem})")
+        later = after["captured_at"].max() if "captured_at" in after and len(after) else None
+        if later is not None and pd.notna(earlier.captured_at) and earlier.captured_at >= later:
+            raise BadInputError(f"--from {Path(earlier.path).stem} is not older than the later snapshot "
+                                f"{Path(after_path).stem}: swap them")
+        result = statements.assess(after, path=after_path, baseline=store.load(earlier.path), since=None,
+                                   baseline_path=earlier.path, by=args.by, n=args.n, include_noise=args.include_noise)
+    else:
+        result = statements.assess(after, path=after_path, store=store, since=args.since, by=args.by, n=args.n,
+                                   include_noise=args.include_noise)
     facts = result.facts
     if facts["baseline"] is None:
         raise BadInputError(
@@ -60,7 +83,8 @@ def run(args) -> int:
     from perfkit.statements.assess import span
 
     print(f"{facts['server']}: {interval['start']:%Y-%m-%d %H:%M} -> {interval['end']:%Y-%m-%d %H:%M} UTC "
-          f"({span(interval['hours'])}; asked for {args.since})")
+          f"({span(interval['hours'])}; "
+          + (f"--from {Path(earlier.path).stem})" if earlier is not None else f"asked for {args.since})"))
     for note in result.notes[1:]:  # the first says what the headline says
         print(wrapped(note, "note: "))
     counts = facts["counts"]
@@ -70,10 +94,10 @@ def run(args) -> int:
     from perfkit.statements import strip_leading_comments
 
     ranked = result.tables["changes"]
-    shown = ranked.assign(share_total=(ranked["share_total"] * 100).round(1), queryid=ranked["queryid"].astype("string"),
+    shown = ranked.assign(queryid=ranked["queryid"].astype("string"),
                           query=ranked["query"].map(strip_leading_comments))
     print_table(shown, [c for c in DIFF_COLUMNS if c in shown.columns], title=f"\nTop {len(shown)} by {args.by} in the interval", headers=HEADERS, fit="query")
     if len(result.findings):
         print(f"\n{len(result.findings)} statement(s) got slower per call:")
-        print(format_table(result.findings, ["severity", "subject", "evidence"], max_width=50, fit="evidence"))
+        print(format_findings(result.findings, ["severity", "subject", "evidence"]))
     return gate_code(result.findings, args.fail_on)

@@ -49,6 +49,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def analyze_hint(args, sql: str) -> str:
+    """What ``--analyze`` (and ``--param`` for a statement with ``$1``) would add to a plain EXPLAIN."""
+    import re
+
+    parameters = sorted({int(n) for n in re.findall(r"\$(\d+)", sql or "")})
+    target = f"--queryid {args.queryid}" if args.queryid is not None else "--sql ..."
+    params = " ".join(f"--param VALUE{n}" for n in parameters[:4]) + (" ..." if len(parameters) > 4 else "")
+    return ("these are the planner's estimates: no rows were counted and no time was measured, so findings that "
+            "need them (misestimates, rows removed by a filter, spills, the slowest node) cannot show. "
+            f"perfkit explain {target} --analyze{(' ' + params) if params else ''} runs the statement "
+            "(read-only) and shows actual rows and times per node.")
+
+
 def run(args: argparse.Namespace) -> int:
     """Capture the plan on the server and print it (exit code 0; refusals raise PerfkitError -> 2)."""
     from perfkit.commands.plan import show_plan
@@ -80,7 +93,15 @@ def run(args: argparse.Namespace) -> int:
         result = assess([(plan.source or "EXPLAIN", plan)], existing=existing_indexes(engine))
         for note in notes:
             say(f"perfkit explain: {note}")
+        hint = "" if args.analyze else analyze_hint(args, plan.query or args.sql or "")
+        if hint:
+            extra["hint"] = hint
         show_plan(result, as_json=args.json, top=args.top, extra=extra)
+        if hint and not args.json:
+            from perfkit.output import wrapped
+
+            print()
+            print(wrapped(hint, "hint: "))
         if advanced and not args.json:
             from perfkit.plans.capture import sequences_note
 

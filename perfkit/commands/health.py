@@ -46,6 +46,33 @@ def parse_threshold(text: str) -> tuple[str, int | float]:
     return name.strip(), parse_amount(value)
 
 
+def format_board(board, width: int | None = None, *, colour: bool | None = None) -> str:
+    """The check board in a terminal: every check with its status (and how many findings), packed
+    in as many columns as fit ``width``; one line per check when only one fits."""
+    import shutil
+
+    from perfkit.output import paint
+
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    entries = []
+    for row in board.to_dict(orient="records"):
+        count = f" ({row['findings']})" if row["status"] in ("critical", "warning") and row["findings"] else ""
+        entries.append((row["status"], f"{row['check']}{count}"))
+    label = max(len(status) for status, _ in entries)
+    cell = label + 2 + max(len(text) for _, text in entries)
+    per_line = max(1, (width - 2 + 3) // (cell + 3))
+    counts = {}
+    for status, _ in entries:
+        counts[status] = counts.get(status, 0) + 1
+    lines = [f"Checks ({len(entries)}): " + ", ".join(f"{n} {status}" for status, n in counts.items())]
+    for start in range(0, len(entries), per_line):
+        parts = []
+        for status, text in entries[start:start + per_line]:
+            parts.append(paint(status.ljust(label), status, colour=colour) + "  " + text.ljust(cell - label - 2))
+        lines.append(("  " + "   ".join(parts)).rstrip())
+    return "\n".join(lines)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "health",
@@ -89,7 +116,17 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perfkit import health
-    from perfkit.output import emit_json, print_code, print_table, say, wrapped, wrapped_sql
+    from perfkit.display import plural, shared_advice
+    from perfkit.output import (
+        emit_json,
+        paint,
+        print_code,
+        print_findings,
+        print_table,
+        say,
+        wrapped,
+        wrapped_sql,
+    )
 
     options: dict[str, object] = {}
     per_check: dict[str, dict[str, object]] = {}
@@ -136,23 +173,34 @@ def run(args: argparse.Namespace) -> int:
         emit_json(assessment.to_json())
         return gate_code(assessment.findings, args.fail_on)
     findings, counts = assessment.findings, assessment.facts["counts"]
-    print(f"{len(findings)} findings: {counts['critical']} critical, {counts['warning']} warning, {counts['info']} info")
+    print(f"{plural(len(findings), 'finding')}: "
+          + ", ".join(paint(f"{counts[s]} {s}", s if counts[s] else "") for s in ("critical", "warning", "info")))
+    board = assessment.tables.get("board")
+    if board is not None and len(board):
+        print()
+        print(format_board(board))
     if findings.empty:
         print_table(findings)
     # by area, most severe area first (the findings are ranked, so the first row of each area leads)
     for area, group in findings.groupby("area", sort=False) if len(findings) else ():
         print()
-        print_table(group, ["severity", "kind", "subject", "evidence"], title=f"{area}:", max_width=36)
+        print_findings(group, title=f"{area}:")
     recommendations = assessment.tables["recommendations"]
     fixes = recommendations[recommendations["sql"] != ""]
     if len(fixes):
         print("\nRecommendations, each fix once (printed only; review before running):")
+        fixes, shared = shared_advice(fixes)
+        said = set()
         block = []
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
+            if row.kind in shared and row.kind not in said:  # what every fix of this kind says, once
+                said.add(row.kind)
+                block.append(wrapped(f"{row.kind} (each of the {(fixes['kind'] == row.kind).sum()}): {shared[row.kind]}",
+                                     "-- ", indent="--    "))
             merged = f" [{', '.join(row.sources)}]" if len(row.sources) > 1 else ""
+            advice = f": {row.recommendation}" if row.recommendation else ""
             # every line a comment, so the block can be pasted into psql as it is
-            block.append(wrapped(f"{number}. {row.kind} {row.subject}{merged}: {row.recommendation}", "-- ",
-                                 indent="--    "))
+            block.append(wrapped(f"{number}. {row.kind} {row.subject}{merged}{advice}", "-- ", indent="--    "))
             block.append(wrapped_sql(row.sql))
         print_code("\n".join(block), "sql")  # fenced in Markdown
     return gate_code(assessment.findings, args.fail_on)

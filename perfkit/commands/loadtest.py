@@ -185,7 +185,7 @@ def _db_time_from_store(args, assessment) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perfkit import loadtests
-    from perfkit.output import emit_json, format_table, wrapped
+    from perfkit.output import emit_json, format_findings, format_table, wrapped
 
     paths = [Path(f) for f in args.files]
     if getattr(args, "run", None) and not getattr(args, "dsn", None):
@@ -234,17 +234,16 @@ def run(args: argparse.Namespace) -> int:
             run_ = r["run"]
             print(wrapped(f"{run_.source}: {run_.tool} ({run_.format}), percentiles from {run_.percentiles_from}"))
             table = run_.summary.copy()
-            table["error_rate"] = table["error_rate"] * 100
             table["slo"] = table["endpoint"].map(_slo_words(r["verdicts"])).fillna("")
             columns = ["endpoint", "requests", "failures", "error_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms",
                        "slo"]
             print(format_table(table, [c for c in columns if c in table], max_width=40, fit="endpoint",
-                               headers={"error_rate": "error_%", "requests": "reqs", "failures": "fail"}))
+                               headers={"error_rate": "errors", "requests": "reqs", "failures": "fail"}))
             for note in run_.notes:
                 print(wrapped(note, "  note: "))
             flagged = r["findings"]
             if len(flagged):
-                print(format_table(flagged, ["severity", "kind", "subject", "evidence"], max_width=40, fit="evidence"))
+                print(format_findings(flagged))
             print()
         comparison = assessment.data.get("comparison")
         if comparison is not None:
@@ -253,8 +252,7 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(comparison.table, ["endpoint", "requests_a", "requests_b", "p95_a", "p95_b",
                                                   "p95_change", "p95_diff_low", "p95_diff_high"]))
             if len(comparison.findings):
-                print(format_table(comparison.findings, ["severity", "kind", "subject", "evidence"], max_width=40,
-                                   fit="evidence"))
+                print(format_findings(comparison.findings))
             print()
         routes = assessment.tables.get("routes")
         if routes is not None:

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import perfkit.logs
-    from perfkit.output import emit_json, print_table, say, wrapped
+    from perfkit.output import emit_json, print_findings, print_table, say, wrapped
 
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
@@ -69,6 +69,5 @@ def run(args: argparse.Namespace) -> int:
     print_table(tables["most_time"], ["total_ms", "calls", "mean_ms", "max_ms", "normalized"],
                 title="Most time-consuming statements", headers={"normalized": "statement"}, fit="normalized")
     print()
-    print_table(assessment.findings, ["severity", "kind", "subject", "evidence"], title="Findings", max_width=40,
-                fit="evidence")
+    print_findings(assessment.findings, title="Findings")
     return gate_code(assessment.findings, args.fail_on)

@@ -71,7 +71,8 @@ def render_totals(plan) -> str:
 def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
     """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
     from perfkit.assessment import finding_records
-    from perfkit.output import emit_json, print_code, print_table, wrapped
+    from perfkit.display import shared_advice
+    from perfkit.output import emit_json, print_code, print_findings, print_table, wrapped
 
     plan = assessment.data["plan"]
     if as_json:
@@ -89,14 +90,17 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
     print_code(render_tree(plan, top=top, findings=assessment.findings if "node_id" in assessment.findings else None))
     print()
     findings = assessment.findings
-    print_table(findings, ["severity", "kind", "subject", "evidence"], title=f"Findings ({len(findings)})", max_width=40,
-                fit="evidence")
+    print_findings(findings, title=f"Findings ({len(findings)})")
     fixes = assessment.tables.get("recommendations")
     if fixes is not None and len(fixes):
         print()
         print("What to do (each fix once):")
+        fixes, shared = shared_advice(fixes)
+        for kind, text in shared.items():  # what every fix of a kind says, once
+            print(wrapped(f"every {kind}: {text}", "     "))
         for number, row in enumerate(fixes.itertuples(index=False), start=1):
-            print(wrapped(f"{row.subject}: {row.recommendation}", f"{number:>3}. "))
+            print(wrapped(f"{row.subject}: {row.recommendation}" if row.recommendation else str(row.subject),
+                          f"{number:>3}. "))
             if row.sql:  # on one line, as it is copied
                 print_code(f"     {row.sql}", "sql")
     if "comparison" in assessment.data:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
 
 
@@ -14,8 +16,28 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("snapshot", help="save a pg_stat_statements snapshot", description=__doc__)
     add_dsn_option(parser)
     add_store_options(parser)
+    parser.add_argument("--list", action="store_true", dest="list_only",
+                        help="list the stored snapshots (id, capture time, server) instead of taking one; "
+                             "`perfkit diff --from ID --to ID` compares two of them")
     add_json_option(parser)
     parser.set_defaults(func=run)
+
+
+def list_snapshots(args) -> int:
+    from perfkit.output import emit_json, print_table
+    from perfkit.store import SnapshotStore
+
+    store = SnapshotStore(args.store)
+    listing = store.list(args.server)
+    listing = listing.assign(id=[Path(p).stem for p in listing["path"]], path=listing["path"].map(str))
+    if args.json:
+        emit_json({"store": str(store.root), "snapshots": listing[["id", "captured_at", "server", "path"]]})
+        return 0
+    if listing.empty:
+        print(f"no snapshots stored in {store.root}")
+        return 0
+    print_table(listing, ["id", "captured_at", "server"], title=f"{len(listing)} snapshots in {store.root}, oldest first:")
+    return 0
 
 
 def run(args) -> int:
@@ -23,6 +45,8 @@ def run(args) -> int:
     from perfkit.output import emit_json, say
     from perfkit.store import SnapshotStore
 
+    if args.list_only:
+        return list_snapshots(args)
     engine = engine_from_args(args)
     snap = statements.snapshot(engine, server=args.server, dsn=args.dsn)
     store = SnapshotStore(args.store)

@@ -32,12 +32,10 @@ def print_statements(frame, title: str, by: str = "total") -> None:
     from perfkit.statements import strip_leading_comments
 
     shown = frame.assign(queryid=frame["queryid"].astype("string"), query=frame["query"].map(strip_leading_comments))
-    if "share_total" in shown:
-        shown = shown.assign(share_total=(shown["share_total"] * 100).round(1))
     # the block-time and temp columns when ranking by them (--json has every column): the query keeps the room
     extra = {"io": ["io_ms"], "temp": ["temp_blks"]}.get(by, [])
     columns = [c for c in TOP_COLUMNS if c in shown.columns and (c not in ("io_ms", "temp_blks", "rows") or c in extra)]
-    print_table(shown, columns, title=title, headers={**HEADERS, "share_total": "% total"}, fit="query")
+    print_table(shown, columns, title=title, headers=HEADERS, fit="query")
 
 
 def run(args) -> int:

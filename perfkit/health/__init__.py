@@ -59,8 +59,12 @@ AREAS = tuple(dict.fromkeys(c.area for c in CHECKS))
 # the area of each finding kind, from the check that gives it (for findings saved without one)
 KIND_AREAS = {kind: c.area for c in CHECKS for kind in c.kinds}
 
-__all__ = ["AREAS", "CHECKS", "KIND_AREAS", "TENANT_COLUMNS", "Check", "Context", "assess", "check", "check_names",
-           "route_thresholds", "thresholds"]
+__all__ = ["AREAS", "BOARD_STATUSES", "CHECKS", "KIND_AREAS", "TENANT_COLUMNS", "Check", "Context", "assess", "board",
+           "check", "check_names", "route_thresholds", "thresholds"]
+
+# A check's line on the board: the worst of its findings (info only is ok), or "not run" when it could not run.
+BOARD_STATUSES = ("critical", "warning", "ok", "not run")
+NOT_RUN_KINDS = frozenset({"missing_privilege", "check_timeout", "check_failed"})
 
 
 def check_names() -> list[str]:
@@ -222,15 +226,15 @@ def assess(
     perfkit.assessment.Assessment
         ``source="health"``; ``findings`` (with ``area``); ``tables["recommendations"]``
         (perfkit.advice.recommend on the findings and the statements, each fix once) and
-        ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess);
+        ``tables["index_advice"]`` (the statements' index proposals, reused by advice.assess),
+        ``tables["board"]`` (:func:`board`: every check run, ok / warning / critical / not run);
         for a run of every check also ``index_usage`` (every index: scans, tuples read and fetched,
         size, share of its table's scans), ``autovacuum`` (every table of 10 MB or more: effective
-        settings and how many dead or changed rows autovacuum and autoanalyze wait for) and
+        settings and how many dead or changed rows autovacuum and autoanalyze wait for),
         ``pool_sizing`` (the server's cores, ``(cores × 2) + spindles``, max_connections, open
-        connections, the app's pools when given);
-        without ``checks``, ``tables["space"]`` and ``tables["cache"]`` (perfkit.health.space: the
+        connections, the app's pools when given), ``space`` and ``cache`` (perfkit.health.space: the
         largest tables and indexes with their bloat, the cache hit ratios);
-        ``facts``: ``target``, ``counts`` by severity, ``by_area``; ``notes`` (e.g. no
+        ``facts``: ``target``, ``counts`` by severity, ``by_area``, ``board_counts`` (checks per status); ``notes`` (e.g. no
         statement-based index advice without pg_stat_statements); ``data["context"]``.
     """
     from perfkit import advice
@@ -271,7 +275,7 @@ def assess(
     from perfkit.verify import stored_results
 
     recommendations = advice.with_verified(recommendations, stored_results())  # what perfkit verify measured
-    kept = {"recommendations": recommendations, "index_advice": findings_frame(ideas)}
+    kept = {"board": board(findings, chosen), "recommendations": recommendations, "index_advice": findings_frame(ideas)}
     if checks is None:
         kept.update(_usage_tables(ctx, routed.get("pool_sizing", {}), notes))
         for name, read in (("space", space.space), ("cache", space.cache)):  # the health charts draw them
@@ -279,12 +283,14 @@ def assess(
                 kept[name] = read(ctx)
             except PerfkitError as err:
                 notes.append(f"no {name} overview ({err})")
+    facts = health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else "")
+    facts["board_counts"] = board_counts(kept["board"])
     return Assessment(
         "health",
         "Database health",
         findings=findings,
         tables=kept,
-        facts=health_facts(findings, target=engine.info.get("target", "") if hasattr(engine, "info") else ""),
+        facts=facts,
         notes=notes,
         data={"context": ctx},
     )
@@ -389,6 +395,40 @@ def judge_failures(total: int, failures: list) -> None:
             f"health: {len(failed)} of {total} checks failed (more than half; first {name}: {err}); "
             "the findings of this run cannot be trusted"
         )
+
+
+def board(findings: pd.DataFrame, checks: Iterable[Callable] | None = None) -> pd.DataFrame:
+    """The check board (pghero's): one row per check of ``checks`` (default all), passing ones too.
+
+    Columns ``check``, ``area``, ``status`` (one of :data:`BOARD_STATUSES`: the worst severity of the
+    check's findings, ``ok`` when it has none or only info ones, ``not run`` when it could not run),
+    ``findings`` (how many) and ``subject`` (the first, most severe finding's subject, or why it did
+    not run). Problems first (critical, warning, ok, not run), each status in the order the checks run.
+    """
+    frame = findings_frame(findings)
+    names = frame["check"] if "check" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+    rows = []
+    for fn in _chosen(checks):
+        name = fn.__name__
+        mine = frame[names == name]
+        failed = mine[mine["kind"].isin(NOT_RUN_KINDS)]
+        real = mine[~mine["kind"].isin(NOT_RUN_KINDS)]
+        if len(failed) and not len(real):
+            status, subject = "not run", str(failed.iloc[0]["evidence"])
+        else:
+            severities = set(real["severity"])
+            status = "critical" if "critical" in severities else "warning" if "warning" in severities else "ok"
+            subject = str(real.iloc[0]["subject"]) if len(real) and status != "ok" else ""
+        rows.append({"check": name, "area": area_of(fn), "status": status, "findings": int(len(real)),
+                     "subject": subject})
+    order = {status: rank for rank, status in enumerate(BOARD_STATUSES)}
+    rows.sort(key=lambda row: order[row["status"]])  # stable: problems first, then in the order the checks run
+    return pd.DataFrame(rows, columns=["check", "area", "status", "findings", "subject"])
+
+
+def board_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many checks of a :func:`board` are at each status."""
+    return {status: int((table["status"] == status).sum()) for status in BOARD_STATUSES}
 
 
 def health_facts(findings: pd.DataFrame, *, target: str = "") -> dict:

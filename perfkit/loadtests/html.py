@@ -19,15 +19,17 @@ def _figure_png(fig) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
+    """``frame`` escaped, text left and numbers right, ratios as percentages (perfkit.display)."""
+    from perfkit.display import html_table
+
     if frame.empty:
         return "<p>(none)</p>"
-    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:,.2f}", border=0,
-                         classes="t")
+    return html_table(frame).replace("<table>", "<table class='t'>", 1)
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:72em}
 table.t{border-collapse:collapse;font-size:90%}table.t td,table.t th{padding:.2em .6em;
-border-bottom:1px solid #ddd;text-align:right}table.t td:first-child{text-align:left}
+border-bottom:1px solid #ddd}
 .critical{color:#b00;font-weight:bold}.warning{color:#a60}.pass{color:#070}"""
 
 
@@ -52,7 +54,8 @@ def page(results: list[dict], *, title: str = "perfkit load-test report", assess
                                         aggfunc="first").reset_index()
             table = _table(wide)
             for word in ("critical", "warning", "pass"):
-                table = table.replace(f"<td>{word}</td>", f"<td class='{word}'>{word}</td>")
+                table = table.replace(f'<td style="text-align:left">{word}</td>',
+                                      f'<td style="text-align:left" class="{word}">{word}</td>')
             parts.append("<h3>SLO verdicts</h3>" + table)
         findings = result["findings"]
         parts.append("<h3>Findings</h3>" + _table(findings[["kind", "severity", "subject", "evidence",
