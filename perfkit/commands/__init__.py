@@ -34,14 +34,16 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
-def engine_from_args(args: argparse.Namespace):
-    """A read-only perfkit engine from the --dsn / timeout options."""
+def engine_from_args(args: argparse.Namespace, *, retries: int = 0):
+    """A read-only perfkit engine from the --dsn / timeout options (``retries``: for scheduled
+    runs, one more try after a pause when the server is unreachable)."""
     from perfkit import db
 
     return db.connect(
         args.dsn,
         statement_timeout=args.statement_timeout,
         lock_timeout=args.lock_timeout,
+        retries=retries,
     )
 
 

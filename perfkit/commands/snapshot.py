@@ -23,7 +23,7 @@ def run(args) -> int:
     from perfkit.output import emit_json, say
     from perfkit.store import SnapshotStore
 
-    engine = engine_from_args(args)
+    engine = engine_from_args(args, retries=1)  # often a cron job: one retry if the server is away
     snap = statements.snapshot(engine, server=args.server, dsn=args.dsn)
     store = SnapshotStore(args.store)
     path = store.save(snap)
