@@ -222,6 +222,18 @@ def _snapshot_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
+def _read_file(fs: pafs.FileSystem, path: str, filters=None) -> pa.Table:
+    """One Parquet file (no dataset discovery: one open, one read)."""
+    with fs.open_input_file(path) as handle:
+        table = pq.ParquetFile(handle).read(use_threads=False)
+    if filters:
+        import pyarrow.compute as pc
+
+        (column, _, value), = filters
+        table = table.filter(pc.equal(table.column(column), pa.scalar(value, pa.string())))
+    return table
+
+
 # -- where things are -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredSnapshot:
@@ -307,12 +319,12 @@ class SnapshotStore:
     # -- writing -------------------------------------------------------------------------------
     def _commit(self, folder: str, name: str, table: pa.Table) -> None:
         """Write ``table`` as ``folder/name``: whole or not at all (see the module's protocol)."""
-        self.fs.create_dir(folder, recursive=True)
         final = f"{folder}/{name}"
-        if not self.local:
+        if not self.local:  # an object store has no folders to make
             with self.fs.open_output_stream(final) as sink:
                 pq.write_table(table, sink, compression="zstd")
             return
+        self.fs.create_dir(folder, recursive=True)
         tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with self.fs.open_output_stream(tmp) as sink:
@@ -455,8 +467,7 @@ class SnapshotStore:
         file, _, wanted = text.partition("#")
         fs, inner = self._resolve(file)
         filters = [("snapshot_id", "=", wanted)] if wanted else None
-        table = pq.read_table(inner, filesystem=fs, filters=filters)
-        return _conform(table, schema)
+        return _conform(_read_file(fs, inner, filters), schema)
 
     def load(self, path: str | Path | StoredSnapshot) -> pd.DataFrame:
         """One stored snapshot as the DataFrame that was saved (``server`` restored from the path)."""
@@ -465,7 +476,14 @@ class SnapshotStore:
         from perfkit import secrets as scrubbing
 
         try:
-            frame = _snapshot_frame(self._read(path, SNAPSHOT_SCHEMA))
+            try:
+                table = self._read(path, SNAPSHOT_SCHEMA)
+            except FileNotFoundError:
+                moved = self._compacted_path(path)
+                if moved is None:
+                    raise
+                table = self._read(moved, SNAPSHOT_SCHEMA)
+            frame = _snapshot_frame(table)
             if "query" in frame:  # a snapshot stored by a perfkit that did not scrub statement text yet
                 frame["query"] = scrubbing.scrub_statements(frame["query"])
         except Exception as err:  # noqa: BLE001 - a damaged file raises whatever pyarrow meets first
@@ -474,6 +492,20 @@ class SnapshotStore:
         server = str(path).partition("#")[0].replace("\\", "/").split("/")[-3]
         frame["server"] = server.split("=", 1)[-1]
         return frame
+
+    def _compacted_path(self, path: str | Path) -> str | None:
+        """Where the snapshot once saved as ``path`` is now, if a compaction moved it."""
+        text = str(path).replace("\\", "/")
+        if "#" in text:
+            return None
+        parts = text.split("/")
+        if len(parts) < 3 or not _FILE.match(parts[-1]) or not parts[-3].startswith("server="):
+            return None
+        stem = parts[-1][: -len(".parquet")]
+        for row in self._catalog(SNAPSHOTS, parts[-3][7:]):
+            if row["id"] == stem and row["compacted"]:
+                return f"{self._shown(SNAPSHOTS, row['rel'])}#{stem}"
+        return None
 
     def read_dataset(self, dataset: str, server: str | None = None, *, schema: pa.Schema | None = None) -> pd.DataFrame:
         """Every live row of the named dataset (each write once, compacted or not), with its
@@ -487,7 +519,7 @@ class SnapshotStore:
         for rel, ids in sorted(by_file.items()):
             parts = rel.split("/")
             try:
-                table = pq.read_table(f"{self._folder(dataset)}/{rel}", filesystem=self.fs)
+                table = _read_file(self.fs, f"{self._folder(dataset)}/{rel}")
             except FileNotFoundError:
                 continue
             if "snapshot_id" in table.column_names:
@@ -542,7 +574,7 @@ class SnapshotStore:
         ordered = [e for e in ordered if _COMPACTED.match(e.name)][::-1] + [e for e in ordered if _FILE.match(e.name)]
         for entry in ordered:
             try:
-                table = pq.read_table(f"{folder}/{entry.rel}", filesystem=self.fs)
+                table = _read_file(self.fs, f"{folder}/{entry.rel}")
                 metadata = table.schema.metadata or {}
             except FileNotFoundError:
                 continue  # compacted and deleted by another compaction meanwhile: held there

@@ -6,7 +6,8 @@ from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
 
 
 def add_store_options(parser) -> None:
-    parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store folder (default: $PERFKIT_STORE or data/snapshots)")
+    parser.add_argument("--store", default=None, metavar="DIR|URI",
+                        help="snapshot store: a folder or s3://, gs:// URI (default: $PERFKIT_STORE or data/snapshots)")
     parser.add_argument("--server", default=None, metavar="NAME", help="server name in the store (default: host-port-dbname)")
 
 
