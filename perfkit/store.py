@@ -278,7 +278,8 @@ class SnapshotStore:
             try:
                 self.fs, base = pafs.FileSystem.from_uri(text)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as err:
-                reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+                reason = (str(err).splitlines() or [type(err).__name__])[0]
+                reason = re.sub(r"\?[^\s'\"]*", "", reason.replace(text, _scrub_uri(text)))[:200]  # keys stay hidden
                 raise BadInputError(f"--store {_scrub_uri(text)} is not a store location pyarrow can open ({reason})") from None
             self.local = False
             self.base = base.rstrip("/")
