@@ -490,8 +490,8 @@ class SnapshotStore:
         except Exception as err:  # noqa: BLE001 - a damaged file raises whatever pyarrow meets first
             reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
             raise BadInputError(f"not a readable snapshot ({reason})", path=path) from None
-        server = str(path).partition("#")[0].replace("\\", "/").split("/")[-3]
-        frame["server"] = server.split("=", 1)[-1]
+        parts = str(path).partition("#")[0].replace("\\", "/").split("/")
+        frame["server"] = parts[-3].split("=", 1)[-1] if len(parts) >= 3 else ""
         return frame
 
     def _compacted_path(self, path: str | Path) -> str | None:

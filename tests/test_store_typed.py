@@ -281,6 +281,7 @@ def test_s3_snapshot_and_diff_from_the_command_line(s3_root, sandbox, capsys):
     assert cli.main(["diff", "--store", root, "--server", "cli", "--since", "1h", "--json"]) == 0
     shown = capsys.readouterr()
     assert "s3://perfkit/cli/server=cli/" in shown.out and "secret" not in shown.out + shown.err
+    assert "s3:/perfkit" not in shown.out.replace("s3://", "")  # a URI is never made a local path
     assert cli.main(["store", "compact", "--store", root, "--date", f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d}"]) == 0
     assert "2 files -> 1" in capsys.readouterr().out
     assert len(SnapshotStore(root).list()) == 2
@@ -302,3 +303,30 @@ def test_a_bad_store_uri_is_one_line(tmp_path):
         SnapshotStore("nosuchscheme://bucket/x?secret_key=hunter2")
     assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
     assert pa  # pyarrow is what opens every root
+
+
+def test_a_named_dataset_beside_the_snapshots(tmp_path, small_snapshot):
+    """What plan fingerprints (or any other dataset) use: typed writes, listing, reading, compaction."""
+    store = SnapshotStore(tmp_path)
+    store.save(small_snapshot.assign(captured_at=DAY))
+    schema = pa.schema([pa.field("fingerprint", pa.string()), pa.field("cost", pa.float64()),
+                        pa.field("captured_at", pa.timestamp("us", tz="UTC"))])
+    for minute in range(3):
+        frame = pd.DataFrame({"fingerprint": [f"f{minute}", "g"], "cost": [1.5, 2.0 + minute],
+                              "captured_at": DAY.tz_localize(None) + pd.Timedelta(minutes=minute)})
+        path = store.save_dataset("plans", frame, server="typed", captured_at=DAY + pd.Timedelta(minutes=minute),
+                                  schema=schema)
+        assert str(path).startswith(str(tmp_path / "_datasets" / "plans" / "server=typed"))
+    assert len(store.list_dataset("plans")) == 3 and len(store.list()) == 1  # neither sees the other
+    assert store.compact(date=f"{DAY:%Y-%m-%d}", dataset="plans")[0]["files_after"] == 1
+    rows = store.read_dataset("plans", schema=schema)
+    assert len(rows) == 6 and set(rows["server"]) == {"typed"} and str(rows["captured_at"].dt.tz) == "UTC"
+    assert len(store.list_dataset("plans")) == 3
+    # a hive discovery of the root (pyarrow, Spark, Trino) sees the snapshots only
+    import pyarrow.dataset as ds
+
+    assert ds.dataset(tmp_path, format="parquet", partitioning="hive").to_table().num_rows == len(small_snapshot)
+    from perfkit.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="dataset name"):
+        store.save_dataset("../x", frame, server="typed")
