@@ -171,7 +171,11 @@ def to_table(frame: pd.DataFrame, schema: pa.Schema | None = SNAPSHOT_SCHEMA) ->
     named = set(schema.names) if schema is not None else set()
     for field in schema or []:
         if field.name in frame.columns:
-            columns.append(_column(frame[field.name], field))
+            try:
+                columns.append(_column(frame[field.name], field))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as err:
+                reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
+                raise BadInputError(f"column {field.name!r} does not fit the store's type {field.type} ({reason})") from None
         else:
             columns.append(pa.nulls(len(frame), field.type))
         fields.append(field)
@@ -417,13 +421,31 @@ class SnapshotStore:
         except ValueError:
             return []
 
+    def _manifests(self, dataset: str, entries: list[_Entry]) -> dict[str, list[dict]]:
+        """The manifests of compacted files (immutable: read once per store object, in parallel
+        on an object store, where each read is a round trip)."""
+        cache = self.__dict__.setdefault("_manifest_cache", {})
+        missing = [e for e in entries if (dataset, e.rel) not in cache]
+        if len(missing) > 1 and not self.local:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(8) as pool:
+                found = list(pool.map(lambda e: self._manifest(dataset, e), missing))
+        else:
+            found = [self._manifest(dataset, e) for e in missing]
+        for entry, items in zip(missing, found, strict=True):
+            if items:  # an empty one (deleted meanwhile) is asked again next time
+                cache[(dataset, entry.rel)] = items
+        return {e.rel: cache.get((dataset, e.rel), []) for e in entries}
+
     def _catalog(self, dataset: str, server: str | None = None) -> list[dict]:
         """One row per live snapshot: server, date, id, captured_at, rel (file), compacted."""
         entries = self._entries(dataset, server)
         held: dict[str, dict] = {}
         compacted = sorted((e for e in entries if _COMPACTED.match(e.name)), key=lambda e: e.name, reverse=True)
+        manifests = self._manifests(dataset, compacted)
         for entry in compacted:  # the newest compaction of a snapshot wins
-            for item in self._manifest(dataset, entry):
+            for item in manifests[entry.rel]:
                 held.setdefault(item["id"], {"server": entry.server, "date": entry.date, "id": item["id"],
                                              "captured_at": pd.Timestamp(item["captured_at"]).tz_convert("UTC"),
                                              "rel": entry.rel, "compacted": True})

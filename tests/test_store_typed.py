@@ -302,7 +302,10 @@ def test_a_bad_store_uri_is_one_line(tmp_path):
     with pytest.raises(BadInputError, match="not a store location") as err:
         SnapshotStore("nosuchscheme://bucket/x?secret_key=hunter2")
     assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
-    assert pa  # pyarrow is what opens every root
+    bad = pd.DataFrame({"queryid": [1], "calls": ["many"], "captured_at": [DAY], "server": ["x"]})
+    with pytest.raises(BadInputError, match="column 'calls' does not fit the store's type int64"):
+        SnapshotStore(tmp_path).save(bad)
+    assert not list(tmp_path.rglob("*.parquet"))
 
 
 def test_a_named_dataset_beside_the_snapshots(tmp_path, small_snapshot):
