@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,17 +126,26 @@ def _compact_beside_writers(root: str, snapshot: pd.DataFrame, count: int, flag:
     context = mp.get_context("forkserver")  # forked from a clean server with perfkit.store imported
     context.set_forkserver_preload(["perfkit.store"])
     store = SnapshotStore(root)
-    rounds = 0
-    with context.Pool(10) as pool:
-        result = pool.map_async(_writer, [(root, snapshot, w, count, str(flag), dict(os.environ)) for w in range(10)])
+    counts = []
+
+    def compactor(result):  # two of them, racing each other as well as the writers
+        mine = SnapshotStore(root)
         while not result.ready():
-            done = sum(1 for day in store.compact(date=f"{DAY:%Y-%m-%d}") if day["path"])
-            rounds += done
+            done = sum(1 for day in mine.compact(date=f"{DAY:%Y-%m-%d}") if day["path"])
+            counts.append(done)
             if done:
                 flag.touch()
             time.sleep(0.02)
+
+    with context.Pool(10) as pool:
+        result = pool.map_async(_writer, [(root, snapshot, w, count, str(flag), dict(os.environ)) for w in range(10)])
+        threads = [threading.Thread(target=compactor, args=(result,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
         ids = sum(result.get(), [])
-    rounds += sum(1 for day in store.compact(date=f"{DAY:%Y-%m-%d}") if day["path"])
+    rounds = sum(counts) + sum(1 for day in store.compact(date=f"{DAY:%Y-%m-%d}") if day["path"])
     return store, ids, rounds
 
 
