@@ -204,3 +204,18 @@ def _pipe(source: socket.socket, target: socket.socket) -> None:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def test_a_connection_the_server_dropped_is_replaced_before_the_next_query(sandbox, admin):
+    """pool_pre_ping: after a server restart (here: the backend terminated), a notebook's next
+    query gets a fresh connection instead of the error."""
+    engine = db.connect(sandbox.dsn)
+    first = db.scalar(engine, "SELECT pg_backend_pid()")
+    assert admin.execute("SELECT pg_terminate_backend(%s)", (int(first),)).fetchone()[0] is True
+    deadline = time.monotonic() + 5
+    while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (int(first),)).fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = db.scalar(engine, "SELECT pg_backend_pid()")
+    assert second != first
+    engine.dispose()
