@@ -20,6 +20,7 @@ from perfkit.errors import PerfkitError
 # Each name is a module in perfkit/commands with a ``register(subparsers)`` function.
 COMMANDS = (
     "snapshot",
+    "store",
     "top",
     "diff",
     "explain",

@@ -1,18 +1,21 @@
 """Database access: a read-only SQLAlchemy engine over psycopg 3, server facts, redacted DSNs.
 
-Every perfkit session carries application_name=perfkit, a statement_timeout and a lock_timeout.
+Every perfkit session carries application_name=perfkit; every transaction is READ ONLY with a
+statement_timeout and a lock_timeout of its own (pooler-safe: nothing is set on the session).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pandas as pd
 import psycopg
+import psycopg.conninfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -145,7 +148,7 @@ def _last_meaningful(text: str) -> str:
 
 @dataclass
 class SessionSettings:
-    """What perfkit sets on every session it opens."""
+    """What perfkit sets on every transaction it opens."""
 
     read_only: bool = True
     statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
@@ -154,13 +157,62 @@ class SessionSettings:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def statements(self) -> list[tuple[str, str]]:
+        """The settings made local to each transaction (``SET LOCAL``)."""
         pairs = [
             ("statement_timeout", self.statement_timeout),
             ("lock_timeout", self.lock_timeout),
-            ("default_transaction_read_only", "on" if self.read_only else "off"),
         ]
         pairs.extend((str(k), str(v)) for k, v in self.extra.items())
         return pairs
+
+    def set_local_sql(self) -> list[bytes]:
+        """``SET LOCAL`` statements for the current transaction only (pooler-safe). SET, not
+        ``SELECT set_config``: a SET takes no snapshot, so ``SET TRANSACTION READ WRITE`` may
+        still follow (plans capture's --allow-writes)."""
+        return [
+            (PERFKIT_TAG + f"SET LOCAL {_setting_name(name)} = {_literal(value)}").encode()
+            for name, value in self.statements()
+        ]
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _setting_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", name):
+        raise BadInputError(f"not a setting name: {name!r}")
+    return name
+
+
+class PerfkitConnection(psycopg.Connection):
+    """A psycopg connection whose every transaction is perfkit's own, whoever opens it.
+
+    psycopg starts each transaction with ``BEGIN READ ONLY`` (``read_only = True``); right
+    after it this class sends ``SET LOCAL`` for the timeouts.
+    Nothing is set on the session, so behind a transaction-mode pooler (PgBouncer) every
+    transaction is read-only and bounded whichever server connection it lands on, and nothing
+    leaks to the pooler's other clients. Also for code that uses the raw DBAPI connection
+    (plans capture), since the hook is in psycopg's own transaction start.
+    """
+
+    perfkit_begin: list[bytes] = []
+
+    def _start_query(self):
+        starting = not self._autocommit and self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        yield from super()._start_query()
+        if starting:
+            for command in self.perfkit_begin:
+                yield from self._exec_command(command)
+
+
+def _dsn_sets_connect_timeout(conninfo: str) -> bool:
+    if os.environ.get("PGCONNECT_TIMEOUT"):
+        return True
+    try:
+        return "connect_timeout" in psycopg.conninfo.conninfo_to_dict(conninfo) if conninfo else False
+    except psycopg.ProgrammingError:
+        return False
 
 
 def connect(
@@ -169,9 +221,11 @@ def connect(
     read_only: bool = True,
     statement_timeout: str | int | None = DEFAULT_STATEMENT_TIMEOUT,
     lock_timeout: str | int | None = DEFAULT_LOCK_TIMEOUT,
-    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+    connect_timeout: int | None = None,
     application_name: str = APPLICATION_NAME,
     check: bool = True,
+    retries: int = 0,
+    retry_backoff: float = 2.0,
 ) -> Engine:
     """An SQLAlchemy engine whose sessions are safe to point at production.
 
@@ -181,14 +235,20 @@ def connect(
         libpq connection string or ``postgresql://`` URL; default ``$PERFKIT_DSN``, then the
         libpq ``PG*`` variables.
     read_only:
-        Sessions start with ``default_transaction_read_only = on`` (default).
+        Every transaction starts with ``BEGIN READ ONLY`` (default).
     statement_timeout, lock_timeout:
-        PostgreSQL durations (``"30s"``, ``"500ms"``, ``0`` for off) set on every session.
+        PostgreSQL durations (``"30s"``, ``"500ms"``, ``0`` for off) set for every
+        transaction (``SET LOCAL``: safe behind PgBouncer in transaction mode).
     connect_timeout:
-        Seconds to wait for the server.
+        Seconds to wait for the server; default the DSN's own ``connect_timeout`` (or
+        ``$PGCONNECT_TIMEOUT``), else 10. An explicit value wins over both.
     check:
         Open one connection now, so an unreachable server or a bad password fails here with
         a one-line :class:`~perfkit.errors.PerfkitError`.
+    retries, retry_backoff:
+        For scheduled runs: when the server is unreachable at the check, try again up to
+        ``retries`` times, waiting ``retry_backoff`` seconds, doubled each time (a bad password
+        or bad input is never retried).
 
     Returns
     -------
@@ -204,20 +264,20 @@ def connect(
         application_name=application_name,
     )
     target = describe(conninfo)
+    keywords: dict = {"application_name": application_name}
+    if connect_timeout is not None or not _dsn_sets_connect_timeout(conninfo):
+        keywords["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else int(connect_timeout)
+    begin = settings.set_local_sql()
 
     def creator():
         try:
-            raw = psycopg.connect(
-                conninfo,
-                application_name=application_name,
-                connect_timeout=connect_timeout,
-            )
+            # prepare_threshold=None: no server-side prepared statements, which a
+            # transaction-mode pooler cannot carry from one transaction to the next
+            raw = PerfkitConnection.connect(conninfo, prepare_threshold=None, **keywords)
         except psycopg.Error as err:
             raise translate_error(err, target=target, origin=origin) from None
-        with raw.cursor() as cur:
-            for name, value in settings.statements():
-                cur.execute(PERFKIT_TAG + "SELECT set_config(%s, %s, false)", (name, value))
-        raw.commit()
+        raw.read_only = bool(read_only)
+        raw.perfkit_begin = begin
         return raw
 
     engine = sa.create_engine(
@@ -225,19 +285,24 @@ def connect(
         creator=creator,
         pool_size=2,
         max_overflow=4,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
     )
     engine.info = {"dsn": redact(conninfo), "target": target, "settings": settings}
     if check:
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(PERFKIT_TAG + "SELECT 1"))
-        except PerfkitError:
-            engine.dispose()
-            raise
-        except sa.exc.SQLAlchemyError as err:
-            engine.dispose()
-            raise translate_error(err, target=target, origin=origin) from None
+        attempt = 0
+        while True:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text(PERFKIT_TAG + "SELECT 1"))
+                break
+            except (PerfkitError, sa.exc.SQLAlchemyError) as err:
+                engine.dispose()
+                error = err if isinstance(err, PerfkitError) else translate_error(err, target=target, origin=origin)
+                if isinstance(error, DatabaseUnreachable) and attempt < retries:
+                    time.sleep(retry_backoff * (2 ** attempt))
+                    attempt += 1
+                    continue
+                raise error from None
     return engine
 
 

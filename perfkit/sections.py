@@ -237,7 +237,7 @@ class Sources:
         if not self.live:
             raise BadInputError("no database: set dsn (or PERFKIT_DSN) to read a live one")
         if self._engine is None:
-            self._engine = db.connect(self._dsn)
+            self._engine = db.connect(self._dsn, retries=1)  # a scheduled report: one retry
         return self._engine
 
     def describe(self) -> str:

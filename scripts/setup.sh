@@ -77,6 +77,13 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 # --- end of chromium ---------------------------------------------------------------------------
 
+# --- pgbouncer, for the test that runs perfkit behind a transaction-mode pooler ---------------------
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  if is_root && have_apt; then apt_install pgbouncer; else
+    log "pgbouncer is missing: install it (Debian: apt-get install pgbouncer); the pooler test needs it"; exit 1; fi
+fi
+# --- end of pgbouncer ----------------------------------------------------------------------------
+
 # --- Python virtual environment ----------------------------------------------------------------
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   log "perfkit needs Python >= 3.11 ($PYTHON is $("$PYTHON" --version 2>&1))"; exit 1

@@ -24,7 +24,7 @@ def test_session_is_read_only_and_tagged(engine, admin, marker):
         db.query(engine, f"INSERT INTO {marker} VALUES (1) RETURNING id")
     assert admin.execute(f"SELECT count(*) FROM {marker}").fetchone()[0] == 0
     settings = db.query(engine, "SELECT current_setting('application_name') AS app, "
-                                "current_setting('default_transaction_read_only') AS ro, "
+                                "current_setting('transaction_read_only') AS ro, "
                                 "current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt")
     assert settings.iloc[0].to_dict() == {"app": "perfkit", "ro": "on", "st": "30s", "lt": "5s"}
 

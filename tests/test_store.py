@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 import pandas as pd
@@ -49,24 +48,7 @@ def test_store_is_a_hive_dataset(tmp_path, real_snapshot):
     assert len(frame) == len(real_snapshot)
 
 
-def _writer(args):
-    root, snapshot, count = args
-    store = SnapshotStore(root)
-    return [str(store.save(snapshot)) for _ in range(count)]
-
-
-def test_concurrent_writers_never_lose_or_corrupt(tmp_path, real_snapshot):
-    snap = real_snapshot.copy()
-    snap["captured_at"] = pd.Timestamp("2026-11-01 12:00:00", tz="UTC")  # the same instant for everyone
-    with mp.get_context("spawn").Pool(4) as pool:
-        paths = sum(pool.map(_writer, [(str(tmp_path), snap, 5)] * 4), [])
-    assert len(set(paths)) == 20
-    store = SnapshotStore(tmp_path)
-    listing = store.list()
-    assert len(listing) == 20
-    for path in listing["path"]:
-        assert len(store.load(path)) == len(snap)
-    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+# concurrent writers (10 processes, the same instant, beside compactions): tests/test_store_typed.py
 
 
 def test_nearest_and_baseline(tmp_path, real_snapshot):

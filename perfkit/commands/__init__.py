@@ -86,14 +86,16 @@ def gate_code(findings, fail_on: str | None) -> int:
     return 1 if failed_gate(findings, fail_on) else 0
 
 
-def engine_from_args(args: argparse.Namespace):
-    """A read-only perfkit engine from the --dsn / timeout options."""
+def engine_from_args(args: argparse.Namespace, *, retries: int = 0):
+    """A read-only perfkit engine from the --dsn / timeout options (``retries``: for scheduled
+    runs, one more try after a pause when the server is unreachable)."""
     from perfkit import db
 
     return db.connect(
         args.dsn,
         statement_timeout=args.statement_timeout,
         lock_timeout=args.lock_timeout,
+        retries=retries,
     )
 
 

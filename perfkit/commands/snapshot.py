@@ -8,7 +8,8 @@ from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
 
 
 def add_store_options(parser) -> None:
-    parser.add_argument("--store", default=None, metavar="DIR", help="snapshot store folder (default: $PERFKIT_STORE or data/snapshots)")
+    parser.add_argument("--store", default=None, metavar="DIR|URI",
+                        help="snapshot store: a folder or s3://, gs:// URI (default: $PERFKIT_STORE or data/snapshots)")
     parser.add_argument("--server", default=None, metavar="NAME", help="server name in the store (default: host-port-dbname)")
 
 
@@ -29,7 +30,7 @@ def list_snapshots(args) -> int:
 
     store = SnapshotStore(args.store)
     listing = store.list(args.server)
-    listing = listing.assign(id=[Path(p).stem for p in listing["path"]], path=listing["path"].map(str))
+    listing = listing.assign(id=listing["snapshot_id"].astype(str), path=listing["path"].map(str))
     if args.json:
         emit_json({"store": str(store.root), "snapshots": listing[["id", "captured_at", "server", "path"]]})
         return 0
@@ -47,7 +48,7 @@ def run(args) -> int:
 
     if args.list_only:
         return list_snapshots(args)
-    engine = engine_from_args(args)
+    engine = engine_from_args(args, retries=1)  # often a cron job: one retry if the server is away
     snap = statements.snapshot(engine, server=args.server, dsn=args.dsn)
     store = SnapshotStore(args.store)
     path = store.save(snap)

@@ -207,8 +207,9 @@ def snapshot(engine: Engine, *, server: str | None = None, dsn: str | None = Non
             raise
         info = None
         if "toplevel" in available:  # 1.9+ has pg_stat_statements_info
-            try:
-                info = db.query(conn, INFO_SQL.format(schema='"' + schema.replace('"', '""') + '"'))
+            try:  # in a savepoint: a permission error must not abort the snapshot's transaction
+                with conn.begin_nested():
+                    info = db.query(conn, INFO_SQL.format(schema='"' + schema.replace('"', '""') + '"'))
             except PermissionDenied:
                 info = None
         version_num = int(db.scalar(conn, "SELECT current_setting('server_version_num')::int"))

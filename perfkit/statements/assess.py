@@ -198,6 +198,13 @@ def span(hours: float) -> str:
     return f"{hours * 3600:.0f} s"
 
 
+def _where(path) -> str | None:
+    """A stored snapshot's location as a report shows it: a URI (s3://...) as it is, a file absolute."""
+    if not path:
+        return None
+    return str(path) if "://" in str(path) else str(Path(path).resolve())
+
+
 def assess(current: pd.DataFrame, *, path: str | Path | None = None, store=None, since: str | None = "7d",
            baseline: pd.DataFrame | None = None, baseline_path: str | Path | None = None,
            by: str = "total", n: int = 20, include_noise: bool = False, live: bool = False) -> Assessment:
@@ -253,7 +260,7 @@ def assess(current: pd.DataFrame, *, path: str | Path | None = None, store=None,
         notes.append(f"{hidden} statements have hidden text: GRANT pg_read_all_stats to this role to see them.")
     facts = {
         "server": server,
-        "snapshot": str(Path(path).resolve()) if path else None,
+        "snapshot": _where(path),
         "captured_at": captured,
         "by": by,
         "totals": totals,
@@ -318,7 +325,7 @@ def _compare(assessment: Assessment, before: pd.DataFrame, before_path, base_at,
     assessment.notes = notes + assessment.notes
     assessment.data.update({"changes": changes, "before": before, "changes_top": ranked})
     assessment.facts.update({
-        "baseline": {"snapshot": str(Path(before_path).resolve()) if before_path else None,
+        "baseline": {"snapshot": _where(before_path),
                      "captured_at": base_at, "hours_before": hours},
         "interval": {"start": start, "end": end, "hours": hours, "asked_since": since},
         "stats_reset": bool(changes.attrs["stats_reset"]),
