@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from perfkit.commands import add_dsn_option, add_json_option, engine_from_args
 
 
