@@ -248,9 +248,11 @@ def format_findings(
     or ``sql``) indented and wrapped. Severities coloured on a terminal (:func:`use_colour`)."""
     if frame.empty:
         return "(none)"
+    columns = [c for c in columns if c in frame.columns]
+    if markdown_mode():  # --format markdown: a table, never cards
+        return markdown_table(frame, columns)
     width = _width(width)
     colour = use_colour() if colour is None else colour
-    columns = [c for c in columns if c in frame.columns]
     table = format_table(frame, columns, max_width=10_000, colour=False)
     if all(len(line) <= width for line in table.splitlines()):
         return format_table(frame, columns, max_width=10_000, colour=colour)

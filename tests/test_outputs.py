@@ -59,8 +59,9 @@ def terminal_tables(text: str) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("args", [("loadtest", *LOADTESTS), DIFF], ids=["loadtest", "diff"])
-def test_markdown_renders_the_terminal_tables(args, capsys):
+def test_markdown_renders_the_terminal_tables(args, capsys, monkeypatch):
     text = run(capsys, *args, "--format", "markdown")
+    monkeypatch.setenv("COLUMNS", "1000")  # wide enough that findings stay a table (not cards) in the terminal
     terminal = run(capsys, *args)
     rendered = tables(text)
     assert rendered and [t["header"] for t in rendered] == terminal_tables(terminal)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from perfkit.commands import add_fail_on_option, add_json_option, gate_code
 from perfkit.commands.snapshot import add_store_options
 from perfkit.commands.top import add_ranking_options
@@ -34,6 +32,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import pandas as pd
+
     from perfkit import statements
     from perfkit.commands import engine_from_args
     from perfkit.errors import BadInputError
