@@ -218,7 +218,42 @@ def detect(lines: list[str]) -> LinePrefix | None:
         return None
     for text in COMMON_PREFIXES:
         prefix = LinePrefix(text)
+        if verify_prefix(prefix, candidates):
+            continue
         score = sum(1 for line in candidates if prefix.match(line))
         if score > best_score:
             best, best_score = prefix, score
     return best if best_score * 2 >= len(candidates) else None
+
+
+# a field that swallowed part of the prefix: "[queryid=1] postgres", ",host=10.0.0.1,app=psql"
+_SWALLOWED = re.compile(r"[\[\]]|(?:^|[,\s])\w+=")
+_HOST = re.compile(r"^(?:\[local\]|[\w.:%-]*)(?:\(\d+\))?$")
+
+
+def verify_prefix(prefix: LinePrefix, lines: list[str]) -> str:
+    """What is wrong with reading ``lines`` with ``prefix`` (a field that swallowed the rest of the
+    prefix on most lines), or ``""``."""
+    matched = bad = 0
+    example = ""
+    for text in lines:
+        if not text or text.startswith("\t"):
+            continue
+        found = prefix.match(text)
+        if found is None:
+            continue
+        matched += 1
+        for name in ("user", "database"):
+            value = found.get(name) or ""
+            if value and value != "[unknown]" and _SWALLOWED.search(value):
+                bad += 1
+                example = example or f"{name} would read {value[:40]!r}"
+                break
+        else:
+            client = found.get("client") or ""
+            if client and not _HOST.match(client):
+                bad += 1
+                example = example or f"the client host would read {client[:40]!r}"
+    if matched and bad * 10 > matched:
+        return f"{example} on {bad} of {matched} sample lines"
+    return ""
