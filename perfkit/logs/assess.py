@@ -179,8 +179,24 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
         "shapes_parsed": int(scanned.parsed_shapes),
         "requests": int(scanned.requests.requests) if scanned.requests is not None else 0,
     }
+    tables["duration_bins"] = _duration_bins(shapes, tables["most_time"], top=6)
     return Assessment("logs", TITLE, findings=findings, tables=tables, facts=facts, notes=notes,
                       data={"slowest": ranked})
+
+
+def _duration_bins(shapes: dict, busiest: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The duration histograms of the ``top`` shapes by total time: one row per (shape, bin)."""
+    by_key = {stream.shape_key_of(s): s for s in shapes.values()}
+    rows = []
+    for rank, row in enumerate(busiest.head(top).itertuples(index=False)):
+        stats = by_key.get(row.fingerprint or "text:" + row.normalized)
+        if stats is None:
+            continue
+        for index, count in sorted(stats.bins.items()):
+            low = 0.0 if index == stream._ZERO_BIN else 10 ** (index / stream.BINS_PER_DECADE)
+            high = 0.0 if index == stream._ZERO_BIN else 10 ** ((index + 1) / stream.BINS_PER_DECADE)
+            rows.append((rank, row.normalized, low, high, count))
+    return pd.DataFrame(rows, columns=["rank", "normalized", "low_ms", "high_ms", "runs"])
 
 
 def _shape_frame(stats, timezone) -> pd.DataFrame:
@@ -190,8 +206,8 @@ def _shape_frame(stats, timezone) -> pd.DataFrame:
                                         "example", "first_ts", "last_ts"])
     frame["mean_ms"] = frame["total_ms"] / frame["timed"].where(frame["timed"] > 0)
     frame["example"] = frame["example"].map(scrub_statement)
-    frame["first_ts"] = _utc(frame["first_ts"], timezone).values if len(frame) else frame["first_ts"]
-    frame["last_ts"] = _utc(frame["last_ts"], timezone).values if len(frame) else frame["last_ts"]
+    frame["first_ts"] = _utc(frame["first_ts"], timezone).array if len(frame) else frame["first_ts"]
+    frame["last_ts"] = _utc(frame["last_ts"], timezone).array if len(frame) else frame["last_ts"]
     return frame
 
 
@@ -209,7 +225,7 @@ def _slowest(shapes: dict, kept: set, n: int, timezone) -> pd.DataFrame:
                      "calls": stats.calls})
     frame = pd.DataFrame(rows, columns=[*SLOWEST_COLUMNS, "calls"])
     if len(frame):
-        frame["ts"] = _utc(frame["ts"], timezone).values
+        frame["ts"] = _utc(frame["ts"], timezone).array
         frame["pid"] = pd.to_numeric(frame["pid"], errors="coerce").astype("Int64")
     return frame
 
@@ -275,7 +291,7 @@ def _time_tables(minutes: dict, timezone) -> dict[str, pd.DataFrame]:
     if frame.empty:
         empty = pd.DataFrame(columns=["minute", "calls", "total_ms"])
         return {"per_minute": empty, "per_hour": empty.rename(columns={"minute": "hour"})}
-    frame["minute"] = _utc(frame["minute"], timezone).values
+    frame["minute"] = _utc(frame["minute"], timezone).array
     frame = frame.groupby("minute", as_index=False)[["calls", "total_ms"]].sum().sort_values("minute")
     hours = frame.assign(hour=frame["minute"].dt.floor("h")).groupby("hour", as_index=False)[["calls", "total_ms"]].sum()
     return {"per_minute": frame.reset_index(drop=True), "per_hour": hours}
@@ -319,7 +335,7 @@ def _event_tables(events, timezone) -> dict[str, pd.DataFrame]:
                                "file": d["file"], "line": d["line"]} for d in events.deadlocks],
                              columns=["ts", "statements", "file", "line"])
     if len(deadlocks):
-        deadlocks["ts"] = _utc(deadlocks["ts"], timezone).values
+        deadlocks["ts"] = _utc(deadlocks["ts"], timezone).array
     cancelled = pd.DataFrame([(reason, c, scrub_statement(example)) for reason, (c, example) in events.cancelled.items()],
                              columns=["reason", "count", "example"])
     connections = pd.DataFrame([(d, v, c) for (d, v), (c, _) in events.connections.items()],

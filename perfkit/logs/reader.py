@@ -267,6 +267,13 @@ def detect_format(path: Path, prefix: str | None, kind: str | None = None, skip:
             "pass the server's setting with --prefix (SHOW log_line_prefix), e.g. --prefix '%m [%p] '",
             path=path, line=first[0],
         )
+    if line_prefix is not None:
+        heads = [(n, t) for n, t in sample if t and not t.startswith("\t")]
+        misses = [(n, t) for n, t in heads if not line_prefix.match(t)]
+        if heads and len(misses) * 2 > len(heads):
+            number, text = misses[0]
+            raise BadInputError(f"the line does not match log_line_prefix {line_prefix.prefix!r}: "
+                                f"{line_prefix.explain_mismatch(text)}", path=path, line=number)
     problem = verify_prefix(chosen, texts)
     if problem:
         raise BadInputError(f"log_line_prefix {chosen.prefix!r} does not fit these lines: {problem}; pass the "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import io
 import itertools
+import math
 import os
 import re
 import sys
@@ -34,6 +35,9 @@ RANGE_MIN_BYTES = 24 * 1024 * 1024
 _SHAPE_CACHE_MAX = 200_000
 _UNKNOWN = "[unknown]"
 _NAN = float("nan")
+# duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
+BINS_PER_DECADE = 10
+_ZERO_BIN = -10**6
 STATEMENT_TYPES = {
     "SELECT": "select", "WITH": "select", "VALUES": "select", "TABLE": "select", "SHOW": "select",
     "INSERT": "insert", "UPDATE": "update", "DELETE": "delete", "MERGE": "update", "COPY": "copy",
@@ -122,7 +126,7 @@ class ShapeStats:
     """Counters of one statement shape."""
 
     __slots__ = ("normalized", "fingerprint", "command", "calls", "timed", "total_ms", "max_ms", "example",
-                 "first_ts", "last_ts", "worst", "slow_calls", "slow_total", "slow_over", "plan")
+                 "first_ts", "last_ts", "worst", "slow_calls", "slow_total", "slow_over", "plan", "bins")
 
     def __init__(self, shape: Normalized, example: str):
         self.normalized, self.fingerprint, self.command = shape.normalized, shape.fingerprint, shape.command
@@ -132,6 +136,7 @@ class ShapeStats:
         self.first_ts = self.last_ts = ""
         self.worst: list | None = None  # [duration, ts, statement, user, db, app, session, pid, file, line, plan]
         self.plan: tuple | None = None  # (duration, plan, file, line): the slowest logged plan
+        self.bins: dict[int, int] = {}  # duration histogram: bin -> runs (BINS_PER_DECADE per power of ten)
 
     def merge(self, other: ShapeStats) -> None:
         self.calls += other.calls
@@ -149,6 +154,8 @@ class ShapeStats:
             self.worst = other.worst
         if other.plan is not None and (self.plan is None or other.plan[0] > self.plan[0]):
             self.plan = other.plan
+        for index, count in other.bins.items():
+            self.bins[index] = self.bins.get(index, 0) + count
 
 
 def _bump(counter: dict, key, duration: float) -> None:
@@ -339,6 +346,8 @@ class _Pass:
         scan.timed += 1
         stats.timed += 1
         stats.total_ms += duration
+        index = math.floor(math.log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
+        stats.bins[index] = stats.bins.get(index, 0) + 1
         if duration > stats.max_ms or stats.worst is None:
             stats.max_ms = max(stats.max_ms, duration)
             stats.worst = [duration, entry.get("ts") or "", statement, _known(entry.get("user")),
