@@ -77,6 +77,16 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 # --- end of chromium ---------------------------------------------------------------------------
 
+# --- pgBadger, which the log tests and `make bench` (the bench extra) run beside perfkit ---------
+if ! command -v pgbadger >/dev/null 2>&1; then
+  if is_root && have_apt; then
+    apt_install pgbadger
+  elif [[ ",$EXTRAS," == *",bench,"* ]]; then
+    log "pgbadger is missing: benchmarks/bench_logs.py compares perfkit with it (Debian: apt-get install pgbadger)"
+    exit 1
+  fi
+fi
+
 # --- Python virtual environment ----------------------------------------------------------------
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   log "perfkit needs Python >= 3.11 ($PYTHON is $("$PYTHON" --version 2>&1))"; exit 1
