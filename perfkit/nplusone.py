@@ -211,8 +211,7 @@ class RequestGrouper:
                 self._close(connection)
             return
         in_transaction = self.in_transaction.get(connection, False)
-        now = epoch_ms(ts) if ts else float("nan")
-        start = now - duration if duration == duration else now
+        now = float("nan")
         if request_id:
             grouped_by, label = "request comment", "request_id=" + request_id
         elif in_transaction:
@@ -223,6 +222,8 @@ class RequestGrouper:
         else:
             grouped_by = "connection and time gap"
             label = current.label if current is not None and current.grouped_by == grouped_by else ""
+            now = epoch_ms(ts) if ts else float("nan")
+            start = now - duration if duration == duration else now
             if current is not None and current.last_end == current.last_end and start - current.last_end > self.gap_ms:
                 label = ""
         if current is not None and (current.label != label or current.grouped_by != grouped_by or app_changed):

@@ -156,9 +156,9 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
         "most_time": frequent.sort_values(["total_ms", "calls"], ascending=False, kind="stable").head(n)
         .reset_index(drop=True)[FREQUENT_COLUMNS],
         "n_plus_one": n_plus_one,
-        "statement_types": _counts(scanned.types, ["type"]),
+        "statement_types": _counts(scanned.breakdown("type"), ["type"]),
         **_time_tables(scanned.minutes, timezone),
-        **{f"by_{dimension}": _breakdown(scanned.breakdown, dimension)
+        **{f"by_{dimension}": _breakdown(scanned.breakdown(dimension), dimension)
            for dimension in ("database", "user", "application", "host")},
         **_event_tables(events, timezone),
     }
@@ -280,7 +280,7 @@ def _counts(table: dict, names: list[str]) -> pd.DataFrame:
 
 
 def _breakdown(table: dict, dimension: str) -> pd.DataFrame:
-    rows = [(value, c, ms) for (d, value), (c, ms) in table.items() if d == dimension]
+    rows = [(value, c, ms) for value, (c, ms) in table.items()]
     frame = pd.DataFrame(rows, columns=[dimension, "calls", "total_ms"])
     return frame.sort_values(["total_ms", "calls"], ascending=False, kind="stable").reset_index(drop=True)
 

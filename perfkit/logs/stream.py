@@ -33,6 +33,7 @@ FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
 # a plain file larger than this is read in byte ranges, one per worker
 RANGE_MIN_BYTES = 24 * 1024 * 1024
 _SHAPE_CACHE_MAX = 200_000
+_EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
 _NAN = float("nan")
 # duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
@@ -88,10 +89,15 @@ _LITERALS = re.compile(r"/\*.*?\*/|--[^\n]*|'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.
 _RAW = re.compile(r"\$\w*\$|\\|\"")
 
 
+_PLAIN_LITERALS = re.compile(r"'[^']*'|(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
 def _cheap_key(text: str) -> str:
     if _RAW.search(text):
         return text
-    return _LITERALS.sub(_literal_mark, text)
+    if "/*" in text or "--" in text:
+        return _LITERALS.sub(_literal_mark, text)
+    return _PLAIN_LITERALS.sub("?", text)
 
 
 def _literal_mark(found: re.Match) -> str:
@@ -103,9 +109,13 @@ class Shapes:
 
     def __init__(self):
         self.cache: dict[str, Normalized] = {}
+        self.exact: dict[str, Normalized] = {}  # the texts seen last (a prepared statement's, over and over)
         self.parsed = 0
 
     def of(self, text: str) -> Normalized:
+        found = self.exact.get(text)
+        if found is not None:
+            return found
         key = _cheap_key(text)
         found = self.cache.get(key)
         if found is None:
@@ -114,6 +124,9 @@ class Shapes:
             found = normalize(text)
             self.parsed += 1
             self.cache[key] = found
+        if len(self.exact) >= _EXACT_MAX:
+            self.exact.clear()
+        self.exact[text] = found
         return found
 
 
@@ -178,8 +191,7 @@ class Scan:
     timed: int = 0
     empty_statements: int = 0
     minutes: dict = field(default_factory=dict)      # (minute text, zone) -> [count, ms]
-    breakdown: dict = field(default_factory=dict)    # (dimension, value) -> [count, ms]
-    types: dict = field(default_factory=dict)        # statement type -> [count, ms]
+    combos: dict = field(default_factory=dict)       # (database, user, application, client, type) -> [count, ms]
     events: events.Events = field(default_factory=events.Events)
     requests: object = None                          # nplusone.RequestGrouper
     notes: list[str] = field(default_factory=list)
@@ -202,7 +214,7 @@ class Scan:
         self.executions += other.executions
         self.timed += other.timed
         self.empty_statements += other.empty_statements
-        for name in ("minutes", "breakdown", "types"):
+        for name in ("minutes", "combos"):
             mine = getattr(self, name)
             for key, (count, ms) in getattr(other, name).items():
                 cell = mine.setdefault(key, [0, 0.0])
@@ -215,6 +227,17 @@ class Scan:
             self.requests.merge(other.requests)
         self.notes.extend(n for n in other.notes if n not in self.notes)
         self.parsed_shapes += other.parsed_shapes
+
+    def breakdown(self, dimension: str) -> dict:
+        """Executions and their time per database, user, application, host or (statement) type."""
+        position = {"database": 0, "user": 1, "application": 2, "host": 3, "type": 4}[dimension]
+        out: dict = {}
+        for key, (count, ms) in self.combos.items():
+            value = _host(key[3]) if dimension == "host" else key[position]
+            cell = out.setdefault(value, [0, 0.0])
+            cell[0] += count
+            cell[1] += ms
+        return out
 
     def pair_edges(self, before: Scan, after: Scan) -> None:
         """Attach the plans logged across the boundary of two consecutive ranges of one file."""
@@ -316,10 +339,8 @@ class _Pass:
             self._timed(key, statement, entry, duration, stats)
         else:
             self.pending_duration[pid] = (key, statement)
-        for dimension, value in (("database", database), ("user", user), ("application", application),
-                                 ("host", _host(client))):
-            _bump(scan.breakdown, (dimension, value), duration)
-        _bump(scan.types, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"), duration)
+        _bump(scan.combos, (database, user, application, client,
+                            STATEMENT_TYPES.get(shape.command, "other" if statement else "empty")), duration)
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
         line = entry.get("line")
