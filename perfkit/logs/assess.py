@@ -116,7 +116,7 @@ def _utc(texts, timezone: str | None) -> pd.Series:
     series = pd.Series(list(texts), dtype="object")
     if series.empty:
         return pd.Series(dtype="datetime64[ns, UTC]")
-    return to_utc(series.where(series != "", None), timezone=timezone)
+    return to_utc(series.where(series != "", None), timezone=timezone, strict=True)
 
 
 def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, include_noise: bool = False,

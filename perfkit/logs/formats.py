@@ -32,10 +32,11 @@ JSON_KEYS = {
     "backend_type": "backend_type", "leader_pid": "leader_pid", "query_id": "query_id",
 }
 
-# the start of a csvlog record: log_time, user_name, database_name, process_id
+# the start of a csvlog record: log_time, user_name, database_name, process_id (quoted or not)
 _CSV_TEXT = r'(?:"(?:[^"]|"")*"|[^",]*)'
 CSV_RECORD_START = re.compile(
-    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: [A-Za-z0-9+:_/-]+)?," + _CSV_TEXT + "," + _CSV_TEXT + r",\d*,"
+    r'"?\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: [A-Za-z0-9+:_/-]+)?"?,' + _CSV_TEXT + "," + _CSV_TEXT
+    + r',"?\d*"?,'
 )
 
 # the fields a stderr continuation line (DETAIL, STATEMENT...) fills on the entry before it

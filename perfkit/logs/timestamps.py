@@ -47,6 +47,7 @@ def to_utc(
     *,
     timezone: str | None = None,
     path: str | Path | None = None,
+    strict: bool = False,
 ) -> pd.Series:
     """Timestamps as a ``datetime64[ns, UTC]`` Series.
 
@@ -61,6 +62,9 @@ def to_utc(
         ambiguous abbreviation or absent.
     path:
         The file, for error messages.
+    strict:
+        Raise for any zone that cannot be placed (by default a zone seen on a few damaged
+        entries only gives NaT there): for timestamps already counted, one per minute.
 
     Raises
     ------
@@ -97,7 +101,7 @@ def to_utc(
                 raise BadInputError(f"timezone {timezone!r} is not a time zone name ({err})") from None
         elif not zone:
             values = local[rows].dt.tz_localize("UTC")
-        elif int(rows.sum()) * 2 <= len(local):
+        elif not strict and int(rows.sum()) * 2 <= len(local):
             continue  # a zone seen in a few damaged entries only: those stay NaT (unreadable)
         else:
             raise BadInputError(
