@@ -83,10 +83,14 @@ def repeated(source: Path, target: Path, gigabytes: float) -> Path:
     return target
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
-    """Seconds and peak resident MiB of the process tree of ``argv`` (sampled every 50 ms)."""
+def measure(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the whole tree) and peak resident MiB of the process
+    tree of ``argv`` (sampled every 50 ms). CPU seconds do not grow when other work shares the cores."""
+    import resource
+
     import psutil
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(process.pid)
@@ -99,9 +103,11 @@ def measure(argv: list[str]) -> tuple[float, float]:
             pass
         time.sleep(0.05)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if process.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
-    return seconds, peak / 2**20
+    return seconds, cpu, peak / 2**20
 
 
 def perfkit_argv(path: Path, out: Path | None = None) -> list[str]:
@@ -140,21 +146,24 @@ def main() -> None:
         files = generate(args.dir, args.megabytes)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
           + subprocess.run(["pgbadger", "--version"], capture_output=True, text=True).stdout.strip())
-    print(f"{'log':<8} {'MiB':>6} {'pgbadger -j2 s':>15} {'perfkit s':>10} {'faster':>7} "
-          f"{'pgbadger MiB':>13} {'perfkit MiB':>12} {'executions pgbadger/perfkit':>28}")
+    print("wall: elapsed seconds; cpu: user + system seconds of the whole process tree (what a quiet machine")
+    print("would spread over its cores); the ratios are pgbadger's over perfkit's, measured one after the other")
+    print(f"{'log':<8} {'MiB':>5} {'pgbadger wall/cpu':>18} {'perfkit wall/cpu':>17} {'wall':>6} {'cpu':>6} "
+          f"{'pgbadger MiB':>12} {'perfkit MiB':>11} {'executions pgbadger / perfkit':>30}")
     for kind, path in files.items():
         badger_out = args.dir / f"pgbadger-{kind}.json"
         facts_out = args.dir / f"perfkit-{kind}.json"
-        badger_s, badger_mib = measure(pgbadger_argv(path, kind, badger_out))
-        perfkit_s, perfkit_mib = measure(perfkit_argv(path, facts_out))
+        badger_s, badger_cpu, badger_mib = measure(pgbadger_argv(path, kind, badger_out))
+        perfkit_s, perfkit_cpu, perfkit_mib = measure(perfkit_argv(path, facts_out))
         counted = json.loads(facts_out.read_text())["executions"]
-        print(f"{kind:<8} {path.stat().st_size / 2**20:>6,.0f} {badger_s:>15.1f} {perfkit_s:>10.2f} "
-              f"{badger_s / perfkit_s:>6.1f}x {badger_mib:>13,.0f} {perfkit_mib:>12,.0f} "
-              f"{pgbadger_executions(badger_out):>14,} / {counted:,}", flush=True)
+        print(f"{kind:<8} {path.stat().st_size / 2**20:>5,.0f} {badger_s:>8.1f} / {badger_cpu:>7.1f} "
+              f"{perfkit_s:>7.1f} / {perfkit_cpu:>7.1f} {badger_s / perfkit_s:>5.1f}x {badger_cpu / perfkit_cpu:>5.1f}x "
+              f"{badger_mib:>12,.0f} {perfkit_mib:>11,.0f} {pgbadger_executions(badger_out):>16,} / {counted:,}",
+              flush=True)
     big = repeated(files["stderr"], args.dir / "postgresql-big.log", args.big_gb)
-    big_s, big_mib = measure(perfkit_argv(big))
-    print(f"stderr {big.stat().st_size / 2**30:.1f} GB (the real log repeated): perfkit {big_s:.1f} s, "
-          f"peak {big_mib:,.0f} MiB (goal <= 1024), {big.stat().st_size / 2**20 / big_s:,.0f} MiB/s")
+    big_s, big_cpu, big_mib = measure(perfkit_argv(big))
+    print(f"stderr {big.stat().st_size / 2**30:.1f} GB (the real log repeated): perfkit {big_s:.1f} s wall, "
+          f"{big_cpu:.1f} s cpu, peak {big_mib:,.0f} MiB (goal <= 1024)")
     big.unlink()
     if not args.keep and not args.reuse:
         shutil.rmtree(args.dir, ignore_errors=True)

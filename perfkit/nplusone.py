@@ -192,8 +192,11 @@ class RequestGrouper:
         if application.startswith(OWN_APPLICATION):
             return
         command = shape.command
-        tags = request_tags(statement) if "/*" in statement else {}
-        request_id, route = _request_id_of(tags), _route_of(tags)
+        if "/*" in statement:
+            tags = request_tags(statement)
+            request_id, route = _request_id_of(tags), _route_of(tags)
+        else:
+            request_id = route = ""
         current = self.open.get(connection)
         previous_app = self.applications.get(connection)
         self.applications[connection] = application

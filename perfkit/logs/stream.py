@@ -110,7 +110,19 @@ class Shapes:
     def __init__(self):
         self.cache: dict[str, Normalized] = {}
         self.exact: dict[str, Normalized] = {}  # the texts seen last (a prepared statement's, over and over)
+        self.exact_keyed: dict[str, tuple[str, Normalized]] = {}
         self.parsed = 0
+
+    def keyed(self, text: str) -> tuple[str, Normalized]:
+        """``(shape key, Normalized)`` of ``text``."""
+        found = self.exact_keyed.get(text)
+        if found is None:
+            shape = self.of(text)
+            found = (shape_key(shape), shape)
+            if len(self.exact_keyed) >= _EXACT_MAX:
+                self.exact_keyed.clear()
+            self.exact_keyed[text] = found
+        return found
 
     def of(self, text: str) -> Normalized:
         found = self.exact.get(text)
@@ -233,7 +245,7 @@ class Scan:
         position = {"database": 0, "user": 1, "application": 2, "host": 3, "type": 4}[dimension]
         out: dict = {}
         for key, (count, ms) in self.combos.items():
-            value = _host(key[3]) if dimension == "host" else key[position]
+            value = _known(_host(key[3]) if dimension == "host" else key[position])
             cell = out.setdefault(value, [0, 0.0])
             cell[0] += count
             cell[1] += ms
@@ -292,6 +304,16 @@ class _Pass:
         level = entry.get("level") or ""
         scan = self.scan
         scan.report.entries += 1
+        if message.startswith("duration: "):
+            # the common case, read here without statement_of: "duration: 0.123 ms  <phase>..."
+            end = message.find(" ms  ", 10)
+            if end > 0:
+                rest = message[end + 5:end + 16]
+                if rest.startswith(("parse ", "bind ")):
+                    return
+                if rest.startswith("statement: ") and message[10:end].replace(".", "", 1).isdigit():
+                    self._execution(entry, float(message[10:end]), message[end + 16:])
+                    return
         if message.startswith(("duration: ", "statement: ", "execute ")):
             phase, duration, statement, plan = statement_of(message)
             if phase in ("statement", "execute"):
@@ -312,8 +334,7 @@ class _Pass:
             scan.events.feed(entry, level, message, self)
 
     def statement_shape(self, text: str) -> tuple[str, Normalized]:
-        shape = self.shapes.of(text)
-        return shape_key(shape), shape
+        return self.shapes.keyed(text)
 
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
         scan = self.scan
@@ -332,15 +353,26 @@ class _Pass:
                 stats.first_ts = ts
             if ts > stats.last_ts:
                 stats.last_ts = ts
-        user, database = _known(entry.get("user")), _known(entry.get("database"))
-        application, client = _known(entry.get("application")), _known(entry.get("client"))
-        _bump(scan.minutes, _minute(ts), _NAN)
+        application = entry.get("application") or ""
+        minute = _minute(ts)
+        cell = scan.minutes.get(minute)
+        if cell is None:
+            scan.minutes[minute] = [1, 0.0]
+        else:
+            cell[0] += 1
         if duration == duration:
             self._timed(key, statement, entry, duration, stats)
         else:
             self.pending_duration[pid] = (key, statement)
-        _bump(scan.combos, (database, user, application, client,
-                            STATEMENT_TYPES.get(shape.command, "other" if statement else "empty")), duration)
+        combo = (entry.get("database") or "", entry.get("user") or "", application, entry.get("client") or "",
+                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
+        cell = scan.combos.get(combo)
+        if cell is None:
+            scan.combos[combo] = [1, duration if duration == duration else 0.0]
+        else:
+            cell[0] += 1
+            if duration == duration:
+                cell[1] += duration
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
         line = entry.get("line")
