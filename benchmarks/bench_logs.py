@@ -133,7 +133,7 @@ def pgbadger_executions(report: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=100, help="size of the real stderr log (default: 100)")
-    parser.add_argument("--big-gb", type=float, default=2.0, help="size of the repeated log for the memory goal")
+    parser.add_argument("--big-gb", type=float, default=2.0, help="size of the repeated log for the memory goal (0: skip it)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/perfkit-bench-logs"))
     parser.add_argument("--reuse", action="store_true", help="use the logs already in --dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
@@ -160,6 +160,8 @@ def main() -> None:
               f"{perfkit_s:>7.1f} / {perfkit_cpu:>7.1f} {badger_s / perfkit_s:>5.1f}x {badger_cpu / perfkit_cpu:>5.1f}x "
               f"{badger_mib:>12,.0f} {perfkit_mib:>11,.0f} {pgbadger_executions(badger_out):>16,} / {counted:,}",
               flush=True)
+    if args.big_gb <= 0:
+        return
     big = repeated(files["stderr"], args.dir / "postgresql-big.log", args.big_gb)
     big_s, big_cpu, big_mib = measure(perfkit_argv(big))
     print(f"stderr {big.stat().st_size / 2**30:.1f} GB (the real log repeated): perfkit {big_s:.1f} s wall, "

@@ -582,11 +582,16 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         lines = formats.syslog_as_stderr(lines, changed.year, changed.month)
     records = choose_reader("stderr" if unit.kind == "syslog" else unit.kind, lines, prefix)
     feed = one.feed
+    first_bad: formats.BadRecord | None = None
     for record in records:
         if isinstance(record, formats.BadRecord):
+            first_bad = first_bad or record
             _bad(one.scan, path, record, settings)
             continue
         feed(record)
+    if first_bad is not None and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
+        # most of it unreadable: the wrong file, format or prefix, not a stray line
+        raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
     return one.finish()
 
 
@@ -600,9 +605,9 @@ def _guarded(lines, path: Path, skip: bool, report: ReadReport):
 
 
 def _bad(scan: Scan, path: Path, record: formats.BadRecord, settings: Settings) -> None:
-    """A line that is not a log record: a note (skipped and counted), never the end of the read.
+    """A line that is not a log record: a note (skipped and counted), not the end of the read.
 
-    Only a file where most lines are unreadable stops (that is the wrong format or prefix)."""
+    Only a file where as many lines are unreadable as read stops (see scan_unit)."""
     scan.report.skip(path, record)
 
 
