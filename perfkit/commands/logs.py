@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     for note in assessment.notes:
         say(wrapped(note, "perfkit: "))
     for name, prefix in facts["prefixes"].items():
-        say(f"perfkit: {name}: {facts['formats'].get(name, 'stderr')} with log_line_prefix {prefix!r}")
+        say(wrapped(f"{name}: {facts['formats'].get(name, 'stderr')}, read with", "perfkit: "))
+        say(f"perfkit:   log_line_prefix {prefix!r}")  # whole, to copy
     say(f"read {facts['entries']:,} entries ({facts['executions']:,} statement executions) "
         f"from {len(facts['files'])} file(s)")
     slowest = tables["slowest"]
