@@ -99,12 +99,13 @@ def test_each_figure_matches_an_independent_count(assessed, kind):
     connections = tables["connections"]
     users = connections[connections["dimension"] == "user"]["connections"].sum()
     assert users == sum(1 for m in messages if m.startswith("connection authorized: "))
+    assert tables["connections_per_hour"]["count"].sum() == users
     sessions = tables["sessions"]
     assert sessions[sessions["dimension"] == "user"]["sessions"].sum() == sum(
         1 for m in messages if m.startswith("disconnection: "))
     # errors by class (and SQLSTATE where the format carries it), cancelled statements
     errors = [r for r in rows if r["level"] == "ERROR"]
-    assert tables["errors"]["count"].sum() == len(errors)
+    assert tables["errors"]["count"].sum() == len(errors) == tables["errors_per_hour"]["count"].sum()
     if kind != "stderr":
         assert dict(Counter(r["sqlstate"] for r in errors)) == tables["errors"].groupby("sqlstate")["count"].sum().to_dict()
     assert tables["cancelled"]["count"].sum() == sum(1 for r in errors if r["message"].startswith("canceling statement"))

@@ -61,6 +61,8 @@ _EVENT_TABLES = (
     ("deadlocks", "Deadlocks", ["ts", "statements"]),
     ("sessions", "Sessions", ["sessions", "mean_s", "dimension", "value"]),
     ("connections", "Connections", ["connections", "dimension", "value"]),
+    ("connections_per_hour", "Connections per hour", ["hour", "count"]),
+    ("errors_per_hour", "Errors per hour", ["hour", "count"]),
 )
 
 

@@ -345,7 +345,15 @@ def _event_tables(events, timezone) -> dict[str, pd.DataFrame]:
     sessions = pd.DataFrame([(d, v, c, s, s / c if c else math.nan) for (d, v), (c, s) in events.sessions.items()],
                             columns=["dimension", "value", "sessions", "total_s", "mean_s"])
     sessions = sessions.sort_values(["dimension", "sessions"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    return {"errors": errors, "cancelled": cancelled, "temp_files": temp, "checkpoints": checkpoints,
+    hourly = {}
+    for name, counts in (("connections_per_hour", events.connection_hours), ("errors_per_hour", events.error_hours)):
+        frame = pd.DataFrame([(f"{hour}:00:00 {zone}".strip(), c) for (hour, zone), c in counts.items() if hour],
+                             columns=["hour", "count"])
+        if len(frame):
+            frame["hour"] = _utc(frame["hour"], timezone).array
+            frame = frame.groupby("hour", as_index=False)["count"].sum().sort_values("hour").reset_index(drop=True)
+        hourly[name] = frame
+    return {**hourly, "errors": errors, "cancelled": cancelled, "temp_files": temp, "checkpoints": checkpoints,
             "autovacuum": autovacuum, "lock_waits": locks, "deadlocks": deadlocks, "connections": connections,
             "sessions": sessions}
 

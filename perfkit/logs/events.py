@@ -105,7 +105,7 @@ class Events:
             if found:
                 self.connection_total += 1
                 ts = entry.get("ts") or ""
-                hour = ts[:13]
+                hour = _hour(ts)
                 self.connection_hours[hour] = self.connection_hours.get(hour, 0) + 1
                 words = dict(w.groups() for w in _WORDS.finditer(found["rest"]))
                 values = {"user": words.get("user") or entry.get("user") or "",
@@ -131,7 +131,7 @@ class Events:
         if message[:5].isalnum() and message[5:7] == ": " and message[:5].isupper():
             sqlstate, message = sqlstate or message[:5], message[7:]
         statement = entry.get("query") or ""
-        hour = (entry.get("ts") or "")[:13]
+        hour = _hour(entry.get("ts") or "")
         self.error_hours[hour] = self.error_hours.get(hour, 0) + 1
         if message.startswith("canceling statement due to") or sqlstate == "57014":
             reason = message.split(" due to ", 1)[-1] if " due to " in message else message
@@ -253,6 +253,14 @@ class Events:
         total[0] += other.session_total[0]
         total[1] += other.session_total[1]
         total[2] = max(total[2], other.session_total[2])
+
+
+def _hour(ts: str) -> tuple[str, str]:
+    """``("2024-05-01 12", "UTC")``: the hour of a log timestamp and its zone."""
+    if not ts:
+        return ("", "")
+    space = ts.find(" ", 19)
+    return (ts[:13], ts[space + 1:] if space > 0 else "")
 
 
 def _host(client: str) -> str:
