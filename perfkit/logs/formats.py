@@ -172,7 +172,25 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
     """
     entry: dict | None = None
     field = "message"
+    match = prefix.regex.match
     for number, line in lines:
+        found = match(line)
+        if found is not None and "\x00" not in line:
+            # the common case first: a line with the prefix (LinePrefix.match, inlined)
+            found = found.groupdict()
+            if None in found.values():
+                found = {k: v for k, v in found.items() if v is not None}
+            level = found["level"]
+            if level in SECONDARY_LEVELS and entry is not None and _same_process(entry, found):
+                field = _SECONDARY_FIELD[level]
+                entry[field] = found["message"]
+                continue
+            if entry is not None:
+                yield entry
+            entry = found
+            entry["line"] = number
+            field = "message"
+            continue
         if line.startswith("\t"):
             if entry is None:
                 yield BadRecord(number, "a continuation line (starting with a tab) without an entry before it")

@@ -314,6 +314,11 @@ class _Pass:
                 if rest.startswith("statement: ") and message[10:end].replace(".", "", 1).isdigit():
                     self._execution(entry, float(message[10:end]), message[end + 16:])
                     return
+                if rest.startswith("execute "):
+                    colon = message.find(": ", end + 13)
+                    if colon > 0 and message[10:end].replace(".", "", 1).isdigit():
+                        self._execution(entry, float(message[10:end]), message[colon + 2:])
+                        return
         if message.startswith(("duration: ", "statement: ", "execute ")):
             phase, duration, statement, plan = statement_of(message)
             if phase in ("statement", "execute"):
@@ -357,9 +362,11 @@ class _Pass:
         minute = _minute(ts)
         cell = scan.minutes.get(minute)
         if cell is None:
-            scan.minutes[minute] = [1, 0.0]
+            cell = scan.minutes[minute] = [1, 0.0]
         else:
             cell[0] += 1
+        if duration == duration:
+            cell[1] += duration
         if duration == duration:
             self._timed(key, statement, entry, duration, stats)
         else:
@@ -393,6 +400,7 @@ class _Pass:
 
     def _timed(self, key: str, statement: str, entry: dict, duration: float, stats: ShapeStats | None = None) -> None:
         scan = self.scan
+        own_line = stats is None  # the duration came on a line of its own (after log_statement's)
         stats = stats or scan.shapes.get(key)
         if stats is None:
             return
@@ -410,9 +418,10 @@ class _Pass:
             stats.slow_calls += 1
             stats.slow_total += duration
             stats.slow_over += duration - self.settings.slow_ms
-        cell = scan.minutes.get(_minute(entry.get("ts") or ""))
-        if cell is not None:
-            cell[1] += duration
+        if own_line:
+            cell = scan.minutes.get(_minute(entry.get("ts") or ""))
+            if cell is not None:
+                cell[1] += duration
 
     def _attach(self, stats: ShapeStats, line, plan: str) -> None:
         worst = stats.worst
