@@ -121,11 +121,16 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
     end = 0
     in_quote = False
 
+    feeder = _Feeder()
+    reader = [csv.reader(feeder, strict=True)]
+
     def finish() -> dict | BadRecord:
-        text = "\n".join(buffer)
+        # one csv reader for the whole file, fed one complete record (its quotes balanced) at a time
+        feeder.text = buffer[0] if len(buffer) == 1 else "\n".join(buffer)
         try:
-            fields = next(csv.reader([text], strict=True))
+            fields = next(reader[0])
         except (csv.Error, StopIteration) as err:
+            reader[0] = csv.reader(feeder, strict=True)
             return BadRecord(start, f"not a csvlog record ({err})", end)
         if len(fields) not in CSV_WIDTHS:
             return BadRecord(
@@ -162,6 +167,22 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
             buffer = []
     if buffer:
         yield BadRecord(start, "a csvlog record cut short at the end of the file (a quoted field never closes)", end)
+
+
+class _Feeder:
+    """An iterator that gives the csv reader the record put in ``text``, once."""
+
+    def __init__(self):
+        self.text: str | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        text, self.text = self.text, None
+        if text is None:
+            raise StopIteration
+        return text
 
 
 def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterator[dict | BadRecord]:
