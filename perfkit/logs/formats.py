@@ -104,12 +104,19 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         if not isinstance(record, dict) or "message" not in record:
             yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
             continue
-        nested = next((k for k in JSON_KEYS if isinstance(record.get(k), dict | list)), None)
+        entry = {}
+        nested = None
+        for key, value in record.items():
+            name = JSON_KEYS.get(key)
+            if name is not None:
+                if value.__class__ is dict or value.__class__ is list:
+                    nested = key
+                    break
+                entry[name] = value
         if nested is not None:
             # PostgreSQL writes every jsonlog field as a string or a number
             yield BadRecord(number, f"the jsonlog key {nested!r} holds a JSON object or array, not a value")
             continue
-        entry = {JSON_KEYS[k]: v for k, v in record.items() if k in JSON_KEYS}
         entry["line"] = number
         yield entry
 
