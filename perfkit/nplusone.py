@@ -485,6 +485,7 @@ def from_logs(
     grouper = RequestGrouper(min_repeats=min_repeats, max_statements=max_statements, gap_ms=gap_ms,
                              critical_repeats=critical_repeats)
     runs = executions(logs)
+    runs = runs[runs["statement"].fillna("") != ""]
     if runs.empty:
         return grouper.findings()
     runs = runs.sort_values(["ts", "file", "line"], kind="stable")

@@ -65,6 +65,7 @@ def test_each_figure_matches_an_independent_count(assessed, kind):
     # the empty statement the workload sent is an execution, not dropped
     empty = sum(1 for m in messages if re.fullmatch(r"duration: [\d.]+ ms  statement: ", m))
     assert empty == 1 and got.facts["empty_statements"] == empty
+    assert len(perfkit.logs.executions(perfkit.logs.read(FILES[kind]))) == len(executions)  # the DataFrame path too
     tables = got.tables
     assert tables["per_hour"]["calls"].sum() == len(executions)
     shop = sum(1 for r in executions if r.get("application") == "shop")
