@@ -1,159 +1,173 @@
 #!/usr/bin/env python3
-"""Benchmark: perfkit.logs.read on a large generated csvlog vs pandas.read_csv on the same file.
+"""Benchmark: ``perfkit logs`` beside pgBadger (``pgbadger -j 2``) on the same REAL server logs.
 
-Prints read time, the ratio to the baseline and peak memory (each read in its own process).
+A sandbox cluster runs pgbench (simple and extended protocol) with log_min_duration_statement = 0
+and logs to stderr, csvlog and jsonlog at once (the same statements in three formats, ~100 MB of
+stderr by default). Each tool reads each file in its own process tree; the time and the peak
+resident memory of the whole tree (workers included) are printed with their ratios. Then a 2 GB
+stderr log (the real one repeated) is read by perfkit alone, for the memory goal (<= 1 GB). Last,
+the executions each tool counted on the same log, side by side.
+
+Goals: perfkit >= 10x faster than ``pgbadger -j 2`` on every format; peak <= 1 GB on 2 GB.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
-import random
-import resource
 import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROUTES = ["/api/invoices", "/api/customers", "/api/orders", "/api/reports/monthly"]
-PLAN = (
-    "Query Text: SELECT id, customer_id FROM invoices WHERE tenant_id = {t} ORDER BY id LIMIT 20\n"
-    "Limit  (cost=0.28..8.61 rows=20 width=8) (actual time=0.010..0.020 rows=20 loops=1)\n"
-    "  ->  Index Scan using invoices_pkey on invoices  (cost=0.28..41.93 rows=100 width=8) "
-    "(actual time=0.009..0.017 rows=20 loops=1)\n"
-    "        Filter: (tenant_id = {t})\n"
-    "        Rows Removed by Filter: 40"
-)
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "%m [%p] user=%u,db=%d,app=%a,client=%h "
+SETTINGS = {
+    "log_destination": "'stderr,csvlog,jsonlog'",
+    "log_filename": "'postgresql.log'",
+    "log_rotation_size": "0",
+    "log_rotation_age": "0",
+    "log_line_prefix": f"'{PREFIX}'",
+    "log_min_duration_statement": "0",
+    "log_checkpoints": "on",
+    "log_connections": "on",
+    "log_disconnections": "on",
+    "log_lock_waits": "on",
+    "log_temp_files": "0",
+    "log_autovacuum_min_duration": "0",
+    "max_wal_size": "64MB",
+    "checkpoint_timeout": "30s",
+}
+FORMATS = {"stderr": ("postgresql.log", "stderr"), "csvlog": ("postgresql.csv", "csv"),
+           "jsonlog": ("postgresql.json", "jsonlog")}
 
 
-def generate(path: Path, lines: int, seed: int = 7) -> int:
-    """A csvlog in PostgreSQL 15's 26 columns: tagged requests with N+1 lookups, plans, errors."""
-    rng = random.Random(seed)
-    start = datetime(2024, 5, 1, tzinfo=UTC)
-    written = 0
-    entry = 0
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        while written < lines:
-            entry += 1
-            pid = 1000 + entry % 40
-            ts = start + timedelta(milliseconds=entry * 3)
-            tenant = rng.randrange(1, 500)
-            route = ROUTES[entry % len(ROUTES)]
-            comment = f"/*request_id='r{entry // 12}',route='{route.replace('/', '%2F')}'*/"
-            kind = entry % 20
-            detail = ""
-            if kind == 0:
-                message = f"duration: {rng.uniform(0.5, 900):.3f} ms  plan:\n" + PLAN.format(t=tenant)
-            elif kind < 14:
-                message = (f"duration: {rng.uniform(0.01, 2):.3f} ms  execute <unnamed>: "
-                           f"SELECT id, name FROM customers WHERE id = $1 {comment}")
-                detail = f"parameters: $1 = '{rng.randrange(1, 100000)}'"
-            elif kind < 19:
-                message = (f"duration: {rng.uniform(0.1, 50):.3f} ms  statement: SELECT i.id, c.name FROM invoices i "
-                           f"JOIN customers c ON c.id = i.customer_id WHERE i.tenant_id = {tenant} "
-                           f"AND i.total > {rng.randrange(1000)} ORDER BY i.id LIMIT 20 {comment}")
-            else:
-                message = f"duration: {rng.uniform(0.1, 5):.3f} ms  statement: UPDATE invoices SET total = {rng.randrange(10**6)} WHERE id = {entry}"
-            stamp = ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d} UTC"
-            writer.writerow([
-                stamp, "app", "shop", pid, f"10.0.0.{pid % 250}:5{pid}", f"6630a1b2.{pid:x}", entry, "SELECT",
-                "2024-05-01 00:00:00 UTC", f"3/{entry}", 0, "LOG", "00000", message, detail, "", "", "", "", "",
-                "", "", "shop-web", "client backend", "", rng.randrange(-2**62, 2**62),
-            ])
-            written += message.count("\n") + 1
-    return written
+def generate(folder: Path, megabytes: int) -> dict[str, Path]:
+    """Real logs: pgbench against a sandbox until its stderr log has ``megabytes`` MB."""
+    from perfkit.sandbox import Sandbox
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with Sandbox(settings=SETTINGS) as sandbox:
+        pgbench = str(sandbox.bindir / "pgbench")
+        env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(sandbox.port), "PGUSER": "postgres",
+               "PGDATABASE": sandbox.database}
+        subprocess.run([pgbench, "-i", "-q", "-s", "5"], env=env, check=True, capture_output=True)
+        stderr_log = sandbox.log_dir / FORMATS["stderr"][0]
+        modes = ("simple", "extended")
+        rounds = 0
+        while not stderr_log.exists() or stderr_log.stat().st_size < megabytes * 2**20:
+            mode = modes[rounds % 2]
+            # -C now and then: connections and sessions in the log too
+            extra = ["-C"] if rounds % 5 == 4 else []
+            subprocess.run([pgbench, "-n", "-c", "4", "-j", "2", "-T", "5", "-M", mode, *extra], env=env,
+                           check=True, capture_output=True)
+            rounds += 1
+        time.sleep(1.0)
+        files = {}
+        for kind, (name, _) in FORMATS.items():
+            target = folder / name
+            shutil.copyfile(sandbox.log_dir / name, target)
+            files[kind] = target
+    return files
 
 
-def measure(task: str, path: str) -> None:
-    """Run one read in this process; print seconds, peak RSS (MiB) and rows as JSON."""
-    import pandas as pd
+def repeated(source: Path, target: Path, gigabytes: float) -> Path:
+    """``source`` written again and again until ``target`` has ``gigabytes`` GB."""
+    goal = int(gigabytes * 2**30)
+    with open(target, "wb") as out:
+        while out.tell() < goal:
+            with open(source, "rb") as handle:
+                shutil.copyfileobj(handle, out, 16 << 20)
+    return target
 
+
+def measure(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the whole tree) and peak resident MiB of the process
+    tree of ``argv`` (sampled every 50 ms). CPU seconds do not grow when other work shares the cores."""
+    import resource
+
+    import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    if task == "pandas.read_csv":
-        from perfkit.logs.formats import CSV_COLUMNS
-
-        rows = len(pd.read_csv(path, header=None, names=CSV_COLUMNS, dtype=str, keep_default_na=False))
-    elif task == "pandas.read_json":
-        rows = len(pd.read_json(path, lines=True, dtype=False))
-    else:
-        import perfkit.logs
-
-        if task == "most_frequent(read_chunks())":
-            rows = int(perfkit.logs.most_frequent(perfkit.logs.read_chunks(path), n=10**9)["calls"].sum())
-        else:
-            rows = len(perfkit.logs.read(path))
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    root = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
     seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps([seconds, peak_mib, rows]))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if process.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
+    return seconds, cpu, peak / 2**20
 
 
-def run(task: str, path: Path) -> tuple[float, float, int]:
-    """One read in a fresh Python process, so peak memory is that read's alone."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--measure", task, str(path)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{task} on {path} failed:\n{done.stderr}")
-    seconds, peak, rows = json.loads(done.stdout.strip().splitlines()[-1])
-    return seconds, peak, rows
+def perfkit_argv(path: Path, out: Path | None = None) -> list[str]:
+    code = ("import json, sys, perfkit.logs as L; a = L.assess(sys.argv[1]); "
+            "open(sys.argv[2], 'w').write(json.dumps(a.facts, default=str)) if sys.argv[2] != '-' else None")
+    return [sys.executable, "-c", code, str(path), str(out) if out else "-"]
 
 
-def to_jsonlog(source: Path, target: Path) -> None:
-    from perfkit.logs.formats import CSV_COLUMNS
+def pgbadger_argv(path: Path, kind: str, out: Path) -> list[str]:
+    argv = ["pgbadger", "-j", "2", "-q", "-f", FORMATS[kind][1], "-o", str(out), str(path)]
+    if kind == "stderr":
+        argv[1:1] = ["-p", PREFIX]
+    return argv
 
-    keys = {"ts": "timestamp", "user": "user", "database": "dbname", "pid": "pid", "session_id": "session_id",
-            "session_line": "line_num", "vxid": "vxid", "level": "error_severity", "message": "message",
-            "detail": "detail", "application": "application_name", "query_id": "query_id"}
-    with open(source, newline="") as handle, open(target, "w") as out:
-        for record in csv.reader(handle):
-            row = dict(zip(CSV_COLUMNS, record, strict=True))
-            out.write(json.dumps({keys[k]: v for k, v in row.items() if k in keys and v != ""}) + "\n")
+
+def pgbadger_executions(report: Path) -> int:
+    """The executions pgBadger counted (its JSON output's overall query count)."""
+    data = json.loads(report.read_text())
+    overall = data.get("overall_stat", {})
+    return int(overall.get("queries_number", 0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=1_500_000, help="lines of csvlog to generate (default: 1.5 million)")
+    parser.add_argument("--megabytes", type=int, default=100, help="size of the real stderr log (default: 100)")
+    parser.add_argument("--big-gb", type=float, default=2.0, help="size of the repeated log for the memory goal (0: skip it)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/perfkit-bench-logs"))
+    parser.add_argument("--reuse", action="store_true", help="use the logs already in --dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
-    parser.add_argument("--measure", nargs=2, metavar=("TASK", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        measure(*args.measure)
+    if shutil.which("pgbadger") is None:
+        raise SystemExit("pgbadger is missing: scripts/setup.sh dev,bench installs it (apt-get install pgbadger)")
+    if args.reuse and (args.dir / "postgresql.log").exists():
+        files = {kind: args.dir / name for kind, (name, _) in FORMATS.items()}
+    else:
+        files = generate(args.dir, args.megabytes)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+          + subprocess.run(["pgbadger", "--version"], capture_output=True, text=True).stdout.strip())
+    print("wall: elapsed seconds; cpu: user + system seconds of the whole process tree (what a quiet machine")
+    print("would spread over its cores); the ratios are pgbadger's over perfkit's, measured one after the other")
+    print(f"{'log':<8} {'MiB':>5} {'pgbadger wall/cpu':>18} {'perfkit wall/cpu':>17} {'wall':>6} {'cpu':>6} "
+          f"{'pgbadger MiB':>12} {'perfkit MiB':>11} {'executions pgbadger / perfkit':>30}")
+    for kind, path in files.items():
+        badger_out = args.dir / f"pgbadger-{kind}.json"
+        facts_out = args.dir / f"perfkit-{kind}.json"
+        badger_s, badger_cpu, badger_mib = measure(pgbadger_argv(path, kind, badger_out))
+        perfkit_s, perfkit_cpu, perfkit_mib = measure(perfkit_argv(path, facts_out))
+        counted = json.loads(facts_out.read_text())["executions"]
+        print(f"{kind:<8} {path.stat().st_size / 2**20:>5,.0f} {badger_s:>8.1f} / {badger_cpu:>7.1f} "
+              f"{perfkit_s:>7.1f} / {perfkit_cpu:>7.1f} {badger_s / perfkit_s:>5.1f}x {badger_cpu / perfkit_cpu:>5.1f}x "
+              f"{badger_mib:>12,.0f} {perfkit_mib:>11,.0f} {pgbadger_executions(badger_out):>16,} / {counted:,}",
+              flush=True)
+    if args.big_gb <= 0:
         return
-    args.dir.mkdir(parents=True, exist_ok=True)
-    csv_path = args.dir / "postgresql.csv"
-    lines = generate(csv_path, args.lines)
-    json_path = args.dir / "postgresql.json"
-    to_jsonlog(csv_path, json_path)
-    gz_path = args.dir / "postgresql.csv.gz"
-    with open(csv_path, "rb") as source, gzip.open(gz_path, "wb", compresslevel=1) as target:
-        shutil.copyfileobj(source, target)
-    print(f"generated {lines:,} lines of csvlog ({csv_path.stat().st_size / 2**20:,.0f} MiB) in {args.dir}")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    rows = [
-        ("csvlog", "pandas.read_csv", csv_path, None),
-        ("csvlog", "perfkit.logs.read", csv_path, "pandas.read_csv"),
-        ("csvlog.gz", "perfkit.logs.read", gz_path, "pandas.read_csv"),
-        ("csvlog", "most_frequent(read_chunks())", csv_path, "pandas.read_csv"),
-        ("jsonlog", "pandas.read_json", json_path, None),
-        ("jsonlog", "perfkit.logs.read", json_path, "pandas.read_json"),
-    ]
-    baseline = {}
-    print("rows: entries read (for most_frequent over chunks: the executions it counted)")
-    print(f"{'file':<10} {'reader':<36} {'rows':>10} {'seconds':>8} {'ratio':>7} {'peak MiB':>9}")
-    for label, task, path, base in rows:
-        seconds, peak, count = run(task, path)
-        if base is None:
-            baseline[task] = seconds
-        ratio = seconds / baseline[base] if base else 1.0
-        print(f"{label:<10} {task:<36} {count:>10,} {seconds:>8.2f} {ratio:>6.1f}x {peak:>9,.0f}", flush=True)
-    if not args.keep:
+    big = repeated(files["stderr"], args.dir / "postgresql-big.log", args.big_gb)
+    big_s, big_cpu, big_mib = measure(perfkit_argv(big))
+    print(f"stderr {big.stat().st_size / 2**30:.1f} GB (the real log repeated): perfkit {big_s:.1f} s wall, "
+          f"{big_cpu:.1f} s cpu, peak {big_mib:,.0f} MiB (goal <= 1024)")
+    big.unlink()
+    if not args.keep and not args.reuse:
         shutil.rmtree(args.dir, ignore_errors=True)
 
 

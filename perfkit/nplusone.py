@@ -138,6 +138,245 @@ def _request_id_of(tags: dict[str, str]) -> str:
     return parts[1] if len(parts) == 4 else ""
 
 
+# -- grouping statements into requests, streaming ---------------------------------------------------
+# How a request was told apart; only the first three can carry an N+1 warning: a connection cut by
+# idle time alone (pgbench, a pool without request comments) is at most an info note.
+GROUPED_BY = ("request comment", "transaction", "application_name", "connection and time gap")
+_STRONG = frozenset(GROUPED_BY[:3])
+_TRANSACTION_START = frozenset({"BEGIN", "START"})
+_KEEP_SIZES = 2_000
+OWN_APPLICATION = "perfkit"
+
+
+class _Request:
+    __slots__ = ("label", "request_id", "route", "grouped_by", "counts", "first_ms", "total_ms", "before",
+                 "statements", "last_shape", "info", "last_end", "application")
+
+    def __init__(self, label: str, request_id: str, route: str, grouped_by: str, application: str):
+        self.label, self.request_id, self.route, self.grouped_by = label, request_id, route, grouped_by
+        self.application = application
+        self.counts: dict[str, int] = {}
+        self.total_ms: dict[str, float] = {}
+        self.before: dict[str, str] = {}
+        self.info: dict[str, tuple] = {}
+        self.statements = 0
+        self.last_shape = ""
+        self.last_end = float("nan")
+
+
+class RequestGrouper:
+    """N+1 per request in one pass, in bounded state: one open request per connection.
+
+    A request is the run of a connection's statements that share a request comment
+    (sqlcommenter ``request_id``/``traceparent``), an explicit transaction (BEGIN ... COMMIT), or
+    an ``application_name`` the app sets per request; else a run cut by ``gap_ms`` of idle time
+    (whose findings are only ``info``). perfkit's own sessions (application_name ``perfkit``)
+    are left out.
+    """
+
+    def __init__(self, *, min_repeats: int = 3, max_statements: int = 10, gap_ms: float = 1000.0,
+                 critical_repeats: int = 20):
+        self.min_repeats, self.max_statements = min_repeats, max_statements
+        self.gap_ms, self.critical_repeats = gap_ms, critical_repeats
+        self.open: dict[str, _Request] = {}
+        self.in_transaction: dict[str, bool] = {}
+        self.applications: dict[str, str] = {}
+        self.hits: dict[tuple, dict] = {}
+        self.big: dict[tuple, dict] = {}
+        self.sequence = 0
+        self.requests = 0
+
+    def add(self, connection: str, ts: str, duration: float, shape_key: str, shape, statement: str,
+            application: str, epoch_ms) -> None:
+        """One execution: its connection, log time (text), duration, shape and text."""
+        if application.startswith(OWN_APPLICATION):
+            return
+        command = shape.command
+        if "/*" in statement:
+            tags = request_tags(statement)
+            request_id, route = _request_id_of(tags), _route_of(tags)
+        else:
+            request_id = route = ""
+        current = self.open.get(connection)
+        previous_app = self.applications.get(connection)
+        self.applications[connection] = application
+        app_changed = previous_app is not None and previous_app != application
+        if command in _TRANSACTION_START:
+            self._close(connection)
+            self.in_transaction[connection] = True
+            return
+        if command in _TRANSACTION_END:
+            if self.in_transaction.pop(connection, False):
+                self._close(connection)
+            return
+        if command in CONTROL_COMMANDS:
+            if command == "DISCARD":
+                self._close(connection)
+            return
+        in_transaction = self.in_transaction.get(connection, False)
+        now = float("nan")
+        if request_id:
+            grouped_by, label = "request comment", "request_id=" + request_id
+        elif in_transaction:
+            grouped_by = "transaction"
+            label = current.label if current is not None and current.grouped_by == "transaction" else ""
+        elif app_changed or (current is not None and current.grouped_by == "application_name"):
+            grouped_by, label = "application_name", f"{connection} application_name={application}"
+        else:
+            grouped_by = "connection and time gap"
+            label = current.label if current is not None and current.grouped_by == grouped_by else ""
+            now = epoch_ms(ts) if ts else float("nan")
+            start = now - duration if duration == duration else now
+            if current is not None and current.last_end == current.last_end and start - current.last_end > self.gap_ms:
+                label = ""
+        if current is not None and (current.label != label or current.grouped_by != grouped_by or app_changed):
+            self._close(connection)
+            current = None
+        if current is None:
+            self.sequence += 1
+            label = label or f"{connection}#{self.sequence}"
+            current = self.open[connection] = _Request(label, request_id, route, grouped_by, application)
+        if route and not current.route:
+            current.route = route
+        current.statements += 1
+        count = current.counts.get(shape_key, 0)
+        if count == 0:
+            current.before[shape_key] = current.last_shape
+            current.info[shape_key] = (shape.normalized, shape.fingerprint, command)
+            current.total_ms[shape_key] = 0.0
+        current.counts[shape_key] = count + 1
+        if duration == duration:
+            current.total_ms[shape_key] += duration
+        current.last_shape = shape_key
+        current.last_end = now
+
+    def _close(self, connection: str) -> None:
+        request = self.open.pop(connection, None)
+        if request is None or not request.statements:
+            return
+        self.requests += 1
+        for key, repeats in request.counts.items():
+            if repeats < self.min_repeats:
+                continue
+            normalized, fingerprint, command = request.info[key]
+            hit = self.hits.get((request.route, key, request.grouped_by))
+            total = request.total_ms[key]
+            if hit is None:
+                hit = self.hits[(request.route, key, request.grouped_by)] = {
+                    "requests": 0, "executions": 0, "total_ms": 0.0, "saved_ms": 0.0, "repeats": [],
+                    "worst": None, "normalized": normalized, "fingerprint": fingerprint, "command": command,
+                }
+            hit["requests"] += 1
+            hit["executions"] += repeats
+            hit["total_ms"] += total
+            hit["saved_ms"] += total - total / repeats
+            if len(hit["repeats"]) < _KEEP_SIZES:
+                hit["repeats"].append(repeats)
+            if hit["worst"] is None or repeats > hit["worst"]["repeats"]:
+                before = request.before.get(key, "")
+                hit["worst"] = {"repeats": repeats, "request": request.label, "request_id": request.request_id,
+                                "statements": request.statements,
+                                "after": request.info[before][0] if before in request.info else ""}
+        if request.statements > self.max_statements:
+            big = self.big.get((request.route, request.grouped_by))
+            total = sum(request.total_ms.values())
+            if big is None:
+                big = self.big[(request.route, request.grouped_by)] = {"requests": 0, "sizes": [], "worst": None}
+            big["requests"] += 1
+            if len(big["sizes"]) < _KEEP_SIZES:
+                big["sizes"].append(request.statements)
+            if big["worst"] is None or request.statements > big["worst"]["statements"]:
+                big["worst"] = {"statements": request.statements, "request": request.label,
+                                "request_id": request.request_id, "total_ms": total}
+
+    def close_all(self) -> None:
+        for connection in list(self.open):
+            self._close(connection)
+        self.in_transaction.clear()
+
+    def merge(self, other: RequestGrouper) -> None:
+        self.requests += other.requests
+        for key, hit in other.hits.items():
+            mine = self.hits.get(key)
+            if mine is None:
+                self.hits[key] = hit
+                continue
+            for name in ("requests", "executions", "total_ms", "saved_ms"):
+                mine[name] += hit[name]
+            mine["repeats"] = (mine["repeats"] + hit["repeats"])[:_KEEP_SIZES]
+            if hit["worst"]["repeats"] > mine["worst"]["repeats"]:
+                mine["worst"] = hit["worst"]
+        for key, big in other.big.items():
+            mine = self.big.get(key)
+            if mine is None:
+                self.big[key] = big
+                continue
+            mine["requests"] += big["requests"]
+            mine["sizes"] = (mine["sizes"] + big["sizes"])[:_KEEP_SIZES]
+            if big["worst"]["statements"] > mine["worst"]["statements"]:
+                mine["worst"] = big["worst"]
+
+    def findings(self) -> pd.DataFrame:
+        """The ``n_plus_one`` findings (columns as :func:`from_logs`)."""
+        import statistics
+
+        rows = []
+        flagged = set()
+        for (route, _key, grouped_by), hit in self.hits.items():
+            worst = hit["worst"]
+            strong = grouped_by in _STRONG
+            statement = str(hit["normalized"])
+            mean_ms = hit["total_ms"] / hit["executions"] if hit["executions"] else math.nan
+            where = f"in one request to {route}" if route else "in one request"
+            many = hit["requests"]
+            after = worst["after"]
+            evidence = (
+                f"{_clip(statement, 100)} ran {worst['repeats']} times {where}"
+                + (f" (request {worst['request_id']})" if worst["request_id"] else "")
+                + (f", {int(statistics.median(hit['repeats']))} times at the median over {many} such requests"
+                   if many > 1 else "")
+                + (f"; {mean_ms:.2f} ms each" if mean_ms == mean_ms and mean_ms else "")
+                + (f", right after {_clip(after, 80)}" if after else "")
+                + f"; requests grouped by {grouped_by}"
+                + ("" if strong else " alone (no request comment or transaction): a hint, not proof")
+            )
+            if strong:
+                flagged.add(route)
+                severity = "critical" if worst["repeats"] >= self.critical_repeats else "warning"
+            else:
+                severity = "info"
+            rows.append(finding(
+                "n_plus_one", severity, route or _clip(statement, 120), evidence,
+                _recommendation(str(hit["command"]), after),
+                sql=any_rewrite(statement) or "" if strong else "",
+                benefit_ms=hit["saved_ms"] if strong else None,
+                pattern="repeated_statement", route=route, fingerprint=hit["fingerprint"], statement=statement,
+                repeats=int(worst["repeats"]), statements=int(worst["statements"]), requests=many,
+                example_request=str(worst["request"]), after=after, grouped_by=grouped_by,
+                confidence="high" if grouped_by == "request comment" else ("medium" if strong else "low"),
+            ))
+        for (route, grouped_by), big in self.big.items():
+            worst = big["worst"]
+            strong = grouped_by in _STRONG
+            where = f"to {route}" if route else "without a route comment"
+            explained = route in flagged
+            rows.append(finding(
+                "n_plus_one", "warning" if strong and not explained else "info",
+                route or "requests without a route comment",
+                f"{big['requests']} request(s) {where} ran more than {self.max_statements} statements: "
+                f"{int(worst['statements'])} at most (request {worst['request_id'] or worst['request']}), "
+                f"{int(statistics.median(big['sizes']))} at the median, {float(worst['total_ms']):.1f} ms of "
+                f"database time in the largest; requests grouped by {grouped_by}"
+                + ("; the repeated statement found for this route explains it" if explained else ""),
+                "load what the request needs in fewer statements: fetch related rows with a join or "
+                "one `= ANY($1)` query per table instead of one per row, and cache per-request lookups",
+                pattern="too_many_statements", route=route, statements=int(worst["statements"]),
+                requests=big["requests"], example_request=str(worst["request"]), grouped_by=grouped_by,
+                confidence="high" if grouped_by == "request comment" else ("medium" if strong else "low"),
+            ))
+        return _with_columns(rows, LOG_FINDING_COLUMNS)
+
+
 # -- grouping statements into requests ----------------------------------------------------------
 
 def requests(logs: pd.DataFrame, *, gap_ms: float = 1000.0, split_on_commit: bool = True) -> pd.DataFrame:
@@ -241,119 +480,26 @@ def from_logs(
     """
     if min_repeats < 2:
         raise BadInputError(f"min_repeats must be 2 or more, not {min_repeats}")
-    runs = requests(logs, gap_ms=gap_ms, split_on_commit=split_on_commit)
-    runs = runs[~runs["control"]] if len(runs) else runs
+    from perfkit.logs.normalize import Normalized
+
+    grouper = RequestGrouper(min_repeats=min_repeats, max_statements=max_statements, gap_ms=gap_ms,
+                             critical_repeats=critical_repeats)
+    runs = executions(logs)
+    runs = runs[runs["statement"].fillna("") != ""]
     if runs.empty:
-        return _with_columns([], LOG_FINDING_COLUMNS)
-    runs = runs.assign(_shape=runs["fingerprint"].fillna("text:" + runs["normalized"]))
-    rows = _repeated(runs, min_repeats, critical_repeats)
-    flagged_routes = {row["route"] for row in rows}
-    rows += _too_many(runs, max_statements, flagged_routes)
-    return _with_columns(rows, LOG_FINDING_COLUMNS)
-
-
-def _repeated(runs: pd.DataFrame, min_repeats: int, critical_repeats: int) -> list[dict]:
-    per_request = (
-        runs.groupby(["request", "_shape"], sort=False)
-        .agg(
-            repeats=("line", "size"),
-            total_ms=("duration_ms", "sum"),
-            route=("route", "first"),
-            grouped_by=("grouped_by", "first"),
-            normalized=("normalized", "first"),
-            fingerprint=("fingerprint", "first"),
-            command=("command", "first"),
-            request_id=("request_id", "first"),
-        )
-        .reset_index()
-    )
-    hits = per_request[per_request["repeats"] >= min_repeats]
-    rows = []
-    for (route, shape), group in hits.groupby(["route", "_shape"], sort=False):
-        worst = group.loc[group["repeats"].idxmax()]
-        executions_ = int(group["repeats"].sum())
-        mean_ms = float(group["total_ms"].sum() / executions_) if executions_ else math.nan
-        after = _statement_before(runs, worst["request"], shape)
-        saved = float((group["total_ms"] - group["total_ms"] / group["repeats"]).sum())
-        statement = str(worst["normalized"])
-        where = f"in one request to {route}" if route else "in one request"
-        many = len(group)
-        evidence = (
-            f"{_clip(statement, 100)} ran {int(worst['repeats'])} times {where}"
-            + (f" (request {worst['request_id']})" if worst["request_id"] else "")
-            + (f", {int(group['repeats'].median())} times at the median over {many} such requests" if many > 1 else "")
-            + (f"; {mean_ms:.2f} ms each" if not math.isnan(mean_ms) else "")
-            + (f", right after {_clip(after, 80)}" if after else "")
-            + f"; requests grouped by {worst['grouped_by']}"
-        )
-        rows.append(
-            finding(
-                "n_plus_one",
-                "critical" if worst["repeats"] >= critical_repeats else "warning",
-                route or _clip(statement, 120),
-                evidence,
-                _recommendation(str(worst["command"]), after),
-                sql=any_rewrite(statement) or "",
-                benefit_ms=saved if not math.isnan(saved) else None,
-                pattern="repeated_statement",
-                route=route,
-                fingerprint=worst["fingerprint"],
-                statement=statement,
-                repeats=int(worst["repeats"]),
-                statements=int((runs["request"] == worst["request"]).sum()),
-                requests=many,
-                example_request=str(worst["request"]),
-                after=after,
-                grouped_by=worst["grouped_by"],
-                confidence="high" if worst["grouped_by"] == "request comment" else "medium",
-            )
-        )
-    return rows
-
-
-def _too_many(runs: pd.DataFrame, max_statements: int, flagged_routes: set[str]) -> list[dict]:
-    sizes = runs.groupby("request", sort=False).agg(
-        statements=("line", "size"), route=("route", "first"), grouped_by=("grouped_by", "first"),
-        total_ms=("duration_ms", "sum"), request_id=("request_id", "first"),
-    )
-    big = sizes[sizes["statements"] > max_statements]
-    rows = []
-    for route, group in big.groupby("route", sort=False):
-        worst = group.loc[group["statements"].idxmax()]
-        where = f"to {route}" if route else "without a route comment"
-        explained = route in flagged_routes
-        rows.append(
-            finding(
-                "n_plus_one",
-                "info" if explained else "warning",
-                route or "requests without a route comment",
-                f"{len(group)} request(s) {where} ran more than {max_statements} statements: "
-                f"{int(worst['statements'])} at most (request {worst['request_id'] or worst.name}), "
-                f"{int(group['statements'].median())} at the median, {float(worst['total_ms']):.1f} ms of "
-                f"database time in the largest; requests grouped by {worst['grouped_by']}"
-                + ("; the repeated statement found for this route explains it" if explained else ""),
-                "load what the request needs in fewer statements: fetch related rows with a join or "
-                "one `= ANY($1)` query per table instead of one per row, and cache per-request lookups",
-                pattern="too_many_statements",
-                route=route,
-                statements=int(worst["statements"]),
-                requests=len(group),
-                example_request=str(worst.name),
-                grouped_by=worst["grouped_by"],
-                confidence="high" if worst["grouped_by"] == "request comment" else "medium",
-            )
-        )
-    return rows
-
-
-def _statement_before(runs: pd.DataFrame, request: str, shape: str) -> str:
-    """The statement run in ``request`` just before its first execution of ``shape``."""
-    inside = runs[runs["request"] == request]
-    positions = list(inside["_shape"])
-    first = positions.index(shape) if shape in positions else -1
-    if first <= 0:
-        return ""
-    return str(inside["normalized"].iloc[first - 1])
+        return grouper.findings()
+    runs = runs.sort_values(["ts", "file", "line"], kind="stable")
+    connection = runs["session_id"].where(runs["session_id"] != "",
+                                          runs["file"].astype(str) + ":" + runs["pid"].astype(str))
+    stamps = (runs["ts"].astype("int64") / 1e6).tolist()
+    for conn, stamp, duration, shape, normalized, fingerprint, command, statement, application in zip(
+            connection, stamps, runs["duration_ms"], runs["fingerprint"].fillna("text:" + runs["normalized"]),
+            runs["normalized"], runs["fingerprint"], runs["command"], runs["statement"], runs["application"],
+            strict=True):
+        grouper.add(conn, stamp, float(duration), shape, Normalized(normalized, fingerprint, command), statement,
+                    application or "", float)
+    grouper.close_all()
+    return grouper.findings()
 
 
 def _recommendation(command: str, after: str) -> str:

@@ -968,6 +968,24 @@ def _file_section(src: Sources, title: str, source: str, files: list, build: Cal
 
 
 # -- server logs ----------------------------------------------------------------------------------
+_LOG_EVENT_TABLES = (
+    ("statement_types", "Statements by type:"),
+    ("by_database", "Statements per database:"),
+    ("by_user", "Statements per user:"),
+    ("by_application", "Statements per application:"),
+    ("by_host", "Statements per client host:"),
+    ("errors", "Errors by SQLSTATE and message:"),
+    ("cancelled", "Cancelled statements:"),
+    ("temp_files", "Temporary files (log_temp_files), per statement shape:"),
+    ("checkpoints", "Checkpoints (log_checkpoints):"),
+    ("autovacuum", "Autovacuum and autoanalyze runs per table:"),
+    ("lock_waits", "Lock waits (log_lock_waits):"),
+    ("deadlocks", "Deadlocks:"),
+    ("connections", "Connections (log_connections):"),
+    ("sessions", "Sessions (log_disconnections):"),
+    ("connections_per_hour", "Connections per hour:"),
+    ("errors_per_hour", "Errors per hour:"),
+)
 def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeats: int = 3,
                 max_statements: int = 10, gap_ms: float = 1000.0, prefix: str | None = None,
                 skip_bad_lines: bool = False, timezone: str | None = None) -> Section:
@@ -992,14 +1010,13 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
     title = "Server log"
 
     def build() -> Section:
-        from perfkit import charts
         from perfkit import logs as server_log
+        from perfkit.charts import logevents
 
         assessed = server_log.assess(src.logs, prefix=prefix, skip_bad_lines=skip_bad_lines, timezone=timezone, n=n,
                                      slow_ms=slow_ms, min_repeats=min_repeats, max_statements=max_statements,
                                      gap_ms=gap_ms)
         facts, tables = assessed.facts, assessed.tables
-        entries = assessed.data["logs"]
         blocks = [f"{facts['entries']:,} log entries from {', '.join(p.name for p in src.logs)}; "
                   f"{facts['executions']:,} statement executions, {facts['timed_executions']:,} with a duration."]
         blocks += [f"*{note}*" for note in assessed.notes]
@@ -1009,21 +1026,27 @@ def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeat
             blocks += ["The statement shapes that took the most time:",
                        _rounded(busiest[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
                            normalized=busiest["normalized"].map(short_query))),
-                       charts.duration_histogram(entries, top=3, shapes=busiest)]
+                       logevents.binned_histogram(tables["duration_bins"], top=3)]
         if len(frequent):
             blocks += ["The statement shapes run most often:",
                        _rounded(frequent[["calls", "total_ms", "mean_ms", "max_ms", "normalized"]].assign(
                            normalized=frequent["normalized"].map(short_query)))]
         if len(slowest):
-            blocks += ["The slowest executions:",
-                       _rounded(slowest[["ts", "duration_ms", "database", "statement"]].assign(
+            blocks += ["The slowest statement shapes, each by its slowest execution:",
+                       _rounded(slowest[["ts", "duration_ms", "calls", "database", "statement"]].assign(
                            statement=slowest["statement"].map(short_query)))]
+        if len(tables["per_minute"]) > 1:
+            blocks += ["Statements per minute:", logevents.per_minute(tables["per_minute"])]
         if len(n_plus_one):
             blocks += ["N+1 patterns per request:", n_plus_one[["severity", "subject", "evidence", "recommendation"]]]
         else:
             blocks.append(f"No request ran the same statement {min_repeats} times or more.")
+        for name, caption in _LOG_EVENT_TABLES:
+            table = tables.get(name)
+            if table is not None and len(table):
+                blocks += [caption, _rounded(table.head(n))]
         section = Section(title, blocks,
-                       data={"logs": entries, "slowest": assessed.data["slowest"], "most_frequent": frequent,
+                       data={"slowest": assessed.data["slowest"], "most_frequent": frequent,
                              "busiest": busiest, "n_plus_one": n_plus_one},
                        findings=assessed.findings,
                        facts={"files": [str(Path(f).resolve()) for f in facts["files"]], "entries": facts["entries"],

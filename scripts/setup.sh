@@ -83,6 +83,15 @@ if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
     log "pgbouncer is missing: install it (Debian: apt-get install pgbouncer); the pooler test needs it"; exit 1; fi
 fi
 # --- end of pgbouncer ----------------------------------------------------------------------------
+# --- pgBadger, which the log tests and `make bench` (the bench extra) run beside perfkit ---------
+if ! command -v pgbadger >/dev/null 2>&1; then
+  if is_root && have_apt; then
+    apt_install pgbadger
+  elif [[ ",$EXTRAS," == *",bench,"* ]]; then
+    log "pgbadger is missing: benchmarks/bench_logs.py compares perfkit with it (Debian: apt-get install pgbadger)"
+    exit 1
+  fi
+fi
 
 # --- Python virtual environment ----------------------------------------------------------------
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

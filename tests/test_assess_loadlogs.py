@@ -178,20 +178,18 @@ def test_logs_cli_notebook_and_assess_agree(case, monkeypatch, capsys):
     assert set(doc["formats"]) == {str(p) for p in paths}
 
 
-def test_skip_bad_lines_note_is_kept_by_the_section(damaged_log, monkeypatch, capsys):
-    code, doc, err = run_cli(monkeypatch, capsys, "logs", damaged_log, "--json")
-    assert code == 2 and doc is None and "damaged.log, line 4" in err
-    code, doc, _ = run_cli(monkeypatch, capsys, "logs", damaged_log, "--json", "--skip-bad-lines")
-    assessed = perfkit.logs.assess(damaged_log, skip_bad_lines=True)
-    section = sections.server_logs(sections.load_sources(sample=SAMPLE, logs=[damaged_log]), skip_bad_lines=True)
-    note = next(n for n in doc["notes"] if n.startswith("skipped 1 unreadable line"))
-    assert code == 0 and "line 4" in note and assessed.notes == doc["notes"]
-    assert f"*{note}*" in section.blocks and section.facts["skipped_lines"] == 1 == doc["skipped_lines"]
-    assert finding_keys(doc["findings"]) == finding_keys(assessed.findings) == finding_keys(section.findings)
-    assert finding_keys(doc["findings"])  # the damaged log still has its N+1
-    # without the option the section says the file is unreadable, in one line
-    unreadable = sections.server_logs(sections.load_sources(sample=SAMPLE, logs=[damaged_log]))
-    assert unreadable.skipped.startswith("Server log: ") and "line 4" in unreadable.skipped
+def test_lines_that_are_not_log_records_are_a_note_not_a_stop(damaged_log, monkeypatch, capsys):
+    # a pg_ctl message or any other stray line in the file: counted and noted, the rest is read
+    for extra in ([], ["--skip-bad-lines"]):
+        code, doc, _ = run_cli(monkeypatch, capsys, "logs", damaged_log, "--json", *extra)
+        assessed = perfkit.logs.assess(damaged_log, skip_bad_lines=bool(extra))
+        section = sections.server_logs(sections.load_sources(sample=SAMPLE, logs=[damaged_log]),
+                                       skip_bad_lines=bool(extra))
+        note = next(n for n in doc["notes"] if n.startswith("skipped 1 line(s) that are not log records"))
+        assert code == 0 and "line 4" in note and assessed.notes == doc["notes"]
+        assert f"*{note}*" in section.blocks and section.facts["skipped_lines"] == 1 == doc["skipped_lines"]
+        assert finding_keys(doc["findings"]) == finding_keys(assessed.findings) == finding_keys(section.findings)
+        assert finding_keys(doc["findings"])  # the damaged log still has its N+1
 
 
 @pytest.mark.parametrize(("option", "value", "flag"), [

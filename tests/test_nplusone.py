@@ -132,7 +132,9 @@ def test_untagged_requests_are_cut_at_idle_gaps(server):
     assert len(untagged) == 1
     assert untagged.iloc[0]["repeats"] == UNTAGGED_LOOKUPS
     assert untagged.iloc[0]["grouped_by"] == "connection and time gap"
-    assert untagged.iloc[0]["sql"] == "SELECT name FROM customers WHERE tenant_id = $1 AND id = ANY($2)"
+    # a time gap alone is a hint, never a warning with a fix: a pool or pgbench looks the same
+    assert untagged.iloc[0]["severity"] == "info" and untagged.iloc[0]["confidence"] == "low"
+    assert untagged.iloc[0]["sql"] == ""
     groups = nplusone.requests(logs, gap_ms=GAP_MS)
     legacy = groups[(groups["application"] == "legacy") & ~groups["control"]]
     assert legacy.groupby("request").size().tolist() == [1 + UNTAGGED_LOOKUPS, 3]

@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     parser.add_argument("--prefix", default=None, help="the server's log_line_prefix, for stderr logs "
                         "(default: try the common ones, such as '%%m [%%p] ')")
     parser.add_argument("--skip-bad-lines", action="store_true", help="skip unreadable lines and say how many")
+    parser.add_argument("--format", default=None, choices=("stderr", "csvlog", "jsonlog", "syslog"),
+                        help="what the files are (default: told from their first lines)")
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="processes reading the files (default: every core)")
     parser.add_argument("--timezone", default=None, help="the server's log_timezone, when timestamps carry an "
                         "ambiguous zone such as CST")
     parser.add_argument("-n", "--top", type=positive_int, default=10, help="rows per table (default: 10)")
@@ -41,6 +45,28 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+_EVENT_TABLES = (
+    ("statement_types", "Statement types", ["type", "calls", "total_ms"]),
+    ("by_database", "Per database", ["calls", "total_ms", "database"]),
+    ("by_user", "Per user", ["calls", "total_ms", "user"]),
+    ("by_application", "Per application", ["calls", "total_ms", "application"]),
+    ("by_host", "Per client host", ["calls", "total_ms", "host"]),
+    ("per_hour", "Statements per hour", ["hour", "calls", "total_ms"]),
+    ("errors", "Errors", ["count", "level", "sqlstate", "message"]),
+    ("cancelled", "Cancelled statements", ["count", "reason"]),
+    ("temp_files", "Temporary files", ["count", "total_bytes", "max_bytes", "normalized"]),
+    ("checkpoints", "Checkpoints", ["started", "timed", "requested", "wal", "write_s", "sync_s",
+                                    "mean_distance_kb", "median_interval_s"]),
+    ("autovacuum", "Autovacuum and autoanalyze", ["runs", "elapsed_s", "tuples_removed", "action", "table"]),
+    ("lock_waits", "Lock waits", ["waits", "total_ms", "max_ms", "mode", "normalized"]),
+    ("deadlocks", "Deadlocks", ["ts", "statements"]),
+    ("sessions", "Sessions", ["sessions", "mean_s", "dimension", "value"]),
+    ("connections", "Connections", ["connections", "dimension", "value"]),
+    ("connections_per_hour", "Connections per hour", ["hour", "count"]),
+    ("errors_per_hour", "Errors per hour", ["hour", "count"]),
+)
+
+
 def run(args: argparse.Namespace) -> int:
     import perfkit.logs
     from perfkit.output import emit_json, print_findings, print_table, say, wrapped
@@ -48,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
         slow_ms=args.slow_ms, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms,
-        include_noise=args.include_noise,
+        include_noise=args.include_noise, format=args.format, jobs=args.jobs,
     )
     if args.json:
         emit_json(assessment.to_json())
@@ -56,12 +82,15 @@ def run(args: argparse.Namespace) -> int:
     facts, tables = assessment.facts, assessment.tables
     for note in assessment.notes:
         say(wrapped(note, "perfkit: "))
+    for name, prefix in facts["prefixes"].items():
+        say(wrapped(f"{name}: {facts['formats'].get(name, 'stderr')}, read with", "perfkit: "))
+        say(f"perfkit:   log_line_prefix {prefix!r}")  # whole, to copy
     say(f"read {facts['entries']:,} entries ({facts['executions']:,} statement executions) "
         f"from {len(facts['files'])} file(s)")
     slowest = tables["slowest"]
     print_table(slowest.assign(plan=slowest["has_plan"].map(lambda has: "yes" if has else "")),
-                ["duration_ms", "ts", "normalized", "user", "database", "plan"],
-                title="Slowest statements", headers={"normalized": "statement"}, fit="normalized")
+                ["duration_ms", "calls", "ts", "normalized", "user", "database", "plan"],
+                title="Slowest statements (one row per statement shape, its slowest run)", headers={"normalized": "statement"}, fit="normalized")
     print()
     print_table(tables["most_frequent"], ["calls", "total_ms", "mean_ms", "max_ms", "normalized"],
                 title="Most frequent statements", headers={"normalized": "statement"}, fit="normalized")
@@ -69,5 +98,11 @@ def run(args: argparse.Namespace) -> int:
     print_table(tables["most_time"], ["total_ms", "calls", "mean_ms", "max_ms", "normalized"],
                 title="Most time-consuming statements", headers={"normalized": "statement"}, fit="normalized")
     print()
+    for name, title, columns in _EVENT_TABLES:
+        table = tables.get(name)
+        if table is not None and len(table):
+            print_table(table.head(args.top), columns, title=title, fit=columns[-1] if columns[-1] in (
+                "message", "normalized", "statements", "value", "table", "reason") else None)
+            print()
     print_findings(assessment.findings, title="Findings")
     return gate_code(assessment.findings, args.fail_on)

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                         help="a notebook parameter (repeatable); VALUE is read as JSON when it parses, else as text")
     parser.add_argument("--loadtest", action="append", default=[], metavar="PATH", help="a load-test result file (repeatable; the last is compared with the first)")
-    parser.add_argument("--logs", action="append", default=[], metavar="PATH", help="a PostgreSQL log file (repeatable)")
+    parser.add_argument("--logs", action="append", default=[], metavar="PATH", help="a PostgreSQL log file or glob pattern (repeatable)")
     parser.add_argument("--plan", action="append", default=[], metavar="PATH",
                         help="a saved plan, EXPLAIN JSON or text (repeatable; default with a database: explain its costliest statements)")
     parser.add_argument("--slo", default=None, metavar="FILE", help="a TOML file of SLO targets (default: p95 < 500 ms, p99 < 1 s, errors < 1 %%, > 100 req/s)")
@@ -71,6 +71,13 @@ def _files(paths: list[str], what: str) -> list[str]:
     return resolved
 
 
+def _log_files(paths: list[str]) -> list[str]:
+    """The log files of ``--logs`` (files or glob patterns, as ``perfkit logs`` takes them), absolute."""
+    from perfkit.logs.sources import expand
+
+    return [str(path.resolve()) for path in expand(paths)] if paths else []
+
+
 def build_parameters(args) -> tuple[dict, str | None]:
     """The notebook parameters and the DSN from the options (paths made absolute: the kernel runs in notebooks/)."""
     from perfkit.errors import BadInputError
@@ -90,7 +97,7 @@ def build_parameters(args) -> tuple[dict, str | None]:
     if args.loadtest or (weekly and not args.sample):
         parameters["loadtest"] = _files(args.loadtest, "load-test")
     if args.logs or (weekly and not args.sample):
-        parameters["logs"] = _files(args.logs, "log")
+        parameters["logs"] = _log_files(args.logs)
     if args.plan or (weekly and not args.sample):
         parameters["plans"] = _files(args.plan, "plan")
     if args.slo:

@@ -22,9 +22,9 @@ FREQUENT_COLUMNS = [
 
 
 def executions(logs: pd.DataFrame) -> pd.DataFrame:
-    """The rows that are statement executions (``statement`` or ``execute`` with a text)."""
-    mask = logs["phase"].isin(EXECUTION_PHASES) & (logs["statement"].fillna("") != "")
-    return logs[mask]
+    """The rows that are statement executions (``statement`` or ``execute``; an empty text, a
+    driver's empty query, is an execution too, as pgBadger counts it)."""
+    return logs[logs["phase"].isin(EXECUTION_PHASES)]
 
 
 def _chunks(logs: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:

@@ -32,10 +32,11 @@ JSON_KEYS = {
     "backend_type": "backend_type", "leader_pid": "leader_pid", "query_id": "query_id",
 }
 
-# the start of a csvlog record: log_time, user_name, database_name, process_id
+# the start of a csvlog record: log_time, user_name, database_name, process_id (quoted or not)
 _CSV_TEXT = r'(?:"(?:[^"]|"")*"|[^",]*)'
 CSV_RECORD_START = re.compile(
-    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: [A-Za-z0-9+:_/-]+)?," + _CSV_TEXT + "," + _CSV_TEXT + r",\d*,"
+    r'"?\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: [A-Za-z0-9+:_/-]+)?"?,' + _CSV_TEXT + "," + _CSV_TEXT
+    + r',"?\d*"?,'
 )
 
 # the fields a stderr continuation line (DETAIL, STATEMENT...) fills on the entry before it
@@ -103,12 +104,19 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         if not isinstance(record, dict) or "message" not in record:
             yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
             continue
-        nested = next((k for k in JSON_KEYS if isinstance(record.get(k), dict | list)), None)
+        entry = {}
+        nested = None
+        for key, value in record.items():
+            name = JSON_KEYS.get(key)
+            if name is not None:
+                if value.__class__ is dict or value.__class__ is list:
+                    nested = key
+                    break
+                entry[name] = value
         if nested is not None:
             # PostgreSQL writes every jsonlog field as a string or a number
             yield BadRecord(number, f"the jsonlog key {nested!r} holds a JSON object or array, not a value")
             continue
-        entry = {JSON_KEYS[k]: v for k, v in record.items() if k in JSON_KEYS}
         entry["line"] = number
         yield entry
 
@@ -120,11 +128,16 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
     end = 0
     in_quote = False
 
+    feeder = _Feeder()
+    reader = [csv.reader(feeder, strict=True)]
+
     def finish() -> dict | BadRecord:
-        text = "\n".join(buffer)
+        # one csv reader for the whole file, fed one complete record (its quotes balanced) at a time
+        feeder.text = buffer[0] if len(buffer) == 1 else "\n".join(buffer)
         try:
-            fields = next(csv.reader([text], strict=True))
+            fields = next(reader[0])
         except (csv.Error, StopIteration) as err:
+            reader[0] = csv.reader(feeder, strict=True)
             return BadRecord(start, f"not a csvlog record ({err})", end)
         if len(fields) not in CSV_WIDTHS:
             return BadRecord(
@@ -163,6 +176,22 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
         yield BadRecord(start, "a csvlog record cut short at the end of the file (a quoted field never closes)", end)
 
 
+class _Feeder:
+    """An iterator that gives the csv reader the record put in ``text``, once."""
+
+    def __init__(self):
+        self.text: str | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        text, self.text = self.text, None
+        if text is None:
+            raise StopIteration
+        return text
+
+
 def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterator[dict | BadRecord]:
     """Entries of a stderr log written with ``log_line_prefix = prefix``.
 
@@ -171,7 +200,25 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
     """
     entry: dict | None = None
     field = "message"
+    match = prefix.regex.match
     for number, line in lines:
+        found = match(line)
+        if found is not None and "\x00" not in line:
+            # the common case first: a line with the prefix (LinePrefix.match, inlined)
+            found = found.groupdict()
+            if None in found.values():
+                found = {k: v for k, v in found.items() if v is not None}
+            level = found["level"]
+            if level in SECONDARY_LEVELS and entry is not None and _same_process(entry, found):
+                field = _SECONDARY_FIELD[level]
+                entry[field] = found["message"]
+                continue
+            if entry is not None:
+                yield entry
+            entry = found
+            entry["line"] = number
+            field = "message"
+            continue
         if line.startswith("\t"):
             if entry is None:
                 yield BadRecord(number, "a continuation line (starting with a tab) without an entry before it")

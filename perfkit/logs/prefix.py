@@ -110,7 +110,10 @@ class LinePrefix:
         found = self.regex.match(line)
         if found is None:
             return None
-        return {k: v for k, v in found.groupdict().items() if v is not None}
+        fields = found.groupdict()
+        if None in fields.values():
+            return {k: v for k, v in fields.items() if v is not None}
+        return fields
 
     def explain_mismatch(self, line: str) -> str:
         """Where ``line`` stops following the prefix, in words, for error messages."""
@@ -216,9 +219,84 @@ def detect(lines: list[str]) -> LinePrefix | None:
     candidates = [line for line in lines if line and not line.startswith("\t")]
     if not candidates:
         return None
-    for text in COMMON_PREFIXES:
-        prefix = LinePrefix(text)
+    inferred = [text for text in dict.fromkeys(infer(line) for line in candidates[:50]) if text]
+    for text in (*COMMON_PREFIXES, *[t for t in inferred if t not in COMMON_PREFIXES]):
+        try:
+            prefix = LinePrefix(text)
+        except BadInputError:
+            continue
+        if verify_prefix(prefix, candidates):
+            continue
         score = sum(1 for line in candidates if prefix.match(line))
         if score > best_score:
             best, best_score = prefix, score
     return best if best_score * 2 >= len(candidates) else None
+
+
+# a field that swallowed part of the prefix: "[queryid=1] postgres", ",host=10.0.0.1,app=psql"
+_SWALLOWED = re.compile(r"[\[\]]|(?:^|[,\s])\w+=")
+_HOST = re.compile(r"^(?:\[local\]|[\w.:%-]*)(?:\(\d+\))?$")
+
+
+def verify_prefix(prefix: LinePrefix, lines: list[str]) -> str:
+    """What is wrong with reading ``lines`` with ``prefix`` (a field that swallowed the rest of the
+    prefix on most lines), or ``""``."""
+    matched = bad = 0
+    example = ""
+    for text in lines:
+        if not text or text.startswith("\t"):
+            continue
+        found = prefix.match(text)
+        if found is None:
+            continue
+        matched += 1
+        for name in ("user", "database"):
+            value = found.get(name) or ""
+            if value and value != "[unknown]" and _SWALLOWED.search(value):
+                bad += 1
+                example = example or f"{name} would read {value[:40]!r}"
+                break
+        else:
+            client = found.get("client") or ""
+            if client and not _HOST.match(client):
+                bad += 1
+                example = example or f"the client host would read {client[:40]!r}"
+    if matched and bad * 10 > matched:
+        return f"{example} on {bad} of {matched} sample lines"
+    return ""
+
+
+_HEAD = re.compile(r"(?:DEBUG[1-5]?|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|STATEMENT|CONTEXT|QUERY):  ")
+_INFER = (
+    (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}(?: [A-Za-z0-9+:_/-]+)?(?= )"), "%m"),
+    (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:_/-]+)?(?= )"), "%t"),
+    (re.compile(r"^\d{10}\.\d{3}(?= )"), "%n"),
+)
+_FIELDS = (
+    (re.compile(r"\[\d+-1\]"), "[%l-1]"),
+    (re.compile(r"\[\d+\]"), "[%p]"),
+    (re.compile(r"\b(user|usr|u)=[^,\s]*"), r"\1=%u"),
+    (re.compile(r"\b(db|database|d)=[^,\s]*"), r"\1=%d"),
+    (re.compile(r"\b(app|application|application_name|a)=[^,\s]*"), r"\1=%a"),
+    (re.compile(r"\b(client|host|remote|h)=[^,\s]*"), r"\1=%h"),
+)
+
+
+def infer(line: str) -> str:
+    """A log_line_prefix read off one line: its timestamp, ``[pid]`` and ``key=value`` fields as
+    escapes (``user=app,db=shop`` -> ``user=%u,db=%d``); ``""`` when the line shows none of them."""
+    found = _HEAD.search(line)
+    if found is None:
+        return ""
+    head = line[: found.start()]
+    text = ""
+    for pattern, escape in _INFER:
+        stamp = pattern.match(head)
+        if stamp:
+            text, head = escape, head[stamp.end():]
+            break
+    if not text:
+        return ""
+    for pattern, escape in _FIELDS:
+        head = pattern.sub(escape, head, count=1)
+    return text + head

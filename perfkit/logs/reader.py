@@ -18,7 +18,7 @@ from perfkit.errors import BadInputError
 from perfkit.logs import formats
 from perfkit.logs.messages import statement_of
 from perfkit.logs.normalize import normalize
-from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix, detect
+from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix, detect, verify_prefix
 from perfkit.logs.sources import _Progress, expand, numbered_lines
 from perfkit.logs.timestamps import to_utc, unreadable
 from perfkit.secrets import scrub_statements
@@ -207,6 +207,101 @@ def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: Rea
         report.prefixes[str(path)] = chosen.prefix
         records = formats.read_stderr(every, chosen)
     yield from _kept(records, path, skip, report)
+
+
+def choose_reader(kind: str, lines, prefix: LinePrefix | None):
+    """The records of ``lines`` read as ``kind`` (csvlog, jsonlog, or stderr with ``prefix``)."""
+    if kind == "jsonlog":
+        return formats.read_jsonlog(lines)
+    if kind == "csvlog":
+        return formats.read_csvlog(lines)
+    return formats.read_stderr(lines, prefix)
+
+
+FORMAT_NAMES = ("stderr", "csvlog", "jsonlog", "syslog")
+
+
+def detect_format(path: Path, prefix: str | None, kind: str | None = None, skip: bool = False) -> tuple[str, str | None]:
+    """``(format, log_line_prefix)`` of the log ``path``, told from its first lines (or ``kind``).
+
+    The prefix of a stderr or syslog log is verified on the sample: every field must read as what
+    it is (a user name that swallowed ``[queryid=...]``, a database that reads ``,host=...`` mean a
+    wrong prefix).
+
+    Raises
+    ------
+    BadInputError
+        Binary content (unless ``skip``), a pgbouncer log, a prefix that cannot be told or that
+        does not fit the lines.
+    """
+    if kind is not None and kind not in FORMAT_NAMES:
+        raise BadInputError(f"--format must be one of {', '.join(FORMAT_NAMES)}, not {kind!r}")
+    sample = []
+    try:
+        sample = list(itertools.islice(numbered_lines(path), _SAMPLE_LINES))
+    except BadInputError:
+        if not skip:
+            raise
+    binary = [n for n, text in sample if "\x00" in text or text.count("\ufffd") * 4 > len(text) > 0]
+    if sample and len(binary) * 2 > len(sample):
+        if not skip:
+            raise BadInputError("binary content, not a PostgreSQL log (csvlog, jsonlog or stderr)", path=path,
+                                line=binary[0])
+        return "binary", None
+    texts = [text for _, text in sample]
+    foreign = None if kind in ("stderr", "csvlog", "jsonlog") else formats.foreign_format(texts)
+    if kind == "syslog" or foreign == "syslog":
+        return "syslog", _syslog_prefix(path, sample, prefix)
+    if foreign == "pgbouncer":
+        list(_foreign(path, foreign, sample, iter(()), None, skip, ReadReport()))
+    line_prefix = LinePrefix(prefix) if prefix else None
+    if kind is None:
+        kind = formats.sniff(texts, [line_prefix] if line_prefix else [LinePrefix(p) for p in COMMON_PREFIXES])
+    if kind != "stderr":
+        return kind, None
+    chosen = line_prefix or detect(texts)
+    if chosen is None:
+        first = next(((n, t) for n, t in sample if t.strip()), (1, ""))
+        raise BadInputError(
+            f"cannot tell this stderr log's log_line_prefix from its lines (it starts {first[1][:60]!r}); "
+            "pass the server's setting with --prefix (SHOW log_line_prefix), e.g. --prefix '%m [%p] '",
+            path=path, line=first[0],
+        )
+    if line_prefix is not None:
+        heads = [(n, t) for n, t in sample if t and not t.startswith("\t")]
+        misses = [(n, t) for n, t in heads if not line_prefix.match(t)]
+        if heads and len(misses) * 2 > len(heads):
+            number, text = misses[0]
+            raise BadInputError(f"the line does not match log_line_prefix {line_prefix.prefix!r}: "
+                                f"{line_prefix.explain_mismatch(text)}", path=path, line=number)
+    problem = verify_prefix(chosen, texts)
+    if problem:
+        raise BadInputError(f"log_line_prefix {chosen.prefix!r} does not fit these lines: {problem}; pass the "
+                            "server's setting with --prefix (SHOW log_line_prefix)", path=path)
+    return "stderr", chosen.prefix
+
+
+def _syslog_prefix(path: Path, sample: list, prefix: str | None) -> str:
+    import datetime as dt
+
+    changed = dt.datetime.fromtimestamp(path.stat().st_mtime)
+    converted = list(formats.syslog_as_stderr(sample, changed.year, changed.month))
+    if prefix is not None:
+        return formats.SYSLOG_PREFIX + prefix
+    texts = [text for _, text in converted]
+    heads = [t for t in texts if t and not t.startswith("\t")]
+    candidates = [LinePrefix(formats.SYSLOG_PREFIX + tail) for tail in _SYSLOG_TAILS]
+    scored = [(sum(1 for t in heads if c.match(t)) if not verify_prefix(c, texts) else 0, -i, c)
+              for i, c in enumerate(candidates)]
+    best = max(scored, key=lambda s: (s[0], s[1]))
+    if best[0] * 2 < len(heads) or not heads:
+        first = next((n for n, t in sample if t.strip()), 1)
+        raise BadInputError(
+            "a PostgreSQL syslog file whose log_line_prefix perfkit cannot tell from its lines; pass the "
+            "server's setting with --prefix (SHOW log_line_prefix; syslog adds the time and pid itself)",
+            path=path, line=first,
+        )
+    return best[2].prefix
 
 
 def _kept(records, path: Path, skip: bool, report: ReadReport) -> Iterator[dict]:

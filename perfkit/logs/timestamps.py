@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from perfkit.errors import BadInputError
@@ -20,6 +21,10 @@ ZONE_OFFSETS_H = {
     "JST": 9, "KST": 9, "HKT": 8, "SGT": 8, "AWST": 8, "ACST": 9.5, "ACDT": 10.5,
     "AEST": 10, "AEDT": 11, "NZST": 12, "NZDT": 13, "SAST": 2, "WIB": 7, "PKT": 5,
 }
+
+_UNIVERSAL = frozenset({"UTC", "GMT", "UT", "Z"})
+# daylight-saving abbreviations that do not end in DT
+_DAYLIGHT = frozenset({"BST", "IST", "CEST", "EEST", "WEST", "MEST", "AEDT", "ACDT", "NZDT", "IDT"})
 
 
 def _offset_hours(zone: str) -> float | None:
@@ -42,6 +47,7 @@ def to_utc(
     *,
     timezone: str | None = None,
     path: str | Path | None = None,
+    strict: bool = False,
 ) -> pd.Series:
     """Timestamps as a ``datetime64[ns, UTC]`` Series.
 
@@ -56,6 +62,9 @@ def to_utc(
         ambiguous abbreviation or absent.
     path:
         The file, for error messages.
+    strict:
+        Raise for any zone that cannot be placed (by default a zone seen on a few damaged
+        entries only gives NaT there): for timestamps already counted, one per minute.
 
     Raises
     ------
@@ -78,17 +87,21 @@ def to_utc(
     local = local[local.notna()]
     for zone in zones.unique():
         rows = zones == zone
-        offset = _offset_hours(zone) if zone else None
+        offset = _offset_hours(zone) if zone and not (timezone and zone.isalpha() and zone not in _UNIVERSAL) else None
         if offset is not None:
             values = (local[rows] - pd.Timedelta(hours=offset)).dt.tz_localize("UTC")
         elif timezone:
+            # the abbreviation says which of a repeated hour it is: CDT daylight, CST standard
+            daylight = zone.upper().endswith("DT") or zone.upper() in _DAYLIGHT
             try:
-                values = local[rows].dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
+                values = local[rows].dt.tz_localize(
+                    timezone, ambiguous=np.full(int(rows.sum()), daylight) if zone else "NaT",
+                    nonexistent="shift_forward").dt.tz_convert("UTC")
             except Exception as err:  # an unknown IANA name
                 raise BadInputError(f"timezone {timezone!r} is not a time zone name ({err})") from None
         elif not zone:
             values = local[rows].dt.tz_localize("UTC")
-        elif int(rows.sum()) * 2 <= len(local):
+        elif not strict and int(rows.sum()) * 2 <= len(local):
             continue  # a zone seen in a few damaged entries only: those stay NaT (unreadable)
         else:
             raise BadInputError(

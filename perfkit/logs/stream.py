@@ -1,0 +1,691 @@
+"""One streaming pass over server logs: aggregates per statement shape and per kind of event, in
+bounded memory, over any number of files, in parallel over files and byte ranges of large ones.
+
+``scan(paths, settings)`` returns a :class:`Scan` (merged partial aggregates); ``perfkit.logs.assess``
+turns it into the Assessment. Nothing keeps the log's entries: each entry updates counters and is
+dropped. What is kept grows with the distinct statement shapes, connections, tables and minutes of
+the log, not with its size.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import itertools
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from perfkit.errors import BadInputError
+from perfkit.logs import events, formats
+from perfkit.logs.messages import statement_of
+from perfkit.logs.normalize import Normalized, normalize
+from perfkit.logs.prefix import SECONDARY_LEVELS, LinePrefix
+from perfkit.logs.reader import ERROR_LEVELS, ReadReport, choose_reader
+from perfkit.logs.sources import MAX_LINE_BYTES, compression, expand, numbered_lines
+
+FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
+# a plain file larger than this is read in byte ranges, one per worker
+RANGE_MIN_BYTES = 24 * 1024 * 1024
+_SHAPE_CACHE_MAX = 200_000
+_EXACT_MAX = 20_000
+_UNKNOWN = "[unknown]"
+_NAN = float("nan")
+# duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
+BINS_PER_DECADE = 10
+_ZERO_BIN = -10**6
+STATEMENT_TYPES = {
+    "SELECT": "select", "WITH": "select", "VALUES": "select", "TABLE": "select", "SHOW": "select",
+    "INSERT": "insert", "UPDATE": "update", "DELETE": "delete", "MERGE": "update", "COPY": "copy",
+    "BEGIN": "tcl", "START": "tcl", "COMMIT": "tcl", "END": "tcl", "ROLLBACK": "tcl", "ABORT": "tcl",
+    "SAVEPOINT": "tcl", "RELEASE": "tcl", "PREPARE": "tcl",
+    "CREATE": "ddl", "ALTER": "ddl", "DROP": "ddl", "TRUNCATE": "ddl", "COMMENT": "ddl", "GRANT": "ddl",
+    "REVOKE": "ddl", "VACUUM": "maintenance", "ANALYZE": "maintenance", "REINDEX": "maintenance",
+    "CLUSTER": "maintenance", "SET": "session", "RESET": "session", "DISCARD": "session",
+    "DEALLOCATE": "session", "LISTEN": "session", "UNLISTEN": "session", "NOTIFY": "session",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a scan needs to know (the options of ``perfkit logs``)."""
+
+    prefix: str | None = None
+    skip_bad_lines: bool = False
+    timezone: str | None = None
+    format: str | None = None
+    slow_ms: float = 200.0
+    min_repeats: int = 3
+    max_statements: int = 10
+    gap_ms: float = 1000.0
+    critical_repeats: int = 20
+    keep_slowest: int = 200
+    jobs: int | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of work: one file, or the byte range [start, end) of a plain one."""
+
+    path: str
+    kind: str
+    prefix: str | None
+    start: int = 0
+    end: int | None = None
+    index: int = 0  # the range's position in its file
+
+
+# -- statement shapes, once per distinct text ------------------------------------------------------
+# Statements that differ only in their literals share a key, so pglast runs once per key, not once
+# per text (a pgbench log of 800k statements has a handful of keys). A key is only ever a finer
+# split than pglast's fingerprint: texts with a dollar quote, an escape string or a quoted
+# identifier are their own key.
+_LITERALS = re.compile(r"/\*.*?\*/|--[^\n]*|'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])", re.S)
+_RAW = re.compile(r"\$\w*\$|\\|\"")
+
+
+_PLAIN_LITERALS = re.compile(r"'[^']*'|(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def _cheap_key(text: str) -> str:
+    if _RAW.search(text):
+        return text
+    if "/*" in text or "--" in text:
+        return _LITERALS.sub(_literal_mark, text)
+    return _PLAIN_LITERALS.sub("?", text)
+
+
+def _literal_mark(found: re.Match) -> str:
+    return " " if found.group(0)[:1] in "/-" and found.group(0)[:2] in ("/*", "--") else "?"
+
+
+class Shapes:
+    """text -> Normalized through a bounded cache keyed by the text without its literals."""
+
+    def __init__(self):
+        self.cache: dict[str, Normalized] = {}
+        self.exact: dict[str, Normalized] = {}  # the texts seen last (a prepared statement's, over and over)
+        self.exact_keyed: dict[str, tuple[str, Normalized]] = {}
+        self.parsed = 0
+
+    def keyed(self, text: str) -> tuple[str, Normalized]:
+        """``(shape key, Normalized)`` of ``text``."""
+        found = self.exact_keyed.get(text)
+        if found is None:
+            shape = self.of(text)
+            found = (shape_key(shape), shape)
+            if len(self.exact_keyed) >= _EXACT_MAX:
+                self.exact_keyed.clear()
+            self.exact_keyed[text] = found
+        return found
+
+    def of(self, text: str) -> Normalized:
+        found = self.exact.get(text)
+        if found is not None:
+            return found
+        key = _cheap_key(text)
+        found = self.cache.get(key)
+        if found is None:
+            if len(self.cache) >= _SHAPE_CACHE_MAX:
+                self.cache.clear()
+            found = normalize(text)
+            self.parsed += 1
+            self.cache[key] = found
+        if len(self.exact) >= _EXACT_MAX:
+            self.exact.clear()
+        self.exact[text] = found
+        return found
+
+
+def shape_key(shape: Normalized) -> str:
+    return shape.fingerprint or "text:" + shape.normalized
+
+
+# -- what one pass keeps -------------------------------------------------------------------------
+class ShapeStats:
+    """Counters of one statement shape."""
+
+    __slots__ = ("normalized", "fingerprint", "command", "calls", "timed", "total_ms", "max_ms", "example",
+                 "first_ts", "last_ts", "worst", "slow_calls", "slow_total", "slow_over", "plan", "bins")
+
+    def __init__(self, shape: Normalized, example: str):
+        self.normalized, self.fingerprint, self.command = shape.normalized, shape.fingerprint, shape.command
+        self.calls = self.timed = self.slow_calls = 0
+        self.total_ms = self.max_ms = self.slow_total = self.slow_over = 0.0
+        self.example = example
+        self.first_ts = self.last_ts = ""
+        self.worst: list | None = None  # [duration, ts, statement, user, db, app, session, pid, file, line, plan]
+        self.plan: tuple | None = None  # (duration, plan, file, line): the slowest logged plan
+        self.bins: dict[int, int] = {}  # duration histogram: bin -> runs (BINS_PER_DECADE per power of ten)
+
+    def merge(self, other: ShapeStats) -> None:
+        self.calls += other.calls
+        self.timed += other.timed
+        self.total_ms += other.total_ms
+        self.max_ms = max(self.max_ms, other.max_ms)
+        self.slow_calls += other.slow_calls
+        self.slow_total += other.slow_total
+        self.slow_over += other.slow_over
+        if other.first_ts and (not self.first_ts or other.first_ts < self.first_ts):
+            self.first_ts = other.first_ts
+        if other.last_ts > self.last_ts:
+            self.last_ts = other.last_ts
+        if other.worst is not None and (self.worst is None or other.worst[0] > self.worst[0]):
+            self.worst = other.worst
+        if other.plan is not None and (self.plan is None or other.plan[0] > self.plan[0]):
+            self.plan = other.plan
+        for index, count in other.bins.items():
+            self.bins[index] = self.bins.get(index, 0) + count
+
+
+def _bump(counter: dict, key, duration: float) -> None:
+    cell = counter.get(key)
+    if cell is None:
+        counter[key] = [1, duration if duration == duration else 0.0]
+    else:
+        cell[0] += 1
+        if duration == duration:
+            cell[1] += duration
+
+
+@dataclass
+class Scan:
+    """The merged result of a pass (or a partial one, of one unit)."""
+
+    report: ReadReport = field(default_factory=ReadReport)
+    shapes: dict[str, ShapeStats] = field(default_factory=dict)
+    executions: int = 0
+    timed: int = 0
+    empty_statements: int = 0
+    minutes: dict = field(default_factory=dict)      # (minute text, zone) -> [count, ms]
+    combos: dict = field(default_factory=dict)       # (database, user, application, client, type) -> [count, ms]
+    events: events.Events = field(default_factory=events.Events)
+    requests: object = None                          # nplusone.RequestGrouper
+    notes: list[str] = field(default_factory=list)
+    parsed_shapes: int = 0
+    # plan pairing at the edges of a byte range: pid -> (fingerprint, ...)
+    head_plans: dict = field(default_factory=dict)
+    head_execs: dict = field(default_factory=dict)
+    tail_plans: dict = field(default_factory=dict)
+    tail_execs: dict = field(default_factory=dict)
+    unit: Unit | None = None
+
+    def merge(self, other: Scan) -> None:
+        _merge_report(self.report, other.report)
+        for key, stats in other.shapes.items():
+            mine = self.shapes.get(key)
+            if mine is None:
+                self.shapes[key] = stats
+            else:
+                mine.merge(stats)
+        self.executions += other.executions
+        self.timed += other.timed
+        self.empty_statements += other.empty_statements
+        for name in ("minutes", "combos"):
+            mine = getattr(self, name)
+            for key, (count, ms) in getattr(other, name).items():
+                cell = mine.setdefault(key, [0, 0.0])
+                cell[0] += count
+                cell[1] += ms
+        self.events.merge(other.events)
+        if self.requests is None:
+            self.requests = other.requests
+        elif other.requests is not None:
+            self.requests.merge(other.requests)
+        self.notes.extend(n for n in other.notes if n not in self.notes)
+        self.parsed_shapes += other.parsed_shapes
+
+    def breakdown(self, dimension: str) -> dict:
+        """Executions and their time per database, user, application, host or (statement) type."""
+        position = {"database": 0, "user": 1, "application": 2, "host": 3, "type": 4}[dimension]
+        out: dict = {}
+        for key, (count, ms) in self.combos.items():
+            value = _known(_host(key[3]) if dimension == "host" else key[position])
+            cell = out.setdefault(value, [0, 0.0])
+            cell[0] += count
+            cell[1] += ms
+        return out
+
+    def pair_edges(self, before: Scan, after: Scan) -> None:
+        """Attach the plans logged across the boundary of two consecutive ranges of one file."""
+        for pid, (fingerprint, plan) in after.head_plans.items():
+            last = before.tail_execs.get(pid)
+            if last is not None and last[0] == fingerprint:
+                self._attach(last, plan)
+        for pid, first in after.head_execs.items():
+            pending = before.tail_plans.get(pid)
+            if pending is not None and pending[0] == first[0]:
+                self._attach(first, pending[1])
+
+    def _attach(self, execution: tuple, plan: str) -> None:
+        _, key, file, line = execution
+        stats = self.shapes.get(key)
+        if stats is not None and stats.worst is not None and stats.worst[8] == file and stats.worst[9] == line:
+            stats.worst[10] = plan
+
+
+def _merge_report(mine: ReadReport, other: ReadReport) -> None:
+    for name in other.files:
+        if name not in mine.files:
+            mine.files.append(name)
+    mine.formats.update(other.formats)
+    mine.prefixes.update(other.prefixes)
+    mine.entries += other.entries
+    mine.skipped_lines += other.skipped_lines
+    room = 100 - len(mine.bad_records)
+    mine.bad_records.extend(other.bad_records[:max(room, 0)])
+
+
+# -- the pass over one unit ---------------------------------------------------------------------
+class _Pass:
+    """Feeds the entries of one unit into a Scan."""
+
+    def __init__(self, unit: Unit, settings: Settings):
+        from perfkit.nplusone import RequestGrouper
+
+        self.unit, self.settings = unit, settings
+        self.scan = Scan(unit=unit)
+        self.scan.requests = RequestGrouper(min_repeats=settings.min_repeats, max_statements=settings.max_statements,
+                                            gap_ms=settings.gap_ms, critical_repeats=settings.critical_repeats)
+        self.shapes = Shapes()
+        self.pending_duration: dict = {}   # pid -> (stats key, statement) logged without a duration (log_statement)
+        self.last_exec: dict = {}          # pid -> (fingerprint, key, file, line, has plan)
+        self.pending_plan: dict = {}       # pid -> (fingerprint, plan)
+        self.seen_exec: set = set()        # pids with an execution in this unit (for the head_* edges)
+        self.file = unit.path
+
+    def feed(self, entry: dict) -> None:
+        message = entry.get("message") or ""
+        level = entry.get("level") or ""
+        scan = self.scan
+        scan.report.entries += 1
+        if message.startswith("duration: "):
+            # the common case, read here without statement_of: "duration: 0.123 ms  <phase>..."
+            end = message.find(" ms  ", 10)
+            if end > 0:
+                rest = message[end + 5:end + 16]
+                if rest.startswith(("parse ", "bind ")):
+                    return
+                if rest.startswith("statement: ") and message[10:end].replace(".", "", 1).isdigit():
+                    self._execution(entry, float(message[10:end]), message[end + 16:])
+                    return
+                if rest.startswith("execute "):
+                    colon = message.find(": ", end + 13)
+                    if colon > 0 and message[10:end].replace(".", "", 1).isdigit():
+                        self._execution(entry, float(message[10:end]), message[colon + 2:])
+                        return
+        if message.startswith(("duration: ", "statement: ", "execute ")):
+            phase, duration, statement, plan = statement_of(message)
+            if phase in ("statement", "execute"):
+                self._execution(entry, duration, statement)
+                return
+            if phase == "plan":
+                self._plan(entry, duration, statement, plan)
+                return
+            if phase == "duration":
+                pid = entry.get("pid")
+                pending = self.pending_duration.pop(pid, None)
+                if pending is not None:
+                    self._timed(pending[0], pending[1], entry, duration)
+                return
+            if phase in ("parse", "bind"):
+                return
+        if level in ERROR_LEVELS or message[:4] in events.PREFIXES_4:
+            scan.events.feed(entry, level, message, self)
+
+    def statement_shape(self, text: str) -> tuple[str, Normalized]:
+        return self.shapes.keyed(text)
+
+    def _execution(self, entry: dict, duration: float, statement: str) -> None:
+        scan = self.scan
+        pid = entry.get("pid")
+        scan.executions += 1
+        if not statement:
+            scan.empty_statements += 1
+        key, shape = self.statement_shape(statement) if statement else ("text:", Normalized("", None, ""))
+        stats = scan.shapes.get(key)
+        if stats is None:
+            stats = scan.shapes[key] = ShapeStats(shape, statement)
+        stats.calls += 1
+        ts = entry.get("ts") or ""
+        if ts:
+            if not stats.first_ts or ts < stats.first_ts:
+                stats.first_ts = ts
+            if ts > stats.last_ts:
+                stats.last_ts = ts
+        application = entry.get("application") or ""
+        minute = _minute(ts)
+        cell = scan.minutes.get(minute)
+        if cell is None:
+            cell = scan.minutes[minute] = [1, 0.0]
+        else:
+            cell[0] += 1
+        if duration == duration:
+            cell[1] += duration
+        if duration == duration:
+            self._timed(key, statement, entry, duration, stats)
+        else:
+            self.pending_duration[pid] = (key, statement)
+        combo = (entry.get("database") or "", entry.get("user") or "", application, entry.get("client") or "",
+                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
+        cell = scan.combos.get(combo)
+        if cell is None:
+            scan.combos[combo] = [1, duration if duration == duration else 0.0]
+        else:
+            cell[0] += 1
+            if duration == duration:
+                cell[1] += duration
+        # plans: auto_explain logs at executor end, before the duration with the simple protocol and
+        # after it with server-side binding (the portal closes at the next message)
+        line = entry.get("line")
+        fingerprint = shape.fingerprint or key
+        pending = self.pending_plan.pop(pid, None)
+        has_plan = False
+        if pending is not None and pending[0] == fingerprint:
+            self._attach(stats, line, pending[1])
+            has_plan = True
+        elif pid not in self.seen_exec and self.unit.index:
+            scan.head_execs[pid] = (fingerprint, key, self.file, line)
+        self.seen_exec.add(pid)
+        self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
+        if scan.requests is not None and statement:
+            scan.requests.add(
+                _connection(entry, self.file), ts, duration, key, shape, statement, application, self.epoch_ms,
+            )
+
+    def _timed(self, key: str, statement: str, entry: dict, duration: float, stats: ShapeStats | None = None) -> None:
+        scan = self.scan
+        own_line = stats is None  # the duration came on a line of its own (after log_statement's)
+        stats = stats or scan.shapes.get(key)
+        if stats is None:
+            return
+        scan.timed += 1
+        stats.timed += 1
+        stats.total_ms += duration
+        index = math.floor(math.log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
+        stats.bins[index] = stats.bins.get(index, 0) + 1
+        if duration > stats.max_ms or stats.worst is None:
+            stats.max_ms = max(stats.max_ms, duration)
+            stats.worst = [duration, entry.get("ts") or "", statement, _known(entry.get("user")),
+                           _known(entry.get("database")), _known(entry.get("application")),
+                           entry.get("session_id") or "", entry.get("pid"), self.file, entry.get("line"), ""]
+        if duration >= self.settings.slow_ms:
+            stats.slow_calls += 1
+            stats.slow_total += duration
+            stats.slow_over += duration - self.settings.slow_ms
+        if own_line:
+            cell = scan.minutes.get(_minute(entry.get("ts") or ""))
+            if cell is not None:
+                cell[1] += duration
+
+    def _attach(self, stats: ShapeStats, line, plan: str) -> None:
+        worst = stats.worst
+        if worst is not None and worst[8] == self.file and worst[9] == line:
+            worst[10] = plan
+
+    def _plan(self, entry: dict, duration: float, statement: str, plan: str) -> None:
+        scan = self.scan
+        pid = entry.get("pid")
+        key, shape = self.statement_shape(statement) if statement else ("text:", Normalized("", None, ""))
+        fingerprint = shape.fingerprint or key
+        stats = scan.shapes.get(key)
+        if stats is None:
+            stats = scan.shapes[key] = ShapeStats(shape, statement)
+        if plan and (stats.plan is None or duration > stats.plan[0]):
+            stats.plan = (duration, plan, self.file, entry.get("line"), entry.get("ts") or "")
+        last = self.last_exec.get(pid)
+        if last is not None and not last[4] and last[0] == fingerprint:
+            self._attach(stats, last[3], plan)
+            self.last_exec[pid] = (*last[:4], True)
+            return
+        if pid not in self.seen_exec and self.unit.index:
+            scan.head_plans.setdefault(pid, (fingerprint, plan))
+        self.pending_plan[pid] = (fingerprint, plan)
+
+    @staticmethod
+    def epoch_ms(ts: str) -> float:
+        return _epoch_ms(ts)
+
+    def finish(self) -> Scan:
+        scan = self.scan
+        for pid, last in self.last_exec.items():
+            if not last[4]:
+                scan.tail_execs[pid] = (last[0], last[1], last[2], last[3])
+        for pid, pending in self.pending_plan.items():
+            scan.tail_plans[pid] = pending
+        if scan.requests is not None:
+            scan.requests.close_all()
+        scan.parsed_shapes = self.shapes.parsed
+        return scan
+
+
+def _known(value) -> str:
+    if value is None or value == _UNKNOWN:
+        return ""
+    return str(value)
+
+
+def _host(client: str) -> str:
+    """The host of ``%r``/csvlog's ``host:port`` or ``[local]``."""
+    if client.startswith("[") or client.count(":") != 1:
+        return client
+    return client.rsplit(":", 1)[0]
+
+
+def _connection(entry: dict, file: str) -> str:
+    return entry.get("session_id") or f"{file}:{entry.get('pid')}"
+
+
+def _minute(ts: str) -> tuple[str, str]:
+    if not ts:
+        return ("", "")
+    space = ts.find(" ", 19)
+    return (ts[:16], ts[space + 1:] if space > 0 else "")
+
+
+@lru_cache(maxsize=4096)
+def _second(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp() * 1000.0
+    except ValueError:
+        return float("nan")
+
+
+def _epoch_ms(ts: str) -> float:
+    """Milliseconds of ``ts`` (its zone ignored: only differences within one connection are used)."""
+    if not ts:
+        return float("nan")
+    base = _second(ts[:19])
+    if len(ts) > 20 and ts[19] == ".":
+        digits = ts[20:23]
+        if digits.isdigit():
+            base += int(digits.ljust(3, "0"))
+    return base
+
+
+# -- reading the lines of a unit ----------------------------------------------------------------
+def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None):
+    """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
+    continuation lines that follow the last of them."""
+    with open(path, "rb", buffering=1 << 20) as raw:
+        number = 0
+        if start:
+            number = _count_newlines(raw, start)
+            raw.seek(start - 1)
+            if raw.read(1) != b"\n":
+                raw.readline()
+                number += 1
+        position = raw.tell()
+        leading = bool(start)
+        while True:
+            data = raw.readline(MAX_LINE_BYTES + 1)
+            if not data:
+                return
+            if len(data) > MAX_LINE_BYTES:
+                raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                                    "log line", path=path, line=number + 1)
+            here = position
+            position += len(data)
+            number += 1
+            text = data.decode("utf-8", errors="replace").rstrip("\n")
+            if text.endswith("\r"):
+                text = text[:-1]
+            if leading or (end is not None and here >= end):
+                if _continues(text, kind, prefix):
+                    if leading:
+                        continue
+                elif end is not None and here >= end:
+                    return
+                leading = False
+            yield number, text
+
+
+def _continues(text: str, kind: str, prefix: LinePrefix | None) -> bool:
+    """Whether ``text`` belongs to the entry before it."""
+    if kind == "jsonlog":
+        return False
+    if kind == "csvlog":
+        return not formats.CSV_RECORD_START.match(text)
+    if not text or text.startswith("\t"):
+        return True
+    found = prefix.match(text) if prefix is not None else None
+    return found is None or found.get("level") in SECONDARY_LEVELS
+
+
+def _count_newlines(raw: io.BufferedReader, upto: int) -> int:
+    raw.seek(0)
+    count, left = 0, upto
+    while left > 0:
+        block = raw.read(min(left, 8 << 20))
+        if not block:
+            break
+        count += block.count(b"\n")
+        left -= len(block)
+    return count
+
+
+def scan_unit(unit: Unit, settings: Settings) -> Scan:
+    """One unit read into a partial Scan."""
+    one = _Pass(unit, settings)
+    report = one.scan.report
+    path = Path(unit.path)
+    report.files.append(unit.path)
+    report.formats[unit.path] = unit.kind
+    if unit.prefix is not None:
+        report.prefixes[unit.path] = unit.prefix
+    if unit.kind == "binary":
+        return one.finish()
+    prefix = LinePrefix(unit.prefix) if unit.prefix is not None else None
+    if unit.end is not None or unit.start:
+        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix)
+    else:
+        lines = numbered_lines(path)
+    lines = _guarded(lines, path, settings.skip_bad_lines, report)
+    if unit.kind == "syslog":
+        changed = datetime.fromtimestamp(path.stat().st_mtime)
+        lines = formats.syslog_as_stderr(lines, changed.year, changed.month)
+    records = choose_reader("stderr" if unit.kind == "syslog" else unit.kind, lines, prefix)
+    feed = one.feed
+    first_bad: formats.BadRecord | None = None
+    for record in records:
+        if isinstance(record, formats.BadRecord):
+            first_bad = first_bad or record
+            _bad(one.scan, path, record, settings)
+            continue
+        feed(record)
+    if first_bad is not None and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
+        # most of it unreadable: the wrong file, format or prefix, not a stray line
+        raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
+    return one.finish()
+
+
+def _guarded(lines, path: Path, skip: bool, report: ReadReport):
+    try:
+        yield from lines
+    except BadInputError as err:
+        if not skip:
+            raise
+        report.skip(path, formats.BadRecord(err.line or 0, str(err)))
+
+
+def _bad(scan: Scan, path: Path, record: formats.BadRecord, settings: Settings) -> None:
+    """A line that is not a log record: a note (skipped and counted), not the end of the read.
+
+    Only a file where as many lines are unreadable as read stops (see scan_unit)."""
+    scan.report.skip(path, record)
+
+
+# -- planning the units and running them --------------------------------------------------------
+def plan_units(paths, settings: Settings, jobs: int) -> list[Unit]:
+    """The units of work over ``paths``: each file's format and prefix decided once from its first lines."""
+    from perfkit.logs.reader import detect_format
+
+    units: list[Unit] = []
+    for path in expand(paths):
+        kind, prefix = detect_format(path, settings.prefix, settings.format, settings.skip_bad_lines)
+        size = path.stat().st_size
+        plain = compression(path) is None and kind in ("stderr", "csvlog", "jsonlog")
+        if plain and jobs > 1 and size >= RANGE_MIN_BYTES:
+            pieces = max(2, min(jobs * 2, size // (RANGE_MIN_BYTES // 2)))
+            step = size // pieces
+            cuts = [i * step for i in range(pieces)] + [None]
+            for index, (start, end) in enumerate(itertools.pairwise(cuts)):
+                units.append(Unit(str(path), kind, prefix, start, end, index))
+        else:
+            units.append(Unit(str(path), kind, prefix))
+    return units
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run(args: tuple[Unit, Settings]) -> Scan:
+    return scan_unit(*args)
+
+
+def scan(paths, settings: Settings = Settings()) -> Scan:
+    """One pass over the logs ``paths``, on ``settings.jobs`` processes (default: every core).
+
+    Raises
+    ------
+    BadInputError
+        A file that cannot be read, a format or prefix that cannot be told.
+    """
+    jobs = settings.jobs or default_jobs()
+    units = plan_units(paths, settings, jobs)
+    total_bytes = sum(os.path.getsize(p) for p in {u.path for u in units})
+    if jobs > 1 and len(units) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
+            partials = list(pool.map(_run, [(u, settings) for u in units]))
+    else:
+        partials = [scan_unit(u, settings) for u in units]
+    merged = Scan()
+    for index, partial in enumerate(partials):
+        merged.merge(partial)
+        following = partials[index + 1] if index + 1 < len(partials) else None
+        if following is not None and following.unit.path == partial.unit.path and following.unit.index:
+            merged.pair_edges(partial, following)
+    merged.report.files = list(dict.fromkeys(u.path for u in units))
+    merged.total_bytes = total_bytes
+    return merged
+
+
+def top_shapes(shapes: dict[str, ShapeStats], n: int, key) -> list[ShapeStats]:
+    return heapq.nlargest(n, shapes.values(), key=key)
+
+
+def shape_key_of(stats: ShapeStats) -> str:
+    return stats.fingerprint or "text:" + stats.normalized
