@@ -7,7 +7,7 @@ from perfkit.plans.assess import assess, costliest
 from perfkit.plans.capture import explain, explain_queryid, whatif
 from perfkit.plans.compare import PlanComparison, compare
 from perfkit.plans.model import NODE_COLUMNS, Plan
-from perfkit.plans.parse import parse, parse_file
+from perfkit.plans.parse import parse, parse_all, parse_file
 from perfkit.plans.rules import RULES, find_problems
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "explain_queryid",
     "find_problems",
     "parse",
+    "parse_all",
     "parse_file",
     "whatif",
 ]
