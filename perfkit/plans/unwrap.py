@@ -187,21 +187,25 @@ def _strip_right_bars(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 def _join_marked_wraps(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """psql ``format wrapped`` without a frame: ``… cut.`` then ``.rest`` (``…`` in unicode)."""
-    marks = sum(1 for i in range(len(lines) - 1)
-                if lines[i][1].rstrip()[-1:] in _WRAP_MARKS and lines[i + 1][1][:1] in _WRAP_MARKS)
-    if not marks:
+    """psql ``format wrapped`` without a frame: ``… cut.`` then ``.rest`` (``…`` in unicode).
+
+    With ``border 1`` the next line starts with the mark in the margin; with ``border 0`` there is
+    no margin (lines start in column 0) and the next line is the rest as it is.
+    """
+    marked = [i for i in range(len(lines) - 1) if lines[i][1].rstrip()[-1:] in _WRAP_MARKS]
+    if not marked:
+        return lines
+    after = {i + 1 for i in marked}
+    border0 = any(t[:1] not in (" ", "") for i, (_, t) in enumerate(lines) if i not in after)
+    if not border0 and not any(lines[i + 1][1][:1] in _WRAP_MARKS for i in marked):
         return lines
     out: list[tuple[int, str]] = []
     joining = False
     for number, text in lines:
-        if joining and text[:1] in _WRAP_MARKS and out:
-            piece = text[1:]
-            out[-1] = (out[-1][0], out[-1][1] + piece.rstrip(".…") if piece.rstrip()[-1:] in _WRAP_MARKS else out[-1][1] + piece)
+        if joining and out and (border0 or text[:1] in _WRAP_MARKS):
+            piece = text if border0 else text[1:]
             joining = piece.rstrip()[-1:] in _WRAP_MARKS
-            if not joining:
-                continue
-            out[-1] = (out[-1][0], out[-1][1])
+            out[-1] = (out[-1][0], out[-1][1] + (piece.rstrip()[:-1] if joining else piece))
             continue
         stripped = text.rstrip()
         joining = stripped[-1:] in _WRAP_MARKS
@@ -227,7 +231,7 @@ def _unbalanced(text: str) -> bool:
     return text.count("(") > text.count(")")
 
 
-def _rejoin_cut_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list[tuple[int, str]]:
     """Lines cut at a fixed width (a narrow terminal, an e-mail) joined again.
 
     A line as long as the longest (the width it was cut at), or one that leaves a parenthesis
@@ -243,6 +247,9 @@ def _rejoin_cut_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
     for number, text in lines:
         if out and text.strip() and not _looks_like_plan_line(text):
             previous = out[-1][1]
+            if psql_width and len(previous) == psql_width and previous.endswith(" ") and text.startswith(" "):
+                out[-1] = (out[-1][0], previous[:-1] + text[1:])  # old-ascii wrapped: no marks, two spaces
+                continue
             if previous.strip() and ((fixed and len(previous) >= width - 1) or _unbalanced(previous)):
                 out[-1] = (out[-1][0], previous + text)
                 continue
@@ -374,6 +381,7 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
     raw = _strip_quotes(raw)
     raw = _join_cut_header(raw)
     psql = False
+    rule_width = 0
     lines: list[tuple[int, str]] = []
     for number, line in raw:
         stripped = line.strip()
@@ -385,6 +393,7 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
                 continue
             if len(stripped) >= 3 and _SEPARATOR.match(line) and not stripped.startswith("->"):
                 psql = True
+                rule_width = rule_width or len(line.rstrip())
                 continue
             expanded = _EXPANDED.match(line)
             if expanded:
@@ -406,7 +415,7 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
     while lines and not lines[-1][1].strip():
         lines.pop()
     if lines and lines[0][1].lstrip()[:1] not in ("[", "{"):
-        lines = _rejoin_cut_lines(lines)
+        lines = _rejoin_cut_lines(lines, rule_width)
     lines = [(n, t.rstrip()) for n, t in lines]
     indents = [len(t) - len(t.lstrip(" ")) for _, t in lines if t.strip()]
     common = min(indents) if indents else 0
