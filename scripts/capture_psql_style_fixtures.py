@@ -106,6 +106,28 @@ def main() -> int:
         two = f"{plain}\nEXPLAIN SELECT * FROM items WHERE id = 42;\n"
         (out / "plain_two_plans.txt").write_text(psql(dsn, "-a", "-c", setup, stdin=two) if False else
                                                  psql(dsn, "-a", stdin=setup + "\n" + two))
+        # I/O timings: a table larger than a quarter of shared_buffers is read through a ring
+        # buffer, so every scan reads it again from the kernel (track_io_timing = on)
+        psql(dsn, "-q", "-c", "DROP TABLE IF EXISTS big", "-c",
+             "CREATE TABLE big AS SELECT g AS id, g % 1000 AS k, md5(g::text) || md5(g::text) AS pad "
+             "FROM generate_series(1, 400000) g")
+        io_query = "SELECT count(*) FROM big WHERE k = 7"
+        (out / "io_analyze.json").write_text(psql(dsn, "-q", "-A", "-t", "-c", setup, "-c",
+                                                  f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {io_query}"))
+        (out / "io_analyze.txt").write_text(psql(dsn, "-q", "-c", setup, "-c", f"EXPLAIN (ANALYZE, BUFFERS) {io_query}"))
+        psql(dsn, "-q", "-c", "CREATE INDEX big_k_idx ON big (k)")
+        if sandbox is not None:  # an empty shared_buffers: every page of big is read again
+            sandbox._run([str(sandbox.bindir / "pg_ctl"), "-D", str(sandbox.data_dir), "-l", str(sandbox.server_log),
+                          "-m", "fast", "-w", "-t", "60", "restart"], "restarting the server")
+        # waiting on reads: an index scan visiting pages no scan has brought into shared_buffers yet
+        # (the JSON reads one range of k, the text another: each a first read after the restart)
+        forced = setup + " SET enable_bitmapscan = off; SET enable_seqscan = off;"
+        bound = "SELECT sum(length(pad)) FROM big WHERE k BETWEEN {} AND {}"
+        (out / "io_bound.json").write_text(psql(dsn, "-q", "-A", "-t", "-c", forced, "-c",
+                                                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {bound.format(600, 612)}"))
+        (out / "io_bound.txt").write_text(psql(dsn, "-q", "-c", forced, "-c",
+                                               f"EXPLAIN (ANALYZE, BUFFERS) {bound.format(700, 712)}"))
+        psql(dsn, "-q", "-c", "ANALYZE big")
         border1 = (out / "plain_border1.txt").read_text()
         (out / "plain_terminal80.txt").write_text(terminal_wrap(border1, 80))
         (out / "plain_terminal120.txt").write_text(terminal_wrap(border1, 120))

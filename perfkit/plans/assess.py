@@ -25,6 +25,8 @@ def _totals(heading: str, plan) -> dict:
         "findings": int(len(plan.findings)),
         "planning_ms": plan.planning_ms,
         "execution_ms": plan.execution_ms,
+        "io_read_ms": plan.io_read_ms,
+        "io_write_ms": plan.io_write_ms,
         "analyzed": bool(plan.analyzed),
         "timed": bool(plan.timed),
     }

@@ -188,6 +188,38 @@ def _buffers(value: str) -> dict:
     return out
 
 
+_IO_SCOPES = {"": "", "shared/local": "", "shared": "Shared ", "local": "Local ", "temp": "Temp "}
+
+
+def _io_timings(value: str) -> dict:
+    """``shared read=1.5 write=0.2, temp read=3.0`` (PG 16+), ``shared/local read=..`` (PG 15) or
+    ``read=1.5 write=0.2`` (PG 14 and older) as JSON's ``[Shared |Local |Temp ]I/O Read/Write Time``."""
+    out = {}
+    for part in value.split(","):
+        words = part.split()
+        scope = words[0] if words and "=" not in words[0] else ""
+        prefix = _IO_SCOPES.get(scope.lower())
+        if prefix is None:
+            continue
+        for pair in words[1:] if scope else words:
+            what, _, ms = pair.partition("=")
+            if what in ("read", "write"):
+                try:
+                    out[f"{prefix}I/O {what.capitalize()} Time"] = float(ms)
+                except ValueError:
+                    continue
+                # the text leaves out a figure that is zero; JSON shows it
+                out.setdefault(f"{prefix}I/O Read Time", 0.0)
+                out.setdefault(f"{prefix}I/O Write Time", 0.0)
+    return out
+
+
+def _wal(value: str) -> dict:
+    """``records=2 fpi=1 bytes=1234`` as JSON's ``WAL Records``, ``WAL FPI``, ``WAL Bytes``."""
+    names = {"records": "WAL Records", "fpi": "WAL FPI", "bytes": "WAL Bytes"}
+    return {names[what]: int(count) for what, count in re.findall(r"(records|fpi|bytes)=(\d+)", value)}
+
+
 def _pairs(value: str) -> dict:
     """``Buckets: 1024  Batches: 4  Memory Usage: 9kB`` (the rest of a line) as a dict of texts."""
     out = {}
@@ -219,6 +251,10 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
             raise BadInputError(f"{key} should be a number, not {value!r}", path=path, line=line) from None
     elif key == "Buffers":
         node.update(_buffers(value))
+    elif key == "I/O Timings":
+        node.update(_io_timings(value))
+    elif key == "WAL":
+        node.update(_wal(value))
     elif key == "Sort Method":
         method, _, rest = value.partition("  ")
         node["Sort Method"] = method.strip()
@@ -266,8 +302,8 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
 
 def _top_level(document: dict, block: str | None, key: str, value: str, *, path, line) -> str | None:
     """Store a line outside the tree (Planning Time, JIT, Settings, ...); returns the open block."""
-    if block == "Planning" and key == "Buffers":
-        document.setdefault("Planning", {}).update(_buffers(value))
+    if block == "Planning" and key in ("Buffers", "I/O Timings"):
+        document.setdefault("Planning", {}).update(_buffers(value) if key == "Buffers" else _io_timings(value))
         return block
     if block == "JIT":
         jit = document.setdefault("JIT", {})
