@@ -112,3 +112,16 @@ def test_io_bound_node_finds_the_scan_waiting_on_reads():
     assert found["kind"].tolist() == ["io_bound_node"]
     assert "waiting on reads" in found["evidence"].iat[0]
     assert found["fix"].iat[0] is not None and "big" in found["sql"].iat[0]  # the index that avoids the read
+
+
+def test_perfkit_plan_file_does_not_load_the_database_drivers():
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "perfkit", "plan", str(STYLES / "io_bound.json")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, check=True)
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "io_bound_node" in done.stdout
+    assert not {name for name in loaded if name.split(".")[0] in ("sqlalchemy", "psycopg")}

@@ -1,8 +1,9 @@
 """EXPLAIN plans: capture them safely, parse JSON and text into node DataFrames, find problems.
 
 ``parse``/``parse_file`` read saved plans, ``explain`` captures one, ``compare`` shows a change.
-Names are imported when first used: reading a saved plan (``perfkit plan FILE``) does not load
-the database drivers (SQLAlchemy, psycopg) that capturing one needs.
+Capturing (``explain``, ``explain_queryid``, ``whatif``) and the plan history are imported when
+first used: reading a saved plan (``perfkit plan FILE``) does not load the database drivers
+(SQLAlchemy, psycopg).
 """
 
 from __future__ import annotations
@@ -10,29 +11,47 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_WHERE = {
-    "assess": "perfkit.plans.assess",
-    "costliest": "perfkit.plans.assess",
+# the functions named like their modules are imported here, so the module never shadows them
+from perfkit.plans.assess import assess, costliest
+from perfkit.plans.compare import PlanComparison, compare
+from perfkit.plans.model import NODE_COLUMNS, Plan
+from perfkit.plans.parse import parse, parse_all, parse_file
+from perfkit.plans.rules import RULES, find_problems
+
+_LAZY = {
     "explain": "perfkit.plans.capture",
     "explain_queryid": "perfkit.plans.capture",
     "whatif": "perfkit.plans.capture",
-    "PlanComparison": "perfkit.plans.compare",
-    "compare": "perfkit.plans.compare",
-    "NODE_COLUMNS": "perfkit.plans.model",
-    "Plan": "perfkit.plans.model",
-    "parse": "perfkit.plans.parse",
-    "parse_all": "perfkit.plans.parse",
-    "parse_file": "perfkit.plans.parse",
-    "RULES": "perfkit.plans.rules",
-    "find_problems": "perfkit.plans.rules",
-    "fingerprint": "perfkit.plans.fingerprint",
+    "PlanHistory": "perfkit.plans.history",
+    "fingerprint": "perfkit.plans.history",
+    "plan_changes": "perfkit.plans.history",
+    "record_plans": "perfkit.plans.history",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "NODE_COLUMNS",
+    "RULES",
+    "Plan",
+    "PlanComparison",
+    "PlanHistory",
+    "assess",
+    "compare",
+    "costliest",
+    "explain",
+    "explain_queryid",
+    "find_problems",
+    "fingerprint",
+    "parse",
+    "parse_all",
+    "parse_file",
+    "plan_changes",
+    "record_plans",
+    "whatif",
+]
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'perfkit.plans' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
@@ -41,4 +60,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+    return sorted(set(globals()) | set(_LAZY))
