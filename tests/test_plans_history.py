@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from perfkit import plans, statements
-from perfkit.plans.history import PlanHistory, fingerprint, record_plans
+from perfkit.plans.history import PlanHistory, changes_between, fingerprint, record_plans
 from perfkit.store import SnapshotStore
 
 
@@ -49,3 +49,8 @@ def test_plan_changed_when_an_index_goes_and_nothing_when_unchanged(admin, engin
     assert SnapshotStore(store).servers() == [] and SnapshotStore(store).list().empty
     result = plans.assess(captured, plan_changes=(changed, comparisons))
     assert "plan_changed" in set(result.findings["kind"]) and queryid in result.data["plan_changes"]
+    # what `perfkit diff` shows between two stored weeks
+    assert changes_between(store, "sandbox", [queryid], week1, week2)[0] == []  # unchanged: nothing
+    between, attached = changes_between(store, "sandbox", [queryid, None], week2, week3)
+    assert [f["kind"] for f in between] == ["plan_changed"] and between[0]["severity"] == "warning"
+    assert list(attached) == [queryid]

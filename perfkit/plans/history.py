@@ -23,6 +23,7 @@ from perfkit.plans.model import Plan
 
 HISTORY_COLUMNS = ["queryid", "captured_at", "fingerprint", "shape", "mean_ms", "document"]
 SLOWER = 1.1  # a mean time 10 % higher than the baseline's is slower
+CAPTURE_SLACK = pd.Timedelta(hours=1)  # a report explains its statements just after its snapshot
 
 
 def shape(plan: Plan) -> list[str]:
@@ -159,6 +160,38 @@ def plan_changes(history: PlanHistory, server: str, captured: list[dict], *, bef
     return out, comparisons
 
 
+def changes_between(root, server: str, queryids, start, end, *, slack=None) -> tuple[list[dict], dict]:
+    """``plan_changed`` findings between two stored captures (what ``perfkit diff`` shows).
+
+    For each queryid: the latest plan stored up to ``start`` (the baseline snapshot's time, plus
+    ``slack``: the report captures its plans just after its snapshot) against the latest stored
+    after that and up to ``end`` + ``slack``. Returns ``(findings, comparisons)`` as
+    :func:`plan_changes`.
+    """
+    from perfkit.plans.model import build_plan
+
+    history = PlanHistory(root)
+    frame = history.load(server)
+    if frame.empty:
+        return [], {}
+
+    def utc(value):
+        value = pd.Timestamp(value)
+        return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+
+    slack = CAPTURE_SLACK if slack is None else pd.Timedelta(slack)
+    cut, stop = utc(start) + slack, utc(end) + slack
+    items = []
+    for queryid in {int(q) for q in queryids if not pd.isna(q)}:
+        rows = frame[(frame["queryid"] == queryid) & (frame["captured_at"] > cut) & (frame["captured_at"] <= stop)]
+        if rows.empty:
+            continue
+        row = rows.iloc[-1]
+        plan = build_plan(json.loads(row["document"]), source=f"plan of {row['captured_at']:%Y-%m-%d %H:%M}")
+        items.append({"queryid": queryid, "plan": plan, "mean_ms": row["mean_ms"], "heading": f"queryid {queryid}"})
+    return plan_changes(history, server, items, before=cut)
+
+
 def record_plans(root, server: str, captured, *, captured_at=None) -> tuple[list[dict], dict]:
     """Compare the captured ``[(heading, Plan), ...]`` with the store's baseline, then store them.
 
@@ -174,4 +207,4 @@ def record_plans(root, server: str, captured, *, captured_at=None) -> tuple[list
     return result
 
 
-__all__ = ["PlanHistory", "fingerprint", "plan_changes", "record_plans", "shape"]
+__all__ = ["PlanHistory", "changes_between", "fingerprint", "plan_changes", "record_plans", "shape"]
