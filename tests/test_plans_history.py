@@ -54,3 +54,28 @@ def test_plan_changed_when_an_index_goes_and_nothing_when_unchanged(admin, engin
     between, attached = changes_between(store, "sandbox", [queryid, None], week2, week3)
     assert [f["kind"] for f in between] == ["plan_changed"] and between[0]["severity"] == "warning"
     assert list(attached) == [queryid]
+
+
+def test_perfkit_explain_queryid_stores_the_fingerprint_and_says_when_it_changed(admin, engine, dsn, tmp_path, marker,
+                                                                                   monkeypatch, capsys):
+    import json
+
+    from perfkit.cli import main
+
+    admin.execute(f"CREATE TABLE {marker} (id int, k int)")
+    admin.execute(f"INSERT INTO {marker} SELECT g, g % 1000 FROM generate_series(1, 20000) g")
+    admin.execute(f"CREATE INDEX {marker}_k ON {marker} (k)")
+    admin.execute(f"ANALYZE {marker}")
+    admin.execute(f"SELECT count(*) FROM {marker} WHERE k = %s", (3,))
+    snap = statements.snapshot(engine)
+    mine = snap["query"].str.contains(marker, regex=False) & snap["query"].str.startswith("SELECT count")
+    queryid = int(snap.loc[mine, "queryid"].iat[0])
+    monkeypatch.setenv("PERFKIT_STORE", str(tmp_path))
+    assert main(["explain", "--dsn", dsn, "--queryid", str(queryid), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert "plan_changed" not in {f["kind"] for f in first["findings"]}
+    admin.execute(f"DROP INDEX {marker}_k")
+    assert main(["explain", "--dsn", dsn, "--queryid", str(queryid), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert "plan_changed" in {f["kind"] for f in second["findings"]}
+    assert len(PlanHistory(tmp_path).load(next(p.name.split("=", 1)[1] for p in (tmp_path / "plans").iterdir()))) == 2
