@@ -95,6 +95,12 @@ def find_plans(text: str) -> list[tuple[int, int]]:
     last_body: int | None = None
     after_header = False
     for index, line in enumerate(lines, start=1):
+        if start is not None and line[:2] == "  " and not after_header:
+            # inside a plan an indented line is a plan line (prompts, statements, footers start
+            # further left): no need to look at it closer (a 10,000-node plan has 40,000 of them)
+            if line.strip():
+                last_body = index
+            continue
         content = _content(line)
         if start is None:
             if _is_header(line):
@@ -116,11 +122,9 @@ def find_plans(text: str) -> list[tuple[int, int]]:
             if last_body is not None:
                 ranges.append((start, last_body))
             start, last_body = None, None
-            if _FOOTER.match(content):
-                continue
-            # a statement line may itself be followed by a plan: look at it again as an outsider
             continue
         last_body = index
+        after_header = False
     if start is not None and last_body is not None:
         ranges.append((start, last_body))
     return ranges
