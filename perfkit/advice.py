@@ -10,20 +10,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 import pandas as pd
-from sqlalchemy.engine import Engine
 
-from perfkit import db, sql
+from perfkit import sql
 from perfkit.errors import BadInputError, PerfkitError
 from perfkit.findings import SEVERITY_RANK, finding, findings_frame
-from perfkit.health.common import TENANT_COLUMNS, number, share_text
-from perfkit.health.workload import (
-    column_workload,
-    proposed_index_columns,
-    statement_stats,
-    statements_age_seconds,
-    table_columns,
-)
-from perfkit.plans import capture
 from perfkit.sql import Fix, qualified
 
 # one row per index column: keys (with order and a non-default operator class) then INCLUDE columns
@@ -55,6 +45,8 @@ PLANNABLE = ("SelectStmt", "UpdateStmt", "DeleteStmt")  # what EXPLAIN can cost 
 
 def is_plannable(text: str) -> bool:
     """True for one SELECT, UPDATE or DELETE (PostgreSQL's parser, via perfkit.plans.capture)."""
+    from perfkit.plans import capture
+
     try:
         return capture.inspect_statement(text).kind in PLANNABLE
     except BadInputError:
@@ -69,6 +61,8 @@ def existing_indexes(engine_or_conn) -> list[Fix]:
     partial index and ``unique``: what :func:`recommend` needs to leave out proposals an index
     already serves.
     """
+    from perfkit import db
+
     frame = db.query(engine_or_conn, INDEX_COLUMNS_SQL)
     out: list[Fix] = []
     for (schema, table, name), rows in frame.groupby(["schema", "table", "index"], sort=False):
@@ -104,6 +98,8 @@ def _served(columns: tuple[str, ...], existing: list[tuple[str, ...]]) -> bool:
 
 def _candidates(statements: pd.DataFrame, catalog, existing, tenant_columns) -> dict:
     """``{(schema, table, columns): [statement rows...]}`` for indexes no existing one serves."""
+    from perfkit.health.workload import column_workload, proposed_index_columns
+
     candidates: dict[tuple[str, str, tuple[str, ...]], list] = {}
     workload = column_workload(statements, catalog)
     for (queryid, schema, table), uses in workload.groupby(["queryid", "schema", "table"], sort=False):
@@ -161,6 +157,15 @@ def index_advice(
         ``columns`` and ``queryids``; ``benefit_ms`` is the statements' time per day
         (since the statistics reset, at least one day) scaled by the cost saved.
     """
+    from sqlalchemy.engine import Engine
+
+    from perfkit import db
+    from perfkit.health.common import TENANT_COLUMNS, number, share_text
+    from perfkit.health.workload import statement_stats, statements_age_seconds, table_columns
+    from perfkit.plans import capture
+
+    if tenant_columns is None:
+        tenant_columns = TENANT_COLUMNS
     if isinstance(engine_or_conn, Engine):
         options = dict(statements=statements, top_n=top_n, min_total_ms=min_total_ms, tenant_columns=tenant_columns,
                        min_cost_reduction=min_cost_reduction, use_hypopg=use_hypopg, existing=existing)

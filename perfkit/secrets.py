@@ -32,11 +32,26 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
-import psycopg
 from pglast import parser as pg_parser
-from psycopg import conninfo as pg_conninfo
 
 from perfkit import parsetree
+
+
+class _Lazy:
+    """A module imported when first used: reading a plan file scrubs its text without loading
+    the database driver (psycopg is needed only when a DSN is parsed)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+psycopg = _Lazy("psycopg")
+pg_conninfo = _Lazy("psycopg.conninfo")
 
 MASK = "***"
 # what a malformed DSN is shown as (never its text)

@@ -797,6 +797,19 @@ def plan_nodes_table(plan) -> pd.DataFrame:
     return _rounded(shown, 3)
 
 
+def _plan_changes(src, snap: pd.DataFrame, captured) -> tuple[list[dict], dict] | None:
+    """Store the captured plans' fingerprints beside the snapshots; what changed since the baseline."""
+    from perfkit.plans.history import record_plans
+
+    server = str(snap["server"].iloc[0]) if "server" in snap.columns and len(snap) else ""
+    if not server or not captured:
+        return None
+    try:
+        return record_plans(src.store.root, server, captured)
+    except OSError:  # a read-only store: the report still shows the plans
+        return None
+
+
 def _plan_blocks(plan, heading: str, *, limit: int = 40) -> list:
     from perfkit.plans.picture import plan_svg
 
@@ -857,6 +870,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
 
         captured, intro, notes, origin = [], [], [], []
         compare = compare_with
+        changes = None
         if src.live and (sql or queryid):  # a live statement given wins over the (sample) plan files
             captured = [(sql or f"queryid {queryid}",
                          plans.explain(src.engine, sql, analyze=analyze) if sql
@@ -877,6 +891,7 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
         elif src.live:
             snap, _ = src.current_snapshot()
             captured, notes = plans.costliest(src.engine, snap)
+            changes = _plan_changes(src, snap, captured)
             if captured:
                 intro.append(f"Generic plans (EXPLAIN without ANALYZE: nothing ran) of the {len(captured)} costliest "
                              "statements by total time.")
@@ -899,9 +914,11 @@ def plan(src: Sources, *, sql: str = "", queryid: str | int = "", analyze: bool 
 
             existing = existing_indexes(src.engine)
         result = plans.assess(captured, compare_with=after, compare_heading=Path(compare).name if after else "",
-                              what_if=tried, notes=notes, existing=existing)
+                              what_if=tried, notes=notes, existing=existing, plan_changes=changes)
         result.facts["plan_source"] = ("sql" if sql else "queryid") if src.live and (sql or queryid) else \
             "files" if src.plans else "costliest"
+        for changed_id, comparison in result.data.get("plan_changes", {}).items():
+            result.notes.append(f"queryid {changed_id}: the plan changed since the baseline. {comparison.summary}")
         blocks = list(intro)
         for number, (heading, one) in enumerate(captured):
             shown = _plan_blocks(one, heading)

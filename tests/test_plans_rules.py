@@ -25,6 +25,7 @@ EXPECTED_KINDS = {
     "heap_fetches.json": {"heap_fetches"},
     "workers_not_launched.json": {"workers_not_launched", "seq_scan_large_table", "row_misestimate", "rows_removed_by_filter"},
     "jit.json": {"jit_overhead"},
+    "styles/io_bound.json": {"io_bound_node"},
     "slow_planning.json": {"slow_planning"},
     "trigger.json": {"trigger_time"},
     "trigger_fk.json": {"trigger_time"},

@@ -72,12 +72,18 @@ def run(args) -> int:
             f"take one now with `perfkit snapshot`, and diff again after {args.since}"
         )
     interval = {**facts["interval"], "before": facts["baseline"]["snapshot"], "after": str(after_path)}
+    from perfkit.plans.history import changes_between
+
+    changed, comparisons = changes_between(store.root, str(facts["server"]), result.tables["changes"]["queryid"],
+                                           interval["start"], interval["end"])
     if args.json:
         payload = result.to_json()
         payload.pop("statements", None)  # since the reset; diff is about the interval
         payload["statements"] = payload.pop("changes")
         payload["interval"] = interval
         payload["totals"] = payload.pop("interval_totals")
+        payload["plan_changes"] = [{**{k: v for k, v in f.items() if k != "fix"},
+                                    "compare": comparisons[f["queryid"]].to_dict()} for f in changed]
         emit_json(payload)
         return gate_code(result.findings, args.fail_on)
     from perfkit.statements.assess import span
@@ -100,4 +106,8 @@ def run(args) -> int:
     if len(result.findings):
         print(f"\n{len(result.findings)} statement(s) got slower per call:")
         print(format_findings(result.findings, ["severity", "subject", "evidence"]))
+    for found in changed:  # plans stored by the weekly reports (perfkit.plans.history)
+        print()
+        print(wrapped(f"{found['severity']}: {found['subject']}: {found['evidence']}", "plan changed: "))
+        print(wrapped(comparisons[found["queryid"]].summary, "  "))
     return gate_code(result.findings, args.fail_on)

@@ -62,6 +62,28 @@ def analyze_hint(args, sql: str) -> str:
             "(read-only) and shows actual rows and times per node.")
 
 
+def _record_plan(engine, args, plan):
+    """Keep the plan's fingerprint with its queryid in the snapshot store (``$PERFKIT_STORE``);
+    ``plan_changed`` against the plan stored last time. A store that cannot be written is a note."""
+    from perfkit import db
+    from perfkit.plans.history import record_plans
+    from perfkit.store import default_root
+
+    plan.extra["queryid"] = int(args.queryid)
+    try:
+        plan.extra["mean_ms"] = float(db.scalar(
+            engine, "SELECT sum(total_exec_time) / nullif(sum(calls), 0) FROM pg_stat_statements WHERE queryid = :q",
+            {"q": int(args.queryid)}) or float("nan"))
+    except Exception:  # noqa: BLE001 - an older pg_stat_statements (total_time): the mean is only a detail
+        plan.extra["mean_ms"] = float("nan")
+    try:
+        return record_plans(default_root(), db.server_id(engine, getattr(args, "dsn", None)),
+                            [(f"queryid {args.queryid}", plan)])
+    except OSError as err:
+        plan.extra.setdefault("capture_notes", []).append(f"the plan's fingerprint was not stored ({err.strerror})")
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Capture the plan on the server and print it (exit code 0; refusals raise PerfkitError -> 2)."""
     from perfkit.commands.plan import show_plan
@@ -80,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
         options = {"analyze": args.analyze, "params": args.param, "allow_writes": args.allow_writes, "settings": settings}
         if args.analyze:
             say("running EXPLAIN ANALYZE (the statement is executed" + (", then rolled back)" if args.allow_writes else ")"))
+        changes = None
         if args.queryid is not None:
             plan = explain_queryid(engine, args.queryid, **options)
+            changes = _record_plan(engine, args, plan)
         else:
             plan = explain(engine, args.sql, **options)
         notes = list(plan.extra.get("capture_notes", []))
@@ -90,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                  "sequences_advanced": advanced}
         from perfkit.advice import existing_indexes
 
-        result = assess([(plan.source or "EXPLAIN", plan)], existing=existing_indexes(engine))
+        result = assess([(plan.source or "EXPLAIN", plan)], existing=existing_indexes(engine), plan_changes=changes)
         for note in notes:
             say(f"perfkit explain: {note}")
         hint = "" if args.analyze else analyze_hint(args, plan.query or args.sql or "")

@@ -59,6 +59,10 @@ def render_totals(plan) -> str:
         parts.append(f"execution {plan.execution_ms:,.2f} ms")
     if len(plan.triggers):
         parts.append(f"triggers {plan.trigger_ms:,.2f} ms")
+    if not math.isnan(plan.io_read_ms) and plan.io_read_ms > 0:
+        parts.append(f"I/O read {plan.io_read_ms:,.2f} ms")
+    if not math.isnan(plan.io_write_ms) and plan.io_write_ms > 0:
+        parts.append(f"I/O write {plan.io_write_ms:,.2f} ms")
     if plan.jit and not math.isnan(plan.jit.get("total_ms", math.nan)):
         parts.append(f"JIT {plan.jit['total_ms']:,.2f} ms")
     if not plan.analyzed:

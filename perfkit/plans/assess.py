@@ -25,13 +25,15 @@ def _totals(heading: str, plan) -> dict:
         "findings": int(len(plan.findings)),
         "planning_ms": plan.planning_ms,
         "execution_ms": plan.execution_ms,
+        "io_read_ms": plan.io_read_ms,
+        "io_write_ms": plan.io_write_ms,
         "analyzed": bool(plan.analyzed),
         "timed": bool(plan.timed),
     }
 
 
 def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None, notes: Iterable[str] = (),
-           existing=None) -> Assessment:
+           existing=None, plan_changes=None) -> Assessment:
     """The assessment of ``plans``: a Plan, or ``[(heading, Plan), ...]``.
 
     Parameters
@@ -47,6 +49,10 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         A :class:`perfkit.plans.capture.WhatIf` result (hypopg) to keep with the assessment.
     notes:
         Sentences to show (statements that could not be explained, ...).
+    plan_changes:
+        ``(findings, comparisons)`` of :func:`perfkit.plans.history.plan_changes` (plans that
+        changed since the baseline): the findings join the others, the comparisons are kept in
+        ``data["plan_changes"]`` (queryid -> PlanComparison).
     existing:
         The database's indexes (``perfkit.advice.existing_indexes``) when the plans come from a
         live one: a fix building one of them (or a prefix of one) is not recommended.
@@ -63,6 +69,11 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
     plans = list(plans)
     notes = list(notes)
     findings = merge_findings(*[p.findings.assign(plan=h) for h, p in plans if len(p.findings)])
+    changed, comparisons = plan_changes if plan_changes is not None else ([], {})
+    if changed:
+        from perfkit.findings import findings_frame
+
+        findings = merge_findings(findings, findings_frame(changed))
     tables = {"plans": pd.DataFrame([_totals(h, p) for h, p in plans])}
     data = {"plans": [p for _, p in plans], "headings": [h for h, _ in plans]}
     facts = {"plans": [h for h, _ in plans]}
@@ -71,6 +82,8 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         tables["nodes"] = first.nodes
         data["plan"] = first
         facts.update({k: v for k, v in _totals(*plans[0]).items() if k != "plan"})
+    if comparisons:
+        data["plan_changes"] = comparisons
     if compare_with is not None and plans:
         from perfkit.plans.compare import compare
 
@@ -106,8 +119,10 @@ def costliest(engine, snapshot: pd.DataFrame, *, n: int = EXPLAIN_TOP) -> tuple[
     captured, notes = [], []
     for row in costly.itertuples(index=False):
         try:
-            captured.append((f"queryid {row.queryid}: {short_query(row.query, 80)}",
-                             explain_queryid(engine, int(row.queryid))))
+            plan = explain_queryid(engine, int(row.queryid))
+            plan.extra["queryid"] = int(row.queryid)
+            plan.extra["mean_ms"] = float(getattr(row, "mean_exec_ms", float("nan")))
+            captured.append((f"queryid {row.queryid}: {short_query(row.query, 80)}", plan))
         except PerfkitError as err:
             notes.append(f"queryid {row.queryid} could not be explained: {db.redact_text(str(err))}")
     return captured, notes

@@ -48,7 +48,14 @@ EXTRA_COLUMNS = [
     "heap_fetches",
     "shared_dirtied",
     "shared_written",
+    "io_read_ms",
+    "io_write_ms",
+    "self_io_read_ms",
+    "wal_records",
+    "wal_bytes",
 ]
+_IO_READ_KEYS = ("I/O Read Time", "Shared I/O Read Time", "Local I/O Read Time", "Temp I/O Read Time")
+_IO_WRITE_KEYS = ("I/O Write Time", "Shared I/O Write Time", "Local I/O Write Time", "Temp I/O Write Time")
 
 # JSON keys that become columns (everything else of a node goes into ``detail``).
 _COLUMN_KEYS = {
@@ -75,6 +82,10 @@ _COLUMN_KEYS = {
     "Total Cost",
     "Heap Fetches",
     "Plans",
+    *_IO_READ_KEYS,
+    *_IO_WRITE_KEYS,
+    "WAL Records",
+    "WAL Bytes",
 }
 
 # Children whose time is inside their parent's inclusive time (explain.c's "Parent Relationship").
@@ -156,6 +167,17 @@ class Plan:
         return float(self.nodes["total_ms"].iat[0])
 
     @property
+    def io_read_ms(self) -> float:
+        """Time the whole plan waited on reads (the root's inclusive I/O read time; NaN without
+        ``track_io_timing``)."""
+        return _plan_io(self.nodes, "io_read_ms")
+
+    @property
+    def io_write_ms(self) -> float:
+        """Time the whole plan waited on writes (NaN without ``track_io_timing``)."""
+        return _plan_io(self.nodes, "io_write_ms")
+
+    @property
     def trigger_ms(self) -> float:
         """Time spent in triggers, which is outside every node."""
         return float(self.triggers["time_ms"].sum()) if len(self.triggers) else 0.0
@@ -200,6 +222,8 @@ class Plan:
             "execution_ms": self.execution_ms,
             "root_ms": self.root_ms,
             "trigger_ms": self.trigger_ms,
+            "io_read_ms": self.io_read_ms,
+            "io_write_ms": self.io_write_ms,
             "nodes": self.nodes,
             "findings": self.findings,
             "triggers": self.triggers,
@@ -208,6 +232,29 @@ class Plan:
             "planning": self.planning,
             "query": self.query,
         }
+
+
+def _plan_io(nodes: pd.DataFrame, column: str) -> float:
+    """The sum of the self I/O over the nodes (= the root's inclusive figure when every node has it)."""
+    values = nodes[column].dropna() if column in nodes else pd.Series(dtype=float)
+    if values.empty:
+        return math.nan
+    # inclusive figures: the top-most nodes that report it (children are inside them)
+    reported = set(nodes.loc[nodes[column].notna(), "node_id"])
+    parents = dict(zip(nodes["node_id"], nodes["parent_id"], strict=True))
+    total = 0.0
+    for node_id, value in zip(nodes["node_id"], nodes[column], strict=True):
+        if math.isnan(value):
+            continue
+        parent, covered = parents[node_id], False
+        while parent is not None and not pd.isna(parent):
+            if parent in reported:
+                covered = True
+                break
+            parent = parents[int(parent)]
+        if not covered:
+            total += float(value)
+    return total
 
 
 def _triggers_frame(rows: list[dict]) -> pd.DataFrame:
@@ -374,10 +421,37 @@ def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
                 "heap_fetches": number(node.get("Heap Fetches")),
                 "shared_dirtied": number(node.get("Shared Dirtied Blocks")),
                 "shared_written": number(node.get("Shared Written Blocks")),
+                "io_read_ms": _io_sum(node, _IO_READ_KEYS),
+                "io_write_ms": _io_sum(node, _IO_WRITE_KEYS),
+                "self_io_read_ms": math.nan,
+                "wal_records": number(node.get("WAL Records")),
+                "wal_bytes": number(node.get("WAL Bytes")),
                 "_per_loop_ms": per_loop_ms,
             }
         )
     return records
+
+
+def _io_sum(node: dict, keys: tuple[str, ...]) -> float:
+    """Shared + local + temp I/O time (ms, all loops, children included); NaN when not reported."""
+    values = [number(node.get(key)) for key in keys if key in node]
+    values = [v for v in values if not math.isnan(v)]
+    return float(sum(values)) if values else math.nan
+
+
+def _assign_self_io(records: list[dict]) -> None:
+    """``self_io_read_ms``: a node's I/O read time minus its children's (I/O time is inclusive)."""
+    inside = [0.0] * len(records)
+    for record in records:
+        parent = record["parent_id"]
+        if parent is not None and not math.isnan(record["io_read_ms"]):
+            inside[parent] += record["io_read_ms"]
+    for record in records:
+        own = record["io_read_ms"]
+        if math.isnan(own):
+            # a timed plan with track_io_timing on prints nothing for a node that read nothing
+            continue
+        record["self_io_read_ms"] = max(own - inside[record["node_id"]], 0.0)
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -528,6 +602,7 @@ def nodes_frame(root: dict, *, path: str | None = None) -> pd.DataFrame:
     flat = _flatten(root, path)
     records = _records(flat)
     _assign_times(records, flat)
+    _assign_self_io(records)
     frame = pd.DataFrame.from_records(records, columns=NODE_COLUMNS + EXTRA_COLUMNS)
     frame["parent_id"] = frame["parent_id"].astype("Int64")
     for column in ("relation", "index_name", "alias"):  # None stays None (not NaN) for missing names

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from perfkit.errors import BadInputError
 from perfkit.fileio import input_errors, read_limited, require_regular
 from perfkit.plans.model import Plan, build_plan
 from perfkit.plans.parse_text import parse_text_lines
-from perfkit.plans.unwrap import unwrap
+from perfkit.plans.unwrap import find_plans, unwrap
 from perfkit.secrets import scrub_document, scrub_statement
 
 # The largest plan file perfkit reads, and the longest line of a text plan (EXPLAIN of a
 # statement with a huge IN list can have a long Filter line; /dev/zero has one endless line).
 MAX_PLAN_BYTES = 256 * 1024 * 1024
 MAX_LINE_CHARS = 64 * 1024 * 1024
+_LOG_LINE = re.compile(r"duration:\s*[\d.]+\s*ms\s+plan:|^\s*Query Text:", re.MULTILINE)
 
 
 def parse_json_lines(lines: list[tuple[int, str]], *, path: str | None = None) -> Any:
@@ -88,14 +90,70 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
     if not source.strip():
         raise BadInputError("empty: no plan in it", path=where, line=1 if where else None)
     _check_lines(source, where)
-    lines, meta = unwrap(source)
+    plans = _parse_text_plans(source, where, name)
+    plan = plans[0]
+    if len(plans) > 1:
+        starts = ", ".join(str(p.extra.get("first_line", "?")) for p in plans)
+        plan.extra.setdefault("notes", []).append(
+            f"the text holds {len(plans)} plans (starting at lines {starts}): this is the first; "
+            "perfkit.plans.parse_all reads each")
+    return plan
+
+
+def parse_all(source: str | bytes, *, path: str | Path | None = None, name: str = "") -> list[Plan]:
+    """Every plan in a paste (a psql session transcript with several EXPLAINs), in order.
+
+    Each plan's ``extra["first_line"]`` is the line of the text it starts at; see :func:`parse`.
+    """
+    if isinstance(source, dict | list):
+        return [parse(source, path=path, name=name)]
+    where = None if path is None else str(path)
+    if isinstance(source, bytes):
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInputError("not UTF-8 text (is this a plan file?)", path=where) from None
+    if "\x00" in source or not source.strip():
+        return [parse(source, path=path, name=name)]
+    _check_lines(source, where)
+    return _parse_text_plans(source, where, name)
+
+
+def _parse_text_plans(source: str, where: str | None, name: str) -> list[Plan]:
+    """The plans of a text: JSON as a whole, else each plan :func:`find_plans` finds in it."""
+    if source.startswith("\ufeff"):
+        source = source[1:]
+    json_error = None
+    if source.lstrip()[:1] in ("[", "{"):
+        try:
+            return [_parse_lines(unwrap(source), where, name, first=None)]
+        except BadInputError as err:  # a transcript that starts with a [: look for a plan in it
+            json_error = err
+    if _LOG_LINE.search(source):  # a server log: unwrap knows its prefix, Query Text and duration
+        return [_parse_lines(unwrap(source), where, name, first=None)]
+    ranges = find_plans(source)
+    if not ranges:
+        if json_error is not None:
+            raise json_error
+        return [_parse_lines(unwrap(source), where, name, first=None)]
+    raw = source.split("\n")
+    plans = []
+    for first, last in ranges:
+        lines = [(number, raw[number - 1]) for number in range(first, last + 1)]
+        plans.append(_parse_lines(unwrap(lines), where, name, first=first))
+    return plans
+
+
+def _parse_lines(unwrapped, where: str | None, name: str, *, first: int | None) -> Plan:
+    lines, meta = unwrapped
     if not lines:
-        raise BadInputError("no plan in it (only headers or frames)", path=where)
-    first = lines[0][1].lstrip()
-    if first.startswith(("[", "{")):
+        raise BadInputError("no plan in it (only headers or frames): expected a plan node line such as "
+                            "'Seq Scan on t  (cost=0.00..1.00 rows=1 width=4)'", path=where, line=first)
+    head = lines[0][1].lstrip()
+    if head.startswith(("[", "{")):
         document = scrub_document(parse_json_lines(lines, path=where))
         plan = build_plan(document, source=name or where or "json", fmt="json", path=where)
-    elif first.startswith("<") or first.startswith("- Plan:"):
+    elif head.startswith("<") or head.startswith("- Plan:"):
         raise BadInputError(
             "XML and YAML EXPLAIN formats are not read; use FORMAT JSON or the text format",
             path=where,
@@ -108,6 +166,7 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
         plan.query = scrub_statement(meta["query"])
     if "duration_ms" in meta and math.isnan(plan.execution_ms):
         plan.execution_ms = meta["duration_ms"]  # auto_explain's duration is the executor's time
+    plan.extra["first_line"] = first if first is not None else lines[0][0]
     return plan
 
 

@@ -34,7 +34,17 @@ _JOIN = re.compile(rf"^(?:(Hash|Merge)(?:\s+{_JOIN_TYPES})?\s+Join|(Nested Loop)
 _AGG = re.compile(r"^(?:(Partial|Finalize)\s+)?(HashAggregate|GroupAggregate|MixedAggregate|Aggregate)$")
 _SETOP = re.compile(r"^(HashSetOp|SetOp)(?:\s+(.+))?$")
 _MODIFY = re.compile(r"^(?:Foreign\s+)?(Insert|Update|Delete|Merge)$")
-_USING = re.compile(r"^(?P<type>.+?)(?P<backward>\s+Backward)?\s+using\s+(?P<index>\S+)$")
+_USING = re.compile(r'^(?P<type>.+?)(?P<backward>\s+Backward)?\s+using\s+(?P<index>"(?:[^"]|"")*"|\S+)$')
+_IDENT = r'(?:"(?:[^"]|"")*"|[^\s."]+)'
+# ``schema.table alias``, each part perhaps in double quotes (``"Sales"."Big Orders" o``)
+_TARGET = re.compile(rf"^(?P<first>{_IDENT})(?:\.(?P<second>{_IDENT}))?(?:\s+(?P<alias>.+))?$")
+
+
+def unquote(name: str) -> str:
+    """An identifier as the catalog holds it: ``"My Table"`` -> ``My Table`` (``""`` -> ``"``)."""
+    if len(name) >= 2 and name[0] == '"' and name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name
 _TRIGGER = re.compile(
     r"^Trigger(?:\s+(?!for constraint)(?P<name>\S+))?(?:\s+for constraint\s+(?P<constraint>\S+))?"
     rf"(?:\s+on\s+(?P<relation>\S+))?:\s+(?:time=(?P<time>{_NUM})\s+)?calls=(?P<calls>\d+)\s*$"
@@ -93,7 +103,7 @@ def decode_title(title: str) -> dict:
     using = _USING.match(name)
     if using:
         name = using.group("type")
-        node["Index Name"] = using.group("index")
+        node["Index Name"] = unquote(using.group("index"))
         node["Scan Direction"] = "Backward" if using.group("backward") else "Forward"
     elif name.endswith(" Backward"):
         name = name[: -len(" Backward")]
@@ -123,25 +133,34 @@ def decode_title(title: str) -> dict:
         node["Node Type"] = name
     kind = node["Node Type"]
     if target:
-        words = target.split(" ", 1)
-        first = words[0]
-        alias = words[1].strip() if len(words) > 1 else None
+        parsed = _TARGET.match(target)
+        schema = None
+        if parsed:
+            first = parsed.group("first")
+            if parsed.group("second") is not None:
+                schema, first = unquote(first), parsed.group("second")
+            first = unquote(first)
+            alias = parsed.group("alias")
+            alias = unquote(alias.strip()) if alias else None
+        else:
+            words = target.split(" ", 1)
+            first = words[0]
+            alias = words[1].strip() if len(words) > 1 else None
         if kind == "Bitmap Index Scan":
             node["Index Name"] = first
         elif kind in ("CTE Scan", "WorkTable Scan"):
             node["CTE Name"] = first
             node["Alias"] = alias or first
         elif kind == "Function Scan":
-            node["Function Name"] = first
+            node["Function Name"] = first if schema is None else f"{schema}.{first}"
             node["Alias"] = alias or first
         elif kind in ("Subquery Scan", "Values Scan", "Table Function Scan"):
-            node["Alias"] = target
+            node["Alias"] = unquote(target)
         elif kind == "Named Tuplestore Scan":
             node["Tuplestore Name"] = first
             node["Alias"] = alias or first
         else:
-            if "." in first and not first.startswith('"'):
-                schema, first = first.split(".", 1)
+            if schema is not None:
                 node["Schema"] = schema
             node["Relation Name"] = first
             node["Alias"] = alias or first
@@ -167,6 +186,38 @@ def _buffers(value: str) -> dict:
                 if count.isdigit():
                     out[f"{scope} {what.capitalize()} Blocks"] = int(count)
     return out
+
+
+_IO_SCOPES = {"": "", "shared/local": "", "shared": "Shared ", "local": "Local ", "temp": "Temp "}
+
+
+def _io_timings(value: str) -> dict:
+    """``shared read=1.5 write=0.2, temp read=3.0`` (PG 16+), ``shared/local read=..`` (PG 15) or
+    ``read=1.5 write=0.2`` (PG 14 and older) as JSON's ``[Shared |Local |Temp ]I/O Read/Write Time``."""
+    out = {}
+    for part in value.split(","):
+        words = part.split()
+        scope = words[0] if words and "=" not in words[0] else ""
+        prefix = _IO_SCOPES.get(scope.lower())
+        if prefix is None:
+            continue
+        for pair in words[1:] if scope else words:
+            what, _, ms = pair.partition("=")
+            if what in ("read", "write"):
+                try:
+                    out[f"{prefix}I/O {what.capitalize()} Time"] = float(ms)
+                except ValueError:
+                    continue
+                # the text leaves out a figure that is zero; JSON shows it
+                out.setdefault(f"{prefix}I/O Read Time", 0.0)
+                out.setdefault(f"{prefix}I/O Write Time", 0.0)
+    return out
+
+
+def _wal(value: str) -> dict:
+    """``records=2 fpi=1 bytes=1234`` as JSON's ``WAL Records``, ``WAL FPI``, ``WAL Bytes``."""
+    names = {"records": "WAL Records", "fpi": "WAL FPI", "bytes": "WAL Bytes"}
+    return {names[what]: int(count) for what, count in re.findall(r"(records|fpi|bytes)=(\d+)", value)}
 
 
 def _pairs(value: str) -> dict:
@@ -200,6 +251,10 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
             raise BadInputError(f"{key} should be a number, not {value!r}", path=path, line=line) from None
     elif key == "Buffers":
         node.update(_buffers(value))
+    elif key == "I/O Timings":
+        node.update(_io_timings(value))
+    elif key == "WAL":
+        node.update(_wal(value))
     elif key == "Sort Method":
         method, _, rest = value.partition("  ")
         node["Sort Method"] = method.strip()
@@ -247,8 +302,8 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
 
 def _top_level(document: dict, block: str | None, key: str, value: str, *, path, line) -> str | None:
     """Store a line outside the tree (Planning Time, JIT, Settings, ...); returns the open block."""
-    if block == "Planning" and key == "Buffers":
-        document.setdefault("Planning", {}).update(_buffers(value))
+    if block == "Planning" and key in ("Buffers", "I/O Timings"):
+        document.setdefault("Planning", {}).update(_buffers(value) if key == "Buffers" else _io_timings(value))
         return block
     if block == "JIT":
         jit = document.setdefault("JIT", {})

@@ -821,6 +821,56 @@ def trigger_time(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[d
     return out
 
 
+def io_bound_node(plan, *, min_share: float = 0.5, min_ms: float = 10.0) -> list[dict]:
+    """Most of a node's own time is waiting for reads (``track_io_timing = on``).
+
+    Anti-pattern::
+
+        Seq Scan on big (actual time=0.03..900.1 rows=400 loops=1)
+          Filter: (k = 7)
+          Buffers: shared read=50000
+          I/O Timings: shared read=700.0
+
+    Fix: read less (the index that avoids the read, for a filtered scan), or keep the pages in
+    memory (a larger ``shared_buffers``, ``pg_prewarm``) or read ahead (``effective_io_concurrency``).
+
+    Parameters
+    ----------
+    min_share:
+        Report when the node's own I/O read time is at least this share of its own time.
+    min_ms:
+        ... and at least this many milliseconds.
+    """
+    out = []
+    nodes = plan.nodes
+    if "self_io_read_ms" not in nodes:
+        return out
+    for row in _select(plan, _ran(nodes) & nodes["self_io_read_ms"].notna()):
+        io_ms, own = row["self_io_read_ms"], row["self_ms"]
+        if math.isnan(own) or own <= 0 or io_ms < min_ms:
+            continue
+        share = min(io_ms / own, 1.0)
+        if share < min_share:
+            continue
+        filter_text = _detail(row, "Filter")
+        fix = None
+        if row["node_type"] in ("Seq Scan", "Parallel Seq Scan") and filter_text and row["relation"]:
+            target, fix = index_advice(row, filter_text, _sort_columns_above(plan, row))
+            advice = f"Add an index on {target} so the scan reads only the pages it needs."
+        else:
+            relation = row["relation"] or "the relation"
+            advice = (f"Keep {relation} in memory (a larger shared_buffers, or pg_prewarm after a restart) "
+                      "or let the server read ahead (effective_io_concurrency, for bitmap heap scans).")
+        severity = "warning" if not math.isnan(row["pct_total"]) and row["pct_total"] >= 20 else "info"
+        out.append(finding(
+            "io_bound_node", severity, _subject(row),
+            f"{_ms(io_ms)} of its {_ms(own)} ({100 * share:.0f} %) waiting on reads"
+            f" ({_rows(row['shared_read'])} blocks read){_share_words(row)}",
+            advice, fix=fix, benefit_ms=io_ms, node_id=int(row["node_id"]),
+        ))
+    return out
+
+
 # The registry: adding a rule means adding a function above and one line here (and a fixture row).
 RULES: dict[str, Callable[..., list[dict]]] = {
     "seq_scan_large_table": seq_scan_large_table,
@@ -834,6 +884,7 @@ RULES: dict[str, Callable[..., list[dict]]] = {
     "jit_overhead": jit_overhead,
     "slow_planning": slow_planning,
     "trigger_time": trigger_time,
+    "io_bound_node": io_bound_node,
 }
 
 

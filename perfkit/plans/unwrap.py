@@ -1,6 +1,12 @@
-"""Undo what psql, pgAdmin and server logs wrap around a pasted plan.
+"""Undo what psql, GUI clients, terminals, e-mail and server logs wrap around a pasted plan.
 
-``unwrap(text)`` returns the plan's lines as (original line number, text), ready for a parser.
+``find_plans(text)`` finds each plan inside a paste (psql prompts and commands, comments, whole
+session transcripts with ``SET`` and ``Time:`` lines, several statements) and returns their line
+ranges; ``unwrap(text)`` returns one plan's lines as (original line number, text), ready for a
+parser: psql frames of every border and line style (``\\pset border 0/1/2``, ``linestyle
+ascii/old-ascii/unicode``, double lines, ``format wrapped``), GUI exports (DBeaver's trailing
+bars, pgAdmin's and spreadsheets' quotes), lines cut at a fixed width, ``+`` continuations,
+expanded records and server log lines.
 """
 
 from __future__ import annotations
@@ -10,52 +16,291 @@ import re
 _FOOTER = re.compile(r"^\s*\(\d+ rows?\)\s*$")
 # matched against the stripped line: two adjacent ``\s*`` on the raw line backtrack over the
 # indentation (quadratic per line, cubic for a deeply nested plan)
-_HEADER = re.compile(r'^(?:[|│]\s*)?"?QUERY PLAN"?\s*[|│]?$')
-_SEPARATOR = re.compile(r"^[\s\-+=|│─┼├┤┌┐└┘┬┴╞╡╪═]+$")
-_RECORD = re.compile(r"^\s*-\[ RECORD \d+ \]")
-_EXPANDED = re.compile(r"^\s*QUERY PLAN\s*[|│] ?(.*)$")
+_BARS = "|│║┃"
+_RULE_CHARS = "-+=|:─━│┃┼├┤┌┐└┘┬┴╞╡╪═║╔╗╚╝╠╣╦╩╬╟╢╤╧╫╓╖╙╜╒╕╘╛╥╨"
+_HEADER = re.compile(r'^[' + _BARS + r']?\s*["\']?QUERY PLAN["\']?\s*[' + _BARS + r']?$')
+_SEPARATOR = re.compile(r"^[\s" + re.escape(_RULE_CHARS) + r"]+$")
+_RECORD = re.compile(r"^\s*[-─═]\[ RECORD \d+ \]")
+_EXPANDED = re.compile(r"^\s*QUERY PLAN\s*[" + _BARS + r"] ?(.*)$")
 _LOG_PLAN = re.compile(r"duration:\s*[\d.]+\s*ms\s+plan:\s*(.*)$")
 _QUERY_TEXT = re.compile(r"^\s*Query (Text|Parameters|Identifier):")
-_DECORATION_STARTS = set("(-+=|│─┼├┤┌┐└┘┬┴╞╡╪═Q\"")
+_DECORATION_STARTS = set("(-+=" + _RULE_CHARS + "Q\"'")
 _LOOKS_LIKE_NODE = re.compile(r"\((cost=|actual |never executed)|^\s*[\[{]")
+_WRAP_MARKS = (".", "…")
+
+# --- finding the plan in a paste --------------------------------------------------------------------
+_NODE_WORDS = (
+    "Result|ProjectSet|ModifyTable|Append|Merge Append|Recursive Union|BitmapAnd|BitmapOr|Nested Loop|"
+    "Merge|Hash|Seq Scan|Sample Scan|Gather|Index|Bitmap|Tid|Subquery Scan|Function Scan|"
+    "Table Function Scan|Values Scan|CTE Scan|Named Tuplestore Scan|WorkTable Scan|Foreign|Custom Scan|"
+    "Materialize|Memoize|Sort|Incremental Sort|Group|Aggregate|GroupAggregate|HashAggregate|MixedAggregate|"
+    "WindowAgg|Unique|SetOp|HashSetOp|LockRows|Limit|Insert|Update|Delete|Parallel|Async|Partial|Finalize"
+)
+_ROOT = re.compile(rf"^(?:{_NODE_WORDS})\b")
+_FIGURES = re.compile(r"\((?:cost=|actual |never executed)")
+_PROMPT = re.compile(r"^(?:[\w\-.@:]*[=\-(\[][#>]|[#>$]\s|[\w\-.]*[#>]\s|[\w\-.]*\$\s|psql\s*\(|mysql>|\w+>\s)")
+_SQL_WORDS = (
+    "SET|RESET|SHOW|BEGIN|COMMIT|ROLLBACK|START|EXPLAIN|SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|"
+    "TABLE|CREATE|DROP|ALTER|ANALYZE|VACUUM|PREPARE|EXECUTE|DEALLOCATE|DISCARD|LOAD|COPY|CALL|DO|"
+    "TRUNCATE|GRANT|REVOKE|CLUSTER|REINDEX|LOCK|NOTIFY|LISTEN"
+)
+# a statement as people type it (all capitals or all small letters); plan lines are capitalized words
+_STATEMENT = re.compile(rf"^(?:(?:{_SQL_WORDS})|(?:{_SQL_WORDS.lower()}))(?:\s|;|\(|$)")
+_DETAIL_KEY = re.compile(r"^[A-Z][A-Za-z0-9 /_\-]*:(?:\s|$)")
+_PSQL_NOISE = re.compile(r"^(?:Time:\s+\d|Timing is (?:on|off)|Expanded display|Output format|Border style|"
+                         r"Line style|Pager |Target width|Unicode |psql:|ERROR:|WARNING:|NOTICE:|HINT:|DETAIL:|"
+                         r"LINE \d+:|You are now connected|Null display|Did not find)")
+_TOP_KEY = re.compile(r"^(?:Planning|Planning Time|Execution Time|Total runtime|JIT|Settings|Serialization|"
+                      r"Query Identifier|Trigger\b.*|Memory|Buffers|Functions|Options|Timing)\s*:")
 
 
+def _content(text: str) -> str:
+    """A line without a frame's bars, quotes or the indentation in front of it."""
+    stripped = text.strip()
+    while stripped and (stripped[0] in _BARS or stripped[0] in "\"'"):
+        stripped = stripped[1:].lstrip()
+    return stripped
+
+
+def _is_header(text: str) -> bool:
+    stripped = text.strip()
+    return bool(stripped) and stripped[:1] in "Q|│║┃\"'" and bool(_HEADER.match(stripped))
+
+
+def _ends_plan(content: str) -> bool:
+    """A line that cannot be part of a plan: a psql prompt, a statement, a footer, psql's chatter."""
+    if not content:
+        return False
+    if _FOOTER.match(content) or _PSQL_NOISE.match(content):
+        return True
+    if content.startswith(("--", "->")):
+        return content.startswith("--") and not _SEPARATOR.match(content)
+    if _ROOT.match(content) and _FIGURES.search(content) or _DETAIL_KEY.match(content):
+        return False
+    return bool(_PROMPT.match(content) or _STATEMENT.match(content) or content.startswith(("\\", "/*")))
+
+
+def find_plans(text: str) -> list[tuple[int, int]]:
+    """The line ranges ``[(first, last), ...]`` (1-based, inclusive) of each plan in a paste.
+
+    A plan starts at psql's ``QUERY PLAN`` header, at a JSON document or at a line that reads as
+    a root plan node (a node name with ``(cost=``/``(actual``/``(never executed)`` figures, or
+    any node name right after a header); it ends at psql's ``(n rows)`` footer, a prompt, a
+    statement, a ``Time:`` line or a comment. What comes before the first plan (prompts, the
+    EXPLAIN command, comments, URLs) is no part of it. Empty when no line starts a plan.
+    """
+    lines = text.split("\n")
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    last_body: int | None = None
+    after_header = False
+    for index, line in enumerate(lines, start=1):
+        if start is not None and line[:2] == "  " and not after_header:
+            # inside a plan an indented line is a plan line (prompts, statements, footers start
+            # further left): no need to look at it closer (a 10,000-node plan has 40,000 of them)
+            if line.strip():
+                last_body = index
+            continue
+        content = _content(line)
+        if start is None:
+            if _is_header(line):
+                start, last_body, after_header = index, None, True
+                continue
+            if content[:1] in ("[", "{") and ('"Plan"' in content or content.rstrip("+↵ ") in ("[", "{", "[{")):
+                start, last_body, after_header = index, index, False
+                continue
+            if content and _ROOT.match(content) and not _DETAIL_KEY.match(content) and (_FIGURES.search(content) or _wrapped_root(lines, index)):
+                start, last_body, after_header = index, index, False
+            continue
+        if not content or _SEPARATOR.match(line.strip()):
+            continue
+        if _is_header(line):  # the next result
+            ranges.append((start, last_body or start))
+            start, last_body, after_header = index, None, True
+            continue
+        if _ends_plan(content) and not (after_header and last_body is None and _ROOT.match(content)):
+            if last_body is not None:
+                ranges.append((start, last_body))
+            start, last_body = None, None
+            continue
+        last_body = index
+        after_header = False
+    if start is not None and last_body is not None:
+        ranges.append((start, last_body))
+    return ranges
+
+
+def _wrapped_root(lines: list[str], index: int) -> bool:
+    """Whether the root-looking line at ``index`` (1-based) has its figures on the next line (a cut)."""
+    if index >= len(lines):
+        return False
+    joined = _content(lines[index - 1]).rstrip(".…") + lines[index].strip().lstrip(".…")
+    return bool(_FIGURES.search(joined) or "(cost" in joined or "(co" in _content(lines[index - 1])[-4:])
+
+
+# --- undoing the wrapping ---------------------------------------------------------------------------
 def _is_continued(text: str) -> bool:
     """A psql continuation marker (`` +`` or ``↵``) ends the line."""
     return text.endswith(("+", "↵")) and (len(text) == 1 or text[-2].isspace())
 
 
 def _strip_frame(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Remove psql ``border 2`` bars (``| text |`` or ``│ text │``)."""
+    """Remove psql ``border 2`` bars (``| text |``, ``│ text │``, ``║ text ║``), joining wrapped values.
+
+    psql's ``format wrapped`` marks a cut value with ``.`` (``…`` in unicode) in the padding
+    before the right bar and again after the left bar of the next line.
+    """
     body = [text for _, text in lines if text.strip()]
-    framed = [t for t in body if t.lstrip()[:1] in ("|", "│")]
+    framed = [t for t in body if t.lstrip()[:1] in _BARS]
     if not body or len(framed) < max(1, len(body) // 2):
-        return lines
-    out = []
+        return _strip_right_bars(lines)
+    out: list[tuple[int, str]] = []
+    joining = False
     for number, text in lines:
         stripped = text.strip()
-        if stripped[:1] in ("|", "│"):
+        if stripped and stripped[0] in _BARS:
             stripped = stripped[1:]
-            if stripped[-1:] in ("|", "│"):
+            if stripped[-1:] in _BARS:
                 stripped = stripped[:-1]
-            text = stripped[1:] if stripped.startswith(" ") else stripped
+            start_mark = stripped[:1] in _WRAP_MARKS
+            end_mark = len(stripped) > 1 and stripped[-1] in _WRAP_MARKS
+            if start_mark or stripped.startswith(" "):
+                stripped = stripped[1:]
+            if end_mark:
+                stripped = stripped[:-1]
+            elif stripped.endswith(" "):
+                stripped = stripped[:-1]
+            if joining and start_mark and out:
+                out[-1] = (out[-1][0], out[-1][1] + stripped)
+            else:
+                out.append((number, stripped if end_mark else stripped.rstrip()))
+            joining = end_mark
+            continue
+        joining = False
         out.append((number, text.rstrip()))
+    return [(n, t.rstrip()) for n, t in out]
+
+
+def _strip_right_bars(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """DBeaver's text view and other grids: a bar after each padded value (``Seq Scan ...   |``)."""
+    body = [text.rstrip() for _, text in lines if text.strip()]
+    barred = [t for t in body if t[-1:] in _BARS]
+    if not body or len(barred) * 2 <= len(body):
+        return lines
+    return [(n, t.rstrip()[:-1].rstrip() if t.rstrip()[-1:] in _BARS else t) for n, t in lines]
+
+
+def _join_marked_wraps(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """psql ``format wrapped`` without a frame: ``… cut.`` then ``.rest`` (``…`` in unicode).
+
+    With ``border 1`` the next line starts with the mark in the margin; with ``border 0`` there is
+    no margin (lines start in column 0) and the next line is the rest as it is.
+    """
+    marked = [i for i in range(len(lines) - 1) if lines[i][1].rstrip()[-1:] in _WRAP_MARKS]
+    if not marked:
+        return lines
+    after = {i + 1 for i in marked}
+    border0 = any(t[:1] not in (" ", "") for i, (_, t) in enumerate(lines) if i not in after)
+    if not border0 and not any(lines[i + 1][1][:1] in _WRAP_MARKS for i in marked):
+        return lines
+    out: list[tuple[int, str]] = []
+    joining = False
+    for number, text in lines:
+        if joining and out and (border0 or text[:1] in _WRAP_MARKS):
+            piece = text if border0 else text[1:]
+            joining = piece.rstrip()[-1:] in _WRAP_MARKS
+            out[-1] = (out[-1][0], out[-1][1] + (piece.rstrip()[:-1] if joining else piece))
+            continue
+        stripped = text.rstrip()
+        joining = stripped[-1:] in _WRAP_MARKS
+        out.append((number, stripped[:-1] if joining else text))
+    return out
+
+
+def _looks_like_plan_line(text: str) -> bool:
+    """Whether a line reads as a line of its own in a text plan (not the rest of a cut one)."""
+    stripped = text.strip()
+    if not stripped:
+        return True
+    if stripped.startswith("->") or _TOP_KEY.match(stripped):
+        return True
+    if re.match(r"^(?:InitPlan|SubPlan|CTE)\s+\S", stripped):
+        return True
+    if re.match(r"^[A-Z][A-Za-z0-9 /_\-()]*:(?:\s|$)", stripped) and text.startswith("  "):
+        return True  # a detail line (``Filter: ...``, ``Worker 0:  actual ...``)
+    return bool(_ROOT.match(stripped) and _FIGURES.search(stripped) and not text.startswith(" "))
+
+
+def _unbalanced(text: str) -> bool:
+    return text.count("(") > text.count(")")
+
+
+def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list[tuple[int, str]]:
+    """Lines cut at a fixed width (a narrow terminal, an e-mail) joined again.
+
+    A line as long as the longest (the width it was cut at), or one that leaves a parenthesis
+    open, continues on the next line when that line does not read as a plan line of its own.
+    """
+    body = [t for _, t in lines if t.strip()]
+    if len(body) < 2:
+        return lines
+    width = max(len(t) for t in body)
+    at_width = sum(1 for t in body if len(t) >= width - 1)
+    fixed = width >= 30 and at_width >= 2
+    out: list[tuple[int, str]] = []
+    for number, text in lines:
+        if out and text.strip() and not _looks_like_plan_line(text):
+            previous = out[-1][1]
+            if psql_width and len(previous) == psql_width and previous.endswith(" ") and text.startswith(" "):
+                out[-1] = (out[-1][0], previous[:-1] + text[1:])  # old-ascii wrapped: no marks, two spaces
+                continue
+            if previous.strip() and ((fixed and len(previous) >= width - 1) or _unbalanced(previous)):
+                out[-1] = (out[-1][0], previous + text)
+                continue
+        out.append((number, text))
     return out
 
 
 def _strip_quotes(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Remove the double quotes pgAdmin (and CSV exports) put around each line."""
-    body = [text.strip() for _, text in lines if text.strip()]
-    quoted = [t for t in body if len(t) >= 2 and t[0] == '"' and t[-1] == '"']
-    if not body or len(quoted) < max(1, (len(body) + 1) // 2):
-        return lines
-    out = []
-    for number, text in lines:
-        stripped = text.strip()
-        if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
-            text = stripped[1:-1].replace('""', '"')
-        out.append((number, text))
-    return out
+    """Remove the quotes pgAdmin, CSV exports and spreadsheets put around lines.
+
+    Every line in ``"…"`` or ``'…'`` (doubled quotes inside undone), a quote only at the start or
+    only at the end of lines (one cell of several lines: a quote before the first, one after the
+    last), and a trailing comma of a CSV row.
+    """
+    body = [(i, text.strip()) for i, (_, text) in enumerate(lines) if text.strip()]
+    if not body or any(_content(t).rstrip("+↵ ") in ("[", "{", "[{", "[ {") for _, t in body[:5]):
+        return lines  # JSON: its keys are in quotes
+    for quote in ('"', "'"):
+        starts = sum(1 for _, t in body if t[0] == quote)
+        ends = sum(1 for _, t in body if t.rstrip(",")[-1:] == quote)
+        cell = body[0][1][0] == quote and body[-1][1].rstrip(",")[-1:] == quote
+        if max(starts, ends) * 2 < len(body) and not cell:
+            continue
+        doubled = quote * 2
+        out = []
+        first_index, last_index = body[0][0], body[-1][0]
+        per_line = max(starts, ends) * 2 >= len(body)
+        for index, (number, text) in enumerate(lines):
+            stripped = text.strip()
+            if not stripped:
+                out.append((number, text))
+                continue
+            if stripped.endswith(quote + ",") and (per_line or index == last_index):
+                stripped = stripped[:-1]
+            cut_start = stripped[0] == quote and (per_line or index == first_index)
+            if cut_start:
+                stripped = stripped[1:]
+            if stripped.endswith(quote) and (per_line or index == last_index):
+                inner = stripped[:-1]
+                if inner.count(quote) % 2 == 0 or index == last_index:
+                    stripped = inner
+            if doubled in stripped:
+                stripped = stripped.replace(doubled, quote)
+            indent = text[: len(text) - len(text.lstrip())] if not cut_start else ""
+            out.append((number, (indent + stripped) if not cut_start else stripped))
+        return out
+    return lines
 
 
 def _strip_log(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], dict]:
@@ -96,23 +341,51 @@ def _strip_log(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], dic
     return out, meta
 
 
-def unwrap(text: str) -> tuple[list[tuple[int, str]], dict]:
+def _join_cut_header(raw: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """``QUERY PLAN`` cut by a narrow terminal (``QUERY PL`` / ``AN``): put back on one line."""
+    target = "QUERY PLAN"
+    out: list[tuple[int, str]] = []
+    skip = False
+    for index, (number, line) in enumerate(raw):
+        if skip:
+            skip = False
+            continue
+        stripped = line.strip()
+        if stripped and stripped != target and target.startswith(stripped) and index + 1 < len(raw):
+            joined = stripped + raw[index + 1][1].strip()
+            if joined == target or joined.replace("  ", " ") == target:
+                out.append((number, target))
+                skip = True
+                continue
+        out.append((number, line))
+    return out
+
+
+def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], dict]:
     """The plan lines of a pasted text, and what a log line said about it (query, duration).
 
-    Handles psql aligned output (``QUERY PLAN`` header, ``----`` rule, ``(n rows)`` footer,
-    ``+`` / ``↵`` continuations), psql ASCII and Unicode ``border 2`` frames, expanded (``\\x``)
-    records, pgAdmin's quoted lines, and server log lines (``LOG:  duration: ... plan:``,
-    leading tabs, ``Query Text:``). Line numbers are 1-based numbers in ``text``.
+    Handles psql aligned output (``QUERY PLAN`` header, rule, ``(n rows)`` footer, ``+`` / ``↵``
+    continuations, ``format wrapped`` cuts), psql frames of every ``border`` / ``linestyle``
+    (ASCII, old-ascii, unicode single and double lines), expanded (``\\x``) records, DBeaver's
+    trailing bars, pgAdmin's and spreadsheets' quotes, lines cut at a fixed width and server log
+    lines (``LOG:  duration: ... plan:``, leading tabs, ``Query Text:``). ``text`` may be a list
+    of (line number, line) already cut out of a larger paste. Line numbers are 1-based.
     """
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    first_line = text.lstrip().split("\n", 1)[0].rstrip()
-    if first_line[:1] in ("[", "{") and not first_line.endswith(("+", "↵")):  # JSON as the server wrote it
-        lead = len(text) - len(text.lstrip())
-        first = text.count("\n", 0, lead) + 1
-        return [(number, line.rstrip("\r")) for number, line in enumerate(text[lead:].split("\n"), start=first)], {}
-    raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
+    if isinstance(text, str):
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        first_line = text.lstrip().split("\n", 1)[0].rstrip()
+        if first_line[:1] in ("[", "{") and not first_line.endswith(("+", "↵")):  # JSON as the server wrote it
+            lead = len(text) - len(text.lstrip())
+            first = text.count("\n", 0, lead) + 1
+            return [(number, line.rstrip("\r")) for number, line in enumerate(text[lead:].split("\n"), start=first)], {}
+        raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
+    else:
+        raw = [(number, line.rstrip("\r\n").lstrip("\ufeff")) for number, line in text]
+    raw = _strip_quotes(raw)
+    raw = _join_cut_header(raw)
     psql = False
+    rule_width = 0
     lines: list[tuple[int, str]] = []
     for number, line in raw:
         stripped = line.strip()
@@ -122,28 +395,32 @@ def unwrap(text: str) -> tuple[list[tuple[int, str]], dict]:
             if _FOOTER.match(stripped) or _RECORD.match(stripped) or _HEADER.match(stripped):
                 psql = True
                 continue
-            if len(stripped) >= 3 and _SEPARATOR.match(line):
+            if len(stripped) >= 3 and _SEPARATOR.match(line) and not stripped.startswith("->"):
                 psql = True
+                rule_width = rule_width or len(line.rstrip())
                 continue
             expanded = _EXPANDED.match(line)
             if expanded:
                 psql = True
                 line = expanded.group(1)
-        lines.append((number, line.rstrip()))
+        lines.append((number, line))
     lines = _strip_frame(lines)
-    body = [t for _, t in lines if t.strip()]
+    lines = _join_marked_wraps(lines)
+    body = [t.rstrip() for _, t in lines if t.strip()]
     continued = [t for t in body if _is_continued(t)]
     if psql and continued or (body and len(continued) * 2 >= len(body)):
         # a value as wide as the column has its marker right after the text, without a space
-        lines = [(n, t[:-1].rstrip() if t.endswith(("+", "↵")) else t) for n, t in lines]
-    lines = _strip_quotes(lines)
+        lines = [(n, t.rstrip()[:-1].rstrip() if t.rstrip().endswith(("+", "↵")) else t) for n, t in lines]
     lines, meta = _strip_log(lines)
-    lines = [(n, t.expandtabs(8).rstrip() if "\t" in t else t) for n, t in lines]
+    lines = [(n, t.expandtabs(8) if "\t" in t else t) for n, t in lines]
     # drop blank lines at both ends, then the indentation every line shares
     while lines and not lines[0][1].strip():
         lines.pop(0)
     while lines and not lines[-1][1].strip():
         lines.pop()
+    if lines and lines[0][1].lstrip()[:1] not in ("[", "{"):
+        lines = _rejoin_cut_lines(lines, rule_width)
+    lines = [(n, t.rstrip()) for n, t in lines]
     indents = [len(t) - len(t.lstrip(" ")) for _, t in lines if t.strip()]
     common = min(indents) if indents else 0
     if common:
