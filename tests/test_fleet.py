@@ -1,0 +1,189 @@
+"""A fleet: the fleet file, `snapshot --fleet` over five real clusters (one stopped) into a store
+on a real S3-compatible server (moto), and `report fleet` ranking the server made slower first.
+
+Five clusters: the session sandbox and four small ones (shared_buffers 16MB) started in parallel
+(about 11 s on this 2-core machine, measured), each with its own work_mem so the settings
+comparison has something to find.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from test_store_typed import s3_root  # noqa: F401 - the moto S3 server fixture, reused
+
+from perfkit import cli
+from perfkit.errors import BadInputError
+from perfkit.fleet import load_fleet
+from perfkit.sandbox import Sandbox
+
+PASSWORD = "Fl33t-Pw-7qK2zX9"  # a password written in a fleet DSN: must never be shown
+NAMES = ("orders", "billing", "search", "slow", "gone")
+
+
+def _workload(sandbox: Sandbox, name: str, delay: float) -> None:
+    """The server's own workload: 20 calls of a statement whose time per call is ``delay``, and
+    one statement only this server runs."""
+    with sandbox.admin_connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS pace (d float8)")
+        conn.execute("CREATE OR REPLACE FUNCTION work(int) RETURNS int LANGUAGE sql AS "
+                     "'SELECT $1 FROM (SELECT pg_sleep((SELECT d FROM pace LIMIT 1))) s'")
+        conn.execute("DELETE FROM pace")
+        conn.execute("INSERT INTO pace VALUES (%s)", (delay,))
+        for i in range(20):
+            conn.execute("SELECT work(%s)", (i,))
+        conn.execute(f"CREATE TABLE IF NOT EXISTS only_{name} (id int)")
+        for i in range(5):
+            conn.execute(f"SELECT count(*) FROM only_{name} WHERE id > %s", (i,))
+
+
+@pytest.fixture(scope="module")
+def clusters(sandbox):
+    """name -> Sandbox: the session sandbox ("orders") and four small clusters."""
+    def start(index: int) -> Sandbox:
+        return Sandbox(settings={"shared_buffers": "16MB", "max_connections": "20",
+                                 "work_mem": f"{8 + index}MB"}).start()
+
+    with ThreadPoolExecutor(4) as pool:
+        extra = list(pool.map(start, range(4)))
+    found = dict(zip(NAMES, [sandbox, *extra], strict=True))
+    with found["billing"].admin_connect() as conn:  # a role with a real password (scram on 127.0.0.1)
+        conn.execute(f"CREATE ROLE fleet_reader LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute("GRANT pg_read_all_stats TO fleet_reader")
+    try:
+        yield found
+    finally:
+        for cluster in extra:
+            cluster.stop()
+
+
+def _fleet_file(tmp_path: Path, clusters: dict) -> Path:
+    service = tmp_path / "pg_service.conf"
+    service.write_text(f"[search-svc]\nhost=127.0.0.1\nport={clusters['search'].port}\ndbname=perfkit\nuser=postgres\n")
+    billing = clusters["billing"]
+    text = f"""
+connect_timeout = 3
+
+[[server]]
+name = "orders"
+dsn = "{clusters['orders'].dsn}"
+env = "test"
+team = "shop"
+
+[[server]]
+name = "billing"
+dsn = "postgresql://fleet_reader:{PASSWORD}@127.0.0.1:{billing.port}/perfkit"
+env = "test"
+
+[[server]]
+name = "search"
+service = "search-svc"
+env = "test"
+
+[[server]]
+name = "slow"
+dsn = "{clusters['slow'].dsn}"
+env = "test"
+
+[[server]]
+name = "gone"
+dsn = "postgresql://fleet_reader:{PASSWORD}@127.0.0.1:{clusters['gone'].port}/perfkit"
+env = "test"
+"""
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    return path
+
+
+def _no_password(*texts: str) -> None:
+    for text in texts:
+        assert PASSWORD not in text
+
+
+def test_snapshot_fleet_stores_four_reports_the_stopped_one_and_report_ranks_the_slowed_server_first(
+        clusters, s3_root, tmp_path, monkeypatch, capsys):  # noqa: F811 - s3_root is the fixture
+    fleet = _fleet_file(tmp_path, clusters)
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "pg_service.conf"))
+    root = s3_root.replace("/store?", "/fleet?")
+    for name in NAMES[:4]:
+        _workload(clusters[name], name, 0.001)
+    clusters["gone"].stop()  # stopped before collection
+
+    assert cli.main(["snapshot", "--fleet", str(fleet), "--store", root, "--jobs", "8", "--json"]) == 3
+    first = capsys.readouterr()
+    _no_password(first.out, first.err)
+    outcome = {o["server"]: o for o in json.loads(first.out)["servers"]}
+    assert [n for n in NAMES if outcome[n]["ok"]] == ["orders", "billing", "search", "slow"]
+    assert outcome["gone"]["ok"] is False and "cannot connect" in outcome["gone"]["error"]
+    assert all(outcome[n]["path"].startswith(f"s3://perfkit/fleet/server={n}/") for n in NAMES[:4])
+    assert "a password is written in this dsn" in first.err and "[5/5]" in first.err
+
+    for name in NAMES[:4]:  # the second week: "slow" takes 20x longer per call
+        _workload(clusters[name], name, 0.02 if name == "slow" else 0.001)
+    assert cli.main(["snapshot", "--fleet", str(fleet), "--store", root]) == 3
+    second = capsys.readouterr()
+    _no_password(second.out, second.err)
+    assert re.search(r"^gone: failed: cannot connect", second.out, re.M)
+    assert "4 of 5 servers stored; failed: gone" in second.err
+
+    out = tmp_path / "reports"
+    assert cli.main(["report", "fleet", "--fleet", str(fleet), "--store", root, "--out", str(out),
+                     "--since", "1h", "--json"]) == 0
+    shown = capsys.readouterr()
+    _no_password(shown.out, shown.err, (out / "fleet.html").read_text(), (out / "fleet.json").read_text())
+    page = json.loads((out / "fleet.json").read_text())
+    servers = page["servers"]
+    assert servers[0]["server"] == "slow" and servers[0]["worse_s"] > 0.2
+    assert all(s["worse_s"] < 0.1 for s in servers[1:])
+    status = {s["server"]: s["status"] for s in servers}
+    assert status["gone"] == "no snapshots; unreachable now" and status["orders"] == "ok"
+    assert {r["server"] for r in page["regressions"]} == {"slow"}  # work() and the query inside it
+    assert page["regressions"][0]["severity"] == "critical" and "work" in page["regressions"][0]["subject"]
+    shared = [s for s in page["statements"] if "work(" in s["query"]]
+    # one text across four servers, under more than one queryid (the function's oid differs between clusters)
+    assert shared and shared[0]["servers"] == 4 and shared[0]["queryids"] >= 2
+    work_mem = [s for s in page["settings"] if s["setting"] == "work_mem"]
+    assert work_mem and work_mem[0]["tag"] == "env=test" and "gone" not in work_mem[0]["values"]
+    assert any("not reachable now" in note for note in page["notes"])
+    html = (out / "fleet.html").read_text()
+    assert "<h2>Servers, the most time lost first</h2>" in html and "<script" not in html
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[[server]]\nname = "a"\ndsn = "host=x"\nport = 5\n', "fleet.toml, line 4: unknown server setting 'port'"),
+    ('store = "x"\n[[server]]\nname = "a\n', "fleet.toml, line 3: not valid TOML"),
+    ('[[server]]\nname = "a"\nenv = "prod"\n', "fleet.toml, line 1: a server needs exactly one of dsn"),
+    ('[[server]]\nname = "a"\nservice = "s"\n[[server]]\nname = "a"\nservice = "t"\n',
+     "fleet.toml, line 4: server name 'a' is used twice (first at line 1)"),
+    ('[slo.env]\nprod = "missing.toml"\n[[server]]\nservice = "s"\n', "fleet.toml, line 2: SLO file missing.toml"),
+    ('[[server]]\ndsn = "postgresql://u:Pw-zz9@h:5432/db?bogus=1"\n', "fleet.toml, line 2: dsn is not a valid connection string"),
+    ('jobs = 0\n[[server]]\nservice = "s"\n', "fleet.toml, line 1: jobs must be a whole number above 0"),
+    ("", "fleet.toml: no servers"),
+])
+def test_a_bad_fleet_file_is_one_line_with_its_line(tmp_path, text, message):
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    with pytest.raises(BadInputError) as caught:
+        load_fleet(path)
+    shown = str(caught.value)
+    assert shown.replace(str(tmp_path) + "/", "").startswith(message) and "\n" not in shown
+    assert "Pw-zz9" not in shown
+
+
+def test_fleet_file_names_tags_and_slo_per_tag(tmp_path):
+    (tmp_path / "prod-slo.toml").write_text("[default]\np95_ms = 300\n")
+    path = tmp_path / "perfkit.toml"
+    path.write_text('[slo.env]\nprod = "prod-slo.toml"\n\n[[server]]\nservice = "orders-prod"\nenv = "prod"\n'
+                    'region = "eu"\ntags = { tier = "gold" }\n\n[[server]]\ndsn = "host=db2 port=6432 dbname=shop"\n'
+                    'env = "staging"\n')
+    fleet = load_fleet(path)
+    first, second = fleet.servers
+    assert (first.name, first.dsn, first.tags) == ("orders-prod", "service=orders-prod",
+                                                   {"env": "prod", "region": "eu", "tier": "gold"})
+    assert first.slo == str((tmp_path / "prod-slo.toml").resolve()) and second.slo is None
+    assert second.name == "db2-6432-shop" and fleet.warnings == []
+    assert [s.name for s in fleet.tagged()[("env", "prod")]] == ["orders-prod"]
