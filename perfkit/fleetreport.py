@@ -454,6 +454,38 @@ def server_reports(fleet: Fleet, store: SnapshotStore, out: Path, *, since: str 
     return results
 
 
+class Table:
+    """A table of the fleet page as a notebook shows it (escaped HTML, SQL in <code>)."""
+
+    def __init__(self, frame: pd.DataFrame, limit: int | None = 50):
+        self.frame, self.limit = frame, limit
+
+    def _repr_html_(self) -> str:
+        frame = self.frame.drop(columns=["href"], errors="ignore")
+        return secrets.redact_text(html_table(frame, limit=self.limit))
+
+    def __repr__(self) -> str:
+        return self.frame.to_string(max_rows=self.limit)
+
+
+def load(fleet: str | Path = "", *, sample: str | Path = "../data/sample", store: str | Path = "",
+         since: str = "7d", live: bool = True) -> FleetPage:
+    """The fleet page for a notebook: ``fleet`` (a fleet file; empty: ``$PERFKIT_FLEET``, and
+    when that is empty too, the sample fleet in ``<sample>/fleet``, read without connecting)."""
+    from perfkit.fleet import load_fleet
+
+    given = str(fleet or os.environ.get("PERFKIT_FLEET", ""))
+    if given:
+        parsed = load_fleet(given)
+        chosen = SnapshotStore(str(store) if store else parsed.store)
+    else:
+        parsed, chosen = sample_fleet(sample)
+        if store:
+            chosen = SnapshotStore(str(store))
+        live = False
+    return build(parsed, chosen, since=since, live=live)
+
+
 def sample_fleet(sample: str | Path) -> tuple[Fleet, SnapshotStore]:
     """The sample fleet (``<sample>/fleet/perfkit.toml`` over ``<sample>/fleet/store``)."""
     from perfkit.fleet import load_fleet
