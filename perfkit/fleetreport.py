@@ -27,7 +27,14 @@ from perfkit import secrets
 from perfkit.display import NO_MATH, html_table, plural
 from perfkit.errors import BadInputError, PerfkitError
 from perfkit.fleet import Fleet, Server
-from perfkit.statements.assess import REGRESSION_MIN_CALLS, noise, regressions, short_query
+from perfkit.statements.assess import (
+    REGRESSION_MIN_ADDED_MS,
+    REGRESSION_MIN_CALLS,
+    REGRESSION_WARNING,
+    noise,
+    regressions,
+    short_query,
+)
 from perfkit.store import SNAPSHOT_SCHEMA, SnapshotStore, parse_since
 
 TREND_WEEKS = 12
@@ -89,19 +96,17 @@ def picked_snapshots(store: SnapshotStore, names: list[str], since: str = "7d") 
     listing = store.list()
     listing = listing[listing["server"].isin(names)].copy()
     listing["file"] = [file_of(store, p) for p in listing["path"]]
-    rows = []
-    for name, group in listing.groupby("server", sort=True):
-        group = group.sort_values("captured_at")
-        latest = group.iloc[-1]
-        rows.append({"server": name, "role": "latest", "snapshot_id": latest["snapshot_id"],
-                     "captured_at": latest["captured_at"], "file": latest["file"]})
-        earlier = group[group["captured_at"] < latest["captured_at"]]
-        if len(earlier):
-            distance = (earlier["captured_at"] - (latest["captured_at"] - delta)).abs()
-            base = earlier.loc[distance.idxmin()]
-            rows.append({"server": name, "role": "base", "snapshot_id": base["snapshot_id"],
-                         "captured_at": base["captured_at"], "file": base["file"]})
-    return pd.DataFrame(rows, columns=["server", "role", "snapshot_id", "captured_at", "file"]), listing
+    columns = ["server", "role", "snapshot_id", "captured_at", "file"]
+    if listing.empty:
+        return pd.DataFrame(columns=columns), listing
+    latest = listing.loc[listing.groupby("server")["captured_at"].idxmax()]
+    at = listing["server"].map(latest.set_index("server")["captured_at"])
+    earlier = listing[listing["captured_at"] < at].copy()
+    earlier["distance"] = (earlier["captured_at"] - (at[earlier.index] - delta)).abs()
+    base = earlier.loc[earlier.groupby("server")["distance"].idxmin()] if len(earlier) else earlier
+    picked = pd.concat([latest.assign(role="latest"), base.assign(role="base")], ignore_index=True)
+    picked = picked.sort_values(["server", "role"], ascending=[True, False], kind="stable")
+    return picked[columns].reset_index(drop=True), listing
 
 
 def file_of(store: SnapshotStore, shown) -> str:
@@ -112,22 +117,26 @@ def file_of(store: SnapshotStore, shown) -> str:
     return store.base + text[len(str(store.root)):]
 
 
-def connect_duckdb(store: SnapshotStore, files: list[str]):
-    """A DuckDB connection with a view ``snaps`` over ``files`` (with ``server`` and ``date``)."""
+def connect_duckdb(store: SnapshotStore, files: list[str], con=None, view: str = "snaps", *, union: bool = False):
+    """A DuckDB connection with a view ``view`` over ``files`` (with ``server`` and ``date``).
+
+    Columns are matched by name; ``union``: also across files that lack some (written before the
+    declared schema), which makes DuckDB open every file's footer first (slower)."""
     import duckdb
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    if con is None:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
     files = sorted(set(files))
     if not files:
         empty = SNAPSHOT_SCHEMA.empty_table().to_pandas()
         empty["server"], empty["date"] = pd.Series(dtype=str), pd.Series(dtype=str)
-        con.register("snaps", empty)
+        con.register(view, empty)
         return con
     if store.local:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE VIEW snaps AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "
-                    "hive_types = {'server': VARCHAR, 'date': VARCHAR}, union_by_name = true)")
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "
+                    f"hive_types = {{'server': VARCHAR, 'date': VARCHAR}}, union_by_name = {str(union).lower()})")
     else:
         import pyarrow as pa
         import pyarrow.dataset as ds
@@ -137,18 +146,20 @@ def connect_duckdb(store: SnapshotStore, files: list[str]):
                              partitioning=ds.partitioning(pa.schema([("server", pa.string()), ("date", pa.string())]),
                                                           flavor="hive"),
                              partition_base_dir=store.base)
-        con.register("snaps", dataset)
+        con.register(view, dataset)
     return con
 
 
 # -- the queries ---------------------------------------------------------------------------------
-CHANGES_SQL = f"""
-WITH a AS (SELECT s.* FROM snaps s JOIN picked p ON p.server = s.server AND p.snapshot_id = s.snapshot_id
+CHANGES_SQL = """
+WITH a AS (SELECT s.server, s.snapshot_id, s.queryid, s.datname, s.rolname, s.toplevel, s.query, s.calls, s.total_exec_ms, s.mean_exec_ms, s.stats_reset
+           FROM snaps s JOIN picked p ON p.server = s.server AND p.snapshot_id = s.snapshot_id
            WHERE p.role = 'latest'),
-     b AS (SELECT s.* FROM snaps s JOIN picked p ON p.server = s.server AND p.snapshot_id = s.snapshot_id
+     b AS (SELECT s.server, s.snapshot_id, s.queryid, s.datname, s.rolname, s.toplevel, s.query, s.calls, s.total_exec_ms, s.mean_exec_ms, s.stats_reset
+           FROM snaps s JOIN picked p ON p.server = s.server AND p.snapshot_id = s.snapshot_id
            WHERE p.role = 'base'),
      based AS (SELECT DISTINCT server FROM picked WHERE role = 'base')
-SELECT a.server, a.queryid, a.datname, a.rolname, a.query, {NORMALIZED_SQL.replace('query', 'a.query')} AS normalized,
+SELECT a.server, a.queryid, a.datname, a.rolname, a.query,
        CASE WHEN b.queryid IS NULL THEN 'new'
             WHEN a.calls < b.calls OR a.stats_reset IS DISTINCT FROM b.stats_reset THEN 'reset'
             WHEN a.calls = b.calls THEN 'unchanged' ELSE 'changed' END AS status,
@@ -171,31 +182,41 @@ SELECT server, count(*) FILTER (WHERE status <> 'unchanged') AS statements_run,
 FROM changes GROUP BY server
 """
 
-# the candidates of a regression (statements.assess.regressions decides): small, to pandas
+# the candidates of a regression, by its thresholds (statements.assess.regressions decides): small, to pandas
 CANDIDATES_SQL = f"""
 SELECT server, queryid, query, status, calls, total_exec_ms, total_exec_ms / calls AS mean_exec_ms, prev_mean_exec_ms
 FROM changes
 WHERE status = 'changed' AND calls >= {REGRESSION_MIN_CALLS} AND prev_mean_exec_ms > 0
-  AND total_exec_ms > prev_mean_exec_ms * calls
+  AND total_exec_ms >= {REGRESSION_WARNING} * prev_mean_exec_ms * calls
+  AND total_exec_ms - prev_mean_exec_ms * calls >= {REGRESSION_MIN_ADDED_MS}
 """
 
-# the costliest statements across the fleet in the interval, grouped by normalized text
-STATEMENTS_SQL = """
-SELECT normalized, count(DISTINCT server) AS servers, sum(calls) AS calls,
-       sum(total_exec_ms) AS total_exec_ms, sum(total_exec_ms) / nullif(sum(calls), 0) AS mean_exec_ms,
-       string_agg(DISTINCT server, ', ' ORDER BY server) AS on_servers,
-       count(DISTINCT queryid) AS queryids, arg_max(query, total_exec_ms) AS query
-FROM changes
-WHERE status IN ('changed', 'new') AND calls > 0 AND query NOT LIKE '/* perfkit */%'
-GROUP BY normalized ORDER BY total_exec_ms DESC LIMIT ?
+# the costliest statements across the fleet in the interval, grouped by normalized text (each
+# distinct text normalized once)
+STATEMENTS_SQL = f"""
+WITH ran AS (SELECT server, queryid, query, calls, total_exec_ms FROM changes
+             WHERE status IN ('changed', 'new') AND calls > 0 AND query NOT LIKE '/* perfkit */%'),
+     texts AS (SELECT query, {NORMALIZED_SQL} AS normalized FROM (SELECT DISTINCT query FROM ran)),
+     by_text AS (SELECT query, sum(calls) AS calls, sum(total_exec_ms) AS ms FROM ran GROUP BY query),
+     top AS (SELECT t.normalized, sum(b.calls) AS calls, sum(b.ms) AS total_exec_ms, arg_max(b.query, b.ms) AS query
+             FROM by_text b JOIN texts t USING (query) GROUP BY t.normalized ORDER BY total_exec_ms DESC LIMIT ?),
+     g AS (SELECT DISTINCT t.normalized, r.server, r.queryid
+           FROM ran r JOIN texts t USING (query) WHERE t.normalized IN (SELECT normalized FROM top))
+SELECT top.normalized, count(DISTINCT g.server) AS servers, any_value(top.calls) AS calls,
+       any_value(top.total_exec_ms) AS total_exec_ms,
+       any_value(top.total_exec_ms) / nullif(any_value(top.calls), 0) AS mean_exec_ms,
+       string_agg(DISTINCT g.server, ', ' ORDER BY g.server) AS on_servers,
+       count(DISTINCT g.queryid) AS queryids, any_value(top.query) AS query
+FROM top JOIN g ON g.normalized = top.normalized
+GROUP BY top.normalized ORDER BY total_exec_ms DESC
 """
 
-# each server's execution time per interval between consecutive snapshots (the last TREND_WEEKS weeks)
+# each server's execution time per interval between consecutive snapshots (the last TREND_WEEKS weeks;
+# trend_snaps is over the live files only: a snapshot is in exactly one of them)
 TREND_SQL = """
-WITH per AS (SELECT s.server, s.snapshot_id, any_value(s.captured_at) AS captured_at,
-                    sum(s.total_exec_ms) AS total_ms, sum(s.calls) AS calls, any_value(s.stats_reset) AS stats_reset
-             FROM snaps s JOIN listed l ON l.server = s.server AND l.snapshot_id = s.snapshot_id
-             GROUP BY s.server, s.snapshot_id),
+WITH per AS (SELECT server, snapshot_id, any_value(captured_at) AS captured_at,
+                    sum(total_exec_ms) AS total_ms, sum(calls) AS calls, any_value(stats_reset) AS stats_reset
+             FROM trend_snaps GROUP BY server, snapshot_id),
 steps AS (SELECT server, captured_at,
                  total_ms - lag(total_ms) OVER w AS exec_ms, calls - lag(calls) OVER w AS calls,
                  epoch(captured_at - lag(captured_at) OVER w) / 3600 AS hours,
@@ -217,10 +238,21 @@ def fleet_frames(store: SnapshotStore, names: list[str], *, since: str = "7d", t
     picked, listing = picked_snapshots(store, names, since)
     cutoff = (listing["captured_at"].max() - pd.Timedelta(weeks=weeks)) if len(listing) else None
     recent = listing[listing["captured_at"] >= cutoff] if cutoff is not None else listing
-    con = connect_duckdb(store, list(picked["file"]) + list(recent["file"]))
+    import duckdb
+
     try:
+        return _queries(store, picked, listing, recent, top, union=False)
+    except duckdb.InvalidInputError as err:  # a file without some column (an older perfkit wrote it)
+        if "schema mismatch" not in str(err):
+            raise
+        return _queries(store, picked, listing, recent, top, union=True)
+
+
+def _queries(store, picked, listing, recent, top: int, *, union: bool) -> dict[str, pd.DataFrame]:
+    con = connect_duckdb(store, list(picked["file"]), union=union)  # the latest and baseline files only
+    try:
+        connect_duckdb(store, list(recent["file"]), con, "trend_snaps", union=union)
         con.register("picked", picked[["server", "role", "snapshot_id"]])
-        con.register("listed", recent[["server", "snapshot_id"]].reset_index(drop=True))
         con.execute(f"CREATE TEMP TABLE changes AS {CHANGES_SQL}")
         frames = {
             "picked": picked,
