@@ -135,8 +135,18 @@ def connect_duckdb(store: SnapshotStore, files: list[str], con=None, view: str =
         return con
     if store.local:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "
-                    f"hive_types = {{'server': VARCHAR, 'date': VARCHAR}}, union_by_name = {str(union).lower()})")
+        if union:  # a file written before snapshot_id was stored: its key is its name
+            source = (f"read_parquet([{listed}], hive_partitioning = true, filename = true, "
+                      "hive_types = {'server': VARCHAR, 'date': VARCHAR}, union_by_name = true)")
+            key = r"regexp_extract(filename, '([^/]+)\.parquet$', 1)"
+            try:
+                con.execute(f"CREATE VIEW {view} AS SELECT * EXCLUDE (filename) REPLACE "
+                            f"(coalesce(snapshot_id, {key}) AS snapshot_id) FROM {source}")
+            except duckdb.BinderException:  # no file has the column
+                con.execute(f"CREATE VIEW {view} AS SELECT * EXCLUDE (filename), {key} AS snapshot_id FROM {source}")
+        else:
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true, "
+                        "hive_types = {'server': VARCHAR, 'date': VARCHAR})")
     else:
         import pyarrow as pa
         import pyarrow.dataset as ds
@@ -242,9 +252,7 @@ def fleet_frames(store: SnapshotStore, names: list[str], *, since: str = "7d", t
 
     try:
         return _queries(store, picked, listing, recent, top, union=False)
-    except duckdb.InvalidInputError as err:  # a file without some column (an older perfkit wrote it)
-        if "schema mismatch" not in str(err):
-            raise
+    except (duckdb.BinderException, duckdb.InvalidInputException):  # a file without some column: an older perfkit's
         return _queries(store, picked, listing, recent, top, union=True)
 
 

@@ -187,3 +187,37 @@ def test_fleet_file_names_tags_and_slo_per_tag(tmp_path):
     assert first.slo == str((tmp_path / "prod-slo.toml").resolve()) and second.slo is None
     assert second.name == "db2-6432-shop" and fleet.warnings == []
     assert [s.name for s in fleet.tagged()[("env", "prod")]] == ["orders-prod"]
+
+
+def test_fleet_queries_read_files_an_older_perfkit_wrote(tmp_path):
+    """Files without the columns of the declared schema (no snapshot_id, stats_since, dealloc) are
+    read beside typed ones: DuckDB matches by name, and unions the schemas when it must."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from perfkit.fleet import Fleet, Server
+    from perfkit.fleetreport import build
+    from perfkit.store import SnapshotStore
+
+    store = SnapshotStore(tmp_path / "store")
+    at = pd.Timestamp("2026-11-20 08:00", tz="UTC")
+
+    def frame(calls: int, mean: float, when) -> pd.DataFrame:
+        return pd.DataFrame({"queryid": [7], "datname": ["app"], "rolname": ["app"], "toplevel": [True],
+                             "query": ["SELECT * FROM orders WHERE id = $1"], "calls": [calls],
+                             "total_exec_ms": [calls * mean], "mean_exec_ms": [mean], "captured_at": [when]})
+
+    store.save(frame(100, 1.0, at - pd.Timedelta(days=7)), server="typed")
+    store.save(frame(200, 1.0, at), server="typed")  # the same pace: 100 calls at 1 ms
+    for calls, total, when in ((100, 100.0, at - pd.Timedelta(days=7)), (200, 700.0, at)):  # 6 ms a call now
+        folder = tmp_path / "store" / "server=old" / f"date={when:%Y-%m-%d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        old = frame(calls, total / calls, when).assign(total_exec_ms=total).drop(columns=["toplevel"])
+        pq.write_table(pa.Table.from_pandas(old, preserve_index=False), folder / f"{when:%Y%m%dT%H%M%S.%fZ}-0abc.parquet")
+    fleet = Fleet(path=tmp_path / "f.toml", servers=[Server("typed", "host=x"), Server("old", "host=y")])
+    page = build(fleet, store, live=False)
+    assert list(page.servers["server"]) == ["old", "typed"]
+    assert page.servers["worse_s"].iloc[0] == pytest.approx(0.5) and page.servers["worse_s"].iloc[1] == 0
+    assert list(page.regressions["server"]) == ["old"]
+    assert page.statements["servers"].iloc[0] == 2 and page.statements["calls"].iloc[0] == 200
