@@ -152,6 +152,20 @@ def test_snapshot_fleet_stores_four_reports_the_stopped_one_and_report_ranks_the
     html = (out / "fleet.html").read_text()
     assert "<h2>Servers, the most time lost first</h2>" in html and "<script" not in html
 
+    # --per-server: the weekly report of each server (here one: a kernel per server is slow), linked
+    text = fleet.read_text()
+    one = tmp_path / "billing.toml"
+    one.write_text(text[:text.index("[[server]]")] + text[text.index('[[server]]\nname = "billing"'):
+                                                          text.index('[[server]]\nname = "search"')])
+    out = tmp_path / "per-server"
+    assert cli.main(["report", "fleet", "--fleet", str(one), "--store", root, "--out", str(out), "--since", "1h",
+                     "--per-server"]) == 0
+    shown = capsys.readouterr()
+    _no_password(shown.out, shown.err, *(f.read_text(errors="replace") for f in out.rglob("*") if f.is_file()))
+    row, = json.loads((out / "fleet.json").read_text())["servers"]
+    assert row["report"] == "ok" and (out / row["href"]).is_file() and row["findings_warning"] is not None
+    assert f'<a href="{row["href"]}">ok</a>' in (out / "fleet.html").read_text()
+
 
 @pytest.mark.parametrize(("text", "message"), [
     ('[[server]]\nname = "a"\ndsn = "host=x"\nport = 5\n', "fleet.toml, line 4: unknown server setting 'port'"),
