@@ -32,7 +32,47 @@ SERVERS, WEEKS, STATEMENTS = 200, 52, 2000
 
 
 # -- 1. collection ------------------------------------------------------------------------------
-def bench_collection(count: int = 20, jobs: int = 8) -> None:
+# A TCP proxy that delays every chunk by DELAY seconds each way: servers "20 ms away" (run in its own
+# process, so it takes nothing from the collector's interpreter).
+PROXY = r"""
+import asyncio, sys
+listen, upstream, delay = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+async def pump(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            await asyncio.sleep(delay)
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+async def handle(client_r, client_w):
+    try:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream)
+    except OSError:
+        client_w.close()
+        return
+    await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w))
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", listen)
+    print("ready", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def _proxy(upstream: int, delay: float):
+    from perfkit.sandbox import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", PROXY, str(port), str(upstream), str(delay)],
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    return port, proc
+
+
+def bench_collection(count: int = 20, jobs: int = 8, delay: float = 0.010) -> None:
     from perfkit.fleet import Fleet, Server, collect
     from perfkit.sandbox import Sandbox
     from perfkit.store import SnapshotStore
@@ -51,20 +91,27 @@ def bench_collection(count: int = 20, jobs: int = 8) -> None:
                 for k in range(50):
                     conn.execute(f"SELECT count(*) FROM t{i} WHERE id > %s", (k,))
             servers.append(Server(name=name, dsn=cluster.dsn_for(name), tags={"env": "bench"}))
-        fleet = Fleet(path=Path("bench.toml"), servers=servers)
-        with tempfile.TemporaryDirectory() as folder:
-            store = SnapshotStore(folder)
-            collect(fleet, store, jobs=jobs)  # warm up (imports, first connections)
-            one_by_one = collect(fleet, store, jobs=1)
-            serial = sum(o.seconds for o in one_by_one)
-            started = time.perf_counter()
-            parallel = collect(fleet, store, jobs=jobs)
-            wall = time.perf_counter() - started
-        assert all(o.ok for o in one_by_one + parallel), [o.error for o in one_by_one + parallel if not o.ok]
-        statements = sum(o.statements for o in parallel)
-        print(f"collection: {count} servers ({statements:,} statements): one by one {serial:.2f} s in all, "
-              f"--jobs {jobs} {wall:.2f} s wall: {serial / wall:.1f}x (goal >= 5x)")
+        proxies = [_proxy(cluster.port, delay) for cluster in clusters]
+        far = [Server(name=s.name, dsn=s.dsn.replace(f":{clusters[i % 2].port}/", f":{proxies[i % 2][0]}/"),
+                      tags=s.tags) for i, s in enumerate(servers)]
+        for label, members in (("on this machine", servers), (f"{delay * 2000:.0f} ms round trip away (a delaying proxy)", far)):
+            fleet = Fleet(path=Path("bench.toml"), servers=members)
+            with tempfile.TemporaryDirectory() as folder:
+                store = SnapshotStore(folder)
+                collect(fleet, store, jobs=jobs)  # warm up (imports, first connections)
+                one_by_one = collect(fleet, store, jobs=1)
+                serial = sum(o.seconds for o in one_by_one)
+                started = time.perf_counter()
+                parallel = collect(fleet, store, jobs=jobs)
+                wall = time.perf_counter() - started
+            assert all(o.ok for o in one_by_one + parallel), [o.error for o in one_by_one + parallel if not o.ok]
+            statements = sum(o.statements for o in parallel)
+            print(f"collection, {count} servers {label} ({statements:,} statements): one by one {serial:.2f} s in all, "
+                  f"--jobs {jobs} {wall:.2f} s wall: {serial / wall:.1f}x (goal >= 5x)")
     finally:
+        for _, proc in locals().get("proxies", []):
+            proc.terminate()
+            proc.wait(10)
         for cluster in clusters:
             cluster.stop()
 
