@@ -235,3 +235,18 @@ def test_fleet_queries_read_files_an_older_perfkit_wrote(tmp_path):
     assert page.servers["worse_s"].iloc[0] == pytest.approx(0.5) and page.servers["worse_s"].iloc[1] == 0
     assert list(page.regressions["server"]) == ["old"]
     assert page.statements["servers"].iloc[0] == 2 and page.statements["calls"].iloc[0] == 200
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["snapshot", "--jobs", "3"], "--jobs goes with --fleet FILE"),
+    (["snapshot", "--fleet", "missing.toml"], "missing.toml: fleet file not found"),
+    (["snapshot", "--fleet"], "no fleet: give --fleet FILE or write perfkit.toml here"),
+    (["report", "fleet", "--fleet", "f.toml", "--sample"], "report fleet takes its servers from --fleet FILE"),
+    (["report", "fleet", "--fleet", "f.toml", "--since", "soon"], "--since must look like 7d"),
+])
+def test_fleet_command_line_mistakes_exit_2_in_one_line(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.toml").write_text('[[server]]\nservice = "nowhere"\n')
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

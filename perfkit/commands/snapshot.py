@@ -27,6 +27,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.fleet:
         return run_fleet(args)
+    if args.jobs:
+        from perfkit.errors import BadInputError
+
+        raise BadInputError("--jobs goes with --fleet FILE (one server is one job)")
     from perfkit import statements
     from perfkit.output import emit_json, say
     from perfkit.store import SnapshotStore
