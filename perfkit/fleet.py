@@ -111,7 +111,7 @@ def find_fleet(given: str | Path | None) -> Path:
     """The fleet file: ``given``, else ``perfkit.toml`` in the working folder."""
     path = Path(given) if given else Path(DEFAULT_FILE)
     if not path.is_file():
-        if given:
+        if given and str(given) != DEFAULT_FILE:
             raise BadInputError("fleet file not found", path=path)
         raise BadInputError(f"no fleet: give --fleet FILE or write {DEFAULT_FILE} here (docs/README-fleet.md)")
     return path
