@@ -2,7 +2,7 @@
 
 The fleet file (``perfkit.toml``, or ``--fleet FILE``; docs/README-fleet.md)::
 
-    store = "s3://perf-bucket/perfkit"      # optional: the default --store
+    store = "s3://perf-bucket/perfkit"      # optional: the default --store (a folder: relative to this file)
     connect_timeout = 5                     # optional: seconds per server (default 10)
     statement_timeout = "30s"               # optional: per statement on every server
 
@@ -166,6 +166,8 @@ def load_fleet(path: str | Path | None = None) -> Fleet:
     for key in ("statement_timeout", "lock_timeout"):
         if key in data and not isinstance(data[key], str | int):
             raise BadInputError(f"{key} must be a duration like \"30s\"", path=path, line=_key_line(text, key))
+    if store and "://" not in store and not Path(store).is_absolute():
+        store = str((path.parent / store).resolve())  # a folder: relative to the fleet file
     jobs = data.get("jobs", DEFAULT_JOBS)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs <= 0:
         raise BadInputError(f"jobs must be a whole number above 0, not {jobs!r}", path=path, line=_key_line(text, "jobs"))

@@ -406,8 +406,16 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd
 th{background:#f4f4f4}code{font-size:12px}.note{color:#555}"""
 
 
+def _shown_servers(servers: pd.DataFrame) -> pd.DataFrame:
+    """The servers table without its link column and without the columns nothing filled (the
+    findings and report columns when no per-server report ran)."""
+    empty = [c for c in servers.columns
+             if c != "server" and servers[c].map(lambda v: v is None or v == "" or (isinstance(v, float) and pd.isna(v))).all()]
+    return servers.drop(columns=["href", *empty], errors="ignore")
+
+
 def _server_table(servers: pd.DataFrame, *, links: bool) -> str:
-    shown = servers.drop(columns=["href"])
+    shown = _shown_servers(servers)
     table = html_table(shown)
     if not links:
         return table
@@ -501,7 +509,7 @@ class Table:
         self.frame, self.limit = frame, limit
 
     def _repr_html_(self) -> str:
-        frame = self.frame.drop(columns=["href"], errors="ignore")
+        frame = _shown_servers(self.frame) if "server" in self.frame and "href" in self.frame else self.frame
         return secrets.redact_text(html_table(frame, limit=self.limit))
 
     def __repr__(self) -> str:

@@ -29,6 +29,8 @@ SERVERS = {"orders": ("prod", "shop", "8MB"), "billing": ("prod", "payments", "1
 FLEET_TOML = """# The sample fleet: three servers named by libpq services (pg_service.conf), as a real fleet
 # file would name them. The notebook 05-fleet reads the snapshots in store/ and does not connect.
 
+store = "store"  # relative to this file
+
 [[server]]
 name = "orders"
 service = "orders-prod"
