@@ -191,7 +191,7 @@ def test_a_bad_fleet_file_is_one_line_with_its_line(tmp_path, text, message):
 def test_fleet_file_names_tags_and_slo_per_tag(tmp_path):
     (tmp_path / "prod-slo.toml").write_text("[default]\np95_ms = 300\n")
     path = tmp_path / "perfkit.toml"
-    path.write_text('[slo.env]\nprod = "prod-slo.toml"\n\n[[server]]\nservice = "orders-prod"\nenv = "prod"\n'
+    path.write_text('store = "snaps"\n[slo.env]\nprod = "prod-slo.toml"\n\n[[server]]\nservice = "orders-prod"\nenv = "prod"\n'
                     'region = "eu"\ntags = { tier = "gold" }\n\n[[server]]\ndsn = "host=db2 port=6432 dbname=shop"\n'
                     'env = "staging"\n')
     fleet = load_fleet(path)
@@ -200,6 +200,7 @@ def test_fleet_file_names_tags_and_slo_per_tag(tmp_path):
                                                    {"env": "prod", "region": "eu", "tier": "gold"})
     assert first.slo == str((tmp_path / "prod-slo.toml").resolve()) and second.slo is None
     assert second.name == "db2-6432-shop" and fleet.warnings == []
+    assert fleet.store == str((tmp_path / "snaps").resolve())  # a folder: relative to the fleet file
     assert [s.name for s in fleet.tagged()[("env", "prod")]] == ["orders-prod"]
 
 
