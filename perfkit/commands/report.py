@@ -19,8 +19,8 @@ LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PG
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="run a notebook (weekly, or any) into a dated report folder", description=__doc__)
-    parser.add_argument("notebook", metavar="NOTEBOOK|weekly",
-                        help="weekly, a notebook name in notebooks/ (e.g. 03-loadtest) or a path to an .ipynb")
+    parser.add_argument("notebook", metavar="NOTEBOOK|weekly|fleet",
+                        help="weekly, fleet (the fleet page: --fleet FILE), a notebook name in notebooks/ (e.g. 03-loadtest) or a path to an .ipynb")
     parser.add_argument("--dsn", default=None,
                         help="the database (default: $PERFKIT_DSN, then the libpq PG* variables); "
                              "it reaches the notebook through PERFKIT_DSN and is only ever shown redacted")
