@@ -473,24 +473,33 @@ def write(page: FleetPage, out: str | Path) -> tuple[Path, Path]:
     return html_path, json_path
 
 
-def server_reports(fleet: Fleet, store: SnapshotStore, out: Path, *, since: str = "7d",
-                   timeout: float | None = 600, say=None) -> dict[str, dict]:
+def server_reports(fleet: Fleet, store: SnapshotStore, out: Path, *, store_uri: str | None = None,
+                   since: str = "7d", timeout: float | None = 600, say=None) -> dict[str, dict]:
     """The weekly report of each server (one after the other: each runs a notebook kernel), into
-    ``out/servers/<name>/``; server -> href (relative to ``out``), status, findings_by_severity, error."""
-    from perfkit.report import ReportInterrupted, run_report
+    ``out/servers/<name>/``; server -> href (relative to ``out``), status, findings_by_severity, error.
+
+    The kernel gets the store as ``$PERFKIT_STORE`` (``store_uri``: the URI as given, whose query
+    may hold an endpoint or a key, so it is never a notebook parameter, which the report would
+    show) and the server's fleet name as ``$PERFKIT_SERVER``, so its snapshot lands beside the
+    fleet's and its baseline is found among them."""
+    from perfkit.report import ReportInterrupted, environment, run_report
 
     results = {}
-    root = str(store.root) if not store.local else str(Path(store.root).resolve())
+    if store.local:
+        uri = str(Path(store.root).resolve())
+    else:
+        uri = store_uri or str(store.root)
     for index, server in enumerate(fleet.servers, 1):
         if say:
             say(f"perfkit: [{index}/{len(fleet.servers)}] weekly report of {server.name}")
-        parameters = {"store": root, "since": since, "loadtest": [], "logs": [], "plans": []}
+        parameters = {"since": since, "loadtest": [], "logs": [], "plans": []}
         if server.slo:
             parameters["slo"] = server.slo
         folder = out / "servers" / server.name
         try:
-            result = run_report("weekly", out=folder, parameters=parameters, dsn=server.dsn, force=True,
-                                progress=False, timeout=timeout)
+            with environment(PERFKIT_STORE=uri, PERFKIT_SERVER=server.name):
+                result = run_report("weekly", out=folder, parameters=parameters, dsn=server.dsn, force=True,
+                                    progress=False, timeout=timeout)
         except ReportInterrupted:
             raise
         except PerfkitError as err:

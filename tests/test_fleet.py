@@ -20,6 +20,7 @@ from perfkit import cli
 from perfkit.errors import BadInputError
 from perfkit.fleet import load_fleet
 from perfkit.sandbox import Sandbox
+from perfkit.store import SnapshotStore
 
 PASSWORD = "Fl33t-Pw-7qK2zX9"  # a password written in a fleet DSN: must never be shown
 NAMES = ("orders", "billing", "search", "slow", "gone")
@@ -165,6 +166,9 @@ def test_snapshot_fleet_stores_four_reports_the_stopped_one_and_report_ranks_the
     row, = json.loads((out / "fleet.json").read_text())["servers"]
     assert row["report"] == "ok" and (out / row["href"]).is_file() and row["findings_warning"] is not None
     assert f'<a href="{row["href"]}">ok</a>' in (out / "fleet.html").read_text()
+    # the report's own snapshot landed in the fleet's S3 store, under the server's fleet name
+    assert len(SnapshotStore(root).list("billing")) == 3
+    assert not list(Path("notebooks").glob("s3*")) and not (Path(__file__).parent.parent / "notebooks" / "s3:").exists()
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -145,7 +145,7 @@ def run_fleet(args) -> int:
     out = Path(args.out)
     reports = {}
     if args.per_server:
-        reports = fleetreport.server_reports(fleet, store, out, since=args.since,
+        reports = fleetreport.server_reports(fleet, store, out, store_uri=args.store or fleet.store, since=args.since,
                                              timeout=args.timeout if args.timeout > 0 else None, say=say)
     say(f"perfkit: fleet page of {len(fleet.servers)} servers from {store.root}")
     page = fleetreport.build(fleet, store, since=args.since, reports=reports)
