@@ -147,6 +147,12 @@ def _set_environment(values: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
+def _store_for_kernel() -> str:
+    """The store as this process sees it: a folder made absolute (the kernel runs elsewhere), a URI as it is."""
+    root = default_root()
+    return str(root.resolve()) if isinstance(root, Path) else str(root)
+
+
 # -- report folders ---------------------------------------------------------------------------------
 def folder_name(notebook: Path, day: dt.date) -> str:
     """``YYYY-MM-DD`` for the weekly report, ``YYYY-MM-DD-<notebook>`` for any other."""
@@ -638,7 +644,7 @@ def _run_in(path: Path, folder: Path, work: Path, *, out: Path, known: dict, saf
     # the kernel runs in the notebook's folder: give it the store as this process sees it
     # every section records its assessment in PERFKIT_FACTS, whatever the notebook
     with environment(PERFKIT_DSN=live_dsn or None, PERFKIT_PROGRESS="0", PERFKIT_FACTS=str(facts_path),
-                     PERFKIT_STORE=str(default_root().resolve())):
+                     PERFKIT_STORE=_store_for_kernel()):
         # papermill runs in a thread: the signals stay with this one (nbclient would take SIGTERM)
         worker = threading.Thread(target=execute, name="perfkit-papermill", daemon=True)
         if not stops.received:

@@ -268,7 +268,8 @@ class Sources:
         """
         if self._current is None:
             if self.live:
-                snap = statements.snapshot(self.engine, dsn=self._dsn)
+                # $PERFKIT_SERVER: the server's name in the store (a fleet's per-server report sets it)
+                snap = statements.snapshot(self.engine, dsn=self._dsn, server=os.environ.get("PERFKIT_SERVER") or None)
                 path = self.store.save(snap) if len(snap) else None
                 database = db.scalar(self.engine, "SELECT current_database()")
                 mine = snap[snap["datname"] == database].copy()

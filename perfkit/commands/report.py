@@ -19,9 +19,9 @@ LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PG
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="run a notebook (weekly, or any) into a dated report folder", description=__doc__)
-    parser.add_argument("notebook", metavar="NOTEBOOK|weekly",
-                        help="weekly, a shipped notebook's name (e.g. 03-loadtest; `perfkit notebooks DIR` copies them) "
-                             "or a path to an .ipynb")
+    parser.add_argument("notebook", metavar="NOTEBOOK|weekly|fleet",
+                        help="weekly, fleet (the fleet page: --fleet FILE), a shipped notebook's name (e.g. 03-loadtest; "
+                             "`perfkit notebooks DIR` copies them) or a path to an .ipynb")
     parser.add_argument("--dsn", default=None,
                         help="the database (default: $PERFKIT_DSN, then the libpq PG* variables); "
                              "it reaches the notebook through PERFKIT_DSN and is only ever shown redacted")
@@ -40,6 +40,11 @@ def register(subparsers) -> None:
                         help="reports folder (default: reports/ under $PERFKIT_HOME, else under the working folder)")
     parser.add_argument("--force", action="store_true", help="overwrite today's report instead of adding a -2 suffix")
     parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS", help="longest a cell may run (default 1800)")
+    parser.add_argument("--fleet", nargs="?", const="perfkit.toml", default=None, metavar="FILE",
+                        help="for `report fleet`: the fleet file (default perfkit.toml; docs/README-fleet.md)")
+    parser.add_argument("--per-server", action="store_true",
+                        help="for `report fleet`: also run each server's weekly report (one notebook kernel per server)")
+    parser.add_argument("--since", default="7d", metavar="AGE", help="for `report fleet`: the baseline's age (default 7d)")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -121,6 +126,8 @@ def run(args) -> int:
     from perfkit.paths import reports_dir
     from perfkit.report import ReportInterrupted, run_report
 
+    if args.notebook == "fleet":
+        return run_fleet(args)
     parameters, dsn = build_parameters(args)
     args.out = args.out or str(reports_dir())
     try:
@@ -138,3 +145,35 @@ def run(args) -> int:
             + f"; index: {Path(args.out) / 'index.html'}")
         print(result.folder)
     return 0 if result.ok else FAILED_PART_WAY
+
+
+def run_fleet(args) -> int:
+    """``perfkit report fleet``: the fleet page (and with --per-server each server's weekly report)."""
+    from perfkit import fleetreport
+    from perfkit.errors import BadInputError
+    from perfkit.fleet import load_fleet
+    from perfkit.output import emit_json, say
+    from perfkit.store import SnapshotStore, parse_since
+
+    if args.dsn or args.sample:
+        raise BadInputError("report fleet takes its servers from --fleet FILE: drop --dsn and --sample")
+    parse_since(args.since)
+    fleet = load_fleet(args.fleet)
+    for warning in fleet.warnings:
+        say(f"perfkit: warning: {warning}")
+    store = SnapshotStore(args.store or fleet.store)
+    out = Path(args.out)
+    reports = {}
+    if args.per_server:
+        reports = fleetreport.server_reports(fleet, store, out, store_uri=args.store or fleet.store, since=args.since,
+                                             timeout=args.timeout if args.timeout > 0 else None, say=say)
+    say(f"perfkit: fleet page of {len(fleet.servers)} servers from {store.root}")
+    page = fleetreport.build(fleet, store, since=args.since, reports=reports)
+    html_path, json_path = fleetreport.write(page, out)
+    if args.json:
+        emit_json({**page.to_dict(), "html": str(html_path), "json": str(json_path)})
+    else:
+        say(f"perfkit: {page.headline}")
+        print(html_path)
+    failed = [name for name, r in reports.items() if r.get("status") != "ok"]
+    return FAILED_PART_WAY if failed else 0
