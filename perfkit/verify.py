@@ -452,8 +452,10 @@ def store_results(results: list[Verified], *, store: Path | None = None, server:
     from perfkit.output import to_jsonable
     from perfkit.store import default_root
 
-    folder = Path(store) if store is not None else default_root()
-    path = folder / "verify" / f"server={sanitize_server_id(server)}.json"
+    folder = store if store is not None else default_root()
+    if "://" in str(folder):
+        raise BadInputError(f"verification results are kept in a local store folder, not {folder}: give --store DIR")
+    path = Path(folder) / "verify" / f"server={sanitize_server_id(server)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     kept = {tuple(r.get("key", [])): r for r in read_results(path.parent, name=path.name)}
     for result in results:
@@ -469,7 +471,10 @@ def stored_results(store: Path | None = None) -> list[dict]:
     """Every verification kept in the store (``[]`` when there is none)."""
     from perfkit.store import default_root
 
-    folder = (Path(store) if store is not None else default_root()) / "verify"
+    root = store if store is not None else default_root()
+    if "://" in str(root):  # kept in a local store only (for now): an object-store root has none
+        return []
+    folder = Path(root) / "verify"
     out: list[dict] = []
     for path in sorted(folder.glob("server=*.json")) if folder.is_dir() else ():
         out += read_results(folder, name=path.name)

@@ -133,7 +133,8 @@ def test_the_snapshot_store_holds_no_planted_secret(runs):
         table = pq.read_table(path)
         cells = [str(v) for column in table.columns for v in column.to_pylist() if isinstance(v, str)]
         assert cells and hits("\n".join(cells)) == [], path
-        assert any("PASSWORD '***'" in cell for cell in cells)
+        if "plans" not in path.relative_to(runs["store"]).parts:  # a snapshot (not a stored plan) holds the ALTER ROLE
+            assert any("PASSWORD '***'" in cell for cell in cells)
 
 
 def test_the_weekly_report_holds_no_planted_secret(runs):

@@ -112,7 +112,7 @@ def test_commands_from_an_empty_folder(installed):
     copied = sh("perfkit", "notebooks", "mine", cwd=cwd, env=env)
     assert sorted(p.name for p in (cwd / "mine").iterdir()) == sorted(
         p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert copied.stdout.count(".ipynb") == 5
+    assert copied.stdout.count(".ipynb") == len(list((ROOT / "notebooks").glob("*.ipynb")))
 
     bundled = installed["site"] / "perfkit" / "bundled"
     before = sorted(str(p.relative_to(bundled)) for p in bundled.rglob("*"))
