@@ -23,7 +23,12 @@ CODE_COLUMNS = frozenset({"query", "statement", "normalized", "sql", "example", 
 # Classes MathJax 2 and 3 skip, on every table and code block perfkit writes.
 NO_MATH = "tex2jax_ignore mathjax_ignore"
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+_TICKS = re.compile(r"`([^`\n]+)`")  # markdown code spans in a prose cell
 _PARAMETER = re.compile(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
+
+
+def _code_span(match: re.Match) -> str:
+    return f"<code>{match.group(1)}</code>"
 # Ratio columns by name: a fraction (0.993, -0.81) shown as a percentage ("99.3 %", "−81 %"); a
 # ``*_change`` of a time, size or count in its unit (``self_ms_change``) is not one.
 _FRACTION = re.compile(r"(^|[_ ])(share|error_rate|failure_rate|fail_ratio|hit_ratio|cache_hit|fraction)([_ ]|$)|^(p\d+|mean|median|rps|"
@@ -143,7 +148,11 @@ def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | No
         cells = []
         for column, value in zip(shown.columns, record, strict=True):
             text = html.escape(cell_text(value, str(column), units))
-            if text and (str(column) in CODE_COLUMNS or _PARAMETER.search(text)):  # SQL: code, never math
+            if (text and str(column) not in CODE_COLUMNS and _TICKS.search(text)
+                    and not _PARAMETER.search(_TICKS.sub("", text))):  # prose with `code` spans (and no bare $1)
+                spans = _TICKS.sub(_code_span, text)
+                cells.append(f'<td style="text-align:left">{spans}</td>')
+            elif text and (str(column) in CODE_COLUMNS or _PARAMETER.search(text)):  # SQL: code, never math
                 style = "text-align:left;white-space:pre" if column == "node" else "text-align:left"
                 cells.append(f'<td style="{style}"><code>{text}</code></td>')
             else:

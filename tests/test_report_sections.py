@@ -131,3 +131,14 @@ def test_statement_charts():
     for fig in (top_statements_bar(frame), week_over_week(frame)):
         assert isinstance(fig, Figure) and sections.figure_png(fig).startswith(b"\x89PNG")
     assert isinstance(top_statements_bar(frame.iloc[:0]), Figure)
+
+
+def test_prose_cells_render_their_code_spans_and_keep_bare_parameters_in_code():
+    import pandas as pd
+
+    from perfkit.display import html_table
+
+    page = html_table(pd.DataFrame({"recommendation": ["Use `= ANY($1)` instead of an IN list <of ids>",
+                                                       "the list query SELECT id FROM t WHERE a = $1 and `x`"]}))
+    assert "Use <code>= ANY($1)</code> instead of an IN list &lt;of ids&gt;" in page and "`" not in page.split("</tr>")[1]
+    assert "<code>the list query SELECT id FROM t WHERE a = $1 and `x`</code>" in page  # a bare $1: all of it code
