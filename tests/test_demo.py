@@ -419,6 +419,7 @@ def test_cli_demo_keep_leaves_the_sandbox_running_and_prints_what_it_measured(tm
     from perfkit.sandbox import SandboxState
 
     monkeypatch.setattr(loop, "DEFAULT_STATE_DIR", tmp_path / "state")
+    monkeypatch.setenv("COLUMNS", "100")
     argv = ["demo", "--keep", "--out", str(tmp_path / "reports"), "--scale", str(TINY["scale"]),
             "--users", str(TINY["users"]), "--duration", str(TINY["duration_s"]), "--top", str(TINY["top"])]
     assert main(argv) == 0
@@ -438,6 +439,10 @@ def test_cli_demo_keep_leaves_the_sandbox_running_and_prints_what_it_measured(tm
     for text in ("what perfkit found before the fixes", "p95 latency per endpoint", "fixes applied",
                  "/api/invoices", "wall time per step", *loop.STEPS):
         assert text in out, text
+    # 100 columns, but for the lines naming a file or the DSN (a path is not cut)
+    too_wide = [line for line in out.splitlines() if len(line) > 100 and str(tmp_path) not in line
+                and not line.startswith("the database is still")]
+    assert not too_wide, too_wide[:3]
 
 
 def test_cli_refuses_bad_options(capsys):

@@ -203,3 +203,16 @@ def test_hidden_query_text_without_pg_read_all_stats(sandbox, admin, marker):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         with psycopg.connect(sandbox.dsn_for(sandbox.database, marker, "pw")) as conn:
             conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def test_what_perfkit_prepares_to_explain_or_time_is_its_own():
+    import pandas as pd
+
+    from perfkit.statements.assess import noise
+
+    frame = pd.DataFrame({"query": ["PREPARE perfkit_verify_fe8cbbe9 AS SELECT tenant_id FROM orders",
+                                    "prepare perfkit_aa31997ada17 AS SELECT id FROM invoices WHERE order_id = $1",
+                                    "PREPARE app_stmt AS SELECT 1", "SELECT perfkit_x FROM t"],
+                          "calls": [3, 3, 3, 3]})
+    assert list(statements.own_statements(frame)) == [True, True, False, False]
+    assert list(noise(frame))[:2] == ["perfkit", "perfkit"] and noise(frame).iloc[2] != "perfkit"

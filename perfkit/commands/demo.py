@@ -74,7 +74,7 @@ def print_result(result) -> None:
             found["subject"] = (where + ": ").where(where != "", "") + found["subject"].astype(str)
         print_table(found.head(15), ["source", "severity", "kind", "subject"],
                     title=f"what perfkit found before the fixes ({len(result.findings)} findings; the first 15, most severe first)",
-                    max_width=60)
+                    max_width=60, fit="subject")
         print()
     if not result.p95.empty:
         print_table(result.p95, ["endpoint", "p95_before_ms", "p95_after_ms", "p95_change", "requests_before", "requests_after"],
@@ -90,13 +90,18 @@ def print_result(result) -> None:
                              "statements_per_request_after": "after"})
         print()
     if not result.fixes.empty:
-        shown = [c for c in ("status", "seconds", "verified", "sql") if c in result.fixes.columns]
-        print_table(result.fixes, shown, title="fixes applied through perfkit verify (from the report's recommendations)",
-                    max_width=110)
+        from perfkit.output import wrapped, wrapped_sql
+
+        print("fixes applied through perfkit verify (from the report's recommendations):")
+        for fix in result.fixes.to_dict(orient="records"):
+            said = fix.get("verified") or fix.get("error") or ""
+            print(wrapped(f"{fix.get('status', '')} in {float(fix.get('seconds') or 0):.2f} s: {said}", "  ", indent="    "))
+            print("\n".join("    " + line for line in wrapped_sql(str(fix.get("sql", "")), width=96).splitlines()))
         print()
     if not result.statement_changes.empty:
         print_table(result.statement_changes.head(8), ["mean_ms_before", "mean_ms_after", "calls_before", "calls_after", "query"],
-                    title="statements behind the endpoints, mean time before and after (pg_stat_statements)", max_width=70)
+                    title="statements behind the endpoints, mean time before and after (pg_stat_statements)", max_width=70,
+                    fit="query")
         print()
     if result.skipped:
         print("skipped steps:")

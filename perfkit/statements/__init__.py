@@ -264,9 +264,14 @@ def _with_derived(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+_OWN_PREPARED = r"^\s*(?:/\*.*?\*/\s*)*(?:prepare|execute|deallocate)\s+perfkit_\w+"
+
+
 def own_statements(frame: pd.DataFrame) -> pd.Series:
-    """True for perfkit's own catalog reads (their text starts with ``/* perfkit */``)."""
-    return frame["query"].fillna("").str.startswith(db.PERFKIT_TAG.strip())
+    """True for perfkit's own statements: its reads (their text starts with ``/* perfkit */``) and the
+    statements it prepares to EXPLAIN or time (``PREPARE perfkit_... AS ...``: explain, verify)."""
+    text = frame["query"].fillna("").astype(str)
+    return text.str.startswith(db.PERFKIT_TAG.strip()) | text.str.contains(_OWN_PREPARED, case=False, regex=True)
 
 
 def top(snapshot_or_diff: pd.DataFrame, by: str = "total", n: int = 20, *, include_perfkit: bool = False) -> pd.DataFrame:

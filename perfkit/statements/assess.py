@@ -38,6 +38,7 @@ NOISE_LABELS = {
 _ADMIN = re.compile(r"^select\s+(?:pg_catalog\.|public\.)?(?:pg_stat_statements_reset|pg_stat_reset\w*|pg_reload_conf|"
                     r"pg_terminate_backend|pg_cancel_backend|pg_switch_wal|pg_create_restore_point)\s*\(", re.IGNORECASE)
 # the referential-integrity query PostgreSQL runs for each row a foreign key checks (ri_triggers.c)
+_OWN_PREPARED = re.compile(r"^(?:prepare|execute|deallocate)\s+perfkit_\w+", re.IGNORECASE)
 _FK_CHECK = re.compile(r"^select \S+ from only \S+ x where .* for (?:key )?share of x\s*$", re.IGNORECASE | re.DOTALL)
 _LEADING_COMMENTS = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
 _CATALOG_RELATION = r"(?:pg_catalog\.\w+|information_schema\.\w+|pg_\w+)"
@@ -66,6 +67,8 @@ def _label(query: str, calls: float) -> str:
     if text.startswith("/* perfkit */"):
         return "perfkit"
     bare = _bare(text)
+    if _OWN_PREPARED.match(bare):  # what perfkit prepares to EXPLAIN or time (explain, verify, the advisor)
+        return "perfkit"
     head = bare[:200].lower()
     if head.startswith("explain"):
         return "explain"
