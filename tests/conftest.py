@@ -51,16 +51,29 @@ def marker() -> str:
 
 
 @pytest.fixture(scope="session")
-def tenant_db(sandbox) -> str:
+def new_database(sandbox):
+    """A factory: ``new_database(name)`` drops and creates database ``name`` on the sandbox, with
+    pg_stat_statements, and returns an autocommit superuser connection to it (a context manager)."""
+
+    def make(name: str, *, statements: bool = True):
+        with sandbox.admin_connect(autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        conn = sandbox.admin_connect(name, autocommit=True)
+        if statements:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return conn
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tenant_db(sandbox, new_database) -> str:
     """A database of its own with planted problems and a workload: a tenant table no index leads
     with, an unindexed foreign key, a duplicate index, and long per-tenant statements in
     pg_stat_statements. Its DSN."""
     name = "tenant_problems"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    with new_database(name) as conn:
         conn.execute("CREATE TABLE tenants (id int PRIMARY KEY)")
         conn.execute("INSERT INTO tenants SELECT generate_series(1, 50)")
         conn.execute("CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants(id),"

@@ -91,13 +91,9 @@ def test_a_budget_mistake_fails_the_loadtest_slo_too(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def indexed_db(sandbox) -> str:
+def indexed_db(sandbox, new_database) -> str:
     name = "budget_indexes"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    with new_database(name) as conn:
         conn.execute("CREATE TABLE leads (id int PRIMARY KEY, tenant_id int, status text, w int)")
         conn.execute("INSERT INTO leads SELECT g, g % 50, CASE WHEN g % 3 = 0 THEN 'new' ELSE 'won' END, g % 7"
                      " FROM generate_series(1, 20000) g")
@@ -122,7 +118,7 @@ def test_expected_indexes_from_the_generic_plans(indexed_db, tmp_path, capsys):
     assert len(missing) == 1 and "leads_w_idx" in missing[0]["evidence"] and "Seq Scan on leads" in missing[0]["evidence"]
 
 
-def test_cost_per_tenant_from_bound_parameters_in_a_real_log(sandbox):
+def test_cost_per_tenant_from_bound_parameters_in_a_real_log(sandbox, new_database):
     """psycopg 3 binds parameters on the server, so PostgreSQL logs each one (DETAIL: parameters)."""
     import time
 
@@ -130,10 +126,7 @@ def test_cost_per_tenant_from_bound_parameters_in_a_real_log(sandbox):
     from perfkit import tenantcost
 
     name = "tenant_cost"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
+    with new_database(name, statements=False) as conn:
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, tenant_id int NOT NULL, total numeric)")
         conn.execute("INSERT INTO orders SELECT g, CASE WHEN g % 4 = 0 THEN 2 + g % 5 ELSE 1 END, g"
                      " FROM generate_series(1, 40000) g")

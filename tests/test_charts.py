@@ -222,14 +222,11 @@ def test_the_plan_section_shows_the_picture():
 
 # -- health: space and cache ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bloated_db(sandbox) -> str:
+def bloated_db(sandbox, new_database) -> str:
     """A database of its own: a table three quarters deleted then vacuumed (its pages stay), and
     reads through shared buffers."""
     name = "space_charts"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
+    with new_database(name, statements=False) as conn:
         conn.execute("CREATE TABLE events (id int PRIMARY KEY, payload text)")
         conn.execute("INSERT INTO events SELECT g, repeat('p', 60) FROM generate_series(1, 40000) g")
         conn.execute("CREATE TABLE small (id int)")

@@ -12,15 +12,11 @@ from perfkit.health import queries
 
 
 @pytest.fixture(scope="module")
-def capacity_db(sandbox) -> str:
+def capacity_db(sandbox, new_database) -> str:
     """A database whose workload pages through a tenant's orders with OFFSET (no index for it), plus
     the same list paged by key and a table above the autovacuum table's size floor."""
     name = "capacity_checks"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    with new_database(name) as conn:
         conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY, tenant_id int NOT NULL, created_at timestamptz NOT NULL,"
                      " total numeric, note text)")
         conn.execute("INSERT INTO orders SELECT g, 1 + g % 5, now() - g * interval '1 second', g, repeat('x', 200)"
@@ -118,15 +114,11 @@ def test_index_usage_and_autovacuum_tables(capacity_db):
 
 
 @pytest.fixture(scope="module")
-def skewed_db(sandbox) -> str:
+def skewed_db(sandbox, new_database) -> str:
     """Invoices of 200 tenants where tenant 1 holds 70 % of the rows: its list wants a sequential scan,
     the others' an index scan on (tenant_id)."""
     name = "tenant_skew"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    with new_database(name) as conn:
         conn.execute("CREATE TABLE invoices (id bigint PRIMARY KEY, tenant_id int NOT NULL, status text NOT NULL,"
                      " total numeric, note text)")
         conn.execute("INSERT INTO invoices SELECT g, CASE WHEN g % 10 < 7 THEN 1 ELSE 2 + g % 199 END,"

@@ -20,13 +20,9 @@ LIGHT = "\\set id random(1, 20000)\nSELECT v FROM items WHERE id = :id /*route='
 
 
 @pytest.fixture(scope="module")
-def routes_db(sandbox) -> str:
+def routes_db(sandbox, new_database) -> str:
     name = "route_times"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    with new_database(name) as conn:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
         conn.execute("INSERT INTO items SELECT g, g % 1000 FROM generate_series(1, 20000) g")
         conn.execute("ANALYZE items")
