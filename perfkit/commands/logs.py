@@ -30,6 +30,12 @@ def register(subparsers) -> None:
                         help="processes reading the files (default: every core)")
     parser.add_argument("--timezone", default=None, help="the server's log_timezone, when timestamps carry an "
                         "ambiguous zone such as CST")
+    parser.add_argument("--state", default=None, metavar="FILE",
+                        help="incremental run: read only what was appended since the run that wrote FILE, keep this "
+                        "run's aggregates beside it (FILE.runs/) and update it")
+    parser.add_argument("--merge-days", type=float, default=None, metavar="DAYS",
+                        help="with --state: show the stored runs of the last DAYS days merged, not this run alone "
+                        "(a state file given as FILE: its runs of the last DAYS days, default 7)")
     parser.add_argument("-n", "--top", type=positive_int, default=10, help="rows per table (default: 10)")
     parser.add_argument("--slow-ms", type=float, default=200.0, help="a statement this slow is a finding (default: 200)")
     parser.add_argument("--min-repeats", type=positive_int, default=3,
@@ -74,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
         slow_ms=args.slow_ms, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms,
-        include_noise=args.include_noise, format=args.format, jobs=args.jobs,
+        include_noise=args.include_noise, format=args.format, jobs=args.jobs, state=args.state,
+        merge_days=args.merge_days,
     )
     if args.json:
         emit_json(assessment.to_json())

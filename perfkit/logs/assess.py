@@ -59,6 +59,8 @@ def assess(
     include_noise: bool = False,
     format: str | None = None,
     jobs: int | None = None,
+    state: str | os.PathLike | None = None,
+    merge_days: float | None = None,
 ) -> Assessment:
     """Read PostgreSQL server logs (all files together, in one streaming pass) and assess them.
 
@@ -80,6 +82,13 @@ def assess(
         ``stderr``, ``csvlog``, ``jsonlog`` or ``syslog`` to override detection.
     jobs:
         Processes (default: every core); files and byte ranges of large plain files are shared out.
+    state:
+        An incremental run (``perfkit.logs.incremental``): read only what was appended to each file
+        since the run that wrote this state file, keep this run's aggregates beside it and update it.
+    merge_days:
+        With ``state``: assess the stored runs of the last ``merge_days`` days (this one included)
+        instead of this run alone. A state file given among ``paths`` stands for its stored runs
+        of the last ``merge_days`` days (default 7: the weekly report's period).
 
     Returns
     -------
@@ -108,8 +117,41 @@ def assess(
     settings = stream.Settings(prefix=prefix, skip_bad_lines=skip_bad_lines, timezone=timezone, format=format,
                                slow_ms=slow_ms, min_repeats=min_repeats, max_statements=max_statements,
                                gap_ms=gap_ms, jobs=jobs)
-    scanned = stream.scan(paths, settings)
+    scanned = _scan(paths, settings, state, merge_days)
     return from_scan(scanned, n=n, slow_ms=slow_ms, include_noise=include_noise, timezone=timezone)
+
+
+def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> stream.Scan:
+    from pathlib import Path
+
+    from perfkit.logs import incremental
+    from perfkit.logs.sources import expand
+
+    if merge_days is not None:
+        _check("merge_days", merge_days, 0, "--merge-days")
+    files = expand(paths)
+    stored = [f for f in files if incremental.is_state_file(f)]
+    logs = [f for f in files if f not in stored]
+    if state is None and not stored:
+        return stream.scan(logs, settings)
+    total = stream.Scan()
+    if state is not None:
+        state_path = Path(state)
+        known = incremental.load(state_path)
+        scanned = stream.Scan()
+        if logs:
+            resume, entries, notes = incremental.plan(logs, known)
+            scanned = stream.scan(logs, settings, resume)
+            scanned.notes.extend(notes)
+            read = sum(1 for f in logs if resume.get(str(f)) is None or resume[str(f)][0] < resume[str(f)][1])
+            scanned.notes.append(f"incremental run ({state_path}): {read} of {len(logs)} file(s) had new lines")
+            incremental.save_run(state_path, known, scanned, entries, notes)
+        total.merge(incremental.merged(state_path, merge_days) if merge_days is not None else scanned)
+    elif logs:
+        total.merge(stream.scan(logs, settings))
+    for path in stored:
+        total.merge(incremental.merged(path, merge_days if merge_days is not None else 7.0))
+    return total
 
 
 def _utc(texts, timezone: str | None) -> pd.Series:
@@ -126,7 +168,7 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
 
     report = scanned.report
     shapes = scanned.shapes
-    notes: list[str] = []
+    notes: list[str] = list(scanned.notes)
     if report.skipped_lines:
         first = report.bad_records[0]
         notes.append(

@@ -78,6 +78,7 @@ class Unit:
     start: int = 0
     end: int | None = None
     index: int = 0  # the range's position in its file
+    base: tuple[int, int] = (0, 0)  # a byte offset at a line start and the lines before it (line numbers)
 
 
 # -- statement shapes, once per distinct text ------------------------------------------------------
@@ -509,13 +510,18 @@ def _epoch_ms(ts: str) -> float:
 
 
 # -- reading the lines of a unit ----------------------------------------------------------------
-def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None):
+def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None,
+                 base: tuple[int, int] = (0, 0)):
     """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
-    continuation lines that follow the last of them."""
+    continuation lines that follow the last of them (``base``: a known line start and its line count,
+    for the numbering)."""
     with open(path, "rb", buffering=1 << 20) as raw:
         number = 0
-        if start:
-            number = _count_newlines(raw, start)
+        if start == base[0] and start:
+            number = base[1]
+            raw.seek(start)
+        elif start:
+            number = _count_newlines(raw, start, base)
             raw.seek(start - 1)
             if raw.read(1) != b"\n":
                 raw.readline()
@@ -557,9 +563,10 @@ def _continues(text: str, kind: str, prefix: LinePrefix | None) -> bool:
     return found is None or found.get("level") in SECONDARY_LEVELS
 
 
-def _count_newlines(raw: io.BufferedReader, upto: int) -> int:
-    raw.seek(0)
-    count, left = 0, upto
+def _count_newlines(raw: io.BufferedReader, upto: int, base: tuple[int, int] = (0, 0)) -> int:
+    since = base[0] if base[0] <= upto else 0
+    raw.seek(since)
+    count, left = (base[1] if since else 0), upto - since
     while left > 0:
         block = raw.read(min(left, 8 << 20))
         if not block:
@@ -582,7 +589,7 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         return one.finish()
     prefix = LinePrefix(unit.prefix) if unit.prefix is not None else None
     if unit.end is not None or unit.start:
-        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix)
+        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base)
     else:
         lines = numbered_lines(path)
     lines = _guarded(lines, path, settings.skip_bad_lines, report)
@@ -621,21 +628,30 @@ def _bad(scan: Scan, path: Path, record: formats.BadRecord, settings: Settings) 
 
 
 # -- planning the units and running them --------------------------------------------------------
-def plan_units(paths, settings: Settings, jobs: int) -> list[Unit]:
-    """The units of work over ``paths``: each file's format and prefix decided once from its first lines."""
+def plan_units(paths, settings: Settings, jobs: int, resume: dict | None = None) -> list[Unit]:
+    """The units of work over ``paths``: each file's format and prefix decided once from its first lines.
+
+    ``resume`` (incremental runs, ``perfkit.logs.incremental``): path -> ``(start, end, lines before
+    start)``, the part of a plain file to read; a file whose part is empty is left out."""
     from perfkit.logs.reader import detect_format
 
     units: list[Unit] = []
     for path in expand(paths):
+        part = (resume or {}).get(str(path))
+        if part is not None and part[1] is not None and part[0] >= part[1]:
+            continue
         kind, prefix = detect_format(path, settings.prefix, settings.format, settings.skip_bad_lines)
-        size = path.stat().st_size
         plain = compression(path) is None and kind in ("stderr", "csvlog", "jsonlog")
+        start, end, base = (part[0], part[1], (part[0], part[2])) if part is not None and plain else (0, None, (0, 0))
+        size = (end if end is not None else path.stat().st_size) - start
         if plain and jobs > 1 and size >= RANGE_MIN_BYTES:
             pieces = max(2, min(jobs * 2, size // (RANGE_MIN_BYTES // 2)))
             step = size // pieces
-            cuts = [i * step for i in range(pieces)] + [None]
-            for index, (start, end) in enumerate(itertools.pairwise(cuts)):
-                units.append(Unit(str(path), kind, prefix, start, end, index))
+            cuts = [start + i * step for i in range(pieces)] + [end]
+            for index, (low, high) in enumerate(itertools.pairwise(cuts)):
+                units.append(Unit(str(path), kind, prefix, low, high, index, base))
+        elif plain and part is not None:
+            units.append(Unit(str(path), kind, prefix, start, end, 0, base))
         else:
             units.append(Unit(str(path), kind, prefix))
     return units
@@ -652,8 +668,9 @@ def _run(args: tuple[Unit, Settings]) -> Scan:
     return scan_unit(*args)
 
 
-def scan(paths, settings: Settings = Settings()) -> Scan:
-    """One pass over the logs ``paths``, on ``settings.jobs`` processes (default: every core).
+def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> Scan:
+    """One pass over the logs ``paths``, on ``settings.jobs`` processes (default: every core);
+    ``resume``: the parts of files to read (see :func:`plan_units`).
 
     Raises
     ------
@@ -661,7 +678,7 @@ def scan(paths, settings: Settings = Settings()) -> Scan:
         A file that cannot be read, a format or prefix that cannot be told.
     """
     jobs = settings.jobs or default_jobs()
-    units = plan_units(paths, settings, jobs)
+    units = plan_units(paths, settings, jobs, resume)
     total_bytes = sum(os.path.getsize(p) for p in {u.path for u in units})
     if jobs > 1 and len(units) > 1:
         import multiprocessing
@@ -673,6 +690,9 @@ def scan(paths, settings: Settings = Settings()) -> Scan:
     else:
         partials = [scan_unit(u, settings) for u in units]
     merged = Scan()
+    if not units:
+        merged.total_bytes = 0
+        return merged
     for index, partial in enumerate(partials):
         merged.merge(partial)
         following = partials[index + 1] if index + 1 < len(partials) else None
