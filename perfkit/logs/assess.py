@@ -365,9 +365,9 @@ def _event_tables(events, timezone) -> dict[str, pd.DataFrame]:
         "median_interval_s": float(gaps.median()) if len(gaps) else math.nan,
         "min_interval_s": float(gaps.min()) if len(gaps) else math.nan,
     }]) if events.checkpoints or done[0] else pd.DataFrame()
-    autovacuum = pd.DataFrame([(what, table, runs, seconds, removed, longest)
-                               for (what, table), (runs, seconds, removed, longest) in events.autovacuum.items()],
-                              columns=["action", "table", "runs", "elapsed_s", "tuples_removed", "max_elapsed_s"])
+    autovacuum = pd.DataFrame([(what, table, *cell) for (what, table), cell in events.autovacuum.items()],
+                              columns=["action", "table", "runs", "elapsed_s", "tuples_removed", "max_elapsed_s",
+                                       "max_dead_found", "live_at_max", "max_not_removable", "max_index_scans"])
     autovacuum = autovacuum.sort_values(["runs", "elapsed_s"], ascending=False, kind="stable").reset_index(drop=True)
     locks = pd.DataFrame([(mode, what, normalized, c, ms, longest, scrub_statement(example))
                           for (mode, what, _), (c, ms, longest, normalized, example) in events.lock_waits.items()],
@@ -447,6 +447,7 @@ def _event_findings(events, tables: dict, scanned) -> pd.DataFrame:
                 "come from checkpoint_timeout and write each page once per interval",
                 fix=sql.alter_system(max_wal_size=f"{target}MB"),
             ))
+    rows.extend(_autovacuum_findings(tables["autovacuum"]))
     locks = tables["lock_waits"]
     for row in locks.head(3).itertuples(index=False):
         rows.append(finding(
@@ -490,6 +491,86 @@ def _event_findings(events, tables: dict, scanned) -> pd.DataFrame:
                 "rolls back the transaction",
             ))
     return findings_frame(rows)
+
+
+# autovacuum_lagging (see docs/README-logs.md): a run that had this many dead tuples to clean ...
+BACKLOG_DEAD = 50_000
+BACKLOG_SHARE = 0.10   # ... and they were this share of the table
+SLOW_RUN_S = 60.0      # a run this long
+HELD_DEAD = 10_000     # a run that could not remove this many dead tuples (an old snapshot holds them)
+TARGET_DEAD = 10_000   # the scale factor proposed lets about this many dead tuples gather between runs
+
+
+def _scale_factor(live: int) -> float:
+    """autovacuum_vacuum_scale_factor that starts a vacuum after about TARGET_DEAD dead tuples, within
+    [0.001, 0.05], one significant digit (the default, 0.2, lets a fifth of the table die first)."""
+    raw = min(0.05, max(0.001, TARGET_DEAD / max(live, 1)))
+    digits = -math.floor(math.log10(raw))
+    return math.floor(raw * 10**digits) / 10**digits
+
+
+def _table_name(logged: str) -> tuple[str | None, str]:
+    """``perfkit.public.orders`` (autovacuum logs database.schema.table) -> ("public", "orders")."""
+    parts = logged.split(".")
+    if len(parts) >= 3:
+        return parts[1], ".".join(parts[2:])
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return None, logged
+
+
+def _autovacuum_findings(table: pd.DataFrame) -> list:
+    from perfkit import sql
+
+    rows = []
+    vacuums = table[table["action"] == "vacuum"] if len(table) else table
+    for row in vacuums.sort_values("max_dead_found", ascending=False, kind="stable").itertuples(index=False):
+        dead, live = int(row.max_dead_found), int(row.live_at_max)
+        backlog = dead >= BACKLOG_DEAD and dead >= BACKLOG_SHARE * (dead + live)
+        slow = row.max_elapsed_s >= SLOW_RUN_S
+        held = int(row.max_not_removable) >= HELD_DEAD
+        if not (backlog or slow or held):
+            continue
+        schema, name = _table_name(row.table)
+        reasons, evidence = [], []
+        if backlog:
+            reasons.append("backlog")
+            evidence.append(f"a run found {dead:,} dead tuples to clean in a table of {live:,} live ones "
+                            f"({dead / max(dead + live, 1):.0%})")
+        if slow:
+            reasons.append("slow")
+            evidence.append(f"the longest run took {row.max_elapsed_s:,.0f} s")
+        if held:
+            reasons.append("held_back")
+            evidence.append(f"a run could not remove {int(row.max_not_removable):,} dead tuples ('dead but not yet "
+                            "removable': a snapshot older than them held them)")
+        if row.max_index_scans >= 2:
+            evidence.append(f"a run scanned the indexes {int(row.max_index_scans)} times (its dead tuples did not "
+                            "fit in autovacuum_work_mem)")
+        fix, advice = None, []
+        if backlog or slow:
+            factor = _scale_factor(live)
+            fix = sql.alter_table(schema, name, autovacuum_vacuum_scale_factor=f"{factor:g}")
+            advice.append(f"vacuum this table sooner and in smaller runs: autovacuum_vacuum_scale_factor = {factor:g} "
+                          f"(about {TARGET_DEAD:,} dead tuples between runs instead of a fifth of the table)")
+            if slow:
+                advice.append("raise its autovacuum_vacuum_cost_limit if runs stay long")
+        if row.max_index_scans >= 2:
+            advice.append("raise autovacuum_work_mem so that one index pass holds every dead tuple")
+        if held:
+            advice.append("find what holds the old snapshot and end it: a long or idle-in-transaction session, an "
+                          "unused replication slot, a prepared transaction (perfkit health lists them); vacuuming "
+                          "more often cannot remove these")
+        critical = row.max_elapsed_s >= 10 * SLOW_RUN_S or int(row.max_not_removable) >= 100 * HELD_DEAD
+        rows.append(finding(
+            "autovacuum_lagging", "critical" if critical else "warning", row.table,
+            f"{int(row.runs):,} autovacuum run(s) (log_autovacuum_min_duration): " + "; ".join(evidence),
+            "; ".join(advice), fix=fix, table=row.table, reasons=reasons, dead_tuples=dead,
+            not_removable=int(row.max_not_removable),
+        ))
+        if len(rows) >= 5:
+            break
+    return rows
 
 
 def _clip(text: str, width: int) -> str:
