@@ -35,6 +35,7 @@ RANGE_MIN_BYTES = 24 * 1024 * 1024
 _SHAPE_CACHE_MAX = 200_000
 _EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
+_EMPTY_SHAPE = Normalized("", None, "")
 _NAN = float("nan")
 # duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
 BINS_PER_DECADE = 10
@@ -86,11 +87,15 @@ class Unit:
 # per text (a pgbench log of 800k statements has a handful of keys). A key is only ever a finer
 # split than pglast's fingerprint: texts with a dollar quote, an escape string or a quoted
 # identifier are their own key.
-_LITERALS = re.compile(r"/\*.*?\*/|--[^\n]*|'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])", re.S)
+# Each starts with one character of a class (what lets the regex engine skip ahead); a number is
+# matched from its first digit, the character before it checked by a lookbehind (not in a name, not
+# $1), its sign left in the key (a finer split than pglast's: harmless).
+_LITERALS = re.compile(r"[/\-'\d](?:(?<=/)\*.*?\*/|(?<=-)-[^\n]*|(?<=')(?:[^']|'')*'"
+                       r"|(?<![\w$.]\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.]))", re.S)
 _RAW = re.compile(r"\$\w*\$|\\|\"")
 
 
-_PLAIN_LITERALS = re.compile(r"'[^']*'|(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
+_PLAIN_LITERALS = re.compile(r"['\d](?:(?<=')[^']*'|(?<![\w$.]\d)\d*(?:\.\d+)?(?![\w.]))")
 
 
 def _cheap_key(text: str) -> str:
@@ -109,38 +114,32 @@ class Shapes:
     """text -> Normalized through a bounded cache keyed by the text without its literals."""
 
     def __init__(self):
-        self.cache: dict[str, Normalized] = {}
-        self.exact: dict[str, Normalized] = {}  # the texts seen last (a prepared statement's, over and over)
+        self.cache: dict[str, tuple[str, Normalized]] = {}  # text without its literals -> (key, shape)
+        # texts without literals seen as they are (a prepared statement's, over and over): no regex
         self.exact_keyed: dict[str, tuple[str, Normalized]] = {}
         self.parsed = 0
 
     def keyed(self, text: str) -> tuple[str, Normalized]:
         """``(shape key, Normalized)`` of ``text``."""
         found = self.exact_keyed.get(text)
+        if found is not None:
+            return found
+        cheap = _cheap_key(text)
+        found = self.cache.get(cheap)
         if found is None:
-            shape = self.of(text)
-            found = (shape_key(shape), shape)
+            if len(self.cache) >= _SHAPE_CACHE_MAX:
+                self.cache.clear()
+            shape = normalize(text)
+            self.parsed += 1
+            found = self.cache[cheap] = (shape_key(shape), shape)
+        if cheap == text:
             if len(self.exact_keyed) >= _EXACT_MAX:
                 self.exact_keyed.clear()
             self.exact_keyed[text] = found
         return found
 
     def of(self, text: str) -> Normalized:
-        found = self.exact.get(text)
-        if found is not None:
-            return found
-        key = _cheap_key(text)
-        found = self.cache.get(key)
-        if found is None:
-            if len(self.cache) >= _SHAPE_CACHE_MAX:
-                self.cache.clear()
-            found = normalize(text)
-            self.parsed += 1
-            self.cache[key] = found
-        if len(self.exact) >= _EXACT_MAX:
-            self.exact.clear()
-        self.exact[text] = found
-        return found
+        return self.keyed(text)[1]
 
 
 def shape_key(shape: Normalized) -> str:
@@ -299,6 +298,7 @@ class _Pass:
         self.pending_plan: dict = {}       # pid -> (fingerprint, plan)
         self.seen_exec: set = set()        # pids with an execution in this unit (for the head_* edges)
         self.file = unit.path
+        self._minute_head, self._minute_zone, self._minute_cell = None, "", None  # the last minute's cell
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
@@ -344,59 +344,72 @@ class _Pass:
 
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
         scan = self.scan
-        pid = entry.get("pid")
+        get = entry.get
+        pid = get("pid")
         scan.executions += 1
-        if not statement:
+        if statement:
+            key, shape = self.shapes.keyed(statement)
+        else:
             scan.empty_statements += 1
-        key, shape = self.statement_shape(statement) if statement else ("text:", Normalized("", None, ""))
+            key, shape = "text:", _EMPTY_SHAPE
         stats = scan.shapes.get(key)
         if stats is None:
             stats = scan.shapes[key] = ShapeStats(shape, statement)
         stats.calls += 1
-        ts = entry.get("ts") or ""
+        ts = get("ts") or ""
+        timed = duration == duration
         if ts:
-            if not stats.first_ts or ts < stats.first_ts:
-                stats.first_ts = ts
             if ts > stats.last_ts:
                 stats.last_ts = ts
-        application = entry.get("application") or ""
-        minute = _minute(ts)
-        cell = scan.minutes.get(minute)
-        if cell is None:
-            cell = scan.minutes[minute] = [1, 0.0]
+            if not stats.first_ts or ts < stats.first_ts:
+                stats.first_ts = ts
+            # the minute: the text before the seconds and the zone after them
+            head = ts[:16]
+            if head == self._minute_head and ts.endswith(self._minute_zone):
+                cell = self._minute_cell
+            else:
+                minute = _minute(ts)
+                cell = scan.minutes.get(minute)
+                if cell is None:
+                    cell = scan.minutes[minute] = [0, 0.0]
+                self._minute_head, self._minute_zone, self._minute_cell = head, " " + minute[1], cell
         else:
-            cell[0] += 1
-        if duration == duration:
+            cell = scan.minutes.get(("", ""))
+            if cell is None:
+                cell = scan.minutes[("", "")] = [0, 0.0]
+        cell[0] += 1
+        application = get("application") or ""
+        combo = (get("database") or "", get("user") or "", application, get("client") or "",
+                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
+        counter = scan.combos.get(combo)
+        if counter is None:
+            counter = scan.combos[combo] = [0, 0.0]
+        counter[0] += 1
+        if timed:
             cell[1] += duration
-        if duration == duration:
+            counter[1] += duration
             self._timed(key, statement, entry, duration, stats)
         else:
             self.pending_duration[pid] = (key, statement)
-        combo = (entry.get("database") or "", entry.get("user") or "", application, entry.get("client") or "",
-                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
-        cell = scan.combos.get(combo)
-        if cell is None:
-            scan.combos[combo] = [1, duration if duration == duration else 0.0]
-        else:
-            cell[0] += 1
-            if duration == duration:
-                cell[1] += duration
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
-        line = entry.get("line")
+        line = get("line")
         fingerprint = shape.fingerprint or key
-        pending = self.pending_plan.pop(pid, None)
         has_plan = False
-        if pending is not None and pending[0] == fingerprint:
-            self._attach(stats, line, pending[1])
-            has_plan = True
-        elif pid not in self.seen_exec and self.unit.index:
-            scan.head_execs[pid] = (fingerprint, key, self.file, line)
-        self.seen_exec.add(pid)
+        if self.pending_plan:
+            pending = self.pending_plan.pop(pid, None)
+            if pending is not None and pending[0] == fingerprint:
+                self._attach(stats, line, pending[1])
+                has_plan = True
+        if pid not in self.seen_exec:
+            if self.unit.index and not has_plan:
+                scan.head_execs[pid] = (fingerprint, key, self.file, line)
+            self.seen_exec.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
         if scan.requests is not None and statement:
             scan.requests.add(
-                _connection(entry, self.file), ts, duration, key, shape, statement, application, self.epoch_ms,
+                get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
+                self.epoch_ms,
             )
 
     def _timed(self, key: str, statement: str, entry: dict, duration: float, stats: ShapeStats | None = None) -> None:
