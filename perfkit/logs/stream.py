@@ -9,6 +9,7 @@ the log, not with its size.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import io
 import itertools
@@ -527,8 +528,8 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                  base: tuple[int, int] = (0, 0)):
     """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
     continuation lines that follow the last of them (``base``: a known line start and its line count,
-    for the numbering)."""
-    with open(path, "rb", buffering=1 << 20) as raw:
+    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one."""
+    with open(path, "rb") as raw:
         number = 0
         if start == base[0] and start:
             number = base[1]
@@ -540,28 +541,74 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                 raw.readline()
                 number += 1
         position = raw.tell()
-        leading = bool(start)
+        if start:
+            # the continuation lines of an entry that began before ``start`` belong to the range before
+            while True:
+                data = _one_line(raw, path, number)
+                if not data:
+                    return
+                number += 1
+                text = _decoded(data)
+                if _continues(text, kind, prefix):
+                    position += len(data)
+                    continue
+                if end is not None and position >= end:
+                    return
+                position += len(data)
+                yield number, text
+                break
+        pending = b""
+        while end is None or position < end:
+            block = raw.read(_BLOCK)
+            if not block:
+                if pending:
+                    yield number + 1, _decoded(pending)
+                return
+            data = pending + block if pending else block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                if len(data) > MAX_LINE_BYTES:
+                    raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                                        "log line", path=path, line=number + 1)
+                pending = data
+                continue
+            complete, pending = data[:cut + 1], data[cut + 1:]
+            if end is not None and position + len(complete) > end:
+                # the lines that start before ``end``; those after it only if they continue an entry
+                stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
+                complete = complete[:stop]
+            for line in complete.decode("utf-8", errors="replace").split("\n")[:-1]:
+                number += 1
+                yield number, line[:-1] if line.endswith("\r") else line
+            position += len(complete)
+        raw.seek(position)
         while True:
-            data = raw.readline(MAX_LINE_BYTES + 1)
+            data = _one_line(raw, path, number)
             if not data:
                 return
-            if len(data) > MAX_LINE_BYTES:
-                raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
-                                    "log line", path=path, line=number + 1)
-            here = position
-            position += len(data)
             number += 1
-            text = data.decode("utf-8", errors="replace").rstrip("\n")
-            if text.endswith("\r"):
-                text = text[:-1]
-            if leading or (end is not None and here >= end):
-                if _continues(text, kind, prefix):
-                    if leading:
-                        continue
-                elif end is not None and here >= end:
-                    return
-                leading = False
+            text = _decoded(data)
+            if not _continues(text, kind, prefix):
+                return
             yield number, text
+
+
+_BLOCK = 1 << 20
+
+
+def _one_line(raw, path: str, number: int) -> bytes:
+    data = raw.readline(MAX_LINE_BYTES + 1)
+    if len(data) > MAX_LINE_BYTES:
+        raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                            "log line", path=path, line=number + 1)
+    return data
+
+
+def _decoded(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _continues(text: str, kind: str, prefix: LinePrefix | None) -> bool:
@@ -698,8 +745,12 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> 
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
-            partials = list(pool.map(_run, [(u, settings) for u in units]))
+        gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
+        try:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
+                partials = list(pool.map(_run, [(u, settings) for u in units]))
+        finally:
+            gc.unfreeze()
     else:
         partials = [scan_unit(u, settings) for u in units]
     merged = Scan()
