@@ -117,3 +117,25 @@ def test_a_state_file_as_a_log_is_its_stored_runs(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"perfkit_log_state": 99}')
     with pytest.raises(BadInputError, match="not a perfkit state file"):
         incremental.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("kind", sorted(FILES))
+def test_byte_ranges_read_every_line_once(kind, monkeypatch):
+    """The byte ranges a large file is cut into (and an incremental run's part) give each line once,
+    numbered as in the whole file, wherever the cuts fall (mid-line, mid-entry), a small block at a time."""
+    from perfkit.logs.prefix import LinePrefix
+    from perfkit.logs.reader import detect_format
+    from perfkit.logs.sources import numbered_lines
+
+    path = EVENTS / FILES[kind]
+    found, prefix = detect_format(path, None)
+    whole = list(numbered_lines(path))
+    size = path.stat().st_size
+    monkeypatch.setattr(stream, "_BLOCK", 4096)
+    line_prefix = LinePrefix(prefix) if prefix else None
+    for step in (997, 5003, 20011):
+        cuts = [*range(0, size, step), None]
+        lines = []
+        for low, high in zip(cuts, cuts[1:], strict=False):
+            lines += stream._range_lines(str(path), low, high, found, line_prefix)
+        assert lines == whole
