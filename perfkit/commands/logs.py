@@ -71,6 +71,7 @@ _EVENT_TABLES = (
     ("connections", "Connections", ["connections", "dimension", "value"]),
     ("connections_per_hour", "Connections per hour", ["hour", "count"]),
     ("errors_per_hour", "Errors per hour", ["hour", "count"]),
+    ("tenants", "Cost per tenant", ["db_ms", "share", "calls", "mean_ms", "statements", "from", "tenant"]),
 )
 
 

@@ -203,9 +203,12 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
         **{f"by_{dimension}": _breakdown(scanned.breakdown(dimension), dimension)
            for dimension in ("database", "user", "application", "host")},
         **_event_tables(events, timezone),
+        "tenants": _tenant_table(scanned.tenants),
     }
+    from perfkit.tenantcost import noisy_tenants
+
     findings = merge_findings(n_plus_one, _slow_findings(shapes, slow_ms), plans.drop(columns=[], errors="ignore"),
-                              _event_findings(events, tables, scanned))
+                              _event_findings(events, tables, scanned), noisy_tenants(tables["tenants"]))
     if plans.attrs.get("errors"):
         notes.extend(f"plan not read: {error}" for error in plans.attrs["errors"])
     facts = {
@@ -224,6 +227,24 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
     tables["duration_bins"] = _duration_bins(shapes, tables["most_time"], top=6)
     return Assessment("logs", TITLE, findings=findings, tables=tables, facts=facts, notes=notes,
                       data={"slowest": ranked})
+
+
+def _tenant_table(tenants: dict) -> pd.DataFrame:
+    """Database time and calls per tenant, as ``perfkit.tenantcost.per_tenant`` (``TENANT_COLUMNS_OUT``)."""
+    from perfkit.tenantcost import NO_TENANT, TENANT_COLUMNS_OUT
+
+    if not tenants or set(tenants) == {NO_TENANT}:
+        return pd.DataFrame(columns=TENANT_COLUMNS_OUT)
+    table = pd.DataFrame([(t, c, ms, len(shapes), ", ".join(sorted(known)))
+                          for t, (c, ms, shapes, known) in tenants.items()],
+                         columns=["tenant", "calls", "db_ms", "statements", "from"])
+    known = table["tenant"] != NO_TENANT
+    total = float(table.loc[known, "db_ms"].sum())
+    table["share"] = (table["db_ms"] / total if total else math.nan)
+    table.loc[~known, "share"] = math.nan
+    table["mean_ms"] = table["db_ms"] / table["calls"]
+    table = table.sort_values(["db_ms", "calls"], ascending=False, kind="stable")
+    return table[TENANT_COLUMNS_OUT].reset_index(drop=True)
 
 
 def _duration_bins(shapes: dict, busiest: pd.DataFrame, top: int) -> pd.DataFrame:

@@ -37,6 +37,11 @@ _SHAPE_CACHE_MAX = 200_000
 _EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
 _EMPTY_SHAPE = Normalized("", None, "")
+# cost per tenant: how many tenants are kept one by one (the rest together), shapes counted per tenant
+_TENANTS_MAX = 100_000
+_TENANT_SHAPES = 1_000
+_NO_TENANT = "(no tenant)"  # perfkit.tenantcost.NO_TENANT
+_OTHER_TENANTS = "(other tenants)"
 _NAN = float("nan")
 # duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
 BINS_PER_DECADE = 10
@@ -207,6 +212,8 @@ class Scan:
     combos: dict = field(default_factory=dict)       # (database, user, application, client, type) -> [count, ms]
     events: events.Events = field(default_factory=events.Events)
     requests: object = None                          # nplusone.RequestGrouper
+    # tenant (perfkit.tenantcost) -> [calls, ms, {shape keys} (at most _TENANT_SHAPES), {how it is known}]
+    tenants: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     parsed_shapes: int = 0
     # plan pairing at the edges of a byte range: pid -> (fingerprint, ...)
@@ -234,6 +241,20 @@ class Scan:
                 cell[0] += count
                 cell[1] += ms
         self.events.merge(other.events)
+        for tenant, (calls, ms, shapes, known) in other.tenants.items():
+            mine = self.tenants.get(tenant)
+            if mine is None:
+                if len(self.tenants) >= _TENANTS_MAX and tenant != _NO_TENANT:
+                    tenant = _OTHER_TENANTS
+                    mine = self.tenants.setdefault(tenant, [0, 0.0, set(), set()])
+                else:
+                    self.tenants[tenant] = [calls, ms, set(shapes), set(known)]
+                    continue
+            mine[0] += calls
+            mine[1] += ms
+            if len(mine[2]) < _TENANT_SHAPES:
+                mine[2].update(shapes)
+            mine[3].update(known)
         if self.requests is None:
             self.requests = other.requests
         elif other.requests is not None:
@@ -300,6 +321,10 @@ class _Pass:
         self.seen_exec: set = set()        # pids with an execution in this unit (for the head_* edges)
         self.file = unit.path
         self._minute_head, self._minute_zone, self._minute_cell = None, "", None  # the last minute's cell
+        from perfkit.parameters import TENANT_COLUMNS
+
+        self.tenant_columns = tuple(TENANT_COLUMNS)
+        self.tenant_cache: dict = {}
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
@@ -386,6 +411,7 @@ class _Pass:
         if counter is None:
             counter = scan.combos[combo] = [0, 0.0]
         counter[0] += 1
+        self._tenant(statement, get, key, duration)
         if timed:
             cell[1] += duration
             counter[1] += duration
@@ -412,6 +438,32 @@ class _Pass:
                 get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
                 self.epoch_ms,
             )
+
+    def _tenant(self, statement: str, get, key: str, duration: float) -> None:
+        """The execution's cost to its tenant (a bound tenant parameter or a request comment's tag)."""
+        tenant, known = None, ""
+        if "$" in statement or "/*" in statement:
+            from perfkit.tenantcost import tenant_of
+
+            detail = get("detail") or ""
+            if len(self.tenant_cache) >= _EXACT_MAX:
+                self.tenant_cache.clear()
+            tenant, known = tenant_of(statement, detail[12:] if detail.startswith("parameters: ") else "",
+                                      self.tenant_columns, self.tenant_cache)
+        tenants = self.scan.tenants
+        name = _NO_TENANT if tenant is None else tenant
+        cell = tenants.get(name)
+        if cell is None:
+            if len(tenants) >= _TENANTS_MAX:
+                name = _OTHER_TENANTS
+            cell = tenants.setdefault(name, [0, 0.0, set(), set()])
+        cell[0] += 1
+        if duration == duration:
+            cell[1] += duration
+        if len(cell[2]) < _TENANT_SHAPES:
+            cell[2].add(key)
+        if known:
+            cell[3].add(known)
 
     def _timed(self, key: str, statement: str, entry: dict, duration: float, stats: ShapeStats | None = None) -> None:
         scan = self.scan
