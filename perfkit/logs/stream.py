@@ -121,7 +121,7 @@ class Shapes:
 
     def __init__(self):
         self.cache: dict[str, tuple[str, Normalized]] = {}  # text without its literals -> (key, shape)
-        # texts without literals seen as they are (a prepared statement's, over and over): no regex
+        # the texts seen last, as they are (a prepared statement's, or the same literals, over and over): no regex
         self.exact_keyed: dict[str, tuple[str, Normalized]] = {}
         self.parsed = 0
 
@@ -138,10 +138,9 @@ class Shapes:
             shape = normalize(text)
             self.parsed += 1
             found = self.cache[cheap] = (shape_key(shape), shape)
-        if cheap == text:
-            if len(self.exact_keyed) >= _EXACT_MAX:
-                self.exact_keyed.clear()
-            self.exact_keyed[text] = found
+        if len(self.exact_keyed) >= _EXACT_MAX:
+            self.exact_keyed.clear()
+        self.exact_keyed[text] = found
         return found
 
     def of(self, text: str) -> Normalized:
