@@ -114,6 +114,8 @@ def test_a_state_file_as_a_log_is_its_stored_runs(tmp_path, capsys):
     stored = json.loads(capsys.readouterr().out)
     assert stored["executions"] == first["executions"] > 0
     assert any("1 stored run(s)" in n for n in stored["notes"])
+    assert main(["logs", str(log), "--merge-days", "7"]) == 2
+    assert "--merge-days merges the runs of a state file" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text('{"perfkit_log_state": 99}')
     with pytest.raises(BadInputError, match="not a perfkit state file"):
         incremental.load(tmp_path / "bad.json")

@@ -133,6 +133,8 @@ def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> 
     stored = [f for f in files if incremental.is_state_file(f)]
     logs = [f for f in files if f not in stored]
     if state is None and not stored:
+        if merge_days is not None:
+            raise BadInputError("--merge-days merges the runs of a state file: give --state FILE (or the state file)")
         return stream.scan(logs, settings)
     total = stream.Scan()
     if state is not None:
