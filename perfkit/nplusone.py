@@ -146,6 +146,7 @@ _STRONG = frozenset(GROUPED_BY[:3])
 _TRANSACTION_START = frozenset({"BEGIN", "START"})
 _KEEP_SIZES = 2_000
 OWN_APPLICATION = "perfkit"
+_SPECIAL_COMMANDS = _TRANSACTION_START | _TRANSACTION_END | CONTROL_COMMANDS
 
 
 class _Request:
@@ -199,19 +200,12 @@ class RequestGrouper:
             request_id = route = ""
         current = self.open.get(connection)
         previous_app = self.applications.get(connection)
-        self.applications[connection] = application
-        app_changed = previous_app is not None and previous_app != application
-        if command in _TRANSACTION_START:
-            self._close(connection)
-            self.in_transaction[connection] = True
-            return
-        if command in _TRANSACTION_END:
-            if self.in_transaction.pop(connection, False):
-                self._close(connection)
-            return
-        if command in CONTROL_COMMANDS:
-            if command == "DISCARD":
-                self._close(connection)
+        app_changed = False
+        if previous_app != application:
+            self.applications[connection] = application
+            app_changed = previous_app is not None
+        if command in _SPECIAL_COMMANDS:
+            self._special(connection, command)
             return
         in_transaction = self.in_transaction.get(connection, False)
         now = float("nan")
@@ -249,6 +243,17 @@ class RequestGrouper:
             current.total_ms[shape_key] += duration
         current.last_shape = shape_key
         current.last_end = now
+
+    def _special(self, connection: str, command: str) -> None:
+        """A transaction's start or end, or a session command (not counted in a request)."""
+        if command in _TRANSACTION_START:
+            self._close(connection)
+            self.in_transaction[connection] = True
+        elif command in _TRANSACTION_END:
+            if self.in_transaction.pop(connection, False):
+                self._close(connection)
+        elif command == "DISCARD":
+            self._close(connection)
 
     def _close(self, connection: str) -> None:
         request = self.open.pop(connection, None)

@@ -1003,6 +1003,7 @@ _LOG_EVENT_TABLES = (
     ("sessions", "Sessions (log_disconnections):"),
     ("connections_per_hour", "Connections per hour:"),
     ("errors_per_hour", "Errors per hour:"),
+    ("tenants", "Cost per tenant (its bound tenant_id parameter or request-comment tag; noisy_tenant findings):"),
 )
 def server_logs(src: Sources, *, n: int = 10, slow_ms: float = 200.0, min_repeats: int = 3,
                 max_statements: int = 10, gap_ms: float = 1000.0, prefix: str | None = None,

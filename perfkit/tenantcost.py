@@ -13,7 +13,7 @@ import re
 import pandas as pd
 
 from perfkit.findings import finding, findings_frame
-from perfkit.health.common import TENANT_COLUMNS
+from perfkit.parameters import TENANT_COLUMNS
 
 TENANT_COLUMNS_OUT = ["tenant", "calls", "db_ms", "share", "mean_ms", "statements", "from"]
 NO_TENANT = "(no tenant)"
@@ -33,8 +33,8 @@ def parameters(text) -> dict[int, str | None]:
 
 def tenant_of(statement: str, bound: str, columns: tuple[str, ...], cache: dict) -> tuple[str | None, str]:
     """The tenant an execution worked for and how it is known (``parameter`` or ``request comment``)."""
-    from perfkit.health.tenants import parameter_columns
     from perfkit.nplusone import request_tags
+    from perfkit.parameters import parameter_columns
 
     if statement not in cache:
         params = parameter_columns(statement) or {}

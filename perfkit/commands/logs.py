@@ -30,6 +30,12 @@ def register(subparsers) -> None:
                         help="processes reading the files (default: every core)")
     parser.add_argument("--timezone", default=None, help="the server's log_timezone, when timestamps carry an "
                         "ambiguous zone such as CST")
+    parser.add_argument("--state", default=None, metavar="FILE",
+                        help="incremental run: read only what was appended since the run that wrote FILE, keep this "
+                        "run's aggregates beside it (FILE.runs/) and update it")
+    parser.add_argument("--merge-days", type=float, default=None, metavar="DAYS",
+                        help="with --state: show the stored runs of the last DAYS days merged, not this run alone "
+                        "(a state file given as FILE: its runs of the last DAYS days, default 7)")
     parser.add_argument("-n", "--top", type=positive_int, default=10, help="rows per table (default: 10)")
     parser.add_argument("--slow-ms", type=float, default=200.0, help="a statement this slow is a finding (default: 200)")
     parser.add_argument("--min-repeats", type=positive_int, default=3,
@@ -57,13 +63,15 @@ _EVENT_TABLES = (
     ("temp_files", "Temporary files", ["count", "total_bytes", "max_bytes", "normalized"]),
     ("checkpoints", "Checkpoints", ["started", "timed", "requested", "wal", "write_s", "sync_s",
                                     "mean_distance_kb", "median_interval_s"]),
-    ("autovacuum", "Autovacuum and autoanalyze", ["runs", "elapsed_s", "tuples_removed", "action", "table"]),
+    ("autovacuum", "Autovacuum and autoanalyze", ["runs", "elapsed_s", "tuples_removed", "max_dead_found",
+                                                               "max_not_removable", "action", "table"]),
     ("lock_waits", "Lock waits", ["waits", "total_ms", "max_ms", "mode", "normalized"]),
     ("deadlocks", "Deadlocks", ["ts", "statements"]),
     ("sessions", "Sessions", ["sessions", "mean_s", "dimension", "value"]),
     ("connections", "Connections", ["connections", "dimension", "value"]),
     ("connections_per_hour", "Connections per hour", ["hour", "count"]),
     ("errors_per_hour", "Errors per hour", ["hour", "count"]),
+    ("tenants", "Cost per tenant", ["db_ms", "share", "calls", "mean_ms", "statements", "from", "tenant"]),
 )
 
 
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
         slow_ms=args.slow_ms, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms,
-        include_noise=args.include_noise, format=args.format, jobs=args.jobs,
+        include_noise=args.include_noise, format=args.format, jobs=args.jobs, state=args.state,
+        merge_days=args.merge_days,
     )
     if args.json:
         emit_json(assessment.to_json())

@@ -11,10 +11,10 @@ import math
 import pandas as pd
 
 from perfkit import sql
-from perfkit.sql import MAX_IDENTIFIER, index_name, qualified, quote_ident  # noqa: F401 - re-exported
 
-# the tenant columns multi-tenant apps key their rows on (DESIGN.md; the seeds' guides)
-TENANT_COLUMNS = ("tenant_id", "company_id", "retailer_id")
+# the tenant columns multi-tenant apps key their rows on (DESIGN.md; the seeds' guides), re-exported
+from perfkit.parameters import TENANT_COLUMNS  # noqa: F401
+from perfkit.sql import MAX_IDENTIFIER, index_name, qualified, quote_ident  # noqa: F401 - re-exported
 
 
 def create_index_sql(schema: str, table: str, columns, *, concurrently: bool = True) -> str:

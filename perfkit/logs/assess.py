@@ -59,6 +59,8 @@ def assess(
     include_noise: bool = False,
     format: str | None = None,
     jobs: int | None = None,
+    state: str | os.PathLike | None = None,
+    merge_days: float | None = None,
 ) -> Assessment:
     """Read PostgreSQL server logs (all files together, in one streaming pass) and assess them.
 
@@ -80,6 +82,13 @@ def assess(
         ``stderr``, ``csvlog``, ``jsonlog`` or ``syslog`` to override detection.
     jobs:
         Processes (default: every core); files and byte ranges of large plain files are shared out.
+    state:
+        An incremental run (``perfkit.logs.incremental``): read only what was appended to each file
+        since the run that wrote this state file, keep this run's aggregates beside it and update it.
+    merge_days:
+        With ``state``: assess the stored runs of the last ``merge_days`` days (this one included)
+        instead of this run alone. A state file given among ``paths`` stands for its stored runs
+        of the last ``merge_days`` days (default 7: the weekly report's period).
 
     Returns
     -------
@@ -108,8 +117,43 @@ def assess(
     settings = stream.Settings(prefix=prefix, skip_bad_lines=skip_bad_lines, timezone=timezone, format=format,
                                slow_ms=slow_ms, min_repeats=min_repeats, max_statements=max_statements,
                                gap_ms=gap_ms, jobs=jobs)
-    scanned = stream.scan(paths, settings)
+    scanned = _scan(paths, settings, state, merge_days)
     return from_scan(scanned, n=n, slow_ms=slow_ms, include_noise=include_noise, timezone=timezone)
+
+
+def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> stream.Scan:
+    from pathlib import Path
+
+    from perfkit.logs import incremental
+    from perfkit.logs.sources import expand
+
+    if merge_days is not None:
+        _check("merge_days", merge_days, 0, "--merge-days")
+    files = expand(paths)
+    stored = [f for f in files if incremental.is_state_file(f)]
+    logs = [f for f in files if f not in stored]
+    if state is None and not stored:
+        if merge_days is not None:
+            raise BadInputError("--merge-days merges the runs of a state file: give --state FILE (or the state file)")
+        return stream.scan(logs, settings)
+    total = stream.Scan()
+    if state is not None:
+        state_path = Path(state)
+        known = incremental.load(state_path)
+        scanned = stream.Scan()
+        if logs:
+            resume, entries, notes = incremental.plan(logs, known)
+            scanned = stream.scan(logs, settings, resume)
+            scanned.notes.extend(notes)
+            read = sum(1 for f in logs if resume.get(str(f)) is None or resume[str(f)][0] < resume[str(f)][1])
+            scanned.notes.append(f"incremental run ({state_path}): {read} of {len(logs)} file(s) had new lines")
+            incremental.save_run(state_path, known, scanned, entries, notes)
+        total.merge(incremental.merged(state_path, merge_days) if merge_days is not None else scanned)
+    elif logs:
+        total.merge(stream.scan(logs, settings))
+    for path in stored:
+        total.merge(incremental.merged(path, merge_days if merge_days is not None else 7.0))
+    return total
 
 
 def _utc(texts, timezone: str | None) -> pd.Series:
@@ -126,7 +170,7 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
 
     report = scanned.report
     shapes = scanned.shapes
-    notes: list[str] = []
+    notes: list[str] = list(scanned.notes)
     if report.skipped_lines:
         first = report.bad_records[0]
         notes.append(
@@ -161,9 +205,12 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
         **{f"by_{dimension}": _breakdown(scanned.breakdown(dimension), dimension)
            for dimension in ("database", "user", "application", "host")},
         **_event_tables(events, timezone),
+        "tenants": _tenant_table(scanned.tenants),
     }
+    from perfkit.tenantcost import noisy_tenants
+
     findings = merge_findings(n_plus_one, _slow_findings(shapes, slow_ms), plans.drop(columns=[], errors="ignore"),
-                              _event_findings(events, tables, scanned))
+                              _event_findings(events, tables, scanned), noisy_tenants(tables["tenants"]))
     if plans.attrs.get("errors"):
         notes.extend(f"plan not read: {error}" for error in plans.attrs["errors"])
     facts = {
@@ -182,6 +229,24 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
     tables["duration_bins"] = _duration_bins(shapes, tables["most_time"], top=6)
     return Assessment("logs", TITLE, findings=findings, tables=tables, facts=facts, notes=notes,
                       data={"slowest": ranked})
+
+
+def _tenant_table(tenants: dict) -> pd.DataFrame:
+    """Database time and calls per tenant, as ``perfkit.tenantcost.per_tenant`` (``TENANT_COLUMNS_OUT``)."""
+    from perfkit.tenantcost import NO_TENANT, TENANT_COLUMNS_OUT
+
+    if not tenants or set(tenants) == {NO_TENANT}:
+        return pd.DataFrame(columns=TENANT_COLUMNS_OUT)
+    table = pd.DataFrame([(t, c, ms, len(shapes), ", ".join(sorted(known)))
+                          for t, (c, ms, shapes, known) in tenants.items()],
+                         columns=["tenant", "calls", "db_ms", "statements", "from"])
+    known = table["tenant"] != NO_TENANT
+    total = float(table.loc[known, "db_ms"].sum())
+    table["share"] = (table["db_ms"] / total if total else math.nan)
+    table.loc[~known, "share"] = math.nan
+    table["mean_ms"] = table["db_ms"] / table["calls"]
+    table = table.sort_values(["db_ms", "calls"], ascending=False, kind="stable")
+    return table[TENANT_COLUMNS_OUT].reset_index(drop=True)
 
 
 def _duration_bins(shapes: dict, busiest: pd.DataFrame, top: int) -> pd.DataFrame:
@@ -323,9 +388,9 @@ def _event_tables(events, timezone) -> dict[str, pd.DataFrame]:
         "median_interval_s": float(gaps.median()) if len(gaps) else math.nan,
         "min_interval_s": float(gaps.min()) if len(gaps) else math.nan,
     }]) if events.checkpoints or done[0] else pd.DataFrame()
-    autovacuum = pd.DataFrame([(what, table, runs, seconds, removed, longest)
-                               for (what, table), (runs, seconds, removed, longest) in events.autovacuum.items()],
-                              columns=["action", "table", "runs", "elapsed_s", "tuples_removed", "max_elapsed_s"])
+    autovacuum = pd.DataFrame([(what, table, *cell) for (what, table), cell in events.autovacuum.items()],
+                              columns=["action", "table", "runs", "elapsed_s", "tuples_removed", "max_elapsed_s",
+                                       "max_dead_found", "live_at_max", "max_not_removable", "max_index_scans"])
     autovacuum = autovacuum.sort_values(["runs", "elapsed_s"], ascending=False, kind="stable").reset_index(drop=True)
     locks = pd.DataFrame([(mode, what, normalized, c, ms, longest, scrub_statement(example))
                           for (mode, what, _), (c, ms, longest, normalized, example) in events.lock_waits.items()],
@@ -405,6 +470,7 @@ def _event_findings(events, tables: dict, scanned) -> pd.DataFrame:
                 "come from checkpoint_timeout and write each page once per interval",
                 fix=sql.alter_system(max_wal_size=f"{target}MB"),
             ))
+    rows.extend(_autovacuum_findings(tables["autovacuum"]))
     locks = tables["lock_waits"]
     for row in locks.head(3).itertuples(index=False):
         rows.append(finding(
@@ -448,6 +514,86 @@ def _event_findings(events, tables: dict, scanned) -> pd.DataFrame:
                 "rolls back the transaction",
             ))
     return findings_frame(rows)
+
+
+# autovacuum_lagging (see docs/README-logs.md): a run that had this many dead tuples to clean ...
+BACKLOG_DEAD = 50_000
+BACKLOG_SHARE = 0.10   # ... and they were this share of the table
+SLOW_RUN_S = 60.0      # a run this long
+HELD_DEAD = 10_000     # a run that could not remove this many dead tuples (an old snapshot holds them)
+TARGET_DEAD = 10_000   # the scale factor proposed lets about this many dead tuples gather between runs
+
+
+def _scale_factor(live: int) -> float:
+    """autovacuum_vacuum_scale_factor that starts a vacuum after about TARGET_DEAD dead tuples, within
+    [0.001, 0.05], one significant digit (the default, 0.2, lets a fifth of the table die first)."""
+    raw = min(0.05, max(0.001, TARGET_DEAD / max(live, 1)))
+    digits = -math.floor(math.log10(raw))
+    return math.floor(raw * 10**digits) / 10**digits
+
+
+def _table_name(logged: str) -> tuple[str | None, str]:
+    """``perfkit.public.orders`` (autovacuum logs database.schema.table) -> ("public", "orders")."""
+    parts = logged.split(".")
+    if len(parts) >= 3:
+        return parts[1], ".".join(parts[2:])
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    return None, logged
+
+
+def _autovacuum_findings(table: pd.DataFrame) -> list:
+    from perfkit import sql
+
+    rows = []
+    vacuums = table[table["action"] == "vacuum"] if len(table) else table
+    for row in vacuums.sort_values("max_dead_found", ascending=False, kind="stable").itertuples(index=False):
+        dead, live = int(row.max_dead_found), int(row.live_at_max)
+        backlog = dead >= BACKLOG_DEAD and dead >= BACKLOG_SHARE * (dead + live)
+        slow = row.max_elapsed_s >= SLOW_RUN_S
+        held = int(row.max_not_removable) >= HELD_DEAD
+        if not (backlog or slow or held):
+            continue
+        schema, name = _table_name(row.table)
+        reasons, evidence = [], []
+        if backlog:
+            reasons.append("backlog")
+            evidence.append(f"a run found {dead:,} dead tuples to clean in a table of {live:,} live ones "
+                            f"({dead / max(dead + live, 1):.0%})")
+        if slow:
+            reasons.append("slow")
+            evidence.append(f"the longest run took {row.max_elapsed_s:,.0f} s")
+        if held:
+            reasons.append("held_back")
+            evidence.append(f"a run could not remove {int(row.max_not_removable):,} dead tuples ('dead but not yet "
+                            "removable': a snapshot older than them held them)")
+        if row.max_index_scans >= 2:
+            evidence.append(f"a run scanned the indexes {int(row.max_index_scans)} times (its dead tuples did not "
+                            "fit in autovacuum_work_mem)")
+        fix, advice = None, []
+        if backlog or slow:
+            factor = _scale_factor(live)
+            fix = sql.alter_table(schema, name, autovacuum_vacuum_scale_factor=f"{factor:g}")
+            advice.append(f"vacuum this table sooner and in smaller runs: autovacuum_vacuum_scale_factor = {factor:g} "
+                          f"(about {TARGET_DEAD:,} dead tuples between runs instead of a fifth of the table)")
+            if slow:
+                advice.append("raise its autovacuum_vacuum_cost_limit if runs stay long")
+        if row.max_index_scans >= 2:
+            advice.append("raise autovacuum_work_mem so that one index pass holds every dead tuple")
+        if held:
+            advice.append("find what holds the old snapshot and end it: a long or idle-in-transaction session, an "
+                          "unused replication slot, a prepared transaction (perfkit health lists them); vacuuming "
+                          "more often cannot remove these")
+        critical = row.max_elapsed_s >= 10 * SLOW_RUN_S or int(row.max_not_removable) >= 100 * HELD_DEAD
+        rows.append(finding(
+            "autovacuum_lagging", "critical" if critical else "warning", row.table,
+            f"{int(row.runs):,} autovacuum run(s) (log_autovacuum_min_duration): " + "; ".join(evidence),
+            "; ".join(advice), fix=fix, table=row.table, reasons=reasons, dead_tuples=dead,
+            not_removable=int(row.max_not_removable),
+        ))
+        if len(rows) >= 5:
+            break
+    return rows
 
 
 def _clip(text: str, width: int) -> str:

@@ -21,7 +21,10 @@ CHECKPOINT_DONE = re.compile(
 AUTOVACUUM = re.compile(r'^automatic (?P<aggressive>aggressive )?(?P<what>vacuum|analyze) (?:to prevent wraparound )?'
                         r'of table "(?P<table>[^"]+)"')
 ELAPSED = re.compile(r"elapsed: (?P<s>[\d.]+) s")
-REMOVED = re.compile(r"tuples: (?P<removed>\d+) removed")
+REMOVED = re.compile(r"tuples: (?P<removed>\d+) removed(?:, (?P<remain>\d+) remain, (?P<held>\d+) are dead but not yet "
+                     r"removable)?")
+DEAD_ITEMS = re.compile(r"had (?P<items>\d+) dead item identifiers removed")
+INDEX_SCANS = re.compile(r"index scans: (?P<scans>\d+)")
 LOCK_WAIT = re.compile(r"^process (?P<pid>\d+) (?P<state>still waiting for|acquired) (?P<mode>\w+) on (?P<object>.+?) "
                        r"after (?P<ms>[\d.]+) ms")
 DEADLOCK_STATEMENT = re.compile(r"^Process (?P<pid>\d+): (?P<sql>.*)$", re.M)
@@ -59,7 +62,9 @@ class Events:
     checkpoint_done: list = field(default_factory=lambda: [0, 0.0, 0.0, 0.0, 0, 0, 0])
     # completes, write s, sync s, total s, buffers, distance kB sum, max distance kB
     checkpoint_times: list = field(default_factory=list)  # ts texts of starts (bounded by checkpoints)
-    autovacuum: dict = field(default_factory=dict)    # (what, table) -> [runs, elapsed s, removed, max s]
+    # (what, table) -> [runs, elapsed s, removed, max s, most dead tuples a run found, the live tuples
+    # of that run, most dead tuples a run could not remove, most index scans of a run]
+    autovacuum: dict = field(default_factory=dict)
     lock_waits: dict = field(default_factory=dict)    # (mode, object kind, shape) -> [waits, ms, max ms, sql]
     deadlocks: list = field(default_factory=list)     # {ts, statements, detail} (first _KEEP_EXAMPLES)
     deadlock_count: int = 0
@@ -86,16 +91,7 @@ class Events:
             found = AUTOVACUUM.match(message)
             if found:
                 text = message + "\n" + (entry.get("detail") or "")
-                elapsed = ELAPSED.search(text)
-                removed = REMOVED.search(text)
-                seconds = float(elapsed["s"]) if elapsed else 0.0
-                cell = self.autovacuum.get((found["what"], found["table"]))
-                if cell is None:
-                    cell = self.autovacuum[(found["what"], found["table"])] = [0, 0.0, 0, 0.0]
-                cell[0] += 1
-                cell[1] += seconds
-                cell[2] += int(removed["removed"]) if removed else 0
-                cell[3] = max(cell[3], seconds)
+                self._autovacuum(found, text)
         elif head == "proc":
             found = LOCK_WAIT.match(message)
             if found and found["state"] == "still waiting for":
@@ -125,6 +121,29 @@ class Events:
                 total[2] = max(total[2], seconds)
                 for dimension in ("user", "database", "host"):
                     _bump(self.sessions, (dimension, words.get(dimension, "")), seconds)
+
+    def _autovacuum(self, found: re.Match, text: str) -> None:
+        elapsed = ELAPSED.search(text)
+        tuples = REMOVED.search(text)
+        items = DEAD_ITEMS.search(text)
+        scans = INDEX_SCANS.search(text)
+        seconds = float(elapsed["s"]) if elapsed else 0.0
+        removed = int(tuples["removed"]) if tuples else 0
+        held = int(tuples["held"]) if tuples and tuples["held"] else 0
+        remain = int(tuples["remain"]) if tuples and tuples["remain"] else 0
+        # PostgreSQL 14+: tuples pruned before vacuum came are counted as dead item identifiers
+        dead = max(removed, int(items["items"]) if items else 0) + held
+        cell = self.autovacuum.get((found["what"], found["table"]))
+        if cell is None:
+            cell = self.autovacuum[(found["what"], found["table"])] = [0, 0.0, 0, 0.0, 0, 0, 0, 0]
+        cell[0] += 1
+        cell[1] += seconds
+        cell[2] += removed
+        cell[3] = max(cell[3], seconds)
+        if dead > cell[4]:
+            cell[4], cell[5] = dead, max(remain - held, 0)
+        cell[6] = max(cell[6], held)
+        cell[7] = max(cell[7], int(scans["scans"]) if scans else 0)
 
     def _error(self, entry: dict, level: str, message: str, reader) -> None:
         sqlstate = entry.get("sqlstate") or ""
@@ -225,6 +244,10 @@ class Events:
                 mine[1] += cell[1]
                 mine[2] += cell[2]
                 mine[3] = max(mine[3], cell[3])
+                if cell[4] > mine[4]:
+                    mine[4], mine[5] = cell[4], cell[5]
+                mine[6] = max(mine[6], cell[6])
+                mine[7] = max(mine[7], cell[7])
         for key, cell in other.lock_waits.items():
             mine = self.lock_waits.get(key)
             if mine is None:

@@ -104,15 +104,11 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         if not isinstance(record, dict) or "message" not in record:
             yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
             continue
-        entry = {}
+        keys = JSON_KEYS
+        entry = {keys[k]: v for k, v in record.items() if k in keys}
         nested = None
-        for key, value in record.items():
-            name = JSON_KEYS.get(key)
-            if name is not None:
-                if value.__class__ is dict or value.__class__ is list:
-                    nested = key
-                    break
-                entry[name] = value
+        if "[" in line or line.count("{") > 1:  # a nested value is possible (else, skip the look)
+            nested = next((k for k, v in record.items() if k in keys and v.__class__ in (dict, list)), None)
         if nested is not None:
             # PostgreSQL writes every jsonlog field as a string or a number
             yield BadRecord(number, f"the jsonlog key {nested!r} holds a JSON object or array, not a value")
@@ -128,17 +124,19 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
     end = 0
     in_quote = False
 
-    feeder = _Feeder()
-    reader = [csv.reader(feeder, strict=True)]
+    # one csv reader for the whole file, fed one complete record (its quotes balanced) at a time through
+    # a list it pops (C all the way: no Python call per record)
+    feeder: list[str] = []
+    reader = [csv.reader(iter(feeder.pop, None), strict=True)]
 
     def finish() -> dict | BadRecord:
-        # one csv reader for the whole file, fed one complete record (its quotes balanced) at a time
-        feeder.text = buffer[0] if len(buffer) == 1 else "\n".join(buffer)
+        feeder.append(buffer[0] if len(buffer) == 1 else "\n".join(buffer))
         try:
             fields = next(reader[0])
-        except (csv.Error, StopIteration) as err:
-            reader[0] = csv.reader(feeder, strict=True)
-            return BadRecord(start, f"not a csvlog record ({err})", end)
+        except (csv.Error, StopIteration, IndexError) as err:
+            feeder.clear()
+            reader[0] = csv.reader(iter(feeder.pop, None), strict=True)
+            return BadRecord(start, f"not a csvlog record ({err or 'cut short'})", end)
         if len(fields) not in CSV_WIDTHS:
             return BadRecord(
                 start,
@@ -174,22 +172,6 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
             buffer = []
     if buffer:
         yield BadRecord(start, "a csvlog record cut short at the end of the file (a quoted field never closes)", end)
-
-
-class _Feeder:
-    """An iterator that gives the csv reader the record put in ``text``, once."""
-
-    def __init__(self):
-        self.text: str | None = None
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        text, self.text = self.text, None
-        if text is None:
-            raise StopIteration
-        return text
 
 
 def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterator[dict | BadRecord]:

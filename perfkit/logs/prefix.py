@@ -42,7 +42,11 @@ LEVELS = (
     "DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT",
 )
 SECONDARY_LEVELS = frozenset({"DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT"})
-_LEVEL = r"(?P<level>" + "|".join(LEVELS) + r"):  (?:[0-9A-Z]{5}: )?(?P<message>.*)"
+# in the regex, the most frequent first (the alternatives are tried in order; each is followed by ":  ")
+_BY_FREQUENCY = ("LOG", "DETAIL", "STATEMENT", "ERROR", "CONTEXT", "HINT", "WARNING", "FATAL", "NOTICE", "INFO",
+                 "QUERY", "LOCATION", "PANIC", "DEBUG1", "DEBUG2", "DEBUG3", "DEBUG4", "DEBUG5", "DEBUG")
+assert sorted(_BY_FREQUENCY) == sorted(LEVELS)
+_LEVEL = r"(?P<level>" + "|".join(_BY_FREQUENCY) + r"):  (?:[0-9A-Z]{5}: )?(?P<message>.*)"
 
 TIME_ESCAPES = ("m", "t", "n")
 PROCESS_ESCAPES = ("p", "c")

@@ -9,6 +9,7 @@ the log, not with its size.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import io
 import itertools
@@ -35,6 +36,12 @@ RANGE_MIN_BYTES = 24 * 1024 * 1024
 _SHAPE_CACHE_MAX = 200_000
 _EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
+_EMPTY_SHAPE = Normalized("", None, "")
+# cost per tenant: how many tenants are kept one by one (the rest together), shapes counted per tenant
+_TENANTS_MAX = 100_000
+_TENANT_SHAPES = 1_000
+_NO_TENANT = "(no tenant)"  # perfkit.tenantcost.NO_TENANT
+_OTHER_TENANTS = "(other tenants)"
 _NAN = float("nan")
 # duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
 BINS_PER_DECADE = 10
@@ -78,6 +85,7 @@ class Unit:
     start: int = 0
     end: int | None = None
     index: int = 0  # the range's position in its file
+    base: tuple[int, int] = (0, 0)  # a byte offset at a line start and the lines before it (line numbers)
 
 
 # -- statement shapes, once per distinct text ------------------------------------------------------
@@ -85,11 +93,15 @@ class Unit:
 # per text (a pgbench log of 800k statements has a handful of keys). A key is only ever a finer
 # split than pglast's fingerprint: texts with a dollar quote, an escape string or a quoted
 # identifier are their own key.
-_LITERALS = re.compile(r"/\*.*?\*/|--[^\n]*|'(?:[^']|'')*'|(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])", re.S)
+# Each starts with one character of a class (what lets the regex engine skip ahead); a number is
+# matched from its first digit, the character before it checked by a lookbehind (not in a name, not
+# $1), its sign left in the key (a finer split than pglast's: harmless).
+_LITERALS = re.compile(r"[/\-'\d](?:(?<=/)\*.*?\*/|(?<=-)-[^\n]*|(?<=')(?:[^']|'')*'"
+                       r"|(?<![\w$.]\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.]))", re.S)
 _RAW = re.compile(r"\$\w*\$|\\|\"")
 
 
-_PLAIN_LITERALS = re.compile(r"'[^']*'|(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
+_PLAIN_LITERALS = re.compile(r"['\d](?:(?<=')[^']*'|(?<![\w$.]\d)\d*(?:\.\d+)?(?![\w.]))")
 
 
 def _cheap_key(text: str) -> str:
@@ -108,38 +120,31 @@ class Shapes:
     """text -> Normalized through a bounded cache keyed by the text without its literals."""
 
     def __init__(self):
-        self.cache: dict[str, Normalized] = {}
-        self.exact: dict[str, Normalized] = {}  # the texts seen last (a prepared statement's, over and over)
+        self.cache: dict[str, tuple[str, Normalized]] = {}  # text without its literals -> (key, shape)
+        # the texts seen last, as they are (a prepared statement's, or the same literals, over and over): no regex
         self.exact_keyed: dict[str, tuple[str, Normalized]] = {}
         self.parsed = 0
 
     def keyed(self, text: str) -> tuple[str, Normalized]:
         """``(shape key, Normalized)`` of ``text``."""
         found = self.exact_keyed.get(text)
-        if found is None:
-            shape = self.of(text)
-            found = (shape_key(shape), shape)
-            if len(self.exact_keyed) >= _EXACT_MAX:
-                self.exact_keyed.clear()
-            self.exact_keyed[text] = found
-        return found
-
-    def of(self, text: str) -> Normalized:
-        found = self.exact.get(text)
         if found is not None:
             return found
-        key = _cheap_key(text)
-        found = self.cache.get(key)
+        cheap = _cheap_key(text)
+        found = self.cache.get(cheap)
         if found is None:
             if len(self.cache) >= _SHAPE_CACHE_MAX:
                 self.cache.clear()
-            found = normalize(text)
+            shape = normalize(text)
             self.parsed += 1
-            self.cache[key] = found
-        if len(self.exact) >= _EXACT_MAX:
-            self.exact.clear()
-        self.exact[text] = found
+            found = self.cache[cheap] = (shape_key(shape), shape)
+        if len(self.exact_keyed) >= _EXACT_MAX:
+            self.exact_keyed.clear()
+        self.exact_keyed[text] = found
         return found
+
+    def of(self, text: str) -> Normalized:
+        return self.keyed(text)[1]
 
 
 def shape_key(shape: Normalized) -> str:
@@ -206,6 +211,8 @@ class Scan:
     combos: dict = field(default_factory=dict)       # (database, user, application, client, type) -> [count, ms]
     events: events.Events = field(default_factory=events.Events)
     requests: object = None                          # nplusone.RequestGrouper
+    # tenant (perfkit.tenantcost) -> [calls, ms, {shape keys} (at most _TENANT_SHAPES), {how it is known}]
+    tenants: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     parsed_shapes: int = 0
     # plan pairing at the edges of a byte range: pid -> (fingerprint, ...)
@@ -233,6 +240,20 @@ class Scan:
                 cell[0] += count
                 cell[1] += ms
         self.events.merge(other.events)
+        for tenant, (calls, ms, shapes, known) in other.tenants.items():
+            mine = self.tenants.get(tenant)
+            if mine is None:
+                if len(self.tenants) >= _TENANTS_MAX and tenant != _NO_TENANT:
+                    tenant = _OTHER_TENANTS
+                    mine = self.tenants.setdefault(tenant, [0, 0.0, set(), set()])
+                else:
+                    self.tenants[tenant] = [calls, ms, set(shapes), set(known)]
+                    continue
+            mine[0] += calls
+            mine[1] += ms
+            if len(mine[2]) < _TENANT_SHAPES:
+                mine[2].update(shapes)
+            mine[3].update(known)
         if self.requests is None:
             self.requests = other.requests
         elif other.requests is not None:
@@ -298,6 +319,11 @@ class _Pass:
         self.pending_plan: dict = {}       # pid -> (fingerprint, plan)
         self.seen_exec: set = set()        # pids with an execution in this unit (for the head_* edges)
         self.file = unit.path
+        self._minute_head, self._minute_zone, self._minute_cell = None, "", None  # the last minute's cell
+        from perfkit.parameters import TENANT_COLUMNS
+
+        self.tenant_columns = tuple(TENANT_COLUMNS)
+        self.tenant_cache: dict = {}
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
@@ -343,60 +369,100 @@ class _Pass:
 
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
         scan = self.scan
-        pid = entry.get("pid")
+        get = entry.get
+        pid = get("pid")
         scan.executions += 1
-        if not statement:
+        if statement:
+            key, shape = self.shapes.keyed(statement)
+        else:
             scan.empty_statements += 1
-        key, shape = self.statement_shape(statement) if statement else ("text:", Normalized("", None, ""))
+            key, shape = "text:", _EMPTY_SHAPE
         stats = scan.shapes.get(key)
         if stats is None:
             stats = scan.shapes[key] = ShapeStats(shape, statement)
         stats.calls += 1
-        ts = entry.get("ts") or ""
+        ts = get("ts") or ""
+        timed = duration == duration
         if ts:
-            if not stats.first_ts or ts < stats.first_ts:
-                stats.first_ts = ts
             if ts > stats.last_ts:
                 stats.last_ts = ts
-        application = entry.get("application") or ""
-        minute = _minute(ts)
-        cell = scan.minutes.get(minute)
-        if cell is None:
-            cell = scan.minutes[minute] = [1, 0.0]
+            if not stats.first_ts or ts < stats.first_ts:
+                stats.first_ts = ts
+            # the minute: the text before the seconds and the zone after them
+            head = ts[:16]
+            if head == self._minute_head and ts.endswith(self._minute_zone):
+                cell = self._minute_cell
+            else:
+                minute = _minute(ts)
+                cell = scan.minutes.get(minute)
+                if cell is None:
+                    cell = scan.minutes[minute] = [0, 0.0]
+                self._minute_head, self._minute_zone, self._minute_cell = head, " " + minute[1], cell
         else:
-            cell[0] += 1
-        if duration == duration:
+            cell = scan.minutes.get(("", ""))
+            if cell is None:
+                cell = scan.minutes[("", "")] = [0, 0.0]
+        cell[0] += 1
+        application = get("application") or ""
+        combo = (get("database") or "", get("user") or "", application, get("client") or "",
+                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
+        counter = scan.combos.get(combo)
+        if counter is None:
+            counter = scan.combos[combo] = [0, 0.0]
+        counter[0] += 1
+        self._tenant(statement, get, key, duration)
+        if timed:
             cell[1] += duration
-        if duration == duration:
+            counter[1] += duration
             self._timed(key, statement, entry, duration, stats)
         else:
             self.pending_duration[pid] = (key, statement)
-        combo = (entry.get("database") or "", entry.get("user") or "", application, entry.get("client") or "",
-                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
-        cell = scan.combos.get(combo)
-        if cell is None:
-            scan.combos[combo] = [1, duration if duration == duration else 0.0]
-        else:
-            cell[0] += 1
-            if duration == duration:
-                cell[1] += duration
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
-        line = entry.get("line")
+        line = get("line")
         fingerprint = shape.fingerprint or key
-        pending = self.pending_plan.pop(pid, None)
         has_plan = False
-        if pending is not None and pending[0] == fingerprint:
-            self._attach(stats, line, pending[1])
-            has_plan = True
-        elif pid not in self.seen_exec and self.unit.index:
-            scan.head_execs[pid] = (fingerprint, key, self.file, line)
-        self.seen_exec.add(pid)
+        if self.pending_plan:
+            pending = self.pending_plan.pop(pid, None)
+            if pending is not None and pending[0] == fingerprint:
+                self._attach(stats, line, pending[1])
+                has_plan = True
+        if pid not in self.seen_exec:
+            if self.unit.index and not has_plan:
+                scan.head_execs[pid] = (fingerprint, key, self.file, line)
+            self.seen_exec.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
         if scan.requests is not None and statement:
             scan.requests.add(
-                _connection(entry, self.file), ts, duration, key, shape, statement, application, self.epoch_ms,
+                get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
+                self.epoch_ms,
             )
+
+    def _tenant(self, statement: str, get, key: str, duration: float) -> None:
+        """The execution's cost to its tenant (a bound tenant parameter or a request comment's tag)."""
+        tenant, known = None, ""
+        if "$" in statement or "/*" in statement:
+            from perfkit.tenantcost import tenant_of
+
+            detail = get("detail") or ""
+            if len(self.tenant_cache) >= _EXACT_MAX:
+                self.tenant_cache.clear()
+            tenant, known = tenant_of(statement, detail[12:] if detail.startswith("parameters: ") else "",
+                                      self.tenant_columns, self.tenant_cache)
+        tenants = self.scan.tenants
+        name = _NO_TENANT if tenant is None else tenant
+        cell = tenants.get(name)
+        if cell is None:
+            if len(tenants) >= _TENANTS_MAX:
+                name = _OTHER_TENANTS
+            cell = tenants.setdefault(name, [0, 0.0, set(), set()])
+        cell[0] += 1
+        if duration == duration:
+            cell[1] += duration
+        if len(cell[2]) < _TENANT_SHAPES:
+            cell[2].add(key)
+        if known:
+            cell[3].add(known)
 
     def _timed(self, key: str, statement: str, entry: dict, duration: float, stats: ShapeStats | None = None) -> None:
         scan = self.scan
@@ -509,40 +575,91 @@ def _epoch_ms(ts: str) -> float:
 
 
 # -- reading the lines of a unit ----------------------------------------------------------------
-def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None):
+def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None,
+                 base: tuple[int, int] = (0, 0)):
     """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
-    continuation lines that follow the last of them."""
-    with open(path, "rb", buffering=1 << 20) as raw:
+    continuation lines that follow the last of them (``base``: a known line start and its line count,
+    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one."""
+    with open(path, "rb") as raw:
         number = 0
-        if start:
-            number = _count_newlines(raw, start)
+        if start == base[0] and start:
+            number = base[1]
+            raw.seek(start)
+        elif start:
+            number = _count_newlines(raw, start, base)
             raw.seek(start - 1)
             if raw.read(1) != b"\n":
                 raw.readline()
                 number += 1
         position = raw.tell()
-        leading = bool(start)
+        if start:
+            # the continuation lines of an entry that began before ``start`` belong to the range before
+            while True:
+                data = _one_line(raw, path, number)
+                if not data:
+                    return
+                number += 1
+                text = _decoded(data)
+                if _continues(text, kind, prefix):
+                    position += len(data)
+                    continue
+                if end is not None and position >= end:
+                    return
+                position += len(data)
+                yield number, text
+                break
+        pending = b""
+        while end is None or position < end:
+            block = raw.read(_BLOCK)
+            if not block:
+                if pending:
+                    yield number + 1, _decoded(pending)
+                return
+            data = pending + block if pending else block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                if len(data) > MAX_LINE_BYTES:
+                    raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                                        "log line", path=path, line=number + 1)
+                pending = data
+                continue
+            complete, pending = data[:cut + 1], data[cut + 1:]
+            if end is not None and position + len(complete) > end:
+                # the lines that start before ``end``; those after it only if they continue an entry
+                stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
+                complete = complete[:stop]
+            for line in complete.decode("utf-8", errors="replace").split("\n")[:-1]:
+                number += 1
+                yield number, line[:-1] if line.endswith("\r") else line
+            position += len(complete)
+        raw.seek(position)
         while True:
-            data = raw.readline(MAX_LINE_BYTES + 1)
+            data = _one_line(raw, path, number)
             if not data:
                 return
-            if len(data) > MAX_LINE_BYTES:
-                raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
-                                    "log line", path=path, line=number + 1)
-            here = position
-            position += len(data)
             number += 1
-            text = data.decode("utf-8", errors="replace").rstrip("\n")
-            if text.endswith("\r"):
-                text = text[:-1]
-            if leading or (end is not None and here >= end):
-                if _continues(text, kind, prefix):
-                    if leading:
-                        continue
-                elif end is not None and here >= end:
-                    return
-                leading = False
+            text = _decoded(data)
+            if not _continues(text, kind, prefix):
+                return
             yield number, text
+
+
+_BLOCK = 1 << 20
+
+
+def _one_line(raw, path: str, number: int) -> bytes:
+    data = raw.readline(MAX_LINE_BYTES + 1)
+    if len(data) > MAX_LINE_BYTES:
+        raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                            "log line", path=path, line=number + 1)
+    return data
+
+
+def _decoded(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _continues(text: str, kind: str, prefix: LinePrefix | None) -> bool:
@@ -557,9 +674,10 @@ def _continues(text: str, kind: str, prefix: LinePrefix | None) -> bool:
     return found is None or found.get("level") in SECONDARY_LEVELS
 
 
-def _count_newlines(raw: io.BufferedReader, upto: int) -> int:
-    raw.seek(0)
-    count, left = 0, upto
+def _count_newlines(raw: io.BufferedReader, upto: int, base: tuple[int, int] = (0, 0)) -> int:
+    since = base[0] if base[0] <= upto else 0
+    raw.seek(since)
+    count, left = (base[1] if since else 0), upto - since
     while left > 0:
         block = raw.read(min(left, 8 << 20))
         if not block:
@@ -582,7 +700,7 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         return one.finish()
     prefix = LinePrefix(unit.prefix) if unit.prefix is not None else None
     if unit.end is not None or unit.start:
-        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix)
+        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base)
     else:
         lines = numbered_lines(path)
     lines = _guarded(lines, path, settings.skip_bad_lines, report)
@@ -621,21 +739,30 @@ def _bad(scan: Scan, path: Path, record: formats.BadRecord, settings: Settings) 
 
 
 # -- planning the units and running them --------------------------------------------------------
-def plan_units(paths, settings: Settings, jobs: int) -> list[Unit]:
-    """The units of work over ``paths``: each file's format and prefix decided once from its first lines."""
+def plan_units(paths, settings: Settings, jobs: int, resume: dict | None = None) -> list[Unit]:
+    """The units of work over ``paths``: each file's format and prefix decided once from its first lines.
+
+    ``resume`` (incremental runs, ``perfkit.logs.incremental``): path -> ``(start, end, lines before
+    start)``, the part of a plain file to read; a file whose part is empty is left out."""
     from perfkit.logs.reader import detect_format
 
     units: list[Unit] = []
     for path in expand(paths):
+        part = (resume or {}).get(str(path))
+        if part is not None and part[1] is not None and part[0] >= part[1]:
+            continue
         kind, prefix = detect_format(path, settings.prefix, settings.format, settings.skip_bad_lines)
-        size = path.stat().st_size
         plain = compression(path) is None and kind in ("stderr", "csvlog", "jsonlog")
+        start, end, base = (part[0], part[1], (part[0], part[2])) if part is not None and plain else (0, None, (0, 0))
+        size = (end if end is not None else path.stat().st_size) - start
         if plain and jobs > 1 and size >= RANGE_MIN_BYTES:
             pieces = max(2, min(jobs * 2, size // (RANGE_MIN_BYTES // 2)))
             step = size // pieces
-            cuts = [i * step for i in range(pieces)] + [None]
-            for index, (start, end) in enumerate(itertools.pairwise(cuts)):
-                units.append(Unit(str(path), kind, prefix, start, end, index))
+            cuts = [start + i * step for i in range(pieces)] + [end]
+            for index, (low, high) in enumerate(itertools.pairwise(cuts)):
+                units.append(Unit(str(path), kind, prefix, low, high, index, base))
+        elif plain and part is not None:
+            units.append(Unit(str(path), kind, prefix, start, end, 0, base))
         else:
             units.append(Unit(str(path), kind, prefix))
     return units
@@ -652,8 +779,9 @@ def _run(args: tuple[Unit, Settings]) -> Scan:
     return scan_unit(*args)
 
 
-def scan(paths, settings: Settings = Settings()) -> Scan:
-    """One pass over the logs ``paths``, on ``settings.jobs`` processes (default: every core).
+def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> Scan:
+    """One pass over the logs ``paths``, on ``settings.jobs`` processes (default: every core);
+    ``resume``: the parts of files to read (see :func:`plan_units`).
 
     Raises
     ------
@@ -661,18 +789,25 @@ def scan(paths, settings: Settings = Settings()) -> Scan:
         A file that cannot be read, a format or prefix that cannot be told.
     """
     jobs = settings.jobs or default_jobs()
-    units = plan_units(paths, settings, jobs)
+    units = plan_units(paths, settings, jobs, resume)
     total_bytes = sum(os.path.getsize(p) for p in {u.path for u in units})
     if jobs > 1 and len(units) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
-            partials = list(pool.map(_run, [(u, settings) for u in units]))
+        gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
+        try:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
+                partials = list(pool.map(_run, [(u, settings) for u in units]))
+        finally:
+            gc.unfreeze()
     else:
         partials = [scan_unit(u, settings) for u in units]
     merged = Scan()
+    if not units:
+        merged.total_bytes = 0
+        return merged
     for index, partial in enumerate(partials):
         merged.merge(partial)
         following = partials[index + 1] if index + 1 < len(partials) else None

@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
 
-from perfkit import db, secrets
+from perfkit import secrets
 from perfkit.errors import BadInputError, ExtensionMissing, PermissionDenied
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 SNAPSHOT_COLUMNS = [
     "queryid",
@@ -149,6 +153,8 @@ def snapshot_sql(schema: str, available: set[str] | list[str]) -> str:
 
 
 def _extension(conn) -> tuple[str, str]:
+    from perfkit import db
+
     ext = db.query(conn, EXTENSION_SQL)
     if ext.empty:
         loaded = bool(db.scalar(conn, LOADED_SQL))
@@ -190,6 +196,8 @@ def snapshot(engine: Engine, *, server: str | None = None, dsn: str | None = Non
     PermissionDenied
         Every statement's text is hidden: the role needs pg_read_all_stats.
     """
+    from perfkit import db
+
     with db.session(engine) as conn:
         schema, pgss_version = _extension(conn)
         available = db.query(conn, VIEW_COLUMNS_SQL, {"schema": schema})["attname"].tolist()
@@ -270,6 +278,8 @@ _OWN_PREPARED = r"^\s*(?:/\*.*?\*/\s*)*(?:prepare|execute|deallocate)\s+perfkit_
 def own_statements(frame: pd.DataFrame) -> pd.Series:
     """True for perfkit's own statements: its reads (their text starts with ``/* perfkit */``) and the
     statements it prepares to EXPLAIN or time (``PREPARE perfkit_... AS ...``: explain, verify)."""
+    from perfkit import db
+
     text = frame["query"].fillna("").astype(str)
     return text.str.startswith(db.PERFKIT_TAG.strip()) | text.str.contains(_OWN_PREPARED, case=False, regex=True)
 
