@@ -230,8 +230,8 @@ def _detail(row: Mapping, key: str, default=None):
 class _Index:
     """Plain-Python views of a plan's nodes for the rules (row dicts, parents, children)."""
 
-    def __init__(self, nodes: pd.DataFrame):
-        self.rows: list[dict] = nodes.to_dict("records")
+    def __init__(self, nodes: pd.DataFrame, rows: list[dict] | None = None):
+        self.rows: list[dict] = nodes.to_dict("records") if rows is None else rows
         parents = nodes["parent_id"].astype("float64").tolist()
         self.parent: list[int | None] = [None if p != p else int(p) for p in parents]  # NaN != NaN
         self.children: list[list[int]] = [[] for _ in self.rows]
@@ -245,7 +245,9 @@ def _index(plan) -> _Index:
     key = id(plan.nodes)
     if key not in cache:
         cache.clear()
-        cache[key] = _Index(plan.nodes)
+        built = getattr(plan, "_node_rows", None)  # the rows the frame was built from, if it is still that frame
+        rows = built[1] if built and built[0] is plan.nodes and len(built[1]) == len(plan.nodes) else None
+        cache[key] = _Index(plan.nodes, rows)
     return cache[key]
 
 
