@@ -656,10 +656,8 @@ def _nodes_and_rows(root: dict, path: str | None) -> tuple[pd.DataFrame, list[di
             data[column] = pd.array(values, dtype="Int64")
         elif column in ("node_id", "depth"):
             data[column] = np.array(values, dtype="int64")
-        elif column in _OBJECT_COLUMNS:
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            data[column] = array
+        elif column in _OBJECT_COLUMNS:  # Python objects, not pandas' str dtype
+            data[column] = pd.Series(values, dtype=object)
         else:
             data[column] = np.array(values, dtype="float64")
     return pd.DataFrame(data, columns=NODE_COLUMNS + EXTRA_COLUMNS, copy=False), records

@@ -613,7 +613,9 @@ def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.
         severity = "warning" if share > high_share else "info"
         filter_text = _detail(row, "Filter") or ""
         leading = _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
-        both = " AND ".join(f"({part})" for part in (leading, filter_text) if part)
+        parts = [part for part in (leading, filter_text) if part]
+        # one condition alone as it is written: the same text the other rules parse (parsed once)
+        both = parts[0] if len(parts) == 1 else " AND ".join(f"({part})" for part in parts)
         target, fix = index_advice(row, both) if row["relation"] else ("", None)
         advice = (
             f"Add an index on {target} so the filter is applied inside the index."
