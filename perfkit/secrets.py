@@ -32,8 +32,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
-from pglast import parser as pg_parser
-
 from perfkit import parsetree
 
 
@@ -619,6 +617,9 @@ def _json_text_is_clean(source: str) -> bool:
 
 @lru_cache(maxsize=20_000)
 def _scrub_sql(text: str) -> str:
+    # imported when a text may hold a secret, not at start-up
+    from pglast import parser as pg_parser
+
     try:
         tree = json.loads(pg_parser.parse_sql_json(text))
         tokens = pg_parser.scan(text)
@@ -680,6 +681,8 @@ def _scrub_parsed(text: str, tree: dict, tokens) -> str:
 def _string_value(literal: str) -> str | None:
     """The value of one SQL string literal (any quoting), read by PostgreSQL's parser."""
     try:
+        from pglast import parser as pg_parser
+
         stmt = json.loads(pg_parser.parse_sql_json("SELECT " + literal))["stmts"][0]["stmt"]["SelectStmt"]
         const = stmt["targetList"][0]["ResTarget"]["val"]["A_Const"]
         return const["sval"]["sval"]

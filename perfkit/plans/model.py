@@ -98,10 +98,14 @@ _PARAM = re.compile(r"\$\d+")
 
 def number(value: Any) -> float:
     """``value`` as a float, NaN when absent or not a number (bools are not numbers)."""
+    if value is None:
+        return math.nan
     kind = type(value)
-    if kind is float or kind is int:
+    if kind is float:
+        return value
+    if kind is int:
         return float(value)
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):
         return math.nan
     if isinstance(value, int | float):
         return float(value)
@@ -400,6 +404,7 @@ def _initplan_refs(subplan_name: str) -> list[re.Pattern]:
 
 def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
     records = []
+    column_keys = _COLUMN_KEYS
     for index, (node, parent, depth) in enumerate(flat):
         per_loop_ms = number(node.get("Actual Total Time"))
         loops = number(node.get("Actual Loops"))
@@ -412,7 +417,7 @@ def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
         misestimate = math.nan
         if loops and loops > 0 and not math.isnan(per_loop_rows) and not math.isnan(plan_rows):
             misestimate = per_loop_rows / plan_rows if plan_rows > 0 else math.inf if per_loop_rows > 0 else 1.0
-        detail = {k: v for k, v in node.items() if k not in _COLUMN_KEYS}
+        detail = {k: v for k, v in node.items() if k not in column_keys}
         records.append(
             {
                 "node_id": index,

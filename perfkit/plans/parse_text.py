@@ -50,6 +50,11 @@ _TRIGGER = re.compile(
     rf"(?:\s+on\s+(?P<relation>\S+))?:\s+(?:time=(?P<time>{_NUM})\s+)?calls=(?P<calls>\d+)\s*$"
 )
 _KB = re.compile(r"(-?\d+)\s*kB")
+_WAL_PAIRS = re.compile(r"(records|fpi|bytes)=(\d+)")
+_PAIR = re.compile(r"([A-Z][A-Za-z\- ]*?):\s+(\S+(?:\s+\(originally\s+\d+\))?)")
+_ORIGINALLY = re.compile(r"(\d+)(?:\s+\(originally\s+(\d+)\))?")
+_SORT_SPACE = re.compile(r"(Memory|Disk):\s*(-?\d+)kB")
+_HEAP_BLOCKS = re.compile(r"(exact|lossy)=(\d+)")
 
 _AGG_STRATEGY = {"HashAggregate": "Hashed", "GroupAggregate": "Sorted", "MixedAggregate": "Mixed", "Aggregate": "Plain"}
 _TOP_LEVEL = {
@@ -217,13 +222,13 @@ def _io_timings(value: str) -> dict:
 def _wal(value: str) -> dict:
     """``records=2 fpi=1 bytes=1234`` as JSON's ``WAL Records``, ``WAL FPI``, ``WAL Bytes``."""
     names = {"records": "WAL Records", "fpi": "WAL FPI", "bytes": "WAL Bytes"}
-    return {names[what]: int(count) for what, count in re.findall(r"(records|fpi|bytes)=(\d+)", value)}
+    return {names[what]: int(count) for what, count in _WAL_PAIRS.findall(value)}
 
 
 def _pairs(value: str) -> dict:
     """``Buckets: 1024  Batches: 4  Memory Usage: 9kB`` (the rest of a line) as a dict of texts."""
     out = {}
-    for match in re.finditer(r"([A-Z][A-Za-z\- ]*?):\s+(\S+(?:\s+\(originally\s+\d+\))?)", value):
+    for match in _PAIR.finditer(value):
         out[match.group(1).strip()] = match.group(2)
     return out
 
@@ -236,7 +241,7 @@ def _kb(text: str | None) -> int | None:
 
 
 def _originally(text: str) -> tuple[int | None, int | None]:
-    match = re.match(r"(\d+)(?:\s+\(originally\s+(\d+)\))?", text)
+    match = _ORIGINALLY.match(text)
     if not match:
         return None, None
     return int(match.group(1)), int(match.group(2)) if match.group(2) else int(match.group(1))
@@ -258,7 +263,7 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
     elif key == "Sort Method":
         method, _, rest = value.partition("  ")
         node["Sort Method"] = method.strip()
-        space = re.search(r"(Memory|Disk):\s*(-?\d+)kB", rest)
+        space = _SORT_SPACE.search(rest)
         if space:
             node["Sort Space Type"] = space.group(1)
             node["Sort Space Used"] = int(space.group(2))
@@ -281,7 +286,7 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
         if _kb(pairs.get("Memory Usage")) is not None:
             node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
     elif key == "Heap Blocks":
-        for what, count in re.findall(r"(exact|lossy)=(\d+)", value):
+        for what, count in _HEAP_BLOCKS.findall(value):
             node[f"{what.capitalize()} Heap Blocks"] = int(count)
     elif key == "Hits" and "Misses" in value:
         pairs = {"Hits": value.split()[0], **_pairs(value)}

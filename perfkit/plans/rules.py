@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
-from pglast.parser import ParseError, parse_sql_json
 
 from perfkit import sql
 from perfkit.findings import finding, findings_frame
@@ -25,6 +24,9 @@ _PATTERN_OPERATORS = {"~~", "~~*", "~", "~*"}  # LIKE, ILIKE, regular expression
 
 @functools.lru_cache(maxsize=4096)
 def _parse_expression(sql: str) -> dict | None:
+    # not at import: only a plan with conditions needs PostgreSQL's parser
+    from pglast.parser import ParseError, parse_sql_json
+
     try:
         return json.loads(parse_sql_json(sql))
     except (ParseError, ValueError, RecursionError):

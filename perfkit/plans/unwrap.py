@@ -217,6 +217,10 @@ def _join_marked_wraps(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return out
 
 
+_SUBPLAN_LINE = re.compile(r"^(?:InitPlan|SubPlan|CTE)\s+\S")
+_DETAIL_LINE = re.compile(r"^[A-Z][A-Za-z0-9 /_\-()]*:(?:\s|$)")
+
+
 def _looks_like_plan_line(text: str) -> bool:
     """Whether a line reads as a line of its own in a text plan (not the rest of a cut one)."""
     stripped = text.strip()
@@ -224,9 +228,9 @@ def _looks_like_plan_line(text: str) -> bool:
         return True
     if stripped.startswith("->") or _TOP_KEY.match(stripped):
         return True
-    if re.match(r"^(?:InitPlan|SubPlan|CTE)\s+\S", stripped):
+    if _SUBPLAN_LINE.match(stripped):
         return True
-    if re.match(r"^[A-Z][A-Za-z0-9 /_\-()]*:(?:\s|$)", stripped) and text.startswith("  "):
+    if text.startswith("  ") and _DETAIL_LINE.match(stripped):
         return True  # a detail line (``Filter: ...``, ``Worker 0:  actual ...``)
     return bool(_ROOT.match(stripped) and _FIGURES.search(stripped) and not text.startswith(" "))
 
