@@ -305,11 +305,42 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
         node[key] = value
 
 
+_MEMORY = re.compile(r"(used|allocated)=(\d+)kB")
+_SERIALIZATION = re.compile(r"^(?:time=(?P<time>-?\d+(?:\.\d+)?) ms\s+)?output=(?P<kb>\d+)kB\s+format=(?P<format>\S+)")
+
+
+def _serialization(value: str) -> dict | str:
+    """``time=4.690 ms  output=31251kB  format=text`` as JSON's ``Time``, ``Output Volume``, ``Format``
+    (the text itself when it does not read so)."""
+    match = _SERIALIZATION.match(value)
+    if not match:
+        return value
+    out: dict[str, Any] = {}
+    if match.group("time") is not None:
+        out["Time"] = float(match.group("time"))
+    out["Output Volume"] = int(match.group("kb"))
+    out["Format"] = match.group("format")
+    return out
+
+
 def _top_level(document: dict, block: str | None, key: str, value: str, *, path, line) -> str | None:
     """Store a line outside the tree (Planning Time, JIT, Settings, ...); returns the open block."""
     if block == "Planning" and key in ("Buffers", "I/O Timings"):
         document.setdefault("Planning", {}).update(_buffers(value) if key == "Buffers" else _io_timings(value))
         return block
+    if block == "Planning" and key == "Memory":  # PG 17 MEMORY: ``used=6kB  allocated=8kB``
+        planning = document.setdefault("Planning", {})
+        planning[key] = value  # the text as printed, and JSON's numbers
+        for what, kb in _MEMORY.findall(value):
+            planning[f"Memory {what.capitalize()}"] = int(kb)
+        return block
+    if block == "Serialization" and key in ("Buffers", "I/O Timings"):
+        serialization = document.setdefault("Serialization", {})
+        serialization.update(_buffers(value) if key == "Buffers" else _io_timings(value))
+        return block
+    if key == "Serialization" and value:  # PG 17 SERIALIZE: ``time=4.690 ms  output=31251kB  format=text``
+        document[key] = _serialization(value)
+        return key
     if block == "JIT":
         jit = document.setdefault("JIT", {})
         if key == "Functions" and value.isdigit():
