@@ -113,7 +113,11 @@ def decode_title(title: str) -> dict:
     elif name.endswith(" Backward"):
         name = name[: -len(" Backward")]
         node["Scan Direction"] = "Backward"
-    join, agg, setop, modify = _JOIN.match(name), _AGG.match(name), _SETOP.match(name), _MODIFY.match(name)
+    # each pattern tried only when the ones before did not match (the same result as trying all)
+    join = agg = setop = modify = None
+    if not name.startswith("Custom Scan") and not (join := _JOIN.match(name)) and not (agg := _AGG.match(name)):
+        if not (setop := _SETOP.match(name)):
+            modify = _MODIFY.match(name)
     if name.startswith("Custom Scan"):
         provider = re.match(r"Custom Scan\s*\((.*)\)", name)
         node["Node Type"] = "Custom Scan"

@@ -552,6 +552,7 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
     out = []
     nodes = plan.nodes
     index = _index(plan)
+    root = index.rows[0]["total_ms"] if index.rows else math.nan  # plan.root_ms, read once
     for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Nested Loop")):
         kids = [index.rows[c] for c in index.children[int(row["node_id"])]]
         inner = [k for k in kids if k["parent_relationship"] == "Inner"]
@@ -559,7 +560,6 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
         if not inner or math.isnan(inner[0]["loops"]) or inner[0]["loops"] < min_loops:
             continue
         inner_row = inner[0]
-        root = plan.root_ms
         share = 100.0 * inner_row["total_ms"] / root if root and not math.isnan(root) and not math.isnan(inner_row["total_ms"]) else math.nan
         severity = "warning" if math.isnan(share) or share >= min_share else "info"
         evidence = f"the inner side ({inner_row['label']}) ran {_rows(inner_row['loops'])} times, {_ms(inner_row['total_ms'])} in all"

@@ -253,13 +253,16 @@ def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list
     fixed = width >= 30 and at_width >= 2
     out: list[tuple[int, str]] = []
     for number, text in lines:
-        if out and text.strip() and not _looks_like_plan_line(text):
+        if out and text.strip():
             previous = out[-1][1]
-            if psql_width and len(previous) == psql_width and previous.endswith(" ") and text.startswith(" "):
-                out[-1] = (out[-1][0], previous[:-1] + text[1:])  # old-ascii wrapped: no marks, two spaces
-                continue
-            if previous.strip() and ((fixed and len(previous) >= width - 1) or _unbalanced(previous)):
-                out[-1] = (out[-1][0], previous + text)
+            old_ascii = bool(psql_width) and len(previous) == psql_width and previous.endswith(" ") and text.startswith(" ")
+            cut = bool(previous.strip()) and ((fixed and len(previous) >= width - 1) or _unbalanced(previous))
+            # only a line that could continue the one before is asked whether it is a plan line of its own
+            if (old_ascii or cut) and not _looks_like_plan_line(text):
+                if old_ascii:
+                    out[-1] = (out[-1][0], previous[:-1] + text[1:])  # old-ascii wrapped: no marks, two spaces
+                else:
+                    out[-1] = (out[-1][0], previous + text)
                 continue
         out.append((number, text))
     return out
