@@ -27,7 +27,8 @@ _NODE = re.compile(
     rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
     r"\s*$"
 )
-_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*?):(?:\s+(?P<value>.*?))?\s*$")
+# (the key's characters exclude ":", so it ends at the first colon; callers strip the value)
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*):(?:\s+(?P<value>.*))?$")
 _LABEL = re.compile(r"^(?P<indent> *)(?P<label>(?:InitPlan|SubPlan)\s+\d+.*|CTE\s+\S.*)$")
 _JOIN_TYPES = r"(Left|Right|Full|Semi|Anti|Right Semi|Right Anti)"
 _JOIN = re.compile(rf"^(?:(Hash|Merge)(?:\s+{_JOIN_TYPES})?\s+Join|(Nested Loop)(?:\s+{_JOIN_TYPES}\s+Join)?)$")
