@@ -32,8 +32,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
-from pglast import parser as pg_parser
-
 from perfkit import parsetree
 
 
@@ -425,7 +423,13 @@ def _whole_token(secret: str) -> str:
 
 # a text that could hold a secret holds one of these, in lower case (anything else is returned
 # untouched); searched in the lowered text, which is many times faster than re.IGNORECASE
-_MAY_HOLD_SECRET = re.compile(r"passw|pwd|secret|token|pgp_|crypt|hmac|dearmor|dblink|://")
+_SECRET_WORDS = ("passw", "pwd", "secret", "token", "pgp_", "crypt", "hmac", "dearmor", "dblink", "://")
+_MAY_HOLD_SECRET = re.compile("|".join(re.escape(word) for word in _SECRET_WORDS))
+
+
+def _has_secret_word(lowered: str) -> bool:
+    """``_MAY_HOLD_SECRET.search(lowered) is not None``, as substring searches (faster on a long text)."""
+    return any(word in lowered for word in _SECRET_WORDS)
 # a string constant that could hold a connection string with a password
 _MAY_HOLD_CONNINFO = re.compile(r"passw|secret|://", re.IGNORECASE)
 # function -> the 0-based positions of its secret arguments (pgcrypto's keys and passwords)
@@ -521,7 +525,7 @@ def _scrubbed(texts: list[str]) -> dict[int, str]:
     known = _known()
     joined = "\x00".join(texts)
     lowered = joined.lower()
-    hit = _MAY_HOLD_SECRET.search(lowered) is not None
+    hit = _has_secret_word(lowered)
     has_known = bool(known) and any(secret in joined for secret in known)
     if not hit and not has_known:
         return {}
@@ -546,29 +550,76 @@ def _scrubbed(texts: list[str]) -> dict[int, str]:
     return changed
 
 
-def scrub_document(value):
-    """``value`` (nested dicts and lists, e.g. an EXPLAIN JSON document) with every string scrubbed."""
+def scrub_document(value, *, copy: bool = True, source: str | None = None):
+    """``value`` (nested dicts and lists, e.g. an EXPLAIN JSON document) with every string scrubbed.
+
+    Each string is scrubbed as :func:`scrub_statement` would; the strings are searched together
+    (one pass over all of them, see :func:`scrub_statements`), so a large plan costs one search.
+
+    ``copy=False`` scrubs a document the caller owns in place (no copy of its dicts and lists).
+    ``source`` is the JSON text ``value`` was just loaded from: when that text (escapes and all)
+    holds none of the words a secret comes with and no remembered password, no string decoded
+    from it can, and ``value`` is returned as it is without walking it.
+    """
     if isinstance(value, str):
         return scrub_statement(value)
     if not isinstance(value, dict | list):
         return value
+    if source is not None and _json_text_is_clean(source):
+        return value
     # a copy walked with a stack, not recursion: a plan thousands of levels deep is a real input
-    root = value.__class__(value) if isinstance(value, dict) else list(value)
+    if not copy:
+        root = value
+    else:
+        root = value.__class__(value) if isinstance(value, dict) else list(value)
     stack = [root]
+    holders: list = []  # (container, key) of each string, in the order of ``texts``
+    texts: list[str] = []
     while stack:
         node = stack.pop()
-        for key, child in list(node.items() if isinstance(node, dict) else enumerate(node)):
-            if isinstance(child, str):
-                node[key] = scrub_statement(child)
-            elif isinstance(child, dict | list):
-                copy = child.__class__(child) if isinstance(child, dict) else list(child)
-                node[key] = copy
-                stack.append(copy)
+        for key, child in (node.items() if isinstance(node, dict) else enumerate(node)):
+            kind = type(child)
+            if kind is str:
+                if child:
+                    holders.append((node, key))
+                    texts.append(child)
+            elif kind is dict or kind is list or isinstance(child, dict | list):
+                if copy:
+                    child = child.__class__(child) if isinstance(child, dict) else list(child)
+                    node[key] = child  # replacing a value does not change a dict's keys: safe while iterating
+                stack.append(child)
+            elif isinstance(child, str) and child:  # a str subclass
+                holders.append((node, key))
+                texts.append(child)
+    for position, scrubbed in _scrubbed(texts).items():
+        node, key = holders[position]
+        node[key] = scrubbed
     return root
+
+
+def _json_text_is_clean(source: str) -> bool:
+    """Whether no string of the JSON ``source`` can need scrubbing (then its strings need no walk).
+
+    JSON's escapes other than ``\\uXXXX`` and ``\\/`` decode to one character that is not a
+    letter, ``_``, ``:`` or ``/``, so every match of the secret words in a decoded string is in
+    the text as written; a text with those two escapes, or a remembered password that could be
+    written escaped (a quote, a backslash, a control character), is walked.
+    """
+    if "\\u" in source or "\\/" in source:
+        return False
+    if _has_secret_word(source.lower()):
+        return False
+    for secret in _known():
+        if secret in source or any(c in secret for c in '"\\') or any(ord(c) < 32 for c in secret):
+            return False
+    return True
 
 
 @lru_cache(maxsize=20_000)
 def _scrub_sql(text: str) -> str:
+    # imported when a text may hold a secret, not at start-up
+    from pglast import parser as pg_parser
+
     try:
         tree = json.loads(pg_parser.parse_sql_json(text))
         tokens = pg_parser.scan(text)
@@ -630,6 +681,8 @@ def _scrub_parsed(text: str, tree: dict, tokens) -> str:
 def _string_value(literal: str) -> str | None:
     """The value of one SQL string literal (any quoting), read by PostgreSQL's parser."""
     try:
+        from pglast import parser as pg_parser
+
         stmt = json.loads(pg_parser.parse_sql_json("SELECT " + literal))["stmts"][0]["stmt"]["SelectStmt"]
         const = stmt["targetList"][0]["ResTarget"]["val"]["A_Const"]
         return const["sval"]["sval"]

@@ -806,8 +806,8 @@ def _plan_changes(src, snap: pd.DataFrame, captured) -> tuple[list[dict], dict] 
     if not server or not captured or "://" in str(src.store.root):  # the plan history is a local folder's (for now)
         return None
     try:
-        return record_plans(src.store.root, server, captured)
-    except OSError:  # a read-only store: the report still shows the plans
+        return record_plans(src.store, server, captured)  # the store itself: an s3:// one keeps its keys
+    except (OSError, BadInputError):  # a read-only or unreachable store: the report still shows the plans
         return None
 
 

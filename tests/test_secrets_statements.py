@@ -187,3 +187,17 @@ def test_a_snapshot_stored_before_scrubbing_is_scrubbed_when_loaded(tmp_path):
     pq.write_table(pa.table({"queryid": [1, 2], "query": [f"ALTER ROLE app PASSWORD '{secret}'", "SELECT 1"]}), path)
     loaded = SnapshotStore(tmp_path).load(path)
     assert secret not in " ".join(loaded["query"]) and loaded["query"].tolist()[1] == "SELECT 1"
+
+
+def test_a_json_plan_is_scrubbed_whatever_escapes_hide_the_words(monkeypatch):
+    """The JSON pre-check skips the walk only when no secret word is in the text as written:
+    ``\\u`` and ``\\/`` escapes (which can hide one) and a remembered password make it walk."""
+    def filtered(condition: str) -> str:
+        document = '[{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Filter": "' + condition + '"}}]'
+        return parse(document).nodes["detail"].iat[0]["Filter"]
+
+    assert filtered(r"(pass\u0077ord = 'Sup3rS3cretValue'::text)") == "(password = '***'::text)"
+    assert filtered(r"(url = 'postgresql:\/\/bob:Sup3rS3cretValue@db\/x'::text)") == "(url = 'postgresql://bob:***@db/x'::text)"
+    assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = 'Sup3rS3cretValue'::text)"  # nothing to hide
+    monkeypatch.setenv("PGPASSWORD", "Sup3rS3cretValue")  # a password the process knows is masked anywhere
+    assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = '***'::text)"

@@ -343,3 +343,26 @@ def test_a_named_dataset_beside_the_snapshots(tmp_path, small_snapshot):
 
     with pytest.raises(BadInputError, match="dataset name"):
         store.save_dataset("../x", frame, server="typed")
+
+
+def test_s3_plan_history_is_kept_in_the_object_store(s3_root):
+    from perfkit import plans
+    from perfkit.plans.history import PlanHistory, fingerprint, record_plans
+
+    fixtures = Path(__file__).parent / "fixtures" / "plans"
+    root = s3_root.replace("/store?", "/plans?")
+    week1, week2 = pd.Timestamp("2026-03-02", tz="UTC"), pd.Timestamp("2026-03-09", tz="UTC")
+    captured = []
+    for name, mean in (("seq_scan.json", 100.0), ("seq_scan_after_index.json", 150.0)):
+        plan = plans.parse_file(fixtures / name)
+        plan.extra.update(queryid=7, mean_ms=mean)
+        captured.append(plan)
+    store = SnapshotStore(root)
+    assert record_plans(store, "s3db", [("q", captured[0])], captured_at=week1)[0] == []
+    changed, comparisons = record_plans(store, "s3db", [("q", captured[1])], captured_at=week2)
+    assert [(f["kind"], f["severity"]) for f in changed] == [("plan_changed", "warning")]  # slower
+    history = PlanHistory(SnapshotStore(root)).load("s3db")
+    assert list(history["fingerprint"]) == [fingerprint(p) for p in captured]
+    listing = SnapshotStore(root).list_dataset("plan_history", "s3db")
+    assert len(listing) == 2 and all(str(p).startswith("s3://perfkit/plans/_datasets/plan_history/server=s3db/")
+                                     for p in listing["path"])

@@ -74,7 +74,7 @@ def run(args) -> int:
     interval = {**facts["interval"], "before": facts["baseline"]["snapshot"], "after": str(after_path)}
     from perfkit.plans.history import changes_between
 
-    changed, comparisons = changes_between(store.root, str(facts["server"]), result.tables["changes"]["queryid"],
+    changed, comparisons = changes_between(store, str(facts["server"]), result.tables["changes"]["queryid"],
                                            interval["start"], interval["end"])
     if args.json:
         payload = result.to_json()

@@ -66,6 +66,7 @@ def _record_plan(engine, args, plan):
     """Keep the plan's fingerprint with its queryid in the snapshot store (``$PERFKIT_STORE``);
     ``plan_changed`` against the plan stored last time. A store that cannot be written is a note."""
     from perfkit import db
+    from perfkit.errors import BadInputError
     from perfkit.plans.history import record_plans
     from perfkit.store import default_root
 
@@ -79,8 +80,9 @@ def _record_plan(engine, args, plan):
     try:
         return record_plans(default_root(), db.server_id(engine, getattr(args, "dsn", None)),
                             [(f"queryid {args.queryid}", plan)])
-    except OSError as err:
-        plan.extra.setdefault("capture_notes", []).append(f"the plan's fingerprint was not stored ({err.strerror})")
+    except (OSError, BadInputError) as err:  # a read-only or unreachable store: the plan is still shown
+        reason = getattr(err, "strerror", None) or str(err)
+        plan.extra.setdefault("capture_notes", []).append(f"the plan's fingerprint was not stored ({reason})")
         return None
 
 

@@ -91,7 +91,9 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         data["comparison"] = result
         data["after"] = compare_with
         tables["comparison"] = result.totals
-        facts["comparison"] = {"after": compare_heading or compare_with.source, "summary": result.summary}
+        facts["comparison"] = {"after": compare_heading or compare_with.source, "summary": result.summary,
+                               "shape_changed": result.shape_changed, "fingerprint_before": result.fingerprint_before,
+                               "fingerprint_after": result.fingerprint_after}
     if len(findings):
         from perfkit.advice import recommend
 

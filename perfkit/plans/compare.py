@@ -53,15 +53,27 @@ class PlanComparison:
         ``metric``, ``before``, ``after``, ``change`` (after - before) and ``ratio``
         (before / after) for execution, planning, root time, estimated cost and buffers.
     summary:
-        The change in plain words.
+        The change in plain words (its last sentence says whether the shape changed).
+    fingerprint_before, fingerprint_after:
+        The shape fingerprints (:func:`perfkit.plans.history.fingerprint`: node types, join
+        order, relations, indexes; not costs, rows or times) of the two plans.
     """
 
     nodes: pd.DataFrame
     totals: pd.DataFrame
     summary: str
+    fingerprint_before: str = ""
+    fingerprint_after: str = ""
+
+    @property
+    def shape_changed(self) -> bool:
+        """Whether the two plans differ in shape (their fingerprints differ)."""
+        return self.fingerprint_before != self.fingerprint_after
 
     def to_dict(self) -> dict:
-        return {"nodes": self.nodes, "totals": self.totals, "summary": self.summary}
+        return {"nodes": self.nodes, "totals": self.totals, "summary": self.summary,
+                "fingerprint_before": self.fingerprint_before, "fingerprint_after": self.fingerprint_after,
+                "shape_changed": self.shape_changed}
 
 
 def _key(row) -> tuple[str, str, str]:
@@ -200,7 +212,16 @@ def compare(before: Plan, after: Plan) -> PlanComparison:
             for name, x, y in metrics
         ]
     )
-    return PlanComparison(nodes=nodes, totals=totals, summary=_summary(before, after, nodes, totals))
+    from perfkit.plans.history import fingerprint
+
+    old_shape, new_shape = fingerprint(before), fingerprint(after)
+    summary = _summary(before, after, nodes, totals)
+    if old_shape == new_shape:
+        summary += f" The plan's shape is unchanged (fingerprint {old_shape})."
+    else:
+        summary += f" The plan's shape changed (fingerprint {old_shape} became {new_shape})."
+    return PlanComparison(nodes=nodes, totals=totals, summary=summary, fingerprint_before=old_shape,
+                          fingerprint_after=new_shape)
 
 
 def _summary(before: Plan, after: Plan, nodes: pd.DataFrame, totals: pd.DataFrame) -> str:
@@ -241,5 +262,5 @@ def _summary(before: Plan, after: Plan, nodes: pd.DataFrame, totals: pd.DataFram
                 f"{abs(biggest['self_ms_change']):,.1f} ms {direction}."
             )
     if not sentences:
-        sentences.append("The plans have the same shape; no timing to compare.")
+        sentences.append("No timing to compare.")
     return " ".join(sentences)

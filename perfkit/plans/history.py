@@ -1,11 +1,14 @@
-"""Plan changes week over week: each captured plan's shape fingerprint, kept beside the snapshots.
+"""Plan changes week over week: each captured plan's shape fingerprint, kept in the snapshot store.
 
 ``fingerprint(plan)`` is a short hash of the plan's shape (node types, join types, relations,
 indexes, the tree's order: not costs, rows or times). :class:`PlanHistory` keeps one row per
-captured plan in its own small Parquet files, ``<store>/plans/server=<id>/<time>-<tag>.parquet``
-(beside the snapshot files, which it does not touch): ``queryid``, ``captured_at``,
-``fingerprint``, ``mean_ms`` (the statement's mean time then) and the plan document (JSON), so
-a later run can compare the two plans. ``plan_changes`` gives the ``plan_changed`` findings.
+captured plan in the snapshot store's named dataset ``plan_history``
+(:meth:`perfkit.store.SnapshotStore.save_dataset`: ``<store>/_datasets/plan_history/server=<id>/
+date=<day>/``, on a local folder or an object store such as ``s3://``; the snapshot files are
+not touched): ``queryid``, ``captured_at``, ``fingerprint``, ``mean_ms`` (the statement's mean
+time then) and the plan document (JSON), so a later run can compare the two plans. Rows an
+earlier perfkit wrote under ``<store>/plans/server=<id>/`` (a local store) are still read.
+``plan_changes`` gives the ``plan_changed`` findings.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,31 +46,53 @@ def fingerprint(plan: Plan) -> str:
     return hashlib.sha256("\n".join(shape(plan)).encode()).hexdigest()[:16]
 
 
+DATASET = "plan_history"
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([("queryid", pa.int64()), ("captured_at", pa.timestamp("us", tz="UTC")),
+                      ("fingerprint", pa.string()), ("shape", pa.string()), ("mean_ms", pa.float64()),
+                      ("document", pa.string())])
+
+
+def _utc(value) -> pd.Timestamp:
+    value = pd.Timestamp(value)
+    return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+
+
 @dataclass
 class PlanHistory:
-    """The plan fingerprints of one snapshot store (``root`` is the snapshot store's folder)."""
+    """The plan fingerprints of one snapshot store.
 
-    root: Path
+    ``root`` is the store: a :class:`perfkit.store.SnapshotStore`, or what one is opened on (a
+    folder, ``s3://bucket/prefix``, ...). Pass the store object itself when it has one: an
+    object store's access keys are in its URI's query, which ``store.root`` leaves out.
+    """
+
+    root: object
 
     def __post_init__(self):
-        self.root = Path(self.root)
+        from perfkit.store import SnapshotStore
 
-    def folder(self, server: str) -> Path:
+        self.store = self.root if isinstance(self.root, SnapshotStore) else SnapshotStore(self.root)
+        self.root = self.store.root
+
+    def legacy_folder(self, server: str) -> Path | None:
+        """Where perfkit before the dataset kept a server's rows (a local store only)."""
         from perfkit.db import sanitize_server_id
 
-        return self.root / "plans" / f"server={sanitize_server_id(server)}"
+        if not self.store.local:
+            return None
+        return Path(self.store.base) / "plans" / f"server={sanitize_server_id(server)}"
 
-    def save(self, server: str, rows: list[dict], captured_at: pd.Timestamp | None = None) -> Path | None:
-        """Write the rows (``queryid``, ``plan``, ``mean_ms``) of one capture atomically."""
+    def save(self, server: str, rows: list[dict], captured_at: pd.Timestamp | None = None):
+        """Write the rows (``queryid``, ``plan``, ``mean_ms``) of one capture as one file of the
+        store's ``plan_history`` dataset (whole or not at all); returns its path."""
         if not rows:
             return None
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from perfkit.fileio import atomic_path
-
-        when = pd.Timestamp(captured_at) if captured_at is not None else pd.Timestamp.now(tz="UTC")
-        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        when = _utc(captured_at) if captured_at is not None else pd.Timestamp.now(tz="UTC")
         frame = pd.DataFrame([{
             "queryid": int(r["queryid"]),
             "captured_at": when,
@@ -77,36 +101,45 @@ class PlanHistory:
             "mean_ms": float(r.get("mean_ms", math.nan)),
             "document": json.dumps(r["plan"].document, default=str),
         } for r in rows], columns=HISTORY_COLUMNS)
-        folder = self.folder(server)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{when:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(4)}.parquet"
-        with atomic_path(final) as tmp:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
-        return final
+        self.__dict__.pop("_loaded", None)
+        return self.store.save_dataset(DATASET, frame, server=server, captured_at=when, schema=_schema())
 
     def load(self, server: str) -> pd.DataFrame:
-        """Every stored row of ``server``, oldest first (an unreadable file is left out)."""
+        """Every stored row of ``server``, oldest first (an unreadable file is left out).
+
+        Read once per server and kept (an object store lists and reads in round trips) until
+        this object saves again.
+        """
+        cache = self.__dict__.setdefault("_loaded", {})
+        if server not in cache:
+            cache[server] = self._load(server)
+        return cache[server]
+
+    def _load(self, server: str) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         frames = []
-        folder = self.folder(server)
-        for path in sorted(folder.glob("*.parquet")) if folder.exists() else []:
+        stored = self.store.read_dataset(DATASET, server, schema=_schema())
+        if not stored.empty:
+            frames.append(stored[HISTORY_COLUMNS])
+        folder = self.legacy_folder(server)
+        for path in sorted(folder.glob("*.parquet")) if folder is not None and folder.exists() else []:
             try:
-                frames.append(pq.read_table(path).to_pandas())
+                frames.append(pq.read_table(path).to_pandas()[HISTORY_COLUMNS])
             except Exception:  # noqa: BLE001 - a damaged file: the others still tell the history
                 continue
         if not frames:
             return pd.DataFrame(columns=HISTORY_COLUMNS)
-        return pd.concat(frames, ignore_index=True).sort_values("captured_at", kind="stable").reset_index(drop=True)
+        frame = pd.concat(frames, ignore_index=True)
+        frame["captured_at"] = pd.to_datetime(frame["captured_at"], utc=True)
+        return frame.sort_values("captured_at", kind="stable").reset_index(drop=True)
 
     def baseline(self, server: str, queryid: int, before: pd.Timestamp | None = None) -> dict | None:
         """The latest stored row of ``queryid`` captured before ``before`` (default: any)."""
         frame = self.load(server)
         frame = frame[frame["queryid"] == int(queryid)]
         if before is not None:
-            when = pd.Timestamp(before)
-            when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-            frame = frame[frame["captured_at"] < when]
+            frame = frame[frame["captured_at"] < _utc(before)]
         return None if frame.empty else frame.iloc[-1].to_dict()
 
 
@@ -174,13 +207,8 @@ def changes_between(root, server: str, queryids, start, end, *, slack=None) -> t
     frame = history.load(server)
     if frame.empty:
         return [], {}
-
-    def utc(value):
-        value = pd.Timestamp(value)
-        return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-
     slack = CAPTURE_SLACK if slack is None else pd.Timedelta(slack)
-    cut, stop = utc(start) + slack, utc(end) + slack
+    cut, stop = _utc(start) + slack, _utc(end) + slack
     items = []
     for queryid in {int(q) for q in queryids if not pd.isna(q)}:
         rows = frame[(frame["queryid"] == queryid) & (frame["captured_at"] > cut) & (frame["captured_at"] <= stop)]
@@ -207,4 +235,4 @@ def record_plans(root, server: str, captured, *, captured_at=None) -> tuple[list
     return result
 
 
-__all__ = ["PlanHistory", "changes_between", "fingerprint", "plan_changes", "record_plans", "shape"]
+__all__ = ["DATASET", "PlanHistory", "changes_between", "fingerprint", "plan_changes", "record_plans", "shape"]

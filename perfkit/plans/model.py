@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import re
 from dataclasses import dataclass, field
@@ -96,10 +98,14 @@ _PARAM = re.compile(r"\$\d+")
 
 def number(value: Any) -> float:
     """``value`` as a float, NaN when absent or not a number (bools are not numbers)."""
+    if value is None:
+        return math.nan
     kind = type(value)
-    if kind is float or kind is int:
+    if kind is float:
+        return value
+    if kind is int:
         return float(value)
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool):
         return math.nan
     if isinstance(value, int | float):
         return float(value)
@@ -109,6 +115,24 @@ def number(value: Any) -> float:
         except ValueError:
             return math.nan
     return math.nan
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """No cyclic garbage collection inside (restored after, also on an error).
+
+    Reading a large plan allocates hundreds of thousands of small dicts, lists and strings and
+    frees none of them: each collection the allocations trigger walks every live object (the
+    half-built plan and all loaded modules) for no garbage; plans make no reference cycles.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass
@@ -150,6 +174,8 @@ class Plan:
     extra: dict = field(default_factory=dict)
     document: dict = field(default_factory=dict, repr=False)
     _findings: pd.DataFrame | None = field(default=None, repr=False)
+    # (``nodes`` as built, its rows as dicts), so the rules need not convert the frame back
+    _node_rows: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def analyzed(self) -> bool:
@@ -188,7 +214,8 @@ class Plan:
         if self._findings is None:
             from perfkit.plans.rules import find_problems
 
-            self._findings = find_problems(self)
+            with paused_gc():
+                self._findings = find_problems(self)
         return self._findings
 
     def find(self, rules=None, **thresholds) -> pd.DataFrame:
@@ -203,7 +230,8 @@ class Plan:
         """
         from perfkit.plans.rules import find_problems
 
-        return find_problems(self, rules=rules, thresholds=thresholds)
+        with paused_gc():
+            return find_problems(self, rules=rules, thresholds=thresholds)
 
     def node(self, node_id: int) -> pd.Series:
         """The row of one node."""
@@ -376,6 +404,7 @@ def _initplan_refs(subplan_name: str) -> list[re.Pattern]:
 
 def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
     records = []
+    column_keys = _COLUMN_KEYS
     for index, (node, parent, depth) in enumerate(flat):
         per_loop_ms = number(node.get("Actual Total Time"))
         loops = number(node.get("Actual Loops"))
@@ -388,7 +417,7 @@ def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
         misestimate = math.nan
         if loops and loops > 0 and not math.isnan(per_loop_rows) and not math.isnan(plan_rows):
             misestimate = per_loop_rows / plan_rows if plan_rows > 0 else math.inf if per_loop_rows > 0 else 1.0
-        detail = {k: v for k, v in node.items() if k not in _COLUMN_KEYS}
+        detail = {k: v for k, v in node.items() if k not in column_keys}
         records.append(
             {
                 "node_id": index,
@@ -434,9 +463,14 @@ def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
 
 def _io_sum(node: dict, keys: tuple[str, ...]) -> float:
     """Shared + local + temp I/O time (ms, all loops, children included); NaN when not reported."""
-    values = [number(node.get(key)) for key in keys if key in node]
-    values = [v for v in values if not math.isnan(v)]
-    return float(sum(values)) if values else math.nan
+    total, found = 0.0, False
+    for key in keys:
+        if key in node:
+            value = number(node[key])
+            if value == value:  # not NaN
+                total += value
+                found = True
+    return total if found else math.nan
 
 
 def _assign_self_io(records: list[dict]) -> None:
@@ -599,17 +633,39 @@ def _post_order(start: int, children: list[list[int]], exclude: int | None = Non
 
 def nodes_frame(root: dict, *, path: str | None = None) -> pd.DataFrame:
     """The node DataFrame of a JSON plan tree (``{"Node Type": ..., "Plans": [...]}``)."""
+    return _nodes_and_rows(root, path)[0]
+
+
+_OBJECT_COLUMNS = ("node_type", "relation", "index_name", "detail", "label", "alias", "parent_relationship",
+                   "subplan_name")
+
+
+def _nodes_and_rows(root: dict, path: str | None) -> tuple[pd.DataFrame, list[dict]]:
+    """The node DataFrame and its rows as plain dicts (what ``frame.to_dict("records")`` gives).
+
+    The frame is built column by column from lists (one pass over the rows per column), not
+    from a list of dicts; names stay Python objects (``None`` for a missing one, never NaN).
+    """
+    import numpy as np
+
     flat = _flatten(root, path)
     records = _records(flat)
     _assign_times(records, flat)
     _assign_self_io(records)
-    frame = pd.DataFrame.from_records(records, columns=NODE_COLUMNS + EXTRA_COLUMNS)
-    frame["parent_id"] = frame["parent_id"].astype("Int64")
-    for column in ("relation", "index_name", "alias"):  # None stays None (not NaN) for missing names
-        frame[column] = pd.Series([r[column] for r in records], dtype=object, index=frame.index)
-    for column in ("node_type", "label", "parent_relationship", "subplan_name"):
-        frame[column] = pd.Series([r[column] for r in records], dtype=object, index=frame.index)
-    return frame
+    for record in records:
+        del record["_per_loop_ms"]
+    data: dict[str, Any] = {}
+    for column in NODE_COLUMNS + EXTRA_COLUMNS:
+        values = [r[column] for r in records]
+        if column == "parent_id":
+            data[column] = pd.array(values, dtype="Int64")
+        elif column in ("node_id", "depth"):
+            data[column] = np.array(values, dtype="int64")
+        elif column in _OBJECT_COLUMNS:  # Python objects, not pandas' str dtype
+            data[column] = pd.Series(values, dtype=object)
+        else:
+            data[column] = np.array(values, dtype="float64")
+    return pd.DataFrame(data, columns=NODE_COLUMNS + EXTRA_COLUMNS, copy=False), records
 
 
 # --- the document around the tree -------------------------------------------------------------------
@@ -694,7 +750,7 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
     root = document["Plan"]
     if not isinstance(root, dict) or not root:
         raise BadInputError("\"Plan\" is not a plan node object", path=path)
-    nodes = nodes_frame(root, path=path)
+    nodes, rows = _nodes_and_rows(root, path)
     execution = number(document.get("Execution Time", document.get("Total Runtime")))
     settings = document.get("Settings") if isinstance(document.get("Settings"), dict) else {}
     planning = document.get("Planning") if isinstance(document.get("Planning"), dict) else {}
@@ -712,4 +768,5 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
         planning=planning,
         extra=extra,
         document=document,
+        _node_rows=(nodes, rows),
     )

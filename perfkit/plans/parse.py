@@ -15,7 +15,7 @@ from typing import Any
 
 from perfkit.errors import BadInputError
 from perfkit.fileio import input_errors, read_limited, require_regular
-from perfkit.plans.model import Plan, build_plan
+from perfkit.plans.model import Plan, build_plan, paused_gc
 from perfkit.plans.parse_text import parse_text_lines
 from perfkit.plans.unwrap import find_plans, unwrap
 from perfkit.secrets import scrub_document, scrub_statement
@@ -27,11 +27,16 @@ MAX_LINE_CHARS = 64 * 1024 * 1024
 _LOG_LINE = re.compile(r"duration:\s*[\d.]+\s*ms\s+plan:|^\s*Query Text:", re.MULTILINE)
 
 
-def parse_json_lines(lines: list[tuple[int, str]], *, path: str | None = None) -> Any:
-    """The JSON value of unwrapped lines; errors name the line of the original text."""
+def parse_json_lines(lines: list[tuple[int, str]], *, path: str | None = None, scrub: bool = False) -> Any:
+    """The JSON value of unwrapped lines; errors name the line of the original text.
+
+    ``scrub=True`` returns it with every string scrubbed (:func:`perfkit.secrets.scrub_document`,
+    which skips the walk when the text itself holds nothing a secret comes with).
+    """
     text = "\n".join(line for _, line in lines)
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        return scrub_document(value, copy=False, source=text) if scrub else value
     except json.JSONDecodeError as err:
         index = min(max(err.lineno - 1, 0), len(lines) - 1) if lines else 0
         line = lines[index][0] if lines else None
@@ -74,6 +79,11 @@ def parse(source: str | bytes | dict | list, *, path: str | Path | None = None, 
     >>> plan.nodes[["node_type", "relation", "plan_rows"]].values.tolist()
     [['Seq Scan', 'orders', 850.0]]
     """
+    with paused_gc():
+        return _parse(source, path, name)
+
+
+def _parse(source, path, name: str) -> Plan:
     where = None if path is None else str(path)
     if isinstance(source, dict | list):
         # the query text and the nodes' Filter/Index Cond hold the statement's constants
@@ -116,7 +126,8 @@ def parse_all(source: str | bytes, *, path: str | Path | None = None, name: str 
     if "\x00" in source or not source.strip():
         return [parse(source, path=path, name=name)]
     _check_lines(source, where)
-    return _parse_text_plans(source, where, name)
+    with paused_gc():
+        return _parse_text_plans(source, where, name)
 
 
 def _parse_text_plans(source: str, where: str | None, name: str) -> list[Plan]:
@@ -151,7 +162,7 @@ def _parse_lines(unwrapped, where: str | None, name: str, *, first: int | None) 
                             "'Seq Scan on t  (cost=0.00..1.00 rows=1 width=4)'", path=where, line=first)
     head = lines[0][1].lstrip()
     if head.startswith(("[", "{")):
-        document = scrub_document(parse_json_lines(lines, path=where))
+        document = parse_json_lines(lines, path=where, scrub=True)
         plan = build_plan(document, source=name or where or "json", fmt="json", path=where)
     elif head.startswith("<") or head.startswith("- Plan:"):
         raise BadInputError(
@@ -160,7 +171,7 @@ def _parse_lines(unwrapped, where: str | None, name: str, *, first: int | None) 
             line=lines[0][0],
         )
     else:
-        document = scrub_document(parse_text_lines(lines, path=where))
+        document = scrub_document(parse_text_lines(lines, path=where), copy=False)  # a fresh document: no copy
         plan = build_plan(document, source=name or where or "text", fmt="text", path=where)
     if meta.get("query") and not plan.query:
         plan.query = scrub_statement(meta["query"])

@@ -27,7 +27,8 @@ _NODE = re.compile(
     rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
     r"\s*$"
 )
-_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*?):(?:\s+(?P<value>.*?))?\s*$")
+# (the key's characters exclude ":", so it ends at the first colon; callers strip the value)
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*):(?:\s+(?P<value>.*))?$")
 _LABEL = re.compile(r"^(?P<indent> *)(?P<label>(?:InitPlan|SubPlan)\s+\d+.*|CTE\s+\S.*)$")
 _JOIN_TYPES = r"(Left|Right|Full|Semi|Anti|Right Semi|Right Anti)"
 _JOIN = re.compile(rf"^(?:(Hash|Merge)(?:\s+{_JOIN_TYPES})?\s+Join|(Nested Loop)(?:\s+{_JOIN_TYPES}\s+Join)?)$")
@@ -50,6 +51,11 @@ _TRIGGER = re.compile(
     rf"(?:\s+on\s+(?P<relation>\S+))?:\s+(?:time=(?P<time>{_NUM})\s+)?calls=(?P<calls>\d+)\s*$"
 )
 _KB = re.compile(r"(-?\d+)\s*kB")
+_WAL_PAIRS = re.compile(r"(records|fpi|bytes)=(\d+)")
+_PAIR = re.compile(r"([A-Z][A-Za-z\- ]*?):\s+(\S+(?:\s+\(originally\s+\d+\))?)")
+_ORIGINALLY = re.compile(r"(\d+)(?:\s+\(originally\s+(\d+)\))?")
+_SORT_SPACE = re.compile(r"(Memory|Disk):\s*(-?\d+)kB")
+_HEAP_BLOCKS = re.compile(r"(exact|lossy)=(\d+)")
 
 _AGG_STRATEGY = {"HashAggregate": "Hashed", "GroupAggregate": "Sorted", "MixedAggregate": "Mixed", "Aggregate": "Plain"}
 _TOP_LEVEL = {
@@ -108,7 +114,11 @@ def decode_title(title: str) -> dict:
     elif name.endswith(" Backward"):
         name = name[: -len(" Backward")]
         node["Scan Direction"] = "Backward"
-    join, agg, setop, modify = _JOIN.match(name), _AGG.match(name), _SETOP.match(name), _MODIFY.match(name)
+    # each pattern tried only when the ones before did not match (the same result as trying all)
+    join = agg = setop = modify = None
+    if not name.startswith("Custom Scan") and not (join := _JOIN.match(name)) and not (agg := _AGG.match(name)):
+        if not (setop := _SETOP.match(name)):
+            modify = _MODIFY.match(name)
     if name.startswith("Custom Scan"):
         provider = re.match(r"Custom Scan\s*\((.*)\)", name)
         node["Node Type"] = "Custom Scan"
@@ -217,13 +227,13 @@ def _io_timings(value: str) -> dict:
 def _wal(value: str) -> dict:
     """``records=2 fpi=1 bytes=1234`` as JSON's ``WAL Records``, ``WAL FPI``, ``WAL Bytes``."""
     names = {"records": "WAL Records", "fpi": "WAL FPI", "bytes": "WAL Bytes"}
-    return {names[what]: int(count) for what, count in re.findall(r"(records|fpi|bytes)=(\d+)", value)}
+    return {names[what]: int(count) for what, count in _WAL_PAIRS.findall(value)}
 
 
 def _pairs(value: str) -> dict:
     """``Buckets: 1024  Batches: 4  Memory Usage: 9kB`` (the rest of a line) as a dict of texts."""
     out = {}
-    for match in re.finditer(r"([A-Z][A-Za-z\- ]*?):\s+(\S+(?:\s+\(originally\s+\d+\))?)", value):
+    for match in _PAIR.finditer(value):
         out[match.group(1).strip()] = match.group(2)
     return out
 
@@ -236,7 +246,7 @@ def _kb(text: str | None) -> int | None:
 
 
 def _originally(text: str) -> tuple[int | None, int | None]:
-    match = re.match(r"(\d+)(?:\s+\(originally\s+(\d+)\))?", text)
+    match = _ORIGINALLY.match(text)
     if not match:
         return None, None
     return int(match.group(1)), int(match.group(2)) if match.group(2) else int(match.group(1))
@@ -258,7 +268,7 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
     elif key == "Sort Method":
         method, _, rest = value.partition("  ")
         node["Sort Method"] = method.strip()
-        space = re.search(r"(Memory|Disk):\s*(-?\d+)kB", rest)
+        space = _SORT_SPACE.search(rest)
         if space:
             node["Sort Space Type"] = space.group(1)
             node["Sort Space Used"] = int(space.group(2))
@@ -281,7 +291,7 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
         if _kb(pairs.get("Memory Usage")) is not None:
             node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
     elif key == "Heap Blocks":
-        for what, count in re.findall(r"(exact|lossy)=(\d+)", value):
+        for what, count in _HEAP_BLOCKS.findall(value):
             node[f"{what.capitalize()} Heap Blocks"] = int(count)
     elif key == "Hits" and "Misses" in value:
         pairs = {"Hits": value.split()[0], **_pairs(value)}
@@ -300,11 +310,42 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
         node[key] = value
 
 
+_MEMORY = re.compile(r"(used|allocated)=(\d+)kB")
+_SERIALIZATION = re.compile(r"^(?:time=(?P<time>-?\d+(?:\.\d+)?) ms\s+)?output=(?P<kb>\d+)kB\s+format=(?P<format>\S+)")
+
+
+def _serialization(value: str) -> dict | str:
+    """``time=4.690 ms  output=31251kB  format=text`` as JSON's ``Time``, ``Output Volume``, ``Format``
+    (the text itself when it does not read so)."""
+    match = _SERIALIZATION.match(value)
+    if not match:
+        return value
+    out: dict[str, Any] = {}
+    if match.group("time") is not None:
+        out["Time"] = float(match.group("time"))
+    out["Output Volume"] = int(match.group("kb"))
+    out["Format"] = match.group("format")
+    return out
+
+
 def _top_level(document: dict, block: str | None, key: str, value: str, *, path, line) -> str | None:
     """Store a line outside the tree (Planning Time, JIT, Settings, ...); returns the open block."""
     if block == "Planning" and key in ("Buffers", "I/O Timings"):
         document.setdefault("Planning", {}).update(_buffers(value) if key == "Buffers" else _io_timings(value))
         return block
+    if block == "Planning" and key == "Memory":  # PG 17 MEMORY: ``used=6kB  allocated=8kB``
+        planning = document.setdefault("Planning", {})
+        planning[key] = value  # the text as printed, and JSON's numbers
+        for what, kb in _MEMORY.findall(value):
+            planning[f"Memory {what.capitalize()}"] = int(kb)
+        return block
+    if block == "Serialization" and key in ("Buffers", "I/O Timings"):
+        serialization = document.setdefault("Serialization", {})
+        serialization.update(_buffers(value) if key == "Buffers" else _io_timings(value))
+        return block
+    if key == "Serialization" and value:  # PG 17 SERIALIZE: ``time=4.690 ms  output=31251kB  format=text``
+        document[key] = _serialization(value)
+        return key
     if block == "JIT":
         jit = document.setdefault("JIT", {})
         if key == "Functions" and value.isdigit():

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
-from pglast.parser import ParseError, parse_sql_json
 
 from perfkit import sql
 from perfkit.findings import finding, findings_frame
@@ -25,6 +24,9 @@ _PATTERN_OPERATORS = {"~~", "~~*", "~", "~*"}  # LIKE, ILIKE, regular expression
 
 @functools.lru_cache(maxsize=4096)
 def _parse_expression(sql: str) -> dict | None:
+    # not at import: only a plan with conditions needs PostgreSQL's parser
+    from pglast.parser import ParseError, parse_sql_json
+
     try:
         return json.loads(parse_sql_json(sql))
     except (ParseError, ValueError, RecursionError):
@@ -230,8 +232,8 @@ def _detail(row: Mapping, key: str, default=None):
 class _Index:
     """Plain-Python views of a plan's nodes for the rules (row dicts, parents, children)."""
 
-    def __init__(self, nodes: pd.DataFrame):
-        self.rows: list[dict] = nodes.to_dict("records")
+    def __init__(self, nodes: pd.DataFrame, rows: list[dict] | None = None):
+        self.rows: list[dict] = nodes.to_dict("records") if rows is None else rows
         parents = nodes["parent_id"].astype("float64").tolist()
         self.parent: list[int | None] = [None if p != p else int(p) for p in parents]  # NaN != NaN
         self.children: list[list[int]] = [[] for _ in self.rows]
@@ -245,7 +247,9 @@ def _index(plan) -> _Index:
     key = id(plan.nodes)
     if key not in cache:
         cache.clear()
-        cache[key] = _Index(plan.nodes)
+        built = getattr(plan, "_node_rows", None)  # the rows the frame was built from, if it is still that frame
+        rows = built[1] if built and built[0] is plan.nodes and len(built[1]) == len(plan.nodes) else None
+        cache[key] = _Index(plan.nodes, rows)
     return cache[key]
 
 
@@ -548,6 +552,7 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
     out = []
     nodes = plan.nodes
     index = _index(plan)
+    root = index.rows[0]["total_ms"] if index.rows else math.nan  # plan.root_ms, read once
     for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Nested Loop")):
         kids = [index.rows[c] for c in index.children[int(row["node_id"])]]
         inner = [k for k in kids if k["parent_relationship"] == "Inner"]
@@ -555,7 +560,6 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
         if not inner or math.isnan(inner[0]["loops"]) or inner[0]["loops"] < min_loops:
             continue
         inner_row = inner[0]
-        root = plan.root_ms
         share = 100.0 * inner_row["total_ms"] / root if root and not math.isnan(root) and not math.isnan(inner_row["total_ms"]) else math.nan
         severity = "warning" if math.isnan(share) or share >= min_share else "info"
         evidence = f"the inner side ({inner_row['label']}) ran {_rows(inner_row['loops'])} times, {_ms(inner_row['total_ms'])} in all"
@@ -611,7 +615,9 @@ def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.
         severity = "warning" if share > high_share else "info"
         filter_text = _detail(row, "Filter") or ""
         leading = _detail(row, "Index Cond") or _detail(row, "Recheck Cond") or ""
-        both = " AND ".join(f"({part})" for part in (leading, filter_text) if part)
+        parts = [part for part in (leading, filter_text) if part]
+        # one condition alone as it is written: the same text the other rules parse (parsed once)
+        both = parts[0] if len(parts) == 1 else " AND ".join(f"({part})" for part in parts)
         target, fix = index_advice(row, both) if row["relation"] else ("", None)
         advice = (
             f"Add an index on {target} so the filter is applied inside the index."

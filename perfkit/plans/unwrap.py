@@ -217,6 +217,10 @@ def _join_marked_wraps(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return out
 
 
+_SUBPLAN_LINE = re.compile(r"^(?:InitPlan|SubPlan|CTE)\s+\S")
+_DETAIL_LINE = re.compile(r"^[A-Z][A-Za-z0-9 /_\-()]*:(?:\s|$)")
+
+
 def _looks_like_plan_line(text: str) -> bool:
     """Whether a line reads as a line of its own in a text plan (not the rest of a cut one)."""
     stripped = text.strip()
@@ -224,9 +228,9 @@ def _looks_like_plan_line(text: str) -> bool:
         return True
     if stripped.startswith("->") or _TOP_KEY.match(stripped):
         return True
-    if re.match(r"^(?:InitPlan|SubPlan|CTE)\s+\S", stripped):
+    if _SUBPLAN_LINE.match(stripped):
         return True
-    if re.match(r"^[A-Z][A-Za-z0-9 /_\-()]*:(?:\s|$)", stripped) and text.startswith("  "):
+    if text.startswith("  ") and _DETAIL_LINE.match(stripped):
         return True  # a detail line (``Filter: ...``, ``Worker 0:  actual ...``)
     return bool(_ROOT.match(stripped) and _FIGURES.search(stripped) and not text.startswith(" "))
 
@@ -249,13 +253,16 @@ def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list
     fixed = width >= 30 and at_width >= 2
     out: list[tuple[int, str]] = []
     for number, text in lines:
-        if out and text.strip() and not _looks_like_plan_line(text):
+        if out and text.strip():
             previous = out[-1][1]
-            if psql_width and len(previous) == psql_width and previous.endswith(" ") and text.startswith(" "):
-                out[-1] = (out[-1][0], previous[:-1] + text[1:])  # old-ascii wrapped: no marks, two spaces
-                continue
-            if previous.strip() and ((fixed and len(previous) >= width - 1) or _unbalanced(previous)):
-                out[-1] = (out[-1][0], previous + text)
+            old_ascii = bool(psql_width) and len(previous) == psql_width and previous.endswith(" ") and text.startswith(" ")
+            cut = bool(previous.strip()) and ((fixed and len(previous) >= width - 1) or _unbalanced(previous))
+            # only a line that could continue the one before is asked whether it is a plan line of its own
+            if (old_ascii or cut) and not _looks_like_plan_line(text):
+                if old_ascii:
+                    out[-1] = (out[-1][0], previous[:-1] + text[1:])  # old-ascii wrapped: no marks, two spaces
+                else:
+                    out[-1] = (out[-1][0], previous + text)
                 continue
         out.append((number, text))
     return out
