@@ -803,7 +803,7 @@ def _plan_changes(src, snap: pd.DataFrame, captured) -> tuple[list[dict], dict] 
     from perfkit.plans.history import record_plans
 
     server = str(snap["server"].iloc[0]) if "server" in snap.columns and len(snap) else ""
-    if not server or not captured or "://" in str(src.store.root):  # the plan history is a local folder's (for now)
+    if not server or not captured:
         return None
     try:
         return record_plans(src.store, server, captured)  # the store itself: an s3:// one keeps its keys
