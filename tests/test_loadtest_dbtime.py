@@ -63,7 +63,9 @@ def test_run_between_snapshots_gives_database_time_per_route(sandbox, routes_db,
     code = main(["loadtest", "--latest", str(results), "--dsn", routes_db, "--run", command,
                  "--store", str(tmp_path / "store"), "--json"])
     assert code == 0
-    doc = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert "perfkit: running" in captured.err
     after = _route_ms(sandbox, "route_times")
     routes = _routes(doc)
     assert "(no route comment)" not in routes  # perfkit's own BEGIN/ROLLBACK around its snapshots are no route's
@@ -141,3 +143,17 @@ def test_the_notebook_section_shows_database_time_per_route(sandbox, routes_db, 
                                                        loadtest=[next(tmp_path.glob("run.*"))]))
     assert "routes" not in no_store.assessment.tables
     assert any("no database time per route" in note for note in no_store.assessment.notes)
+
+
+def test_run_masks_a_password_in_the_command(sandbox, routes_db, tmp_path, capsys):
+    """--run prints the command it runs; a DSN's password in it (and in --dsn) is masked everywhere."""
+    _, light = _scripts(tmp_path)
+    results = tmp_path / "results"
+    results.mkdir()
+    secret_dsn = sandbox.dsn_for("route_times", "postgres", "s3cr3t-pw-in-dsn")
+    command = f"{PGBENCH} -n -t 3 -f {light} -l --log-prefix={results}/pgbench {secret_dsn}"
+    assert main(["loadtest", "--latest", str(results), "--dsn", secret_dsn, "--run", command,
+                 "--store", str(tmp_path / "store")]) == 0
+    captured = capsys.readouterr()
+    assert "perfkit: running" in captured.err and "Database time per route" in captured.out
+    assert "s3cr3t-pw-in-dsn" not in captured.out + captured.err

@@ -147,7 +147,9 @@ def _run_between_snapshots(args):
     try:
         before = statements.snapshot(engine, server=args.server, dsn=args.dsn)
         store.save(before)
-        print(f"perfkit: running {args.run}", file=sys.stderr, flush=True)
+        from perfkit.secrets import redact_text
+
+        print(f"perfkit: running {redact_text(args.run)}", file=sys.stderr, flush=True)  # a DSN in it: masked
         try:
             finished = subprocess.run(command, check=False)
         except FileNotFoundError:
