@@ -34,6 +34,7 @@ from perfkit.findings import finding, findings_frame
 
 ROUTE_LIMITS = {"max_statements": "statements per request", "max_db_ms": "database ms per request",
                 "max_repeats": "repeats of one statement in a request"}
+_SHORT = {"max_statements": "statements", "max_db_ms": "db ms", "max_repeats": "repeats"}
 ROUTE_TABLE_COLUMNS = ["route", "pattern", "requests", "statements_p95", "statements_max", "db_ms_p95", "db_ms_max",
                        "repeats_max", "max_statements", "max_db_ms", "max_repeats", "verdict"]
 INDEX_TABLE_COLUMNS = ["pattern", "expected_index", "queryid", "query", "indexes_used", "verdict"]
@@ -197,7 +198,7 @@ def judge_routes(requests_table: pd.DataFrame, budgets: Budgets) -> tuple[pd.Dat
                      "db_ms_p95": figures["db_ms"], "db_ms_max": float(group["db_ms"].max()),
                      "repeats_max": figures["repeats"], "max_statements": budget.max_statements,
                      "max_db_ms": budget.max_db_ms, "max_repeats": budget.max_repeats,
-                     "verdict": "over budget: " + ", ".join(broken) if broken else "within budget"})
+                     "verdict": "over: " + ", ".join(_SHORT[b] for b in broken) if broken else "within budget"})
     return pd.DataFrame(rows, columns=ROUTE_TABLE_COLUMNS), found
 
 

@@ -43,7 +43,7 @@ def test_route_budgets_from_the_log(tmp_path, capsys):
     routes = assessment.tables["routes"].set_index("route")
     # the fixture's /api/invoices request: one list statement and four lookups, one by one
     assert routes.loc["/api/invoices", "statements_max"] == 5 and routes.loc["/api/invoices", "repeats_max"] == 4
-    assert routes.loc["/api/invoices", "verdict"] == "over budget: max_statements, max_repeats"
+    assert routes.loc["/api/invoices", "verdict"] == "over: statements, repeats"
     assert routes.loc["/api/customers", "verdict"] == "within budget"
     found = assessment.findings
     assert set(found["subject"]) == {"/api/invoices"} and set(found["kind"]) == {"route_over_budget"}
@@ -54,10 +54,11 @@ def test_route_budgets_from_the_log(tmp_path, capsys):
 
 def test_budgets_command_gates_ci(tmp_path, capsys, monkeypatch):
     slo = _slo(tmp_path, ROUTES)
-    assert main(["budgets", "--slo", str(slo), "--logs", str(LOGS / "jsonlog.json"), "--ci"]) == 1
     monkeypatch.setenv("COLUMNS", "100")
+    assert main(["budgets", "--slo", str(slo), "--logs", str(LOGS / "jsonlog.json"), "--ci"]) == 1
     out = capsys.readouterr().out
-    assert "/api/invoices" in out and "over budget" in out and "2 budgets broken" in out
+    assert "/api/invoices" in out and "over: statements, repeats" in out and "2 budgets broken" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
     assert main(["budgets", "--slo", str(slo), "--logs", str(LOGS / "jsonlog.json")]) == 0  # no gate without --ci
     capsys.readouterr()
     assert main(["budgets", "--slo", str(slo), "--logs", str(LOGS / "jsonlog.json"), "--json"]) == 0

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from perfkit import budgets
     from perfkit.commands import engine_from_args
-    from perfkit.output import emit_json, format_table, wrapped
+    from perfkit.output import emit_json, format_table, print_findings, wrapped
 
     declared = budgets.load_budgets(args.slo)
     logs = None
@@ -57,17 +57,19 @@ def run(args: argparse.Namespace) -> int:
             print("Route budgets (per request, from the server log):")
             print(format_table(routes, ["route", "requests", "statements_p95", "max_statements", "db_ms_p95",
                                         "max_db_ms", "repeats_max", "max_repeats", "verdict"], max_width=40,
-                               fit="verdict", headers={"requests": "reqs", "statements_p95": "stmts_p95",
-                                                       "max_statements": "max", "max_db_ms": "max_ms",
-                                                       "repeats_max": "repeats", "max_repeats": "max"}))
+                               fit="verdict", headers={"requests": "reqs", "statements_p95": "stmts",
+                                                       "max_statements": "max_st", "db_ms_p95": "db_ms",
+                                                       "max_db_ms": "max_ms", "repeats_max": "rep",
+                                                       "max_repeats": "max_rep"}))
+            print(wrapped("(stmts and db_ms: the 95th percentile of the route's requests; rep: the most runs of one "
+                          "statement in a request; max_*: the budgets)"))
         indexes = assessment.tables.get("indexes")
         if indexes is not None and len(indexes):
             print("Expected indexes (generic plans):")
             print(format_table(indexes, ["pattern", "expected_index", "queryid", "verdict"], max_width=40,
                                fit="pattern"))
         if broken:
-            print(format_table(assessment.findings, ["severity", "kind", "subject", "evidence"], max_width=60,
-                               fit="evidence"))
+            print_findings(assessment.findings, ["severity", "kind", "subject", "evidence", "recommendation"])
         for note in assessment.notes:
             print(wrapped(note, "note: "))
         print(f"{len(assessment.findings)} budget{'s' if len(assessment.findings) != 1 else ''} broken"
