@@ -670,7 +670,9 @@ def health(src: Sources) -> Section:
         else:
             found = read_findings(src.sample / "health" / "findings.json")
             found["area"] = found["kind"].map(checks.area_for_kind)
-            board = checks.board(found)  # the sample was saved from a run of every check
+            saved_checks = src.sample / "health" / "checks.json"  # the checks the saved run had
+            ran = json.loads(saved_checks.read_text()) if saved_checks.exists() else None
+            board = checks.board(found, ran=ran, why_not="not in the saved sample (a check added since)")
             facts = {**checks.health_facts(found, target="sample"), "board_counts": checks.board_counts(board)}
             saved = {name: read_frame(src.sample / "health" / f"{name}.json") for name in ("space", "cache")
                      if (src.sample / "health" / f"{name}.json").exists()}

@@ -107,6 +107,9 @@ def test_a_sample_health_section_shows_the_board_in_html():
     for name in health.check_names():
         assert f"<code>{name}</code>" in page
     assert page.count(">OK</span>") == section.facts["board_counts"]["ok"] > 10
+    board = section.assessment.tables["board"].set_index("check")
+    # a check added after the sample was saved is not passed off as ok
+    assert board.loc["tenant_plans", "status"] == "not run" and "saved sample" in board.loc["tenant_plans", "subject"]
     assert ">WARNING</span>" in page
     board = pd.DataFrame([{"check": "x<y>", "status": "critical", "findings": 2, "subject": "<b>t</b>"}])
     assert "<b>t</b>" not in status_board(board) and "&lt;b&gt;t&lt;/b&gt;" in status_board(board)

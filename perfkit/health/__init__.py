@@ -397,15 +397,19 @@ def judge_failures(total: int, failures: list) -> None:
         )
 
 
-def board(findings: pd.DataFrame, checks: Iterable[Callable] | None = None) -> pd.DataFrame:
+def board(findings: pd.DataFrame, checks: Iterable[Callable] | None = None, *,
+          ran: Iterable[str] | None = None, why_not: str = "did not run") -> pd.DataFrame:
     """The check board (pghero's): one row per check of ``checks`` (default all), passing ones too.
 
     Columns ``check``, ``area``, ``status`` (one of :data:`BOARD_STATUSES`: the worst severity of the
     check's findings, ``ok`` when it has none or only info ones, ``not run`` when it could not run),
     ``findings`` (how many) and ``subject`` (the first, most severe finding's subject, or why it did
     not run). Problems first (critical, warning, ok, not run), each status in the order the checks run.
+    ``ran``: the names of the checks that ran (saved findings of an older run): the others are
+    ``not run``, ``why_not`` said.
     """
     frame = findings_frame(findings)
+    ran = set(ran) if ran is not None else None
     names = frame["check"] if "check" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
     rows = []
     for fn in _chosen(checks):
@@ -413,7 +417,9 @@ def board(findings: pd.DataFrame, checks: Iterable[Callable] | None = None) -> p
         mine = frame[names == name]
         failed = mine[mine["kind"].isin(NOT_RUN_KINDS)]
         real = mine[~mine["kind"].isin(NOT_RUN_KINDS)]
-        if len(failed) and not len(real):
+        if ran is not None and name not in ran:
+            status, subject = "not run", why_not
+        elif len(failed) and not len(real):
             status, subject = "not run", str(failed.iloc[0]["evidence"])
         else:
             severities = set(real["severity"])
