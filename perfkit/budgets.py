@@ -280,10 +280,13 @@ def assess(budgets: Budgets, *, logs: pd.DataFrame | None = None, engine=None,
             notes.append("index expectations need the database (--dsn): not checked")
         else:
             if statements is None:
+                from perfkit import db
                 from perfkit import statements as pgss
 
                 snap = pgss.snapshot(engine)
-                statements = snap[~pgss.own_statements(snap)]
+                database = db.query(engine, "SELECT current_database() AS d")["d"].iloc[0]
+                statements = snap[~pgss.own_statements(snap) & (snap["datname"] == database)
+                                  & (snap["query"] != pgss.HIDDEN_QUERY)]
             table, index_found = judge_indexes(engine, statements, budgets)
             tables["indexes"] = table
             found += index_found

@@ -71,7 +71,9 @@ _URL_START = re.compile(r"(?<![\w+.-])(postgres(?:ql)?)(\+\w+)?://", re.IGNORECA
 _URL_END = frozenset(" \t\r\n'\"<>`")
 # a label after which a password stands: password=, PGPASSWORD=, password: and SQL's PASSWORD '...'
 _PASSWORD_KEYS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
-_LABEL = re.compile(r"(?<![\w])(?:pg|ssl)?password(?:[\"']?[ \t]*[=:][ \t]*|[ \t]+(?='))", re.IGNORECASE)
+# password=, PGPASSWORD=, and environment-style DB_PASSWORD= / POSTGRES_PASSWORD=
+_LABEL = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+_)*(?:pg|ssl)?password(?:[\"']?[ \t]*[=:][ \t]*|[ \t]+(?='))",
+                    re.IGNORECASE)
 
 
 # -- what the secrets are -----------------------------------------------------------------------

@@ -104,6 +104,16 @@ def test_stored_snapshots_around_a_run_and_the_terminal_table(sandbox, routes_db
     lines = out.splitlines()
     assert any(line.startswith("script 0") and "route comment" in line for line in lines)
     assert max(len(line) for line in lines) <= 100
+    share = next(line for line in lines if line.startswith("script 0"))
+    assert "%" in share and not any(len(word) > 6 and word.endswith("%") for word in share.split())  # a fraction, shown once as %
+    # a snapshot too far from the run would charge other work to it
+    from perfkit import loadtests
+    from perfkit.errors import BadInputError
+    from perfkit.store import SnapshotStore
+
+    run_ = loadtests.read(log)
+    with pytest.raises(BadInputError, match="min away from the run"):
+        loadtests.bracketing(SnapshotStore(store), *loadtests.window(run_), max_gap_s=0.0)
 
 
 def test_no_snapshot_before_the_run_says_how_to_get_one(routes_db, tmp_path, capsys):
@@ -121,6 +131,9 @@ def test_no_snapshot_before_the_run_says_how_to_get_one(routes_db, tmp_path, cap
     assert "before its start" in err and "--run" in err and len(err.splitlines()) == 1
     assert main(["loadtest", str(log), "--run", "true"]) == 2
     assert "--run needs --dsn DSN" in capsys.readouterr().err
+    # a usage mistake stops before the load test runs, not after it
+    assert main(["loadtest", "--dsn", routes_db, "--run", f"touch {tmp_path}/ran"]) == 2
+    assert "--run needs FILE... or --latest DIR" in capsys.readouterr().err and not (tmp_path / "ran").exists()
 
 
 def test_the_notebook_section_shows_database_time_per_route(sandbox, routes_db, tmp_path):

@@ -153,3 +153,11 @@ def test_a_crash_traceback_from_the_cli_is_redacted(monkeypatch, capsys, tmp_pat
     text = saved.read_text()
     assert "Traceback" in text and LONG not in text
     assert "postgresql://app:***@db/shop as *** on postgres 16" in text
+
+
+def test_environment_style_password_assignments_are_masked():
+    from perfkit.secrets import redact_text
+
+    for text in ("DB_PASSWORD=hunter2-long k6 run script.js", "POSTGRES_PASSWORD=abc123xyz ./load.sh"):
+        assert "hunter2-long" not in redact_text(text) and "abc123xyz" not in redact_text(text)
+    assert redact_text("my_passwordless=1") == "my_passwordless=1"

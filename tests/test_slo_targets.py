@@ -183,3 +183,19 @@ def test_report_env_is_checked_before_the_notebook_runs(tmp_path, capsys):
     assert main(["report", "03-loadtest", "--loadtest", stats, "--env", "production",
                  "--out", str(tmp_path / "reports")]) == 2
     assert "--env needs --slo FILE" in capsys.readouterr().err
+
+
+def test_locust_method_prefixed_names_still_match_their_pattern():
+    targets = loadtests.SloTargets(classes=[])
+    from perfkit.loadtests.slo import EndpointClass
+
+    write = EndpointClass("write", ["/api/orders*"], {"p95_ms": (1.0, 2.0, False)}, ["POST"])
+    targets.classes.append(write)
+    assert targets.for_endpoint("POST /api/orders", {"POST"})[0] == "write"  # Locust: one name, two methods
+    assert targets.for_endpoint("GET /api/orders", {"GET"})[0] == ""
+
+
+def test_an_environment_without_an_slo_file_is_said(monkeypatch):
+    monkeypatch.setenv("PERFKIT_SLO_ENV", "production")
+    section = sections.loadtest(sections.load_sources(loadtest=[FIX / "locust_stats.csv"]))
+    assert any("'production' was asked for but no SLO file" in note for note in section.assessment.notes)

@@ -31,6 +31,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _gated(findings, changed):
+    """The findings --fail-on gates: the statements' and the plan changes'."""
+    from perfkit.assessment import merge_findings
+    from perfkit.findings import findings_frame
+
+    return merge_findings(findings, findings_frame(changed)) if changed else findings
+
+
 def run(args) -> int:
     import pandas as pd
 
@@ -85,7 +93,7 @@ def run(args) -> int:
         payload["plan_changes"] = [{**{k: v for k, v in f.items() if k != "fix"},
                                     "compare": comparisons[f["queryid"]].to_dict()} for f in changed]
         emit_json(payload)
-        return gate_code(result.findings, args.fail_on)
+        return gate_code(_gated(result.findings, changed), args.fail_on)
     from perfkit.statements.assess import span
 
     print(f"{facts['server']}: {interval['start']:%Y-%m-%d %H:%M} -> {interval['end']:%Y-%m-%d %H:%M} UTC "
@@ -110,4 +118,4 @@ def run(args) -> int:
         print()
         print(wrapped(f"{found['severity']}: {found['subject']}: {found['evidence']}", "plan changed: "))
         print(wrapped(comparisons[found["queryid"]].summary, "  "))
-    return gate_code(result.findings, args.fail_on)
+    return gate_code(_gated(result.findings, changed), args.fail_on)

@@ -192,15 +192,17 @@ def run(args: argparse.Namespace) -> int:
     paths = [Path(f) for f in args.files]
     if getattr(args, "run", None) and not getattr(args, "dsn", None):
         raise BadInputError("--run needs --dsn DSN: the snapshots around the command are taken there")
+    if getattr(args, "run", None) and not paths and not args.latest:  # checked before a minutes-long test runs
+        raise BadInputError("--run needs FILE... or --latest DIR: where the command writes its results")
+    if args.env and not args.slo:
+        raise BadInputError("--env needs --slo FILE: the environments are tables of the SLO file")
+    if args.input_format and args.format:
+        raise BadInputError("give the file format once: --format or --input-format")
     taken = _run_between_snapshots(args) if getattr(args, "run", None) else None
     if args.latest:
         paths.append(loadtests.latest(args.latest))
     if not paths:
         raise BadInputError("no result file: give FILE... or --latest DIR")
-    if args.env and not args.slo:
-        raise BadInputError("--env needs --slo FILE: the environments are tables of the SLO file")
-    if args.input_format and args.format:
-        raise BadInputError("give the file format once: --format or --input-format")
     assessment = loadtests.assess(paths, slo=args.slo, env=args.env, format=args.input_format or args.format,
                                   skip_bad_lines=args.skip_bad_lines,
                                   judge="each" if args.each else "latest",
@@ -259,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         routes = assessment.tables.get("routes")
         if routes is not None:
             print(f"Database time per route ({assessment.facts['db_time']['snapshots']}):")
-            shown = routes.assign(db_share=routes["db_share"] * 100)
+            shown = routes  # db_share is a fraction: the table shows it as a percentage
             print(format_table(shown, ["endpoint", "requests", "mean_ms", "p95_ms", "db_ms_per_request",
                                        "statements_per_request", "db_share", "attributed_by"], max_width=40, fit="endpoint",
                                headers={"requests": "reqs", "db_ms_per_request": "db_ms/req",

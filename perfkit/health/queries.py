@@ -68,7 +68,8 @@ def _keyset_fix(text: str, columns_by_table, existing: list[sql.Fix]):
     return fix, (schema, table)
 
 
-def judge_large_offset(evidence, *, min_mean_ms: float = 50.0, min_calls: int = 10, limit: int = 10) -> list[dict]:
+def judge_large_offset(evidence, *, min_mean_ms: float = 50.0, min_calls: int = 10, min_offset: int = 1000,
+                       limit: int = 10) -> list[dict]:
     """Statements paginating with OFFSET whose mean time is high: keyset pagination instead.
 
     Parameters
@@ -77,6 +78,9 @@ def judge_large_offset(evidence, *, min_mean_ms: float = 50.0, min_calls: int = 
         Mean execution time from which a paginated statement is reported (default 50 ms).
     min_calls:
         Calls from which it is reported (default 10: a list people page through).
+    min_offset:
+        A literal OFFSET from which it is a warning (default 1,000). pg_stat_statements keeps most
+        offsets as ``$n``, hiding how deep people page: those are ``info``.
     limit:
         At most this many statements, by total time.
     """
@@ -90,18 +94,21 @@ def judge_large_offset(evidence, *, min_mean_ms: float = 50.0, min_calls: int = 
     found = []
     for row in heavy.sort_values("total_exec_ms", ascending=False).itertuples(index=False):
         offset = offset_of(str(row.query))
-        if offset is None:
+        if offset is None or (offset.isdigit() and int(offset) < min_offset):
             continue
+        literal = offset.isdigit()
         fix, table = _keyset_fix(str(row.query), evidence["columns"], existing)
         where = f" on {table[1]}" if table else ""
         shown = f"OFFSET {offset}" if offset != "an expression" else "an OFFSET expression"
         advice = ("Paginate by key instead of OFFSET: remember the sort key of the last row shown and ask for "
                   "WHERE (sort key) < (last seen) ORDER BY it LIMIT n, so each page is one index range scan"
                   + (" (the index below serves it)." if fix is not None else "."))
+        depth = ("every page reads and discards all the rows before it" if literal else
+                 "pg_stat_statements hides the offsets used; each page reads and discards all the rows before it, "
+                 "so deep pages cost the most")
         found.append(finding(
-            "large_offset", "warning", f"queryid {row.queryid}",
-            f"pages with {shown}{where}: {number(row.calls)} calls at {row.mean_exec_ms:,.1f} ms mean; every "
-            "page reads and discards all the rows before it",
+            "large_offset", "warning" if literal else "info", f"queryid {row.queryid}",
+            f"pages with {shown}{where}: {number(row.calls)} calls at {row.mean_exec_ms:,.1f} ms mean; {depth}",
             advice, fix=fix, queryid=row.queryid, query=row.query,
         ))
         if len(found) >= limit:

@@ -25,13 +25,14 @@ from perfkit.health.predicates import EQUALITY, column_uses, resolve_uses
 from perfkit.parameters import parameter_columns, parameter_count
 
 STATS_SQL = """
-SELECT s.schemaname AS schema, s.tablename AS table, s.attname AS column, s.n_distinct,
+SELECT DISTINCT ON (s.attname) s.schemaname AS schema, s.tablename AS table, s.attname AS column, s.n_distinct,
        s.most_common_vals::text AS mcv, s.most_common_freqs AS mcf, s.histogram_bounds::text AS histogram,
        greatest(c.reltuples, 0) AS reltuples
 FROM pg_stats s
 JOIN pg_namespace n ON n.nspname = s.schemaname
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
 WHERE s.schemaname = :schema AND s.tablename = :table AND s.attname = ANY(:columns)
+ORDER BY s.attname, s.inherited  -- a parent of inheritance children has two rows: its own first
 """
 
 

@@ -113,6 +113,9 @@ def assess(
     else:
         targets = slo
     slo_notes: list[str] = []
+    if env and (targets is None or (isinstance(targets, SloTargets) and targets.env != env)):
+        slo_notes.append(f"the SLO environment {env!r} was asked for but no SLO file with [env.{env}] was given: "
+                         "judged by the " + ("defaults" if targets is None else "targets given"))
     labels = _labels(paths)
     runs, summaries, verdicts, found, per_file, overview = [], [], [], [], [], []
     for number, (path, label) in enumerate(zip(paths, labels, strict=True), start=1):

@@ -23,6 +23,11 @@ from perfkit.loadtests.frames import ALL
 ROUTE_COLUMNS = ["endpoint", "requests", "mean_ms", "p95_ms", "db_calls", "db_ms", "db_ms_per_request",
                  "statements_per_request", "db_share", "attributed_by", "top_statements"]
 UNTAGGED = "(no route comment)"
+OTHER_ROUTES = "(routes not in the load test)"
+
+
+def all_requests_of(by_endpoint: pd.DataFrame, summary: pd.DataFrame):
+    return by_endpoint.loc[ALL, "requests"] if ALL in by_endpoint.index else summary["requests"].sum()
 
 
 def window(run) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -117,13 +122,16 @@ def route_db_time(run, changes: pd.DataFrame, *, top: int = 3) -> pd.DataFrame:
         mine = work[owner == endpoint] if len(work) else work
         if len(mine):
             rows.append(row(endpoint, mine, by_endpoint.loc[endpoint, "requests"], "route comment"))
-    untagged = work[owner.isna()] if len(work) else work
+    tagged_elsewhere = work[owner.isna() & (routes != "")] if len(work) else work
+    if len(tagged_elsewhere):
+        rows.append(row(OTHER_ROUTES, tagged_elsewhere, all_requests_of(by_endpoint, summary), "route comment"))
+    untagged = work[owner.isna() & (routes == "")] if len(work) else work
     if len(untagged):  # BEGIN, COMMIT, SET...: no comment can name their route, and they cost next to nothing
         from perfkit.nplusone import CONTROL_COMMANDS
 
         words = untagged["query"].astype(str).str.strip().str.split(n=1).str[0].str.upper().str.rstrip(";")
         untagged = untagged[~words.isin(CONTROL_COMMANDS)]
-    all_requests = by_endpoint.loc[ALL, "requests"] if ALL in by_endpoint.index else summary["requests"].sum()
+    all_requests = all_requests_of(by_endpoint, summary)
     if len(untagged):
         rows.append(row(UNTAGGED, untagged, all_requests, "the window"))
     rows.append(row(ALL, work, all_requests, "the window"))
@@ -134,7 +142,7 @@ def route_findings(table: pd.DataFrame, *, min_share: float = 0.5, min_requests:
     """``db_bound_route`` for routes whose database time is most of their latency."""
     found = []
     for r in table.to_dict(orient="records"):
-        if r["endpoint"] in (ALL, UNTAGGED) or r["attributed_by"] != "route comment":
+        if r["endpoint"] in (ALL, UNTAGGED, OTHER_ROUTES) or r["attributed_by"] != "route comment":
             continue
         if pd.isna(r["db_share"]) or r["db_share"] < min_share or not r["requests"] or r["requests"] < min_requests:
             continue
@@ -166,6 +174,11 @@ def route_notes(table: pd.DataFrame) -> list[str]:
             else:
                 notes.append(f"database time is {min(t['db_share'], 1) * 100:.0f} % of the mean latency "
                              f"({t['db_ms_per_request']:,.2f} of {t['mean_ms']:,.1f} ms per request)")
+    other = table[table["endpoint"] == OTHER_ROUTES]
+    if len(other):
+        o = other.iloc[0]
+        notes.append(f"{o['db_calls']:,.0f} statement calls ({o['db_ms']:,.0f} ms) carry the route comment of a route the "
+                     "load test did not request (other traffic in the window, or a name the test spells differently)")
     untagged = table[table["endpoint"] == UNTAGGED]
     if len(untagged):
         u = untagged.iloc[0]
@@ -177,7 +190,8 @@ def route_notes(table: pd.DataFrame) -> list[str]:
 __all__ = ["ROUTE_COLUMNS", "UNTAGGED", "route_db_time", "route_findings", "route_notes", "statement_routes", "window"]
 
 
-def bracketing(store, start: pd.Timestamp, end: pd.Timestamp, server: str | None = None):
+def bracketing(store, start: pd.Timestamp, end: pd.Timestamp, server: str | None = None, *,
+               max_gap_s: float | None = None):
     """The stored snapshots that bracket a run: the last one at or before ``start`` and the first
     one at or after ``end``, loaded (before, after).
 
@@ -199,7 +213,18 @@ def bracketing(store, start: pd.Timestamp, end: pd.Timestamp, server: str | None
         raise BadInputError(
             f"no snapshot of {name or 'the server'} {side} in {store.root} (the run: {window_text}): take one with "
             "`perfkit snapshot` before and after the test, or let perfkit run it: --run \"COMMAND\"")
-    return store.load(before.iloc[-1]["path"]), store.load(after.iloc[0]["path"])
+    first, last = before.iloc[-1], after.iloc[0]
+    # work outside the run between a snapshot and the run would be charged to its requests
+    slack = max_gap_s if max_gap_s is not None else max(600.0, (end - start).total_seconds())
+    gaps = {"before its start": (start - pd.Timestamp(first["captured_at"])).total_seconds(),
+            "after its end": (pd.Timestamp(last["captured_at"]) - end).total_seconds()}
+    for side, gap in gaps.items():
+        if gap > slack:
+            raise BadInputError(
+                f"the nearest snapshot {side} was taken {gap / 60:,.0f} min away from the run ({window_text}); "
+                f"the database work of that time would be charged to the run: take snapshots just before and after "
+                "the test (`perfkit snapshot`), or use --run \"COMMAND\"")
+    return store.load(first["path"]), store.load(last["path"])
 
 
 def with_db_time(assessment, before: pd.DataFrame, after: pd.DataFrame, *, how: str):

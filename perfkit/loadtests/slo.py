@@ -68,6 +68,11 @@ class EndpointClass:
         path = _path_of(endpoint)
         if path is not None:
             names.append(path)
+        method, _, rest = endpoint.partition(" ")
+        if rest and method.isupper() and method.isalpha():  # Locust's "POST /api/orders" (one name, two methods)
+            names.append(rest)
+            if path is not None:
+                names.append(path.partition(" ")[2] or path)
         for pattern in self.match:
             for name in names:
                 if pattern.startswith("re:"):
