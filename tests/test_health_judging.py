@@ -241,6 +241,12 @@ CASES = [
     ("pool_sizing", {**sessions(*[backend(pid=i) for i in range(60)]), "database": database(server_address="10.0.0.5")},
      {}, [], None),  # cores unknown: only the configured pools against max_connections could be judged
     ("pool_sizing", {**sessions(backend()), "database": database()}, {"cores": 8, "app_instances": 2, "pool_size": 10}, [], None),
+    # PostgreSQL 16's reserved_connections leave fewer slots: 4 x 22 = 88 fits 97, not 87
+    ("pool_sizing", {**sessions(backend()), "database": database(server_address="10.0.0.5")},
+     {"app_instances": 4, "pool_size": 22}, [], None),
+    ("pool_sizing", {"activity": [backend()], "database": database(server_address="10.0.0.5"),
+                     "settings": [{"max_connections": 100, "superuser_reserved_connections": 3, "reserved_connections": 10}]},
+     {"app_instances": 4, "pool_size": 22}, [("pool_oversized", C)], None),
     ("connection_saturation", sessions(*[backend(pid=i, backend_type="autovacuum worker") for i in range(90)]), {}, [], None),
     ("idle_in_transaction", sessions(backend(state="idle in transaction", idle_s=120.0, xact_s=130.0)), {},
      [("idle_in_transaction", W)], "terminate_backend"),

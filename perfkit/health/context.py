@@ -109,6 +109,7 @@ SETTING_NAMES = (
     "work_mem", "max_connections", "block_size", "shared_buffers", "effective_cache_size",
     "random_page_cost", "seq_page_cost", "autovacuum", "autovacuum_vacuum_scale_factor",
     "autovacuum_analyze_scale_factor", "track_counts", "superuser_reserved_connections",
+    "reserved_connections",  # PostgreSQL 16+: slots for pg_use_reserved_connections roles
     "autovacuum_freeze_max_age",
 )
 

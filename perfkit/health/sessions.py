@@ -7,6 +7,8 @@ need pg_read_all_stats to see other roles, which the read checks first.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from perfkit import sql
 from perfkit.findings import finding
 from perfkit.health.common import duration_text, is_missing, number, share_text
@@ -232,7 +234,9 @@ def read_pool_sizing(ctx) -> dict:
     settings = ctx.settings()
     return {"activity": ctx.activity(), "database": [ctx.database().to_dict()], "settings": [{
         "max_connections": settings["max_connections"]["number"],
-        "superuser_reserved_connections": settings["superuser_reserved_connections"]["number"]}]}
+        "superuser_reserved_connections": settings["superuser_reserved_connections"]["number"],
+        # PostgreSQL 16+ reserves more slots for pg_use_reserved_connections roles; 0 before
+        "reserved_connections": settings.get("reserved_connections", {}).get("number", 0)}]}
 
 
 def pool_figures(evidence, *, cores: int = 0, spindles: int = 1, app_instances: int = 0, pool_size: int = 0) -> dict:
@@ -242,7 +246,8 @@ def pool_figures(evidence, *, cores: int = 0, spindles: int = 1, app_instances: 
     settings = evidence["settings"].iloc[0]
     database = evidence["database"].iloc[0] if len(evidence["database"]) else {}
     max_connections = int(settings["max_connections"])
-    reserved = int(settings["superuser_reserved_connections"])
+    extra = settings.get("reserved_connections", 0)
+    reserved = int(settings["superuser_reserved_connections"]) + (0 if pd.isna(extra) else int(extra))
     activity = evidence["activity"]
     clients = activity[activity["backend_type"] == "client backend"] if len(activity) else activity
     count, source = cores_of(database.get("server_address") if len(database) else None, cores or None)
