@@ -22,15 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pglast
 import psycopg
-from pglast import ast
-from pglast.enums import A_Expr_Kind
 from psycopg import sql as pgsql
 
 from perfkit import db, sql
 from perfkit.errors import BadInputError, PerfkitError
 from perfkit.health.common import size_text
+from perfkit.parameters import parameter_uses
 from perfkit.sql import Fix, qualified
 
 VERIFY_NAME = "verify.json"
@@ -98,53 +96,6 @@ class Verified:
 
 
 # -- representative parameters --------------------------------------------------------------------
-def _param_number(node) -> int | None:
-    if isinstance(node, ast.ParamRef):
-        return int(node.number)
-    if isinstance(node, ast.TypeCast):
-        return _param_number(node.arg)
-    return None
-
-
-def parameter_uses(text: str) -> dict[int, tuple[str | None, str, str]]:
-    """``{n: (table or alias, column, operator)}`` for each ``$n`` compared with a column, and
-    ``(None, "limit"|"offset", "")`` for LIMIT / OFFSET parameters."""
-    try:
-        tree = pglast.parse_sql(text)
-    except pglast.parser.ParseError:
-        return {}
-    found: dict[int, tuple[str | None, str, str]] = {}
-
-    def visit(node):
-        if isinstance(node, ast.SelectStmt):
-            for name, word in ((node.limitCount, "limit"), (node.limitOffset, "offset")):
-                number = _param_number(name)
-                if number is not None:
-                    found.setdefault(number, (None, word, ""))
-        if isinstance(node, ast.A_Expr):
-            operator = node.name[-1].sval if node.name else "="
-            for column, other in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
-                if isinstance(column, ast.ColumnRef):
-                    names = [f.sval for f in column.fields if isinstance(f, ast.String)]
-                    candidates = other if isinstance(other, tuple | list) else [other]
-                    for item in candidates:
-                        number = _param_number(item)
-                        if number is not None and names:
-                            qualifier = names[-2] if len(names) >= 2 else None
-                            found.setdefault(number, (qualifier, names[-1],
-                                                      operator if node.kind == A_Expr_Kind.AEXPR_OP else "="))
-        if isinstance(node, tuple | list):
-            for item in node:
-                visit(item)
-        elif isinstance(node, ast.Node):
-            for name in node:
-                visit(getattr(node, name))
-
-    for raw in tree:
-        visit(raw.stmt)
-    return found
-
-
 _TYPE_DEFAULTS = {"interval": "7 days", "boolean": "true", "text": "x", "character varying": "x",
                   "timestamp with time zone": "now", "timestamp without time zone": "now", "date": "today"}
 

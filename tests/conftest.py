@@ -88,3 +88,26 @@ def tenant_db(sandbox, new_database) -> str:
                          "LIMIT 20 -- a statement longer than a terminal is wide, with a comment at its end",
                          (tenant, "x%"))
     return sandbox.dsn_for(name)
+
+
+@pytest.fixture(scope="session")
+def tenant_log(sandbox, new_database) -> str:
+    """A database whose statements the server logs with their bound parameters (psycopg 3 binds on
+    the server): tenant 1 asks four times as often as tenants 2-6, one statement names tenant 9 in
+    a request comment, and two name no tenant. Its name; the entries are in ``sandbox.log_files()``."""
+    import time
+
+    name = "tenant_cost"
+    with new_database(name, statements=False) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, tenant_id int NOT NULL, total numeric)")
+        conn.execute("INSERT INTO orders SELECT g, CASE WHEN g % 4 = 0 THEN 2 + g % 5 ELSE 1 END, g"
+                     " FROM generate_series(1, 40000) g")
+        conn.execute("SET log_min_duration_statement = 0")
+        for round_ in range(20):
+            for tenant in (1, 2, 3, 4, 5, 6):
+                if tenant == 1 or round_ % 4 == 0:
+                    conn.execute("SELECT sum(total) FROM orders WHERE tenant_id = %s", (tenant,))
+        conn.execute("SELECT count(*) FROM orders /*tenant='9'*/")
+        conn.execute("SELECT 1")
+    time.sleep(0.5)  # the logging collector writes asynchronously
+    return name

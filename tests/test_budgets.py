@@ -119,44 +119,6 @@ def test_expected_indexes_from_the_generic_plans(indexed_db, tmp_path, capsys):
     assert len(missing) == 1 and "leads_w_idx" in missing[0]["evidence"] and "Seq Scan on leads" in missing[0]["evidence"]
 
 
-def test_cost_per_tenant_from_bound_parameters_in_a_real_log(sandbox, new_database):
-    """psycopg 3 binds parameters on the server, so PostgreSQL logs each one (DETAIL: parameters)."""
-    import time
-
-    import perfkit.logs
-    from perfkit import tenantcost
-
-    name = "tenant_cost"
-    with new_database(name, statements=False) as conn:
-        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, tenant_id int NOT NULL, total numeric)")
-        conn.execute("INSERT INTO orders SELECT g, CASE WHEN g % 4 = 0 THEN 2 + g % 5 ELSE 1 END, g"
-                     " FROM generate_series(1, 40000) g")
-        conn.execute("SET log_min_duration_statement = 0")
-        for round_ in range(20):
-            for tenant in (1, 2, 3, 4, 5, 6):  # tenant 1 asks four times as often as the others
-                if tenant == 1 or round_ % 4 == 0:
-                    conn.execute("SELECT sum(total) FROM orders WHERE tenant_id = %s", (tenant,))
-        conn.execute("SELECT count(*) FROM orders /*tenant='9'*/")
-        conn.execute("SELECT 1")
-    time.sleep(0.5)  # the logging collector writes asynchronously
-    logs = perfkit.logs.read(sandbox.log_files())
-    logs = logs[logs["database"] == name]
-    table = tenantcost.per_tenant(logs).set_index("tenant")
-    assert table.loc["1", "calls"] == 20 and table.loc["6", "calls"] == 5
-    assert table.loc["1", "from"] == "parameter" and table.loc["9", "from"] == "request comment"
-    assert table.index[0] == "1" and table.loc["1", "share"] > 0.3
-    assert tenantcost.NO_TENANT in table.index  # SET and SELECT 1 name no tenant
-    noisy = tenantcost.noisy_tenants(tenantcost.per_tenant(logs))
-    assert list(noisy["subject"]) == ["tenant 1"] and "of the logged database time" in noisy.iloc[0]["evidence"]
-
-
-def test_logged_parameters_are_read_as_postgresql_writes_them():
-    from perfkit import tenantcost
-
-    assert tenantcost.parameters("$1 = '7', $2 = NULL, $3 = 'it''s'") == {1: "7", 2: None, 3: "it's"}
-    assert tenantcost.parameters("") == {} and tenantcost.parameters(None) == {}
-
-
 def test_budgets_junit_validates_and_fails_the_broken_limits(tmp_path, capsys):
     import xml.etree.ElementTree as ET
 

@@ -4,30 +4,13 @@ entry, from bound tenant parameters (psycopg 3 binds on the server) and request-
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 
 import perfkit.logs
 from perfkit import tenantcost
 
 
-def test_cost_per_tenant_in_the_stream_matches_the_dataframe(sandbox):
-    name = "tenant_stream"
-    with sandbox.admin_connect(autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    with sandbox.admin_connect(name, autocommit=True) as conn:
-        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, tenant_id int NOT NULL, total numeric)")
-        conn.execute("INSERT INTO orders SELECT g, CASE WHEN g % 4 = 0 THEN 2 + g % 5 ELSE 1 END, g"
-                     " FROM generate_series(1, 40000) g")
-        conn.execute("SET log_min_duration_statement = 0")
-        for round_ in range(20):
-            for tenant in (1, 2, 3, 4, 5, 6):  # tenant 1 asks four times as often as the others
-                if tenant == 1 or round_ % 4 == 0:
-                    conn.execute("SELECT sum(total) FROM orders WHERE tenant_id = %s", (tenant,))
-        conn.execute("SELECT count(*) FROM orders /*tenant='9'*/")
-    time.sleep(0.5)  # the logging collector writes asynchronously
+def test_cost_per_tenant_in_the_stream_matches_the_dataframe(sandbox, tenant_log):
     files = sandbox.log_files()
     streamed = perfkit.logs.assess(files, jobs=1)
     table = streamed.tables["tenants"].set_index("tenant")
@@ -42,6 +25,19 @@ def test_cost_per_tenant_in_the_stream_matches_the_dataframe(sandbox):
     assert list(noisy["subject"]) == ["tenant 1"]
 
 
+def test_cost_per_tenant_from_bound_parameters_in_a_real_log(sandbox, tenant_log):
+    """psycopg 3 binds parameters on the server, so PostgreSQL logs each one (DETAIL: parameters)."""
+    logs = perfkit.logs.read(sandbox.log_files())
+    logs = logs[logs["database"] == tenant_log]
+    table = tenantcost.per_tenant(logs).set_index("tenant")
+    assert table.loc["1", "calls"] == 20 and table.loc["6", "calls"] == 5
+    assert table.loc["1", "from"] == "parameter" and table.loc["9", "from"] == "request comment"
+    assert table.index[0] == "1" and table.loc["1", "share"] > 0.3
+    assert tenantcost.NO_TENANT in table.index  # SET and SELECT 1 name no tenant
+    noisy = tenantcost.noisy_tenants(tenantcost.per_tenant(logs))
+    assert list(noisy["subject"]) == ["tenant 1"] and "of the logged database time" in noisy.iloc[0]["evidence"]
+
+
 def test_a_log_without_tenants_has_an_empty_table():
     from pathlib import Path
 
@@ -49,3 +45,8 @@ def test_a_log_without_tenants_has_an_empty_table():
     assessed = perfkit.logs.assess(events, jobs=1)
     assert assessed.tables["tenants"].empty
     assert list(assessed.tables["tenants"].columns) == tenantcost.TENANT_COLUMNS_OUT
+
+
+def test_logged_parameters_are_read_as_postgresql_writes_them():
+    assert tenantcost.parameters("$1 = '7', $2 = NULL, $3 = 'it''s'") == {1: "7", 2: None, 3: "it's"}
+    assert tenantcost.parameters("") == {} and tenantcost.parameters(None) == {}

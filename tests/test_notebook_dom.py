@@ -6,15 +6,13 @@ left-aligned. The first screen is saved as a screenshot."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from test_report import chromium_binary
-from test_report_dom import SHOTS, Dom
+from test_report_dom import chromium_dom
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,21 +29,7 @@ def notebook_dom(tmp_path_factory):
                            "01-workload.ipynb"], capture_output=True, text=True, timeout=300, cwd=ROOT / "notebooks",
                           env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    page = out / "01-workload.html"
-    profile = tempfile.mkdtemp(prefix="perfkit-chromium-")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    flags = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
-             "--hide-scrollbars", "--window-size=1280,900"]
-    try:
-        dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-        subprocess.run([*flags, f"--screenshot={SHOTS / 'notebook-01-workload-first-screen.png'}", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    assert dom.returncode == 0 and dom.stdout.strip(), dom.stderr[-2000:]
-    parser = Dom()
-    parser.feed(dom.stdout)
+    parser, _ = chromium_dom(binary, out / "01-workload.html", "notebook-01-workload-first-screen.png")
     return parser
 
 

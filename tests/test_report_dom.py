@@ -57,6 +57,14 @@ def rendered(tmp_path_factory):
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     page = Path(run.stdout.strip().splitlines()[-1]) / "weekly.html"
+    parser, shot = chromium_dom(binary, page, "weekly-first-screen.png")
+    assert shot.returncode == 0 and (SHOTS / "weekly-first-screen.png").exists(), shot.stderr[-2000:]
+    return parser
+
+
+def chromium_dom(binary: str, page: Path, screenshot: str):
+    """``page`` rendered by headless Chromium: its DOM parsed (:class:`Dom`) and the first screen
+    saved as ``SHOTS/screenshot``; (the parsed DOM, the screenshot's finished process)."""
     profile = tempfile.mkdtemp(prefix="perfkit-chromium-")
     SHOTS.mkdir(parents=True, exist_ok=True)
     flags = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
@@ -64,15 +72,14 @@ def rendered(tmp_path_factory):
              "--hide-scrollbars", "--window-size=1280,900"]
     try:
         dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-        shot = subprocess.run([*flags, f"--screenshot={SHOTS / 'weekly-first-screen.png'}", page.as_uri()],
+        shot = subprocess.run([*flags, f"--screenshot={SHOTS / screenshot}", page.as_uri()],
                               capture_output=True, text=True, timeout=120)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     assert dom.returncode == 0 and dom.stdout.strip(), dom.stderr[-2000:]
-    assert shot.returncode == 0 and (SHOTS / "weekly-first-screen.png").exists(), shot.stderr[-2000:]
     parser = Dom()
     parser.feed(dom.stdout)
-    return parser
+    return parser, shot
 
 
 def test_the_summary_comes_before_the_first_section(rendered):

@@ -208,7 +208,7 @@ def plan_findings(logs: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     if plans.empty:
         return result
     try:
-        from perfkit.plans import parse as parse_plan
+        import perfkit.plans.parse  # noqa: F401 - present in this perfkit? (findings_of_plans uses it)
     except ImportError:
         result.attrs["skipped"] = (
             "plan findings skipped: perfkit.plans (the EXPLAIN parser) is not installed in this "
@@ -218,28 +218,30 @@ def plan_findings(logs: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     key = plans["fingerprint"].fillna("text:" + plans["normalized"])
     worst = plans.loc[plans.assign(_key=key).groupby("_key")["duration_ms"].idxmax().dropna()]
     worst = worst.sort_values("duration_ms", ascending=False).head(n)
-    frames, errors = [], []
-    from perfkit.errors import PerfkitError
+    return findings_of_plans((row.plan, row.fingerprint, row.normalized, row.duration_ms, row.file, row.line)
+                             for row in worst.itertuples(index=False))
 
-    for row in worst.itertuples(index=False):
+
+def findings_of_plans(plans) -> pd.DataFrame:
+    """The plans module's findings of logged plans, each plan given as ``(plan text, fingerprint,
+    statement, logged ms, file, line)``: with those columns, ``attrs["errors"]`` for the plans that
+    could not be read (file and line named)."""
+    from perfkit.errors import PerfkitError
+    from perfkit.plans import parse as parse_plan
+
+    frames, errors = [], []
+    for plan, fingerprint, statement, logged_ms, file, line in plans:
         try:
-            parsed = parse_plan(row.plan)
+            parsed = parse_plan(plan)
         except PerfkitError as err:
-            errors.append(f"{row.file}, line {row.line}: {err}")
+            errors.append(f"{file}, line {line}: {err}")
             continue
         found = findings_frame(parsed.findings)
         if found.empty:
             continue
-        frames.append(
-            found.assign(
-                fingerprint=row.fingerprint,
-                statement=row.normalized,
-                logged_ms=row.duration_ms,
-                file=row.file,
-                line=row.line,
-            )
-        )
-    result = findings_frame(pd.concat(frames, ignore_index=True)) if frames else result
+        frames.append(found.assign(fingerprint=fingerprint, statement=statement, logged_ms=logged_ms,
+                                   file=file, line=line))
+    result = findings_frame(pd.concat(frames, ignore_index=True)) if frames else findings_frame([])
     result.attrs = {"skipped": "", "errors": errors}
     return result
 

@@ -16,7 +16,7 @@ from perfkit.assessment import Assessment, merge_findings
 from perfkit.errors import BadInputError
 from perfkit.findings import finding, findings_frame
 from perfkit.logs import stream
-from perfkit.logs.analysis import FREQUENT_COLUMNS, SLOWEST_COLUMNS
+from perfkit.logs.analysis import FREQUENT_COLUMNS, SLOWEST_COLUMNS, findings_of_plans
 from perfkit.logs.timestamps import to_utc
 from perfkit.secrets import scrub_statement
 
@@ -296,26 +296,8 @@ def _slowest(shapes: dict, kept: set, n: int, timezone) -> pd.DataFrame:
 
 
 def _plan_findings(shapes: dict, n: int) -> pd.DataFrame:
-    from perfkit.errors import PerfkitError
-    from perfkit.plans import parse as parse_plan
-
     worst = stream.top_shapes({k: v for k, v in shapes.items() if v.plan is not None}, n, key=lambda s: s.plan[0])
-    frames, errors = [], []
-    for stats in worst:
-        duration, plan, file, line, _ = stats.plan
-        try:
-            parsed = parse_plan(plan)
-        except PerfkitError as err:
-            errors.append(f"{file}, line {line}: {err}")
-            continue
-        found = findings_frame(parsed.findings)
-        if found.empty:
-            continue
-        frames.append(found.assign(fingerprint=stats.fingerprint, statement=stats.normalized, logged_ms=duration,
-                                   file=file, line=line))
-    result = findings_frame(pd.concat(frames, ignore_index=True)) if frames else findings_frame([])
-    result.attrs = {"skipped": "", "errors": errors}
-    return result
+    return findings_of_plans((s.plan[1], s.fingerprint, s.normalized, s.plan[0], s.plan[2], s.plan[3]) for s in worst)
 
 
 def _slow_findings(shapes: dict, slow_ms: float, critical_ms: float = 1000.0) -> pd.DataFrame:

@@ -190,41 +190,31 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
             found = found.groupdict()
             if None in found.values():
                 found = {k: v for k, v in found.items() if v is not None}
-            level = found["level"]
-            if level in SECONDARY_LEVELS and entry is not None and _same_process(entry, found):
-                field = _SECONDARY_FIELD[level]
-                entry[field] = found["message"]
+        else:
+            if line.startswith("\t"):
+                if entry is None:
+                    yield BadRecord(number, "a continuation line (starting with a tab) without an entry before it")
+                    continue
+                entry[field] = entry.get(field, "") + "\n" + line[1:]
                 continue
-            if entry is not None:
-                yield entry
-            entry = found
-            entry["line"] = number
-            field = "message"
-            continue
-        if line.startswith("\t"):
-            if entry is None:
-                yield BadRecord(number, "a continuation line (starting with a tab) without an entry before it")
+            if not line:
                 continue
-            entry[field] = entry.get(field, "") + "\n" + line[1:]
-            continue
-        if not line:
-            continue
-        if _binary(line):
-            if entry is not None:
-                yield entry
-                entry = None
-            yield BadRecord(number, "binary content (NUL bytes), not a log line")
-            continue
-        found = prefix.match(line)
-        if found is None:
-            if entry is not None:
-                yield entry
-                entry = None
-            yield BadRecord(
-                number,
-                f"the line does not match log_line_prefix {prefix.prefix!r}: {prefix.explain_mismatch(line)}",
-            )
-            continue
+            if _binary(line):
+                if entry is not None:
+                    yield entry
+                    entry = None
+                yield BadRecord(number, "binary content (NUL bytes), not a log line")
+                continue
+            found = prefix.match(line)
+            if found is None:
+                if entry is not None:
+                    yield entry
+                    entry = None
+                yield BadRecord(
+                    number,
+                    f"the line does not match log_line_prefix {prefix.prefix!r}: {prefix.explain_mismatch(line)}",
+                )
+                continue
         level = found["level"]
         if level in SECONDARY_LEVELS and entry is not None and _same_process(entry, found):
             field = _SECONDARY_FIELD[level]

@@ -85,19 +85,6 @@ def _last_line_end(path: Path, size: int) -> int:
     return 0
 
 
-def _newlines(path: Path, start: int, end: int) -> int:
-    with open(path, "rb") as raw:
-        raw.seek(start)
-        count, left = 0, end - start
-        while left > 0:
-            block = raw.read(min(left, 8 << 20))
-            if not block:
-                break
-            count += block.count(b"\n")
-            left -= len(block)
-    return count
-
-
 def _same_start(path: Path, known: dict) -> bool:
     length = int(known.get("head_len", 0))
     try:
@@ -145,7 +132,9 @@ def plan(paths, state: dict) -> tuple[dict, dict, list[str]]:
         if end < start:
             start, line = 0, 0
         resume[str(path)] = (start, end, line)
-        entry.update(offset=end, line=line + _newlines(path, start, end))
+        with open(path, "rb") as raw:  # the lines up to the new offset: those before it, and the new ones
+            lines = stream._count_newlines(raw, end, (start, line))
+        entry.update(offset=end, line=lines)
         entries[name] = entry
     return resume, entries, notes
 

@@ -157,7 +157,7 @@ def read_chunks(
         progress.close()
 
 
-def _guarded(lines: Iterator[tuple[int, str]], path: Path, skip: bool, report: ReadReport) -> Iterator[tuple[int, str]]:
+def guarded(lines: Iterator[tuple[int, str]], path: Path, skip: bool, report: ReadReport) -> Iterator[tuple[int, str]]:
     """``lines``, stopping at a damaged compressed stream when skipping bad lines."""
     try:
         yield from lines
@@ -168,7 +168,7 @@ def _guarded(lines: Iterator[tuple[int, str]], path: Path, skip: bool, report: R
 
 
 def _entries(path: Path, line_prefix: LinePrefix | None, skip: bool, report: ReadReport, progress) -> Iterator[dict]:
-    lines = _guarded(numbered_lines(path, progress), path, skip, report)
+    lines = guarded(numbered_lines(path, progress), path, skip, report)
     sample = list(itertools.islice(lines, _SAMPLE_LINES))
     binary = [number for number, text in sample if "\x00" in text or text.count("\ufffd") * 4 > len(text) > 0]
     if sample and len(binary) * 2 > len(sample):

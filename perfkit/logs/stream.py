@@ -27,7 +27,7 @@ from perfkit.logs import events, formats
 from perfkit.logs.messages import statement_of
 from perfkit.logs.normalize import Normalized, normalize
 from perfkit.logs.prefix import SECONDARY_LEVELS, LinePrefix
-from perfkit.logs.reader import ERROR_LEVELS, ReadReport, choose_reader
+from perfkit.logs.reader import ERROR_LEVELS, ReadReport, choose_reader, guarded
 from perfkit.logs.sources import MAX_LINE_BYTES, compression, expand, numbered_lines
 
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
@@ -703,7 +703,7 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base)
     else:
         lines = numbered_lines(path)
-    lines = _guarded(lines, path, settings.skip_bad_lines, report)
+    lines = guarded(lines, path, settings.skip_bad_lines, report)
     if unit.kind == "syslog":
         changed = datetime.fromtimestamp(path.stat().st_mtime)
         lines = formats.syslog_as_stderr(lines, changed.year, changed.month)
@@ -720,15 +720,6 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         # most of it unreadable: the wrong file, format or prefix, not a stray line
         raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
     return one.finish()
-
-
-def _guarded(lines, path: Path, skip: bool, report: ReadReport):
-    try:
-        yield from lines
-    except BadInputError as err:
-        if not skip:
-            raise
-        report.skip(path, formats.BadRecord(err.line or 0, str(err)))
 
 
 def _bad(scan: Scan, path: Path, record: formats.BadRecord, settings: Settings) -> None:
