@@ -99,3 +99,19 @@ def test_finding_rows_are_the_findings_frame_in_its_order(name):
     assert str(frame["node_id"].dtype) == "Int64"
     # the frame with chosen rules is still a DataFrame, and the same findings with the defaults
     assert plan.find().drop(columns=["fix"]).equals(frame.drop(columns=["fix"]))
+
+
+def test_a_text_plan_is_scrubbed_unless_its_lines_hold_nothing_secret(monkeypatch):
+    # the text reader skips the scrubbing walk only when no line holds a secret word or a known password
+    from perfkit.plans import parse
+
+    def filtered(condition: str) -> str:
+        text = f"Seq Scan on users  (cost=0.00..1.01 rows=1 width=4)\n  Filter: {condition}\n  Output: a, b\n"
+        return parse(text).rows[0]["detail"]["Filter"]
+
+    assert filtered("(password = 'Sup3rS3cretValue'::text)") == "(password = '***'::text)"
+    assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = 'Sup3rS3cretValue'::text)"  # nothing to hide
+    monkeypatch.setenv("PGPASSWORD", "Sup3rS3cretValue")  # a password the process knows is masked anywhere
+    assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = '***'::text)"
+    monkeypatch.setenv("PGPASSWORD", "a; b")  # could span two values joined with "; ": the lines are walked
+    assert filtered("(note = 'x'::text)") == "(note = 'x'::text)"
