@@ -24,13 +24,11 @@ Known passwords are those of each DSN perfkit resolved in this process (:func:`r
 from __future__ import annotations
 
 import bisect
-import html
 import json
 import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import quote, unquote
 
 from perfkit import parsetree
 
@@ -350,7 +348,7 @@ def _mask_url(url: str) -> str:
         parts = []
         for part in query.split("&"):
             key, equals, _value = part.partition("=")
-            parts.append(f"{key}={MASK}" if equals and unquote(key).lower() in _PASSWORD_KEYS else part)
+            parts.append(f"{key}={MASK}" if equals and _unquote(key).lower() in _PASSWORD_KEYS else part)
         rest = path + "?" + "&".join(parts) + hash_ + fragment
     return url[:scheme_end] + head + rest
 
@@ -400,8 +398,17 @@ def _mask_labelled(text: str) -> str:
     return "".join(out)
 
 
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote  # (not at start-up: reading a plan needs none of urllib)
+
+    return unquote(text)
+
+
 def _mask_known(text: str, known: list[str]) -> str:
     """Each known password masked as a whole token (as written, percent-encoded, HTML-escaped)."""
+    import html
+    from urllib.parse import quote
+
     for secret in known:
         for form in dict.fromkeys((secret, quote(secret, safe=""), html.escape(secret))):
             if form in text:
