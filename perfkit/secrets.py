@@ -614,7 +614,7 @@ def _json_text_is_clean(source: str) -> bool:
     the text as written; a text with those two escapes, or a remembered password that could be
     written escaped (a quote, a backslash, a control character), is walked.
     """
-    if "\\u" in source or "\\/" in source:
+    if "\\" in source and ("\\u" in source or "\\/" in source):  # (one character is found fastest)
         return False
     if _has_secret_word(source.lower()):
         return False
