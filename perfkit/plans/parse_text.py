@@ -196,8 +196,10 @@ def _int_or_float(text: str) -> int | float:
 _BUFFER_KEYS: dict[tuple[str, str], str] = {}  # ("shared", "hit") -> "Shared Hit Blocks", as met
 
 
+@functools.lru_cache(maxsize=4096)
 def _buffers(value: str) -> dict:
-    """``shared hit=1 read=2, temp read=3 written=4`` as JSON buffer keys."""
+    """``shared hit=1 read=2, temp read=3 written=4`` as JSON buffer keys (once per distinct line:
+    the callers merge the dict into theirs, never change it)."""
     out = {}
     names = _BUFFER_KEYS
     for part in value.split(","):
@@ -220,9 +222,11 @@ def _buffers(value: str) -> dict:
 _IO_SCOPES = {"": "", "shared/local": "", "shared": "Shared ", "local": "Local ", "temp": "Temp "}
 
 
+@functools.lru_cache(maxsize=4096)
 def _io_timings(value: str) -> dict:
     """``shared read=1.5 write=0.2, temp read=3.0`` (PG 16+), ``shared/local read=..`` (PG 15) or
-    ``read=1.5 write=0.2`` (PG 14 and older) as JSON's ``[Shared |Local |Temp ]I/O Read/Write Time``."""
+    ``read=1.5 write=0.2`` (PG 14 and older) as JSON's ``[Shared |Local |Temp ]I/O Read/Write Time``
+    (once per distinct line: the callers merge the dict into theirs, never change it)."""
     out = {}
     for part in value.split(","):
         words = part.split()

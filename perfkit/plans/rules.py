@@ -272,6 +272,7 @@ class _Index:
 
     def __init__(self, rows: list[dict]):
         self.rows: list[dict] = rows
+        self.ran: list[dict] | None = None  # the rows of the nodes that ran, when first asked for
         self.parent: list[int | None] = [None] * len(rows)
         self.children: list[list[int]] = [[] for _ in rows]
         for position, row in enumerate(rows):
@@ -291,10 +292,13 @@ def _index(plan) -> _Index:
 
 def _ran_rows(plan, types: Iterable[str] | None = None) -> list[dict]:
     """The rows of the nodes that ran (EXPLAIN ANALYZE, not "never executed"), of ``types`` if given."""
+    index = _index(plan)
+    if index.ran is None:
+        index.ran = [row for row in index.rows if row["loops"] > 0]  # NaN > 0 is False
     if types is None:
-        return [row for row in plan.rows if row["loops"] > 0]  # NaN > 0 is False
+        return index.ran
     types = frozenset(types)
-    return [row for row in plan.rows if row["node_type"] in types and row["loops"] > 0]
+    return [row for row in index.ran if row["node_type"] in types]
 
 
 def _ancestors(plan, node_id: int) -> list[dict]:
