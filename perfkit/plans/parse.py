@@ -24,6 +24,7 @@ from perfkit.secrets import lines_are_clean, scrub_document, scrub_statement
 # statement with a huge IN list can have a long Filter line; /dev/zero has one endless line).
 MAX_PLAN_BYTES = 256 * 1024 * 1024
 MAX_LINE_CHARS = 64 * 1024 * 1024
+_LEADING_SPACE = re.compile(r"\s*")
 _LOG_LINE = re.compile(r"duration:\s*[\d.]+\s*ms\s+plan:|^\s*Query Text:", re.MULTILINE)
 
 
@@ -97,7 +98,7 @@ def _parse(source, path, name: str) -> Plan:
         raise BadInputError(f"cannot read a plan from a {type(source).__name__}", path=where)
     if "\x00" in source:
         raise BadInputError("a binary file, not a plan", path=where)
-    if not source.strip():
+    if _LEADING_SPACE.fullmatch(source):  # only whitespace (str.strip() would copy a large text)
         raise BadInputError("empty: no plan in it", path=where, line=1 if where else None)
     _check_lines(source, where)
     plans = _parse_text_plans(source, where, name)
@@ -135,7 +136,8 @@ def _parse_text_plans(source: str, where: str | None, name: str) -> list[Plan]:
     if source.startswith("\ufeff"):
         source = source[1:]
     json_error = None
-    if source.lstrip()[:1] in ("[", "{"):
+    lead = _LEADING_SPACE.match(source).end()
+    if source[lead:lead + 1] in ("[", "{"):
         try:
             return [_parse_lines(unwrap(source), where, name, first=None)]
         except BadInputError as err:  # a transcript that starts with a [: look for a plan in it

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+_LEADING_SPACE = re.compile(r"\s*")
 _FOOTER = re.compile(r"^\s*\(\d+ rows?\)\s*$")
 # matched against the stripped line: two adjacent ``\s*`` on the raw line backtrack over the
 # indentation (quadratic per line, cubic for a deeply nested plan)
@@ -457,9 +458,10 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
     if isinstance(text, str):
         if text.startswith("\ufeff"):
             text = text[1:]
-        first_line = text.lstrip().split("\n", 1)[0].rstrip()
+        lead = _LEADING_SPACE.match(text).end()  # (no copies of a large text: what str.lstrip() strips)
+        end = text.find("\n", lead)
+        first_line = text[lead:end if end >= 0 else len(text)].rstrip()
         if first_line[:1] in ("[", "{") and not first_line.endswith(("+", "↵")):  # JSON as the server wrote it
-            lead = len(text) - len(text.lstrip())
             first = text.count("\n", 0, lead) + 1
             return [(number, line.rstrip("\r")) for number, line in enumerate(text[lead:].split("\n"), start=first)], {}
         raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
