@@ -65,16 +65,22 @@ def rank_findings(rows: Iterable[Mapping]) -> list:
     """``rows`` most severe first, then by estimated benefit (largest first; none counts as -1),
     keeping their order otherwise: the order of :func:`findings_frame`, without pandas."""
 
-    def key(row: Mapping) -> tuple[int, float]:
+    def benefit(value) -> float:
         try:
-            benefit = float(row.get("benefit_ms"))
+            value = float(value)
         except (TypeError, ValueError):
-            benefit = math.nan
-        if math.isnan(benefit):
-            benefit = -1.0
-        return SEVERITY_RANK.get(row.get("severity"), len(SEVERITIES)), -benefit
+            return -1.0
+        return -1.0 if math.isnan(value) else value
 
-    return sorted(rows, key=key)
+    rows = list(rows)
+    unknown = len(SEVERITIES)
+    # the keys in one pass (a float benefit, as finding() makes it, needs no call)
+    keys = [
+        (SEVERITY_RANK.get(row.get("severity"), unknown),
+         -(b if (b := row.get("benefit_ms")).__class__ is float and b == b else benefit(b)))
+        for row in rows
+    ]
+    return [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]
 
 
 def findings_frame(rows: Iterable[Mapping] | pd.DataFrame | None = None) -> pd.DataFrame:

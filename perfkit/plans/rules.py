@@ -273,6 +273,7 @@ class _Index:
     def __init__(self, rows: list[dict]):
         self.rows: list[dict] = rows
         self.ran: list[dict] | None = None  # the rows of the nodes that ran, when first asked for
+        self.ran_by_type: dict[str, list[dict]] = {}  # ... by node type
         self.parent: list[int | None] = [None] * len(rows)
         self.children: list[list[int]] = [[] for _ in rows]
         for position, row in enumerate(rows):
@@ -295,10 +296,12 @@ def _ran_rows(plan, types: Iterable[str] | None = None) -> list[dict]:
     index = _index(plan)
     if index.ran is None:
         index.ran = [row for row in index.rows if row["loops"] > 0]  # NaN > 0 is False
+        for row in index.ran:
+            index.ran_by_type.setdefault(row["node_type"], []).append(row)
     if types is None:
         return index.ran
-    types = frozenset(types)
-    return [row for row in index.ran if row["node_type"] in types]
+    found = [row for kind in dict.fromkeys(types) for row in index.ran_by_type.get(kind, ())]
+    return sorted(found, key=lambda row: row["node_id"]) if len(set(types)) > 1 else found
 
 
 def _ancestors(plan, node_id: int) -> list[dict]:
