@@ -12,7 +12,6 @@ import importlib
 import signal
 import sys
 import threading
-import traceback
 
 from perfkit import __version__
 from perfkit.errors import PerfkitError
@@ -57,7 +56,11 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``perfkit`` parser. With ``argv`` naming a command first (``plan FILE``), only that
+    command's module is imported and registered: it parses the same, and ``perfkit plan`` does not
+    import what the other commands need at start-up. Otherwise (``--help``, a misspelt command)
+    every command is registered."""
     parser = OneLineErrorParser(
         prog="perfkit",
         description="Performance investigation workbook for PostgreSQL-backed web applications.",
@@ -66,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    wanted = [argv[0]] if argv and argv[0] in COMMANDS else COMMANDS
+    for name in wanted:
         importlib.import_module(f"perfkit.commands.{name}").register(subparsers)
     return parser
 
@@ -99,7 +103,8 @@ def stop_signals_raise():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # argparse exits 2 on a bad option
     try:
         with stop_signals_raise(), _markdown_if_asked(args):
@@ -154,6 +159,7 @@ def _bug() -> int:
     exception's one line to stderr; exit 70."""
     import os
     import tempfile
+    import traceback
 
     from perfkit.secrets import redact_text
 
