@@ -1,13 +1,18 @@
 """Findings: the one shape every check returns (DESIGN.md, Finding).
 
-``finding(...)`` builds one row; ``findings_frame(rows)`` a ranked DataFrame of them.
+``finding(...)`` builds one row; ``rank_findings(rows)`` orders rows as ``findings_frame(rows)``
+orders its ranked DataFrame of them. Only the frame functions import pandas (when first called):
+building and ranking findings as dicts stays light.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 FINDING_COLUMNS = [
     "kind",
@@ -56,11 +61,29 @@ def finding(
     return row
 
 
+def rank_findings(rows: Iterable[Mapping]) -> list:
+    """``rows`` most severe first, then by estimated benefit (largest first; none counts as -1),
+    keeping their order otherwise: the order of :func:`findings_frame`, without pandas."""
+
+    def key(row: Mapping) -> tuple[int, float]:
+        try:
+            benefit = float(row.get("benefit_ms"))
+        except (TypeError, ValueError):
+            benefit = math.nan
+        if math.isnan(benefit):
+            benefit = -1.0
+        return SEVERITY_RANK.get(row.get("severity"), len(SEVERITIES)), -benefit
+
+    return sorted(rows, key=key)
+
+
 def findings_frame(rows: Iterable[Mapping] | pd.DataFrame | None = None) -> pd.DataFrame:
     """A DataFrame of findings, most severe first, then by estimated benefit.
 
     Always has the contract's columns, also when there is no finding.
     """
+    import pandas as pd
+
     frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows or []))
     for column in FINDING_COLUMNS:
         if column not in frame.columns:

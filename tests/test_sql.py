@@ -93,6 +93,12 @@ def test_every_keyword_round_trips_through_quote_ident_and_pglast(kind):
     assert not wrong, f"{len(wrong)} failed, e.g. " + "; ".join(wrong[:5])
 
 
+def test_the_written_out_keywords_are_pglasts():
+    # perfkit.sql spells the sets out so that quoting a name does not import pglast
+    expected = set(keywords.RESERVED_KEYWORDS) | set(keywords.TYPE_FUNC_NAME_KEYWORDS) | set(keywords.COL_NAME_KEYWORDS)
+    assert sql.KEYWORDS == expected
+
+
 @pytest.mark.parametrize("word", ["left", "right", "join", "inner", "full", "like", "is", "verbose", "freeze"])
 def test_the_words_the_old_plan_quoting_got_wrong_are_quoted(word):
     assert sql.quote_ident(word) == f'"{word}"'

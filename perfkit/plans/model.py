@@ -1,6 +1,7 @@
 """The Plan object: an EXPLAIN document (JSON keys, from either parser) turned into node rows.
 
-``build_plan(document)`` returns a :class:`Plan` whose ``nodes`` DataFrame has the contract's columns.
+``build_plan(document)`` returns a :class:`Plan` whose ``rows`` (and ``nodes`` DataFrame, built when
+first used) have the contract's columns. Nothing here imports pandas until a DataFrame is asked for.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ import contextlib
 import gc
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from perfkit.errors import BadInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The contract's plan-node columns (DESIGN.md), then the extra columns perfkit adds.
 NODE_COLUMNS = [
@@ -135,23 +136,37 @@ def paused_gc():
         gc.enable()
 
 
-@dataclass
+_TRIGGER_COLUMNS = ["trigger", "constraint", "relation", "time_ms", "calls"]
+
+
+def _is_nan(value: Any) -> bool:
+    return value is None or (type(value) is float and value != value)
+
+
 class Plan:
     """One parsed EXPLAIN plan.
 
     Attributes
     ----------
+    rows:
+        One dict per plan node, depth-first, keyed by ``NODE_COLUMNS + EXTRA_COLUMNS``: the
+        contract's columns (DESIGN.md, Plan nodes) plus ``label`` (the node as EXPLAIN prints
+        it, e.g. ``Seq Scan on orders``), ``alias``, ``parent_relationship``, ``subplan_name``,
+        ``startup_cost``, ``total_cost``, ``pct_total`` (self time as a share of the root's
+        inclusive time), ``heap_fetches``, ``shared_dirtied``, ``shared_written`` and the I/O
+        and WAL figures. Times are milliseconds for all loops (wall time under Gather); buffer
+        counts include children, as EXPLAIN reports them. A missing number is NaN, a missing
+        name None; the root's ``parent_id`` is None.
     nodes:
-        One row per plan node, depth-first, with the contract's columns (DESIGN.md, Plan nodes)
-        plus ``label`` (the node as EXPLAIN prints it, e.g. ``Seq Scan on orders``), ``alias``,
-        ``parent_relationship``, ``subplan_name``, ``startup_cost``, ``total_cost``,
-        ``pct_total`` (self time as a share of the root's inclusive time), ``heap_fetches``,
-        ``shared_dirtied`` and ``shared_written``. Times are milliseconds for all loops
-        (wall time under Gather); buffer counts include children, as EXPLAIN reports them.
+        The same rows as a DataFrame (built on first use; reading a plan does not need pandas).
     planning_ms, execution_ms:
         ``Planning Time`` and ``Execution Time`` (or the old ``Total runtime``); NaN when absent.
-    triggers:
-        One row per trigger: ``trigger``, ``constraint``, ``relation``, ``time_ms``, ``calls``.
+    trigger_rows, triggers:
+        One dict (and one DataFrame row) per trigger: ``trigger``, ``constraint``, ``relation``,
+        ``time_ms``, ``calls``.
+    finding_rows, findings:
+        The findings of every rule with default thresholds, most severe first: Finding dicts
+        (with ``node_id``, None for plan-wide findings), and the findings DataFrame of them.
     jit:
         ``functions``, ``generation_ms``, ``inlining_ms``, ``optimization_ms``,
         ``emission_ms``, ``total_ms`` and the options, or empty when JIT did not run.
@@ -161,61 +176,138 @@ class Plan:
         Where the plan came from: a file name, ``"text"``, or a short description of the capture.
     """
 
-    nodes: pd.DataFrame
-    planning_ms: float = math.nan
-    execution_ms: float = math.nan
-    triggers: pd.DataFrame = field(default_factory=lambda: _triggers_frame([]))
-    jit: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-    source: str = ""
-    format: str = "json"
-    query: str = ""
-    planning: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-    document: dict = field(default_factory=dict, repr=False)
-    _findings: pd.DataFrame | None = field(default=None, repr=False)
-    # (``nodes`` as built, its rows as dicts), so the rules need not convert the frame back
-    _node_rows: tuple | None = field(default=None, repr=False, compare=False)
+    def __init__(
+        self,
+        nodes: pd.DataFrame | None = None,
+        planning_ms: float = math.nan,
+        execution_ms: float = math.nan,
+        triggers: pd.DataFrame | None = None,
+        jit: dict | None = None,
+        settings: dict | None = None,
+        source: str = "",
+        format: str = "json",  # noqa: A002 - the attribute's name since the start
+        query: str = "",
+        planning: dict | None = None,
+        extra: dict | None = None,
+        document: dict | None = None,
+        *,
+        rows: list[dict] | None = None,
+        trigger_rows: list[dict] | None = None,
+    ):
+        self._nodes = nodes
+        self._rows = rows if rows is not None or nodes is not None else []
+        self._triggers = triggers
+        self._trigger_rows = trigger_rows if trigger_rows is not None or triggers is not None else []
+        self.planning_ms = planning_ms
+        self.execution_ms = execution_ms
+        self.jit = {} if jit is None else jit
+        self.settings = {} if settings is None else settings
+        self.source = source
+        self.format = format
+        self.query = query
+        self.planning = {} if planning is None else planning
+        self.extra = {} if extra is None else extra
+        self.document = {} if document is None else document
+        self._finding_rows: list[dict] | None = None
+        self._findings: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        return (f"Plan(source={self.source!r}, format={self.format!r}, nodes={len(self.rows)}, "
+                f"planning_ms={self.planning_ms!r}, execution_ms={self.execution_ms!r})")
+
+    # --- the nodes: rows first, the DataFrame when asked for ---------------------------------------
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per node, depth-first (see the class's documentation)."""
+        if self._rows is None:
+            self._rows = _rows_of_frame(self._nodes)
+        return self._rows
+
+    @property
+    def nodes(self) -> pd.DataFrame:
+        """The node rows as a DataFrame (built on first use, then kept)."""
+        if self._nodes is None:
+            self._nodes = rows_frame(self._rows)
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, frame: pd.DataFrame) -> None:
+        self._nodes, self._rows = frame, None
+        self._finding_rows = self._findings = None
+        self.__dict__.pop("_rule_index", None)
+
+    @property
+    def trigger_rows(self) -> list[dict]:
+        """One dict per trigger: ``trigger``, ``constraint``, ``relation``, ``time_ms``, ``calls``."""
+        if self._trigger_rows is None:
+            self._trigger_rows = [
+                {key: row.get(key) for key in _TRIGGER_COLUMNS} for row in self._triggers.to_dict("records")
+            ]
+        return self._trigger_rows
+
+    @property
+    def triggers(self) -> pd.DataFrame:
+        """The triggers as a DataFrame (built on first use)."""
+        if self._triggers is None:
+            self._triggers = _triggers_frame(self._trigger_rows)
+        return self._triggers
+
+    @triggers.setter
+    def triggers(self, frame: pd.DataFrame) -> None:
+        self._triggers, self._trigger_rows = frame, None
+        self._finding_rows = self._findings = None
 
     @property
     def analyzed(self) -> bool:
         """Whether the plan has actual row counts (EXPLAIN ANALYZE)."""
-        return bool(self.nodes["loops"].notna().any())
+        return any(not _is_nan(row["loops"]) for row in self.rows)
 
     @property
     def timed(self) -> bool:
         """Whether the plan has actual times (ANALYZE without ``TIMING OFF``)."""
-        return bool(self.nodes["total_ms"].notna().any())
+        return any(not _is_nan(row["total_ms"]) for row in self.rows)
 
     @property
     def root_ms(self) -> float:
         """The root node's inclusive time (NaN without ANALYZE timing)."""
-        return float(self.nodes["total_ms"].iat[0])
+        value = self.rows[0]["total_ms"]
+        return math.nan if value is None else float(value)
 
     @property
     def io_read_ms(self) -> float:
         """Time the whole plan waited on reads (the root's inclusive I/O read time; NaN without
         ``track_io_timing``)."""
-        return _plan_io(self.nodes, "io_read_ms")
+        return _plan_io(self.rows, "io_read_ms")
 
     @property
     def io_write_ms(self) -> float:
         """Time the whole plan waited on writes (NaN without ``track_io_timing``)."""
-        return _plan_io(self.nodes, "io_write_ms")
+        return _plan_io(self.rows, "io_write_ms")
 
     @property
     def trigger_ms(self) -> float:
         """Time spent in triggers, which is outside every node."""
-        return float(self.triggers["time_ms"].sum()) if len(self.triggers) else 0.0
+        return float(sum(t["time_ms"] for t in self.trigger_rows if not _is_nan(t["time_ms"])))
+
+    # --- findings ---------------------------------------------------------------------------------
+    @property
+    def finding_rows(self) -> list[dict]:
+        """The findings of every rule with default thresholds as Finding dicts, most severe first
+        (see :mod:`perfkit.plans.rules`); computed once, without pandas."""
+        if self._finding_rows is None:
+            from perfkit.plans.rules import problem_rows
+
+            with paused_gc():
+                self._finding_rows = problem_rows(self)
+        return self._finding_rows
 
     @property
     def findings(self) -> pd.DataFrame:
         """The findings of every rule with default thresholds (see :mod:`perfkit.plans.rules`)."""
         if self._findings is None:
-            from perfkit.plans.rules import find_problems
+            from perfkit.plans.rules import problems_frame
 
-            with paused_gc():
-                self._findings = find_problems(self)
+            self._findings = problems_frame(self.finding_rows)
         return self._findings
 
     def find(self, rules=None, **thresholds) -> pd.DataFrame:
@@ -262,35 +354,45 @@ class Plan:
         }
 
 
-def _plan_io(nodes: pd.DataFrame, column: str) -> float:
-    """The sum of the self I/O over the nodes (= the root's inclusive figure when every node has it)."""
-    values = nodes[column].dropna() if column in nodes else pd.Series(dtype=float)
-    if values.empty:
+def _plan_io(rows: list[dict], column: str) -> float:
+    """The sum of the top-most reported inclusive figures (= the root's when every node has it)."""
+    values = {row["node_id"]: row.get(column) for row in rows}
+    reported = {node_id for node_id, value in values.items() if not _is_nan(value)}
+    if not reported:
         return math.nan
-    # inclusive figures: the top-most nodes that report it (children are inside them)
-    reported = set(nodes.loc[nodes[column].notna(), "node_id"])
-    parents = dict(zip(nodes["node_id"], nodes["parent_id"], strict=True))
+    parents = {row["node_id"]: row["parent_id"] for row in rows}
     total = 0.0
-    for node_id, value in zip(nodes["node_id"], nodes[column], strict=True):
-        if math.isnan(value):
-            continue
+    for node_id in reported:
         parent, covered = parents[node_id], False
-        while parent is not None and not pd.isna(parent):
+        while not _is_nan(parent):
             if parent in reported:
                 covered = True
                 break
             parent = parents[int(parent)]
         if not covered:
-            total += float(value)
+            total += float(values[node_id])
     return total
 
 
 def _triggers_frame(rows: list[dict]) -> pd.DataFrame:
-    columns = ["trigger", "constraint", "relation", "time_ms", "calls"]
-    frame = pd.DataFrame(rows, columns=columns)
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=_TRIGGER_COLUMNS)
     frame["time_ms"] = pd.to_numeric(frame["time_ms"], errors="coerce")
     frame["calls"] = pd.to_numeric(frame["calls"], errors="coerce")
     return frame
+
+
+def _rows_of_frame(frame: pd.DataFrame) -> list[dict]:
+    """The rows of a node frame as plain dicts (Python numbers; None for the root's parent)."""
+    rows = frame.to_dict("records")
+    for row in rows:
+        parent = row.get("parent_id")
+        row["parent_id"] = None if parent is None or parent != parent or str(parent) == "<NA>" else int(parent)
+        for key in ("node_id", "depth"):
+            if key in row:
+                row[key] = int(row[key])
+    return rows
 
 
 # --- labels: the node as EXPLAIN's text format prints it ------------------------------------------
@@ -633,30 +735,35 @@ def _post_order(start: int, children: list[list[int]], exclude: int | None = Non
 
 def nodes_frame(root: dict, *, path: str | None = None) -> pd.DataFrame:
     """The node DataFrame of a JSON plan tree (``{"Node Type": ..., "Plans": [...]}``)."""
-    return _nodes_and_rows(root, path)[0]
+    return rows_frame(node_rows(root, path=path))
 
 
 _OBJECT_COLUMNS = ("node_type", "relation", "index_name", "detail", "label", "alias", "parent_relationship",
                    "subplan_name")
 
 
-def _nodes_and_rows(root: dict, path: str | None) -> tuple[pd.DataFrame, list[dict]]:
-    """The node DataFrame and its rows as plain dicts (what ``frame.to_dict("records")`` gives).
-
-    The frame is built column by column from lists (one pass over the rows per column), not
-    from a list of dicts; names stay Python objects (``None`` for a missing one, never NaN).
-    """
-    import numpy as np
-
+def node_rows(root: dict, *, path: str | None = None) -> list[dict]:
+    """The node rows (dicts, depth-first) of a JSON plan tree; see :class:`Plan`."""
     flat = _flatten(root, path)
     records = _records(flat)
     _assign_times(records, flat)
     _assign_self_io(records)
     for record in records:
         del record["_per_loop_ms"]
+    return records
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """The node DataFrame of node rows, column by column (one pass over the rows per column).
+
+    Names stay Python objects (``None`` for a missing one, never NaN); ``parent_id`` is Int64.
+    """
+    import numpy as np
+    import pandas as pd
+
     data: dict[str, Any] = {}
     for column in NODE_COLUMNS + EXTRA_COLUMNS:
-        values = [r[column] for r in records]
+        values = [r.get(column) for r in rows]
         if column == "parent_id":
             data[column] = pd.array(values, dtype="Int64")
         elif column in ("node_id", "depth"):
@@ -664,8 +771,8 @@ def _nodes_and_rows(root: dict, path: str | None) -> tuple[pd.DataFrame, list[di
         elif column in _OBJECT_COLUMNS:  # Python objects, not pandas' str dtype
             data[column] = pd.Series(values, dtype=object)
         else:
-            data[column] = np.array(values, dtype="float64")
-    return pd.DataFrame(data, columns=NODE_COLUMNS + EXTRA_COLUMNS, copy=False), records
+            data[column] = np.array([math.nan if v is None else v for v in values], dtype="float64")
+    return pd.DataFrame(data, columns=NODE_COLUMNS + EXTRA_COLUMNS, copy=False)
 
 
 # --- the document around the tree -------------------------------------------------------------------
@@ -696,7 +803,7 @@ def _jit(raw: Any) -> dict:
     return out
 
 
-def _triggers(raw: Any) -> pd.DataFrame:
+def _triggers(raw: Any) -> list[dict]:
     rows = []
     if isinstance(raw, list):
         for item in raw:
@@ -711,7 +818,7 @@ def _triggers(raw: Any) -> pd.DataFrame:
                     "calls": number(item.get("Calls")),
                 }
             )
-    return _triggers_frame(rows)
+    return rows
 
 
 def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str | None = None) -> Plan:
@@ -750,16 +857,16 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
     root = document["Plan"]
     if not isinstance(root, dict) or not root:
         raise BadInputError("\"Plan\" is not a plan node object", path=path)
-    nodes, rows = _nodes_and_rows(root, path)
+    rows = node_rows(root, path=path)
     execution = number(document.get("Execution Time", document.get("Total Runtime")))
     settings = document.get("Settings") if isinstance(document.get("Settings"), dict) else {}
     planning = document.get("Planning") if isinstance(document.get("Planning"), dict) else {}
     extra = {k: v for k, v in document.items() if k not in _TOP_KEYS}
     return Plan(
-        nodes=nodes,
+        rows=rows,
         planning_ms=number(document.get("Planning Time")),
         execution_ms=execution,
-        triggers=_triggers(document.get("Triggers")),
+        trigger_rows=_triggers(document.get("Triggers")),
         jit=_jit(document.get("JIT")),
         settings={str(k): str(v) for k, v in settings.items()},
         source=source,
@@ -768,5 +875,4 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
         planning=planning,
         extra=extra,
         document=document,
-        _node_rows=(nodes, rows),
     )

@@ -1,6 +1,8 @@
 """Plan findings: one small rule per problem, thresholds as keyword arguments with defaults.
 
 Each rule takes a :class:`~perfkit.plans.model.Plan` and returns Finding dicts; ``RULES`` lists them.
+The rules loop over the plan's node rows (``Plan.rows``), without pandas; pglast is imported only
+when a rule parses a condition.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from perfkit import sql
-from perfkit.findings import finding, findings_frame
+from perfkit.findings import finding, findings_frame, rank_findings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # --- helpers: expressions, columns, fixes, words -------------------------------------------------
 _OPAQUE = re.compile(r"\((?:hashed )?SubPlan \d+\)|\(InitPlan \d+\)\.col\d+|\$\d+")
@@ -232,31 +236,31 @@ def _detail(row: Mapping, key: str, default=None):
 class _Index:
     """Plain-Python views of a plan's nodes for the rules (row dicts, parents, children)."""
 
-    def __init__(self, nodes: pd.DataFrame, rows: list[dict] | None = None):
-        self.rows: list[dict] = nodes.to_dict("records") if rows is None else rows
-        parents = nodes["parent_id"].astype("float64").tolist()
-        self.parent: list[int | None] = [None if p != p else int(p) for p in parents]  # NaN != NaN
-        self.children: list[list[int]] = [[] for _ in self.rows]
-        for node_id, parent in enumerate(self.parent):
-            if parent is not None:
-                self.children[parent].append(node_id)
+    def __init__(self, rows: list[dict]):
+        self.rows: list[dict] = rows
+        self.parent: list[int | None] = [None] * len(rows)
+        self.children: list[list[int]] = [[] for _ in rows]
+        for position, row in enumerate(rows):
+            parent = row["parent_id"]
+            if parent is not None and parent == parent:  # NaN != NaN
+                self.parent[position] = int(parent)
+                self.children[int(parent)].append(position)
 
 
 def _index(plan) -> _Index:
-    cache = plan.__dict__.setdefault("_rule_index", {})
-    key = id(plan.nodes)
-    if key not in cache:
-        cache.clear()
-        built = getattr(plan, "_node_rows", None)  # the rows the frame was built from, if it is still that frame
-        rows = built[1] if built and built[0] is plan.nodes and len(built[1]) == len(plan.nodes) else None
-        cache[key] = _Index(plan.nodes, rows)
-    return cache[key]
+    rows = plan.rows
+    cached = plan.__dict__.get("_rule_index")
+    if cached is None or cached.rows is not rows:
+        cached = plan.__dict__["_rule_index"] = _Index(rows)
+    return cached
 
 
-def _select(plan, mask: pd.Series) -> list[dict]:
-    """The rows (as dicts) of the nodes where ``mask`` holds."""
-    rows = _index(plan).rows
-    return [rows[i] for i in plan.nodes.index[mask.to_numpy(dtype=bool, na_value=False)]]
+def _ran_rows(plan, types: Iterable[str] | None = None) -> list[dict]:
+    """The rows of the nodes that ran (EXPLAIN ANALYZE, not "never executed"), of ``types`` if given."""
+    if types is None:
+        return [row for row in plan.rows if row["loops"] > 0]  # NaN > 0 is False
+    types = frozenset(types)
+    return [row for row in plan.rows if row["node_type"] in types and row["loops"] > 0]
 
 
 def _ancestors(plan, node_id: int) -> list[dict]:
@@ -288,11 +292,6 @@ def _work_mem_for(kb: float) -> str:
     return f"{mb}MB" if mb < 1024 else f"{mb // 1024}GB"
 
 
-def _ran(nodes: pd.DataFrame) -> pd.Series:
-    """Nodes that ran (EXPLAIN ANALYZE, not "never executed")."""
-    return nodes["loops"].notna() & (nodes["loops"] > 0)
-
-
 # --- the rules ------------------------------------------------------------------------------------
 def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float = 0.1) -> list[dict]:
     """A sequential scan reads a large table to keep few of its rows.
@@ -315,8 +314,7 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
         Report when the filter keeps at most this share of the rows read.
     """
     out = []
-    nodes = plan.nodes
-    for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Seq Scan")):
+    for row in _ran_rows(plan, ("Seq Scan",)):
         removed = 0.0 if math.isnan(row["rows_removed_by_filter"]) else row["rows_removed_by_filter"]
         read = row["actual_rows"] + removed
         filter_text = _detail(row, "Filter")
@@ -361,17 +359,24 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
         Ignore nodes where both the estimate and the actual rows per loop are below this.
     """
     out = []
-    nodes = plan.nodes
     index = _index(plan)
-    ran = _ran(nodes)
-    actual = (nodes["actual_rows"] / nodes["loops"]).where(ran)
-    estimate = nodes["plan_rows"]
-    high = pd.concat([actual, estimate], axis=1).max(axis=1, skipna=False)
-    low = pd.concat([actual, estimate], axis=1).min(axis=1, skipna=False).clip(lower=1.0)
-    ratios = (high / low).tolist()
-    directions = [1 if a > e else -1 for a, e in zip(actual.tolist(), estimate.tolist(), strict=True)]
-    candidates = ran & (high / low >= grades[0]) & (high >= min_rows)
-    for row in _select(plan, candidates):
+    ratios: list[float] = []
+    directions: list[int] = []
+    candidates: list[dict] = []
+    for row in index.rows:
+        loops = row["loops"]
+        actual = row["actual_rows"] / loops if loops > 0 else math.nan  # per loop; NaN unless it ran
+        estimate = row["plan_rows"]
+        if math.isnan(actual) or math.isnan(estimate):
+            ratio = high = math.nan
+        else:
+            high = max(actual, estimate)
+            ratio = high / max(min(actual, estimate), 1.0)
+        ratios.append(ratio)
+        directions.append(1 if actual > estimate else -1)
+        if ratio >= grades[0] and high >= min_rows:
+            candidates.append(row)
+    for row in candidates:
         node_id = int(row["node_id"])
         ratio, direction = ratios[node_id], directions[node_id]
         if direction < 0 and any(a["node_type"] == "Limit" for a in _ancestors(plan, node_id)):
@@ -436,8 +441,7 @@ def sort_spill(plan, *, min_kb: float = 0) -> list[dict]:
         Ignore spills smaller than this many kB.
     """
     out = []
-    nodes = plan.nodes
-    for row in _select(plan, _ran(nodes) & nodes["node_type"].isin(["Sort", "Incremental Sort"])):
+    for row in _ran_rows(plan, ("Sort", "Incremental Sort")):
         method = str(_detail(row, "Sort Method", "") or "")
         space_type = _detail(row, "Sort Space Type")
         disk_kb = float(_detail(row, "Sort Space Used", 0) or 0) if space_type == "Disk" else 0.0
@@ -485,8 +489,7 @@ def hash_spill(plan) -> list[dict]:
     or a smaller build side (filter earlier, select fewer columns).
     """
     out = []
-    nodes = plan.nodes
-    for row in _select(plan, _ran(nodes) & nodes["node_type"].isin(["Hash", "Aggregate"])):
+    for row in _ran_rows(plan, ("Hash", "Aggregate")):
         detail = row["detail"] if isinstance(row["detail"], dict) else {}
         if row["node_type"] == "Hash":
             batches = _as_number(detail.get("Hash Batches"))
@@ -550,10 +553,9 @@ def nested_loop_many_loops(plan, *, min_loops: int = 1000, min_share: float = 10
         Percent of the plan's time the inner side needs for a warning (below: info).
     """
     out = []
-    nodes = plan.nodes
     index = _index(plan)
     root = index.rows[0]["total_ms"] if index.rows else math.nan  # plan.root_ms, read once
-    for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Nested Loop")):
+    for row in _ran_rows(plan, ("Nested Loop",)):
         kids = [index.rows[c] for c in index.children[int(row["node_id"])]]
         inner = [k for k in kids if k["parent_relationship"] == "Inner"]
         outer = [k for k in kids if k["parent_relationship"] == "Outer"]
@@ -605,8 +607,9 @@ def rows_removed_by_filter(plan, *, min_rows: int = 1000, warn_share: float = 0.
         Removed share of the rows read for an info (> 50 %) and a warning (> 90 %) finding.
     """
     out = []
-    nodes = plan.nodes
-    for row in _select(plan, _ran(nodes) & (nodes["rows_removed_by_filter"].fillna(0) > 0)):
+    for row in _ran_rows(plan):
+        if not row["rows_removed_by_filter"] > 0:  # NaN: not reported
+            continue
         removed = row["rows_removed_by_filter"]
         read = row["actual_rows"] + removed
         share = removed / read if read else 0.0
@@ -650,8 +653,7 @@ def heap_fetches(plan, *, min_fetches: int = 1000, min_share: float = 0.1) -> li
         Report when heap fetches are at least this share of the rows returned.
     """
     out = []
-    nodes = plan.nodes
-    for row in _select(plan, _ran(nodes) & (nodes["node_type"] == "Index Only Scan")):
+    for row in _ran_rows(plan, ("Index Only Scan",)):
         fetches = row["heap_fetches"]
         if math.isnan(fetches) or fetches < min_fetches:
             continue
@@ -683,10 +685,11 @@ def workers_not_launched(plan) -> list[dict]:
     latter) or run fewer parallel queries at once; the plan's cost assumed the workers.
     """
     out = []
-    nodes = plan.nodes
-    for row in _select(plan, nodes["node_type"].isin(["Gather", "Gather Merge"]) & nodes["workers_launched"].notna()):
+    for row in plan.rows:
+        if row["node_type"] not in ("Gather", "Gather Merge"):
+            continue
         planned, launched = row["workers_planned"], row["workers_launched"]
-        if math.isnan(planned) or launched >= planned:
+        if math.isnan(launched) or math.isnan(planned) or launched >= planned:
             continue
         out.append(finding(
             "workers_not_launched", "warning" if launched == 0 else "info", _subject(row),
@@ -796,7 +799,7 @@ def trigger_time(plan, *, min_share: float = 0.1, min_ms: float = 1.0) -> list[d
     """
     out = []
     execution = plan.execution_ms
-    for trigger in plan.triggers.to_dict("records"):
+    for trigger in plan.trigger_rows:
         time_ms = trigger["time_ms"]
         if math.isnan(time_ms) or time_ms < min_ms:
             continue
@@ -848,11 +851,10 @@ def io_bound_node(plan, *, min_share: float = 0.5, min_ms: float = 10.0) -> list
         ... and at least this many milliseconds.
     """
     out = []
-    nodes = plan.nodes
-    if "self_io_read_ms" not in nodes:
-        return out
-    for row in _select(plan, _ran(nodes) & nodes["self_io_read_ms"].notna()):
-        io_ms, own = row["self_io_read_ms"], row["self_ms"]
+    for row in _ran_rows(plan):
+        io_ms, own = row.get("self_io_read_ms", math.nan), row["self_ms"]
+        if io_ms is None or math.isnan(io_ms):
+            continue
         if math.isnan(own) or own <= 0 or io_ms < min_ms:
             continue
         share = min(io_ms / own, 1.0)
@@ -894,6 +896,42 @@ RULES: dict[str, Callable[..., list[dict]]] = {
 }
 
 
+def problem_rows(
+    plan,
+    rules: Iterable[str] | None = None,
+    thresholds: Mapping[str, Mapping] | None = None,
+) -> list[dict]:
+    """Run the rules on a plan: Finding dicts most severe first, each with ``node_id`` (None for
+    plan-wide findings), in the order of :func:`find_problems`'s frame; no pandas.
+
+    Parameters are those of :func:`find_problems`.
+    """
+    thresholds = dict(thresholds or {})
+    names = list(RULES) if rules is None else list(rules)
+    unknown = [n for n in list(names) + list(thresholds) if n not in RULES]
+    if unknown:
+        from perfkit.errors import BadInputError
+
+        raise BadInputError(f"unknown plan rule(s) {', '.join(sorted(set(unknown)))}; known: {', '.join(RULES)}")
+    rows: list[dict] = []
+    for name in names:
+        rows.extend(RULES[name](plan, **dict(thresholds.get(name, {}))))
+    for row in rows:
+        row.setdefault("node_id", None)
+    return rank_findings(rows)
+
+
+def problems_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
+    """The findings DataFrame of :func:`problem_rows` (``node_id`` as Int64)."""
+    import pandas as pd
+
+    frame = findings_frame(rows)
+    if "node_id" not in frame.columns:
+        frame["node_id"] = pd.Series(dtype="Int64")
+    frame["node_id"] = pd.array(frame["node_id"], dtype="Int64")
+    return frame
+
+
 def find_problems(
     plan,
     rules: Iterable[str] | None = None,
@@ -915,18 +953,4 @@ def find_problems(
     pandas.DataFrame
         The Finding columns plus ``node_id`` (empty for plan-wide findings).
     """
-    thresholds = dict(thresholds or {})
-    names = list(RULES) if rules is None else list(rules)
-    unknown = [n for n in list(names) + list(thresholds) if n not in RULES]
-    if unknown:
-        from perfkit.errors import BadInputError
-
-        raise BadInputError(f"unknown plan rule(s) {', '.join(sorted(set(unknown)))}; known: {', '.join(RULES)}")
-    rows: list[dict] = []
-    for name in names:
-        rows.extend(RULES[name](plan, **dict(thresholds.get(name, {}))))
-    frame = findings_frame(rows)
-    if "node_id" not in frame.columns:
-        frame["node_id"] = pd.Series(dtype="Int64")
-    frame["node_id"] = pd.array(frame["node_id"], dtype="Int64")
-    return frame
+    return problems_frame(problem_rows(plan, rules, thresholds))
