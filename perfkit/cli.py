@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import signal
 import sys
-import threading
 
 from perfkit import __version__
 from perfkit.errors import PerfkitError
@@ -91,7 +90,8 @@ def _raise_stopped(number, _frame):
 @contextlib.contextmanager
 def stop_signals_raise():
     """SIGTERM and SIGHUP raise Stopped (a KeyboardInterrupt) while a command runs; the old handlers after."""
-    if threading.current_thread() is not threading.main_thread():
+    threading = sys.modules.get("threading")  # not imported: no thread was started with it
+    if threading is not None and threading.current_thread() is not threading.main_thread():
         yield
         return
     saved = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}

@@ -9,7 +9,6 @@ as written.
 
 from __future__ import annotations
 
-import html
 import io
 import math
 import re
@@ -147,6 +146,8 @@ def html_table(frame, *, limit: int | None = None, total: int | None = None) -> 
     total:
         How many rows there are in all (default ``len(frame)``), for the "first N of M" line.
     """
+    import html
+
     total = len(frame) if total is None else total
     shown = frame if limit is None else frame.head(limit)
     numeric = {c: _numeric(shown[c]) for c in shown.columns}
@@ -188,6 +189,8 @@ def status_board(board) -> str:
     ``board`` has ``check``, ``status``, and optionally ``area``, ``findings`` and ``subject``
     (:func:`perfkit.health.board`). Everything is escaped; the layout is inline (no ``<style>``).
     """
+    import html
+
     if board is None or not len(board):
         return f'<div class="{NO_MATH}"><p><em>(no check ran)</em></p></div>'
     rows = []
@@ -285,6 +288,8 @@ def markdown(text: str) -> str:
 
 
 def _escape_prose(text: str) -> str:
+    import html
+
     return html.escape(text, quote=False).replace("$", "\\$")
 
 

@@ -9,7 +9,6 @@ they are loaded already (a DataFrame, a numpy number or a Timestamp cannot exist
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
@@ -195,13 +194,14 @@ def to_jsonable(value):
             return [to_jsonable(row) for row in value.to_dict(orient="records")]
         if isinstance(value, pd.Series):
             return to_jsonable(value.to_dict())
-    if isinstance(value, dt.datetime):
+    dt = sys.modules.get("datetime")  # a datetime value exists only once datetime is imported
+    if dt is not None and isinstance(value, dt.datetime):
         if pd is not None:
             if pd.isna(value):
                 return None
             return pd.Timestamp(value).isoformat()
         return value.isoformat()
-    if isinstance(value, dt.timedelta):
+    if dt is not None and isinstance(value, dt.timedelta):
         return pd.Timedelta(value).total_seconds() if pd is not None else value.total_seconds()
     if pd is not None and isinstance(value, pd.Timedelta):
         return pd.Timedelta(value).total_seconds()
@@ -367,10 +367,29 @@ def paint(text: str, word: str | None = None, *, colour: bool | None = None) -> 
     return f"\033[{code}m{text}\033[0m"
 
 
-def _width(width: int | None) -> int:
-    import shutil
+def terminal_columns(fallback: int = 100) -> int:
+    """The terminal's width: ``shutil.get_terminal_size((fallback, 24)).columns`` (``$COLUMNS``,
+    else the terminal of stdout, else ``fallback``), without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    try:
+        lines = int(os.environ["LINES"])
+    except (KeyError, ValueError):
+        lines = 0
+    if columns <= 0 or lines <= 0:
+        try:
+            size = os.get_terminal_size(sys.__stdout__.fileno())
+        except (AttributeError, ValueError, OSError):
+            size = os.terminal_size((fallback, 24))
+        if columns <= 0:
+            columns = size.columns or fallback
+    return columns
 
-    return width or shutil.get_terminal_size((100, 24)).columns
+
+def _width(width: int | None) -> int:
+    return width or terminal_columns()
 
 
 def format_table(
@@ -399,9 +418,7 @@ def format_table(
     columns, records, numeric, units = _table(frame, columns)
     limits = dict.fromkeys(columns, max_width)
     if fit in limits:
-        import shutil
-
-        width = width or shutil.get_terminal_size((100, 24)).columns
+        width = width or terminal_columns()
         at = {c: i for i, c in enumerate(columns)}
         used = sum(max([len(headers.get(c, c))] + [len(_cell(r[at[c]], max_width, c, units)) for r in records]) + 2
                    for c in columns if c != fit)
@@ -506,10 +523,9 @@ def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: s
 def wrapped(text: str, prefix: str = "", width: int | None = None, *, indent: str | None = None) -> str:
     """``text`` wrapped to the terminal (at least 100 columns when it cannot be told), later lines
     starting with ``indent`` (default: spaces under the first one's text)."""
-    import shutil
     import textwrap
 
-    width = width or shutil.get_terminal_size((100, 24)).columns
+    width = width or terminal_columns()
     return textwrap.fill(" ".join(str(text).split()), width=max(width, 40), initial_indent=prefix,
                          subsequent_indent=" " * len(prefix) if indent is None else indent, break_on_hyphens=False)
 
@@ -517,10 +533,9 @@ def wrapped(text: str, prefix: str = "", width: int | None = None, *, indent: st
 def wrapped_sql(sql: str, width: int | None = None) -> str:
     """SQL for a terminal: a statement longer than the width is broken at spaces outside quotes and
     indented (still the same SQL), a trailing ``-- comment`` goes on the line before it."""
-    import shutil
     import textwrap
 
-    width = max(width or shutil.get_terminal_size((100, 24)).columns, 40)
+    width = max(width or terminal_columns(), 40)
     out = []
     for line in sql.splitlines():
         code, sep, comment = line.partition("  -- ")

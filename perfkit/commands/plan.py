@@ -43,11 +43,10 @@ def render_tree(plan, *, top: int = 0, findings=None, width: int | None = None) 
     """The plan picture for the terminal (perfkit.plans.picture.plan_text): per node self time, a
     bar of its share, rows (estimate), loops; the hottest node marked ``>>``; findings under their
     node; as wide as the terminal."""
-    import shutil
-
+    from perfkit.output import terminal_columns
     from perfkit.plans.picture import plan_text
 
-    return plan_text(plan, findings, width=width or shutil.get_terminal_size((100, 24)).columns, top=top)
+    return plan_text(plan, findings, width=width or terminal_columns(), top=top)
 
 
 def render_totals(plan) -> str:

@@ -6,7 +6,6 @@ each finding on the node it is about; as SVG (notebooks, the report) and as bloc
 
 from __future__ import annotations
 
-import html
 import math
 import sys
 from types import SimpleNamespace
@@ -193,6 +192,8 @@ INDENT = 22     # px per depth level
 
 
 def _esc(text) -> str:
+    import html
+
     return html.escape(str(text), quote=True)
 
 
