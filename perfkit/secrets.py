@@ -617,6 +617,24 @@ def _json_text_is_clean(source: str) -> bool:
     return True
 
 
+def lines_are_clean(lines: Iterable[str]) -> bool:
+    """Whether no piece of any of ``lines`` can need scrubbing: none holds a word a secret comes
+    with or a remembered password (then the strings a reader cuts out of the lines, such as a
+    text plan's ``Filter`` values, need no walk).
+
+    A piece is a substring of one line, or two pieces joined with ``"; "`` or ``": "``: no secret
+    word holds those, and a remembered password that holds ``;`` or ``:`` or starts or ends with
+    a space (it could span a join) makes the lines be walked.
+    """
+    text = "\n".join(lines)
+    if _has_secret_word(text.lower()):
+        return False
+    for secret in _known():
+        if secret in text or ";" in secret or ":" in secret or secret != secret.strip():
+            return False
+    return True
+
+
 @lru_cache(maxsize=20_000)
 def _scrub_sql(text: str) -> str:
     # imported when a text may hold a secret, not at start-up

@@ -272,7 +272,12 @@ class Fix:
     # -- rendering ----------------------------------------------------------------------------
     @property
     def sql(self) -> str:
-        return render(self)
+        # rendered once per fix (a fix is frozen): a plan's findings often share one fix object
+        text = self.__dict__.get("_sql")
+        if text is None:
+            text = render(self)
+            object.__setattr__(self, "_sql", text)
+        return text
 
     def with_schema(self, schema: str | None) -> Fix:
         return replace(self, schema=schema) if not self.schema and schema else self

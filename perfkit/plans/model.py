@@ -504,62 +504,91 @@ def _initplan_refs(subplan_name: str) -> list[re.Pattern]:
     return patterns
 
 
+# JSON keys read as a number into a column (``Actual Rows`` and ``Rows Removed by Filter`` are per
+# loop, multiplied by the loops after; the I/O keys only mark that a node has I/O timings).
+_NUMBER_KEYS = {
+    "Plan Rows": "plan_rows",
+    "Actual Rows": "actual_rows",
+    "Actual Loops": "loops",
+    "Actual Total Time": "_per_loop_ms",
+    "Shared Hit Blocks": "shared_hit",
+    "Shared Read Blocks": "shared_read",
+    "Temp Read Blocks": "temp_read",
+    "Temp Written Blocks": "temp_written",
+    "Rows Removed by Filter": "rows_removed_by_filter",
+    "Workers Planned": "workers_planned",
+    "Workers Launched": "workers_launched",
+    "Startup Cost": "startup_cost",
+    "Total Cost": "total_cost",
+    "Heap Fetches": "heap_fetches",
+    "Shared Dirtied Blocks": "shared_dirtied",
+    "Shared Written Blocks": "shared_written",
+    "WAL Records": "wal_records",
+    "WAL Bytes": "wal_bytes",
+    **{key: "_io" for key in (*_IO_READ_KEYS, *_IO_WRITE_KEYS)},
+}
+_NAME_COLUMNS = ("node_type", "relation", "index_name", "detail", "label", "alias")
+# every row starts as a copy of this: NaN for each number, None for each name
+_ROW_TEMPLATE = {
+    **{column: None if column in _NAME_COLUMNS else math.nan for column in NODE_COLUMNS + EXTRA_COLUMNS},
+    "parent_relationship": "",
+    "subplan_name": "",
+    "_per_loop_ms": math.nan,
+}
+
+
 def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
+    """One row per node (one pass over each node's keys; ``_per_loop_ms`` for _assign_times)."""
     records = []
     column_keys = _COLUMN_KEYS
+    number_keys = _NUMBER_KEYS
+    template = _ROW_TEMPLATE
+    nan = math.nan
     for index, (node, parent, depth) in enumerate(flat):
-        per_loop_ms = number(node.get("Actual Total Time"))
-        loops = number(node.get("Actual Loops"))
-        per_loop_rows = number(node.get("Actual Rows"))
-        plan_rows = number(node.get("Plan Rows"))
-        removed = number(node.get("Rows Removed by Filter"))
+        row = template.copy()
+        detail = {}
+        for key, value in node.items():
+            column = number_keys.get(key)
+            if column is not None:
+                kind = value.__class__
+                row[column] = value if kind is float else float(value) if kind is int else number(value)
+            elif key not in column_keys:
+                detail[key] = value
+        loops = row["loops"]
+        per_loop_rows = row["actual_rows"]
+        plan_rows = row["plan_rows"]
         if loops == 0:  # never executed: no rows, and no time when the plan is timed
-            per_loop_ms = 0.0 if "Actual Total Time" in node else math.nan
+            row["_per_loop_ms"] = 0.0 if "Actual Total Time" in node else nan
             per_loop_rows = 0.0
-        misestimate = math.nan
-        if loops and loops > 0 and not math.isnan(per_loop_rows) and not math.isnan(plan_rows):
+        misestimate = nan
+        if loops and loops > 0 and per_loop_rows == per_loop_rows and plan_rows == plan_rows:
             misestimate = per_loop_rows / plan_rows if plan_rows > 0 else math.inf if per_loop_rows > 0 else 1.0
-        detail = {k: v for k, v in node.items() if k not in column_keys}
-        records.append(
-            {
-                "node_id": index,
-                "parent_id": parent,
-                "depth": depth,
-                "node_type": str(node.get("Node Type", "")) or "?",
-                "relation": _text_or_none(node.get("Relation Name")),
-                "index_name": _text_or_none(node.get("Index Name")),
-                "plan_rows": plan_rows,
-                "actual_rows": per_loop_rows * loops if not math.isnan(loops) else math.nan,
-                "loops": loops,
-                "total_ms": math.nan,
-                "self_ms": math.nan,
-                "misestimate": misestimate,
-                "shared_hit": number(node.get("Shared Hit Blocks")),
-                "shared_read": number(node.get("Shared Read Blocks")),
-                "temp_read": number(node.get("Temp Read Blocks")),
-                "temp_written": number(node.get("Temp Written Blocks")),
-                "rows_removed_by_filter": removed * loops,  # shown per loop
-                "workers_planned": number(node.get("Workers Planned")),
-                "workers_launched": number(node.get("Workers Launched")),
-                "detail": detail,
-                "label": node_label(node),
-                "alias": _text_or_none(node.get("Alias")),
-                "parent_relationship": _text_or_none(node.get("Parent Relationship")) or "",
-                "subplan_name": _text_or_none(node.get("Subplan Name")) or "",
-                "startup_cost": number(node.get("Startup Cost")),
-                "total_cost": number(node.get("Total Cost")),
-                "pct_total": math.nan,
-                "heap_fetches": number(node.get("Heap Fetches")),
-                "shared_dirtied": number(node.get("Shared Dirtied Blocks")),
-                "shared_written": number(node.get("Shared Written Blocks")),
-                "io_read_ms": _io_sum(node, _IO_READ_KEYS),
-                "io_write_ms": _io_sum(node, _IO_WRITE_KEYS),
-                "self_io_read_ms": math.nan,
-                "wal_records": number(node.get("WAL Records")),
-                "wal_bytes": number(node.get("WAL Bytes")),
-                "_per_loop_ms": per_loop_ms,
-            }
-        )
+        row["misestimate"] = misestimate
+        row["actual_rows"] = per_loop_rows * loops if loops == loops else nan
+        row["rows_removed_by_filter"] *= loops  # shown per loop
+        if "_io" in row:
+            del row["_io"]
+            row["io_read_ms"] = _io_sum(node, _IO_READ_KEYS)
+            row["io_write_ms"] = _io_sum(node, _IO_WRITE_KEYS)
+        row["node_id"] = index
+        row["parent_id"] = parent
+        row["depth"] = depth
+        row["node_type"] = str(node.get("Node Type", "")) or "?"
+        value = node.get("Relation Name")
+        row["relation"] = value if value.__class__ is str else _text_or_none(value)
+        value = node.get("Index Name")
+        row["index_name"] = value if value.__class__ is str else _text_or_none(value)
+        row["detail"] = detail
+        row["label"] = node_label(node)
+        value = node.get("Alias")
+        row["alias"] = value if value.__class__ is str else _text_or_none(value)
+        value = node.get("Parent Relationship")
+        if value is not None:
+            row["parent_relationship"] = value if value.__class__ is str else _text_or_none(value) or ""
+        value = node.get("Subplan Name")
+        if value is not None:
+            row["subplan_name"] = value if value.__class__ is str else _text_or_none(value) or ""
+        records.append(row)
     return records
 
 

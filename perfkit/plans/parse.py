@@ -18,7 +18,7 @@ from perfkit.fileio import input_errors, read_limited, require_regular
 from perfkit.plans.model import Plan, build_plan, paused_gc
 from perfkit.plans.parse_text import parse_text_lines
 from perfkit.plans.unwrap import find_plans, unwrap
-from perfkit.secrets import scrub_document, scrub_statement
+from perfkit.secrets import lines_are_clean, scrub_document, scrub_statement
 
 # The largest plan file perfkit reads, and the longest line of a text plan (EXPLAIN of a
 # statement with a huge IN list can have a long Filter line; /dev/zero has one endless line).
@@ -171,7 +171,9 @@ def _parse_lines(unwrapped, where: str | None, name: str, *, first: int | None) 
             line=lines[0][0],
         )
     else:
-        document = scrub_document(parse_text_lines(lines, path=where), copy=False)  # a fresh document: no copy
+        document = parse_text_lines(lines, path=where)
+        if not lines_are_clean(text for _, text in lines):  # its strings are pieces of the lines
+            document = scrub_document(document, copy=False)  # a fresh document: no copy
         plan = build_plan(document, source=name or where or "text", fmt="text", path=where)
     if meta.get("query") and not plan.query:
         plan.query = scrub_statement(meta["query"])

@@ -181,6 +181,17 @@ def _index_advice(relation, schema, table: tuple, condition: str, extra_columns:
     return f"{relation} (the filter columns)", None
 
 
+@functools.lru_cache(maxsize=4096)
+def _fix(kind: str, *args) -> sql.Fix:
+    """``sql.<kind>(*args)``, one object per distinct fix (a fix is frozen; its SQL renders once)."""
+    return getattr(sql, kind)(*args)
+
+
+@functools.lru_cache(maxsize=64)
+def _work_mem_fix(setting: str) -> sql.Fix:
+    return sql.set_local(work_mem=setting)
+
+
 def index_fix(row: Mapping, columns: Iterable[str]) -> sql.Fix | None:
     """The ``create_index`` fix on a node's relation for ``columns`` (None without either)."""
     columns = list(dict.fromkeys(c for c in columns if c))
@@ -402,13 +413,13 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
                                      for c in expression_columns(text, table=_names(row))))
         relation = row["relation"]
         if relation and len(columns) >= 2:
-            fix = sql.create_statistics(_schema(row), relation, columns)  # then ANALYZE
+            fix = _fix("create_statistics", _schema(row), relation, tuple(columns))  # then ANALYZE
             advice = (
                 f"The columns {', '.join(columns)} are probably correlated: create extended statistics "
                 "on them and ANALYZE, so the planner stops multiplying their selectivities."
             )
         elif relation:
-            fix = sql.analyze(_schema(row), relation)
+            fix = _fix("analyze", _schema(row), relation)
             advice = f"Refresh the statistics of {relation} (ANALYZE; raise the column's statistics target if it persists)."
         else:
             fix = None
@@ -470,7 +481,7 @@ def sort_spill(plan, *, min_kb: float = 0) -> list[dict]:
             + f"; {_ms(row['self_ms'])}{_share_words(row)}",
             f"Give this query more memory (work_mem {setting}, set per transaction or per role rather "
             "than server-wide), or add an index that returns the rows already in the sort order.",
-            fix=sql.set_local(work_mem=setting), node_id=int(row["node_id"]),
+            fix=_work_mem_fix(setting), node_id=int(row["node_id"]),
         ))
     return out
 
@@ -518,7 +529,7 @@ def hash_spill(plan) -> list[dict]:
             evidence + (f" (work_mem = {current})" if current else "") + f"; {_ms(row['self_ms'])}{_share_words(row)}",
             f"Give the hash more memory (work_mem {setting} for this query, or a higher "
             "hash_mem_multiplier), or make the hashed side smaller.",
-            fix=sql.set_local(work_mem=setting), node_id=int(row["node_id"]),
+            fix=_work_mem_fix(setting), node_id=int(row["node_id"]),
         ))
     return out
 
@@ -666,7 +677,7 @@ def heap_fetches(plan, *, min_fetches: int = 1000, min_share: float = 0.1) -> li
             f"{_rows(fetches)} heap fetches for {_rows(row['actual_rows'])} rows returned ({100 * share:.0f} %): "
             "the index-only scan had to visit the table",
             f"VACUUM {relation} to set its visibility map, and make autovacuum visit it more often.",
-            fix=sql.vacuum(_schema(row), row["relation"]) if row["relation"] else None,
+            fix=_fix("vacuum", _schema(row), row["relation"]) if row["relation"] else None,
             node_id=int(row["node_id"]),
         ))
     return out

@@ -1,0 +1,117 @@
+"""The pandas-free plan core: reading a plan and its findings loads neither pandas nor numpy nor the
+database drivers, and the node rows are what the (lazily built) node DataFrame holds."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from perfkit.plans import Plan, parse_file
+
+ROOT = Path(__file__).resolve().parent.parent
+PLANS = ROOT / "tests" / "fixtures" / "plans"
+HEAVY = ("pandas", "numpy", "sqlalchemy", "psycopg", "pglast")
+
+
+def _loaded_after_reading(fixture: Path) -> tuple[list[str], int]:
+    code = (
+        "import json, sys\n"
+        "import perfkit.plans\n"
+        f"plan = perfkit.plans.parse_file({str(fixture)!r})\n"
+        "found = plan.finding_rows\n"
+        "assert len(plan.rows) > 0 and plan.analyzed and plan.timed\n"
+        "plan.root_ms, plan.trigger_ms, plan.io_read_ms\n"
+        f"print(json.dumps([[m for m in {HEAVY!r} if m in sys.modules], len(found)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    loaded, count = json.loads(done.stdout)
+    return loaded, count
+
+
+def test_reading_a_plan_and_its_findings_loads_no_pandas_and_no_drivers():
+    # a text plan whose finding (a foreign-key trigger) needs no condition parsed: not even pglast
+    loaded, count = _loaded_after_reading(PLANS / "text_trigger_fk.txt")
+    assert count >= 1
+    assert loaded == []
+    # rules that parse a condition load PostgreSQL's parser, and still nothing else
+    loaded, count = _loaded_after_reading(PLANS / "sort_spill.json")
+    assert count >= 1
+    assert [m for m in loaded if m != "pglast"] == []
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if a is None or a is pd.NA:
+        return b is None or b is pd.NA
+    return type(a) is type(b) and a == b or (isinstance(a, float | int) and isinstance(b, float | int) and a == b)
+
+
+def _frame_rows(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict("records")
+
+
+@pytest.mark.parametrize("name", [
+    "styles/analyze.json", "styles/analyze_border1.txt", "styles/io_analyze.json", "styles/io_analyze.txt",
+    "initplan.json", "text_pg17_initplan.txt", "text_never_executed.txt", "gather.json", "trigger_fk.json",
+])
+def test_rows_are_what_the_node_frame_holds(name):
+    plan = parse_file(PLANS / name)
+    rows = plan.rows
+    assert plan._nodes is None  # nothing built the frame yet
+    frame = plan.nodes
+    assert list(frame.columns) == list(rows[0])
+    assert str(frame["parent_id"].dtype) == "Int64" and str(frame["node_id"].dtype) == "int64"
+    assert frame["total_ms"].dtype == "float64" and frame["relation"].dtype == object
+    framed = _frame_rows(frame)
+    assert len(framed) == len(rows)
+    for row, held in zip(rows, framed, strict=True):
+        wrong = {key: (row[key], held[key]) for key in row if not _same(row[key], held[key])}
+        assert not wrong, f"node {row['node_id']}: {wrong}"
+    assert rows[0]["parent_id"] is None and all(isinstance(r["parent_id"], int) for r in rows[1:])
+    # a Plan made from the frame (as code built them before) gives back the same rows and findings
+    again = Plan(nodes=frame, planning_ms=plan.planning_ms, execution_ms=plan.execution_ms,
+                 triggers=plan.triggers, jit=plan.jit, settings=plan.settings)
+    assert [r["node_id"] for r in again.rows] == [r["node_id"] for r in rows]
+    assert all(_same(a[k], b[k]) for a, b in zip(again.rows, rows, strict=True) for k in b)
+    assert ([(f["kind"], f["subject"], f["node_id"]) for f in again.finding_rows]
+            == [(f["kind"], f["subject"], f["node_id"]) for f in plan.finding_rows])
+    assert again.trigger_ms == plan.trigger_ms and _same(again.root_ms, plan.root_ms)
+
+
+@pytest.mark.parametrize("name", ["styles/analyze.json", "sort_spill.json", "trigger_fk.json", "text_trigger_fk.txt",
+                                  "misestimate.json", "nested_loop.json"])
+def test_finding_rows_are_the_findings_frame_in_its_order(name):
+    plan = parse_file(PLANS / name)
+    found = plan.finding_rows
+    frame = plan.findings
+    assert len(found) == len(frame) > 0
+    assert [f["kind"] for f in found] == frame["kind"].tolist()
+    assert [f["sql"] for f in found] == frame["sql"].tolist()
+    assert [f["node_id"] for f in found] == [None if pd.isna(v) else int(v) for v in frame["node_id"]]
+    assert str(frame["node_id"].dtype) == "Int64"
+    # the frame with chosen rules is still a DataFrame, and the same findings with the defaults
+    assert plan.find().drop(columns=["fix"]).equals(frame.drop(columns=["fix"]))
+
+
+def test_a_text_plan_is_scrubbed_unless_its_lines_hold_nothing_secret(monkeypatch):
+    # the text reader skips the scrubbing walk only when no line holds a secret word or a known password
+    from perfkit.plans import parse
+
+    def filtered(condition: str) -> str:
+        text = f"Seq Scan on users  (cost=0.00..1.01 rows=1 width=4)\n  Filter: {condition}\n  Output: a, b\n"
+        return parse(text).rows[0]["detail"]["Filter"]
+
+    assert filtered("(password = 'Sup3rS3cretValue'::text)") == "(password = '***'::text)"
+    assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = 'Sup3rS3cretValue'::text)"  # nothing to hide
+    monkeypatch.setenv("PGPASSWORD", "Sup3rS3cretValue")  # a password the process knows is masked anywhere
+    assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = '***'::text)"
+    monkeypatch.setenv("PGPASSWORD", "a; b")  # could span two values joined with "; ": the lines are walked
+    assert filtered("(note = 'x'::text)") == "(note = 'x'::text)"
