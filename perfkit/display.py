@@ -14,23 +14,37 @@ import math
 import re
 import sys
 
+
+class _Pattern:
+    """A regular expression compiled when first used: importing this module (as ``perfkit plan``
+    does for a table's percentages) compiles none."""
+
+    def __init__(self, *args):
+        self._args, self._compiled = args, None
+
+    def __getattr__(self, name):
+        if self._compiled is None:
+            self._compiled = re.compile(*self._args)
+        return getattr(self._compiled, name)
+
+
 # Columns holding SQL or statement text: shown as code (monospace, never typeset as math).
 CODE_COLUMNS = frozenset({"query", "statement", "normalized", "sql", "example", "definition", "node"})
 # Classes MathJax 2 and 3 skip, on every table and code block perfkit writes.
 NO_MATH = "tex2jax_ignore mathjax_ignore"
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
-_TICKS = re.compile(r"`([^`\n]+)`")  # markdown code spans in a prose cell
-_PARAMETER = re.compile(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
+_CODE_SPAN = _Pattern(r"(`+)(.+?)\1", re.DOTALL)
+_TICKS = _Pattern(r"`([^`\n]+)`")  # markdown code spans in a prose cell
+_PARAMETER = _Pattern(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
 
 
 def _code_span(match: re.Match) -> str:
     return f"<code>{match.group(1)}</code>"
 # Ratio columns by name: a fraction (0.993, -0.81) shown as a percentage ("99.3 %", "−81 %"); a
 # ``*_change`` of a time, size or count in its unit (``self_ms_change``) is not one.
-_FRACTION = re.compile(r"(^|[_ ])(share|error_rate|failure_rate|fail_ratio|hit_ratio|cache_hit|fraction)([_ ]|$)|^(p\d+|mean|median|rps|"
+_FRACTION = _Pattern(r"(^|[_ ])(share|error_rate|failure_rate|fail_ratio|hit_ratio|cache_hit|fraction)([_ ]|$)|^(p\d+|mean|median|rps|"
                        r"requests|calls|total|throughput)_change$")
-_PERCENT = re.compile(r"(^|[_ ])(pct|percent)([_ ]|$)|%")
-_SIGNED = re.compile(r"(^|_)(change|diff)(_|$)")
+_PERCENT = _Pattern(r"(^|[_ ])(pct|percent)([_ ]|$)|%")
+_SIGNED = _Pattern(r"(^|_)(change|diff)(_|$)")
 
 
 def _is_na(value) -> bool:
@@ -210,7 +224,7 @@ def status_board(board) -> str:
     return (f'<div class="perfkit-board {NO_MATH}"><table><tbody>{"".join(rows)}</tbody></table></div>')
 
 
-_SENTENCE_END = re.compile(r"(?<=[.;])\s+(?=[A-Za-z(])")
+_SENTENCE_END = _Pattern(r"(?<=[.;])\s+(?=[A-Za-z(])")
 
 
 def _sentences(text: str) -> list[str]:
