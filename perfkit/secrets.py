@@ -24,7 +24,6 @@ Known passwords are those of each DSN perfkit resolved in this process (:func:`r
 from __future__ import annotations
 
 import bisect
-import html
 import json
 import os
 import re
@@ -402,6 +401,8 @@ def _mask_labelled(text: str) -> str:
 
 def _mask_known(text: str, known: list[str]) -> str:
     """Each known password masked as a whole token (as written, percent-encoded, HTML-escaped)."""
+    import html  # here, not at import: perfkit plan reads a plan without it
+
     for secret in known:
         for form in dict.fromkeys((secret, quote(secret, safe=""), html.escape(secret))):
             if form in text:
