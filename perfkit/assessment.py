@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfkit.findings import FINDING_COLUMNS, SEVERITIES, SEVERITY_RANK
+from perfkit.findings import FINDING_COLUMNS, SEVERITIES, rank_findings
 from perfkit.output import Rows, as_rows, is_frame
 
 # The evidence sources an assessment can come from (``Assessment.source``); summary.json and the
@@ -192,7 +192,7 @@ def _set_findings(self: Assessment, value) -> None:
     if is_frame(value):
         self._frame, self._rows = value, None
     else:
-        self._frame, self._rows = None, rank_findings(value)
+        self._frame, self._rows = None, finding_table(value)
 
 
 Assessment.findings = property(_get_findings, _set_findings,
@@ -203,11 +203,12 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def rank_findings(rows=None) -> Rows:
-    """Finding dicts as :func:`perfkit.findings.findings_frame` ranks them, as :class:`Rows`: most
-    severe first, then by estimated benefit; every contract column present (``sql`` "" when
-    missing, ``benefit_ms`` a float or NaN), extra keys after them in order of first appearance.
-    The frame they stand for is ``findings_frame(rows)`` (built only when read)."""
+def finding_table(rows=None) -> Rows:
+    """Finding dicts as the rows of :func:`perfkit.findings.findings_frame` (:class:`Rows`): most
+    severe first, then by estimated benefit (:func:`perfkit.findings.rank_findings`); every
+    contract column present (``sql`` "" when missing, ``benefit_ms`` a float or NaN), extra keys
+    after them in order of first appearance. The frame they stand for is ``findings_frame(rows)``
+    (or the rows' own ``frame``), built only when read."""
     if isinstance(rows, Rows) and getattr(rows, "ranked", False):
         return rows
     made = rows.make_frame if isinstance(rows, Rows) else None
@@ -231,9 +232,7 @@ def rank_findings(rows=None) -> Rows:
         if _missing(record["sql"]):
             record["sql"] = ""
         out.append(record)
-    floor = len(SEVERITIES)
-    out.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], floor) if isinstance(r["severity"], str) else floor,
-                            -(r["benefit_ms"] if not math.isnan(r["benefit_ms"]) else -1.0)))
+    out = rank_findings(out)  # the order of findings_frame (stable: ties keep their order)
 
     def frame():
         from perfkit.findings import findings_frame
@@ -275,7 +274,7 @@ def finding_records(findings) -> list[dict]:
 
         records = findings_frame(findings).to_dict(orient="records")
     else:
-        records = [dict(r) for r in rank_findings(findings).records()]
+        records = [dict(r) for r in finding_table(findings).records()]
     rows = []
     for row in records:
         fix = row.get("fix")
@@ -309,4 +308,4 @@ def merge_findings(*frames):
 
 def merge_finding_rows(*lists) -> Rows:
     """Several lists of finding dicts (or None) as one ranked :class:`~perfkit.output.Rows`."""
-    return rank_findings([row for rows in lists if rows for row in rows])
+    return finding_table([row for rows in lists if rows for row in rows])

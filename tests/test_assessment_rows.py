@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfkit.assessment import Assessment, Tables, finding_records, rank_findings
+from perfkit.assessment import Assessment, Tables, finding_records, finding_table
 from perfkit.findings import finding, findings_frame
 from perfkit.output import Rows, column_kind, format_table, markdown_table, to_jsonable
 from perfkit.plans import assess, parse_file
@@ -79,7 +79,7 @@ def test_findings_given_as_dicts_are_ranked_like_the_frame():
     assert finding_records(ranked) == finding_records(findings_frame(found))
     pd.testing.assert_frame_equal(held.findings, findings_frame(found))
     assert held.counts == {"critical": 2, "warning": 2, "info": 1}
-    assert rank_findings(ranked) is ranked
+    assert finding_table(ranked) is ranked
 
 
 @pytest.mark.parametrize("values", [[1, None], [1, math.nan], [True, None], [1, "a"], [1, 2.5], [None, None],

@@ -81,7 +81,7 @@ TRIGGER_COLUMNS = ["trigger", "constraint", "relation", "time_ms", "calls"]
 
 def plan_payload(plan) -> dict:
     """``plan.to_dict()`` (what ``--json`` prints of the plan) from its rows, building no DataFrame."""
-    from perfkit.assessment import rank_findings
+    from perfkit.assessment import finding_table
     from perfkit.output import Rows
     from perfkit.plans.assess import _nodes_table, plan_finding_rows
 
@@ -98,7 +98,7 @@ def plan_payload(plan) -> dict:
         "io_read_ms": plan.io_read_ms,
         "io_write_ms": plan.io_write_ms,
         "nodes": _nodes_table(plan),
-        "findings": rank_findings(plan_finding_rows(plan)),
+        "findings": finding_table(plan_finding_rows(plan)),
         "triggers": Rows(triggers, TRIGGER_COLUMNS),
         "jit": plan.jit,
         "settings": plan.settings,

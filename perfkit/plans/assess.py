@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from perfkit.assessment import Assessment, Tables, merge_findings, rank_findings
+from perfkit.assessment import Assessment, Tables, finding_table, merge_findings
 from perfkit.errors import PerfkitError
 from perfkit.output import Rows
 
@@ -99,7 +99,7 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         frame = merge_findings(*[p.findings.assign(plan=h) for h, p in plans if len(p.findings)])
         return merge_findings(frame, frame_of(changed)) if changed else frame
 
-    findings = rank_findings(Rows(found, frame=findings_frame))
+    findings = finding_table(Rows(found, frame=findings_frame))
     totals = [_totals(h, p) for h, p in plans]
     tables = Tables({"plans": Rows(totals)})
     data = {"plans": [p for _, p in plans], "headings": [h for h, _ in plans]}
@@ -132,7 +132,7 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
             return recommend(plan_findings=findings.to_frame(), existing=existing)
 
         merged = recommend_rows(plan_findings=findings.records(), existing=existing)
-        tables["recommendations"] = rank_findings(Rows(merged, frame=recommendations_frame))
+        tables["recommendations"] = finding_table(Rows(merged, frame=recommendations_frame))
     if what_if is not None:
         data["what_if"] = what_if
         facts["what_if"] = what_if.summary() if hasattr(what_if, "summary") else str(what_if)
