@@ -239,6 +239,20 @@ def _unbalanced(text: str) -> bool:
     return text.count("(") > text.count(")")
 
 
+def _any_cut_continued(lines: list[tuple[int, str]], width: int) -> bool:
+    """Whether :func:`_rejoin_cut_lines` (without old-ascii wrapping) would join any line: one that
+    looks cut (at the ``width`` it was cut at, when fixed, or leaving a parenthesis open) and is
+    followed by a line that is not a plan line of its own."""
+    texts = [text for _, text in lines]
+    for index in range(len(texts) - 1):
+        text = texts[index]
+        if (width and len(text) >= width - 1 or text.count("(") > text.count(")")) and text.strip():
+            following = texts[index + 1]
+            if following.strip() and not _looks_like_plan_line(following):
+                return True
+    return False
+
+
 def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list[tuple[int, str]]:
     """Lines cut at a fixed width (a narrow terminal, an e-mail) joined again.
 
@@ -251,6 +265,8 @@ def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list
     width = max(len(t) for t in body)
     at_width = sum(1 for t in body if len(t) >= width - 1)
     fixed = width >= 30 and at_width >= 2
+    if not psql_width and not _any_cut_continued(lines, width if fixed else 0):
+        return lines
     out: list[tuple[int, str]] = []
     for number, text in lines:
         if out and text.strip():
@@ -266,6 +282,66 @@ def _rejoin_cut_lines(lines: list[tuple[int, str]], psql_width: int = 0) -> list
                 continue
         out.append((number, text))
     return out
+
+
+class _Shape:
+    """What the lines look like, from C-level string scans: each line stripped (as str.strip()
+    strips it) and these joined with newlines, so "how many lines start / end with X" is a count
+    of ``"\nX"`` / ``"X\n"``. The steps of :func:`unwrap` use it to prove they would leave the
+    lines as they are, so the common paste (a plain psql plan) skips their per-line work."""
+
+    def __init__(self, lines: list[tuple[int, str]]):
+        stripped = [text.strip() for _, text in lines]
+        self.lines = lines
+        self.body = len(stripped) - stripped.count("")  # lines that are not blank
+        self.text = "\n" + "\n".join(stripped) + "\n"
+        self.first = next((t for t in stripped if t), "")
+        self.last = next((t for t in reversed(stripped) if t), "")
+        self.tabs = any("\t" in text for _, text in lines)  # (stripping takes those at the ends)
+
+    def starting(self, char: str) -> int:
+        """How many lines start with ``char`` (after their indentation)."""
+        return self.text.count("\n" + char)
+
+    def ending(self, char: str) -> int:
+        """How many lines end with ``char`` (before trailing spaces)."""
+        return self.text.count(char + "\n")
+
+    def any_ending(self, chars: str) -> bool:
+        return any(char + "\n" in self.text for char in chars)
+
+
+def _quotes_stay(shape: _Shape) -> bool:
+    """Whether :func:`_strip_quotes` would leave the lines as they are (no quote style fits)."""
+    if not shape.body:
+        return True
+    last = shape.last.rstrip(",")
+    for quote in ('"', "'"):
+        if shape.first[0] == quote and last[-1:] == quote:  # a cell of several lines
+            return False
+        if quote not in shape.text:
+            continue
+        starts = shape.starting(quote)
+        ends = sum(1 for _ in re.finditer(quote + r",*\n", shape.text))  # t.rstrip(",")[-1:] == quote
+        if max(starts, ends) * 2 >= shape.body:
+            return False
+    return True
+
+
+def _decorations_absent(shape: _Shape) -> bool:
+    """Whether no line starts like psql's decorations (other than a node's ``->``)."""
+    heads = {line[:1] for line in shape.text.split("\n")}
+    found = heads & _DECORATION_STARTS
+    return not found or found == {"-"} and shape.starting("-") == shape.starting("->")
+
+
+def _frame_stays(shape: _Shape) -> bool:
+    """Whether :func:`_strip_frame` would leave the lines as they are (too few start or end with a bar)."""
+    if not any(bar in shape.text for bar in _BARS):
+        return True
+    starts = sum(shape.starting(bar) for bar in _BARS)
+    ends = sum(shape.ending(bar) for bar in _BARS)
+    return starts < max(1, shape.body // 2) and (not shape.body or ends * 2 <= shape.body)
 
 
 def _strip_quotes(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -389,37 +465,63 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
         raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
     else:
         raw = [(number, line.rstrip("\r\n").lstrip("\ufeff")) for number, line in text]
-    raw = _strip_quotes(raw)
-    raw = _join_cut_header(raw)
+    shape = _Shape(raw)
+    if not _quotes_stay(shape):
+        raw = _strip_quotes(raw)
+        shape = _Shape(raw)
+    if shape.starting("Q"):  # perhaps a "QUERY PLAN" cut in two
+        joined_header = _join_cut_header(raw)
+        if len(joined_header) != len(raw):
+            raw = joined_header
+            shape = _Shape(raw)
     psql = False
     rule_width = 0
-    lines: list[tuple[int, str]] = []
-    for number, line in raw:
-        stripped = line.strip()
-        head = stripped[:1]
-        # only lines starting like psql's own decorations need the regular expressions
-        if head in _DECORATION_STARTS:
-            if _FOOTER.match(stripped) or _RECORD.match(stripped) or _HEADER.match(stripped):
-                psql = True
-                continue
-            if len(stripped) >= 3 and _SEPARATOR.match(line) and not stripped.startswith("->"):
-                psql = True
-                rule_width = rule_width or len(line.rstrip())
-                continue
-            expanded = _EXPANDED.match(line)
-            if expanded:
-                psql = True
-                line = expanded.group(1)
-        lines.append((number, line))
-    lines = _strip_frame(lines)
-    lines = _join_marked_wraps(lines)
-    body = [t.rstrip() for _, t in lines if t.strip()]
-    continued = [t for t in body if _is_continued(t)]
-    if psql and continued or (body and len(continued) * 2 >= len(body)):
-        # a value as wide as the column has its marker right after the text, without a space
-        lines = [(n, t.rstrip()[:-1].rstrip() if t.rstrip().endswith(("+", "↵")) else t) for n, t in lines]
-    lines, meta = _strip_log(lines)
-    lines = [(n, t.expandtabs(8) if "\t" in t else t) for n, t in lines]
+    if _decorations_absent(shape):
+        lines = raw
+    else:
+        lines = []
+        decoration_starts = _DECORATION_STARTS
+        for number, line in raw:
+            stripped = line.strip()
+            head = stripped[:1]
+            # only lines starting like psql's own decorations need the regular expressions (none
+            # of them matches a node line: ``->`` starts no footer, record, header, rule or expanded line)
+            if head in decoration_starts and not stripped.startswith("->"):
+                if _FOOTER.match(stripped) or _RECORD.match(stripped) or _HEADER.match(stripped):
+                    psql = True
+                    continue
+                if len(stripped) >= 3 and _SEPARATOR.match(line):
+                    psql = True
+                    rule_width = rule_width or len(line.rstrip())
+                    continue
+                expanded = _EXPANDED.match(line)
+                if expanded:
+                    psql = True
+                    line = expanded.group(1)
+            lines.append((number, line))
+        if psql:  # lines were dropped or changed
+            shape = _Shape(lines)
+    changed = False
+    if not _frame_stays(shape):
+        lines = _strip_frame(lines)
+        changed = True
+    if changed or shape.any_ending(_WRAP_MARKS):
+        lines = _join_marked_wraps(lines)
+        changed = True
+    if changed or shape.any_ending("+↵"):
+        body = [t.rstrip() for _, t in lines if t.strip()]
+        continued = [t for t in body if _is_continued(t)]
+        if psql and continued or (body and len(continued) * 2 >= len(body)):
+            # a value as wide as the column has its marker right after the text, without a space
+            lines = [(n, t.rstrip()[:-1].rstrip() if t.rstrip().endswith(("+", "↵")) else t) for n, t in lines]
+            changed = True
+    if changed or "plan:" in shape.text or "Query " in shape.text:
+        lines, meta = _strip_log(lines)
+        changed = True
+    else:
+        meta = {}
+    if changed or shape.tabs:
+        lines = [(n, t.expandtabs(8) if "\t" in t else t) for n, t in lines]
     # drop blank lines at both ends, then the indentation every line shares
     while lines and not lines[0][1].strip():
         lines.pop(0)
@@ -428,8 +530,9 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
     if lines and lines[0][1].lstrip()[:1] not in ("[", "{"):
         lines = _rejoin_cut_lines(lines, rule_width)
     lines = [(n, t.rstrip()) for n, t in lines]
-    indents = [len(t) - len(t.lstrip(" ")) for _, t in lines if t.strip()]
-    common = min(indents) if indents else 0
-    if common:
-        lines = [(n, t[common:] if t.strip() else "") for n, t in lines]
+    if lines and lines[0][1][:1] == " ":  # else the first line starts in column 0: no shared indentation
+        indents = [len(t) - len(t.lstrip(" ")) for _, t in lines if t.strip()]
+        common = min(indents) if indents else 0
+        if common:
+            lines = [(n, t[common:] if t.strip() else "") for n, t in lines]
     return lines, meta
