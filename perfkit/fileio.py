@@ -20,7 +20,7 @@ from perfkit.errors import BadInputError
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write the file to; when the block ends without an
     error it is fsynced and renamed to ``path``, else removed."""
-    import uuid  # here, not at import: uuid loads platform (2 ms of `perfkit plan`'s start-up)
+    import uuid  # (not at start-up: reading a file needs no uuid)
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -569,11 +569,11 @@ def parse_fix(sql_text: str) -> Fix | None:
     ``SELECT pg_reload_conf()`` after ``ALTER SYSTEM`` is part of it. None when the text does not
     parse or holds nothing perfkit proposes.
     """
-    import pglast
-
     text = str(sql_text or "").strip()
     if not text:
         return None
+    import pglast  # (only for a text to read: a finding without SQL needs no parser)
+
     try:
         statements = [raw.stmt for raw in pglast.parse_sql(text)]
     except pglast.parser.ParseError:

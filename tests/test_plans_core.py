@@ -115,3 +115,22 @@ def test_a_text_plan_is_scrubbed_unless_its_lines_hold_nothing_secret(monkeypatc
     assert filtered("(note = 'Sup3rS3cretValue'::text)") == "(note = '***'::text)"
     monkeypatch.setenv("PGPASSWORD", "a; b")  # could span two values joined with "; ": the lines are walked
     assert filtered("(note = 'x'::text)") == "(note = 'x'::text)"
+
+
+def test_conditions_differing_only_in_constants_read_the_same_columns():
+    # the column lookup reads each constant as a placeholder (one parse for many such conditions)
+    from perfkit.plans import rules
+    from perfkit.plans.rules import _without_constants, expression_columns, pattern_columns
+
+    assert _without_constants("((region_id = 42) AND (zone_id = 7))") == _without_constants("((region_id = 1) AND (zone_id = 99))")
+    assert _without_constants("(\"col 1\" = 5)") == "(\"col 1\" = 0)"  # a quoted name is kept
+    assert _without_constants("(t2.c3 > 1.5)") == "(t2.c3 > 0)"  # digits inside names are names
+    assert _without_constants("(note ~~ 'it''s 42%'::text)") == "(note ~~ ''::text)"
+    assert _without_constants(r"(x = E'a\'b')") == r"(x = E'a\'b')"  # a backslash: left alone
+    for condition in ("((region_id = 42) AND (zone_id = 7))", "(\"Col 1\" = 5)", "(note ~~ 'it''s 42%'::text)",
+                      "((o.tenant_id = 3) AND (o.created_at > '2024-01-01'::date))"):
+        cleaned = _without_constants(condition)
+        assert expression_columns(condition, table=["o"]) == expression_columns(cleaned, table=["o"]) != []
+        # read as written (no placeholders) the columns are the same
+        assert rules._expression_columns(condition, "where", ("o",)) == tuple(expression_columns(condition, table=["o"]))
+        assert rules._pattern_columns(condition, ("o",)) == tuple(pattern_columns(condition, table=["o"]))

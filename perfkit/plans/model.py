@@ -636,57 +636,67 @@ def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]])
       CTE runs inside the CTE Scans that read it: their time is taken off there, once.
     """
     count = len(records)
+    nan = math.nan
+    parents = [record["parent_id"] for record in records]
+    outside = [record["parent_relationship"] == "InitPlan" for record in records]  # not inside its parent
     children: list[list[int]] = [[] for _ in range(count)]
-    for record in records:
-        if record["parent_id"] is not None:
-            children[record["parent_id"]].append(record["node_id"])
+    for index, parent in enumerate(parents):
+        if parent is not None:
+            children[parent].append(index)
 
     # wall-clock divisor: inherited from the nearest Gather above (through its non-InitPlan children)
     divisor = [1.0] * count
-    for record in records:  # pre-order: parents come first
-        parent = record["parent_id"]
+    gathers = {i for i, record in enumerate(records) if record["node_type"] in _GATHER_TYPES}
+    for index, parent in enumerate(parents):  # pre-order: parents come first
         if parent is None:
             continue
-        divisor[record["node_id"]] = divisor[parent]
-        parent_record = records[parent]
-        if parent_record["node_type"] in _GATHER_TYPES and record["parent_relationship"] != "InitPlan":
+        divisor[index] = divisor[parent]
+        if parent in gathers and not outside[index]:
+            parent_record = records[parent]
             launched = parent_record["workers_launched"]
             if math.isnan(launched):
                 launched = parent_record["workers_planned"] if math.isnan(records[0]["loops"]) else 0.0
-            divisor[record["node_id"]] = (0.0 if math.isnan(launched) else launched) + 1.0
+            divisor[index] = (0.0 if math.isnan(launched) else launched) + 1.0
 
-    for record in records:
-        per_loop, loops = record["_per_loop_ms"], record["loops"]
-        if math.isnan(per_loop):
+    total = [nan] * count
+    for index, record in enumerate(records):
+        per_loop = record["_per_loop_ms"]
+        if per_loop != per_loop:  # NaN
             continue
-        loops = 1.0 if math.isnan(loops) else loops
-        record["total_ms"] = per_loop * loops / divisor[record["node_id"]]
+        loops = record["loops"]
+        loops = 1.0 if loops != loops else loops
+        total[index] = per_loop * loops / divisor[index]
 
     # EXPLAIN rounds per-loop times to 0.001 ms, so with many loops a node can show less time
     # than the children inside it (a Memoize at 0.000 x 1,000,000 over an Index Scan at
     # 0.002 x 20,000): an inclusive time is at least the sum of the children it includes.
-    for record in reversed(records):  # children before parents
-        if math.isnan(record["total_ms"]):
+    for index in range(count - 1, -1, -1):  # children before parents
+        own = total[index]
+        if own != own:
             continue
-        inside = sum(
-            records[c]["total_ms"] for c in children[record["node_id"]]
-            if records[c]["parent_relationship"] != "InitPlan" and not math.isnan(records[c]["total_ms"])
-        )
-        if inside > record["total_ms"]:
-            record["total_ms"] = inside
+        inside = 0
+        for child in children[index]:
+            value = total[child]
+            if not outside[child] and value == value:
+                inside += value
+        if inside > own:
+            total[index] = inside
+    for record, value in zip(records, total, strict=True):
+        if value == value:
+            record["total_ms"] = value
 
     # inclusive minus the children whose time is inside it
-    remaining = [r["total_ms"] for r in records]
-    for record in records:
-        if math.isnan(record["total_ms"]):
+    remaining = list(total)
+    for index in range(count):
+        if total[index] != total[index]:
             continue
-        for child in children[record["node_id"]]:
-            child_record = records[child]
+        left = remaining[index]
+        for child in children[index]:
             # Outer, Inner, Member, Subquery, SubPlan (and unknown ones) are inside the parent
-            if child_record["parent_relationship"] == "InitPlan":
-                continue
-            if not math.isnan(child_record["total_ms"]):
-                remaining[record["node_id"]] -= child_record["total_ms"]
+            value = total[child]
+            if not outside[child] and value == value:
+                left -= value
+        remaining[index] = left
 
     # InitPlans and CTEs: take their time off the nodes that ran them
     for record in records:

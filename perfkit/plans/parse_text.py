@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -177,33 +178,55 @@ def decode_title(title: str) -> dict:
     return node
 
 
+@functools.lru_cache(maxsize=4096)
+def _decoded_title(title: str) -> dict:
+    """:func:`decode_title`, once per distinct title (the caller copies it)."""
+    return decode_title(title)
+
+
 def _int_or_float(text: str) -> int | float:
+    if "." in text:
+        return float(text)
+    if len(text) < 16 and text.isascii() and text.isdigit():  # exactly what float() then int() gives
+        return int(text)
     value = float(text)
-    return int(value) if value.is_integer() and "." not in text else value
+    return int(value) if value.is_integer() else value
 
 
+_BUFFER_KEYS: dict[tuple[str, str], str] = {}  # ("shared", "hit") -> "Shared Hit Blocks", as met
+
+
+@functools.lru_cache(maxsize=4096)
 def _buffers(value: str) -> dict:
-    """``shared hit=1 read=2, temp read=3 written=4`` as JSON buffer keys."""
+    """``shared hit=1 read=2, temp read=3 written=4`` as JSON buffer keys (once per distinct line:
+    the callers merge the dict into theirs, never change it)."""
     out = {}
+    names = _BUFFER_KEYS
     for part in value.split(","):
         words = part.split()
         if not words:
             continue
-        scope = words[0].capitalize()
+        scope = words[0]
         for pair in words[1:]:
-            if "=" in pair:
-                what, count = pair.split("=", 1)
-                if count.isdigit():
-                    out[f"{scope} {what.capitalize()} Blocks"] = int(count)
+            what, equals, count = pair.partition("=")
+            if equals and count.isdigit():
+                key = names.get((scope, what))
+                if key is None:
+                    key = f"{scope.capitalize()} {what.capitalize()} Blocks"
+                    if len(names) < 256:
+                        names[(scope, what)] = key
+                out[key] = int(count)
     return out
 
 
 _IO_SCOPES = {"": "", "shared/local": "", "shared": "Shared ", "local": "Local ", "temp": "Temp "}
 
 
+@functools.lru_cache(maxsize=4096)
 def _io_timings(value: str) -> dict:
     """``shared read=1.5 write=0.2, temp read=3.0`` (PG 16+), ``shared/local read=..`` (PG 15) or
-    ``read=1.5 write=0.2`` (PG 14 and older) as JSON's ``[Shared |Local |Temp ]I/O Read/Write Time``."""
+    ``read=1.5 write=0.2`` (PG 14 and older) as JSON's ``[Shared |Local |Temp ]I/O Read/Write Time``
+    (once per distinct line: the callers merge the dict into theirs, never change it)."""
     out = {}
     for part in value.split(","):
         words = part.split()
@@ -254,6 +277,9 @@ def _originally(text: str) -> tuple[int | None, int | None]:
 
 def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
     """Store one ``Key: value`` line of a node under JSON's key names (unknown keys as text)."""
+    if key not in _SPECIAL_DETAIL_KEYS and key not in node and not key.startswith("Worker "):
+        node[key] = value  # (what the last branch below does, without asking each branch first)
+        return
     if key in _INTEGER_KEYS:
         try:
             node[key] = _int_or_float(value.split()[0])
@@ -309,6 +335,12 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
     else:
         node[key] = value
 
+
+# the keys _node_detail reads in a way of their own (all others are kept as text)
+_SPECIAL_DETAIL_KEYS = frozenset({
+    *_INTEGER_KEYS, *_LIST_KEYS, "Buffers", "I/O Timings", "WAL", "Sort Method", "Buckets", "Batches",
+    "Planned Partitions", "Heap Blocks", "Hits", "Node Type",
+})
 
 _MEMORY = re.compile(r"(used|allocated)=(\d+)kB")
 _SERIALIZATION = re.compile(r"^(?:time=(?P<time>-?\d+(?:\.\d+)?) ms\s+)?output=(?P<kb>\d+)kB\s+format=(?P<format>\S+)")
@@ -421,10 +453,10 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
     first_line = lines[0][0] if lines else None
 
     for number, text in lines:
-        if not text.strip():
+        stripped = text.strip()
+        if not stripped:
             continue
         indent = len(text) - len(text.lstrip(" "))
-        stripped = text.strip()
         is_arrow = stripped.startswith("->")
 
         if root is not None and not is_arrow and indent == 0 or tree_closed and not is_arrow:
@@ -457,8 +489,11 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
 
         node_match = _NODE.match(text) if (is_arrow or root is None) else None
         if node_match and (is_arrow or root is None):
-            title = node_match.group("title").strip()
-            has_figures = node_match.group("plan_rows") is not None or node_match.group("loops") is not None or node_match.group("never")
+            (arrow, title, startup_cost, total_cost, plan_rows, width, startup_time, total_time, actual_rows, loops,
+             never) = node_match.group("arrow", "title", "startup_cost", "total_cost", "plan_rows", "width",
+                                       "startup_time", "total_time", "rows", "loops", "never")
+            title = title.strip()
+            has_figures = plan_rows is not None or loops is not None or never
             if "(cost=" in title or "(actual" in title:
                 raise BadInputError(f"cannot read the cost or actual figures of {title[:60]!r}", path=path, line=number)
             if root is None and not is_arrow:
@@ -469,23 +504,28 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                     )
             if not title:
                 raise BadInputError("a plan node line without a node name", path=path, line=number)
-            node = decode_title(title)
+            node = dict(_decoded_title(title))  # (names and flags: a shallow copy is a copy)
             node.setdefault("Parallel Aware", False)
-            for group, key in (("startup_cost", "Startup Cost"), ("total_cost", "Total Cost"), ("plan_rows", "Plan Rows"), ("width", "Plan Width")):
-                if node_match.group(group) is not None:
-                    node[key] = _int_or_float(node_match.group(group))
-            if node_match.group("never"):
+            if startup_cost is not None:
+                node["Startup Cost"] = _int_or_float(startup_cost)
+            if total_cost is not None:
+                node["Total Cost"] = _int_or_float(total_cost)
+            if plan_rows is not None:
+                node["Plan Rows"] = _int_or_float(plan_rows)
+            if width is not None:
+                node["Plan Width"] = _int_or_float(width)
+            if never:
                 node["Actual Rows"] = 0
                 node["Actual Loops"] = 0
-            elif node_match.group("loops") is not None:
-                if node_match.group("total_time") is not None:
+            elif loops is not None:
+                if total_time is not None:
                     timed = True
-                    node["Actual Startup Time"] = float(node_match.group("startup_time"))
-                    node["Actual Total Time"] = float(node_match.group("total_time"))
-                node["Actual Rows"] = _int_or_float(node_match.group("rows"))
-                node["Actual Loops"] = int(node_match.group("loops"))
+                    node["Actual Startup Time"] = float(startup_time)
+                    node["Actual Total Time"] = float(total_time)
+                node["Actual Rows"] = _int_or_float(actual_rows)
+                node["Actual Loops"] = int(loops)
             arrow_column = indent
-            title_column = indent + (len(node_match.group("arrow")) if node_match.group("arrow") else 0)
+            title_column = indent + (len(arrow) if arrow else 0)
             if root is None:
                 root = node
                 stack = [(title_column, node)]
@@ -521,8 +561,8 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
         owner = stack[-1][1]
         key = None if is_arrow else _KEY.match(text)
         if key:
-            name = key.group("key").strip()
-            _node_detail(owner, name, (key.group("value") or "").strip(), path=path, line=number)
+            name, value = key.group("key", "value")
+            _node_detail(owner, name.strip(), (value or "").strip(), path=path, line=number)
             continue
         label = _LABEL.match(text)
         if label:

@@ -26,6 +26,26 @@ _EQUALITY_OPERATORS = {"="}
 _PATTERN_OPERATORS = {"~~", "~~*", "~", "~*"}  # LIKE, ILIKE, regular expressions: B-trees rarely help
 
 
+# A condition's constants do not change which columns it reads: each string and number is read
+# as one placeholder, so conditions that differ only in their constants (the same subplan over
+# many partitions, a query repeated with other values) are parsed and walked once. Quoted names
+# are kept as they are; a condition with a backslash (an E'' string) is left alone.
+_CONSTANT = re.compile(r"(\"(?:[^\"]|\"\")*\")|'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+
+
+def _constant_free(match: re.Match) -> str:
+    if match.group(1):
+        return match.group(1)
+    return "''" if match.group(0)[0] == "'" else "0"
+
+
+@functools.lru_cache(maxsize=8192)
+def _without_constants(expression: str) -> str:
+    if "\\" in expression or not any(c.isdigit() or c == "'" for c in expression):
+        return expression
+    return _CONSTANT.sub(_constant_free, expression)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_expression(sql: str) -> dict | None:
     # not at import: only a plan with conditions needs PostgreSQL's parser
@@ -68,7 +88,8 @@ def expression_columns(expression: str, *, clause: str = "where", table: Iterabl
         The node's relation name and alias: columns qualified with another name (the other side
         of a join, ``o.customer_id`` in ``(id = o.customer_id)``) are left out.
     """
-    return list(_expression_columns(expression, clause, tuple(sorted(table or ()))))
+    return list(_expression_columns(_without_constants(expression) if expression else expression, clause,
+                                    tuple(sorted(table or ()))))
 
 
 @functools.lru_cache(maxsize=8192)
@@ -126,7 +147,8 @@ def _expression_columns(expression: str, clause: str, table: tuple) -> tuple:
 
 def pattern_columns(expression: str, *, table: Iterable[str] | None = None) -> list[str]:
     """Columns a condition matches with LIKE / ILIKE / a regular expression (``~~``, ``~*``...)."""
-    return list(_pattern_columns(expression, tuple(sorted(table or ()))))
+    return list(_pattern_columns(_without_constants(expression) if expression else expression,
+                                 tuple(sorted(table or ()))))
 
 
 @functools.lru_cache(maxsize=8192)
@@ -163,6 +185,7 @@ def index_advice(row: Mapping, condition: str, extra_columns: Iterable[str] = ()
     sort key); columns only matched with LIKE/ILIKE/regex get a trigram GIN index instead.
     The fix is on the node's schema when the plan names it (EXPLAIN VERBOSE), else schema None.
     """
+    condition = _without_constants(condition) if isinstance(condition, str) and condition else condition
     return _index_advice(row.get("relation"), _schema(row), tuple(_names(row)), condition, tuple(extra_columns))
 
 
@@ -249,6 +272,7 @@ class _Index:
 
     def __init__(self, rows: list[dict]):
         self.rows: list[dict] = rows
+        self.ran: list[dict] | None = None  # the rows of the nodes that ran, when first asked for
         self.parent: list[int | None] = [None] * len(rows)
         self.children: list[list[int]] = [[] for _ in rows]
         for position, row in enumerate(rows):
@@ -268,10 +292,13 @@ def _index(plan) -> _Index:
 
 def _ran_rows(plan, types: Iterable[str] | None = None) -> list[dict]:
     """The rows of the nodes that ran (EXPLAIN ANALYZE, not "never executed"), of ``types`` if given."""
+    index = _index(plan)
+    if index.ran is None:
+        index.ran = [row for row in index.rows if row["loops"] > 0]  # NaN > 0 is False
     if types is None:
-        return [row for row in plan.rows if row["loops"] > 0]  # NaN > 0 is False
+        return index.ran
     types = frozenset(types)
-    return [row for row in plan.rows if row["node_type"] in types and row["loops"] > 0]
+    return [row for row in index.ran if row["node_type"] in types]
 
 
 def _ancestors(plan, node_id: int) -> list[dict]:
