@@ -117,9 +117,7 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         result = compare(plans[0][1], compare_with)
         data["comparison"] = result
         data["after"] = compare_with
-        totals_rows = getattr(result, "totals_rows", None)
-        tables["comparison"] = (Rows(totals_rows, frame=lambda: result.totals) if totals_rows is not None
-                                else result.totals)
+        tables["comparison"] = result.totals  # a DataFrame: the comparison is pandas' (perfkit.plans.compare)
         facts["comparison"] = {"after": compare_heading or compare_with.source, "summary": result.summary,
                                "shape_changed": result.shape_changed, "fingerprint_before": result.fingerprint_before,
                                "fingerprint_after": result.fingerprint_after}
