@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perfkit.plans import parse, rules  # noqa: E402
+from perfkit.plans import parse  # noqa: E402
 from perfkit.plans.unwrap import unwrap  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "plans"
@@ -76,10 +76,13 @@ def generated_text() -> str:
 
 
 def _clear_caches() -> None:
-    """No help from an earlier run: every memo of the rules (parsed conditions, advice, fixes)."""
-    for value in vars(rules).values():
-        if callable(getattr(value, "cache_clear", None)):
-            value.cache_clear()
+    """No help from an earlier run: every memo of perfkit's modules (parsed conditions, advice,
+    fixes, decoded titles and buffer lines, ...)."""
+    for name, module in list(sys.modules.items()):
+        if name == "perfkit" or name.startswith("perfkit."):
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
+                    value.cache_clear()
 
 
 def measure(label: str, text: str) -> float:

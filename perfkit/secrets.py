@@ -633,7 +633,7 @@ def lines_are_clean(lines: Iterable[str]) -> bool:
     word holds those, and a remembered password that holds ``;`` or ``:`` or starts or ends with
     a space (it could span a join) makes the lines be walked.
     """
-    text = "\n".join(lines)
+    text = "\n".join(list(lines))
     if _has_secret_word(text.lower()):
         return False
     for secret in _known():

@@ -298,6 +298,7 @@ class _Shape:
         self.first = next((t for t in stripped if t), "")
         self.last = next((t for t in reversed(stripped) if t), "")
         self.tabs = any("\t" in text for _, text in lines)  # (stripping takes those at the ends)
+        self.heads = {line[:1] for line in stripped}  # the first character of each line ("" for a blank one)
 
     def starting(self, char: str) -> int:
         """How many lines start with ``char`` (after their indentation)."""
@@ -330,8 +331,7 @@ def _quotes_stay(shape: _Shape) -> bool:
 
 def _decorations_absent(shape: _Shape) -> bool:
     """Whether no line starts like psql's decorations (other than a node's ``->``)."""
-    heads = {line[:1] for line in shape.text.split("\n")}
-    found = heads & _DECORATION_STARTS
+    found = shape.heads & _DECORATION_STARTS
     return not found or found == {"-"} and shape.starting("-") == shape.starting("->")
 
 
