@@ -137,10 +137,14 @@ class Assessment:
             return Rows(frame.to_dict(orient="records"), list(frame.columns), infer=False, frame=lambda: frame)
         return self._rows
 
+    def _held(self):
+        """The findings as held: the frame once there is one (it may have been changed), else the rows."""
+        return self._frame if self._frame is not None else self._rows
+
     @property
     def counts(self) -> dict[str, int]:
         """Findings by severity."""
-        return count_by_severity(self.finding_rows)
+        return count_by_severity(self._held())
 
     def to_json(self) -> dict:
         """One JSON object: the versions, the facts, the tables under their names, notes and findings."""
@@ -152,7 +156,7 @@ class Assessment:
             **{name: _stored(self.tables, name) for name in self.tables.keys()},
             "notes": list(self.notes),
             "skipped": self.skipped or None,
-            "findings": finding_records(self.finding_rows),
+            "findings": finding_records(self._held()),
             "severity_counts": self.counts,
         }))
 
@@ -173,7 +177,7 @@ class Assessment:
             "facts": self.facts,
             "tables": tables,
             "notes": list(self.notes),
-            "findings": finding_records(self.finding_rows),
+            "findings": finding_records(self._held()),
         })
 
 
@@ -239,7 +243,9 @@ def finding_table(rows=None) -> Rows:
 
         return findings_frame(given)
 
-    ranked = Rows(out, list(seen), frame=made or frame)
+    # rows read from a frame are typed already; dicts are typed as a frame of them would be
+    ranked = Rows(out, list(seen), frame=made or frame, infer=rows.infer if isinstance(rows, Rows) else True,
+                  dtypes=rows.dtypes if isinstance(rows, Rows) else None)
     ranked.ranked = True
     return ranked
 

@@ -98,12 +98,14 @@ class Rows(list):
     ``infer``: the rows are what ``pd.DataFrame(rows)`` would be built from, so :meth:`records`
     gives what that frame's ``to_dict("records")`` would (a missing key NaN, whole numbers in a
     column with a missing one as floats); without it the rows are already typed and kept as they
-    are. ``frame``: a callable making the DataFrame the rows stand for (default: built from them),
-    for whoever reads the table as a frame (:meth:`to_frame`).
+    are. ``dtypes``: columns whose frame has a declared dtype instead: ``"Int64"`` (whole numbers
+    with missing ones, as a plan finding's ``node_id``) keeps the numbers and makes a missing one
+    None. ``frame``: a callable making the DataFrame the rows stand for (default: built from
+    them), for whoever reads the table as a frame (:meth:`to_frame`).
     """
 
     def __init__(self, rows: Iterable[dict] = (), columns: Sequence[str] | None = None, *, infer: bool = True,
-                 frame=None, attrs: dict | None = None):
+                 frame=None, attrs: dict | None = None, dtypes: dict | None = None):
         super().__init__(rows)
         if columns is None:
             seen: dict = {}
@@ -115,6 +117,7 @@ class Rows(list):
         self.infer = infer
         self.make_frame = frame
         self.attrs = dict(attrs or {})
+        self.dtypes = dict(dtypes or {})
         self._records: list[dict] | None = None
         self._kinds: dict | None = None
 
@@ -125,30 +128,35 @@ class Rows(list):
     def kinds(self) -> dict[str, str]:
         """``{column: int/float/bool/object}`` (:func:`column_kind`)."""
         if self._kinds is None:
-            self._kinds = {c: column_kind(row.get(c, _NAN) for row in self) for c in self.columns}
+            self._kinds = {c: "Int64" if self.dtypes.get(c) == "Int64" else column_kind(row.get(c, _NAN) for row in self)
+                           for c in self.columns}
         return self._kinds
 
     def records(self) -> list[dict]:
         """The rows with every column, typed as a DataFrame of them would hold them."""
         if self._records is None:
-            if not self.infer:
-                self._records = [{c: row.get(c, _NAN) for c in self.columns} for row in self]
-            else:
-                floats = [c for c, kind in self.kinds().items() if kind == "float"]
-                out = []
-                for row in self:
-                    record = {c: row.get(c, _NAN) for c in self.columns}
-                    for c in floats:
-                        value = record[c]
-                        record[c] = _NAN if value is None else float(value)
-                    out.append(record)
-                self._records = out
+            nullable = [c for c in self.columns if self.dtypes.get(c) == "Int64"]
+            floats = [c for c, kind in self.kinds().items() if kind == "float"] if self.infer else []
+            out = []
+            for row in self:
+                record = {c: row.get(c, _NAN) for c in self.columns}
+                for c in floats:
+                    value = record[c]
+                    record[c] = _NAN if value is None else float(value)
+                for c in nullable:
+                    if is_missing(record[c]):
+                        record[c] = None
+                out.append(record)
+            self._records = out
         return self._records
 
     def numeric(self, column: str) -> bool:
         """Whether ``column`` is numbers (``pd.api.types.is_numeric_dtype`` of its frame column)."""
-        kind = self.kinds().get(column) if self.infer else column_kind(row.get(column, _NAN) for row in self)
-        return kind in ("int", "float", "bool")
+        if self.infer or column in self.dtypes:
+            kind = self.kinds().get(column)
+        else:
+            kind = column_kind(row.get(column, _NAN) for row in self)
+        return kind in ("int", "float", "bool", "Int64")
 
     def to_frame(self):
         """The DataFrame these rows stand for."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 EXPLAIN_TOP = 3  # without a plan file: how many of the costliest statements to explain
+FINDING_DTYPES = {"node_id": "Int64"}  # a plan findings frame's node_id (perfkit.plans.rules.problems_frame)
 
 
 def node_rows(plan) -> list[dict]:
@@ -99,7 +100,7 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         frame = merge_findings(*[p.findings.assign(plan=h) for h, p in plans if len(p.findings)])
         return merge_findings(frame, frame_of(changed)) if changed else frame
 
-    findings = finding_table(Rows(found, frame=findings_frame))
+    findings = finding_table(Rows(found, frame=findings_frame, dtypes=FINDING_DTYPES))
     totals = [_totals(h, p) for h, p in plans]
     tables = Tables({"plans": Rows(totals)})
     data = {"plans": [p for _, p in plans], "headings": [h for h, _ in plans]}
