@@ -527,6 +527,8 @@ _NUMBER_KEYS = {
     "WAL Bytes": "wal_bytes",
     **{key: "_io" for key in (*_IO_READ_KEYS, *_IO_WRITE_KEYS)},
 }
+# each JSON key that becomes (or marks) a column -> its number column, or "" for the others (names, Plans)
+_KEY_COLUMNS = {**{key: "" for key in _COLUMN_KEYS}, **_NUMBER_KEYS}
 _NAME_COLUMNS = ("node_type", "relation", "index_name", "detail", "label", "alias")
 # every row starts as a copy of this: NaN for each number, None for each name
 _ROW_TEMPLATE = {
@@ -540,20 +542,19 @@ _ROW_TEMPLATE = {
 def _records(flat: list[tuple[dict, int | None, int]]) -> list[dict]:
     """One row per node (one pass over each node's keys; ``_per_loop_ms`` for _assign_times)."""
     records = []
-    column_keys = _COLUMN_KEYS
-    number_keys = _NUMBER_KEYS
+    key_columns = _KEY_COLUMNS
     template = _ROW_TEMPLATE
     nan = math.nan
     for index, (node, parent, depth) in enumerate(flat):
         row = template.copy()
         detail = {}
         for key, value in node.items():
-            column = number_keys.get(key)
-            if column is not None:
+            column = key_columns.get(key)
+            if column is None:  # not a column: kept in detail
+                detail[key] = value
+            elif column:  # a number
                 kind = value.__class__
                 row[column] = value if kind is float else float(value) if kind is int else number(value)
-            elif key not in column_keys:
-                detail[key] = value
         loops = row["loops"]
         per_loop_rows = row["actual_rows"]
         plan_rows = row["plan_rows"]
