@@ -68,6 +68,21 @@ def test_plan_output_is_what_it_was(name, monkeypatch, capsys):
     assert out == (GOLDEN / f"{name}.txt").read_text(encoding="utf-8")
 
 
+def test_top_keeps_the_first_of_equal_nodes_so_the_hottest_is_shown(monkeypatch, capsys):
+    """The one difference from the DataFrame path: ``--top N`` among nodes of equal self time kept
+    whichever numpy's unstable sort left first (on slow_planning.json, not the node marked hottest);
+    now the first in the tree, which is the hottest."""
+    from perfkit import cli
+
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["plan", P + "slow_planning.json", "--top", "2"]) == 0
+    tree = capsys.readouterr().out.split("Findings")[0].splitlines()
+    shown = [line for line in tree if "-> Index Only Scan" in line]
+    assert len(shown) == 2 and shown[0].startswith(">>")  # the hottest node is one of the two
+    assert any(line.startswith(">> hottest: #13 ") for line in tree)
+
+
 def regenerate() -> None:
     """Write every golden file from ``perfkit plan`` run as a process."""
     GOLDEN.mkdir(parents=True, exist_ok=True)
