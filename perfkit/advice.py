@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from perfkit import sql
 from perfkit.errors import BadInputError, PerfkitError
 from perfkit.findings import SEVERITY_RANK, finding, findings_frame
+from perfkit.output import is_frame, is_missing
 from perfkit.sql import Fix, qualified
+
+if TYPE_CHECKING:  # pandas only where a frame is read: recommend_rows() of finding dicts needs none
+    import pandas as pd
 
 # one row per index column: keys (with order and a non-default operator class) then INCLUDE columns
 INDEX_COLUMNS_SQL = """
@@ -244,7 +247,7 @@ def index_advice(
                 columns=list(columns),
                 cost_before=before,
                 cost_after=after,
-                queryids=[int(s["queryid"]) for s in served if pd.notna(s["queryid"])],
+                queryids=[int(s["queryid"]) for s in served if not is_missing(s["queryid"])],
             )
         )
     return findings_frame(rows)
@@ -257,7 +260,7 @@ _MAINTENANCE = ("vacuum", "vacuum_full", "analyze")
 def _as_findings(frame, name: str) -> list[dict]:
     if frame is None:
         return []
-    if isinstance(frame, pd.DataFrame):
+    if is_frame(frame):
         if len(frame) and "kind" not in frame.columns:
             raise BadInputError(f"{name} has no 'kind' column: give a findings frame")
         return frame.to_dict(orient="records")
@@ -356,7 +359,7 @@ def _merge(group: list[dict]) -> dict:
     base = dict(ranked[0])
     others = ranked[1:]
     base["severity"] = min((r["severity"] for r in group), key=lambda s: SEVERITY_RANK.get(s, 9))
-    benefits = [r.get("benefit_ms") for r in group if r.get("benefit_ms") is not None and pd.notna(r.get("benefit_ms"))]
+    benefits = [r.get("benefit_ms") for r in group if not is_missing(r.get("benefit_ms"))]
     base["benefit_ms"] = max(benefits) if benefits else None
     if others:
         base["evidence"] = str(base["evidence"]) + "".join(f" | also {r['kind']}: {r['evidence']}" for r in others)
@@ -365,14 +368,14 @@ def _merge(group: list[dict]) -> dict:
 
 
 def recommend(
-    health: pd.DataFrame | Iterable[dict] | None = None,
-    statements: pd.DataFrame | None = None,
-    plan_findings: pd.DataFrame | Iterable[dict] | None = None,
+    health=None,
+    statements=None,
+    plan_findings=None,
     *,
     engine=None,
     existing: Iterable[Fix] | None = None,
     **advice_options,
-) -> pd.DataFrame:
+):
     """One ranked list of recommendations, each fix once.
 
     Findings are merged on their fix (:class:`perfkit.sql.Fix`; a finding that has only ``sql``
@@ -413,6 +416,14 @@ def recommend(
         Findings ranked by severity then benefit, with ``sources``: the kinds merged into each,
         and ``fix``: the winning Fix.
     """
+    return findings_frame(recommend_rows(health, statements, plan_findings, engine=engine, existing=existing,
+                                         **advice_options))
+
+
+def recommend_rows(health=None, statements=None, plan_findings=None, *, engine=None,
+                   existing: Iterable[Fix] | None = None, **advice_options) -> list[dict]:
+    """:func:`recommend`'s findings as dicts, one per fix, not yet ranked (``findings_frame`` of
+    them is what :func:`recommend` returns); without pandas when the findings are dicts."""
     if existing is None and engine is not None:
         existing = existing_indexes(engine)
     existing = [f for f in (sql.as_fix(e) for e in existing or ()) if f is not None and f.action == "create_index"]
@@ -468,10 +479,10 @@ def recommend(
             keyed[key] = []
             groups.append(keyed[key])
         keyed[key].append(row)
-    return findings_frame([_merge(group) for group in groups])
+    return [_merge(group) for group in groups]
 
 
-__all__ = ["assess", "existing_indexes", "index_advice", "is_plannable", "recommend"]
+__all__ = ["assess", "existing_indexes", "index_advice", "is_plannable", "recommend", "recommend_rows"]
 
 
 # -- the assessment --------------------------------------------------------------------------

@@ -4,20 +4,78 @@ sources (readers: files, the database) -> assessments (this type: findings, tabl
 -> renderers (``perfkit.commands`` for the terminal and ``--json``, ``perfkit.sections`` for the
 notebooks, ``perfkit.report`` for ``summary.json``). A renderer never computes: the numbers,
 the findings and their order are decided once, here.
+
+Findings and tables may be held as lists of row dicts (:class:`perfkit.output.Rows`): the
+DataFrame is built only when someone reads it as one (``assessment.findings``,
+``assessment.tables[name]``), so that ``perfkit plan`` never imports pandas. Renderers that can
+take rows read :attr:`Assessment.finding_rows` and :meth:`Tables.rows`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
-import pandas as pd
-
-from perfkit.findings import count_by_severity, findings_frame
+from perfkit.findings import FINDING_COLUMNS, SEVERITIES, rank_findings
+from perfkit.output import Rows, as_rows, is_frame
 
 # The evidence sources an assessment can come from (``Assessment.source``); summary.json and the
 # report read facts by source, never by a notebook's variable names or a section's title.
 SOURCES = ("statements", "plans", "loadtests", "health", "logs", "advice", "budgets")
 RECORD_ROWS = 200  # tables up to this long are kept in a report's record (verdicts, top statements)
+
+
+class Tables(dict):
+    """The tables of an assessment by name: DataFrames, or :class:`~perfkit.output.Rows` turned
+    into their DataFrame the first time they are read as a table (``tables[name]``, ``get``,
+    ``items``, ``values``, ``dict(tables)``). :meth:`rows` reads one as rows, building nothing."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if isinstance(value, Rows):
+            value = value.to_frame()
+            super().__setitem__(name, value)
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def items(self):
+        return [(name, self[name]) for name in self.keys()]
+
+    def values(self):
+        return [self[name] for name in self.keys()]
+
+    def __iter__(self):  # defined so that dict(tables) and {**tables} go through __getitem__
+        return iter(self.keys())
+
+    def pop(self, name, *default):
+        if name in self:
+            value = self[name]
+            super().pop(name)
+            return value
+        return super().pop(name, *default)
+
+    def copy(self) -> Tables:
+        return Tables((name, super(Tables, self).__getitem__(name)) for name in self.keys())
+
+    def raw(self, name, default=None):
+        """The table as stored (Rows or a DataFrame), building nothing."""
+        return super().get(name, default)
+
+    def rows(self, name, default=None):
+        """Table ``name`` as :class:`~perfkit.output.Rows` (``default`` when there is none)."""
+        value = super().get(name)
+        return default if value is None else as_rows(value)
+
+
+def table_rows(tables: dict, name: str, default=None):
+    """Table ``name`` of ``tables`` (a :class:`Tables` or a plain dict) as rows, building no DataFrame."""
+    if isinstance(tables, Tables):
+        return tables.rows(name, default)
+    value = tables.get(name)
+    return default if value is None else as_rows(value)
 
 
 @dataclass
@@ -31,7 +89,9 @@ class Assessment:
     title:
         What a person calls it ("Statement workload", "Load tests", ...).
     findings:
-        The Finding frame (DESIGN.md), ranked; every front end shows these and no others.
+        The Finding frame (DESIGN.md), ranked; every front end shows these and no others. May be
+        given as a list of finding dicts (or :class:`~perfkit.output.Rows`): the frame is built
+        when it is first read; :attr:`finding_rows` reads them as ranked rows.
     tables:
         The result tables by name (``statements``, ``summary``, ``nodes``, ...): ``--json``
         puts them under their name, the notebook shows them.
@@ -49,7 +109,7 @@ class Assessment:
 
     source: str
     title: str
-    findings: pd.DataFrame = field(default_factory=findings_frame)
+    findings: Any = None
     tables: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -59,16 +119,32 @@ class Assessment:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"unknown evidence source {self.source!r}; one of {', '.join(SOURCES)}")
-        self.findings = findings_frame(self.findings)
+        if is_frame(self._frame):  # a frame given: ranked now, as always
+            from perfkit.findings import findings_frame
+
+            self._frame = findings_frame(self._frame)
 
     @classmethod
     def skip(cls, source: str, title: str, why: str) -> Assessment:
         return cls(source, title, skipped=why, notes=[why])
 
     @property
+    def finding_rows(self) -> Rows:
+        """The findings as ranked row dicts (what the frame's ``to_dict("records")`` holds),
+        without building the frame when it is not built yet."""
+        if self._frame is not None:
+            frame = self._frame
+            return Rows(frame.to_dict(orient="records"), list(frame.columns), infer=False, frame=lambda: frame)
+        return self._rows
+
+    def _held(self):
+        """The findings as held: the frame once there is one (it may have been changed), else the rows."""
+        return self._frame if self._frame is not None else self._rows
+
+    @property
     def counts(self) -> dict[str, int]:
         """Findings by severity."""
-        return count_by_severity(self.findings)
+        return count_by_severity(self._held())
 
     def to_json(self) -> dict:
         """One JSON object: the versions, the facts, the tables under their names, notes and findings."""
@@ -77,10 +153,10 @@ class Assessment:
         return to_jsonable(versioned({
             "source": self.source,
             **self.facts,
-            **self.tables,
+            **{name: _stored(self.tables, name) for name in self.tables.keys()},
             "notes": list(self.notes),
             "skipped": self.skipped or None,
-            "findings": finding_records(self.findings),
+            "findings": finding_records(self._held()),
             "severity_counts": self.counts,
         }))
 
@@ -89,29 +165,128 @@ class Assessment:
         tables small enough to keep (at most :data:`RECORD_ROWS` rows)."""
         from perfkit.output import to_jsonable
 
+        tables = {}
+        for name in self.tables.keys():
+            table = _stored(self.tables, name)
+            if (isinstance(table, Rows) or is_frame(table)) and len(table) <= RECORD_ROWS:
+                tables[name] = table
         return to_jsonable({
             "source": self.source,
             "title": self.title,
             "skipped": self.skipped or None,
             "facts": self.facts,
-            "tables": {name: table for name, table in self.tables.items()
-                       if isinstance(table, pd.DataFrame) and len(table) <= RECORD_ROWS},
+            "tables": tables,
             "notes": list(self.notes),
-            "findings": finding_records(self.findings),
+            "findings": finding_records(self._held()),
         })
 
 
-def finding_records(findings: pd.DataFrame) -> list[dict]:
-    """Findings as JSON-ready rows (a ``fix`` object as its dict, with its rendered ``sql``)."""
+def _stored(tables: dict, name: str):
+    return tables.raw(name) if isinstance(tables, Tables) else tables[name]
+
+
+def _get_findings(self: Assessment):
+    if self._frame is None:
+        self._frame = self._rows.to_frame()
+    return self._frame
+
+
+def _set_findings(self: Assessment, value) -> None:
+    """A DataFrame is kept as given; rows (or None) are ranked as rows, the frame built when read."""
+    if is_frame(value):
+        self._frame, self._rows = value, None
+    else:
+        self._frame, self._rows = None, finding_table(value)
+
+
+Assessment.findings = property(_get_findings, _set_findings,
+                               doc="The Finding frame (ranked), built from the finding rows when first read.")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def finding_table(rows=None) -> Rows:
+    """Finding dicts as the rows of :func:`perfkit.findings.findings_frame` (:class:`Rows`): most
+    severe first, then by estimated benefit (:func:`perfkit.findings.rank_findings`); every
+    contract column present (``sql`` "" when missing, ``benefit_ms`` a float or NaN), extra keys
+    after them in order of first appearance. The frame they stand for is ``findings_frame(rows)``
+    (or the rows' own ``frame``), built only when read."""
+    if isinstance(rows, Rows) and getattr(rows, "ranked", False):
+        return rows
+    made = rows.make_frame if isinstance(rows, Rows) else None
+    if is_frame(rows):
+        from perfkit.findings import findings_frame
+
+        frame = findings_frame(rows)
+        return Rows(frame.to_dict(orient="records"), list(frame.columns), infer=False, frame=lambda: frame)
+    given = list(rows or [])
+    seen: dict = dict.fromkeys(FINDING_COLUMNS)
+    for row in given:
+        for key in row:
+            seen.setdefault(key, None)
+    out = []
+    for row in given:
+        record = dict(row)
+        for column in FINDING_COLUMNS:
+            if column not in record:
+                record[column] = math.nan if column == "benefit_ms" else None
+        record["benefit_ms"] = _benefit(record["benefit_ms"])
+        if _missing(record["sql"]):
+            record["sql"] = ""
+        out.append(record)
+    out = rank_findings(out)  # the order of findings_frame (stable: ties keep their order)
+
+    def frame():
+        from perfkit.findings import findings_frame
+
+        return findings_frame(given)
+
+    # rows read from a frame are typed already; dicts are typed as a frame of them would be
+    ranked = Rows(out, list(seen), frame=made or frame, infer=rows.infer if isinstance(rows, Rows) else True,
+                  dtypes=rows.dtypes if isinstance(rows, Rows) else None)
+    ranked.ranked = True
+    return ranked
+
+
+def _benefit(value) -> float:
+    """``pd.to_numeric(errors="coerce")`` of one benefit."""
+    if value is None or isinstance(value, bool):
+        return float(value) if isinstance(value, bool) else math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def count_by_severity(findings) -> dict[str, int]:
+    """``{"critical": n, "warning": n, "info": n}`` of findings (a frame or finding dicts)."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    severities = findings["severity"] if is_frame(findings) else (r.get("severity") for r in findings or [])
+    for severity in severities:
+        if severity in counts:
+            counts[severity] += 1
+    return counts
+
+
+def finding_records(findings) -> list[dict]:
+    """Findings (a frame, or finding dicts) as JSON-ready rows (a ``fix`` object as its dict, with
+    its rendered ``sql``)."""
     from perfkit.output import to_jsonable
 
-    frame = findings_frame(findings)
+    if is_frame(findings):
+        from perfkit.findings import findings_frame
+
+        records = findings_frame(findings).to_dict(orient="records")
+    else:
+        records = [dict(r) for r in finding_table(findings).records()]
     rows = []
-    for row in frame.to_dict(orient="records"):
+    for row in records:
         fix = row.get("fix")
         if hasattr(fix, "to_dict"):
             row["fix"] = fix.to_dict()
-        elif fix is None or (isinstance(fix, float) and pd.isna(fix)):
+        elif _missing(fix):
             row["fix"] = None
         rows.append(row)
     return to_jsonable(rows)
@@ -120,14 +295,23 @@ def finding_records(findings: pd.DataFrame) -> list[dict]:
 def finding_keys(findings) -> set[tuple[str, str, str]]:
     """``{(kind, severity, subject)}`` of a findings frame or a list of finding records: the
     identity the front ends must agree on."""
-    if isinstance(findings, pd.DataFrame):
+    if is_frame(findings):
         rows = findings.to_dict(orient="records")
     else:
         rows = list(findings or [])
     return {(str(r.get("kind")), str(r.get("severity")), str(r.get("subject"))) for r in rows}
 
 
-def merge_findings(*frames) -> pd.DataFrame:
+def merge_findings(*frames):
     """Several findings frames (or None) as one ranked frame."""
+    import pandas as pd
+
+    from perfkit.findings import findings_frame
+
     parts = [findings_frame(f) for f in frames if f is not None and len(f)]
     return findings_frame(pd.concat(parts, ignore_index=True) if parts else None)
+
+
+def merge_finding_rows(*lists) -> Rows:
+    """Several lists of finding dicts (or None) as one ranked :class:`~perfkit.output.Rows`."""
+    return finding_table([row for rows in lists if rows for row in rows])

@@ -11,8 +11,6 @@ import contextlib
 import importlib
 import signal
 import sys
-import threading
-import traceback
 
 from perfkit import __version__
 from perfkit.errors import PerfkitError
@@ -51,13 +49,43 @@ EXIT_CODES = """exit codes:
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a bad option is one line on stderr (and exit code 2), not the usage block."""
+    """argparse, but a bad option is one line on stderr (and exit code 2), not the usage block;
+    its help formatter measures the terminal without importing shutil (:func:`_sized`)."""
+
+    def __init__(self, *args, formatter_class=argparse.HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=_sized(formatter_class), **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+_SIZED: dict = {}
+
+
+def _sized(formatter_class):
+    """``formatter_class`` as wide as ``shutil.get_terminal_size().columns - 2`` (argparse's own
+    default), measured by :func:`perfkit.output.terminal_columns`: argparse builds a formatter for
+    every option it adds, and importing shutil for it is a tenth of ``perfkit plan``'s start-up."""
+    if not (isinstance(formatter_class, type) and issubclass(formatter_class, argparse.HelpFormatter)):
+        return formatter_class
+    if formatter_class not in _SIZED:
+
+        def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+            if width is None:
+                from perfkit.output import terminal_columns
+
+                width = terminal_columns(80) - 2
+            formatter_class.__init__(self, prog, indent_increment, max_help_position, width)
+
+        _SIZED[formatter_class] = type(formatter_class.__name__, (formatter_class,), {"__init__": __init__})
+    return _SIZED[formatter_class]
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``perfkit`` parser. With ``argv`` naming a command first (``plan FILE``), only that
+    command's module is imported and registered: it parses the same, and ``perfkit plan`` does not
+    import what the other commands need at start-up. Otherwise (``--help``, a misspelt command)
+    every command is registered."""
     parser = OneLineErrorParser(
         prog="perfkit",
         description="Performance investigation workbook for PostgreSQL-backed web applications.",
@@ -66,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"perfkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    wanted = [argv[0]] if argv and argv[0] in COMMANDS else COMMANDS
+    for name in wanted:
         importlib.import_module(f"perfkit.commands.{name}").register(subparsers)
     return parser
 
@@ -87,7 +116,8 @@ def _raise_stopped(number, _frame):
 @contextlib.contextmanager
 def stop_signals_raise():
     """SIGTERM and SIGHUP raise Stopped (a KeyboardInterrupt) while a command runs; the old handlers after."""
-    if threading.current_thread() is not threading.main_thread():
+    threading = sys.modules.get("threading")  # not imported: no thread was started with it
+    if threading is not None and threading.current_thread() is not threading.main_thread():
         yield
         return
     saved = {number: signal.signal(number, _raise_stopped) for number in (signal.SIGTERM, signal.SIGHUP)}
@@ -99,7 +129,8 @@ def stop_signals_raise():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)  # argparse exits 2 on a bad option
     try:
         with stop_signals_raise(), _markdown_if_asked(args):
@@ -154,6 +185,7 @@ def _bug() -> int:
     exception's one line to stderr; exit 70."""
     import os
     import tempfile
+    import traceback
 
     from perfkit.secrets import redact_text
 

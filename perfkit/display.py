@@ -9,32 +9,53 @@ as written.
 
 from __future__ import annotations
 
-import html
 import io
 import math
 import re
 import sys
 
-import numpy as np
-import pandas as pd
+
+class _Pattern:
+    """A regular expression compiled when first used: importing this module (as ``perfkit plan``
+    does for a table's percentages) compiles none."""
+
+    def __init__(self, *args):
+        self._args, self._compiled = args, None
+
+    def __getattr__(self, name):
+        if self._compiled is None:
+            self._compiled = re.compile(*self._args)
+        return getattr(self._compiled, name)
+
 
 # Columns holding SQL or statement text: shown as code (monospace, never typeset as math).
 CODE_COLUMNS = frozenset({"query", "statement", "normalized", "sql", "example", "definition", "node"})
 # Classes MathJax 2 and 3 skip, on every table and code block perfkit writes.
 NO_MATH = "tex2jax_ignore mathjax_ignore"
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
-_TICKS = re.compile(r"`([^`\n]+)`")  # markdown code spans in a prose cell
-_PARAMETER = re.compile(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
+_CODE_SPAN = _Pattern(r"(`+)(.+?)\1", re.DOTALL)
+_TICKS = _Pattern(r"`([^`\n]+)`")  # markdown code spans in a prose cell
+_PARAMETER = _Pattern(r"\$\d")  # a statement's $1 placeholder: the cell holds SQL
 
 
 def _code_span(match: re.Match) -> str:
     return f"<code>{match.group(1)}</code>"
 # Ratio columns by name: a fraction (0.993, -0.81) shown as a percentage ("99.3 %", "−81 %"); a
 # ``*_change`` of a time, size or count in its unit (``self_ms_change``) is not one.
-_FRACTION = re.compile(r"(^|[_ ])(share|error_rate|failure_rate|fail_ratio|hit_ratio|cache_hit|fraction)([_ ]|$)|^(p\d+|mean|median|rps|"
+_FRACTION = _Pattern(r"(^|[_ ])(share|error_rate|failure_rate|fail_ratio|hit_ratio|cache_hit|fraction)([_ ]|$)|^(p\d+|mean|median|rps|"
                        r"requests|calls|total|throughput)_change$")
-_PERCENT = re.compile(r"(^|[_ ])(pct|percent)([_ ]|$)|%")
-_SIGNED = re.compile(r"(^|_)(change|diff)(_|$)")
+_PERCENT = _Pattern(r"(^|[_ ])(pct|percent)([_ ]|$)|%")
+_SIGNED = _Pattern(r"(^|_)(change|diff)(_|$)")
+
+
+def _is_na(value) -> bool:
+    """``pd.NA`` or ``pd.NaT`` (without importing pandas: they exist only once it is loaded)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and (value is pd.NA or value is pd.NaT)
+
+
+def _is_numpy(value, *kinds: str) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, tuple(getattr(np, kind) for kind in kinds))
 
 
 def percent_scale(column: str, units: dict | None = None) -> float | None:
@@ -54,7 +75,7 @@ def percent_scale(column: str, units: dict | None = None) -> float | None:
 
 def percent_text(value, scale: float = 100.0, *, signed: bool = False) -> str:
     """``0.993`` -> ``99.3 %``, ``-0.81`` -> ``−81 %`` (``signed``: ``+12 %`` for a rise); empty when missing."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None or _is_na(value):
         return ""
     try:
         number = float(value) * scale
@@ -75,7 +96,7 @@ def percent_text(value, scale: float = 100.0, *, signed: bool = False) -> str:
 def ratio_text(value, column: str, units: dict | None = None) -> str | None:
     """``value`` of ratio column ``column`` as a percentage, or None when ``column`` is no ratio."""
     scale = percent_scale(column, units)
-    if scale is None or isinstance(value, str | bool | np.bool_):
+    if scale is None or isinstance(value, str | bool) or _is_numpy(value, "bool_"):
         return None
     return percent_text(value, scale, signed=bool(_SIGNED.search(str(column).lower())))
 
@@ -93,12 +114,13 @@ def cell_text(value, column: str = "", units: dict | None = None) -> str:
     """One value as a person reads it: integers as integers, floats with the digits they deserve,
     ratios as percentages (:func:`percent_scale`), timestamps to the second, lists joined, missing
     values empty."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None or _is_na(value):
         return ""
-    ratio = ratio_text(value, column, units) if isinstance(value, float | int | np.floating | np.integer) else None
+    is_float = isinstance(value, float) or _is_numpy(value, "floating")
+    ratio = ratio_text(value, column, units) if is_float or isinstance(value, int) or _is_numpy(value, "integer") else None
     if ratio is not None:
         return ratio
-    if isinstance(value, float | np.floating):
+    if is_float:
         if math.isnan(value):
             return ""
         if math.isinf(value):
@@ -108,11 +130,11 @@ def cell_text(value, column: str = "", units: dict | None = None) -> str:
         if abs(value) < 1:
             return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
         return f"{value:,.{2 if abs(value) < 1000 else 1}f}"
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool) or _is_numpy(value, "bool_"):
         return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
+    if isinstance(value, int) or _is_numpy(value, "integer"):
         return str(value) if column in ("queryid", "pid", "node_id", "parent_id") else f"{value:,}"
-    if isinstance(value, pd.Timestamp):
+    if "pandas" in sys.modules and isinstance(value, sys.modules["pandas"].Timestamp):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, list | tuple | set):
         return ", ".join(cell_text(v) for v in value)
@@ -121,11 +143,13 @@ def cell_text(value, column: str = "", units: dict | None = None) -> str:
     return str(value)
 
 
-def _numeric(series: pd.Series) -> bool:
+def _numeric(series) -> bool:
+    import pandas as pd
+
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | None = None) -> str:
+def html_table(frame, *, limit: int | None = None, total: int | None = None) -> str:
     """``frame`` as an HTML table: every cell escaped, text left-aligned and numbers right-aligned
     (inline styles), SQL in ``<code>``, and a "first N of M" line when it is cut.
 
@@ -136,6 +160,8 @@ def html_table(frame: pd.DataFrame, *, limit: int | None = None, total: int | No
     total:
         How many rows there are in all (default ``len(frame)``), for the "first N of M" line.
     """
+    import html
+
     total = len(frame) if total is None else total
     shown = frame if limit is None else frame.head(limit)
     numeric = {c: _numeric(shown[c]) for c in shown.columns}
@@ -171,12 +197,14 @@ STATUS_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "ok": "#1a9850", 
                   "not run": "#777777", "failed": "#555555", "info": "#4575b4"}
 
 
-def status_board(board: pd.DataFrame) -> str:
+def status_board(board) -> str:
     """A check board (pghero's): one line per check, its status as a coloured label, passing checks too.
 
     ``board`` has ``check``, ``status``, and optionally ``area``, ``findings`` and ``subject``
     (:func:`perfkit.health.board`). Everything is escaped; the layout is inline (no ``<style>``).
     """
+    import html
+
     if board is None or not len(board):
         return f'<div class="{NO_MATH}"><p><em>(no check ran)</em></p></div>'
     rows = []
@@ -196,20 +224,24 @@ def status_board(board: pd.DataFrame) -> str:
     return (f'<div class="perfkit-board {NO_MATH}"><table><tbody>{"".join(rows)}</tbody></table></div>')
 
 
-_SENTENCE_END = re.compile(r"(?<=[.;])\s+(?=[A-Za-z(])")
+_SENTENCE_END = _Pattern(r"(?<=[.;])\s+(?=[A-Za-z(])")
 
 
 def _sentences(text: str) -> list[str]:
     return [part.strip() for part in _SENTENCE_END.split(" ".join(str(text or "").split())) if part.strip()]
 
 
-def shared_advice(frame: pd.DataFrame, column: str = "recommendation", by: str = "kind") -> tuple[pd.DataFrame, dict]:
+def shared_advice(frame, column: str = "recommendation", by: str = "kind") -> tuple:
     """The boilerplate of ``column`` said once per ``by`` (a recommendation kind), not per row.
 
     A sentence (or ``;`` clause) that every row of a kind with two rows or more holds is taken
     out of those rows and returned once, in ``{kind: text}``; the rows keep what differs ("" when
-    nothing does). Kinds with one row keep their text. Returns (a copy of the frame, the texts).
+    nothing does). Kinds with one row keep their text. Returns (a copy of the frame, the texts);
+    ``frame`` may be a list of row dicts (then a list of copied dicts comes back).
     """
+    pd = sys.modules.get("pandas")
+    if pd is None or not isinstance(frame, pd.DataFrame):
+        return _shared_advice_rows(frame, column, by)
     if frame is None or not len(frame) or column not in frame.columns or by not in frame.columns:
         return frame, {}
     out = frame.copy()
@@ -227,6 +259,35 @@ def shared_advice(frame: pd.DataFrame, column: str = "recommendation", by: str =
     return out, shared
 
 
+def _shared_advice_rows(rows, column: str, by: str) -> tuple[list, dict]:
+    """:func:`shared_advice` of a list of row dicts."""
+    if rows is None or not len(rows):
+        return rows, {}
+    records = rows.records() if hasattr(rows, "records") else [dict(r) for r in rows]
+    names = getattr(rows, "columns", None) or list(records[0])
+    if column not in names or by not in names:
+        return records, {}
+    out = [dict(r) for r in records]
+    groups: dict = {}
+    for row in out:  # groupby(sort=False): in order of first appearance; a missing kind is no group
+        kind = row.get(by)
+        if kind is None or (isinstance(kind, float) and math.isnan(kind)):
+            continue
+        groups.setdefault(kind, []).append(row)
+    shared: dict[str, str] = {}
+    for kind, members in groups.items():
+        if len(members) < 2:
+            continue
+        split = [_sentences(row.get(column)) for row in members]
+        common = [part for part in split[0] if all(part in parts for parts in split[1:])]
+        if not common:
+            continue
+        shared[str(kind)] = " ".join(common)
+        for row, parts in zip(members, split, strict=True):
+            row[column] = " ".join(part for part in parts if part not in common)
+    return out, shared
+
+
 def markdown(text: str) -> str:
     """``text`` (markdown a section wrote) safe to render: outside its code spans, ``<``, ``>`` and
     ``&`` become entities and ``$`` is escaped (no MathJax, no markup from a route or a log line);
@@ -241,6 +302,8 @@ def markdown(text: str) -> str:
 
 
 def _escape_prose(text: str) -> str:
+    import html
+
     return html.escape(text, quote=False).replace("$", "\\$")
 
 

@@ -1,45 +1,228 @@
 """What the command line prints: terminal tables for people, one JSON object for machines.
 
 Progress bars go to stderr; nothing here is used by library code that returns DataFrames.
+
+A table is a DataFrame or a list of row dicts (:class:`Rows` carries its column order): the plan
+command renders rows, so that it never imports pandas; numpy and pandas are looked at only when
+they are loaded already (a DataFrame, a numpy number or a Timestamp cannot exist otherwise).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
 
-import numpy as np
-import pandas as pd
+_NAN = float("nan")
+
+
+def _pandas():
+    """pandas when something has imported it (only then can a value be a pandas object), else None."""
+    return sys.modules.get("pandas")
+
+
+def _numpy():
+    return sys.modules.get("numpy")
+
+
+def is_frame(value) -> bool:
+    """Whether ``value`` is a pandas DataFrame (False without importing pandas)."""
+    pd = _pandas()
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
+def is_missing(value) -> bool:
+    """None, NaN, ``pd.NA`` or ``pd.NaT``."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    pd = _pandas()
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return True
+    np = _numpy()
+    return np is not None and isinstance(value, np.floating) and bool(np.isnan(value))
+
+
+def _is_int(value) -> bool:
+    if isinstance(value, int):
+        return not isinstance(value, bool)
+    np = _numpy()
+    return np is not None and isinstance(value, np.integer)
+
+
+def _is_float(value) -> bool:
+    if isinstance(value, float):
+        return True
+    np = _numpy()
+    return np is not None and isinstance(value, np.floating)
+
+
+def _is_bool(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    np = _numpy()
+    return np is not None and isinstance(value, np.bool_)
+
+
+def column_kind(values: Iterable) -> str:
+    """``int``, ``float``, ``bool`` or ``object``: the dtype pandas gives a column of these values
+    (``pd.DataFrame(list_of_dicts)``: whole numbers with a missing one are floats, a missing key is NaN)."""
+    ints = floats = bools = missing = nan = False
+    for value in values:
+        if value is None:
+            missing = True
+        elif _is_bool(value):
+            bools = True
+        elif _is_int(value):
+            ints = True
+        elif _is_float(value):
+            if value != value:
+                nan = True
+            else:
+                floats = True
+        else:
+            return "object"
+    if bools:
+        return "bool" if not (ints or floats or missing or nan) else "object"
+    if ints or floats or nan:
+        return "float" if floats or missing or nan else "int"
+    return "object"
+
+
+class Rows(list):
+    """A table as a list of row dicts, in the column order a DataFrame of them would have.
+
+    ``infer``: the rows are what ``pd.DataFrame(rows)`` would be built from, so :meth:`records`
+    gives what that frame's ``to_dict("records")`` would (a missing key NaN, whole numbers in a
+    column with a missing one as floats); without it the rows are already typed and kept as they
+    are. ``dtypes``: columns whose frame has a declared dtype instead: ``"Int64"`` (whole numbers
+    with missing ones, as a plan finding's ``node_id``) keeps the numbers and makes a missing one
+    None. ``frame``: a callable making the DataFrame the rows stand for (default: built from
+    them), for whoever reads the table as a frame (:meth:`to_frame`).
+    """
+
+    def __init__(self, rows: Iterable[dict] = (), columns: Sequence[str] | None = None, *, infer: bool = True,
+                 frame=None, attrs: dict | None = None, dtypes: dict | None = None):
+        super().__init__(rows)
+        if columns is None:
+            seen: dict = {}
+            for row in self:
+                for key in row:
+                    seen.setdefault(key, None)
+            columns = list(seen)
+        self.columns = list(columns)
+        self.infer = infer
+        self.make_frame = frame
+        self.attrs = dict(attrs or {})
+        self.dtypes = dict(dtypes or {})
+        self._records: list[dict] | None = None
+        self._kinds: dict | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not len(self) or not self.columns
+
+    def kinds(self) -> dict[str, str]:
+        """``{column: int/float/bool/object}`` (:func:`column_kind`)."""
+        if self._kinds is None:
+            self._kinds = {c: "Int64" if self.dtypes.get(c) == "Int64" else column_kind(row.get(c, _NAN) for row in self)
+                           for c in self.columns}
+        return self._kinds
+
+    def records(self) -> list[dict]:
+        """The rows with every column, typed as a DataFrame of them would hold them."""
+        if self._records is None:
+            nullable = [c for c in self.columns if self.dtypes.get(c) == "Int64"]
+            floats = [c for c, kind in self.kinds().items() if kind == "float"] if self.infer else []
+            out = []
+            for row in self:
+                record = {c: row.get(c, _NAN) for c in self.columns}
+                for c in floats:
+                    value = record[c]
+                    record[c] = _NAN if value is None else float(value)
+                for c in nullable:
+                    if is_missing(record[c]):
+                        record[c] = None
+                out.append(record)
+            self._records = out
+        return self._records
+
+    def numeric(self, column: str) -> bool:
+        """Whether ``column`` is numbers (``pd.api.types.is_numeric_dtype`` of its frame column)."""
+        if self.infer or column in self.dtypes:
+            kind = self.kinds().get(column)
+        else:
+            kind = column_kind(row.get(column, _NAN) for row in self)
+        return kind in ("int", "float", "bool", "Int64")
+
+    def to_frame(self):
+        """The DataFrame these rows stand for."""
+        if self.make_frame is not None:
+            return self.make_frame()
+        import pandas as pd
+
+        frame = pd.DataFrame(list(self), columns=self.columns) if len(self) else pd.DataFrame(columns=self.columns)
+        frame.attrs.update(self.attrs)
+        return frame
+
+
+def as_rows(table, columns: Sequence[str] | None = None) -> Rows:
+    """``table`` (a DataFrame, :class:`Rows` or a list of dicts) as :class:`Rows`."""
+    if isinstance(table, Rows):
+        return table
+    if is_frame(table):
+        return Rows(table.to_dict(orient="records"), list(table.columns), infer=False,
+                    frame=lambda: table, attrs=table.attrs)
+    return Rows(list(table or []), columns)
 
 
 def to_jsonable(value):
-    """Turn DataFrames, numpy scalars, timestamps and NaN into plain JSON values."""
-    if isinstance(value, pd.DataFrame):
-        return [to_jsonable(row) for row in value.to_dict(orient="records")]
-    if isinstance(value, pd.Series):
-        return to_jsonable(value.to_dict())
+    """Turn DataFrames, row tables, numpy scalars, timestamps and NaN into plain JSON values."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, Rows):
+        return [to_jsonable(row) for row in value.records()]
     if isinstance(value, list | tuple | set):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        if pd.isna(value):
-            return None
-        return pd.Timestamp(value).isoformat()
-    if isinstance(value, pd.Timedelta | dt.timedelta):
-        return pd.Timedelta(value).total_seconds()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating | float):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
         value = float(value)
         return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if value is pd.NA or value is pd.NaT:
+    if isinstance(value, int):
+        return value
+    pd = _pandas()
+    if pd is not None:
+        if isinstance(value, pd.DataFrame):
+            return [to_jsonable(row) for row in value.to_dict(orient="records")]
+        if isinstance(value, pd.Series):
+            return to_jsonable(value.to_dict())
+    dt = sys.modules.get("datetime")  # a datetime value exists only once datetime is imported
+    if dt is not None and isinstance(value, dt.datetime):
+        if pd is not None:
+            if pd.isna(value):
+                return None
+            return pd.Timestamp(value).isoformat()
+        return value.isoformat()
+    if dt is not None and isinstance(value, dt.timedelta):
+        return pd.Timedelta(value).total_seconds() if pd is not None else value.total_seconds()
+    if pd is not None and isinstance(value, pd.Timedelta):
+        return pd.Timedelta(value).total_seconds()
+    np = _numpy()
+    if np is not None:
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, np.floating):
+            value = float(value)
+            return None if math.isnan(value) or math.isinf(value) else value
+        if isinstance(value, np.bool_):
+            return bool(value)
+    if pd is not None and (value is pd.NA or value is pd.NaT):
         return None
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -97,27 +280,67 @@ def write_failed(err: OSError, stream=None):
 def _cell(value, width: int, column: str = "", units: dict | None = None) -> str:
     from perfkit.display import ratio_text
 
-    ratio = ratio_text(value, column, units) if isinstance(value, float | int | np.floating | np.integer) else None
+    is_float, is_int = _is_float(value), _is_int(value) or isinstance(value, bool)
+    ratio = ratio_text(value, column, units) if is_float or is_int else None
     if ratio is not None:
         text = ratio
-    elif value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    elif value is None or (isinstance(value, float) and math.isnan(value)) or _is_pd_na(value):
         text = ""
-    elif isinstance(value, float | np.floating):
+    elif is_float:
         if abs(value) >= 1e15:
             text = f"{value:.3g}"
         elif float(value).is_integer():
             text = f"{int(value):,}"
         else:
             text = f"{value:,.2f}"
-    elif isinstance(value, int | np.integer) and not isinstance(value, bool):
+    elif is_int and not isinstance(value, bool):
         text = f"{value:,}"
-    elif isinstance(value, pd.Timestamp):
+    elif _is_timestamp(value):
         text = value.strftime("%Y-%m-%d %H:%M:%S")
     else:
         text = " ".join(str(value).split())
     if len(text) > width:
         text = text[: max(width - 1, 1)] + "…"
     return text
+
+
+def _is_pd_na(value) -> bool:
+    pd = _pandas()
+    return pd is not None and value is pd.NA
+
+
+def _is_timestamp(value) -> bool:
+    pd = _pandas()
+    return pd is not None and isinstance(value, pd.Timestamp)
+
+
+def _table(table, columns: Sequence[str] | None):
+    """``(columns, rows as tuples, numeric flags, units)`` of a DataFrame or a list of row dicts."""
+    if is_frame(table):
+        import pandas as pd
+
+        columns = list(columns or table.columns)
+        records = list(table[columns].itertuples(index=False))
+        numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in columns]
+        return columns, records, numeric, table.attrs.get("units")
+    rows = as_rows(table)
+    columns = list(columns or rows.columns)
+    records = [tuple(record[c] if c in record else _NAN for c in columns) for record in rows.records()]
+    numeric = [rows.numeric(c) for c in columns]
+    return columns, records, numeric, rows.attrs.get("units")
+
+
+def _records(table) -> list[dict]:
+    """The rows of a DataFrame or a list of row dicts, as dicts."""
+    return table.to_dict(orient="records") if is_frame(table) else as_rows(table).records()
+
+
+def _columns(table) -> list:
+    return list(table.columns) if is_frame(table) else as_rows(table).columns
+
+
+def _empty(table) -> bool:
+    return bool(table.empty) if is_frame(table) else as_rows(table).empty
 
 
 # -- colour: severities and verdicts, on a terminal only ------------------------------------------
@@ -152,14 +375,33 @@ def paint(text: str, word: str | None = None, *, colour: bool | None = None) -> 
     return f"\033[{code}m{text}\033[0m"
 
 
-def _width(width: int | None) -> int:
-    import shutil
+def terminal_columns(fallback: int = 100) -> int:
+    """The terminal's width: ``shutil.get_terminal_size((fallback, 24)).columns`` (``$COLUMNS``,
+    else the terminal of stdout, else ``fallback``), without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    try:
+        lines = int(os.environ["LINES"])
+    except (KeyError, ValueError):
+        lines = 0
+    if columns <= 0 or lines <= 0:
+        try:
+            size = os.get_terminal_size(sys.__stdout__.fileno())
+        except (AttributeError, ValueError, OSError):
+            size = os.terminal_size((fallback, 24))
+        if columns <= 0:
+            columns = size.columns or fallback
+    return columns
 
-    return width or shutil.get_terminal_size((100, 24)).columns
+
+def _width(width: int | None) -> int:
+    return width or terminal_columns()
 
 
 def format_table(
-    frame: pd.DataFrame,
+    frame,
     columns: Sequence[str] | None = None,
     *,
     max_width: int = 60,
@@ -168,35 +410,30 @@ def format_table(
     width: int | None = None,
     colour: bool | None = None,
 ) -> str:
-    """A plain fixed-width table of ``frame`` (numbers right-aligned, long text cut, ratios as
-    percentages: :func:`perfkit.display.percent_scale`).
+    """A plain fixed-width table of ``frame`` (a DataFrame or a list of row dicts: numbers
+    right-aligned, long text cut, ratios as percentages: :func:`perfkit.display.percent_scale`).
 
     ``fit``: a text column cut so that the table fits ``width`` (default: the terminal's, at
     least 100 columns when it cannot be told), keeping at least 24 characters of it.
     ``colour``: severities and verdicts coloured (default :func:`use_colour`).
     """
     colour = use_colour() if colour is None else colour
-    columns = list(columns or frame.columns)
     headers = headers or {}
     if markdown_mode():  # --format markdown: the same table, GitHub-flavoured
         return markdown_table(frame, columns, headers=headers)
-    if frame.empty:
+    if _empty(frame):
         return "(none)"
+    columns, records, numeric, units = _table(frame, columns)
     limits = dict.fromkeys(columns, max_width)
-    units = frame.attrs.get("units")
     if fit in limits:
-        import shutil
-
-        width = width or shutil.get_terminal_size((100, 24)).columns
-        others = [c for c in columns if c != fit]
-        used = sum(max([len(headers.get(c, c))] + [len(_cell(v, max_width, c, units)) for v in frame[c]]) + 2
-                   for c in others)
+        width = width or terminal_columns()
+        at = {c: i for i, c in enumerate(columns)}
+        used = sum(max([len(headers.get(c, c))] + [len(_cell(r[at[c]], max_width, c, units)) for r in records]) + 2
+                   for c in columns if c != fit)
         limits[fit] = max(24, width - used)
-    rows = [[_cell(v, limits[c], c, units) for c, v in zip(columns, record, strict=True)]
-            for record in frame[columns].itertuples(index=False)]
+    rows = [[_cell(v, limits[c], c, units) for c, v in zip(columns, record, strict=True)] for record in records]
     titles = [headers.get(c, c) for c in columns]
     widths = [max([len(t)] + [len(r[i]) for r in rows]) for i, t in enumerate(titles)]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
 
     painted = [colour and c in COLOURED_COLUMNS for c in columns]
 
@@ -214,9 +451,9 @@ def format_table(
     return "\n".join(out)
 
 
-def _cards(frame: pd.DataFrame, columns: Sequence[str], width: int, colour: bool) -> str:
+def _cards(frame, columns: Sequence[str], width: int, colour: bool) -> str:
     lines = []
-    for row in frame.to_dict(orient="records"):
+    for row in _records(frame):
         severity = str(row.get("severity", "") or "")
         head = [c for c in columns if c not in ("severity", "evidence", "recommendation", "sql")]
         title = " · ".join(" ".join(str(row.get(c, "") or "").split()) for c in head if str(row.get(c, "") or "").strip())
@@ -236,7 +473,7 @@ def _cards(frame: pd.DataFrame, columns: Sequence[str], width: int, colour: bool
 
 
 def format_findings(
-    frame: pd.DataFrame,
+    frame,
     columns: Sequence[str] = ("severity", "kind", "subject", "evidence"),
     *,
     max_width: int = 40,
@@ -246,9 +483,10 @@ def format_findings(
     """Findings as a table when it fits ``width`` with nothing cut, else as cards: severity and
     subject on one line, then the evidence (and the fix, when ``columns`` has ``recommendation``
     or ``sql``) indented and wrapped. Severities coloured on a terminal (:func:`use_colour`)."""
-    if frame.empty:
+    if _empty(frame):
         return "(none)"
-    columns = [c for c in columns if c in frame.columns]
+    present = set(_columns(frame))
+    columns = [c for c in columns if c in present]
     if markdown_mode():  # --format markdown: a table, never cards
         return markdown_table(frame, columns)
     width = _width(width)
@@ -259,7 +497,7 @@ def format_findings(
     return _cards(frame, columns, width, colour)
 
 
-def print_findings(frame: pd.DataFrame, columns: Sequence[str] = ("severity", "kind", "subject", "evidence"), *,
+def print_findings(frame, columns: Sequence[str] = ("severity", "kind", "subject", "evidence"), *,
                    title: str | None = None, **kwargs) -> None:
     """Print findings (:func:`format_findings`) under ``title``."""
     if title:
@@ -267,7 +505,7 @@ def print_findings(frame: pd.DataFrame, columns: Sequence[str] = ("severity", "k
     print(format_findings(frame, columns, **kwargs))
 
 
-def print_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *, title: str | None = None, **kwargs) -> None:
+def print_table(frame, columns: Sequence[str] | None = None, *, title: str | None = None, **kwargs) -> None:
     """Print a titled table on stdout."""
     if title:
         print(title)
@@ -293,10 +531,9 @@ def progress(iterable=None, *, desc: str = "", total: int | None = None, unit: s
 def wrapped(text: str, prefix: str = "", width: int | None = None, *, indent: str | None = None) -> str:
     """``text`` wrapped to the terminal (at least 100 columns when it cannot be told), later lines
     starting with ``indent`` (default: spaces under the first one's text)."""
-    import shutil
     import textwrap
 
-    width = width or shutil.get_terminal_size((100, 24)).columns
+    width = width or terminal_columns()
     return textwrap.fill(" ".join(str(text).split()), width=max(width, 40), initial_indent=prefix,
                          subsequent_indent=" " * len(prefix) if indent is None else indent, break_on_hyphens=False)
 
@@ -304,10 +541,9 @@ def wrapped(text: str, prefix: str = "", width: int | None = None, *, indent: st
 def wrapped_sql(sql: str, width: int | None = None) -> str:
     """SQL for a terminal: a statement longer than the width is broken at spaces outside quotes and
     indented (still the same SQL), a trailing ``-- comment`` goes on the line before it."""
-    import shutil
     import textwrap
 
-    width = max(width or shutil.get_terminal_size((100, 24)).columns, 40)
+    width = max(width or terminal_columns(), 40)
     out = []
     for line in sql.splitlines():
         code, sep, comment = line.partition("  -- ")
@@ -350,19 +586,19 @@ def markdown_escape(text: str) -> str:
     return re.sub(r"(?<=[A-Za-z0-9])\\_(?=[A-Za-z0-9])", "_", escaped)
 
 
-def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *,
+def markdown_table(frame, columns: Sequence[str] | None = None, *,
                    headers: dict[str, str] | None = None) -> str:
-    """``frame`` as a GitHub-flavoured Markdown table (numbers right-aligned), with a blank line
-    before and after it so that it never joins the text around it; ``(none)`` when empty."""
-    columns = list(columns or frame.columns)
+    """``frame`` (a DataFrame or a list of row dicts) as a GitHub-flavoured Markdown table (numbers
+    right-aligned), with a blank line before and after it so that it never joins the text around
+    it; ``(none)`` when empty."""
     headers = headers or {}
-    if frame.empty:
+    if _empty(frame):
         return "\n(none)\n"
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
+    columns, records, numeric, _ = _table(frame, columns)
     head = "| " + " | ".join(markdown_escape(str(headers.get(c, c))) for c in columns) + " |"
     rule = "|" + "|".join("---:" if is_num else ":---" for is_num in numeric) + "|"
     rows = ["| " + " | ".join(markdown_escape(_cell(v, _MARKDOWN_CELL)) for v in record) + " |"
-            for record in frame[columns].itertuples(index=False)]
+            for record in records]
     return "\n".join(["", head, rule, *rows, ""])
 
 

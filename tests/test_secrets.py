@@ -139,6 +139,9 @@ def test_a_crash_traceback_from_the_cli_is_redacted(monkeypatch, capsys, tmp_pat
         raise RuntimeError(f"lost postgresql://app:{LONG}@db/shop as {LONG} on postgres 16")
 
     class Parser:
+        def __init__(self, argv=None):
+            pass
+
         def parse_args(self, argv):
             return argparse.Namespace(func=boom)
 

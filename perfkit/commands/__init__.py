@@ -74,11 +74,14 @@ def add_junit_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def failed_gate(findings, fail_on: str | None) -> bool:
-    """True when ``fail_on`` is set and a finding in ``findings`` is at least that severe."""
+    """True when ``fail_on`` is set and a finding in ``findings`` (a findings frame or a list of
+    finding dicts) is at least that severe."""
     if not fail_on or findings is None or not len(findings):
         return False
     worst = SEVERITY_CHOICES.index(fail_on)
-    return bool(findings["severity"].map(lambda s: s in SEVERITY_CHOICES[:worst + 1]).any())
+    severities = findings["severity"] if hasattr(findings, "columns") and not isinstance(findings, list) else (
+        row.get("severity") for row in findings)
+    return any(s in SEVERITY_CHOICES[:worst + 1] for s in severities)
 
 
 def gate_code(findings, fail_on: str | None) -> int:

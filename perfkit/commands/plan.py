@@ -36,18 +36,17 @@ def run(args: argparse.Namespace) -> int:
     after = parse_file(args.after) if args.after else None
     assessment = assess([(args.file, plan)], compare_with=after, compare_heading=args.after or "")
     show_plan(assessment, as_json=args.json, top=args.top)
-    return gate_code(assessment.findings, getattr(args, "fail_on", None))
+    return gate_code(assessment.finding_rows, getattr(args, "fail_on", None))
 
 
 def render_tree(plan, *, top: int = 0, findings=None, width: int | None = None) -> str:
     """The plan picture for the terminal (perfkit.plans.picture.plan_text): per node self time, a
     bar of its share, rows (estimate), loops; the hottest node marked ``>>``; findings under their
     node; as wide as the terminal."""
-    import shutil
-
+    from perfkit.output import terminal_columns
     from perfkit.plans.picture import plan_text
 
-    return plan_text(plan, findings, width=width or shutil.get_terminal_size((100, 24)).columns, top=top)
+    return plan_text(plan, findings, width=width or terminal_columns(), top=top)
 
 
 def render_totals(plan) -> str:
@@ -57,7 +56,7 @@ def render_totals(plan) -> str:
         parts.append(f"planning {plan.planning_ms:,.2f} ms")
     if not math.isnan(plan.execution_ms):
         parts.append(f"execution {plan.execution_ms:,.2f} ms")
-    if len(plan.triggers):
+    if _trigger_count(plan):
         parts.append(f"triggers {plan.trigger_ms:,.2f} ms")
     if not math.isnan(plan.io_read_ms) and plan.io_read_ms > 0:
         parts.append(f"I/O read {plan.io_read_ms:,.2f} ms")
@@ -72,18 +71,56 @@ def render_totals(plan) -> str:
     return ", ".join(parts)
 
 
+def _trigger_count(plan) -> int:
+    rows = getattr(plan, "trigger_rows", None)
+    return len(rows) if rows is not None else len(plan.triggers)
+
+
+TRIGGER_COLUMNS = ["trigger", "constraint", "relation", "time_ms", "calls"]
+
+
+def plan_payload(plan) -> dict:
+    """``plan.to_dict()`` (what ``--json`` prints of the plan) from its rows, building no DataFrame."""
+    from perfkit.assessment import finding_table
+    from perfkit.output import Rows
+    from perfkit.plans.assess import _nodes_table, plan_finding_rows
+
+    triggers = getattr(plan, "trigger_rows", None)
+    if getattr(plan, "rows", None) is None or triggers is None:  # a Plan without rows: its frames
+        return plan.to_dict()
+    return {
+        "source": plan.source,
+        "format": plan.format,
+        "planning_ms": plan.planning_ms,
+        "execution_ms": plan.execution_ms,
+        "root_ms": plan.root_ms,
+        "trigger_ms": plan.trigger_ms,
+        "io_read_ms": plan.io_read_ms,
+        "io_write_ms": plan.io_write_ms,
+        "nodes": _nodes_table(plan),
+        "findings": finding_table(plan_finding_rows(plan)),
+        "triggers": Rows(triggers, TRIGGER_COLUMNS),
+        "jit": plan.jit,
+        "settings": plan.settings,
+        "planning": plan.planning,
+        "query": plan.query,
+    }
+
+
 def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = None) -> None:
     """Print a plans assessment for people (tree, totals, findings, fixes) or as one JSON object."""
-    from perfkit.assessment import finding_records
+    from perfkit.assessment import finding_records, table_rows
     from perfkit.display import shared_advice
     from perfkit.output import emit_json, print_code, print_findings, print_table, wrapped
 
     plan = assessment.data["plan"]
+    findings = assessment.finding_rows
+    fixes = table_rows(assessment.tables, "recommendations")
     if as_json:
-        payload = plan.to_dict()
-        payload["findings"] = finding_records(assessment.findings)
+        payload = plan_payload(plan)
+        payload["findings"] = finding_records(findings)
         payload["severity_counts"] = assessment.counts
-        payload["recommendations"] = finding_records(assessment.tables.get("recommendations"))
+        payload["recommendations"] = finding_records(fixes)
         if "comparison" in assessment.data:
             payload["comparison"] = assessment.data["comparison"].to_dict()
         payload.update(extra or {})
@@ -91,26 +128,24 @@ def show_plan(assessment, *, as_json: bool, top: int = 0, extra: dict | None = N
         return
     print(wrapped(render_totals(plan)))  # it names the file: as long as its path
     print()
-    print_code(render_tree(plan, top=top, findings=assessment.findings if "node_id" in assessment.findings else None))
+    print_code(render_tree(plan, top=top, findings=findings if "node_id" in findings.columns else None))
     print()
-    findings = assessment.findings
     print_findings(findings, title=f"Findings ({len(findings)})")
-    fixes = assessment.tables.get("recommendations")
     if fixes is not None and len(fixes):
         print()
         print("What to do (each fix once):")
         fixes, shared = shared_advice(fixes)
         for kind, text in shared.items():  # what every fix of a kind says, once
             print(wrapped(f"every {kind}: {text}", "     "))
-        for number, row in enumerate(fixes.itertuples(index=False), start=1):
-            print(wrapped(f"{row.subject}: {row.recommendation}" if row.recommendation else str(row.subject),
-                          f"{number:>3}. "))
-            if row.sql:  # on one line, as it is copied
-                print_code(f"     {row.sql}", "sql")
+        for number, row in enumerate(fixes, start=1):
+            subject, recommendation, sql = row.get("subject"), row.get("recommendation"), row.get("sql")
+            print(wrapped(f"{subject}: {recommendation}" if recommendation else str(subject), f"{number:>3}. "))
+            if sql:  # on one line, as it is copied
+                print_code(f"     {sql}", "sql")
     if "comparison" in assessment.data:
         print()
         print(wrapped(f"Against {assessment.facts['comparison']['after']}: {assessment.facts['comparison']['summary']}"))
-        print_table(assessment.tables["comparison"], title=None)
+        print_table(table_rows(assessment.tables, "comparison"), title=None)
         if assessment.data.get("after") is not None:
             print()
             print(wrapped(f"After ({assessment.facts['comparison']['after']}):"))

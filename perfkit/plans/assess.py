@@ -8,21 +8,43 @@ plans of the costliest statements for the weekly report (EXPLAIN without ANALYZE
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from perfkit.assessment import Assessment, merge_findings
+from perfkit.assessment import Assessment, Tables, finding_table, merge_findings
 from perfkit.errors import PerfkitError
+from perfkit.output import Rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXPLAIN_TOP = 3  # without a plan file: how many of the costliest statements to explain
+FINDING_DTYPES = {"node_id": "Int64"}  # a plan findings frame's node_id (perfkit.plans.rules.problems_frame)
+
+
+def node_rows(plan) -> list[dict]:
+    """``plan.rows`` (its nodes as dicts, no DataFrame), or the rows of ``plan.nodes``."""
+    rows = getattr(plan, "rows", None)
+    return list(rows) if rows is not None else plan.nodes.to_dict(orient="records")
+
+
+def plan_finding_rows(plan) -> list[dict]:
+    """``plan.finding_rows`` (its findings as dicts, no DataFrame), or the rows of ``plan.findings``."""
+    rows = getattr(plan, "finding_rows", None)
+    return list(rows) if rows is not None else plan.findings.to_dict(orient="records")
+
+
+def _nodes_table(plan) -> Rows:
+    from perfkit.plans.model import EXTRA_COLUMNS, NODE_COLUMNS
+
+    return Rows(node_rows(plan), NODE_COLUMNS + EXTRA_COLUMNS, infer=False, frame=lambda: plan.nodes)
 
 
 def _totals(heading: str, plan) -> dict:
     return {
         "plan": heading,
         "source": plan.source or plan.format,
-        "nodes": int(len(plan.nodes)),
-        "findings": int(len(plan.findings)),
+        "nodes": len(node_rows(plan)),
+        "findings": len(plan_finding_rows(plan)),
         "planning_ms": plan.planning_ms,
         "execution_ms": plan.execution_ms,
         "io_read_ms": plan.io_read_ms,
@@ -68,20 +90,26 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         plans = [(plans.source or plans.format or "plan", plans)]
     plans = list(plans)
     notes = list(notes)
-    findings = merge_findings(*[p.findings.assign(plan=h) for h, p in plans if len(p.findings)])
     changed, comparisons = plan_changes if plan_changes is not None else ([], {})
-    if changed:
-        from perfkit.findings import findings_frame
+    found = [dict(row, plan=h) for h, p in plans for row in plan_finding_rows(p)]
+    found += list(changed)
 
-        findings = merge_findings(findings, findings_frame(changed))
-    tables = {"plans": pd.DataFrame([_totals(h, p) for h, p in plans])}
+    def findings_frame():  # what the notebooks read: built only then
+        from perfkit.findings import findings_frame as frame_of
+
+        frame = merge_findings(*[p.findings.assign(plan=h) for h, p in plans if len(p.findings)])
+        return merge_findings(frame, frame_of(changed)) if changed else frame
+
+    findings = finding_table(Rows(found, frame=findings_frame, dtypes=FINDING_DTYPES))
+    totals = [_totals(h, p) for h, p in plans]
+    tables = Tables({"plans": Rows(totals)})
     data = {"plans": [p for _, p in plans], "headings": [h for h, _ in plans]}
     facts = {"plans": [h for h, _ in plans]}
     if plans:
         first = plans[0][1]
-        tables["nodes"] = first.nodes
+        tables["nodes"] = _nodes_table(first)
         data["plan"] = first
-        facts.update({k: v for k, v in _totals(*plans[0]).items() if k != "plan"})
+        facts.update({k: v for k, v in totals[0].items() if k != "plan"})
     if comparisons:
         data["plan_changes"] = comparisons
     if compare_with is not None and plans:
@@ -90,14 +118,20 @@ def assess(plans, *, compare_with=None, compare_heading: str = "", what_if=None,
         result = compare(plans[0][1], compare_with)
         data["comparison"] = result
         data["after"] = compare_with
-        tables["comparison"] = result.totals
+        tables["comparison"] = result.totals  # a DataFrame: the comparison is pandas' (perfkit.plans.compare)
         facts["comparison"] = {"after": compare_heading or compare_with.source, "summary": result.summary,
                                "shape_changed": result.shape_changed, "fingerprint_before": result.fingerprint_before,
                                "fingerprint_after": result.fingerprint_after}
     if len(findings):
-        from perfkit.advice import recommend
+        from perfkit.advice import recommend_rows
 
-        tables["recommendations"] = recommend(plan_findings=findings, existing=existing)
+        def recommendations_frame():
+            from perfkit.advice import recommend
+
+            return recommend(plan_findings=findings.to_frame(), existing=existing)
+
+        merged = recommend_rows(plan_findings=findings.records(), existing=existing)
+        tables["recommendations"] = finding_table(Rows(merged, frame=recommendations_frame))
     if what_if is not None:
         data["what_if"] = what_if
         facts["what_if"] = what_if.summary() if hasattr(what_if, "summary") else str(what_if)
@@ -130,4 +164,4 @@ def costliest(engine, snapshot: pd.DataFrame, *, n: int = EXPLAIN_TOP) -> tuple[
     return captured, notes
 
 
-__all__ = ["EXPLAIN_TOP", "assess", "costliest"]
+__all__ = ["EXPLAIN_TOP", "assess", "costliest", "node_rows", "plan_finding_rows"]

@@ -1,15 +1,14 @@
 """A picture of one plan: the tree with a self-time bar in each node, the hottest node marked and
 each finding on the node it is about; as SVG (notebooks, the report) and as block characters (terminal).
 
-``tree_rows(plan, findings)`` is what both draw; ``plan_svg`` and ``plan_text`` render it.
+``tree_records(plan, findings)`` is what both draw (``tree_rows``: the same as a DataFrame); ``plan_svg`` and ``plan_text`` render it.
 """
 
 from __future__ import annotations
 
-import html
 import math
-
-import pandas as pd
+import sys
+from types import SimpleNamespace
 
 SEVERITY_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "info": "#4c72b0"}
 SEVERITY_MARKS = {"critical": "!!", "warning": "!", "info": "i"}
@@ -17,62 +16,115 @@ EIGHTHS = " ▏▎▍▌▋▊▉█"
 NO_MATH = "tex2jax_ignore mathjax_ignore"
 
 
+def _missing(value) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    pd = sys.modules.get("pandas")
+    return pd is not None and (value is pd.NA or bool(pd.isna(value)))
+
+
 def _number(value, digits: int = 0) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
     return f"{float(value):,.{digits}f}"
 
 
 def _ms(value) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
     value = float(value)
     return f"{value:,.1f} ms" if value >= 10 else f"{value:,.3f} ms" if value < 1 else f"{value:,.2f} ms"
 
 
-def tree_rows(plan, findings: pd.DataFrame | None = None) -> pd.DataFrame:
+def node_rows(plan) -> list[dict]:
+    """The plan's nodes as row dicts (``Plan.rows``, without building its DataFrame)."""
+    rows = getattr(plan, "rows", None)
+    if rows is None:
+        rows = plan.nodes.to_dict(orient="records")
+    return list(rows)
+
+
+def _finding_dicts(plan, findings) -> list[dict]:
+    if findings is None:
+        findings = getattr(plan, "finding_rows", None)
+        if findings is None:
+            findings = plan.findings
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(findings, pd.DataFrame):
+        if not len(findings) or "node_id" not in findings.columns:
+            return []
+        return findings.to_dict(orient="records")
+    return list(findings or [])
+
+
+def tree_records(plan, findings=None) -> list[dict]:
+    """What :func:`tree_rows` holds, as a list of row dicts (no pandas): see there."""
+    nodes = node_rows(plan)
+    timed = any(not _missing(n.get("self_ms")) for n in nodes)
+    if timed:
+        values = [0.0 if _missing(n.get("self_ms")) else max(float(n["self_ms"]), 0.0) for n in nodes]
+        unit = "ms"
+    else:  # the node's own estimated cost: its total cost minus its children's
+        child_cost: dict = {}
+        for n in nodes:
+            parent, cost = n.get("parent_id"), n.get("total_cost")
+            if not _missing(parent) and not _missing(cost):
+                child_cost[parent] = child_cost.get(parent, 0.0) + float(cost)
+        values = []
+        for n in nodes:
+            cost = n.get("total_cost")
+            own = math.nan if _missing(cost) else float(cost) - child_cost.get(n["node_id"], 0.0)
+            values.append(0.0 if math.isnan(own) else max(own, 0.0))
+        unit = "cost"
+    total = float(sum(values))
+    by_node: dict[int, list] = {}
+    for row in _finding_dicts(plan, findings):
+        node_id = row.get("node_id")
+        if node_id is not None and not _missing(node_id):
+            by_node.setdefault(int(node_id), []).append((str(row.get("severity")), str(row.get("kind")),
+                                                         str(row.get("evidence"))))
+    hottest = values.index(max(values)) if values and total > 0 else -1
+    out = []
+    for i, (n, value) in enumerate(zip(nodes, values, strict=True)):
+        subplan, kind = n.get("subplan_name"), n["label"] if "label" in n else n["node_type"]
+        loops = n.get("loops")
+        out.append({
+            "node_id": int(n["node_id"]),
+            "parent_id": n.get("parent_id"),
+            "depth": int(n["depth"]),
+            "label": f"[{subplan}] {kind}" if isinstance(subplan, str) and subplan else str(kind),
+            "value": value,
+            "unit": unit,
+            "share": value / total if total > 0 else 0.0,
+            "hottest": i == hottest,
+            "rows": n.get("actual_rows"),
+            "est_rows": n.get("plan_rows"),
+            "loops": loops,
+            "never_executed": (not _missing(loops)) and loops == 0,
+            "findings": by_node.get(int(n["node_id"]), []),
+        })
+    return out
+
+
+def tree_rows(plan, findings=None):
     """One row per node, depth-first: ``node_id``, ``parent_id``, ``depth``, ``label``, ``value`` (self
     time in ms, or the node's own estimated cost without ANALYZE), ``unit``, ``share`` (of the
     plan's total, 0..1), ``hottest`` (the node with the most), ``rows``, ``est_rows``, ``loops``,
     ``never_executed`` and ``findings`` (a list of (severity, kind, evidence) of that node).
 
     ``findings`` default to ``plan.findings``; those without a ``node_id`` are on no node.
+    A DataFrame (:func:`tree_records` gives the same rows without pandas).
     """
-    nodes = plan.nodes.reset_index(drop=True)
-    timed = bool(nodes["self_ms"].notna().any())
-    if timed:
-        values = nodes["self_ms"].astype(float).fillna(0.0).clip(lower=0)
-        unit = "ms"
-    else:  # the node's own estimated cost: its total cost minus its children's
-        child_cost = nodes.groupby("parent_id")["total_cost"].sum()
-        values = (nodes["total_cost"].astype(float) - nodes["node_id"].map(child_cost).astype(float).fillna(0.0))
-        values = values.clip(lower=0).fillna(0.0)
-        unit = "cost"
-    total = float(values.sum())
-    findings = plan.findings if findings is None else findings
-    by_node: dict[int, list] = {}
-    if findings is not None and len(findings) and "node_id" in findings.columns:
-        for row in findings.itertuples(index=False):
-            if row.node_id is not None and not pd.isna(row.node_id):
-                by_node.setdefault(int(row.node_id), []).append((str(row.severity), str(row.kind), str(row.evidence)))
-    hottest = int(values.idxmax()) if len(values) and total > 0 else -1
-    label = nodes["label"] if "label" in nodes.columns else nodes["node_type"]
-    subplan = nodes["subplan_name"] if "subplan_name" in nodes.columns else pd.Series([None] * len(nodes))
-    return pd.DataFrame({
-        "node_id": nodes["node_id"].astype(int),
-        "parent_id": nodes["parent_id"],
-        "depth": nodes["depth"].astype(int),
-        "label": [f"[{s}] {t}" if isinstance(s, str) and s else str(t) for s, t in zip(subplan, label, strict=True)],
-        "value": values,
-        "unit": unit,
-        "share": values / total if total > 0 else 0.0,
-        "hottest": [i == hottest for i in range(len(nodes))],
-        "rows": nodes["actual_rows"],
-        "est_rows": nodes["plan_rows"],
-        "loops": nodes["loops"],
-        "never_executed": nodes["loops"].eq(0).fillna(False).astype(bool),
-        "findings": [by_node.get(int(n), []) for n in nodes["node_id"]],
-    })
+    import pandas as pd
+
+    columns = ["node_id", "parent_id", "depth", "label", "value", "unit", "share", "hottest", "rows", "est_rows",
+               "loops", "never_executed", "findings"]
+    return pd.DataFrame(tree_records(plan, findings), columns=columns)
+
+
+def _rows(plan, findings) -> list[SimpleNamespace]:
+    """The tree records read as attributes (``row.value``), as the renderers below read them."""
+    return [SimpleNamespace(**record) for record in tree_records(plan, findings)]
 
 
 def bar(share: float, width: int) -> str:
@@ -86,7 +138,7 @@ def _value_text(row) -> str:
     return _ms(row.value) if row.unit == "ms" else f"{row.value:,.0f} cost"
 
 
-def plan_text(plan, findings: pd.DataFrame | None = None, *, width: int = 100, bar_width: int = 10,
+def plan_text(plan, findings=None, *, width: int = 100, bar_width: int = 10,
               top: int = 0) -> str:
     """The plan tree for a terminal of ``width`` columns: per node its self time, a bar of its share
     of the total, rows (estimated), loops and the node; the hottest node marked ``>>`` at the left
@@ -95,17 +147,17 @@ def plan_text(plan, findings: pd.DataFrame | None = None, *, width: int = 100, b
 
     ``top``: only the ``top`` nodes with the most self time (0: all).
     """
-    rows = tree_rows(plan, findings)
-    if rows.empty:
+    rows = _rows(plan, findings)
+    if not rows:
         return "(no plan nodes)"
-    keep = set(rows.sort_values("value", ascending=False)["node_id"].head(top)) if top and top > 0 else None
-    analyzed = bool(rows["rows"].notna().any())
-    timed = rows["unit"].iat[0] == "ms"
+    keep = ({r.node_id for r in sorted(rows, key=lambda r: -r.value)[:top]} if top and top > 0 else None)
+    analyzed = any(not _missing(r.rows) for r in rows)
+    timed = rows[0].unit == "ms"
     what = "self ms" if timed else "own cost"
     head = f"   {what:>9} {'share':<{bar_width + 5}}" + (f"{'rows':>9} " if analyzed else "") + f"{'est':>9} "
     head += f"{'loops':>5} " if analyzed else ""
     lines = [(head + "node")[:width]]
-    for row in rows.itertuples(index=False):
+    for row in rows:
         if keep is not None and row.node_id not in keep:
             continue
         value = f"{row.value:,.2f}" if timed else f"{row.value:,.0f}"
@@ -121,9 +173,9 @@ def plan_text(plan, findings: pd.DataFrame | None = None, *, width: int = 100, b
         pad = " " * (14 + len(indent))  # under the bar column (blank on these lines): room for the evidence
         for severity, kind, evidence in row.findings:
             lines.append(_fit(f"{pad}{SEVERITY_MARKS.get(severity, '-'):<2} {severity} {kind}: {evidence}", width))
-    hot = rows[rows["hottest"]]
-    if len(hot):
-        top_row = hot.iloc[0]
+    hot = [r for r in rows if r.hottest]
+    if hot:
+        top_row = hot[0]
         lines.append(_fit(f">> hottest: #{top_row.node_id} {top_row.label.strip()}, {_value_text(top_row)}"
                           f" ({100 * top_row.share:.0f} % of the plan's {'self time' if timed else 'cost'})", width))
     return "\n".join(lines)
@@ -140,10 +192,12 @@ INDENT = 22     # px per depth level
 
 
 def _esc(text) -> str:
+    import html
+
     return html.escape(str(text), quote=True)
 
 
-def plan_svg(plan, findings: pd.DataFrame | None = None, *, width: int = 960, title: str = "") -> str:
+def plan_svg(plan, findings=None, *, width: int = 960, title: str = "") -> str:
     """The plan tree as an inline SVG in an HTML ``div``: one box per node (indented by depth, joined
     to its parent), filled from the left by a bar of its share of the plan's self time, the node's
     figures at the right, the hottest node outlined in red and labelled "hottest", and under each
@@ -151,14 +205,14 @@ def plan_svg(plan, findings: pd.DataFrame | None = None, *, width: int = 960, ti
 
     The boxes carry ``data-node``, ``data-share`` and (the hottest) ``data-hottest="true"``.
     """
-    rows = tree_rows(plan, findings)
+    rows = _rows(plan, findings)
     y, placed = 8, {}
     parts = []
-    for row in rows.itertuples(index=False):
+    for row in rows:
         x = 10 + INDENT * row.depth
         box_w = width - x - 10
         placed[row.node_id] = (x, y)
-        parent = placed.get(int(row.parent_id)) if not pd.isna(row.parent_id) else None
+        parent = placed.get(int(row.parent_id)) if not _missing(row.parent_id) else None
         if parent is not None:
             px, py = parent
             parts.append(f'<path d="M{px + 8},{py + 30} V{y + 15} H{x}" fill="none" stroke="#999" stroke-width="1"/>')
@@ -175,11 +229,11 @@ def plan_svg(plan, findings: pd.DataFrame | None = None, *, width: int = 960, ti
             f'rx="3" fill="{colour}" fill-opacity="{0.45 if hot else 0.25}"/>'
         )
         figures = [_value_text(row) + (" self" if row.unit == "ms" else ""), f"{100 * share:.0f} %"]
-        if not pd.isna(row.rows):
+        if not _missing(row.rows):
             figures.append(f"{_number(row.rows)} rows (est. {_number(row.est_rows)})")
-        elif not pd.isna(row.est_rows):
+        elif not _missing(row.est_rows):
             figures.append(f"est. {_number(row.est_rows)} rows")
-        if not pd.isna(row.loops) and row.loops not in (0, 1):
+        if not _missing(row.loops) and row.loops not in (0, 1):
             figures.append(f"{_number(row.loops)} loops")
         if row.never_executed:
             figures.append("never executed")
@@ -204,7 +258,7 @@ def plan_svg(plan, findings: pd.DataFrame | None = None, *, width: int = 960, ti
             y += FINDING
         y += 4
     heading = f"<p><strong>{_esc(title)}</strong></p>" if title else ""
-    unit = "self time" if len(rows) and rows["unit"].iat[0] == "ms" else "estimated cost of the node itself (no ANALYZE)"
+    unit = "self time" if rows and rows[0].unit == "ms" else "estimated cost of the node itself (no ANALYZE)"
     legend = (f'<p style="font-size:12px;color:#555">Each bar: the node\'s share of the plan\'s {unit}; '
               "the hottest node is outlined in red; findings sit under the node they are about.</p>")
     return (f'<div class="perfkit-plan {NO_MATH}" style="overflow-x:auto">{heading}'
@@ -213,4 +267,4 @@ def plan_svg(plan, findings: pd.DataFrame | None = None, *, width: int = 960, ti
             f'aria-label="plan tree">{"".join(parts)}</svg>{legend}</div>')
 
 
-__all__ = ["bar", "plan_svg", "plan_text", "tree_rows"]
+__all__ = ["bar", "plan_svg", "plan_text", "tree_records", "tree_rows"]
