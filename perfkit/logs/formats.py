@@ -39,6 +39,33 @@ CSV_RECORD_START = re.compile(
     + r',"?\d*"?,'
 )
 
+# a jsonlog line as PostgreSQL 15+ writes it: its keys in this order, any of them left out but the
+# time and the message, strings without an escaped character (what ``fast`` reading takes; the
+# rest goes through ``json``). (json key, entry field or None, number or string)
+_JSON_ORDER = (
+    ("user", "user", False), ("dbname", "database", False), ("pid", "pid", True),
+    ("remote_host", "client", False), ("remote_port", None, True), ("session_id", "session_id", False),
+    ("line_num", None, True), ("ps", "command_tag", False), ("session_start", None, False), ("vxid", "vxid", False),
+    ("txid", None, True), ("error_severity", "level", False), ("state_code", "sqlstate", False),
+    ("message", "message", False), ("detail", "detail", False), ("hint", "hint", False),
+    ("internal_query", None, False), ("internal_position", None, True), ("context", "context", False),
+    ("statement", "query", False), ("cursor_position", None, True), ("func_name", None, False),
+    ("file_name", None, False), ("file_line_num", None, True), ("application_name", "application", False),
+    ("backend_type", "backend_type", False), ("leader_pid", None, True), ("query_id", None, True),
+)
+_JSON_STRING = r'"{}[^"\\\x00-\x1f]*)"'
+_JSON_NUMBER = r"{}-?(?:0|[1-9]\d*))"
+
+
+def _json_field(key: str, name: str | None, number: bool) -> str:
+    group = f"(?P<{name}>" if name else "("
+    value = (_JSON_NUMBER if number else _JSON_STRING).format(group)
+    return f'(?:,"{key}":{value})' + ("" if key == "message" else "?")
+
+
+JSONLOG_LINE = re.compile(r'\{"timestamp":' + _JSON_STRING.format("(?P<ts>")
+                          + "".join(_json_field(*spec) for spec in _JSON_ORDER) + r"\}")
+
 # the fields a stderr continuation line (DETAIL, STATEMENT...) fills on the entry before it
 _SECONDARY_FIELD = {
     "DETAIL": "detail", "HINT": "hint", "CONTEXT": "context", "STATEMENT": "query",
@@ -85,9 +112,30 @@ def _binary(line: str) -> bool:
     return "\x00" in line
 
 
-def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
-    """Entries of a jsonlog file: one JSON object per line."""
+def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterator[dict | BadRecord | None]:
+    """Entries of a jsonlog file: one JSON object per line.
+
+    ``fast`` (the streaming pass): a line as PostgreSQL writes it (its keys in their order, no escaped
+    character) is read by one regex into an entry with the fields the pass uses, the others through
+    ``json``; a ``parse``/``bind`` duration (which the pass only counts) is None."""
+    match = JSONLOG_LINE.fullmatch
     for number, line in lines:
+        if fast:
+            found = match(line)
+            if found is not None:
+                message = found["message"]
+                if message.startswith("duration: "):
+                    end = message.find(" ms  ", 10)
+                    if end > 0 and message.startswith(("parse ", "bind "), end + 5):
+                        yield None
+                        continue
+                entry = found.groupdict()
+                pid = entry["pid"]
+                if pid is not None:
+                    entry["pid"] = int(pid)
+                entry["line"] = number
+                yield entry
+                continue
         if not line.strip():
             continue
         if _binary(line):
@@ -117,8 +165,11 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         yield entry
 
 
-def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
-    """Entries of a csvlog file; quoted fields may span lines."""
+def read_csvlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterator[dict | BadRecord | None]:
+    """Entries of a csvlog file; quoted fields may span lines.
+
+    ``fast`` (the streaming pass): a record on one line is read without the line buffer, and a
+    ``parse``/``bind`` duration (which the pass only counts) is None, not an entry."""
     buffer: list[str] = []
     start = 0
     end = 0
@@ -149,6 +200,26 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
         return entry
 
     for number, line in lines:
+        if fast and not buffer and not line.count('"') % 2 and "\x00" not in line and line:
+            # one whole record on the line (the common case): no buffer, no finish()
+            feeder.append(line)
+            try:
+                fields = next(reader[0])
+            except (csv.Error, StopIteration, IndexError):
+                feeder.clear()
+                reader[0] = csv.reader(iter(feeder.pop, None), strict=True)
+            else:
+                if len(fields) in CSV_WIDTHS:
+                    message = fields[13]
+                    if message.startswith("duration: "):
+                        stop = message.find(" ms  ", 10)
+                        if stop > 0 and message.startswith(("parse ", "bind "), stop + 5):
+                            yield None
+                            continue
+                    entry = dict(zip(CSV_COLUMNS, fields, strict=False))
+                    entry["line"] = number
+                    yield entry
+                    continue
         if _binary(line):
             if buffer:
                 yield BadRecord(start, "a csvlog record cut short by binary content", end)

@@ -43,6 +43,7 @@ _TENANT_SHAPES = 1_000
 _NO_TENANT = "(no tenant)"  # perfkit.tenantcost.NO_TENANT
 _OTHER_TENANTS = "(other tenants)"
 _NAN = float("nan")
+_floor, _log10 = math.floor, math.log10
 # duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
 BINS_PER_DECADE = 10
 _ZERO_BIN = -10**6
@@ -324,6 +325,9 @@ class _Pass:
 
         self.tenant_columns = tuple(TENANT_COLUMNS)
         self.tenant_cache: dict = {}
+        self.slots: dict = {}              # statement text -> _slot()
+        self._no_tenant: list | None = None  # the tenants cell of executions without a tenant
+        self.slow_ms = settings.slow_ms
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
@@ -367,19 +371,35 @@ class _Pass:
     def statement_shape(self, text: str) -> tuple[str, Normalized]:
         return self.shapes.keyed(text)
 
+    def _slot(self, statement: str) -> tuple:
+        """``(key, shape, stats, statement type, fingerprint)`` of an execution's text (cached by text)."""
+        if statement:
+            key, shape = self.shapes.keyed(statement)
+        else:
+            key, shape = "text:", _EMPTY_SHAPE
+        scan = self.scan
+        stats = scan.shapes.get(key)
+        if stats is None:
+            stats = scan.shapes[key] = ShapeStats(shape, statement)
+        slot = (key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
+                shape.fingerprint or key)
+        slots = self.slots
+        if len(slots) >= _EXACT_MAX:
+            slots.clear()
+        slots[statement] = slot
+        return slot
+
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
         scan = self.scan
         get = entry.get
         pid = get("pid")
         scan.executions += 1
-        if statement:
-            key, shape = self.shapes.keyed(statement)
-        else:
+        slot = self.slots.get(statement)
+        if slot is None:
+            slot = self._slot(statement)
+        key, shape, stats, kind, fingerprint = slot
+        if not statement:
             scan.empty_statements += 1
-            key, shape = "text:", _EMPTY_SHAPE
-        stats = scan.shapes.get(key)
-        if stats is None:
-            stats = scan.shapes[key] = ShapeStats(shape, statement)
         stats.calls += 1
         ts = get("ts") or ""
         timed = duration == duration
@@ -404,23 +424,46 @@ class _Pass:
                 cell = scan.minutes[("", "")] = [0, 0.0]
         cell[0] += 1
         application = get("application") or ""
-        combo = (get("database") or "", get("user") or "", application, get("client") or "",
-                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
+        combo = (get("database") or "", get("user") or "", application, get("client") or "", kind)
         counter = scan.combos.get(combo)
         if counter is None:
             counter = scan.combos[combo] = [0, 0.0]
         counter[0] += 1
-        self._tenant(statement, get, key, duration)
+        # the tenant: none for a text without a parameter or a comment (the common case, inlined)
+        tenant = self._no_tenant
+        if tenant is None or "$" in statement or "/*" in statement:
+            self._tenant(statement, get, key, duration)
+            if tenant is None:
+                self._no_tenant = scan.tenants.get(_NO_TENANT)
+        else:
+            tenant[0] += 1
+            if timed:
+                tenant[1] += duration
+            if len(tenant[2]) < _TENANT_SHAPES:
+                tenant[2].add(key)
         if timed:
             cell[1] += duration
             counter[1] += duration
-            self._timed(key, statement, entry, duration, stats)
+            # _timed, inlined
+            scan.timed += 1
+            stats.timed += 1
+            stats.total_ms += duration
+            index = _floor(_log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
+            bins = stats.bins
+            bins[index] = bins.get(index, 0) + 1
+            if duration > stats.max_ms or stats.worst is None:
+                stats.max_ms = max(stats.max_ms, duration)
+                stats.worst = [duration, ts, statement, _known(get("user")), _known(get("database")),
+                               _known(get("application")), get("session_id") or "", pid, self.file, get("line"), ""]
+            if duration >= self.slow_ms:
+                stats.slow_calls += 1
+                stats.slow_total += duration
+                stats.slow_over += duration - self.slow_ms
         else:
             self.pending_duration[pid] = (key, statement)
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
         line = get("line")
-        fingerprint = shape.fingerprint or key
         has_plan = False
         if self.pending_plan:
             pending = self.pending_plan.pop(pid, None)
@@ -432,10 +475,10 @@ class _Pass:
                 scan.head_execs[pid] = (fingerprint, key, self.file, line)
             self.seen_exec.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
-        if scan.requests is not None and statement:
+        if statement and scan.requests is not None:
             scan.requests.add(
                 get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
-                self.epoch_ms,
+                _epoch_ms,
             )
 
     def _tenant(self, statement: str, get, key: str, duration: float) -> None:
@@ -707,15 +750,25 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
     if unit.kind == "syslog":
         changed = datetime.fromtimestamp(path.stat().st_mtime)
         lines = formats.syslog_as_stderr(lines, changed.year, changed.month)
-    records = choose_reader("stderr" if unit.kind == "syslog" else unit.kind, lines, prefix)
+    if unit.kind == "jsonlog":
+        records = formats.read_jsonlog(lines, fast=True)
+    elif unit.kind == "csvlog":
+        records = formats.read_csvlog(lines, fast=True)
+    else:
+        records = choose_reader("stderr", lines, prefix)
     feed = one.feed
     first_bad: formats.BadRecord | None = None
+    skipped = 0  # parse/bind durations: counted, nothing else
     for record in records:
+        if record is None:
+            skipped += 1
+            continue
         if isinstance(record, formats.BadRecord):
             first_bad = first_bad or record
             _bad(one.scan, path, record, settings)
             continue
         feed(record)
+    report.entries += skipped
     if first_bad is not None and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
         # most of it unreadable: the wrong file, format or prefix, not a stray line
         raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
