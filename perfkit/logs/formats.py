@@ -245,19 +245,35 @@ def read_csvlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterato
         yield BadRecord(start, "a csvlog record cut short at the end of the file (a quoted field never closes)", end)
 
 
-def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterator[dict | BadRecord]:
+def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix,
+                fast: bool = False) -> Iterator[dict | BadRecord | None]:
     """Entries of a stderr log written with ``log_line_prefix = prefix``.
 
     Lines starting with a tab continue the message (or DETAIL, STATEMENT...) above them; DETAIL,
     HINT, CONTEXT, STATEMENT and QUERY lines are folded into the entry before them.
+    ``fast`` (the streaming pass): a ``parse``/``bind`` duration (which the pass only counts) is
+    None, not an entry (its DETAIL lines folded into it all the same).
     """
     entry: dict | None = None
     field = "message"
     match = prefix.regex.match
+    # what tells one process's lines from another's (_same_process), for an entry left unread
+    ident = [k for k in ("pid", "session_id") if k in prefix.regex.groupindex] if fast else []
+    skip = False  # the held entry is a parse/bind duration
     for number, line in lines:
         found = match(line)
         if found is not None and "\x00" not in line:
             # the common case first: a line with the prefix (LinePrefix.match, inlined)
+            if fast:
+                message = found["message"]
+                if message.startswith("duration: ") and found["level"] == "LOG":
+                    stop = message.find(" ms  ", 10)
+                    if stop > 0 and message.startswith(("parse ", "bind "), stop + 5):
+                        if entry is not None:
+                            yield None if skip else entry
+                        entry = {k: found[k] for k in ident if found[k] is not None}
+                        skip, field = True, "message"
+                        continue
             found = found.groupdict()
             if None in found.values():
                 found = {k: v for k, v in found.items() if v is not None}
@@ -272,14 +288,14 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
                 continue
             if _binary(line):
                 if entry is not None:
-                    yield entry
+                    yield None if skip else entry
                     entry = None
                 yield BadRecord(number, "binary content (NUL bytes), not a log line")
                 continue
             found = prefix.match(line)
             if found is None:
                 if entry is not None:
-                    yield entry
+                    yield None if skip else entry
                     entry = None
                 yield BadRecord(
                     number,
@@ -292,12 +308,13 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
             entry[field] = found["message"]
             continue
         if entry is not None:
-            yield entry
+            yield None if skip else entry
         entry = found
+        skip = False
         entry["line"] = number
         field = "message"
     if entry is not None:
-        yield entry
+        yield None if skip else entry
 
 
 def _same_process(entry: dict, found: dict) -> bool:

@@ -27,7 +27,7 @@ from perfkit.logs import events, formats
 from perfkit.logs.messages import statement_of
 from perfkit.logs.normalize import Normalized, normalize
 from perfkit.logs.prefix import SECONDARY_LEVELS, LinePrefix
-from perfkit.logs.reader import ERROR_LEVELS, ReadReport, choose_reader, guarded
+from perfkit.logs.reader import ERROR_LEVELS, ReadReport, guarded
 from perfkit.logs.sources import MAX_LINE_BYTES, compression, expand, numbered_lines
 
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
@@ -333,7 +333,6 @@ class _Pass:
         message = entry.get("message") or ""
         level = entry.get("level") or ""
         scan = self.scan
-        scan.report.entries += 1
         if message.startswith("duration: "):
             # the common case, read here without statement_of: "duration: 0.123 ms  <phase>..."
             end = message.find(" ms  ", 10)
@@ -755,20 +754,22 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
     elif unit.kind == "csvlog":
         records = formats.read_csvlog(lines, fast=True)
     else:
-        records = choose_reader("stderr", lines, prefix)
+        records = formats.read_stderr(lines, prefix, fast=True)
     feed = one.feed
     first_bad: formats.BadRecord | None = None
-    skipped = 0  # parse/bind durations: counted, nothing else
+    bad_class = formats.BadRecord
+    count = bad = 0  # records read (parse/bind durations, None, only counted), of them unreadable
     for record in records:
+        count += 1
         if record is None:
-            skipped += 1
             continue
-        if isinstance(record, formats.BadRecord):
+        if record.__class__ is bad_class:
+            bad += 1
             first_bad = first_bad or record
             _bad(one.scan, path, record, settings)
             continue
         feed(record)
-    report.entries += skipped
+    report.entries += count - bad
     if first_bad is not None and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
         # most of it unreadable: the wrong file, format or prefix, not a stray line
         raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
