@@ -380,8 +380,19 @@ class _Pass:
         stats = scan.shapes.get(key)
         if stats is None:
             stats = scan.shapes[key] = ShapeStats(shape, statement)
+        # no tenant whatever the parameters: no parameter of a tenant column, no request comment's tag
+        free = True
+        if "$" in statement or "/*" in statement:
+            from perfkit.tenantcost import tenant_of
+
+            cache = self.tenant_cache
+            if len(cache) >= _EXACT_MAX:
+                cache.clear()
+            tenant_of(statement, "", self.tenant_columns, cache)
+            number, tag = cache[statement]
+            free = number is None and not tag
         slot = (key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
-                shape.fingerprint or key)
+                shape.fingerprint or key, free)
         slots = self.slots
         if len(slots) >= _EXACT_MAX:
             slots.clear()
@@ -396,7 +407,7 @@ class _Pass:
         slot = self.slots.get(statement)
         if slot is None:
             slot = self._slot(statement)
-        key, shape, stats, kind, fingerprint = slot
+        key, shape, stats, kind, fingerprint, free = slot
         if not statement:
             scan.empty_statements += 1
         stats.calls += 1
@@ -430,7 +441,7 @@ class _Pass:
         counter[0] += 1
         # the tenant: none for a text without a parameter or a comment (the common case, inlined)
         tenant = self._no_tenant
-        if tenant is None or "$" in statement or "/*" in statement:
+        if tenant is None or not free:
             self._tenant(statement, get, key, duration)
             if tenant is None:
                 self._no_tenant = scan.tenants.get(_NO_TENANT)
@@ -670,9 +681,14 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                 # the lines that start before ``end``; those after it only if they continue an entry
                 stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
                 complete = complete[:stop]
-            for line in complete.decode("utf-8", errors="replace").split("\n")[:-1]:
-                number += 1
-                yield number, line[:-1] if line.endswith("\r") else line
+            text = complete.decode("utf-8", errors="replace")
+            parts = text.split("\n")
+            parts.pop()
+            if "\r" in text:
+                parts = [line[:-1] if line.endswith("\r") else line for line in parts]
+            # (number, line) pairs made in C: no Python step per line
+            yield from zip(range(number + 1, number + 1 + len(parts)), parts, strict=True)
+            number += len(parts)
             position += len(complete)
         raw.seek(position)
         while True:
