@@ -117,10 +117,22 @@ def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterat
 
     ``fast`` (the streaming pass): a line as PostgreSQL writes it (its keys in their order, no escaped
     character) is read by one regex into an entry with the fields the pass uses, the others through
-    ``json``; a ``parse``/``bind`` duration (which the pass only counts) is None."""
+    ``json``; a ``parse``/``bind`` duration (which the pass only counts) is None, told from its
+    message without reading the rest of the line (a flat object whose strings hold no quote)."""
     match = JSONLOG_LINE.fullmatch
     for number, line in lines:
         if fast:
+            # a parse/bind duration, told without reading the whole line: its message key, once, holds
+            # "duration: ... ms  parse|bind ", in a flat object whose strings hold no quote (no backslash)
+            at = line.find('"message":"duration: ')
+            if at > 0:
+                stop = line.find(" ms  ", at + 21)
+                if (stop > 0 and line.startswith(("parse ", "bind "), stop + 5) and line[0] == "{"
+                        and line[-1] == "}" and "\\" not in line and stop < line.find('"', at + 11)
+                        and line.count("{") == 1 and line.count("}") == 1 and "[" not in line
+                        and "\x00" not in line and line.count('"message":') == 1 and not line.count('"') % 2):
+                    yield None
+                    continue
             found = match(line)
             if found is not None:
                 message = found["message"]
@@ -265,8 +277,19 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix,
         if found is not None and "\x00" not in line:
             # the common case first: a line with the prefix (LinePrefix.match, inlined)
             if fast:
+                level = found["level"]
+                if level in SECONDARY_LEVELS and entry is not None:
+                    # a DETAIL (STATEMENT...) line of the entry above: read without a dict (_same_process)
+                    for key in ident:
+                        value = found[key]
+                        if value is not None and key in entry and entry[key] != value:
+                            break
+                    else:
+                        field = _SECONDARY_FIELD[level]
+                        entry[field] = found["message"]
+                        continue
                 message = found["message"]
-                if message.startswith("duration: ") and found["level"] == "LOG":
+                if message.startswith("duration: ") and level == "LOG":
                     stop = message.find(" ms  ", 10)
                     if stop > 0 and message.startswith(("parse ", "bind "), stop + 5):
                         if entry is not None:
