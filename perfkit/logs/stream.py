@@ -331,23 +331,25 @@ class _Pass:
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
-        level = entry.get("level") or ""
-        scan = self.scan
         if message.startswith("duration: "):
             # the common case, read here without statement_of: "duration: 0.123 ms  <phase>..."
             end = message.find(" ms  ", 10)
             if end > 0:
-                rest = message[end + 5:end + 16]
-                if rest.startswith(("parse ", "bind ")):
-                    return
-                if rest.startswith("statement: ") and message[10:end].replace(".", "", 1).isdigit():
-                    self._execution(entry, float(message[10:end]), message[end + 16:])
-                    return
-                if rest.startswith("execute "):
-                    colon = message.find(": ", end + 13)
-                    if colon > 0 and message[10:end].replace(".", "", 1).isdigit():
-                        self._execution(entry, float(message[10:end]), message[colon + 2:])
+                if message.startswith("statement: ", end + 5):
+                    number = message[10:end]
+                    if number.replace(".", "", 1).isdigit():
+                        self._execution(entry, float(number), message[end + 16:])
                         return
+                elif message.startswith(("parse ", "bind "), end + 5):
+                    return
+                elif message.startswith("execute ", end + 5):
+                    colon = message.find(": ", end + 13)
+                    number = message[10:end]
+                    if colon > 0 and number.replace(".", "", 1).isdigit():
+                        self._execution(entry, float(number), message[colon + 2:])
+                        return
+        level = entry.get("level") or ""
+        scan = self.scan
         if message.startswith(("duration: ", "statement: ", "execute ")):
             phase, duration, statement, plan = statement_of(message)
             if phase in ("statement", "execute"):
@@ -629,77 +631,85 @@ def _epoch_ms(ts: str) -> float:
 
 # -- reading the lines of a unit ----------------------------------------------------------------
 def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None,
-                 base: tuple[int, int] = (0, 0)):
+                 base: tuple[int, int] = (0, 0), guard: tuple | None = None):
     """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
     continuation lines that follow the last of them (``base``: a known line start and its line count,
-    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one."""
-    with open(path, "rb") as raw:
-        number = 0
-        if start == base[0] and start:
-            number = base[1]
-            raw.seek(start)
-        elif start:
-            number = _count_newlines(raw, start, base)
-            raw.seek(start - 1)
-            if raw.read(1) != b"\n":
-                raw.readline()
-                number += 1
-        position = raw.tell()
-        if start:
-            # the continuation lines of an entry that began before ``start`` belong to the range before
+    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one.
+
+    ``guard``: ``(skip, report)``, what :func:`perfkit.logs.reader.guarded` does, done here (one
+    generator less per line): a line too long ends the read, noted in ``report`` when ``skip``."""
+    try:
+        with open(path, "rb") as raw:
+            number = 0
+            if start == base[0] and start:
+                number = base[1]
+                raw.seek(start)
+            elif start:
+                number = _count_newlines(raw, start, base)
+                raw.seek(start - 1)
+                if raw.read(1) != b"\n":
+                    raw.readline()
+                    number += 1
+            position = raw.tell()
+            if start:
+                # the continuation lines of an entry that began before ``start`` belong to the range before
+                while True:
+                    data = _one_line(raw, path, number)
+                    if not data:
+                        return
+                    number += 1
+                    text = _decoded(data)
+                    if _continues(text, kind, prefix):
+                        position += len(data)
+                        continue
+                    if end is not None and position >= end:
+                        return
+                    position += len(data)
+                    yield number, text
+                    break
+            pending = b""
+            while end is None or position < end:
+                block = raw.read(_BLOCK)
+                if not block:
+                    if pending:
+                        yield number + 1, _decoded(pending)
+                    return
+                data = pending + block if pending else block
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    if len(data) > MAX_LINE_BYTES:
+                        raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                                            "log line", path=path, line=number + 1)
+                    pending = data
+                    continue
+                complete, pending = data[:cut + 1], data[cut + 1:]
+                if end is not None and position + len(complete) > end:
+                    # the lines that start before ``end``; those after it only if they continue an entry
+                    stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
+                    complete = complete[:stop]
+                text = complete.decode("utf-8", errors="replace")
+                parts = text.split("\n")
+                parts.pop()
+                if "\r" in text:
+                    parts = [line[:-1] if line.endswith("\r") else line for line in parts]
+                # (number, line) pairs made in C: no Python step per line
+                yield from zip(range(number + 1, number + 1 + len(parts)), parts, strict=True)
+                number += len(parts)
+                position += len(complete)
+            raw.seek(position)
             while True:
                 data = _one_line(raw, path, number)
                 if not data:
                     return
                 number += 1
                 text = _decoded(data)
-                if _continues(text, kind, prefix):
-                    position += len(data)
-                    continue
-                if end is not None and position >= end:
+                if not _continues(text, kind, prefix):
                     return
-                position += len(data)
                 yield number, text
-                break
-        pending = b""
-        while end is None or position < end:
-            block = raw.read(_BLOCK)
-            if not block:
-                if pending:
-                    yield number + 1, _decoded(pending)
-                return
-            data = pending + block if pending else block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                if len(data) > MAX_LINE_BYTES:
-                    raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
-                                        "log line", path=path, line=number + 1)
-                pending = data
-                continue
-            complete, pending = data[:cut + 1], data[cut + 1:]
-            if end is not None and position + len(complete) > end:
-                # the lines that start before ``end``; those after it only if they continue an entry
-                stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
-                complete = complete[:stop]
-            text = complete.decode("utf-8", errors="replace")
-            parts = text.split("\n")
-            parts.pop()
-            if "\r" in text:
-                parts = [line[:-1] if line.endswith("\r") else line for line in parts]
-            # (number, line) pairs made in C: no Python step per line
-            yield from zip(range(number + 1, number + 1 + len(parts)), parts, strict=True)
-            number += len(parts)
-            position += len(complete)
-        raw.seek(position)
-        while True:
-            data = _one_line(raw, path, number)
-            if not data:
-                return
-            number += 1
-            text = _decoded(data)
-            if not _continues(text, kind, prefix):
-                return
-            yield number, text
+    except BadInputError as err:
+        if guard is None or not guard[0]:
+            raise
+        guard[1].skip(Path(path), formats.BadRecord(err.line or 0, str(err)))
 
 
 _BLOCK = 1 << 20
@@ -758,10 +768,10 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         return one.finish()
     prefix = LinePrefix(unit.prefix) if unit.prefix is not None else None
     if unit.end is not None or unit.start:
-        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base)
+        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base,
+                             (settings.skip_bad_lines, report))
     else:
-        lines = numbered_lines(path)
-    lines = guarded(lines, path, settings.skip_bad_lines, report)
+        lines = guarded(numbered_lines(path), path, settings.skip_bad_lines, report)
     if unit.kind == "syslog":
         changed = datetime.fromtimestamp(path.stat().st_mtime)
         lines = formats.syslog_as_stderr(lines, changed.year, changed.month)
