@@ -126,13 +126,15 @@ def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterat
         if fast:
             # a parse/bind duration, told without reading the whole line: its message key, once, holds
             # "duration: ... ms  parse|bind ", in a flat object whose strings hold no quote (no backslash)
+            # nor a tab or NUL (what PostgreSQL escapes; the other control characters are not looked for)
             at = line.find('"message":"duration: ')
             if at > 0:
                 stop = line.find(" ms  ", at + 21)
                 if (stop > 0 and line.startswith(("parse ", "bind "), stop + 5) and line[0] == "{"
                         and line[-1] == "}" and "\\" not in line and stop < line.find('"', at + 11)
                         and line.count("{") == 1 and line.count("}") == 1 and "[" not in line
-                        and "\x00" not in line and line.count('"message":') == 1 and not line.count('"') % 2):
+                        and "\x00" not in line and "\t" not in line and "\r" not in line
+                        and line.count('"message":') == 1 and not line.count('"') % 2):
                     yield None
                     continue
             found = match(line)
