@@ -33,6 +33,7 @@ from perfkit.logs.sources import MAX_LINE_BYTES, compression, expand, numbered_l
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
 # a plain file larger than this is read in byte ranges, one per worker
 RANGE_MIN_BYTES = 24 * 1024 * 1024
+PIECES_PER_JOB = 2  # ranges per worker: the ones that finish first take more
 _SHAPE_CACHE_MAX = 200_000
 _EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
@@ -43,7 +44,6 @@ _TENANT_SHAPES = 1_000
 _NO_TENANT = "(no tenant)"  # perfkit.tenantcost.NO_TENANT
 _OTHER_TENANTS = "(other tenants)"
 _NAN = float("nan")
-_floor, _log10 = math.floor, math.log10
 # duration histograms: bins of a tenth of a power of ten; durations of 0 ms in their own bin
 BINS_PER_DECADE = 10
 _ZERO_BIN = -10**6
@@ -328,6 +328,8 @@ class _Pass:
         self.slots: dict = {}              # statement text -> _slot()
         self._no_tenant: list | None = None  # the tenants cell of executions without a tenant
         self.slow_ms = settings.slow_ms
+        self.bin_of: dict = {}             # duration -> its histogram bin
+        self.requests = self.scan.requests
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
@@ -401,11 +403,17 @@ class _Pass:
         slots[statement] = slot
         return slot
 
+    def _bin(self, duration: float) -> int:
+        index = math.floor(math.log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
+        if len(self.bin_of) >= _EXACT_MAX:
+            self.bin_of.clear()
+        self.bin_of[duration] = index
+        return index
+
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
         scan = self.scan
         get = entry.get
         pid = get("pid")
-        scan.executions += 1
         slot = self.slots.get(statement)
         if slot is None:
             slot = self._slot(statement)
@@ -456,11 +464,12 @@ class _Pass:
         if timed:
             cell[1] += duration
             counter[1] += duration
-            # _timed, inlined
-            scan.timed += 1
+            # _timed, inlined (scan.executions and scan.timed are the shapes' sums: see finish)
             stats.timed += 1
             stats.total_ms += duration
-            index = _floor(_log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
+            index = self.bin_of.get(duration)
+            if index is None:
+                index = self._bin(duration)
             bins = stats.bins
             bins[index] = bins.get(index, 0) + 1
             if duration > stats.max_ms or stats.worst is None:
@@ -487,8 +496,8 @@ class _Pass:
                 scan.head_execs[pid] = (fingerprint, key, self.file, line)
             self.seen_exec.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
-        if statement and scan.requests is not None:
-            scan.requests.add(
+        if statement and self.requests is not None:
+            self.requests.add(
                 get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
                 _epoch_ms,
             )
@@ -525,7 +534,6 @@ class _Pass:
         stats = stats or scan.shapes.get(key)
         if stats is None:
             return
-        scan.timed += 1
         stats.timed += 1
         stats.total_ms += duration
         index = math.floor(math.log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
@@ -582,6 +590,8 @@ class _Pass:
         if scan.requests is not None:
             scan.requests.close_all()
         scan.parsed_shapes = self.shapes.parsed
+        scan.executions = sum(stats.calls for stats in scan.shapes.values())
+        scan.timed = sum(stats.timed for stats in scan.shapes.values())
         return scan
 
 
@@ -827,7 +837,7 @@ def plan_units(paths, settings: Settings, jobs: int, resume: dict | None = None)
         start, end, base = (part[0], part[1], (part[0], part[2])) if part is not None and plain else (0, None, (0, 0))
         size = (end if end is not None else path.stat().st_size) - start
         if plain and jobs > 1 and size >= RANGE_MIN_BYTES:
-            pieces = max(2, min(jobs * 2, size // (RANGE_MIN_BYTES // 2)))
+            pieces = max(2, min(jobs * PIECES_PER_JOB, size // (RANGE_MIN_BYTES // 2)))
             step = size // pieces
             cuts = [start + i * step for i in range(pieces)] + [end]
             for index, (low, high) in enumerate(itertools.pairwise(cuts)):
