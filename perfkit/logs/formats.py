@@ -39,6 +39,36 @@ CSV_RECORD_START = re.compile(
     + r',"?\d*"?,'
 )
 
+# a jsonlog line as PostgreSQL 15+ writes it: its keys in this order, any of them left out but the
+# time and the message, strings without an escaped character (what ``fast`` reading takes; the
+# rest goes through ``json``). (json key, entry field or None, number or string)
+_JSON_ORDER = (
+    ("user", "user", False), ("dbname", "database", False), ("pid", "pid", True),
+    ("remote_host", "client", False), ("remote_port", None, True), ("session_id", "session_id", False),
+    ("line_num", None, True), ("ps", "command_tag", False), ("session_start", None, False), ("vxid", "vxid", False),
+    ("txid", None, True), ("error_severity", "level", False), ("state_code", "sqlstate", False),
+    ("message", "message", False), ("detail", "detail", False), ("hint", "hint", False),
+    ("internal_query", None, False), ("internal_position", None, True), ("context", "context", False),
+    ("statement", "query", False), ("cursor_position", None, True), ("func_name", None, False),
+    ("file_name", None, False), ("file_line_num", None, True), ("application_name", "application", False),
+    ("backend_type", "backend_type", False), ("leader_pid", None, True), ("query_id", None, True),
+)
+# a JSON string without an escape, in ASCII: no control character, quote or backslash (positive
+# ranges, which the regex engine scans faster than a negated class and compiles in a millisecond;
+# a line with other characters goes through json), possessive: no backtracking into it
+_JSON_STRING = r'"{}[ !#-\[\]-\x7f]*+)"'
+_JSON_NUMBER = r"{}-?(?:0|[1-9]\d*))"
+
+
+def _json_field(key: str, name: str | None, number: bool) -> str:
+    group = f"(?P<{name}>" if name else "("
+    value = (_JSON_NUMBER if number else _JSON_STRING).format(group)
+    return f'(?:,"{key}":{value})' + ("" if key == "message" else "?")
+
+
+JSONLOG_LINE = re.compile(r'\{"timestamp":' + _JSON_STRING.format("(?P<ts>")
+                          + "".join(_json_field(*spec) for spec in _JSON_ORDER) + r"\}")
+
 # the fields a stderr continuation line (DETAIL, STATEMENT...) fills on the entry before it
 _SECONDARY_FIELD = {
     "DETAIL": "detail", "HINT": "hint", "CONTEXT": "context", "STATEMENT": "query",
@@ -85,9 +115,44 @@ def _binary(line: str) -> bool:
     return "\x00" in line
 
 
-def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
-    """Entries of a jsonlog file: one JSON object per line."""
+def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterator[dict | BadRecord | None]:
+    """Entries of a jsonlog file: one JSON object per line.
+
+    ``fast`` (the streaming pass): a line as PostgreSQL writes it (its keys in their order, no escaped
+    or non-ASCII character) is read by one regex into an entry with the fields the pass uses, the others through
+    ``json``; a ``parse``/``bind`` duration (which the pass only counts) is None, told from its
+    message without reading the rest of the line (a flat object whose strings hold no quote)."""
+    match = JSONLOG_LINE.fullmatch
     for number, line in lines:
+        if fast:
+            # a parse/bind duration, told without reading the whole line: its message key, once, holds
+            # "duration: ... ms  parse|bind ", in a flat object whose strings hold no quote (no backslash)
+            # nor a tab or NUL (what PostgreSQL escapes; the other control characters are not looked for)
+            at = line.find('"message":"duration: ')
+            if at > 0:
+                stop = line.find(" ms  ", at + 21)
+                if (stop > 0 and line.startswith(("parse ", "bind "), stop + 5) and line[0] == "{"
+                        and line[-1] == "}" and "\\" not in line and stop < line.find('"', at + 11)
+                        and line.count("{") == 1 and line.count("}") == 1 and "[" not in line
+                        and "\x00" not in line and "\t" not in line and "\r" not in line
+                        and line.count('"message":') == 1 and not line.count('"') % 2):
+                    yield None
+                    continue
+            found = match(line)
+            if found is not None:
+                message = found["message"]
+                if message.startswith("duration: "):
+                    end = message.find(" ms  ", 10)
+                    if end > 0 and message.startswith(("parse ", "bind "), end + 5):
+                        yield None
+                        continue
+                entry = found.groupdict()
+                pid = entry["pid"]
+                if pid is not None:
+                    entry["pid"] = int(pid)
+                entry["line"] = number
+                yield entry
+                continue
         if not line.strip():
             continue
         if _binary(line):
@@ -117,8 +182,11 @@ def read_jsonlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]
         yield entry
 
 
-def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
-    """Entries of a csvlog file; quoted fields may span lines."""
+def read_csvlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterator[dict | BadRecord | None]:
+    """Entries of a csvlog file; quoted fields may span lines.
+
+    ``fast`` (the streaming pass): a record on one line is read without the line buffer, and a
+    ``parse``/``bind`` duration (which the pass only counts) is None, not an entry."""
     buffer: list[str] = []
     start = 0
     end = 0
@@ -149,6 +217,26 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
         return entry
 
     for number, line in lines:
+        if fast and not buffer and not line.count('"') % 2 and "\x00" not in line and line:
+            # one whole record on the line (the common case): no buffer, no finish()
+            feeder.append(line)
+            try:
+                fields = next(reader[0])
+            except (csv.Error, StopIteration, IndexError):
+                feeder.clear()
+                reader[0] = csv.reader(iter(feeder.pop, None), strict=True)
+            else:
+                if len(fields) in CSV_WIDTHS:
+                    message = fields[13]
+                    if message.startswith("duration: "):
+                        stop = message.find(" ms  ", 10)
+                        if stop > 0 and message.startswith(("parse ", "bind "), stop + 5):
+                            yield None
+                            continue
+                    entry = dict(zip(CSV_COLUMNS, fields, strict=False))
+                    entry["line"] = number
+                    yield entry
+                    continue
         if _binary(line):
             if buffer:
                 yield BadRecord(start, "a csvlog record cut short by binary content", end)
@@ -174,19 +262,46 @@ def read_csvlog(lines: Iterable[tuple[int, str]]) -> Iterator[dict | BadRecord]:
         yield BadRecord(start, "a csvlog record cut short at the end of the file (a quoted field never closes)", end)
 
 
-def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterator[dict | BadRecord]:
+def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix,
+                fast: bool = False) -> Iterator[dict | BadRecord | None]:
     """Entries of a stderr log written with ``log_line_prefix = prefix``.
 
     Lines starting with a tab continue the message (or DETAIL, STATEMENT...) above them; DETAIL,
     HINT, CONTEXT, STATEMENT and QUERY lines are folded into the entry before them.
+    ``fast`` (the streaming pass): a ``parse``/``bind`` duration (which the pass only counts) is
+    None, not an entry (its DETAIL lines folded into it all the same).
     """
     entry: dict | None = None
     field = "message"
     match = prefix.regex.match
+    # what tells one process's lines from another's (_same_process), for an entry left unread
+    ident = [k for k in ("pid", "session_id") if k in prefix.regex.groupindex] if fast else []
+    skip = False  # the held entry is a parse/bind duration
     for number, line in lines:
         found = match(line)
         if found is not None and "\x00" not in line:
             # the common case first: a line with the prefix (LinePrefix.match, inlined)
+            if fast:
+                level = found["level"]
+                if level in SECONDARY_LEVELS and entry is not None:
+                    # a DETAIL (STATEMENT...) line of the entry above: read without a dict (_same_process)
+                    for key in ident:
+                        value = found[key]
+                        if value is not None and key in entry and entry[key] != value:
+                            break
+                    else:
+                        field = _SECONDARY_FIELD[level]
+                        entry[field] = found["message"]
+                        continue
+                message = found["message"]
+                if message.startswith("duration: ") and level == "LOG":
+                    stop = message.find(" ms  ", 10)
+                    if stop > 0 and message.startswith(("parse ", "bind "), stop + 5):
+                        if entry is not None:
+                            yield None if skip else entry
+                        entry = {k: found[k] for k in ident if found[k] is not None}
+                        skip, field = True, "message"
+                        continue
             found = found.groupdict()
             if None in found.values():
                 found = {k: v for k, v in found.items() if v is not None}
@@ -201,14 +316,14 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
                 continue
             if _binary(line):
                 if entry is not None:
-                    yield entry
+                    yield None if skip else entry
                     entry = None
                 yield BadRecord(number, "binary content (NUL bytes), not a log line")
                 continue
             found = prefix.match(line)
             if found is None:
                 if entry is not None:
-                    yield entry
+                    yield None if skip else entry
                     entry = None
                 yield BadRecord(
                     number,
@@ -221,12 +336,13 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix) -> Iterato
             entry[field] = found["message"]
             continue
         if entry is not None:
-            yield entry
+            yield None if skip else entry
         entry = found
+        skip = False
         entry["line"] = number
         field = "message"
     if entry is not None:
-        yield entry
+        yield None if skip else entry
 
 
 def _same_process(entry: dict, found: dict) -> bool:

@@ -46,7 +46,7 @@ SECONDARY_LEVELS = frozenset({"DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", 
 _BY_FREQUENCY = ("LOG", "DETAIL", "STATEMENT", "ERROR", "CONTEXT", "HINT", "WARNING", "FATAL", "NOTICE", "INFO",
                  "QUERY", "LOCATION", "PANIC", "DEBUG1", "DEBUG2", "DEBUG3", "DEBUG4", "DEBUG5", "DEBUG")
 assert sorted(_BY_FREQUENCY) == sorted(LEVELS)
-_LEVEL = r"(?P<level>" + "|".join(_BY_FREQUENCY) + r"):  (?:[0-9A-Z]{5}: )?(?P<message>.*)"
+_LEVEL = r"(?P<level>" + "|".join(_BY_FREQUENCY) + r"):  (?:[0-9A-Z]{5}: )?(?P<message>.*+)"
 
 TIME_ESCAPES = ("m", "t", "n")
 PROCESS_ESCAPES = ("p", "c")

@@ -27,12 +27,13 @@ from perfkit.logs import events, formats
 from perfkit.logs.messages import statement_of
 from perfkit.logs.normalize import Normalized, normalize
 from perfkit.logs.prefix import SECONDARY_LEVELS, LinePrefix
-from perfkit.logs.reader import ERROR_LEVELS, ReadReport, choose_reader, guarded
+from perfkit.logs.reader import ERROR_LEVELS, ReadReport, guarded
 from perfkit.logs.sources import MAX_LINE_BYTES, compression, expand, numbered_lines
 
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
 # a plain file larger than this is read in byte ranges, one per worker
 RANGE_MIN_BYTES = 24 * 1024 * 1024
+PIECES_PER_JOB = 2  # ranges per worker: the ones that finish first take more
 _SHAPE_CACHE_MAX = 200_000
 _EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
@@ -324,27 +325,33 @@ class _Pass:
 
         self.tenant_columns = tuple(TENANT_COLUMNS)
         self.tenant_cache: dict = {}
+        self.slots: dict = {}              # statement text -> _slot()
+        self._no_tenant: list | None = None  # the tenants cell of executions without a tenant
+        self.slow_ms = settings.slow_ms
+        self.bin_of: dict = {}             # duration -> its histogram bin
+        self.requests = self.scan.requests
 
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
-        level = entry.get("level") or ""
-        scan = self.scan
-        scan.report.entries += 1
         if message.startswith("duration: "):
             # the common case, read here without statement_of: "duration: 0.123 ms  <phase>..."
             end = message.find(" ms  ", 10)
             if end > 0:
-                rest = message[end + 5:end + 16]
-                if rest.startswith(("parse ", "bind ")):
-                    return
-                if rest.startswith("statement: ") and message[10:end].replace(".", "", 1).isdigit():
-                    self._execution(entry, float(message[10:end]), message[end + 16:])
-                    return
-                if rest.startswith("execute "):
-                    colon = message.find(": ", end + 13)
-                    if colon > 0 and message[10:end].replace(".", "", 1).isdigit():
-                        self._execution(entry, float(message[10:end]), message[colon + 2:])
+                if message.startswith("statement: ", end + 5):
+                    number = message[10:end]
+                    if number.replace(".", "", 1).isdigit():
+                        self._execution(entry, float(number), message[end + 16:])
                         return
+                elif message.startswith(("parse ", "bind "), end + 5):
+                    return
+                elif message.startswith("execute ", end + 5):
+                    colon = message.find(": ", end + 13)
+                    number = message[10:end]
+                    if colon > 0 and number.replace(".", "", 1).isdigit():
+                        self._execution(entry, float(number), message[colon + 2:])
+                        return
+        level = entry.get("level") or ""
+        scan = self.scan
         if message.startswith(("duration: ", "statement: ", "execute ")):
             phase, duration, statement, plan = statement_of(message)
             if phase in ("statement", "execute"):
@@ -367,19 +374,52 @@ class _Pass:
     def statement_shape(self, text: str) -> tuple[str, Normalized]:
         return self.shapes.keyed(text)
 
+    def _slot(self, statement: str) -> tuple:
+        """``(key, shape, stats, statement type, fingerprint)`` of an execution's text (cached by text)."""
+        if statement:
+            key, shape = self.shapes.keyed(statement)
+        else:
+            key, shape = "text:", _EMPTY_SHAPE
+        scan = self.scan
+        stats = scan.shapes.get(key)
+        if stats is None:
+            stats = scan.shapes[key] = ShapeStats(shape, statement)
+        # no tenant whatever the parameters: no parameter of a tenant column, no request comment's tag
+        free = True
+        if "$" in statement or "/*" in statement:
+            from perfkit.tenantcost import tenant_of
+
+            cache = self.tenant_cache
+            if len(cache) >= _EXACT_MAX:
+                cache.clear()
+            tenant_of(statement, "", self.tenant_columns, cache)
+            number, tag = cache[statement]
+            free = number is None and not tag
+        slot = (key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
+                shape.fingerprint or key, free)
+        slots = self.slots
+        if len(slots) >= _EXACT_MAX:
+            slots.clear()
+        slots[statement] = slot
+        return slot
+
+    def _bin(self, duration: float) -> int:
+        index = math.floor(math.log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
+        if len(self.bin_of) >= _EXACT_MAX:
+            self.bin_of.clear()
+        self.bin_of[duration] = index
+        return index
+
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
         scan = self.scan
         get = entry.get
         pid = get("pid")
-        scan.executions += 1
-        if statement:
-            key, shape = self.shapes.keyed(statement)
-        else:
+        slot = self.slots.get(statement)
+        if slot is None:
+            slot = self._slot(statement)
+        key, shape, stats, kind, fingerprint, free = slot
+        if not statement:
             scan.empty_statements += 1
-            key, shape = "text:", _EMPTY_SHAPE
-        stats = scan.shapes.get(key)
-        if stats is None:
-            stats = scan.shapes[key] = ShapeStats(shape, statement)
         stats.calls += 1
         ts = get("ts") or ""
         timed = duration == duration
@@ -404,23 +444,47 @@ class _Pass:
                 cell = scan.minutes[("", "")] = [0, 0.0]
         cell[0] += 1
         application = get("application") or ""
-        combo = (get("database") or "", get("user") or "", application, get("client") or "",
-                 STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"))
+        combo = (get("database") or "", get("user") or "", application, get("client") or "", kind)
         counter = scan.combos.get(combo)
         if counter is None:
             counter = scan.combos[combo] = [0, 0.0]
         counter[0] += 1
-        self._tenant(statement, get, key, duration)
+        # the tenant: none for a text without a parameter or a comment (the common case, inlined)
+        tenant = self._no_tenant
+        if tenant is None or not free:
+            self._tenant(statement, get, key, duration)
+            if tenant is None:
+                self._no_tenant = scan.tenants.get(_NO_TENANT)
+        else:
+            tenant[0] += 1
+            if timed:
+                tenant[1] += duration
+            if len(tenant[2]) < _TENANT_SHAPES:
+                tenant[2].add(key)
         if timed:
             cell[1] += duration
             counter[1] += duration
-            self._timed(key, statement, entry, duration, stats)
+            # _timed, inlined (scan.executions and scan.timed are the shapes' sums: see finish)
+            stats.timed += 1
+            stats.total_ms += duration
+            index = self.bin_of.get(duration)
+            if index is None:
+                index = self._bin(duration)
+            bins = stats.bins
+            bins[index] = bins.get(index, 0) + 1
+            if duration > stats.max_ms or stats.worst is None:
+                stats.max_ms = max(stats.max_ms, duration)
+                stats.worst = [duration, ts, statement, _known(get("user")), _known(get("database")),
+                               _known(get("application")), get("session_id") or "", pid, self.file, get("line"), ""]
+            if duration >= self.slow_ms:
+                stats.slow_calls += 1
+                stats.slow_total += duration
+                stats.slow_over += duration - self.slow_ms
         else:
             self.pending_duration[pid] = (key, statement)
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
         line = get("line")
-        fingerprint = shape.fingerprint or key
         has_plan = False
         if self.pending_plan:
             pending = self.pending_plan.pop(pid, None)
@@ -432,10 +496,10 @@ class _Pass:
                 scan.head_execs[pid] = (fingerprint, key, self.file, line)
             self.seen_exec.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
-        if scan.requests is not None and statement:
-            scan.requests.add(
+        if statement and self.requests is not None:
+            self.requests.add(
                 get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
-                self.epoch_ms,
+                _epoch_ms,
             )
 
     def _tenant(self, statement: str, get, key: str, duration: float) -> None:
@@ -470,7 +534,6 @@ class _Pass:
         stats = stats or scan.shapes.get(key)
         if stats is None:
             return
-        scan.timed += 1
         stats.timed += 1
         stats.total_ms += duration
         index = math.floor(math.log10(duration) * BINS_PER_DECADE) if duration > 0 else _ZERO_BIN
@@ -527,6 +590,8 @@ class _Pass:
         if scan.requests is not None:
             scan.requests.close_all()
         scan.parsed_shapes = self.shapes.parsed
+        scan.executions = sum(stats.calls for stats in scan.shapes.values())
+        scan.timed = sum(stats.timed for stats in scan.shapes.values())
         return scan
 
 
@@ -576,72 +641,85 @@ def _epoch_ms(ts: str) -> float:
 
 # -- reading the lines of a unit ----------------------------------------------------------------
 def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None,
-                 base: tuple[int, int] = (0, 0)):
+                 base: tuple[int, int] = (0, 0), guard: tuple | None = None):
     """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
     continuation lines that follow the last of them (``base``: a known line start and its line count,
-    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one."""
-    with open(path, "rb") as raw:
-        number = 0
-        if start == base[0] and start:
-            number = base[1]
-            raw.seek(start)
-        elif start:
-            number = _count_newlines(raw, start, base)
-            raw.seek(start - 1)
-            if raw.read(1) != b"\n":
-                raw.readline()
-                number += 1
-        position = raw.tell()
-        if start:
-            # the continuation lines of an entry that began before ``start`` belong to the range before
+    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one.
+
+    ``guard``: ``(skip, report)``, what :func:`perfkit.logs.reader.guarded` does, done here (one
+    generator less per line): a line too long ends the read, noted in ``report`` when ``skip``."""
+    try:
+        with open(path, "rb") as raw:
+            number = 0
+            if start == base[0] and start:
+                number = base[1]
+                raw.seek(start)
+            elif start:
+                number = _count_newlines(raw, start, base)
+                raw.seek(start - 1)
+                if raw.read(1) != b"\n":
+                    raw.readline()
+                    number += 1
+            position = raw.tell()
+            if start:
+                # the continuation lines of an entry that began before ``start`` belong to the range before
+                while True:
+                    data = _one_line(raw, path, number)
+                    if not data:
+                        return
+                    number += 1
+                    text = _decoded(data)
+                    if _continues(text, kind, prefix):
+                        position += len(data)
+                        continue
+                    if end is not None and position >= end:
+                        return
+                    position += len(data)
+                    yield number, text
+                    break
+            pending = b""
+            while end is None or position < end:
+                block = raw.read(_BLOCK)
+                if not block:
+                    if pending:
+                        yield number + 1, _decoded(pending)
+                    return
+                data = pending + block if pending else block
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    if len(data) > MAX_LINE_BYTES:
+                        raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
+                                            "log line", path=path, line=number + 1)
+                    pending = data
+                    continue
+                complete, pending = data[:cut + 1], data[cut + 1:]
+                if end is not None and position + len(complete) > end:
+                    # the lines that start before ``end``; those after it only if they continue an entry
+                    stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
+                    complete = complete[:stop]
+                text = complete.decode("utf-8", errors="replace")
+                parts = text.split("\n")
+                parts.pop()
+                if "\r" in text:
+                    parts = [line[:-1] if line.endswith("\r") else line for line in parts]
+                # (number, line) pairs made in C: no Python step per line
+                yield from zip(range(number + 1, number + 1 + len(parts)), parts, strict=True)
+                number += len(parts)
+                position += len(complete)
+            raw.seek(position)
             while True:
                 data = _one_line(raw, path, number)
                 if not data:
                     return
                 number += 1
                 text = _decoded(data)
-                if _continues(text, kind, prefix):
-                    position += len(data)
-                    continue
-                if end is not None and position >= end:
+                if not _continues(text, kind, prefix):
                     return
-                position += len(data)
                 yield number, text
-                break
-        pending = b""
-        while end is None or position < end:
-            block = raw.read(_BLOCK)
-            if not block:
-                if pending:
-                    yield number + 1, _decoded(pending)
-                return
-            data = pending + block if pending else block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                if len(data) > MAX_LINE_BYTES:
-                    raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
-                                        "log line", path=path, line=number + 1)
-                pending = data
-                continue
-            complete, pending = data[:cut + 1], data[cut + 1:]
-            if end is not None and position + len(complete) > end:
-                # the lines that start before ``end``; those after it only if they continue an entry
-                stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
-                complete = complete[:stop]
-            for line in complete.decode("utf-8", errors="replace").split("\n")[:-1]:
-                number += 1
-                yield number, line[:-1] if line.endswith("\r") else line
-            position += len(complete)
-        raw.seek(position)
-        while True:
-            data = _one_line(raw, path, number)
-            if not data:
-                return
-            number += 1
-            text = _decoded(data)
-            if not _continues(text, kind, prefix):
-                return
-            yield number, text
+    except BadInputError as err:
+        if guard is None or not guard[0]:
+            raise
+        guard[1].skip(Path(path), formats.BadRecord(err.line or 0, str(err)))
 
 
 _BLOCK = 1 << 20
@@ -700,22 +778,34 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         return one.finish()
     prefix = LinePrefix(unit.prefix) if unit.prefix is not None else None
     if unit.end is not None or unit.start:
-        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base)
+        lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base,
+                             (settings.skip_bad_lines, report))
     else:
-        lines = numbered_lines(path)
-    lines = guarded(lines, path, settings.skip_bad_lines, report)
+        lines = guarded(numbered_lines(path), path, settings.skip_bad_lines, report)
     if unit.kind == "syslog":
         changed = datetime.fromtimestamp(path.stat().st_mtime)
         lines = formats.syslog_as_stderr(lines, changed.year, changed.month)
-    records = choose_reader("stderr" if unit.kind == "syslog" else unit.kind, lines, prefix)
+    if unit.kind == "jsonlog":
+        records = formats.read_jsonlog(lines, fast=True)
+    elif unit.kind == "csvlog":
+        records = formats.read_csvlog(lines, fast=True)
+    else:
+        records = formats.read_stderr(lines, prefix, fast=True)
     feed = one.feed
     first_bad: formats.BadRecord | None = None
+    bad_class = formats.BadRecord
+    count = bad = 0  # records read (parse/bind durations, None, only counted), of them unreadable
     for record in records:
-        if isinstance(record, formats.BadRecord):
+        count += 1
+        if record is None:
+            continue
+        if record.__class__ is bad_class:
+            bad += 1
             first_bad = first_bad or record
             _bad(one.scan, path, record, settings)
             continue
         feed(record)
+    report.entries += count - bad
     if first_bad is not None and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
         # most of it unreadable: the wrong file, format or prefix, not a stray line
         raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
@@ -747,7 +837,7 @@ def plan_units(paths, settings: Settings, jobs: int, resume: dict | None = None)
         start, end, base = (part[0], part[1], (part[0], part[2])) if part is not None and plain else (0, None, (0, 0))
         size = (end if end is not None else path.stat().st_size) - start
         if plain and jobs > 1 and size >= RANGE_MIN_BYTES:
-            pieces = max(2, min(jobs * 2, size // (RANGE_MIN_BYTES // 2)))
+            pieces = max(2, min(jobs * PIECES_PER_JOB, size // (RANGE_MIN_BYTES // 2)))
             step = size // pieces
             cuts = [start + i * step for i in range(pieces)] + [end]
             for index, (low, high) in enumerate(itertools.pairwise(cuts)):
