@@ -57,6 +57,133 @@ def _parse_expression(sql: str) -> dict | None:
         return None
 
 
+# The simplest conditions, read without PostgreSQL's parser (importing pglast is most of what
+# ``perfkit plan FILE`` would spend on a small plan): comparisons of a bare lower-case name (not a
+# keyword; ``qualifier.name``, ``(name)::type`` allowed) with another or with a placeholder
+# constant (``0``, ``''``, ``NULL``, ``''::type``), alone or joined with AND. What they give is
+# the tree pglast gives, as far as the walkers below read it (A_Expr, ColumnRef, TypeCast in the
+# same order); anything else is parsed by pglast.
+_SIMPLE_NAME = r"[a-z_][a-z0-9_]{0,62}"  # longer names are cut by the parser
+_SIMPLE_TYPE = (r"(?:text|integer|bigint|smallint|numeric|date|boolean|uuid|real|name|oid|bpchar|json|jsonb|"
+                r"character varying|double precision|timestamp without time zone|timestamp with time zone)")
+_SIMPLE_OPERAND = re.compile(
+    rf"(?:(?P<paren>\()?(?:(?P<qual>{_SIMPLE_NAME})\.)?(?P<col>{_SIMPLE_NAME})(?(paren)\))|(?P<const>0|''|NULL))"
+    rf"(?:::(?P<type>{_SIMPLE_TYPE}))?"
+)
+_SIMPLE_OPERATORS = {"=", "<>", "<", ">", "<=", ">=", "~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*"}
+
+
+def _simple_operand(text: str) -> dict | None:
+    match = _SIMPLE_OPERAND.fullmatch(text)
+    if match is None:
+        return None
+    if match["const"] is not None:
+        node: dict = {"A_Const": {}}
+    else:
+        names = [match["qual"], match["col"]] if match["qual"] else [match["col"]]
+        if any(name in sql.KEYWORDS for name in names):
+            return None
+        node = {"ColumnRef": {"fields": [{"String": {"sval": name}} for name in names]}}
+    if match["type"] is not None:
+        node = {"TypeCast": {"arg": node, "typeName": {}}}
+    return node
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` without the parentheses wrapped around all of it (``((a = 0))`` -> ``a = 0``)."""
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for position, char in enumerate(text):
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0 and position < len(text) - 1:
+                    return text  # the first parenthesis closes before the end: not a wrap
+        text = text[1:-1]
+    return text
+
+
+def _top_level_and(text: str) -> list[str]:
+    """``text`` cut at each `` AND `` outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for position, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == " " and depth == 0 and text.startswith(" AND ", position):
+            parts.append(text[start:position])
+            start = position + 5
+    parts.append(text[start:])
+    return parts
+
+
+def _simple_where(condition: str) -> dict | None:
+    """The where tree of a simple condition (see above), or None to ask pglast."""
+    if len(condition) > 2000 or "\\" in condition:
+        return None
+    comparisons: list[dict] = []
+    pending = [condition]
+    while pending:
+        part = _unwrapped(pending.pop())
+        if part.count("(") != part.count(")"):
+            return None
+        pieces = _top_level_and(part)
+        if len(pieces) > 1:
+            pending.extend(reversed(pieces))  # AND inside AND: the same walk, left to right
+            continue
+        words = part.split(" ")
+        for at in range(1, len(words) - 1):  # the operator: a word of its own between operands
+            operator = words[at]
+            if operator in _SIMPLE_OPERATORS:
+                left = _simple_operand(" ".join(words[:at]))
+                right = _simple_operand(" ".join(words[at + 1:]))
+                if left is None or right is None:
+                    return None
+                comparisons.append({"A_Expr": {"kind": "AEXPR_OP", "name": [{"String": {"sval": operator}}],
+                                               "lexpr": left, "rexpr": right}})
+                break
+        else:
+            return None
+    if len(comparisons) == 1:
+        return comparisons[0]
+    return {"BoolExpr": {"boolop": "AND_EXPR", "args": comparisons}}
+
+
+_SIMPLE_SORT_KEY = re.compile(
+    rf"(?:(?P<qual>{_SIMPLE_NAME})\.)?(?P<col>{_SIMPLE_NAME})(?: (?:ASC|DESC))?(?: NULLS (?:FIRST|LAST))?"
+)
+
+
+def _simple_sort_keys(keys: str) -> list | None:
+    """The sort clause of simple sort keys (``o.created_at DESC, id``) as the walkers read pglast's, or None."""
+    if len(keys) > 2000:
+        return None
+    clause = []
+    for key in keys.split(", "):
+        match = _SIMPLE_SORT_KEY.fullmatch(key)
+        if match is None:
+            return None
+        names = [match["qual"], match["col"]] if match["qual"] else [match["col"]]
+        if any(name in sql.KEYWORDS for name in names):
+            return None
+        clause.append({"SortBy": {"node": {"ColumnRef": {"fields": [{"String": {"sval": name}} for name in names]}}}})
+    return clause
+
+
+def _where_tree(cleaned: str):
+    """The where clause of ``SELECT 1 WHERE cleaned`` as pglast's JSON tree (None when it does not parse)."""
+    tree = _simple_where(cleaned)
+    if tree is not None:
+        return tree
+    parsed = _parse_expression(f"SELECT 1 WHERE {cleaned}")
+    if parsed is None:
+        return None
+    statements = parsed.get("stmts") or [{}]
+    return statements[0].get("stmt", {}).get("SelectStmt", {}).get("whereClause")
+
+
 def _column_ref(node: dict) -> tuple[str | None, str] | None:
     """(qualifier, column) of a ColumnRef (through casts), or None."""
     if "TypeCast" in node:
@@ -107,13 +234,18 @@ def _expression_columns(expression: str, clause: str, table: tuple) -> tuple:
     if not expression:
         return ()
     cleaned = _OPAQUE.sub("NULL", expression)
-    sql = f"SELECT 1 ORDER BY {cleaned}" if clause == "order" else f"SELECT 1 WHERE {cleaned}"
-    tree = _parse_expression(sql)
-    if tree is None:
-        return ()
-    statements = tree.get("stmts") or [{}]
-    select = statements[0].get("stmt", {}).get("SelectStmt", {})
-    tree = select.get("sortClause") if clause == "order" else select.get("whereClause")
+    if clause == "order":
+        tree = _simple_sort_keys(cleaned)
+        if tree is None:
+            parsed = _parse_expression(f"SELECT 1 ORDER BY {cleaned}")
+            if parsed is None:
+                return ()
+            statements = parsed.get("stmts") or [{}]
+            tree = statements[0].get("stmt", {}).get("SelectStmt", {}).get("sortClause")
+    else:
+        tree = _where_tree(cleaned)
+        if tree is None:
+            return ()
     equality: list[str] = []
     others: list[str] = []
     stack: list = [tree]
@@ -155,10 +287,7 @@ def pattern_columns(expression: str, *, table: Iterable[str] | None = None) -> l
 def _pattern_columns(expression: str, table: tuple) -> tuple:
     if not expression:
         return ()
-    tree = _parse_expression(f"SELECT 1 WHERE {_OPAQUE.sub('NULL', expression)}")
-    if tree is not None:
-        statements = tree.get("stmts") or [{}]
-        tree = statements[0].get("stmt", {}).get("SelectStmt", {}).get("whereClause")
+    tree = _where_tree(_OPAQUE.sub("NULL", expression))
     names = set(table or [])
     found: list[str] = []
     stack: list = [tree] if tree else []
