@@ -28,6 +28,15 @@ _NODE = re.compile(
     rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
     r"\s*$"
 )
+# The usual node line (a title starting with a letter, without "(", then the cost figures): the
+# same groups as _NODE but for the title's trailing spaces (callers strip it), found without
+# _NODE's lazy title, which tries the figures at every character; other lines are read by _NODE.
+_NODE_USUAL = re.compile(
+    rf"^(?P<indent> *)(?P<arrow>->\s+)?(?P<title>[A-Za-z][^(\n]*)"
+    rf"\s+\(cost=(?P<startup_cost>{_NUM})\.\.(?P<total_cost>{_NUM})\s+rows=(?P<plan_rows>{_NUM})\s+width=(?P<width>\d+)\)"
+    rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
+    r"\s*$"
+)
 # (the key's characters exclude ":", so it ends at the first colon; callers strip the value)
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*):(?:\s+(?P<value>.*))?$")
 _LABEL = re.compile(r"^(?P<indent> *)(?P<label>(?:InitPlan|SubPlan)\s+\d+.*|CTE\s+\S.*)$")
@@ -451,6 +460,7 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
     tree_closed = False
     timed = False
     first_line = lines[0][0] if lines else None
+    special_keys = _SPECIAL_DETAIL_KEYS
 
     for number, text in lines:
         stripped = text.strip()
@@ -487,7 +497,7 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
             document.setdefault("Unparsed Lines", []).append(stripped)
             continue
 
-        node_match = _NODE.match(text) if (is_arrow or root is None) else None
+        node_match = (_NODE_USUAL.match(text) or _NODE.match(text)) if (is_arrow or root is None) else None
         if node_match and (is_arrow or root is None):
             (arrow, title, startup_cost, total_cost, plan_rows, width, startup_time, total_time, actual_rows, loops,
              never) = node_match.group("arrow", "title", "startup_cost", "total_cost", "plan_rows", "width",
@@ -506,10 +516,10 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                 raise BadInputError("a plan node line without a node name", path=path, line=number)
             node = dict(_decoded_title(title))  # (names and flags: a shallow copy is a copy)
             node.setdefault("Parallel Aware", False)
-            if startup_cost is not None:
-                node["Startup Cost"] = _int_or_float(startup_cost)
+            if startup_cost is not None:  # (costs have decimals: float() is what _int_or_float gives)
+                node["Startup Cost"] = float(startup_cost) if "." in startup_cost else _int_or_float(startup_cost)
             if total_cost is not None:
-                node["Total Cost"] = _int_or_float(total_cost)
+                node["Total Cost"] = float(total_cost) if "." in total_cost else _int_or_float(total_cost)
             if plan_rows is not None:
                 node["Plan Rows"] = _int_or_float(plan_rows)
             if width is not None:
@@ -562,7 +572,12 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
         key = None if is_arrow else _KEY.match(text)
         if key:
             name, value = key.group("key", "value")
-            _node_detail(owner, name.strip(), (value or "").strip(), path=path, line=number)
+            name = name.strip()
+            value = value.strip() if value else ""
+            if name not in special_keys and name not in owner and not name.startswith("Worker "):
+                owner[name] = value  # (what _node_detail does with it, without the call)
+            else:
+                _node_detail(owner, name, value, path=path, line=number)
             continue
         label = _LABEL.match(text)
         if label:
