@@ -247,7 +247,7 @@ def _any_cut_continued(lines: list[tuple[int, str]], width: int) -> bool:
     texts = [text for _, text in lines]
     for index in range(len(texts) - 1):
         text = texts[index]
-        if (width and len(text) >= width - 1 or text.count("(") > text.count(")")) and text.strip():
+        if (width and len(text) >= width - 1 or "(" in text and text.count("(") > text.count(")")) and text.strip():
             following = texts[index + 1]
             if following.strip() and not _looks_like_plan_line(following):
                 return True
