@@ -125,6 +125,12 @@ def paused_gc():
     Reading a large plan allocates hundreds of thousands of small dicts, lists and strings and
     frees none of them: each collection the allocations trigger walks every live object (the
     half-built plan and all loaded modules) for no garbage; plans make no reference cycles.
+
+    After, the objects made inside are moved to the oldest generation without a pass over them
+    (``gc.freeze()`` then ``gc.unfreeze()``, when nothing else is frozen): else the first
+    allocation after would start a young-generation collection that walks every one of them
+    (0.02-0.03 s for a 10,000-node plan) only to find them all alive. The next full collection
+    looks at them as it looks at every object.
     """
     if not gc.isenabled():
         yield
@@ -133,6 +139,9 @@ def paused_gc():
     try:
         yield
     finally:
+        if not gc.get_freeze_count():  # (never unfreeze what someone else froze)
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
