@@ -199,3 +199,27 @@ def test_simple_sort_keys_read_without_pglast_as_pglast_reads_them(monkeypatch):
     rules._expression_columns.cache_clear()
     assert {key: read(key) for key in keys} == fast
     rules._expression_columns.cache_clear()
+
+
+def test_paused_gc_restores_the_collector_and_leaves_frozen_objects_frozen():
+    import gc
+
+    from perfkit.plans.model import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        kept = [[] for _ in range(5000)]
+    assert gc.isenabled() and gc.get_count()[0] < 1000  # the young generation is not left full
+    with pytest.raises(ValueError), paused_gc():
+        raise ValueError
+    assert gc.isenabled()
+    gc.freeze()  # someone else's frozen objects stay frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with paused_gc():
+            pass
+        assert gc.get_freeze_count() == frozen > 0
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 5000
