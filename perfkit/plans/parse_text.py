@@ -308,23 +308,7 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
             node["Sort Space Type"] = space.group(1)
             node["Sort Space Used"] = int(space.group(2))
     elif key in ("Buckets", "Batches", "Planned Partitions") and ("Batches" in value or key == "Batches" or "Buckets" in value):
-        pairs = {key: value.split("  ")[0].strip(), **_pairs(value)}
-        if node.get("Node Type") == "Hash" or "Buckets" in pairs:
-            buckets = _originally(pairs.get("Buckets", ""))
-            batches = _originally(pairs.get("Batches", ""))
-            if buckets[0] is not None:
-                node["Hash Buckets"], node["Original Hash Buckets"] = buckets
-            if batches[0] is not None:
-                node["Hash Batches"], node["Original Hash Batches"] = batches
-        else:
-            if pairs.get("Planned Partitions", "").isdigit():
-                node["Planned Partitions"] = int(pairs["Planned Partitions"])
-            if pairs.get("Batches", "").isdigit():
-                node["HashAgg Batches"] = int(pairs["Batches"])
-            if _kb(pairs.get("Disk Usage")) is not None:
-                node["Disk Usage"] = _kb(pairs.get("Disk Usage"))
-        if _kb(pairs.get("Memory Usage")) is not None:
-            node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
+        node.update(_hash_figures(key, value, node.get("Node Type") == "Hash"))
     elif key == "Heap Blocks":
         for what, count in _HEAP_BLOCKS.findall(value):
             node[f"{what.capitalize()} Heap Blocks"] = int(count)
@@ -343,6 +327,32 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
         node[key] = f"{node[key]}; {value}"
     else:
         node[key] = value
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_figures(key: str, value: str, is_hash: bool) -> dict:
+    """A ``Buckets: ..  Batches: ..  Memory Usage: ..`` line (of a Hash node when ``is_hash``, else
+    of a HashAggregate) as JSON's keys, once per distinct line (the callers merge the dict into
+    theirs, never change it)."""
+    node: dict[str, Any] = {}
+    pairs = {key: value.split("  ")[0].strip(), **_pairs(value)}
+    if is_hash or "Buckets" in pairs:
+        buckets = _originally(pairs.get("Buckets", ""))
+        batches = _originally(pairs.get("Batches", ""))
+        if buckets[0] is not None:
+            node["Hash Buckets"], node["Original Hash Buckets"] = buckets
+        if batches[0] is not None:
+            node["Hash Batches"], node["Original Hash Batches"] = batches
+    else:
+        if pairs.get("Planned Partitions", "").isdigit():
+            node["Planned Partitions"] = int(pairs["Planned Partitions"])
+        if pairs.get("Batches", "").isdigit():
+            node["HashAgg Batches"] = int(pairs["Batches"])
+        if _kb(pairs.get("Disk Usage")) is not None:
+            node["Disk Usage"] = _kb(pairs.get("Disk Usage"))
+    if _kb(pairs.get("Memory Usage")) is not None:
+        node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
+    return node
 
 
 # the keys _node_detail reads in a way of their own (all others are kept as text)

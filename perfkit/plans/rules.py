@@ -533,18 +533,19 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
     ratios: list[float] = []
     directions: list[int] = []
     candidates: list[dict] = []
+    nan, lowest = math.nan, grades[0]
     for row in index.rows:
         loops = row["loops"]
-        actual = row["actual_rows"] / loops if loops > 0 else math.nan  # per loop; NaN unless it ran
+        actual = row["actual_rows"] / loops if loops > 0 else nan  # per loop; NaN unless it ran
         estimate = row["plan_rows"]
-        if math.isnan(actual) or math.isnan(estimate):
-            ratio = high = math.nan
-        else:
-            high = max(actual, estimate)
-            ratio = high / max(min(actual, estimate), 1.0)
+        if actual != actual or estimate != estimate:  # NaN
+            ratio = high = nan
+        else:  # (max and min as comparisons: the same values, without the calls)
+            high, low = (actual, estimate) if actual >= estimate else (estimate, actual)
+            ratio = high / (low if low >= 1.0 else 1.0)
         ratios.append(ratio)
         directions.append(1 if actual > estimate else -1)
-        if ratio >= grades[0] and high >= min_rows:
+        if ratio >= lowest and high >= min_rows:
             candidates.append(row)
     for row in candidates:
         node_id = int(row["node_id"])
