@@ -612,7 +612,9 @@ def _io_sum(node: dict, keys: tuple[str, ...]) -> float:
     total, found = 0.0, False
     for key in keys:
         if key in node:
-            value = number(node[key])
+            value = node[key]
+            if value.__class__ is not float:
+                value = number(value)
             if value == value:  # not NaN
                 total += value
                 found = True
@@ -794,10 +796,15 @@ _OBJECT_COLUMNS = ("node_type", "relation", "index_name", "detail", "label", "al
 
 def node_rows(root: dict, *, path: str | None = None) -> list[dict]:
     """The node rows (dicts, depth-first) of a JSON plan tree; see :class:`Plan`."""
+    return _node_rows(root, path)[0]
+
+
+def _node_rows(root: dict, path: str | None) -> tuple[list[dict], list[list[int]]]:
+    """:func:`node_rows`, and the indexes of each node's children."""
     flat, children = _flatten(root, path)
     records = _records(flat)
     _assign_times(records, flat, children)
-    return records
+    return records, children
 
 
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
@@ -904,12 +911,12 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
     root = document["Plan"]
     if not isinstance(root, dict) or not root:
         raise BadInputError("\"Plan\" is not a plan node object", path=path)
-    rows = node_rows(root, path=path)
+    rows, children = _node_rows(root, path)
     execution = number(document.get("Execution Time", document.get("Total Runtime")))
     settings = document.get("Settings") if isinstance(document.get("Settings"), dict) else {}
     planning = document.get("Planning") if isinstance(document.get("Planning"), dict) else {}
     extra = {k: v for k, v in document.items() if k not in _TOP_KEYS}
-    return Plan(
+    plan = Plan(
         rows=rows,
         planning_ms=number(document.get("Planning Time")),
         execution_ms=execution,
@@ -923,3 +930,5 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
         extra=extra,
         document=document,
     )
+    plan._row_children = (rows, children)  # for the rules' index of the rows (perfkit.plans.rules._index)
+    return plan

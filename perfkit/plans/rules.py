@@ -399,12 +399,16 @@ def _detail(row: Mapping, key: str, default=None):
 class _Index:
     """Plain-Python views of a plan's nodes for the rules (row dicts, parents, children)."""
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict], children: list[list[int]] | None = None):
         self.rows: list[dict] = rows
         self.ran: list[dict] | None = None  # the rows of the nodes that ran, when first asked for
         self.ran_by_type: dict[str, list[dict]] = {}  # ... by node type
-        self.parent: list[int | None] = [None] * len(rows)
-        self.children: list[list[int]] = [[] for _ in rows]
+        if children is not None:  # found by the parser (build_plan): parent_id is an int or None
+            self.parent: list[int | None] = [row["parent_id"] for row in rows]
+            self.children: list[list[int]] = children
+            return
+        self.parent = [None] * len(rows)
+        self.children = [[] for _ in rows]
         for position, row in enumerate(rows):
             parent = row["parent_id"]
             if parent is not None and parent == parent:  # NaN != NaN
@@ -416,7 +420,9 @@ def _index(plan) -> _Index:
     rows = plan.rows
     cached = plan.__dict__.get("_rule_index")
     if cached is None or cached.rows is not rows:
-        cached = plan.__dict__["_rule_index"] = _Index(rows)
+        known = plan.__dict__.get("_row_children")
+        children = known[1] if known is not None and known[0] is rows and len(known[1]) == len(rows) else None
+        cached = plan.__dict__["_rule_index"] = _Index(rows, children)
     return cached
 
 
