@@ -532,8 +532,8 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                 node["Total Cost"] = float(total_cost) if "." in total_cost else _int_or_float(total_cost)
             if plan_rows is not None:
                 node["Plan Rows"] = _int_or_float(plan_rows)
-            if width is not None:
-                node["Plan Width"] = _int_or_float(width)
+            if width is not None:  # (digits only: what _int_or_float gives)
+                node["Plan Width"] = int(width) if len(width) < 16 else _int_or_float(width)
             if never:
                 node["Actual Rows"] = 0
                 node["Actual Loops"] = 0
@@ -566,8 +566,12 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                 elif parent_type == "Subquery Scan":
                     node["Parent Relationship"] = "Subquery"
                 else:
-                    has_outer = any(c.get("Parent Relationship") in ("Outer", "Inner") for c in parent.get("Plans", []))
-                    node["Parent Relationship"] = "Inner" if has_outer else "Outer"
+                    relationship = "Outer"
+                    for child in parent.get("Plans", ()):  # (a loop: no generator per node)
+                        if child.get("Parent Relationship") in ("Outer", "Inner"):
+                            relationship = "Inner"
+                            break
+                    node["Parent Relationship"] = relationship
             parent.setdefault("Plans", []).append(node)
             stack.append((title_column, node))
             continue
@@ -606,9 +610,12 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
             node["Actual Total Time"] = 0.0
         # the text format leaves out "Rows Removed by ...: 0"; JSON always shows it
         if "Actual Loops" in node:
-            for condition, removed in (("Filter", "Rows Removed by Filter"), ("Join Filter", "Rows Removed by Join Filter")):
-                if condition in node and removed not in node:
-                    node[removed] = 0
-        stack_nodes.extend(node.get("Plans", []))
+            if "Filter" in node and "Rows Removed by Filter" not in node:
+                node["Rows Removed by Filter"] = 0
+            if "Join Filter" in node and "Rows Removed by Join Filter" not in node:
+                node["Rows Removed by Join Filter"] = 0
+        children = node.get("Plans")
+        if children:
+            stack_nodes.extend(children)
     document["Plan"] = root
     return document
