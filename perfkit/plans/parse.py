@@ -154,7 +154,7 @@ def _parse_text_plans(source: str, where: str | None, name: str) -> list[Plan]:
     raw = source.split("\n")
     plans = []
     for first, last in ranges:
-        lines = [(number, raw[number - 1]) for number in range(first, last + 1)]
+        lines = list(zip(range(first, last + 1), raw[first - 1:last], strict=True))
         plans.append(_parse_lines(unwrap(lines), where, name, first=first))
     return plans
 

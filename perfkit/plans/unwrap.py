@@ -12,6 +12,7 @@ expanded records and server log lines.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 _LEADING_SPACE = re.compile(r"\s*")
 _FOOTER = re.compile(r"^\s*\(\d+ rows?\)\s*$")
@@ -466,7 +467,11 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
             return [(number, line.rstrip("\r")) for number, line in enumerate(text[lead:].split("\n"), start=first)], {}
         raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
     else:
-        raw = [(number, line.rstrip("\r\n").lstrip("\ufeff")) for number, line in text]
+        raw = list(text)
+        joined = "\n".join(map(itemgetter(1), raw))
+        # (no line holds a carriage return, a byte-order mark or a newline: each stays as it is)
+        if "\r" in joined or "\ufeff" in joined or joined.count("\n") != len(raw) - 1 if raw else False:
+            raw = [(number, line.rstrip("\r\n").lstrip("\ufeff")) for number, line in raw]
     shape = _Shape(raw)
     if not _quotes_stay(shape):
         raw = _strip_quotes(raw)
