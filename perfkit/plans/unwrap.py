@@ -100,7 +100,7 @@ def find_plans(text: str) -> list[tuple[int, int]]:
         if start is not None and line[:2] == "  " and not after_header:
             # inside a plan an indented line is a plan line (prompts, statements, footers start
             # further left): no need to look at it closer (a 10,000-node plan has 40,000 of them)
-            if line.strip():
+            if not line.isspace():  # (the line is not empty: what line.strip() tells, without a copy)
                 last_body = index
             continue
         content = _content(line)
