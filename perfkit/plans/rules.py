@@ -512,6 +512,9 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
     return out
 
 
+_CONDITION_KEYS = ("Index Cond", "Recheck Cond", "Filter", "Join Filter", "Hash Cond", "Merge Cond")
+
+
 def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000), min_rows: float = 100) -> list[dict]:
     """The planner's row estimate is off by 10x, 100x or 1000x where the error starts.
 
@@ -572,8 +575,9 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
         grade = next(g for g in reversed(grades) if ratio >= g)
         words = "under" if direction > 0 else "over"
         # every condition on the node: correlated columns sit in the index condition as often as the filter
-        conditions = [c for c in (_detail(row, k) for k in ("Index Cond", "Recheck Cond", "Filter", "Join Filter",
-                                                             "Hash Cond", "Merge Cond")) if c]
+        detail = row.get("detail")
+        detail = detail if isinstance(detail, dict) else {}  # (what _detail reads, without a call per key)
+        conditions = [c for k in _CONDITION_KEYS if (c := detail.get(k))]
         condition = " AND ".join(dict.fromkeys(conditions))
         columns = list(dict.fromkeys(c for text in dict.fromkeys(conditions)
                                      for c in expression_columns(text, table=_names(row))))
