@@ -611,8 +611,8 @@ def _io_sum(node: dict, keys: tuple[str, ...]) -> float:
     """Shared + local + temp I/O time (ms, all loops, children included); NaN when not reported."""
     total, found = 0.0, False
     for key in keys:
-        if key in node:
-            value = node[key]
+        value = node.get(key)  # (absent, or None: NaN, not counted)
+        if value is not None:
             if value.__class__ is not float:
                 value = number(value)
             if value == value:  # not NaN
