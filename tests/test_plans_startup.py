@@ -1,4 +1,4 @@
-"""``perfkit plan FILE`` as a process never imports pandas, numpy, pyarrow, SQLAlchemy or psycopg:
+"""``perfkit plan FILE`` as a process never imports pandas, numpy, pyarrow, SQLAlchemy or psycopg (nor pglast, for these plans):
 its start-up is the interpreter's and the plan's own work (issue 15's speed goal)."""
 
 from __future__ import annotations
