@@ -134,3 +134,92 @@ def test_conditions_differing_only_in_constants_read_the_same_columns():
         # read as written (no placeholders) the columns are the same
         assert rules._expression_columns(condition, "where", ("o",)) == tuple(expression_columns(condition, table=["o"]))
         assert rules._pattern_columns(condition, ("o",)) == tuple(pattern_columns(condition, table=["o"]))
+
+
+def test_simple_conditions_read_without_pglast_as_pglast_reads_them(monkeypatch):
+    # the common conditions are read without importing pglast; each gives the columns pglast gives
+    import itertools
+
+    from pglast.keywords import UNRESERVED_KEYWORDS
+
+    from perfkit.plans import rules
+
+    names = ["a", "tenant_id", "o.created_at", "c.id", "x.y", "_z9", "n" * 63, "n" * 70, "Tenant", "user",
+             "o.select", "true", "null", "value", "name"]
+    operands = [*names, *(f"({n})::text" for n in names[:4]), "0", "''", "NULL", "''::text",
+                "''::character varying", "''::timestamp with time zone", "0::numeric", "(0)", "'x'", "-0"]
+    operators = ["=", "<>", "<", ">=", "~~", "~~*", "!~", "@>", "IS"]
+    conditions = [f"({left} {op} {right})" for left, op, right in itertools.product(operands, operators, ["0", "c.id", "''::text"])]
+    conditions += [f"({kw} = 0)" for kw in sorted(UNRESERVED_KEYWORDS)] + [f"(o.{kw} < b.{kw})" for kw in sorted(UNRESERVED_KEYWORDS)]
+    conditions += ["((a = 0) AND (b < 0))", "((a = 0) AND ((b)::text ~~ ''::text) AND (o.c = d))", "((a = 0) OR (b = 0))",
+                   "(a = 0) AND (b = 0)", "((a = 0))", "(a = 0 AND b = 0)", "((a = 0) AND ((b = 0) AND (c = 0)))",
+                   "((tenant_id = 7) AND (status = 'paid'::text))", "(a = (b))", "((a = 0) AND (b = ANY (c)))", "(a =  0)",
+                   "((a < 0)) AND ((b = 0))", "(((a < 0)) AND ((b = 0) AND (c = 0)))", "(a = 0) AND b = 0", "a = 0",
+                   "((a = 0) AND (b = 0)) OR (c = 0)", "(a = 0)) AND ((b = 0)", "((a = 0) AND (b = 0)", "(a = 0) AND",
+                   "( a = 0)", "((a)::text = (b)::text)", "(a = '') AND (b = '\\')", "(a = 0) AND (b = 0) AND (c = 0)"]
+
+    def read(condition):
+        for table in ((), ("o",), ("b", "x")):
+            yield rules._expression_columns(condition, "where", table), rules._pattern_columns(condition, table)
+
+    def clear():
+        for memo in (rules._expression_columns, rules._pattern_columns):
+            memo.cache_clear()
+
+    clear()
+    fast = {condition: list(read(condition)) for condition in conditions}
+    taken = [c for c in conditions if rules._simple_where(c) is not None]
+    assert len(taken) > 600 and "(user = 0)" not in taken and f"({'n' * 70} = 0)" not in taken
+    for condition in ("(tenant_id < 10)", "((tenant_id = 7) AND (status = 'paid'::text))", "(kind < 50)", "(tier = $0)",
+                      "((id < 100000)) AND ((tenant_id = 4))"):
+        assert rules._simple_where(rules._OPAQUE.sub("NULL", rules._without_constants(condition))) is not None
+    monkeypatch.setattr(rules, "_simple_where", lambda condition: None)
+    clear()
+    assert {condition: list(read(condition)) for condition in conditions} == fast
+    clear()
+
+
+def test_simple_sort_keys_read_without_pglast_as_pglast_reads_them(monkeypatch):
+    from pglast.keywords import UNRESERVED_KEYWORDS
+
+    from perfkit.plans import rules
+
+    keys = ["o.created_at DESC", "id", "c.id, o.created_at", "a DESC NULLS LAST, b NULLS FIRST", "a ASC", "(count(*)) DESC",
+            "user", "o.select", "a  DESC", "a desc", "n" * 70, "Id", "a, b, a", "x.y, o.z", "lower(name)", "a USING <"]
+    keys += [f"o.{kw} DESC, {kw}" for kw in sorted(UNRESERVED_KEYWORDS)]
+
+    def read(key):
+        return [rules._expression_columns(key, "order", table) for table in ((), ("o",), ("c", "x"))]
+
+    rules._expression_columns.cache_clear()
+    fast = {key: read(key) for key in keys}
+    assert sum(rules._simple_sort_keys(key) is not None for key in keys) > 330
+    assert rules._simple_sort_keys("user") is None and rules._simple_sort_keys("o.created_at DESC, id") is not None
+    monkeypatch.setattr(rules, "_simple_sort_keys", lambda keys: None)
+    rules._expression_columns.cache_clear()
+    assert {key: read(key) for key in keys} == fast
+    rules._expression_columns.cache_clear()
+
+
+def test_paused_gc_restores_the_collector_and_leaves_frozen_objects_frozen():
+    import gc
+
+    from perfkit.plans.model import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        kept = [[] for _ in range(5000)]
+    assert gc.isenabled() and gc.get_count()[0] < 1000  # the young generation is not left full
+    with pytest.raises(ValueError), paused_gc():
+        raise ValueError
+    assert gc.isenabled()
+    gc.freeze()  # someone else's frozen objects stay frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with paused_gc():
+            pass
+        assert gc.get_freeze_count() == frozen > 0
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 5000

@@ -125,6 +125,12 @@ def paused_gc():
     Reading a large plan allocates hundreds of thousands of small dicts, lists and strings and
     frees none of them: each collection the allocations trigger walks every live object (the
     half-built plan and all loaded modules) for no garbage; plans make no reference cycles.
+
+    After, the objects made inside are moved to the oldest generation without a pass over them
+    (``gc.freeze()`` then ``gc.unfreeze()``, when nothing else is frozen): else the first
+    allocation after would start a young-generation collection that walks every one of them
+    (0.02-0.03 s for a 10,000-node plan) only to find them all alive. The next full collection
+    looks at them as it looks at every object.
     """
     if not gc.isenabled():
         yield
@@ -133,6 +139,9 @@ def paused_gc():
     try:
         yield
     finally:
+        if not gc.get_freeze_count():  # (never unfreeze what someone else froze)
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
@@ -454,9 +463,11 @@ def node_label(node: dict) -> str:
 
 
 # --- building the node rows -------------------------------------------------------------------------
-def _flatten(root: dict, path: str | None) -> list[tuple[dict, int | None, int]]:
-    """Depth-first (pre-order) list of (node, parent index, depth), without recursion."""
+def _flatten(root: dict, path: str | None) -> tuple[list[tuple[dict, int | None, int]], list[list[int]]]:
+    """Depth-first (pre-order) list of (node, parent index, depth), without recursion, and the
+    indexes of each node's children (in their order)."""
     out: list[tuple[dict, int | None, int]] = []
+    kids: list[list[int]] = []
     stack: list[tuple[Any, int | None, int]] = [(root, None, 0)]
     while stack:
         node, parent, depth = stack.pop()
@@ -464,6 +475,9 @@ def _flatten(root: dict, path: str | None) -> list[tuple[dict, int | None, int]]
             raise BadInputError(f"a plan node is a {type(node).__name__}, not an object", path=path)
         index = len(out)
         out.append((node, parent, depth))
+        kids.append([])
+        if parent is not None:
+            kids[parent].append(index)
         children = node.get("Plans", [])
         if children is None:
             children = []
@@ -471,7 +485,7 @@ def _flatten(root: dict, path: str | None) -> list[tuple[dict, int | None, int]]
             raise BadInputError(f"'Plans' of the node {node_label(node)!r} is not a list", path=path)
         for child in reversed(children):
             stack.append((child, index, depth + 1))
-    return out
+    return out, kids
 
 
 def _string_values(node: dict) -> str:
@@ -597,27 +611,14 @@ def _io_sum(node: dict, keys: tuple[str, ...]) -> float:
     """Shared + local + temp I/O time (ms, all loops, children included); NaN when not reported."""
     total, found = 0.0, False
     for key in keys:
-        if key in node:
-            value = number(node[key])
+        value = node.get(key)  # (absent, or None: NaN, not counted)
+        if value is not None:
+            if value.__class__ is not float:
+                value = number(value)
             if value == value:  # not NaN
                 total += value
                 found = True
     return total if found else math.nan
-
-
-def _assign_self_io(records: list[dict]) -> None:
-    """``self_io_read_ms``: a node's I/O read time minus its children's (I/O time is inclusive)."""
-    inside = [0.0] * len(records)
-    for record in records:
-        parent = record["parent_id"]
-        if parent is not None and not math.isnan(record["io_read_ms"]):
-            inside[parent] += record["io_read_ms"]
-    for record in records:
-        own = record["io_read_ms"]
-        if math.isnan(own):
-            # a timed plan with track_io_timing on prints nothing for a node that read nothing
-            continue
-        record["self_io_read_ms"] = max(own - inside[record["node_id"]], 0.0)
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -626,41 +627,37 @@ def _text_or_none(value: Any) -> str | None:
     return str(value)
 
 
-def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]]) -> None:
-    """Fill ``total_ms`` and ``self_ms`` following explain.c's accounting.
+def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]], children: list[list[int]]) -> None:
+    """Fill ``total_ms`` and ``self_ms`` following explain.c's accounting (and ``self_io_read_ms``;
+    each row's ``_per_loop_ms`` is removed).
 
     * times are per loop: all loops = time x loops; under Gather / Gather Merge, loops count the
       leader and every worker, so wall time = time x loops / (workers launched + 1);
     * self = inclusive - children (Outer, Inner, Member, Subquery, SubPlan), clamped at 0;
     * an InitPlan runs where its parameter is first evaluated (a Gather's "Params Evaluated",
       else the first node using ``$n`` / ``(InitPlan n)``, else the node it hangs under), and a
-      CTE runs inside the CTE Scans that read it: their time is taken off there, once.
+      CTE runs inside the CTE Scans that read it: their time is taken off there, once;
+    * ``self_io_read_ms``: a node's I/O read time minus its children's (I/O time is inclusive).
     """
     count = len(records)
     nan = math.nan
-    parents = [record["parent_id"] for record in records]
     outside = [record["parent_relationship"] == "InitPlan" for record in records]  # not inside its parent
-    children: list[list[int]] = [[] for _ in range(count)]
-    for index, parent in enumerate(parents):
-        if parent is not None:
-            children[parent].append(index)
 
-    # wall-clock divisor: inherited from the nearest Gather above (through its non-InitPlan children)
+    # wall-clock divisor: inherited from the nearest Gather above (through its non-InitPlan
+    # children); the time of all loops over it
     divisor = [1.0] * count
-    gathers = {i for i, record in enumerate(records) if record["node_type"] in _GATHER_TYPES}
-    for index, parent in enumerate(parents):  # pre-order: parents come first
-        if parent is None:
-            continue
-        divisor[index] = divisor[parent]
-        if parent in gathers and not outside[index]:
-            parent_record = records[parent]
-            launched = parent_record["workers_launched"]
-            if math.isnan(launched):
-                launched = parent_record["workers_planned"] if math.isnan(records[0]["loops"]) else 0.0
-            divisor[index] = (0.0 if math.isnan(launched) else launched) + 1.0
-
     total = [nan] * count
-    for index, record in enumerate(records):
+    gathers = _GATHER_TYPES
+    for index, record in enumerate(records):  # pre-order: parents come first
+        parent = record["parent_id"]
+        if parent is not None:
+            divisor[index] = divisor[parent]
+            parent_record = records[parent]
+            if parent_record["node_type"] in gathers and not outside[index]:
+                launched = parent_record["workers_launched"]
+                if math.isnan(launched):
+                    launched = parent_record["workers_planned"] if math.isnan(records[0]["loops"]) else 0.0
+                divisor[index] = (0.0 if math.isnan(launched) else launched) + 1.0
         per_loop = record["_per_loop_ms"]
         if per_loop != per_loop:  # NaN
             continue
@@ -671,28 +668,27 @@ def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]])
     # EXPLAIN rounds per-loop times to 0.001 ms, so with many loops a node can show less time
     # than the children inside it (a Memoize at 0.000 x 1,000,000 over an Index Scan at
     # 0.002 x 20,000): an inclusive time is at least the sum of the children it includes.
+    # Then (its children final before it) inclusive minus the children whose time is inside it.
+    remaining = [nan] * count
     for index in range(count - 1, -1, -1):  # children before parents
         own = total[index]
         if own != own:
             continue
+        kids = children[index]
+        if not kids:
+            if 0 > own:  # (as the sum of no children: 0)
+                total[index] = own = 0
+            remaining[index] = own
+            continue
         inside = 0
-        for child in children[index]:
+        for child in kids:
             value = total[child]
             if not outside[child] and value == value:
                 inside += value
         if inside > own:
-            total[index] = inside
-    for record, value in zip(records, total, strict=True):
-        if value == value:
-            record["total_ms"] = value
-
-    # inclusive minus the children whose time is inside it
-    remaining = list(total)
-    for index in range(count):
-        if total[index] != total[index]:
-            continue
-        left = remaining[index]
-        for child in children[index]:
+            total[index] = own = inside
+        left = own
+        for child in kids:
             # Outer, Inner, Member, Subquery, SubPlan (and unknown ones) are inside the parent
             value = total[child]
             if not outside[child] and value == value:
@@ -700,13 +696,14 @@ def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]])
         remaining[index] = left
 
     # InitPlans and CTEs: take their time off the nodes that ran them
-    for record in records:
-        if record["parent_relationship"] != "InitPlan" or math.isnan(record["total_ms"]):
+    for index in [i for i, out in enumerate(outside) if out] if True in outside else ():
+        record = records[index]
+        amount = total[index]
+        if math.isnan(amount):
             continue
         owner = record["parent_id"]
-        amount = record["total_ms"]
         name = record["subplan_name"]
-        inside = _subtree(owner, children, exclude=record["node_id"])
+        inside = _subtree(owner, children, exclude=index)
         if name.startswith("CTE "):
             cte = name[4:].strip()
             users = [
@@ -720,7 +717,7 @@ def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]])
                 if any(p.search(str(flat[i][0].get("Params Evaluated", ""))) for p in patterns)
             ]
             using = [
-                i for i in _post_order(owner, children, exclude=record["node_id"])
+                i for i in _post_order(owner, children, exclude=index)
                 if i != owner and any(p.search(_string_values(flat[i][0])) for p in patterns)
             ]
             users = evaluated + using
@@ -734,14 +731,29 @@ def _assign_times(records: list[dict], flat: list[tuple[dict, int | None, int]])
             remaining[user] -= take
             amount -= take
 
-    root_ms = records[0]["total_ms"] if records else math.nan
-    for record, left in zip(records, remaining, strict=True):
-        if math.isnan(left):
+    root_ms = total[0] if records else math.nan
+    share = bool(root_ms and not math.isnan(root_ms) and root_ms > 0)
+    zero = root_ms == 0
+    for index, record in enumerate(records):
+        del record["_per_loop_ms"]
+        value = total[index]
+        if value == value:
+            record["total_ms"] = value
+        own_io = record["io_read_ms"]
+        if own_io == own_io:  # a timed plan with track_io_timing on prints nothing for a node that read nothing
+            inside_io = 0.0
+            for child in children[index]:
+                value = records[child]["io_read_ms"]
+                if value == value:
+                    inside_io += value
+            record["self_io_read_ms"] = max(own_io - inside_io, 0.0)
+        left = remaining[index]
+        if left != left:
             continue
-        record["self_ms"] = max(left, 0.0)
-        if root_ms and not math.isnan(root_ms) and root_ms > 0:
-            record["pct_total"] = 100.0 * record["self_ms"] / root_ms
-        elif root_ms == 0:
+        record["self_ms"] = left = max(left, 0.0)
+        if share:
+            record["pct_total"] = 100.0 * left / root_ms
+        elif zero:
             record["pct_total"] = 0.0
 
 
@@ -784,13 +796,15 @@ _OBJECT_COLUMNS = ("node_type", "relation", "index_name", "detail", "label", "al
 
 def node_rows(root: dict, *, path: str | None = None) -> list[dict]:
     """The node rows (dicts, depth-first) of a JSON plan tree; see :class:`Plan`."""
-    flat = _flatten(root, path)
+    return _node_rows(root, path)[0]
+
+
+def _node_rows(root: dict, path: str | None) -> tuple[list[dict], list[list[int]]]:
+    """:func:`node_rows`, and the indexes of each node's children."""
+    flat, children = _flatten(root, path)
     records = _records(flat)
-    _assign_times(records, flat)
-    _assign_self_io(records)
-    for record in records:
-        del record["_per_loop_ms"]
-    return records
+    _assign_times(records, flat, children)
+    return records, children
 
 
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
@@ -897,12 +911,12 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
     root = document["Plan"]
     if not isinstance(root, dict) or not root:
         raise BadInputError("\"Plan\" is not a plan node object", path=path)
-    rows = node_rows(root, path=path)
+    rows, children = _node_rows(root, path)
     execution = number(document.get("Execution Time", document.get("Total Runtime")))
     settings = document.get("Settings") if isinstance(document.get("Settings"), dict) else {}
     planning = document.get("Planning") if isinstance(document.get("Planning"), dict) else {}
     extra = {k: v for k, v in document.items() if k not in _TOP_KEYS}
-    return Plan(
+    plan = Plan(
         rows=rows,
         planning_ms=number(document.get("Planning Time")),
         execution_ms=execution,
@@ -916,3 +930,5 @@ def build_plan(document: Any, *, source: str = "", fmt: str = "json", path: str 
         extra=extra,
         document=document,
     )
+    plan._row_children = (rows, children)  # for the rules' index of the rows (perfkit.plans.rules._index)
+    return plan

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ def _parse_text_plans(source: str, where: str | None, name: str) -> list[Plan]:
     raw = source.split("\n")
     plans = []
     for first, last in ranges:
-        lines = [(number, raw[number - 1]) for number in range(first, last + 1)]
+        lines = list(zip(range(first, last + 1), raw[first - 1:last], strict=True))
         plans.append(_parse_lines(unwrap(lines), where, name, first=first))
     return plans
 
@@ -176,7 +177,7 @@ def _parse_lines(unwrapped, where: str | None, name: str, *, first: int | None) 
         )
     else:
         document = parse_text_lines(lines, path=where)
-        if not lines_are_clean(text for _, text in lines):  # its strings are pieces of the lines
+        if not lines_are_clean(map(itemgetter(1), lines)):  # its strings are pieces of the lines
             document = scrub_document(document, copy=False)  # a fresh document: no copy
         plan = build_plan(document, source=name or where or "text", fmt="text", path=where)
     if meta.get("query") and not plan.query:

@@ -28,6 +28,15 @@ _NODE = re.compile(
     rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
     r"\s*$"
 )
+# The usual node line (a title starting with a letter, without "(", then the cost figures): the
+# same groups as _NODE but for the title's trailing spaces (callers strip it), found without
+# _NODE's lazy title, which tries the figures at every character; other lines are read by _NODE.
+_NODE_USUAL = re.compile(
+    rf"^(?P<indent> *)(?P<arrow>->\s+)?(?P<title>[A-Za-z][^(\n]*)"
+    rf"\s+\(cost=(?P<startup_cost>{_NUM})\.\.(?P<total_cost>{_NUM})\s+rows=(?P<plan_rows>{_NUM})\s+width=(?P<width>\d+)\)"
+    rf"(?:\s+\((?:actual(?:\s+time=(?P<startup_time>{_NUM})\.\.(?P<total_time>{_NUM}))?\s+rows=(?P<rows>{_NUM})\s+loops=(?P<loops>\d+)|(?P<never>never executed))\))?"
+    r"\s*$"
+)
 # (the key's characters exclude ":", so it ends at the first colon; callers strip the value)
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9 _/\-().,]*):(?:\s+(?P<value>.*))?$")
 _LABEL = re.compile(r"^(?P<indent> *)(?P<label>(?:InitPlan|SubPlan)\s+\d+.*|CTE\s+\S.*)$")
@@ -299,23 +308,7 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
             node["Sort Space Type"] = space.group(1)
             node["Sort Space Used"] = int(space.group(2))
     elif key in ("Buckets", "Batches", "Planned Partitions") and ("Batches" in value or key == "Batches" or "Buckets" in value):
-        pairs = {key: value.split("  ")[0].strip(), **_pairs(value)}
-        if node.get("Node Type") == "Hash" or "Buckets" in pairs:
-            buckets = _originally(pairs.get("Buckets", ""))
-            batches = _originally(pairs.get("Batches", ""))
-            if buckets[0] is not None:
-                node["Hash Buckets"], node["Original Hash Buckets"] = buckets
-            if batches[0] is not None:
-                node["Hash Batches"], node["Original Hash Batches"] = batches
-        else:
-            if pairs.get("Planned Partitions", "").isdigit():
-                node["Planned Partitions"] = int(pairs["Planned Partitions"])
-            if pairs.get("Batches", "").isdigit():
-                node["HashAgg Batches"] = int(pairs["Batches"])
-            if _kb(pairs.get("Disk Usage")) is not None:
-                node["Disk Usage"] = _kb(pairs.get("Disk Usage"))
-        if _kb(pairs.get("Memory Usage")) is not None:
-            node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
+        node.update(_hash_figures(key, value, node.get("Node Type") == "Hash"))
     elif key == "Heap Blocks":
         for what, count in _HEAP_BLOCKS.findall(value):
             node[f"{what.capitalize()} Heap Blocks"] = int(count)
@@ -334,6 +327,32 @@ def _node_detail(node: dict, key: str, value: str, *, path, line) -> None:
         node[key] = f"{node[key]}; {value}"
     else:
         node[key] = value
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_figures(key: str, value: str, is_hash: bool) -> dict:
+    """A ``Buckets: ..  Batches: ..  Memory Usage: ..`` line (of a Hash node when ``is_hash``, else
+    of a HashAggregate) as JSON's keys, once per distinct line (the callers merge the dict into
+    theirs, never change it)."""
+    node: dict[str, Any] = {}
+    pairs = {key: value.split("  ")[0].strip(), **_pairs(value)}
+    if is_hash or "Buckets" in pairs:
+        buckets = _originally(pairs.get("Buckets", ""))
+        batches = _originally(pairs.get("Batches", ""))
+        if buckets[0] is not None:
+            node["Hash Buckets"], node["Original Hash Buckets"] = buckets
+        if batches[0] is not None:
+            node["Hash Batches"], node["Original Hash Batches"] = batches
+    else:
+        if pairs.get("Planned Partitions", "").isdigit():
+            node["Planned Partitions"] = int(pairs["Planned Partitions"])
+        if pairs.get("Batches", "").isdigit():
+            node["HashAgg Batches"] = int(pairs["Batches"])
+        if _kb(pairs.get("Disk Usage")) is not None:
+            node["Disk Usage"] = _kb(pairs.get("Disk Usage"))
+    if _kb(pairs.get("Memory Usage")) is not None:
+        node["Peak Memory Usage"] = _kb(pairs.get("Memory Usage"))
+    return node
 
 
 # the keys _node_detail reads in a way of their own (all others are kept as text)
@@ -451,6 +470,7 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
     tree_closed = False
     timed = False
     first_line = lines[0][0] if lines else None
+    special_keys = _SPECIAL_DETAIL_KEYS
 
     for number, text in lines:
         stripped = text.strip()
@@ -487,7 +507,7 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
             document.setdefault("Unparsed Lines", []).append(stripped)
             continue
 
-        node_match = _NODE.match(text) if (is_arrow or root is None) else None
+        node_match = (_NODE_USUAL.match(text) or _NODE.match(text)) if (is_arrow or root is None) else None
         if node_match and (is_arrow or root is None):
             (arrow, title, startup_cost, total_cost, plan_rows, width, startup_time, total_time, actual_rows, loops,
              never) = node_match.group("arrow", "title", "startup_cost", "total_cost", "plan_rows", "width",
@@ -506,14 +526,14 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                 raise BadInputError("a plan node line without a node name", path=path, line=number)
             node = dict(_decoded_title(title))  # (names and flags: a shallow copy is a copy)
             node.setdefault("Parallel Aware", False)
-            if startup_cost is not None:
-                node["Startup Cost"] = _int_or_float(startup_cost)
+            if startup_cost is not None:  # (costs have decimals: float() is what _int_or_float gives)
+                node["Startup Cost"] = float(startup_cost) if "." in startup_cost else _int_or_float(startup_cost)
             if total_cost is not None:
-                node["Total Cost"] = _int_or_float(total_cost)
+                node["Total Cost"] = float(total_cost) if "." in total_cost else _int_or_float(total_cost)
             if plan_rows is not None:
                 node["Plan Rows"] = _int_or_float(plan_rows)
-            if width is not None:
-                node["Plan Width"] = _int_or_float(width)
+            if width is not None:  # (digits only: what _int_or_float gives)
+                node["Plan Width"] = int(width) if len(width) < 16 else _int_or_float(width)
             if never:
                 node["Actual Rows"] = 0
                 node["Actual Loops"] = 0
@@ -546,8 +566,12 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
                 elif parent_type == "Subquery Scan":
                     node["Parent Relationship"] = "Subquery"
                 else:
-                    has_outer = any(c.get("Parent Relationship") in ("Outer", "Inner") for c in parent.get("Plans", []))
-                    node["Parent Relationship"] = "Inner" if has_outer else "Outer"
+                    relationship = "Outer"
+                    for child in parent.get("Plans", ()):  # (a loop: no generator per node)
+                        if child.get("Parent Relationship") in ("Outer", "Inner"):
+                            relationship = "Inner"
+                            break
+                    node["Parent Relationship"] = relationship
             parent.setdefault("Plans", []).append(node)
             stack.append((title_column, node))
             continue
@@ -562,7 +586,12 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
         key = None if is_arrow else _KEY.match(text)
         if key:
             name, value = key.group("key", "value")
-            _node_detail(owner, name.strip(), (value or "").strip(), path=path, line=number)
+            name = name.strip()
+            value = value.strip() if value else ""
+            if name not in special_keys and name not in owner and not name.startswith("Worker "):
+                owner[name] = value  # (what _node_detail does with it, without the call)
+            else:
+                _node_detail(owner, name, value, path=path, line=number)
             continue
         label = _LABEL.match(text)
         if label:
@@ -581,9 +610,12 @@ def parse_text_lines(lines: list[tuple[int, str]], *, path: str | None = None) -
             node["Actual Total Time"] = 0.0
         # the text format leaves out "Rows Removed by ...: 0"; JSON always shows it
         if "Actual Loops" in node:
-            for condition, removed in (("Filter", "Rows Removed by Filter"), ("Join Filter", "Rows Removed by Join Filter")):
-                if condition in node and removed not in node:
-                    node[removed] = 0
-        stack_nodes.extend(node.get("Plans", []))
+            if "Filter" in node and "Rows Removed by Filter" not in node:
+                node["Rows Removed by Filter"] = 0
+            if "Join Filter" in node and "Rows Removed by Join Filter" not in node:
+                node["Rows Removed by Join Filter"] = 0
+        children = node.get("Plans")
+        if children:
+            stack_nodes.extend(children)
     document["Plan"] = root
     return document

@@ -57,6 +57,133 @@ def _parse_expression(sql: str) -> dict | None:
         return None
 
 
+# The simplest conditions, read without PostgreSQL's parser (importing pglast is most of what
+# ``perfkit plan FILE`` would spend on a small plan): comparisons of a bare lower-case name (not a
+# keyword; ``qualifier.name``, ``(name)::type`` allowed) with another or with a placeholder
+# constant (``0``, ``''``, ``NULL``, ``''::type``), alone or joined with AND. What they give is
+# the tree pglast gives, as far as the walkers below read it (A_Expr, ColumnRef, TypeCast in the
+# same order); anything else is parsed by pglast.
+_SIMPLE_NAME = r"[a-z_][a-z0-9_]{0,62}"  # longer names are cut by the parser
+_SIMPLE_TYPE = (r"(?:text|integer|bigint|smallint|numeric|date|boolean|uuid|real|name|oid|bpchar|json|jsonb|"
+                r"character varying|double precision|timestamp without time zone|timestamp with time zone)")
+_SIMPLE_OPERAND = re.compile(
+    rf"(?:(?P<paren>\()?(?:(?P<qual>{_SIMPLE_NAME})\.)?(?P<col>{_SIMPLE_NAME})(?(paren)\))|(?P<const>0|''|NULL))"
+    rf"(?:::(?P<type>{_SIMPLE_TYPE}))?"
+)
+_SIMPLE_OPERATORS = {"=", "<>", "<", ">", "<=", ">=", "~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*"}
+
+
+def _simple_operand(text: str) -> dict | None:
+    match = _SIMPLE_OPERAND.fullmatch(text)
+    if match is None:
+        return None
+    if match["const"] is not None:
+        node: dict = {"A_Const": {}}
+    else:
+        names = [match["qual"], match["col"]] if match["qual"] else [match["col"]]
+        if any(name in sql.KEYWORDS for name in names):
+            return None
+        node = {"ColumnRef": {"fields": [{"String": {"sval": name}} for name in names]}}
+    if match["type"] is not None:
+        node = {"TypeCast": {"arg": node, "typeName": {}}}
+    return node
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` without the parentheses wrapped around all of it (``((a = 0))`` -> ``a = 0``)."""
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for position, char in enumerate(text):
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0 and position < len(text) - 1:
+                    return text  # the first parenthesis closes before the end: not a wrap
+        text = text[1:-1]
+    return text
+
+
+def _top_level_and(text: str) -> list[str]:
+    """``text`` cut at each `` AND `` outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for position, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == " " and depth == 0 and text.startswith(" AND ", position):
+            parts.append(text[start:position])
+            start = position + 5
+    parts.append(text[start:])
+    return parts
+
+
+def _simple_where(condition: str) -> dict | None:
+    """The where tree of a simple condition (see above), or None to ask pglast."""
+    if len(condition) > 2000 or "\\" in condition:
+        return None
+    comparisons: list[dict] = []
+    pending = [condition]
+    while pending:
+        part = _unwrapped(pending.pop())
+        if part.count("(") != part.count(")"):
+            return None
+        pieces = _top_level_and(part)
+        if len(pieces) > 1:
+            pending.extend(reversed(pieces))  # AND inside AND: the same walk, left to right
+            continue
+        words = part.split(" ")
+        for at in range(1, len(words) - 1):  # the operator: a word of its own between operands
+            operator = words[at]
+            if operator in _SIMPLE_OPERATORS:
+                left = _simple_operand(" ".join(words[:at]))
+                right = _simple_operand(" ".join(words[at + 1:]))
+                if left is None or right is None:
+                    return None
+                comparisons.append({"A_Expr": {"kind": "AEXPR_OP", "name": [{"String": {"sval": operator}}],
+                                               "lexpr": left, "rexpr": right}})
+                break
+        else:
+            return None
+    if len(comparisons) == 1:
+        return comparisons[0]
+    return {"BoolExpr": {"boolop": "AND_EXPR", "args": comparisons}}
+
+
+_SIMPLE_SORT_KEY = re.compile(
+    rf"(?:(?P<qual>{_SIMPLE_NAME})\.)?(?P<col>{_SIMPLE_NAME})(?: (?:ASC|DESC))?(?: NULLS (?:FIRST|LAST))?"
+)
+
+
+def _simple_sort_keys(keys: str) -> list | None:
+    """The sort clause of simple sort keys (``o.created_at DESC, id``) as the walkers read pglast's, or None."""
+    if len(keys) > 2000:
+        return None
+    clause = []
+    for key in keys.split(", "):
+        match = _SIMPLE_SORT_KEY.fullmatch(key)
+        if match is None:
+            return None
+        names = [match["qual"], match["col"]] if match["qual"] else [match["col"]]
+        if any(name in sql.KEYWORDS for name in names):
+            return None
+        clause.append({"SortBy": {"node": {"ColumnRef": {"fields": [{"String": {"sval": name}} for name in names]}}}})
+    return clause
+
+
+def _where_tree(cleaned: str):
+    """The where clause of ``SELECT 1 WHERE cleaned`` as pglast's JSON tree (None when it does not parse)."""
+    tree = _simple_where(cleaned)
+    if tree is not None:
+        return tree
+    parsed = _parse_expression(f"SELECT 1 WHERE {cleaned}")
+    if parsed is None:
+        return None
+    statements = parsed.get("stmts") or [{}]
+    return statements[0].get("stmt", {}).get("SelectStmt", {}).get("whereClause")
+
+
 def _column_ref(node: dict) -> tuple[str | None, str] | None:
     """(qualifier, column) of a ColumnRef (through casts), or None."""
     if "TypeCast" in node:
@@ -107,13 +234,18 @@ def _expression_columns(expression: str, clause: str, table: tuple) -> tuple:
     if not expression:
         return ()
     cleaned = _OPAQUE.sub("NULL", expression)
-    sql = f"SELECT 1 ORDER BY {cleaned}" if clause == "order" else f"SELECT 1 WHERE {cleaned}"
-    tree = _parse_expression(sql)
-    if tree is None:
-        return ()
-    statements = tree.get("stmts") or [{}]
-    select = statements[0].get("stmt", {}).get("SelectStmt", {})
-    tree = select.get("sortClause") if clause == "order" else select.get("whereClause")
+    if clause == "order":
+        tree = _simple_sort_keys(cleaned)
+        if tree is None:
+            parsed = _parse_expression(f"SELECT 1 ORDER BY {cleaned}")
+            if parsed is None:
+                return ()
+            statements = parsed.get("stmts") or [{}]
+            tree = statements[0].get("stmt", {}).get("SelectStmt", {}).get("sortClause")
+    else:
+        tree = _where_tree(cleaned)
+        if tree is None:
+            return ()
     equality: list[str] = []
     others: list[str] = []
     stack: list = [tree]
@@ -155,10 +287,7 @@ def pattern_columns(expression: str, *, table: Iterable[str] | None = None) -> l
 def _pattern_columns(expression: str, table: tuple) -> tuple:
     if not expression:
         return ()
-    tree = _parse_expression(f"SELECT 1 WHERE {_OPAQUE.sub('NULL', expression)}")
-    if tree is not None:
-        statements = tree.get("stmts") or [{}]
-        tree = statements[0].get("stmt", {}).get("SelectStmt", {}).get("whereClause")
+    tree = _where_tree(_OPAQUE.sub("NULL", expression))
     names = set(table or [])
     found: list[str] = []
     stack: list = [tree] if tree else []
@@ -270,12 +399,16 @@ def _detail(row: Mapping, key: str, default=None):
 class _Index:
     """Plain-Python views of a plan's nodes for the rules (row dicts, parents, children)."""
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict], children: list[list[int]] | None = None):
         self.rows: list[dict] = rows
         self.ran: list[dict] | None = None  # the rows of the nodes that ran, when first asked for
         self.ran_by_type: dict[str, list[dict]] = {}  # ... by node type
-        self.parent: list[int | None] = [None] * len(rows)
-        self.children: list[list[int]] = [[] for _ in rows]
+        if children is not None:  # found by the parser (build_plan): parent_id is an int or None
+            self.parent: list[int | None] = [row["parent_id"] for row in rows]
+            self.children: list[list[int]] = children
+            return
+        self.parent = [None] * len(rows)
+        self.children = [[] for _ in rows]
         for position, row in enumerate(rows):
             parent = row["parent_id"]
             if parent is not None and parent == parent:  # NaN != NaN
@@ -287,7 +420,9 @@ def _index(plan) -> _Index:
     rows = plan.rows
     cached = plan.__dict__.get("_rule_index")
     if cached is None or cached.rows is not rows:
-        cached = plan.__dict__["_rule_index"] = _Index(rows)
+        known = plan.__dict__.get("_row_children")
+        children = known[1] if known is not None and known[0] is rows and len(known[1]) == len(rows) else None
+        cached = plan.__dict__["_rule_index"] = _Index(rows, children)
     return cached
 
 
@@ -377,6 +512,9 @@ def seq_scan_large_table(plan, *, min_rows: int = 100_000, max_kept_share: float
     return out
 
 
+_CONDITION_KEYS = ("Index Cond", "Recheck Cond", "Filter", "Join Filter", "Hash Cond", "Merge Cond")
+
+
 def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000), min_rows: float = 100) -> list[dict]:
     """The planner's row estimate is off by 10x, 100x or 1000x where the error starts.
 
@@ -404,18 +542,19 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
     ratios: list[float] = []
     directions: list[int] = []
     candidates: list[dict] = []
+    nan, lowest = math.nan, grades[0]
     for row in index.rows:
         loops = row["loops"]
-        actual = row["actual_rows"] / loops if loops > 0 else math.nan  # per loop; NaN unless it ran
+        actual = row["actual_rows"] / loops if loops > 0 else nan  # per loop; NaN unless it ran
         estimate = row["plan_rows"]
-        if math.isnan(actual) or math.isnan(estimate):
-            ratio = high = math.nan
-        else:
-            high = max(actual, estimate)
-            ratio = high / max(min(actual, estimate), 1.0)
+        if actual != actual or estimate != estimate:  # NaN
+            ratio = high = nan
+        else:  # (max and min as comparisons: the same values, without the calls)
+            high, low = (actual, estimate) if actual >= estimate else (estimate, actual)
+            ratio = high / (low if low >= 1.0 else 1.0)
         ratios.append(ratio)
         directions.append(1 if actual > estimate else -1)
-        if ratio >= grades[0] and high >= min_rows:
+        if ratio >= lowest and high >= min_rows:
             candidates.append(row)
     for row in candidates:
         node_id = int(row["node_id"])
@@ -436,8 +575,9 @@ def row_misestimate(plan, *, grades: tuple[float, float, float] = (10, 100, 1000
         grade = next(g for g in reversed(grades) if ratio >= g)
         words = "under" if direction > 0 else "over"
         # every condition on the node: correlated columns sit in the index condition as often as the filter
-        conditions = [c for c in (_detail(row, k) for k in ("Index Cond", "Recheck Cond", "Filter", "Join Filter",
-                                                             "Hash Cond", "Merge Cond")) if c]
+        detail = row.get("detail")
+        detail = detail if isinstance(detail, dict) else {}  # (what _detail reads, without a call per key)
+        conditions = [c for k in _CONDITION_KEYS if (c := detail.get(k))]
         condition = " AND ".join(dict.fromkeys(conditions))
         columns = list(dict.fromkeys(c for text in dict.fromkeys(conditions)
                                      for c in expression_columns(text, table=_names(row))))

@@ -12,6 +12,7 @@ expanded records and server log lines.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 _LEADING_SPACE = re.compile(r"\s*")
 _FOOTER = re.compile(r"^\s*\(\d+ rows?\)\s*$")
@@ -99,7 +100,7 @@ def find_plans(text: str) -> list[tuple[int, int]]:
         if start is not None and line[:2] == "  " and not after_header:
             # inside a plan an indented line is a plan line (prompts, statements, footers start
             # further left): no need to look at it closer (a 10,000-node plan has 40,000 of them)
-            if line.strip():
+            if not line.isspace():  # (the line is not empty: what line.strip() tells, without a copy)
                 last_body = index
             continue
         content = _content(line)
@@ -247,7 +248,7 @@ def _any_cut_continued(lines: list[tuple[int, str]], width: int) -> bool:
     texts = [text for _, text in lines]
     for index in range(len(texts) - 1):
         text = texts[index]
-        if (width and len(text) >= width - 1 or text.count("(") > text.count(")")) and text.strip():
+        if (width and len(text) >= width - 1 or "(" in text and text.count("(") > text.count(")")) and text.strip():
             following = texts[index + 1]
             if following.strip() and not _looks_like_plan_line(following):
                 return True
@@ -466,7 +467,11 @@ def unwrap(text: str | list[tuple[int, str]]) -> tuple[list[tuple[int, str]], di
             return [(number, line.rstrip("\r")) for number, line in enumerate(text[lead:].split("\n"), start=first)], {}
         raw = [(number, line.rstrip("\r\n")) for number, line in enumerate(text.split("\n"), start=1)]
     else:
-        raw = [(number, line.rstrip("\r\n").lstrip("\ufeff")) for number, line in text]
+        raw = list(text)
+        joined = "\n".join(map(itemgetter(1), raw))
+        # (no line holds a carriage return, a byte-order mark or a newline: each stays as it is)
+        if "\r" in joined or "\ufeff" in joined or joined.count("\n") != len(raw) - 1 if raw else False:
+            raw = [(number, line.rstrip("\r\n").lstrip("\ufeff")) for number, line in raw]
     shape = _Shape(raw)
     if not _quotes_stay(shape):
         raw = _strip_quotes(raw)
