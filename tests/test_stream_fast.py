@@ -67,6 +67,15 @@ JSON_ODD = [
     "[1, 2]",
     '{"message": "duration: 1.0 ms  bind x"}',
     JSON_EXECUTE + " ",
+    # a parse/bind line that json cannot read is a bad record, not a duration only counted
+    JSON_PARSE.replace(',"pid":42', '"pid":42'),                          # a comma left out
+    JSON_PARSE.replace('"pid":42', '"pid":042'),
+    JSON_PARSE.replace('"pid":42', '"pid":forty'),
+    JSON_PARSE[:-1] + ",}",
+    JSON_PARSE.replace("SELECT 1", "SELECT\x01 1"),                       # a raw control character
+    JSON_PARSE.replace('"vxid":"3/7"', "'vxid':'3/7'"),
+    JSON_PARSE + "\r",                                                    # CRLF: json's path
+    "\ufeff" + JSON_PARSE,
 ]
 
 

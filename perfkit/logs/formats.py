@@ -68,6 +68,10 @@ def _json_field(key: str, name: str | None, number: bool) -> str:
 
 JSONLOG_LINE = re.compile(r'\{"timestamp":' + _JSON_STRING.format("(?P<ts>")
                           + "".join(_json_field(*spec) for spec in _JSON_ORDER) + r"\}")
+# any flat JSON object of such strings and whole numbers, its keys in any order: what json.loads reads
+# as a dict of them (a parse/bind line is skipped only when it would not be a bad record)
+_JSON_VALUE = "(?:" + _JSON_STRING.format("(?:") + "|" + _JSON_NUMBER.format("(?:") + ")"
+JSONLOG_FLAT = re.compile(r'\{"[a-z_]++":' + _JSON_VALUE + r'(?:,"[a-z_]++":' + _JSON_VALUE + r")*+\}")
 
 # the fields a stderr continuation line (DETAIL, STATEMENT...) fills on the entry before it
 _SECONDARY_FIELD = {
@@ -123,19 +127,19 @@ def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterat
     ``json``; a ``parse``/``bind`` duration (which the pass only counts) is None, told from its
     message without reading the rest of the line (a flat object whose strings hold no quote)."""
     match = JSONLOG_LINE.fullmatch
+    flat = JSONLOG_FLAT.fullmatch
     for number, line in lines:
         if fast:
-            # a parse/bind duration, told without reading the whole line: its message key, once, holds
-            # "duration: ... ms  parse|bind ", in a flat object whose strings hold no quote (no backslash)
-            # nor a tab or NUL (what PostgreSQL escapes; the other control characters are not looked for)
+            # a parse/bind duration, told without reading the line into an entry: its message key, once,
+            # holds "duration: ... ms  parse|bind ", in a flat object of strings without an escape or a
+            # control character and of whole numbers (JSONLOG_FLAT: json.loads would read it, not a
+            # bad record; a quote in a string cannot be, so '"message":' is the key)
             at = line.find('"message":"duration: ')
             if at > 0:
                 stop = line.find(" ms  ", at + 21)
-                if (stop > 0 and line.startswith(("parse ", "bind "), stop + 5) and line[0] == "{"
-                        and line[-1] == "}" and "\\" not in line and stop < line.find('"', at + 11)
-                        and line.count("{") == 1 and line.count("}") == 1 and "[" not in line
-                        and "\x00" not in line and "\t" not in line and "\r" not in line
-                        and line.count('"message":') == 1 and not line.count('"') % 2):
+                if (stop > 0 and line.startswith(("parse ", "bind "), stop + 5)
+                        and stop < line.find('"', at + 11) and line.count('"message":') == 1
+                        and flat(line) is not None):
                     yield None
                     continue
             found = match(line)
