@@ -263,7 +263,9 @@ def _benefit(value) -> float:
 def count_by_severity(findings) -> dict[str, int]:
     """``{"critical": n, "warning": n, "info": n}`` of findings (a frame or finding dicts)."""
     counts = dict.fromkeys(SEVERITIES, 0)
-    severities = findings["severity"] if is_frame(findings) else (r.get("severity") for r in findings or [])
+    if findings is None or not len(findings):  # (an empty frame may have no columns at all)
+        return counts
+    severities = findings["severity"] if is_frame(findings) else (r.get("severity") for r in findings)
     for severity in severities:
         if severity in counts:
             counts[severity] += 1

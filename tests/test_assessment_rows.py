@@ -101,3 +101,11 @@ def test_tables_of_rows_print_as_their_frames():
                                                                                           width=40)
     assert markdown_table(Rows(rows)) == markdown_table(frame)
     assert format_table(Rows([], ["a"])) == format_table(pd.DataFrame(columns=["a"])) == "(none)"
+
+
+def test_findings_replaced_by_an_empty_frame_count_none():
+    # a frame set after construction is kept as given: an empty one may have no columns (counted as before)
+    held = Assessment("plans", "t", findings=[finding("a", "info", "x", "e", "r")])
+    held.findings = pd.DataFrame()
+    assert held.counts == {"critical": 0, "warning": 0, "info": 0}
+    assert held.to_json()["findings"] == [] and held.record()["findings"] == []
