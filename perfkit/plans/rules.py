@@ -30,7 +30,9 @@ _PATTERN_OPERATORS = {"~~", "~~*", "~", "~*"}  # LIKE, ILIKE, regular expression
 # as one placeholder, so conditions that differ only in their constants (the same subplan over
 # many partitions, a query repeated with other values) are parsed and walked once. Quoted names
 # are kept as they are; a condition with a backslash (an E'' string) is left alone.
-_CONSTANT = re.compile(r"(\"(?:[^\"]|\"\")*\")|'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+# (a number not inside a name, PostgreSQL's names may hold any non-ASCII character: ``a€1``; nor ``1.5.2``)
+_CONSTANT = re.compile(r"(\"(?:[^\"]|\"\")*\")|'(?:[^']|'')*'|(?<![\w.\u0080-\U0010ffff])\d+(?:\.\d+)?"
+                       r"(?![\w.\u0080-\U0010ffff])")
 
 
 def _constant_free(match: re.Match) -> str:
