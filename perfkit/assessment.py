@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfkit.findings import FINDING_COLUMNS, SEVERITIES, rank_findings
+from perfkit.findings import FINDING_COLUMNS, benefit_value, count_by_severity, rank_findings
 from perfkit.output import Rows, as_rows, is_frame
 
 # The evidence sources an assessment can come from (``Assessment.source``); summary.json and the
@@ -232,7 +232,7 @@ def finding_table(rows=None) -> Rows:
         for column in FINDING_COLUMNS:
             if column not in record:
                 record[column] = math.nan if column == "benefit_ms" else None
-        record["benefit_ms"] = _benefit(record["benefit_ms"])
+        record["benefit_ms"] = benefit_value(record["benefit_ms"])
         if _missing(record["sql"]):
             record["sql"] = ""
         out.append(record)
@@ -248,28 +248,6 @@ def finding_table(rows=None) -> Rows:
                   dtypes=rows.dtypes if isinstance(rows, Rows) else None)
     ranked.ranked = True
     return ranked
-
-
-def _benefit(value) -> float:
-    """``pd.to_numeric(errors="coerce")`` of one benefit."""
-    if value is None or isinstance(value, bool):
-        return float(value) if isinstance(value, bool) else math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def count_by_severity(findings) -> dict[str, int]:
-    """``{"critical": n, "warning": n, "info": n}`` of findings (a frame or finding dicts)."""
-    counts = dict.fromkeys(SEVERITIES, 0)
-    if findings is None or not len(findings):  # (an empty frame may have no columns at all)
-        return counts
-    severities = findings["severity"] if is_frame(findings) else (r.get("severity") for r in findings)
-    for severity in severities:
-        if severity in counts:
-            counts[severity] += 1
-    return counts
 
 
 def finding_records(findings) -> list[dict]:

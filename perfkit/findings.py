@@ -61,26 +61,35 @@ def finding(
     return row
 
 
-def rank_findings(rows: Iterable[Mapping]) -> list:
-    """``rows`` most severe first, then by estimated benefit (largest first; none counts as -1),
-    keeping their order otherwise: the order of :func:`findings_frame`, without pandas."""
+def benefit_value(value) -> float:
+    """One estimated benefit as ``pd.to_numeric(errors="coerce")`` reads it: a float, NaN when
+    missing or not a number."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def rank_order(rows: list) -> list[int]:
+    """The positions of finding ``rows`` (dicts with ``severity`` and ``benefit_ms``) most severe
+    first, then by estimated benefit (largest first; none counts as -1), ties in their order: the
+    one ranking of findings, as rows (:func:`rank_findings`) and as a frame (:func:`findings_frame`)."""
+    unknown = len(SEVERITIES)
 
     def benefit(value) -> float:
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            return -1.0
-        return -1.0 if math.isnan(value) else value
+        value = value if value.__class__ is float else benefit_value(value)  # finding() makes floats
+        return -1.0 if value != value else value
 
+    keys = [(SEVERITY_RANK.get(row.get("severity"), unknown), -benefit(row.get("benefit_ms"))) for row in rows]
+    return sorted(range(len(rows)), key=keys.__getitem__)
+
+
+def rank_findings(rows: Iterable[Mapping]) -> list:
+    """``rows`` in the order of :func:`rank_order` (the order of :func:`findings_frame`), without pandas."""
     rows = list(rows)
-    unknown = len(SEVERITIES)
-    # the keys in one pass (a float benefit, as finding() makes it, needs no call)
-    keys = [
-        (SEVERITY_RANK.get(row.get("severity"), unknown),
-         -(b if (b := row.get("benefit_ms")).__class__ is float and b == b else benefit(b)))
-        for row in rows
-    ]
-    return [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]
+    return [rows[i] for i in rank_order(rows)]
 
 
 def findings_frame(rows: Iterable[Mapping] | pd.DataFrame | None = None) -> pd.DataFrame:
@@ -101,16 +110,17 @@ def findings_frame(rows: Iterable[Mapping] | pd.DataFrame | None = None) -> pd.D
     frame = frame[FINDING_COLUMNS + extra]
     if frame.empty:
         return frame.reset_index(drop=True)
-    order = frame["severity"].map(SEVERITY_RANK).fillna(len(SEVERITIES))
-    frame = (
-        frame.assign(_rank=order, _benefit=frame["benefit_ms"].fillna(-1.0))
-        .sort_values(["_rank", "_benefit"], ascending=[True, False], kind="stable")
-        .drop(columns=["_rank", "_benefit"])
-    )
-    return frame.reset_index(drop=True)
+    order = rank_order(frame[["severity", "benefit_ms"]].to_dict(orient="records"))
+    return frame.iloc[order].reset_index(drop=True)
 
 
-def count_by_severity(findings: pd.DataFrame) -> dict[str, int]:
-    """``{"critical": n, "warning": n, "info": n}`` for a findings frame."""
-    counts = findings["severity"].value_counts() if len(findings) else {}
-    return {name: int(counts.get(name, 0)) for name in SEVERITIES}
+def count_by_severity(findings) -> dict[str, int]:
+    """``{"critical": n, "warning": n, "info": n}`` of findings: a frame, or finding dicts."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    if findings is None or not len(findings):  # (an empty frame may have no columns at all)
+        return counts
+    severities = (row.get("severity") for row in findings) if isinstance(findings, list) else findings["severity"]
+    for severity in severities:
+        if severity in counts:
+            counts[severity] += 1
+    return counts
