@@ -19,6 +19,7 @@ from typing import Any
 
 from perfkit.findings import FINDING_COLUMNS, benefit_value, count_by_severity, rank_findings
 from perfkit.output import Rows, as_rows, is_frame
+from perfkit.output import is_missing as _missing
 
 # The evidence sources an assessment can come from (``Assessment.source``); summary.json and the
 # report read facts by source, never by a notebook's variable names or a section's title.
@@ -201,10 +202,6 @@ def _set_findings(self: Assessment, value) -> None:
 
 Assessment.findings = property(_get_findings, _set_findings,
                                doc="The Finding frame (ranked), built from the finding rows when first read.")
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def finding_table(rows=None) -> Rows:

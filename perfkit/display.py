@@ -244,18 +244,13 @@ def shared_advice(frame, column: str = "recommendation", by: str = "kind") -> tu
         return _shared_advice_rows(frame, column, by)
     if frame is None or not len(frame) or column not in frame.columns or by not in frame.columns:
         return frame, {}
+    records = frame[[by, column]].to_dict(orient="records")
+    changed, shared = _shared_advice_rows(records, column, by)
     out = frame.copy()
-    shared: dict[str, str] = {}
-    for kind, rows in out.groupby(by, sort=False):
-        if len(rows) < 2:
-            continue
-        split = [_sentences(text) for text in rows[column]]
-        common = [part for part in split[0] if all(part in parts for parts in split[1:])]
-        if not common:
-            continue
-        shared[str(kind)] = " ".join(common)
-        for index, parts in zip(rows.index, split, strict=True):
-            out.at[index, column] = " ".join(part for part in parts if part not in common)
+    place = out.columns.get_loc(column)
+    for position, (before, after) in enumerate(zip(records, changed, strict=True)):
+        if after[column] is not before[column]:
+            out.iat[position, place] = after[column]
     return out, shared
 
 

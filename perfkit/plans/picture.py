@@ -10,17 +10,12 @@ import math
 import sys
 from types import SimpleNamespace
 
+from perfkit.output import is_missing as _missing
+
 SEVERITY_COLOURS = {"critical": "#b2182b", "warning": "#d6604d", "info": "#4c72b0"}
 SEVERITY_MARKS = {"critical": "!!", "warning": "!", "info": "i"}
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 NO_MATH = "tex2jax_ignore mathjax_ignore"
-
-
-def _missing(value) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return True
-    pd = sys.modules.get("pandas")
-    return pd is not None and (value is pd.NA or bool(pd.isna(value)))
 
 
 def _number(value, digits: int = 0) -> str:
