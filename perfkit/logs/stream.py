@@ -74,6 +74,9 @@ class Settings:
     critical_repeats: int = 20
     keep_slowest: int = 200
     jobs: int | None = None
+    # "auto": whole plain csvlog/jsonlog files of 1 MiB or more through DuckDB (perfkit.logs.duck),
+    # the rest through the Python pass; "duckdb": such files whatever their size; "python": none
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class Scan:
     tail_plans: dict = field(default_factory=dict)
     tail_execs: dict = field(default_factory=dict)
     unit: Unit | None = None
+    engines: dict = field(default_factory=dict)      # path -> "duckdb" for the files DuckDB read
 
     def merge(self, other: Scan) -> None:
         _merge_report(self.report, other.report)
@@ -261,6 +265,7 @@ class Scan:
             self.requests.merge(other.requests)
         self.notes.extend(n for n in other.notes if n not in self.notes)
         self.parsed_shapes += other.parsed_shapes
+        self.engines.update(other.engines)
 
     def breakdown(self, dimension: str) -> dict:
         """Executions and their time per database, user, application, host or (statement) type."""
@@ -411,17 +416,22 @@ class _Pass:
         return index
 
     def _execution(self, entry: dict, duration: float, statement: str) -> None:
-        scan = self.scan
-        get = entry.get
-        pid = get("pid")
         slot = self.slots.get(statement)
         if slot is None:
             slot = self._slot(statement)
-        key, shape, stats, kind, fingerprint, free = slot
+        get = entry.get
+        self.execution(slot, slot[5], statement, duration, get("pid"), get("ts") or "", get("application") or "",
+                       get("database"), get("user"), get("client"), get("session_id"), get("line"), get("detail"))
+
+    def execution(self, slot: tuple, free: bool, statement: str, duration: float, pid, ts: str, application: str,
+                  database, user, client, session, line, detail) -> None:
+        """One execution of ``statement`` (its ``_slot``; ``free``: no tenant whatever its parameters)
+        and its entry's fields (``ts`` and ``application`` as text, the others as read)."""
+        scan = self.scan
+        key, shape, stats, kind, fingerprint, _free = slot
         if not statement:
             scan.empty_statements += 1
         stats.calls += 1
-        ts = get("ts") or ""
         timed = duration == duration
         if ts:
             if ts > stats.last_ts:
@@ -443,8 +453,7 @@ class _Pass:
             if cell is None:
                 cell = scan.minutes[("", "")] = [0, 0.0]
         cell[0] += 1
-        application = get("application") or ""
-        combo = (get("database") or "", get("user") or "", application, get("client") or "", kind)
+        combo = (database or "", user or "", application, client or "", kind)
         counter = scan.combos.get(combo)
         if counter is None:
             counter = scan.combos[combo] = [0, 0.0]
@@ -452,7 +461,7 @@ class _Pass:
         # the tenant: none for a text without a parameter or a comment (the common case, inlined)
         tenant = self._no_tenant
         if tenant is None or not free:
-            self._tenant(statement, get, key, duration)
+            self._tenant(statement, detail, key, duration)
             if tenant is None:
                 self._no_tenant = scan.tenants.get(_NO_TENANT)
         else:
@@ -474,8 +483,8 @@ class _Pass:
             bins[index] = bins.get(index, 0) + 1
             if duration > stats.max_ms or stats.worst is None:
                 stats.max_ms = max(stats.max_ms, duration)
-                stats.worst = [duration, ts, statement, _known(get("user")), _known(get("database")),
-                               _known(get("application")), get("session_id") or "", pid, self.file, get("line"), ""]
+                stats.worst = [duration, ts, statement, _known(user), _known(database),
+                               _known(application), session or "", pid, self.file, line, ""]
             if duration >= self.slow_ms:
                 stats.slow_calls += 1
                 stats.slow_total += duration
@@ -484,7 +493,6 @@ class _Pass:
             self.pending_duration[pid] = (key, statement)
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
-        line = get("line")
         has_plan = False
         if self.pending_plan:
             pending = self.pending_plan.pop(pid, None)
@@ -497,18 +505,16 @@ class _Pass:
             self.seen_exec.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
         if statement and self.requests is not None:
-            self.requests.add(
-                get("session_id") or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
-                _epoch_ms,
-            )
+            self.requests.add(session or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
+                              _epoch_ms)
 
-    def _tenant(self, statement: str, get, key: str, duration: float) -> None:
+    def _tenant(self, statement: str, detail, key: str, duration: float) -> None:
         """The execution's cost to its tenant (a bound tenant parameter or a request comment's tag)."""
         tenant, known = None, ""
         if "$" in statement or "/*" in statement:
             from perfkit.tenantcost import tenant_of
 
-            detail = get("detail") or ""
+            detail = detail or ""
             if len(self.tenant_cache) >= _EXACT_MAX:
                 self.tenant_cache.clear()
             tenant, known = tenant_of(statement, detail[12:] if detail.startswith("parameters: ") else "",
@@ -872,6 +878,9 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> 
     jobs = settings.jobs or default_jobs()
     units = plan_units(paths, settings, jobs, resume)
     total_bytes = sum(os.path.getsize(p) for p in {u.path for u in units})
+    whole = _whole_files(units, settings, jobs, resume)
+    order = list(dict.fromkeys(u.path for u in units))
+    units = [u for u in units if u.path not in whole]
     if jobs > 1 and len(units) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -886,17 +895,46 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> 
     else:
         partials = [scan_unit(u, settings) for u in units]
     merged = Scan()
-    if not units:
+    if not order:
         merged.total_bytes = 0
         return merged
+    # in the files' order: a file read whole by DuckDB where its units would have been
+    position = {path: index for index, path in enumerate(order)}
+    pieces = sorted([*((position[p], 0, s) for p, s in whole.items()),
+                     *((position[s.unit.path], i + 1, s) for i, s in enumerate(partials))], key=lambda t: t[:2])
+    partials = [piece[2] for piece in pieces]
     for index, partial in enumerate(partials):
         merged.merge(partial)
         following = partials[index + 1] if index + 1 < len(partials) else None
-        if following is not None and following.unit.path == partial.unit.path and following.unit.index:
+        if (following is not None and following.unit.path == partial.unit.path and following.unit.index
+                and partial.unit.path not in whole):
             merged.pair_edges(partial, following)
-    merged.report.files = list(dict.fromkeys(u.path for u in units))
+    merged.report.files = order
     merged.total_bytes = total_bytes
     return merged
+
+
+def _whole_files(units: list[Unit], settings: Settings, jobs: int, resume: dict | None) -> dict[str, Scan]:
+    """The files DuckDB reads whole (perfkit.logs.duck): path -> Scan; the others are left to the
+    Python pass (an engine of "python", a compressed file, a part of a file, a file DuckDB would not
+    read as the Python readers do)."""
+    if settings.engine == "python":
+        return {}
+    from perfkit.logs import duck
+
+    done: dict[str, Scan] = {}
+    for path in dict.fromkeys(u.path for u in units):
+        first = next(u for u in units if u.path == path)
+        part = (resume or {}).get(path)
+        unit = Unit(path, first.kind, first.prefix)
+        if part is not None and (part[0] or part[1] != os.path.getsize(path)):
+            continue
+        if duck.eligible(unit, any_size=settings.engine == "duckdb"):
+            result = duck.scan_file(unit, settings, jobs)
+            if result is not None:
+                result.engines[path] = "duckdb"
+                done[path] = result
+    return done
 
 
 def top_shapes(shapes: dict[str, ShapeStats], n: int, key) -> list[ShapeStats]:

@@ -1,0 +1,278 @@
+"""The streaming pass over csvlog and jsonlog files (and stderr ones, through
+``perfkit.logs.duck_stderr``) with DuckDB doing the reading and the counting.
+
+DuckDB reads the file (on every core) into one row per log entry, tells the executions
+(``duration: ... ms  statement|execute ...: text``) from the other entries the way
+``perfkit.logs.stream._Pass.feed`` does, and sums the executions per statement (keyed by the
+text without its literals), per minute, per database/user/application/host and per duration
+bin. Python then normalizes one text per key (pglast once per statement shape, not once per
+execution), and walks the executions in file order only for what needs the order: N+1 per
+request and auto_explain plans; every other entry goes through ``_Pass.feed`` as in the Python
+pass. The result is the :class:`perfkit.logs.stream.Scan` the Python pass gives (sums of
+durations may differ in their last bits: they are added in another order).
+
+Anything DuckDB would not read exactly as ``perfkit.logs.formats`` does (a line that is not a
+record, a blank line, NUL bytes, a carriage return, a JSON value of another type, a csvlog record
+of another width) makes :func:`scan_file` return None: the caller reads that file with the
+Python pass, which says which line is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from perfkit.logs import stream
+from perfkit.logs.formats import CSV_COLUMNS, CSV_WIDTHS, JSON_KEYS
+
+# the entry fields the pass and perfkit.logs.events read (every other one is left out)
+FIELDS = ("ts", "user", "database", "pid", "client", "session_id", "level", "sqlstate", "message", "detail",
+          "query", "application")
+_JSON_NAME = {field: key for key, field in JSON_KEYS.items()}
+MIN_BYTES = 1 << 20  # smaller files: the Python pass (DuckDB's start is not worth it)
+_BATCH = 65_536
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_relation(path: str) -> str:
+    """One row per jsonlog line, in file order: the fields the pass reads."""
+    names = [_JSON_NAME[field] for field in FIELDS]
+    columns = ", ".join(f"{_literal(n)}: '{'BIGINT' if n == 'pid' else 'VARCHAR'}'" for n in names)
+    fields = ", ".join(f'"{_JSON_NAME[f]}" AS "{f}"' for f in FIELDS)
+    return (f"SELECT {fields}, 0 AS nl "
+            f"FROM read_json({_literal(path)}, format = 'newline_delimited', columns = {{{columns}}})")
+
+
+def _csv_relation(path: str, width: int) -> str:
+    """One row per csvlog record, in file order; ``nl``: the line breaks inside its quoted fields."""
+    names = CSV_COLUMNS[:width]
+    columns = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in names)
+    fields = ", ".join(f"coalesce(\"{f}\", '') AS \"{f}\"" for f in FIELDS)
+    breaks = " + ".join(f"coalesce(length(\"{n}\") - length(replace(\"{n}\", chr(10), '')), 0)" for n in names)
+    return (f"SELECT {fields}, {breaks} AS nl "
+            f"FROM read_csv({_literal(path)}, columns = {{{columns}}}, header = false, delim = ',', "
+            "quote = '\"', escape = '\"', auto_detect = false, strict_mode = true, null_padding = false, "
+            "max_line_size = 67108864)")
+
+
+# What _Pass.feed reads as an execution without statement_of: "duration: N ms  statement: text" or
+# "duration: N ms  execute <name>: text" (N: digits with at most one point; " ms  " its first
+# occurrence); a parse/bind duration ('p') is only counted. Positions as Python's (characters).
+_CLASSIFIED = r"""
+WITH src AS ({relation}),
+c AS (SELECT *, CASE WHEN starts_with(message, 'duration: ') THEN instr(substr(message, 11), ' ms  ') ELSE 0 END AS k
+      FROM src),
+x AS (SELECT *, CASE WHEN k > 0 THEN substr(message, 11, k - 1) END AS num,
+             CASE WHEN k > 0 THEN substr(message, k + 15) END AS rest FROM c),
+y AS (SELECT *, k > 0 AND regexp_full_match(num, '[0-9]+\.?[0-9]*|\.[0-9]+') AS okn FROM x),
+z AS (SELECT *, okn AND starts_with(rest, 'statement: ') AS st,
+             CASE WHEN okn AND starts_with(rest, 'execute ') THEN instr(substr(rest, 9), ': ') ELSE 0 END AS j,
+             k > 0 AND (starts_with(rest, 'parse ') OR starts_with(rest, 'bind ')) AS pb
+      FROM y),
+w AS (SELECT *, CASE WHEN st THEN substr(rest, 12) WHEN j > 0 THEN substr(rest, j + 10) END AS t FROM z)
+SELECT nl, ts, "user", database, pid, client, session_id, application, level, sqlstate, message, detail, query,
+       CASE WHEN t IS NOT NULL THEN 'e' WHEN pb THEN 'p' ELSE 'o' END AS kind,
+       CASE WHEN t IS NOT NULL THEN CAST(num AS DOUBLE) END AS d, t
+FROM w
+"""
+
+# the text without its literals: a finer split than pglast's fingerprint (as stream.Shapes' key):
+# strings and numbers become ?, comments a space; a text with a dollar quote, a backslash or a
+# quoted identifier, or with both a comment and a quote, is its own key
+_NUMBERS = r"regexp_replace({0}, '([^\pL\pN_$.])[0-9]+(?:\.[0-9]+)?([^\pL\pN_.]|$)', '\1?\2', 'g')"
+_DKEY = ("CASE WHEN t = '' THEN '' "
+         r"WHEN regexp_matches(t, '\$[\pL\pN_]*\$|\\|\"') THEN t "
+         "WHEN contains(t, '/*') OR contains(t, '--') THEN CASE WHEN contains(t, '''') THEN t ELSE "
+         + _NUMBERS.format(r"regexp_replace(t, '/\*.*?\*/|--[^\n]*', ' ', 'gs')") + " END "
+         "ELSE " + _NUMBERS.format("regexp_replace(t, '''[^'']*''', '?', 'g')") + " END")
+
+_KEYED = """
+SELECT nl, kind, CASE WHEN kind = 'e' THEN hash({dkey}) END AS g, d, t, ts, session_id, pid, application,
+       "user", database, client, CASE WHEN kind = 'o' OR contains(t, '$') OR contains(t, '/*') THEN detail END,
+       level, sqlstate, message, query
+FROM ({classified})
+"""
+# the columns of _KEYED, as the walk reads them
+_COLUMNS = ("nl", "kind", "g", "d", "t", "ts", "session_id", "pid", "application", "user", "database",
+            "client", "detail", "level", "sqlstate", "message", "query")
+
+
+def _connect(jobs: int):
+    import duckdb
+
+    folder = os.path.join(tempfile.gettempdir(), f"perfkit-duckdb-{os.getpid()}")
+    config = {"threads": max(1, jobs), "preserve_insertion_order": True, "memory_limit": "512MB",
+              "temp_directory": folder}
+    con = duckdb.connect(":memory:", config=config)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _lines_of(path: str) -> tuple[int, bool]:
+    """The lines of ``path`` (as sources.numbered_lines counts them) and whether it holds a NUL or a CR."""
+    count, odd, last = 0, False, b"\n"
+    with open(path, "rb") as raw:
+        while True:
+            block = raw.read(8 << 20)
+            if not block:
+                break
+            count += block.count(b"\n")
+            if not odd and (b"\x00" in block or b"\r" in block):
+                odd = True
+            last = block[-1:]
+    return count + (last != b"\n"), odd
+
+
+def eligible(unit: stream.Unit, any_size: bool = False) -> bool:
+    """Whether DuckDB may read ``unit``: a whole plain csvlog/jsonlog file (of MIN_BYTES or more
+    unless ``any_size``)."""
+    from perfkit.logs.sources import compression
+
+    return (unit.kind in ("jsonlog", "csvlog") and not unit.start and unit.end is None
+            and unit.path != "-" and os.path.isfile(unit.path) and compression(unit.path) is None
+            and (any_size or os.path.getsize(unit.path) >= MIN_BYTES))
+
+
+def _csv_width(path: str) -> int | None:
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        try:
+            first = next(csv.reader(handle, strict=True))
+        except (csv.Error, StopIteration):
+            return None
+    return len(first) if len(first) in CSV_WIDTHS else None
+
+
+def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int) -> stream.Scan | None:
+    """The Scan of a whole plain jsonlog/csvlog file, or None when the Python pass must read it."""
+    import duckdb
+
+    if unit.kind == "jsonlog":
+        relation = _json_relation(unit.path)
+    else:
+        width = _csv_width(unit.path)
+        if width is None:
+            return None
+        relation = _csv_relation(unit.path, width)
+    lines, odd = _lines_of(unit.path)
+    if odd:
+        return None
+    con = _connect(jobs)
+    try:
+        try:
+            return _walk(con, _KEYED.format(dkey=_DKEY, classified=_CLASSIFIED.format(relation=relation)), unit,
+                         settings, lines)
+        except duckdb.Error:
+            return None
+    finally:
+        con.close()
+
+
+def _walk(con, query: str, unit: stream.Unit, settings: stream.Settings, lines: int) -> stream.Scan | None:
+    """The entries of ``query`` (_KEYED) in file order through a _Pass: executions already told and
+    keyed (one slot per key, not per text), the other entries through ``_Pass.feed``."""
+    one = stream._Pass(unit, settings)
+    scan = one.scan
+    execution, feed, make_slot, slots = one.execution, one.feed, one._slot, one.slots
+    by_key: dict = {}  # hash of a key -> the slot of its first text
+    csv_kind = unit.kind == "csvlog"
+    names = ("ts", "session_id", "pid", "application", "user", "database", "client", "detail", "level", "sqlstate",
+             "message", "query")
+    import pyarrow.compute as pc
+
+    breaks = records = 0
+    for batch in _batches(con, query):
+        # the parse/bind durations are only counted: the other rows' Python values, with their lines
+        # (a record's first line: the records and the line breaks inside them before it, plus one)
+        wanted = pc.not_equal(batch.column(1), "p")
+        rows = batch.filter(wanted)
+        where = pc.indices_nonzero(wanted)
+        inside = batch.column(0)
+        broken = pc.sum(inside).as_py() or 0
+        if broken:
+            before = pc.take(pc.subtract(pc.cumulative_sum(inside), inside), where)
+            numbers = pc.add(pc.add(where, before), records + breaks + 1).to_pylist()
+        else:
+            numbers = pc.add(where, records + breaks + 1).to_pylist()
+        records += batch.num_rows
+        breaks += broken
+        columns = [column.to_pylist() for column in rows.columns]
+        for (line, _nl, kind, g, duration, text, ts, session, pid, application, user, database, client, detail,
+             level, sqlstate, message, query_text) in zip(numbers, *columns, strict=True):
+            if kind == "e":
+                slot = by_key.get(g)
+                if slot is None:
+                    slot = by_key[g] = make_slot(text)
+                if "$" in text or "/*" in text:
+                    free = (slots.get(text) or make_slot(text))[5]
+                else:
+                    free = True
+                execution(slot, free, text, duration, pid, ts or "", application or "", database, user, client,
+                          session, line, detail)
+            else:
+                if message is None and not csv_kind:
+                    return None  # a jsonlog line without a message: a bad record for the Python reader
+                entry = {"line": line}
+                for name, value in zip(names, (ts, session, pid, application, user, database, client, detail,
+                                               level, sqlstate, message, query_text), strict=True):
+                    if value is not None:
+                        entry[name] = value
+                    elif csv_kind:
+                        entry[name] = ""
+                feed(entry)
+    # DuckDB read every line into one record (no blank line left out, no record it would read otherwise)
+    if records + breaks != lines:
+        return None
+    entries = records
+    report = scan.report
+    report.files.append(unit.path)
+    report.formats[unit.path] = unit.kind
+    if unit.prefix is not None:
+        report.prefixes[unit.path] = unit.prefix
+    report.entries += entries
+    return one.finish()
+
+
+def _batches(con, query: str):
+    """The Arrow record batches of ``query``, made by DuckDB in a thread while the caller walks the
+    ones before (a few batches ahead at most: the memory does not grow with the file)."""
+    import queue
+    import threading
+
+    ahead: queue.Queue = queue.Queue(maxsize=3)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            reader = con.sql(query).to_arrow_reader(_BATCH)
+            for batch in reader:
+                if stop.is_set():
+                    return
+                ahead.put(batch)
+        except BaseException as err:  # handed to the caller
+            ahead.put(err)
+        else:
+            ahead.put(done)
+
+    worker = threading.Thread(target=produce, name="perfkit-duckdb", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                ahead.get(timeout=0.1)
+            except queue.Empty:
+                pass
