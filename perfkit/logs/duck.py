@@ -14,7 +14,9 @@ durations may differ in their last bits: they are added in another order).
 Anything DuckDB would not read exactly as ``perfkit.logs.formats`` does (a line that is not a
 record, a blank line, NUL bytes, a carriage return, a JSON value of another type, a csvlog record
 of another width) makes :func:`scan_file` return None: the caller reads that file with the
-Python pass, which says which line is wrong.
+Python pass, which says which line is wrong. One leniency is DuckDB's own: a csvlog record with
+one more field at its end that is empty (``,`` or ``,""``) is read with that field dropped, where the
+Python reader makes it a bad record.
 """
 
 from __future__ import annotations
