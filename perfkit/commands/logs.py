@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                         help="what the files are (default: told from their first lines)")
     parser.add_argument("--jobs", type=positive_int, default=None,
                         help="processes reading the files (default: every core)")
+    parser.add_argument("--engine", default="auto", choices=("auto", "duckdb", "python"),
+                        help="what reads the files: DuckDB for plain csvlog/jsonlog of 1 MiB or more, Python for the "
+                        "rest (auto, the default), or one of them for every file it can read")
     parser.add_argument("--timezone", default=None, help="the server's log_timezone, when timestamps carry an "
                         "ambiguous zone such as CST")
     parser.add_argument("--state", default=None, metavar="FILE",
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     assessment = perfkit.logs.assess(
         args.files, prefix=args.prefix, skip_bad_lines=args.skip_bad_lines, timezone=args.timezone, n=args.top,
         slow_ms=args.slow_ms, min_repeats=args.min_repeats, max_statements=args.max_statements, gap_ms=args.gap_ms,
-        include_noise=args.include_noise, format=args.format, jobs=args.jobs, state=args.state,
+        include_noise=args.include_noise, format=args.format, jobs=args.jobs, engine=args.engine,
+        state=args.state,
         merge_days=args.merge_days,
     )
     if args.json:

@@ -59,6 +59,7 @@ def assess(
     include_noise: bool = False,
     format: str | None = None,
     jobs: int | None = None,
+    engine: str = "auto",
     state: str | os.PathLike | None = None,
     merge_days: float | None = None,
 ) -> Assessment:
@@ -82,6 +83,10 @@ def assess(
         ``stderr``, ``csvlog``, ``jsonlog`` or ``syslog`` to override detection.
     jobs:
         Processes (default: every core); files and byte ranges of large plain files are shared out.
+    engine:
+        ``auto``: plain csvlog and jsonlog files of 1 MiB or more are read by DuckDB on every core
+        (``perfkit.logs.duck``), the rest by the Python pass; ``duckdb``: such files whatever their
+        size; ``python``: every file by the Python pass. The assessment is the same either way.
     state:
         An incremental run (``perfkit.logs.incremental``): read only what was appended to each file
         since the run that wrote this state file, keep this run's aggregates beside it and update it.
@@ -114,9 +119,11 @@ def assess(
     _check("min_repeats", min_repeats, 2, "--min-repeats")
     _check("max_statements", max_statements, 1, "--max-statements")
     _check("gap_ms", gap_ms, 0, "--gap-ms")
+    if engine not in stream.ENGINES:
+        raise BadInputError(f"--engine {engine!r}: one of {', '.join(stream.ENGINES)}")
     settings = stream.Settings(prefix=prefix, skip_bad_lines=skip_bad_lines, timezone=timezone, format=format,
                                slow_ms=slow_ms, min_repeats=min_repeats, max_statements=max_statements,
-                               gap_ms=gap_ms, jobs=jobs)
+                               gap_ms=gap_ms, jobs=jobs, engine=engine)
     scanned = _scan(paths, settings, state, merge_days)
     return from_scan(scanned, n=n, slow_ms=slow_ms, include_noise=include_noise, timezone=timezone)
 

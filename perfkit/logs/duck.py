@@ -92,14 +92,16 @@ _DKEY = ("CASE WHEN t = '' THEN '' "
          "ELSE " + _NUMBERS.format("regexp_replace(t, '''[^'']*''', '?', 'g')") + " END")
 
 _KEYED = """
-SELECT nl, kind, CASE WHEN kind = 'e' THEN hash({dkey}) END AS g, d, t, ts, session_id, pid, application,
-       "user", database, client, CASE WHEN kind = 'o' OR contains(t, '$') OR contains(t, '/*') THEN detail END,
+SELECT nl, kind, CASE WHEN kind = 'e' THEN hash({dkey}) END AS g,
+       kind = 'e' AND (contains(t, '$') OR contains(t, '/*')) AS marked, d, t, ts, session_id, pid, application,
+       "user", database, client, CASE WHEN kind = 'o' OR contains(t, '$') OR contains(t, '/*') THEN detail END AS detail,
        level, sqlstate, message, query
 FROM ({classified})
 """
-# the columns of _KEYED, as the walk reads them
-_COLUMNS = ("nl", "kind", "g", "d", "t", "ts", "session_id", "pid", "application", "user", "database",
-            "client", "detail", "level", "sqlstate", "message", "query")
+# what the walk reads of an execution, and of another entry
+_EXECUTION = ("g", "marked", "d", "t", "ts", "session_id", "pid", "application", "user", "database", "client", "detail")
+_ENTRY = ("ts", "session_id", "pid", "application", "user", "database", "client", "detail", "level", "sqlstate",
+          "message", "query")
 
 
 def _connect(jobs: int):
@@ -177,55 +179,65 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int) -> stream
 def _walk(con, query: str, unit: stream.Unit, settings: stream.Settings, lines: int) -> stream.Scan | None:
     """The entries of ``query`` (_KEYED) in file order through a _Pass: executions already told and
     keyed (one slot per key, not per text), the other entries through ``_Pass.feed``."""
+    import bisect
+
+    import pyarrow.compute as pc
+
     one = stream._Pass(unit, settings)
     scan = one.scan
     execution, feed, make_slot, slots = one.execution, one.feed, one._slot, one.slots
     by_key: dict = {}  # hash of a key -> the slot of its first text
     csv_kind = unit.kind == "csvlog"
-    names = ("ts", "session_id", "pid", "application", "user", "database", "client", "detail", "level", "sqlstate",
-             "message", "query")
-    import pyarrow.compute as pc
+
+    def executions(values: list) -> None:
+        for (line, g, marked, duration, text, ts, session, pid, application, user, database, client,
+             detail) in zip(*values, strict=True):
+            slot = by_key.get(g)
+            if slot is None:
+                slot = by_key[g] = make_slot(text)
+            execution(slot, (slots.get(text) or make_slot(text))[5] if marked else True, text, duration, pid,
+                      ts or "", application or "", database, user, client, session, line, detail)
 
     breaks = records = 0
     for batch in _batches(con, query):
-        # the parse/bind durations are only counted: the other rows' Python values, with their lines
-        # (a record's first line: the records and the line breaks inside them before it, plus one)
-        wanted = pc.not_equal(batch.column(1), "p")
-        rows = batch.filter(wanted)
-        where = pc.indices_nonzero(wanted)
-        inside = batch.column(0)
+        # the parse/bind durations are only counted; a record's first line: the records and the line
+        # breaks inside them before it, plus one
+        inside = batch.column("nl")
         broken = pc.sum(inside).as_py() or 0
-        if broken:
-            before = pc.take(pc.subtract(pc.cumulative_sum(inside), inside), where)
-            numbers = pc.add(pc.add(where, before), records + breaks + 1).to_pylist()
-        else:
-            numbers = pc.add(where, records + breaks + 1).to_pylist()
+        base = records + breaks + 1
+        # the line breaks before each row, plus one
+        offsets = pc.add(pc.subtract(pc.cumulative_sum(inside), inside), base) if broken else None
         records += batch.num_rows
         breaks += broken
-        columns = [column.to_pylist() for column in rows.columns]
-        for (line, _nl, kind, g, duration, text, ts, session, pid, application, user, database, client, detail,
-             level, sqlstate, message, query_text) in zip(numbers, *columns, strict=True):
-            if kind == "e":
-                slot = by_key.get(g)
-                if slot is None:
-                    slot = by_key[g] = make_slot(text)
-                if "$" in text or "/*" in text:
-                    free = (slots.get(text) or make_slot(text))[5]
-                else:
-                    free = True
-                execution(slot, free, text, duration, pid, ts or "", application or "", database, user, client,
-                          session, line, detail)
-            else:
-                if message is None and not csv_kind:
-                    return None  # a jsonlog line without a message: a bad record for the Python reader
-                entry = {"line": line}
-                for name, value in zip(names, (ts, session, pid, application, user, database, client, detail,
-                                               level, sqlstate, message, query_text), strict=True):
-                    if value is not None:
-                        entry[name] = value
-                    elif csv_kind:
-                        entry[name] = ""
-                feed(entry)
+        kinds = batch.column("kind")
+        parts = {}
+        for kind, names in (("e", _EXECUTION), ("o", _ENTRY)):
+            wanted = pc.equal(kinds, kind)
+            where = pc.indices_nonzero(wanted)
+            numbers = pc.add(where, pc.take(offsets, where) if broken else base)
+            chosen = batch.filter(wanted)
+            parts[kind] = [numbers.to_pylist(), *(chosen.column(name).to_pylist() for name in names)]
+        run, others = parts["e"], parts["o"]
+        if not others[0]:
+            executions(run)
+            continue
+        start = 0
+        for line, *fields in zip(*others, strict=True):
+            if fields[10] is None and not csv_kind:
+                return None  # a jsonlog line without a message: a bad record for the Python reader
+            stop = bisect.bisect_left(run[0], line, start)
+            if stop > start:
+                executions([column[start:stop] for column in run])
+            start = stop
+            entry = {"line": line}
+            for name, value in zip(_ENTRY, fields, strict=True):
+                if value is not None:
+                    entry[name] = value
+                elif csv_kind:
+                    entry[name] = ""
+            feed(entry)
+        if start < len(run[0]):
+            executions([column[start:] for column in run])
     # DuckDB read every line into one record (no blank line left out, no record it would read otherwise)
     if records + breaks != lines:
         return None

@@ -31,6 +31,7 @@ from perfkit.logs.reader import ERROR_LEVELS, ReadReport, guarded
 from perfkit.logs.sources import MAX_LINE_BYTES, compression, expand, numbered_lines
 
 FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
+ENGINES = ("auto", "duckdb", "python")
 # a plain file larger than this is read in byte ranges, one per worker
 RANGE_MIN_BYTES = 24 * 1024 * 1024
 PIECES_PER_JOB = 2  # ranges per worker: the ones that finish first take more
