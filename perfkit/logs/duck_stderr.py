@@ -1,0 +1,335 @@
+"""A stderr log as DuckDB rows: the entries ``formats.read_stderr`` yields, as one SQL query.
+
+``stderr_relation(path, prefix)`` is a SELECT over the plain log file ``path`` written with
+``log_line_prefix = prefix.prefix``, one row per entry in file order: ``line`` (BIGINT, its first
+line), a VARCHAR per field of the prefix (``prefix.columns``), ``level``, ``message``, ``detail``,
+``hint``, ``context``, ``query``, ``internal_query``, ``location`` (NULL where read_stderr's entry
+has no such key) and ``bad`` (BOOLEAN: the row stands for something read_stderr yields as a
+BadRecord, or for a file this query cannot read exactly as Python does; its other columns are
+NULL). A caller falls back to the Python reader for the whole file when a row is bad or DuckDB
+raises (a byte that is not UTF-8, a carriage return anywhere, a line over ``MAX_LINE_BYTES``).
+
+The prefix's Python regex is translated to RE2 (DuckDB's engine) piece by piece; None when it
+holds what RE2 cannot say the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+from perfkit.logs.prefix import _LEVEL, SECONDARY_LEVELS, LinePrefix
+from perfkit.logs.sources import _MAGIC, MAX_LINE_BYTES
+
+# the fields a DETAIL (STATEMENT...) line fills on the entry above it (formats._SECONDARY_FIELD)
+SECONDARY_FIELDS = {
+    "DETAIL": "detail", "HINT": "hint", "CONTEXT": "context", "STATEMENT": "query",
+    "QUERY": "internal_query", "LOCATION": "location",
+}
+assert set(SECONDARY_FIELDS) == SECONDARY_LEVELS
+ENTRY_FIELDS = ("level", "message", "detail", "hint", "context", "query", "internal_query", "location")
+# what Python's \s matches in a str pattern (str.isspace); \S is its complement. RE2's own \s is
+# ASCII without \v: spelled out (tests/test_duck_stderr.py compares both over every code point)
+_PY_SPACE = r"\x{9}-\x{d}\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+# Python's \d in a str pattern: a Unicode decimal digit (category Nd), which RE2 spells \p{Nd}
+_PY_DIGIT = r"\p{Nd}"
+_LEVEL_TAIL = "(?P<message>.*+)"
+assert _LEVEL.endswith(_LEVEL_TAIL)
+
+
+class Untranslatable(ValueError):
+    """A Python regex construct with no equal in RE2."""
+
+
+def _literal(char: str) -> str:
+    return char if char.isascii() and char.isalnum() else r"\x{%x}" % ord(char)
+
+
+def to_re2(pattern: str) -> tuple[str, list[str]]:
+    """``pattern`` (a Python ``re`` pattern of the kinds prefix.py writes, matched with DOTALL on
+    str) as an RE2 pattern with the same matches and the same groups, and the names of its
+    capturing groups in order (named groups become plain ones; unnamed ones do not capture).
+
+    Raises Untranslatable for lookarounds, backreferences, possessive quantifiers, anchors, flags,
+    ``\\w``/``\\b``-style classes and anything else not known to mean the same in both engines."""
+    out: list[str] = []
+    names: list[str] = []
+    i = 0
+    n = len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            if i + 1 >= n:
+                raise Untranslatable("a lone backslash")
+            nxt = pattern[i + 1]
+            if nxt == "d":
+                out.append(_PY_DIGIT)
+            elif nxt == "s":
+                out.append(f"[{_PY_SPACE}]")
+            elif nxt == "S":
+                out.append(f"[^{_PY_SPACE}]")
+            elif nxt.isascii() and nxt.isalnum():
+                raise Untranslatable(f"the escape \\{nxt}")
+            else:
+                out.append(_literal(nxt))
+            i += 2
+            continue
+        if char == "(":
+            if pattern.startswith("(?P<", i):
+                end = pattern.index(">", i)
+                names.append(pattern[i + 4: end])
+                out.append("(")
+                i = end + 1
+            elif pattern.startswith("(?:", i):
+                out.append("(?:")
+                i += 3
+            elif pattern.startswith("(?", i):
+                raise Untranslatable(f"the group {pattern[i:i + 4]!r}")
+            else:
+                out.append("(?:")  # Python's groupdict leaves unnamed groups out
+                i += 1
+            continue
+        if char == "[":
+            i = _char_class(pattern, i, out)
+            continue
+        if char in "*+?}":
+            out.append(char)
+            i += 1
+            if i < n and pattern[i] == "+":
+                raise Untranslatable("a possessive quantifier")
+            if i < n and pattern[i] == "?":
+                out.append("?")
+                i += 1
+            continue
+        if char == "{":
+            end = pattern.find("}", i)
+            body = pattern[i + 1: end] if end > 0 else ""
+            if not re.fullmatch(r"\d+(?:,\d*)?", body) or max(int(x) for x in body.split(",") if x) > 1000:
+                raise Untranslatable(f"the repetition {{{body}}}")
+            out.append("{" + body)
+            i = end
+            continue
+        if char in "^$":
+            raise Untranslatable(f"the anchor {char!r}")
+        if char in ".|)":
+            out.append(char)
+        else:
+            out.append(_literal(char))
+        i += 1
+    return "".join(out), names
+
+
+def _char_class(pattern: str, i: int, out: list[str]) -> int:
+    """Copies the class starting at ``pattern[i] == "["`` into ``out``; the index after it."""
+    j = i + 1
+    body = ["["]
+    if j < len(pattern) and pattern[j] == "^":
+        body.append("^")
+        j += 1
+    first = True
+    while True:
+        if j >= len(pattern):
+            raise Untranslatable("an unclosed class")
+        char = pattern[j]
+        if char == "]" and not first:
+            break
+        first = False
+        if char == "\\":
+            nxt = pattern[j + 1]
+            if nxt == "d":
+                body.append(_PY_DIGIT)
+            elif nxt.isascii() and nxt.isalnum():
+                raise Untranslatable(f"the escape \\{nxt} in a class")
+            else:
+                body.append(_literal(nxt))
+            j += 2
+            continue
+        if char == "[":
+            raise Untranslatable("a nested class or set operation")
+        body.append("-" if char == "-" else _literal(char))
+        j += 1
+    body.append("]")
+    out.append("".join(body))
+    return j + 1
+
+
+def prefix_re2(prefix: LinePrefix) -> tuple[str, list[tuple[str, int]], int] | None:
+    """The RE2 pattern of ``prefix`` up to and with the level (and a SQLSTATE after it), anchored,
+    DOTALL; each capturing group's (column, depth of %q parts around it); the number of %q parts.
+
+    Group 1 is the whole head (so the message is what follows it); group 2 ... of each %q part is
+    the whole part (its groups take part in the match when it is not empty, or always when it can
+    match nothing). None when a piece cannot be said in RE2, or when the process (pid,
+    session_id) sits after a %q (where read_stderr compares a process that may be missing).
+    """
+    try:
+        body, groups, optional = _assemble_re2(prefix.pieces, 0)
+        level, names = to_re2(_LEVEL[: -len(_LEVEL_TAIL)])
+    except Untranslatable:
+        return None
+    if any(name in ("pid", "session_id") and depth > 0 for name, depth in groups):
+        return None
+    groups = [("_head", 0), *groups, *((name, 0) for name in names)]
+    return f"(?s)^({body}{level})", groups, optional
+
+
+def _assemble_re2(pieces, depth: int) -> tuple[str, list[tuple[str, int]], int]:
+    """prefix._assemble in RE2: after %q, the rest is an optional group, captured whole."""
+    out = ""
+    groups: list[tuple[str, int]] = []
+    for index, piece in enumerate(pieces):
+        if piece.optional_rest:
+            rest, inner, count = _assemble_re2(pieces[index + 1:], depth + 1)
+            if not rest:
+                return out, groups, 0
+            return out + f"(?:({rest}))?", [*groups, (f"_opt{depth + 1}", depth), *inner], count + 1
+        pattern, names = to_re2(piece.pattern)
+        out += pattern
+        groups.extend((name, depth) for name in names)
+    return out, groups, 0
+
+
+def _python_rest_can_be_empty(prefix: LinePrefix) -> list[bool]:
+    """For each %q part (outermost first): whether its Python pattern matches the empty string
+    (then read_stderr's match always takes the part, its groups present, possibly empty)."""
+    from perfkit.logs.prefix import _assemble
+
+    out = []
+    for index, piece in enumerate(prefix.pieces):
+        if piece.optional_rest:
+            rest = _assemble(prefix.pieces[index + 1:])
+            if rest:
+                out.append(re.fullmatch(rest, "", re.DOTALL) is not None)
+    return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _columns(prefix: LinePrefix) -> list[str]:
+    return ["line", *prefix.columns, *ENTRY_FIELDS, "bad"]
+
+
+def _bad_relation(prefix: LinePrefix) -> str:
+    cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in [*prefix.columns, *ENTRY_FIELDS])
+    return f"SELECT NULL::BIGINT AS line, {cols}, true AS bad"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _readable_exactly(path: str) -> bool:
+    """Whether DuckDB's CSV reader sees the lines numbered_lines does: a regular file, not
+    compressed, without a UTF-8 byte order mark (which DuckDB drops and Python keeps), whose name
+    DuckDB will not read as a glob."""
+    if any(char in path for char in "*?[]{}") or "\x00" in path:
+        return False
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "rb") as raw:
+            head = raw.read(6)
+    except OSError:
+        return False
+    if not stat.S_ISREG(mode):
+        return False
+    if head.startswith(b"\xef\xbb\xbf"):
+        return False
+    return not any(head.startswith(magic) for magic, _ in _MAGIC)
+
+
+def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
+    """The SELECT of the entries of the stderr log ``path`` (see the module's docstring), or None
+    when ``prefix`` cannot be said in RE2."""
+    translated = prefix_re2(prefix)
+    if translated is None:
+        return None
+    if not _readable_exactly(os.fspath(path)):
+        return _bad_relation(prefix)
+    pattern, groups, _ = translated
+    empty_ok = _python_rest_can_be_empty(prefix)
+    names = [name for name, _ in groups]
+    # a group of a %q part is there when the part (and each part around it) matched
+    def present(name: str, depth: int) -> str:
+        value = f"m.{_ident(name)}"
+        conditions = [f"m._opt{k} <> ''" for k in range(1, depth + 1) if not empty_ok[k - 1]]
+        return f"CASE WHEN {' AND '.join(conditions)} THEN {value} END" if conditions else value
+
+    fields = {}
+    for name, depth in groups:
+        if name.startswith("_") or name in ("level", "message") or name in fields:
+            continue
+        fields[name] = present(name, depth)
+    assert list(fields) == list(prefix.columns), (list(fields), prefix.columns)
+    ident_keys = [key for key in ("pid", "session_id") if key in prefix.columns]
+    file = _quote(os.path.abspath(os.fspath(path)))
+    source = (
+        f"read_csv({file}, columns = {{'l': 'VARCHAR'}}, header = false, delim = '\\0', quote = '', "
+        f"escape = '', comment = '', new_line = '\\n', auto_detect = false, strict_mode = true, "
+        f"compression = 'none', max_line_size = {MAX_LINE_BYTES}, null_padding = false)"
+    )
+    name_list = "[" + ", ".join(_quote(name) for name in names) + "]"
+    secondary = ", ".join(_quote(level) for level in sorted(SECONDARY_LEVELS))
+    field_case = "CASE level " + " ".join(
+        f"WHEN {_quote(level)} THEN {_quote(field)}" for level, field in SECONDARY_FIELDS.items()) + " END"
+    same = "".join(f" AND {_ident(k)} = lag({_ident(k)}) OVER w" for k in ident_keys)
+    cols = [_ident(name) for name in fields]
+    extracted = "".join(f"{expr} AS {_ident(name)}, " for name, expr in fields.items())
+    carried = "".join(f"{c}, " for c in cols)
+    nulls = "".join("NULL, " for _ in cols)
+    from_head = "".join(f"any_value({c}) FILTER (WHERE kind = 'H') AS {c}, " for c in cols)
+    from_message = "".join(f"any_value({c}) FILTER (WHERE field = 'message') AS {c}, " for c in cols)
+    later = [_ident(f) for f in ENTRY_FIELDS[2:]]
+    none = ", ".join(f"NULL::VARCHAR AS {c}" for c in later)
+    folded = ", ".join(f"arg_max(text, seg) FILTER (WHERE field = {c.replace(chr(34), chr(39))}) AS {c}"
+                       for c in later)
+    bad_cols = "".join(f"NULL AS {c}, " for c in cols)
+    return f"""
+WITH raw AS (
+    SELECT row_number() OVER () AS n, l FROM {source}
+),
+k AS (
+    SELECT n, l, m.level AS level, {extracted}
+        CASE WHEN m.level <> '' AND NOT contains(l, chr(0)) THEN 'P'
+             WHEN starts_with(l, chr(9)) THEN 'T' ELSE 'B' END AS kind,
+        CASE WHEN m.level <> '' THEN substring(l, length(m._head) + 1) END AS message
+    FROM (SELECT n, l, regexp_extract(l, {_quote(pattern)}, {name_list}) AS m FROM raw WHERE l IS NOT NULL)
+),
+lines AS (
+    SELECT n, {carried}level, message AS text,
+        CASE WHEN level IN ({secondary}) AND lag(n) OVER w IS NOT NULL{same} THEN 'F' ELSE 'H' END AS kind
+    FROM k WHERE kind = 'P'
+    WINDOW w AS (ORDER BY n)
+    UNION ALL
+    SELECT n, {nulls}NULL, substring(l, 2), kind FROM k WHERE kind <> 'P'
+),
+marked AS (
+    SELECT *,
+        max(CASE WHEN kind IN ('H', 'F') THEN n END) OVER w AS seg,
+        max(CASE WHEN kind = 'H' THEN n END) OVER w AS entry,
+        lead(kind) OVER (ORDER BY n) AS next
+    FROM lines
+    WINDOW w AS (ORDER BY n ROWS UNBOUNDED PRECEDING)
+),
+segs AS (
+    SELECT seg, entry, {from_head}any_value(level) FILTER (WHERE kind = 'H') AS level,
+        string_agg(text, chr(10) ORDER BY n) AS text,
+        any_value(CASE WHEN kind = 'H' THEN 'message' ELSE {field_case} END)
+            FILTER (WHERE kind IN ('H', 'F')) AS field
+    FROM marked
+    WHERE kind IN ('F', 'T') AND seg IS NOT NULL OR kind = 'H' AND next IN ('F', 'T')
+    GROUP BY seg, entry
+)
+SELECT n AS line, {carried}level, text AS message, {none}, false AS bad
+FROM marked WHERE kind = 'H' AND (next IS NULL OR next NOT IN ('F', 'T'))
+UNION ALL
+SELECT entry, {from_message}any_value(level) FILTER (WHERE field = 'message'),
+    any_value(text) FILTER (WHERE field = 'message'), {folded}, false
+FROM segs GROUP BY entry
+UNION ALL
+SELECT n, {bad_cols}NULL, NULL, {", ".join("NULL" for _ in later)}, true
+FROM marked WHERE kind = 'B' OR kind = 'T' AND seg IS NULL
+ORDER BY line
+"""
