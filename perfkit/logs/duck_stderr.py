@@ -277,23 +277,28 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
     secondary = ", ".join(_quote(level) for level in sorted(SECONDARY_LEVELS))
     field_case = "CASE level " + " ".join(
         f"WHEN {_quote(level)} THEN {_quote(field)}" for level, field in SECONDARY_FIELDS.items()) + " END"
-    same = "".join(f" AND {_ident(k)} = lag({_ident(k)}) OVER w" for k in ident_keys)
+    same = "".join(
+        f" AND {_ident(k)} = lag(CASE WHEN kind = 'P' THEN {_ident(k)} END IGNORE NULLS) OVER w" for k in ident_keys)
     cols = [_ident(name) for name in fields]
     extracted = "".join(f"{expr} AS {_ident(name)}, " for name, expr in fields.items())
     carried = "".join(f"{c}, " for c in cols)
     nulls = "".join("NULL, " for _ in cols)
-    from_head = "".join(f"any_value({c}) FILTER (WHERE kind = 'H') AS {c}, " for c in cols)
-    from_message = "".join(f"any_value({c}) FILTER (WHERE field = 'message') AS {c}, " for c in cols)
     later = [_ident(f) for f in ENTRY_FIELDS[2:]]
-    none = ", ".join(f"NULL::VARCHAR AS {c}" for c in later)
-    folded = ", ".join(f"arg_max(text, seg) FILTER (WHERE field = {c.replace(chr(34), chr(39))}) AS {c}"
-                       for c in later)
-    bad_cols = "".join(f"NULL AS {c}, " for c in cols)
+    text = {f: f.replace(chr(34), chr(39)) for f in later}  # the field's name as a SQL string
+
+    def short(c: str) -> str:
+        # the entry's field c from its next lines (1 or 2 DETAIL... lines: the later one wins)
+        return (f"CASE WHEN f2 = {text[c]} AND k2 = 'F' AND k1 = 'F' THEN t2 "
+                f"WHEN f1 = {text[c]} AND k1 = 'F' THEN t1 END AS {c}")
+
+    from_message = "".join(f"any_value({c}) FILTER (WHERE field = 'message') AS {c}, " for c in cols)
+    folded = ", ".join(f"arg_max(text, seg) FILTER (WHERE field = {text[c]}) AS {c}" for c in later)
+    not_fold = "NOT IN ('F', 'T')"
     return f"""
 WITH raw AS (
     SELECT row_number() OVER () AS n, l FROM {source}
 ),
-k AS MATERIALIZED (
+k AS (
     SELECT n, l, m.level AS level, {extracted}
         CASE WHEN m.level <> '' AND NOT contains(l, chr(0)) THEN 'P'
              WHEN starts_with(l, chr(9)) THEN 'T' ELSE 'B' END AS kind,
@@ -303,39 +308,51 @@ k AS MATERIALIZED (
                            ELSE regexp_extract(l, {_quote(pattern)}, {name_list}) END AS m
           FROM raw WHERE l IS NOT NULL)
 ),
-lines AS (
-    SELECT n, {carried}level, message AS text,
-        CASE WHEN level IN ({secondary}) AND lag(n) OVER w IS NOT NULL{same} THEN 'F' ELSE 'H' END AS kind
-    FROM k WHERE kind = 'P'
+lines AS MATERIALIZED (
+    SELECT n, {carried}level, CASE WHEN kind = 'P' THEN message ELSE substring(l, 2) END AS text,
+        CASE WHEN kind <> 'P' THEN kind
+             WHEN level IN ({secondary})
+                  AND lag(CASE WHEN kind = 'P' THEN n END IGNORE NULLS) OVER w IS NOT NULL{same} THEN 'F'
+             ELSE 'H' END AS kind
+    FROM k
     WINDOW w AS (ORDER BY n)
-    UNION ALL
-    SELECT n, {nulls}NULL, substring(l, 2), kind FROM k WHERE kind <> 'P'
 ),
 marked AS MATERIALIZED (
     SELECT *,
+        CASE kind WHEN 'H' THEN 'message' WHEN 'F' THEN {field_case} END AS field,
         max(CASE WHEN kind IN ('H', 'F') THEN n END) OVER w AS seg,
         max(CASE WHEN kind = 'H' THEN n END) OVER w AS entry,
-        lead(kind) OVER (ORDER BY n) AS next
+        coalesce(lag(kind) OVER w, '') AS b1, coalesce(lag(kind, 2) OVER w, '') AS b2,
+        coalesce(lead(kind) OVER w, '') AS k1, coalesce(lead(kind, 2) OVER w, '') AS k2,
+        coalesce(lead(kind, 3) OVER w, '') AS k3,
+        lead(text) OVER w AS t1, lead(text, 2) OVER w AS t2,
+        lead({field_case}) OVER w AS f1, lead({field_case}, 2) OVER w AS f2
     FROM lines
-    WINDOW w AS (ORDER BY n ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+short AS (
+    -- an entry of its first line and at most two DETAIL (STATEMENT...) lines, no tab line
+    SELECT *, kind = 'H' AND (k1 {not_fold} OR k1 = 'F' AND (k2 {not_fold} OR k2 = 'F' AND k3 {not_fold}))
+              OR kind = 'F' AND (b1 = 'H' AND (k1 {not_fold} OR k1 = 'F' AND k2 {not_fold})
+                                 OR b1 = 'F' AND b2 = 'H' AND k1 {not_fold}) AS covered
+    FROM marked
 ),
 segs AS (
-    SELECT seg, entry, {from_head}any_value(level) FILTER (WHERE kind = 'H') AS level,
-        string_agg(text, chr(10) ORDER BY n) AS text,
-        any_value(CASE WHEN kind = 'H' THEN 'message' ELSE {field_case} END)
-            FILTER (WHERE kind IN ('H', 'F')) AS field
-    FROM marked
-    WHERE kind IN ('F', 'T') AND seg IS NOT NULL OR kind = 'H' AND next IN ('F', 'T')
+    SELECT seg, entry, {"".join(f"any_value({c}) FILTER (WHERE kind = 'H') AS {c}, " for c in cols)}
+        any_value(level) FILTER (WHERE kind = 'H') AS level,
+        string_agg(text, chr(10) ORDER BY n) AS text, any_value(field) FILTER (WHERE kind IN ('H', 'F')) AS field
+    FROM short
+    WHERE NOT covered AND (kind IN ('H', 'F') OR kind = 'T' AND seg IS NOT NULL)
     GROUP BY seg, entry
 )
-SELECT n AS line, {carried}level, text AS message, {none}, false AS bad
-FROM marked WHERE kind = 'H' AND (next IS NULL OR next NOT IN ('F', 'T'))
+SELECT n AS line, {carried}level, text AS message, {", ".join(short(c) for c in later)}, false AS bad
+FROM short WHERE kind = 'H' AND covered
 UNION ALL
 SELECT entry, {from_message}any_value(level) FILTER (WHERE field = 'message'),
     any_value(text) FILTER (WHERE field = 'message'), {folded}, false
 FROM segs GROUP BY entry
 UNION ALL
-SELECT n, {bad_cols}NULL, NULL, {", ".join("NULL" for _ in later)}, true
+SELECT n, {nulls}NULL, NULL, {", ".join("NULL" for _ in later)}, true
 FROM marked WHERE kind = 'B' OR kind = 'T' AND seg IS NULL
 ORDER BY line
 """
