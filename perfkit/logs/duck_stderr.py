@@ -15,6 +15,7 @@ holds what RE2 cannot say the same way.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -32,8 +33,22 @@ ENTRY_FIELDS = ("level", "message", "detail", "hint", "context", "query", "inter
 # what Python's \s matches in a str pattern (str.isspace); \S is its complement. RE2's own \s is
 # ASCII without \v: spelled out (tests/test_duck_stderr.py compares both over every code point)
 _PY_SPACE = r"\x{9}-\x{d}\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
-# Python's \d in a str pattern: a Unicode decimal digit (category Nd), which RE2 spells \p{Nd}
-_PY_DIGIT = r"\p{Nd}"
+# Python's \d in a str pattern: a decimal digit of Python's Unicode tables (str.isdecimal); RE2's
+# \p{Nd} follows a newer Unicode (digits Python does not know), so the class is spelled out, built
+# on first use (a scan of the code points, ~0.1 s)
+_PY_DIGIT = "\\d"  # placeholder in translated patterns, replaced by _digit_class() or [0-9]
+
+
+@functools.cache
+def _digit_class() -> str:
+    ranges: list[list[int]] = []
+    for point in range(0x110000):
+        if chr(point).isdecimal():
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+    return "[" + "".join(r"\x{%x}-\x{%x}" % (a, b) if a != b else r"\x{%x}" % a for a, b in ranges) + "]"
 _LEVEL_TAIL = "(?P<message>.*+)"
 assert _LEVEL.endswith(_LEVEL_TAIL)
 
@@ -138,7 +153,7 @@ def _char_class(pattern: str, i: int, out: list[str]) -> int:
         if char == "\\":
             nxt = pattern[j + 1]
             if nxt == "d":
-                body.append(_PY_DIGIT)
+                raise Untranslatable("\\d in a class")
             elif nxt.isascii() and nxt.isalnum():
                 raise Untranslatable(f"the escape \\{nxt} in a class")
             else:
@@ -249,9 +264,10 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
     if not _readable_exactly(os.fspath(path)):
         return _bad_relation(prefix)
     pattern, groups, _ = translated
-    # RE2's \p{Nd} is several times slower than [0-9]: an ASCII line (as many bytes as characters)
-    # holds no other digit, so it is read with [0-9]
+    # the Unicode digits make RE2 several times slower than [0-9]: an ASCII line (as many bytes as
+    # characters) holds no other digit, nor a space other than ASCII's, so it is read with [0-9]
     ascii_pattern = pattern.replace(_PY_DIGIT, "[0-9]")
+    pattern = pattern.replace(_PY_DIGIT, _digit_class())
     empty_ok = _python_rest_can_be_empty(prefix)
     names = [name for name, _ in groups]
     # a group of a %q part is there when the part (and each part around it) matched
