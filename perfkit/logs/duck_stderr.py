@@ -293,82 +293,114 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
     secondary = ", ".join(_quote(level) for level in sorted(SECONDARY_LEVELS))
     field_case = "CASE level " + " ".join(
         f"WHEN {_quote(level)} THEN {_quote(field)}" for level, field in SECONDARY_FIELDS.items()) + " END"
-    same = "".join(
-        f" AND {_ident(k)} = lag(CASE WHEN kind = 'P' THEN {_ident(k)} END IGNORE NULLS) OVER w" for k in ident_keys)
     cols = [_ident(name) for name in fields]
+    keys = [_ident(k) for k in ident_keys]
     extracted = "".join(f"{expr} AS {_ident(name)}, " for name, expr in fields.items())
     carried = "".join(f"{c}, " for c in cols)
     nulls = "".join("NULL, " for _ in cols)
     later = [_ident(f) for f in ENTRY_FIELDS[2:]]
     text = {f: f.replace(chr(34), chr(39)) for f in later}  # the field's name as a SQL string
 
+    def same(a: str, b: str) -> str:
+        # _same_process of two lines whose process columns are named "<a>key", "<b>key"
+        return "".join(f" AND {a}{k[1:-1]} = {b}{k[1:-1]}" for k in keys)
+
+    def sec(level: str) -> str:
+        return f"{level} IN ({secondary})"
+
+    def field_of(level: str) -> str:
+        return field_case.replace("CASE level", f"CASE {level}")
+
+    # the window over all lines: the previous 1-3 lines with the prefix (IGNORE NULLS: tab lines
+    # between them), the two lines before and the three after
+    window = [f"lag(CASE WHEN kind = 'P' THEN n END, {i} IGNORE NULLS) OVER w AS pn{i}" for i in (1, 2, 3)]
+    window += [f"lag(CASE WHEN kind = 'P' THEN {k} END, {i} IGNORE NULLS) OVER w AS p{i}{k[1:-1]}"
+               for k in keys for i in (1, 2, 3)]
+    window += [f"coalesce(lag(kind, {i}) OVER w, '') AS lk{i}" for i in (1, 2)]
+    window += [f"lag(level, {i}) OVER w AS ll{i}" for i in (1, 2)]
+    window += [f"coalesce(lead(kind, {i}) OVER w, '') AS nk{i}" for i in (1, 2, 3)]
+    window += [f"lead(level, {i}) OVER w AS nl{i}" for i in (1, 2, 3)]
+    window += [f"lead({k}, {i}) OVER w AS n{i}{k[1:-1]}" for k in keys for i in (1, 2, 3)]
+    window += [f"lead(text, {i}) OVER w AS nt{i}" for i in (1, 2)]
+    here = "c"  # the current line's process columns, renamed c<key>
+    renamed = "".join(f"{k} AS c{k[1:-1]}, " for k in keys)
+    # the next lines fold into this one (if it has the prefix): DETAIL... of the same process
+    f1 = f"(nk1 = 'P' AND {sec('nl1')}{same('n1', here)})"
+    f2 = f"({f1} AND nk2 = 'P' AND {sec('nl2')}{same('n2', 'n1')})"
+    f3 = f"({f2} AND nk3 = 'P' AND {sec('nl3')}{same('n3', 'n2')})"
+    # an entry of at most three lines with the prefix and no tab line, from its first line
+    short_from_head = f"(nk1 <> 'T' AND (NOT {f1} OR nk2 <> 'T' AND (NOT {f2} OR nk3 <> 'T' AND NOT {f3})))"
+    prev_is_head = f"NOT ({sec('ll1')} AND pn2 IS NOT NULL{same('p1', 'p2')})"
+    prev2_is_head = f"NOT ({sec('ll2')} AND pn3 IS NOT NULL{same('p2', 'p3')})"
+    # ... and from its second or third line (a DETAIL... line folded into the line above)
+    short_from_fold = (
+        f"(lk1 = 'P' AND ({prev_is_head} AND nk1 <> 'T' AND (NOT {f1} OR nk2 <> 'T' AND NOT {f2})"
+        f" OR NOT {prev_is_head} AND lk2 = 'P' AND {prev2_is_head} AND nk1 <> 'T' AND NOT {f1}))"
+    )
+
     def short(c: str) -> str:
         # the entry's field c from its next lines (1 or 2 DETAIL... lines: the later one wins)
-        return (f"CASE WHEN f2 = {text[c]} AND k2 = 'F' AND k1 = 'F' THEN t2 "
-                f"WHEN f1 = {text[c]} AND k1 = 'F' THEN t1 END AS {c}")
+        return (f"CASE WHEN {f2} AND {field_of('nl2')} = {text[c]} THEN nt2 "
+                f"WHEN {f1} AND {field_of('nl1')} = {text[c]} THEN nt1 END AS {c}")
 
+    from_head = "".join(f"any_value({c}) FILTER (WHERE kind = 'H') AS {c}, " for c in cols)
     from_message = "".join(f"any_value({c}) FILTER (WHERE field = 'message') AS {c}, " for c in cols)
     folded = ", ".join(f"arg_max(text, seg) FILTER (WHERE field = {text[c]}) AS {c}" for c in later)
-    not_fold = "NOT IN ('F', 'T')"
     return f"""
 WITH raw AS (
     SELECT row_number() OVER () AS n, l FROM {source}
 ),
 k AS (
-    SELECT n, l, m.level AS level, {extracted}
-        CASE WHEN m.level <> '' AND NOT contains(l, chr(0)) THEN 'P'
-             WHEN starts_with(l, chr(9)) THEN 'T' ELSE 'B' END AS kind,
-        CASE WHEN m.level <> '' THEN substring(l, length(m._head) + 1) END AS message
-    FROM (SELECT n, l, CASE WHEN strlen(l) = length(l)
-                           THEN regexp_extract(l, {_quote(ascii_pattern)}, {name_list})
-                           ELSE regexp_extract(l, {_quote(pattern)}, {name_list}) END AS m
-          FROM raw WHERE l IS NOT NULL)
+    SELECT n, level, {carried}kind,
+        CASE WHEN kind = 'P' THEN message ELSE substring(l, 2) END AS text
+    FROM (
+        SELECT n, l, m.level AS level, {extracted}
+            CASE WHEN m.level <> '' AND NOT contains(l, chr(0)) THEN 'P'
+                 WHEN starts_with(l, chr(9)) THEN 'T' ELSE 'B' END AS kind,
+            CASE WHEN m.level <> '' THEN substring(l, length(m._head) + 1) END AS message
+        FROM (SELECT n, l, CASE WHEN strlen(l) = length(l)
+                               THEN regexp_extract(l, {_quote(ascii_pattern)}, {name_list})
+                               ELSE regexp_extract(l, {_quote(pattern)}, {name_list}) END AS m
+              FROM raw WHERE l IS NOT NULL)
+    )
 ),
-lines AS MATERIALIZED (
-    SELECT n, {carried}level, CASE WHEN kind = 'P' THEN message ELSE substring(l, 2) END AS text,
-        CASE WHEN kind <> 'P' THEN kind
-             WHEN level IN ({secondary})
-                  AND lag(CASE WHEN kind = 'P' THEN n END IGNORE NULLS) OVER w IS NOT NULL{same} THEN 'F'
-             ELSE 'H' END AS kind
+w1 AS MATERIALIZED (
+    SELECT n, {carried}{renamed}level, kind, text, {", ".join(window)}
     FROM k
     WINDOW w AS (ORDER BY n)
 ),
-marked AS MATERIALIZED (
+w2 AS MATERIALIZED (
     SELECT *,
-        CASE kind WHEN 'H' THEN 'message' WHEN 'F' THEN {field_case} END AS field,
-        max(CASE WHEN kind IN ('H', 'F') THEN n END) OVER w AS seg,
-        max(CASE WHEN kind = 'H' THEN n END) OVER w AS entry,
-        coalesce(lag(kind) OVER w, '') AS b1, coalesce(lag(kind, 2) OVER w, '') AS b2,
-        coalesce(lead(kind) OVER w, '') AS k1, coalesce(lead(kind, 2) OVER w, '') AS k2,
-        coalesce(lead(kind, 3) OVER w, '') AS k3,
-        lead(text) OVER w AS t1, lead(text, 2) OVER w AS t2,
-        lead({field_case}) OVER w AS f1, lead({field_case}, 2) OVER w AS f2
-    FROM lines
-    WINDOW w AS (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        CASE WHEN kind <> 'P' THEN kind
+             WHEN {sec('level')} AND pn1 IS NOT NULL{same(here, 'p1')} THEN 'F' ELSE 'H' END AS kind2
+    FROM w1
 ),
-short AS (
-    -- an entry of its first line and at most two DETAIL (STATEMENT...) lines, no tab line
-    SELECT *, kind = 'H' AND (k1 {not_fold} OR k1 = 'F' AND (k2 {not_fold} OR k2 = 'F' AND k3 {not_fold}))
-              OR kind = 'F' AND (b1 = 'H' AND (k1 {not_fold} OR k1 = 'F' AND k2 {not_fold})
-                                 OR b1 = 'F' AND b2 = 'H' AND k1 {not_fold}) AS covered
-    FROM marked
+complex AS (
+    -- the lines of the other entries (with a tab line, or more than two DETAIL... lines)
+    SELECT *,
+        CASE kind2 WHEN 'H' THEN 'message' WHEN 'F' THEN {field_case} END AS field,
+        max(CASE WHEN kind2 IN ('H', 'F') THEN n END) OVER v AS seg,
+        max(CASE WHEN kind2 = 'H' THEN n END) OVER v AS entry
+    FROM w2
+    WHERE kind2 = 'H' AND NOT {short_from_head} OR kind2 = 'F' AND NOT {short_from_fold}
+        OR kind2 = 'T' AND pn1 IS NOT NULL
+    WINDOW v AS (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 segs AS (
-    SELECT seg, entry, {"".join(f"any_value({c}) FILTER (WHERE kind = 'H') AS {c}, " for c in cols)}
-        any_value(level) FILTER (WHERE kind = 'H') AS level,
-        string_agg(text, chr(10) ORDER BY n) AS text, any_value(field) FILTER (WHERE kind IN ('H', 'F')) AS field
-    FROM short
-    WHERE NOT covered AND (kind IN ('H', 'F') OR kind = 'T' AND seg IS NOT NULL)
+    SELECT seg, entry, {from_head}any_value(level) FILTER (WHERE kind2 = 'H') AS level,
+        string_agg(text, chr(10) ORDER BY n) AS text,
+        any_value(field) FILTER (WHERE kind2 IN ('H', 'F')) AS field
+    FROM (SELECT * EXCLUDE (kind), kind2 AS kind FROM complex)
     GROUP BY seg, entry
 )
 SELECT n AS line, {carried}level, text AS message, {", ".join(short(c) for c in later)}, false AS bad
-FROM short WHERE kind = 'H' AND covered
+FROM w2 WHERE kind2 = 'H' AND {short_from_head}
 UNION ALL
 SELECT entry, {from_message}any_value(level) FILTER (WHERE field = 'message'),
     any_value(text) FILTER (WHERE field = 'message'), {folded}, false
 FROM segs GROUP BY entry
 UNION ALL
 SELECT n, {nulls}NULL, NULL, {", ".join("NULL" for _ in later)}, true
-FROM marked WHERE kind = 'B' OR kind = 'T' AND seg IS NULL
+FROM w2 WHERE kind = 'B' OR kind = 'T' AND pn1 IS NULL
 ORDER BY line
 """
