@@ -14,7 +14,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from perfkit.logs.duck_stderr import _PY_SPACE, ENTRY_FIELDS, _digit_class, Untranslatable, prefix_re2, stderr_relation, to_re2
+from perfkit.logs.duck_stderr import (
+    _PY_SPACE,
+    ENTRY_FIELDS,
+    Untranslatable,
+    _digit_class,
+    prefix_re2,
+    stderr_relation,
+    to_re2,
+)
 from perfkit.logs.formats import BadRecord, read_stderr
 from perfkit.logs.prefix import LinePrefix
 from perfkit.logs.sources import numbered_lines
@@ -315,3 +323,33 @@ def test_files_duckdb_reads_differently_fall_back(con, tmp_path):
     plain = tmp_path / "it's.log"
     plain.write_text(line * 3, encoding="utf-8")
     assert len(check(con, plain, prefix)) == 3
+
+
+def test_fast_pattern_takes_lines_as_python_does(con, tmp_path):
+    """The fast pattern ([^,]* for a lazy field before ',db=') where Python's match differs from
+    its first guess: a user holding the separator, a %q part the fast pattern cannot take (Python
+    takes it, reading 'LOG:  a' as the user), prefixes where it would be wrong (no fast pattern)."""
+    from perfkit.logs.duck_stderr import fast_re2
+
+    assert fast_re2(LinePrefix("%m [%p] user=%u,db=%d,app=%a,client=%h ")) is not None
+    assert fast_re2(LinePrefix("%m [%p] ")) is None  # no lazy field
+    assert fast_re2(LinePrefix("%m %u@%d %p %r ")) is None  # the zone and the user both start at ' '
+    assert fast_re2(LinePrefix("%m [%p] %-10u %10d|")) is None  # padded
+    cases = {
+        "%m [%p] %q%u@%d ": [
+            "2024-01-05 08:35:00.001 UTC [10] LOG:  a@b@c d LOG:  m",
+            "2024-01-05 08:35:00.001 UTC [10] app@shop LOG:  plain",
+            "2024-01-05 08:35:00.001 UTC [10] LOG:  not a session",
+        ],
+        EVENTS_PREFIX: [
+            "2024-01-05 08:35:00.001 UTC [10] user=u,db=x,db=y,app=a,client=h LOG:  comma in the user",
+            "2024-01-05 08:35:00.001 UTC [10] user=u,db=d,app=a,client=h LOG:  user=v,db=e,app=b,client=i LOG:  x",
+            "2024-01-05 08:35:00.001 UTC [10] user=u,db=d,app=a,b,client=h ERROR:  42P01: comma in the app",
+        ],
+    }
+    for text, lines in cases.items():
+        path = tmp_path / "fast.log"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        rows = check(con, path, LinePrefix(text))
+        assert len(rows) == len(lines)
+    assert rows[0][3:5] == ("u", "x,db=y")  # Python's lazy database runs on to the ',app=' after it
