@@ -20,7 +20,7 @@ import os
 import re
 import stat
 
-from perfkit.logs.prefix import _LEVEL, SECONDARY_LEVELS, LinePrefix
+from perfkit.logs.prefix import _LEVEL, _ZONE, ESCAPES, LEVELS, SECONDARY_LEVELS, LinePrefix
 from perfkit.logs.sources import _MAGIC, MAX_LINE_BYTES
 
 # the fields a DETAIL (STATEMENT...) line fills on the entry above it (formats._SECONDARY_FIELD)
@@ -295,6 +295,80 @@ def fast_re2(prefix: LinePrefix) -> str | None:
     return f"(?s)^({body}{level})"
 
 
+_SORTED_LEVELS = "|".join(sorted(LEVELS))
+# the level as its own group; sorted, the alternatives share their prefixes and RE2 reads them one
+# character at a time (no level is another's prefix before ":  ", so the order changes no match)
+_LEVEL_TAIL_RE2 = f"((?:{_SORTED_LEVELS}):  (?:[0-9A-Z]{{5}}: )?)"
+# RE2's one-pass engine (several times faster than its others) takes at most this many groups
+_ONE_PASS_GROUPS = 4
+
+
+def fast_runs(prefix: LinePrefix) -> list[tuple[str, list[str]]] | None:
+    """fast_re2's pattern as a few patterns of at most four groups each (which RE2 runs with its
+    one-pass engine when it can): each matches the same head and captures some of its pieces,
+    named by column (``_dupN`` a repeated escape, ``_optK`` a %q part, ``_tail`` the level with
+    ":  " and the SQLSTATE after it); a timestamp a space and a character no zone has follow is
+    captured with that space (``_ts_<column>``). None when there is no fast pattern."""
+    if fast_re2(prefix) is None:
+        return None
+    pieces = prefix.pieces
+    if any(_kind(piece) == "free" for piece in pieces):
+        return None  # padded: its value is not the whole piece
+    tokens: list[tuple] = []  # (kind, regex or None, group name or None)
+    seen: set[str] = set()
+    dup = depth = 0
+    skip_space = False
+    for index, piece in enumerate(pieces):
+        after = pieces[index + 1] if index + 1 < len(pieces) else None
+        if piece.optional_rest:
+            depth += 1
+            tokens.append(("open", None, f"_opt{depth}"))
+            continue
+        if _literal_piece(piece):
+            text = piece.text[1:] if skip_space else piece.text
+            skip_space = False
+            tokens.append(("lit", "".join(_literal(char) for char in text), None))
+            continue
+        escape = piece.text[-1]
+        pattern, column, _ = ESCAPES[escape]
+        if column in seen or column is None:
+            dup += 1
+            name = f"_dup{dup}"
+        else:
+            name = column
+            seen.add(column)
+        inner, _ = to_re2(pattern)
+        if escape in _LAZY and _literal_piece(after):
+            stop = _literal(after.text[0])
+            inner = inner.replace(".*?", f"[^{stop}]*").replace(f"[^{_PY_SPACE}]*?", f"[^{_PY_SPACE}{stop}]*")
+        if escape in ("m", "t", "s") and pattern.endswith(_ZONE) and _literal_piece(after) \
+                and after.text.startswith(" ") and _forced(piece, after):
+            core, _ = to_re2(pattern[: -len(_ZONE)])
+            zone, _ = to_re2(_ZONE[4:-2])  # the zone's class and +
+            inner = f"{core}\\x{{20}}(?:{zone}\\x{{20}})?"
+            name = f"_ts_{name}"
+            skip_space = True
+        tokens.append(("esc", inner, name))
+    names = [name for kind, _, name in tokens if kind in ("esc", "open")] + ["_tail"]
+    runs = []
+    for start in range(0, len(names), _ONE_PASS_GROUPS):
+        capture = set(names[start: start + _ONE_PASS_GROUPS])
+        out = ""
+        closes = 0
+        for kind, regex, name in tokens:
+            if kind == "lit":
+                out += regex
+            elif kind == "esc":
+                out += f"({regex})" if name in capture else f"(?:{regex})"
+            else:
+                out += "(?:(" if name in capture else "(?:(?:"
+                closes += 1
+        out += "))?" * closes
+        tail = _LEVEL_TAIL_RE2 if "_tail" in capture else _LEVEL_TAIL_RE2.replace("(", "(?:", 1)
+        runs.append((out, tail, [n for n in names if n in capture]))
+    return [(f"(?s)^{body}{tail}", group_names) for body, tail, group_names in runs]
+
+
 def _python_rest_can_be_empty(prefix: LinePrefix) -> list[bool]:
     """For each %q part (outermost first): whether its Python pattern matches the empty string
     (then read_stderr's match always takes the part, its groups present, possibly empty)."""
@@ -439,16 +513,42 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
     folded = ", ".join(f"arg_max(text, seg) FILTER (WHERE field = {text[c]}) AS {c}" for c in later)
     full = (f"CASE WHEN strlen(l) = length(l) THEN regexp_extract(l, {_quote(ascii_pattern)}, {name_list}) "
             f"ELSE regexp_extract(l, {_quote(pattern)}, {name_list}) END")
-    if fast is None:
+    runs = fast_runs(prefix) if fast is not None else None
+    if runs is None:
         lines_sql = f"SELECT n, l, {full} AS m FROM raw WHERE l IS NOT NULL"
     else:
-        # the fast pattern on ASCII lines; the full one where it does not match or left a %q part out
-        taken = "".join(f" AND fm._opt{k} <> ''" for k in range(1, len(empty_ok) + 1) if not empty_ok[k - 1])
-        fast_ascii = fast.replace(_PY_DIGIT, "[0-9]")
+        # ASCII lines: the fast patterns (one-pass, four groups each), the head put together from
+        # their groups; the full pattern where they do not match or left a %q part out
+        where = {name: f"r{i}" for i, (_, group_names) in enumerate(runs) for name in group_names}
+        raw_value = {name: f"{where[name]}.{_ident(name)}" for name in where}
+        extracts = ", ".join(
+            f"CASE WHEN strlen(l) = length(l) THEN regexp_extract(l, {_quote(run.replace(_PY_DIGIT, '[0-9]'))}, "
+            f"[{', '.join(_quote(g) for g in group_names)}]) END AS r{i}"
+            for i, (run, group_names) in enumerate(runs))
+        # (a timestamp's group holds the space of the literal after it)
+        literal_length = sum(len(piece.text) for piece in prefix.pieces if _literal_piece(piece)) \
+            - sum(1 for name in where if name.startswith("_ts_"))
+        parts = [n for n in where if not n.startswith("_opt")]
+        head_length = " + ".join([str(literal_length), *(f"strlen({raw_value[n]})" for n in parts)])
+
+        def value(name: str) -> str:
+            if name == "_head":
+                return f"left(l, {head_length})"
+            if name == "level":
+                return f"split_part({raw_value['_tail']}, ':', 1)"
+            if name.startswith("_opt"):
+                return raw_value[name]
+            if f"_ts_{name}" in raw_value:
+                spaced = raw_value[f"_ts_{name}"]
+                return f"left({spaced}, strlen({spaced}) - 1)"
+            return raw_value[name]
+
+        fast_struct = "struct_pack(" + ", ".join(f"{_ident(name)} := {value(name)}" for name in names) + ")"
+        taken = "".join(f" AND {raw_value[f'_opt{k}']} <> ''"
+                        for k in range(1, len(empty_ok) + 1) if not empty_ok[k - 1])
         lines_sql = (
-            f"SELECT n, l, CASE WHEN fm.level <> ''{taken} THEN fm ELSE {full} END AS m FROM ("
-            f"SELECT n, l, CASE WHEN strlen(l) = length(l) THEN regexp_extract(l, {_quote(fast_ascii)}, {name_list}) "
-            f"END AS fm FROM raw WHERE l IS NOT NULL)"
+            f"SELECT n, l, CASE WHEN {raw_value['_tail']} <> ''{taken} THEN {fast_struct} ELSE {full} END AS m "
+            f"FROM (SELECT n, l, {extracts} FROM raw WHERE l IS NOT NULL)"
         )
     return f"""
 WITH raw AS MATERIALIZED (
