@@ -488,6 +488,8 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
     window += [f"lead({k}, {i}) OVER w AS n{i}{k[1:-1]}" for k in keys for i in (1, 2, 3)]
     window += [f"lead(text, {i}) OVER w AS nt{i}" for i in (1, 2)]
     here = "c"  # the current line's process columns, renamed c<key>
+    pn1 = "lag(CASE WHEN kind = 'P' THEN n END, 1 IGNORE NULLS) OVER w"
+    same_prev = "".join(f" AND {k} = lag(CASE WHEN kind = 'P' THEN {k} END, 1 IGNORE NULLS) OVER w" for k in keys)
     renamed = "".join(f"{k} AS c{k[1:-1]}, " for k in keys)
     # the next lines fold into this one (if it has the prefix): DETAIL... of the same process
     f1 = f"(nk1 = 'P' AND {sec('nl1')}{same('n1', here)})"
@@ -565,16 +567,12 @@ k AS (
         FROM ({lines_sql})
     )
 ),
-w1 AS MATERIALIZED (
-    SELECT n, {carried}{renamed}level, kind, text, {", ".join(window)}
+w2 AS MATERIALIZED (
+    SELECT n, {carried}{renamed}level, kind, text, {", ".join(window)},
+        CASE WHEN kind <> 'P' THEN kind
+             WHEN {sec('level')} AND {pn1} IS NOT NULL{same_prev} THEN 'F' ELSE 'H' END AS kind2
     FROM k
     WINDOW w AS (ORDER BY n)
-),
-w2 AS MATERIALIZED (
-    SELECT *,
-        CASE WHEN kind <> 'P' THEN kind
-             WHEN {sec('level')} AND pn1 IS NOT NULL{same(here, 'p1')} THEN 'F' ELSE 'H' END AS kind2
-    FROM w1
 ),
 complex AS (
     -- the lines of the other entries (with a tab line, or more than two DETAIL... lines)
