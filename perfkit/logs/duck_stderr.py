@@ -5,12 +5,17 @@
 line), a VARCHAR per field of the prefix (``prefix.columns``), ``level``, ``message``, ``detail``,
 ``hint``, ``context``, ``query``, ``internal_query``, ``location`` (NULL where read_stderr's entry
 has no such key) and ``bad`` (BOOLEAN: the row stands for something read_stderr yields as a
-BadRecord, or for a file this query cannot read exactly as Python does; its other columns are
-NULL). A caller falls back to the Python reader for the whole file when a row is bad or DuckDB
-raises (a byte that is not UTF-8, a carriage return anywhere, a line over ``MAX_LINE_BYTES``).
+BadRecord, or for a file this query cannot read exactly as Python does: compressed, a UTF-8 byte
+order mark, a name DuckDB would read as a glob; its other columns are NULL). A caller falls back
+to the Python reader for the whole file when a row is bad or DuckDB raises (InvalidInputException:
+a byte that is not UTF-8, a carriage return anywhere, a line over ``MAX_LINE_BYTES``; IOException).
 
-The prefix's Python regex is translated to RE2 (DuckDB's engine) piece by piece; None when it
-holds what RE2 cannot say the same way.
+The prefix's Python regex is translated to RE2 (DuckDB's engine) piece by piece (``to_re2``);
+None when it holds what RE2 cannot say the same way. ASCII lines are read with a faster pattern
+where it provably takes them as Python does (``fast_re2``, ``fast_runs``), the others with the
+full one. Lines are folded in SQL: one window over all lines (the process of the line with a
+prefix above, the kinds of the lines around), entries of up to three lines without a tab line
+put together from it, the others (multi-line statements) grouped.
 """
 
 from __future__ import annotations
