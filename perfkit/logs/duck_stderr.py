@@ -511,7 +511,7 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
         return (f"CASE WHEN {f2} AND {field_of('nl2')} = {text[c]} THEN nt2 "
                 f"WHEN {f1} AND {field_of('nl1')} = {text[c]} THEN nt1 END AS {c}")
 
-    from_head = "".join(f"any_value({c}) FILTER (WHERE kind = 'H') AS {c}, " for c in cols)
+    from_head = "".join(f"any_value({c}) FILTER (WHERE kind2 = 'H') AS {c}, " for c in cols)
     from_message = "".join(f"any_value({c}) FILTER (WHERE field = 'message') AS {c}, " for c in cols)
     folded = ", ".join(f"arg_max(text, seg) FILTER (WHERE field = {text[c]}) AS {c}" for c in later)
     full = (f"CASE WHEN strlen(l) = length(l) THEN regexp_extract(l, {_quote(ascii_pattern)}, {name_list}) "
@@ -569,38 +569,46 @@ k AS (
     )
 ),
 w2 AS MATERIALIZED (
-    SELECT n, {carried}{renamed}level, kind, text, {", ".join(window)},
-        CASE WHEN kind <> 'P' THEN kind
-             WHEN {sec('level')} AND {pn1} IS NOT NULL{same_prev} THEN 'F' ELSE 'H' END AS kind2
-    FROM k
-    WINDOW w AS (ORDER BY n)
+    -- path: S an entry read from its first line (and the lines after it, from the window), C a
+    -- line of another entry (a tab line, or more than two DETAIL... lines), B a bad line; the
+    -- DETAIL... lines of S entries are left out
+    SELECT n, {carried}level, text, kind2, {", ".join(short(c) for c in later)},
+        CASE WHEN kind2 = 'H' AND {short_from_head} THEN 'S'
+             WHEN kind = 'B' OR kind = 'T' AND pn1 IS NULL THEN 'B'
+             WHEN kind2 = 'H' OR kind2 = 'F' AND NOT {short_from_fold} OR kind2 = 'T' THEN 'C' END AS path
+    FROM (
+        SELECT n, {carried}{renamed}level, kind, text, {", ".join(window)},
+            CASE WHEN kind <> 'P' THEN kind
+                 WHEN {sec('level')} AND {pn1} IS NOT NULL{same_prev} THEN 'F' ELSE 'H' END AS kind2
+        FROM k
+        WINDOW w AS (ORDER BY n)
+    )
+    WHERE path IS NOT NULL
 ),
 complex AS (
-    -- the lines of the other entries (with a tab line, or more than two DETAIL... lines)
     SELECT *,
         CASE kind2 WHEN 'H' THEN 'message' WHEN 'F' THEN {field_case} END AS field,
         max(CASE WHEN kind2 IN ('H', 'F') THEN n END) OVER v AS seg,
         max(CASE WHEN kind2 = 'H' THEN n END) OVER v AS entry
     FROM w2
-    WHERE kind2 = 'H' AND NOT {short_from_head} OR kind2 = 'F' AND NOT {short_from_fold}
-        OR kind2 = 'T' AND pn1 IS NOT NULL
+    WHERE path = 'C'
     WINDOW v AS (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 segs AS (
     SELECT seg, entry, {from_head}any_value(level) FILTER (WHERE kind2 = 'H') AS level,
         string_agg(text, chr(10) ORDER BY n) AS text,
         any_value(field) FILTER (WHERE kind2 IN ('H', 'F')) AS field
-    FROM (SELECT * EXCLUDE (kind), kind2 AS kind FROM complex)
+    FROM complex
     GROUP BY seg, entry
 )
-SELECT n AS line, {carried}level, text AS message, {", ".join(short(c) for c in later)}, false AS bad
-FROM w2 WHERE kind2 = 'H' AND {short_from_head}
+SELECT n AS line, {carried}level, text AS message, {", ".join(later)}, false AS bad
+FROM w2 WHERE path = 'S'
 UNION ALL
 SELECT entry, {from_message}any_value(level) FILTER (WHERE field = 'message'),
     any_value(text) FILTER (WHERE field = 'message'), {folded}, false
 FROM segs GROUP BY entry
 UNION ALL
 SELECT n, {nulls}NULL, NULL, {", ".join("NULL" for _ in later)}, true
-FROM w2 WHERE kind = 'B' OR kind = 'T' AND pn1 IS NULL
+FROM w2 WHERE path = 'B'
 ORDER BY line
 """
