@@ -517,8 +517,10 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
     full = (f"CASE WHEN strlen(l) = length(l) THEN regexp_extract(l, {_quote(ascii_pattern)}, {name_list}) "
             f"ELSE regexp_extract(l, {_quote(pattern)}, {name_list}) END")
     runs = fast_runs(prefix) if fast is not None else None
+    # each line's level, fields and head length (hl: the message starts after it)
+    from_full = (f"m.level AS level, {extracted}length(m._head) AS hl")
     if runs is None:
-        lines_sql = f"SELECT n, l, {full} AS m FROM raw WHERE l IS NOT NULL"
+        lines_sql = f"SELECT n, l, {from_full} FROM (SELECT n, l, {full} AS m FROM raw WHERE l IS NOT NULL)"
     else:
         # ASCII lines: the fast patterns (one-pass, four groups each), the head put together from
         # their groups; the full pattern where they do not match or left a %q part out
@@ -535,23 +537,21 @@ def stderr_relation(path: str, prefix: LinePrefix) -> str | None:
         head_length = " + ".join([str(literal_length), *(f"strlen({raw_value[n]})" for n in parts)])
 
         def value(name: str) -> str:
-            if name == "_head":
-                return f"left(l, {head_length})"
-            if name == "level":
-                return f"split_part({raw_value['_tail']}, ':', 1)"
-            if name.startswith("_opt"):
-                return raw_value[name]
             if f"_ts_{name}" in raw_value:
                 spaced = raw_value[f"_ts_{name}"]
                 return f"left({spaced}, strlen({spaced}) - 1)"
             return raw_value[name]
 
-        fast_struct = "struct_pack(" + ", ".join(f"{_ident(name)} := {value(name)}" for name in names) + ")"
         taken = "".join(f" AND {raw_value[f'_opt{k}']} <> ''"
                         for k in range(1, len(empty_ok) + 1) if not empty_ok[k - 1])
+        chosen = "".join(f"CASE WHEN ok THEN {value(name)} ELSE {expr} END AS {_ident(name)}, "
+                         for name, expr in fields.items())
         lines_sql = (
-            f"SELECT n, l, CASE WHEN {raw_value['_tail']} <> ''{taken} THEN {fast_struct} ELSE {full} END AS m "
-            f"FROM (SELECT n, l, {extracts} FROM raw WHERE l IS NOT NULL)"
+            f"SELECT n, l, CASE WHEN ok THEN split_part({raw_value['_tail']}, ':', 1) ELSE m.level END AS level, "
+            f"{chosen}CASE WHEN ok THEN {head_length} ELSE length(m._head) END AS hl FROM ("
+            f"SELECT *, CASE WHEN NOT ok THEN {full} END AS m FROM ("
+            f"SELECT *, coalesce({raw_value['_tail']} <> ''{taken}, false) AS ok FROM ("
+            f"SELECT n, l, {extracts} FROM raw WHERE l IS NOT NULL)))"
         )
     return f"""
 WITH raw AS MATERIALIZED (
@@ -561,10 +561,10 @@ k AS (
     SELECT n, level, {carried}kind,
         CASE WHEN kind = 'P' THEN message ELSE substring(l, 2) END AS text
     FROM (
-        SELECT n, l, m.level AS level, {extracted}
-            CASE WHEN m.level <> '' AND NOT contains(l, chr(0)) THEN 'P'
+        SELECT n, l, level, {carried}
+            CASE WHEN level <> '' AND NOT contains(l, chr(0)) THEN 'P'
                  WHEN starts_with(l, chr(9)) THEN 'T' ELSE 'B' END AS kind,
-            CASE WHEN m.level <> '' THEN substring(l, length(m._head) + 1) END AS message
+            CASE WHEN level <> '' THEN substring(l, hl + 1) END AS message
         FROM ({lines_sql})
     )
 ),
