@@ -9,16 +9,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import pandas as pd
 from pglast import ast, enums, parse_sql
 from pglast import parser as pg
 from pglast.stream import RawStream
 
 from perfkit.errors import BadInputError
 from perfkit.findings import finding, findings_frame
-from perfkit.logs.analysis import executions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # statements that manage the session or transaction: never part of a request's count
 CONTROL_COMMANDS = frozenset(
@@ -41,6 +43,7 @@ STATEMENT_FINDING_COLUMNS = (
 
 
 def _with_columns(rows: list[dict], columns) -> pd.DataFrame:
+    import pandas as pd
     frame = findings_frame(rows)
     for column in columns:
         if column not in frame.columns:
@@ -410,6 +413,9 @@ def requests(logs: pd.DataFrame, *, gap_ms: float = 1000.0, split_on_commit: boo
         ``connection and time gap``). Transaction and session statements (BEGIN, COMMIT, SET...)
         are included, marked by ``control`` = True.
     """
+    import pandas as pd
+
+    from perfkit.logs.analysis import executions
     runs = executions(logs).copy()
     if runs.empty:
         return runs.assign(**{c: pd.Series(dtype="object") for c in REQUEST_COLUMNS}, control=pd.Series(dtype=bool))
@@ -483,6 +489,7 @@ def from_logs(
         (requests affected), ``example_request``, ``after`` (the statement run just before the
         repeats: usually the list query), ``grouped_by``, ``confidence``.
     """
+    from perfkit.logs.analysis import executions
     if min_repeats < 2:
         raise BadInputError(f"min_repeats must be 2 or more, not {min_repeats}")
     from perfkit.logs.normalize import Normalized
@@ -650,6 +657,7 @@ def from_statements(
         ``list_queryid``, ``calls``, ``list_calls``, ``list_rows``, ``ratio``,
         ``calls_per_request``, ``statement``, ``confidence`` (``low``).
     """
+    import pandas as pd
     missing = [c for c in SNAPSHOT_COLUMNS if c not in snapshot.columns]
     if missing:
         raise BadInputError(f"a statement snapshot needs the columns {', '.join(missing)}")

@@ -9,11 +9,13 @@ Statements with neither are counted as "no tenant".
 from __future__ import annotations
 
 import re
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from perfkit.findings import finding, findings_frame
 from perfkit.parameters import TENANT_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TENANT_COLUMNS_OUT = ["tenant", "calls", "db_ms", "share", "mean_ms", "statements", "from"]
 NO_TENANT = "(no tenant)"
@@ -56,6 +58,8 @@ def tenant_of(statement: str, bound: str, columns: tuple[str, ...], cache: dict)
 def per_tenant(logs: pd.DataFrame, *, tenant_columns: tuple[str, ...] = TENANT_COLUMNS) -> pd.DataFrame:
     """Database time and calls per tenant key (``TENANT_COLUMNS_OUT``), costliest first; ``share`` of
     the time of the executions whose tenant is known."""
+    import pandas as pd
+
     from perfkit.logs.analysis import executions
 
     runs = executions(logs)

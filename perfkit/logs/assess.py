@@ -9,16 +9,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from perfkit.assessment import Assessment, merge_findings
 from perfkit.errors import BadInputError
 from perfkit.findings import finding, findings_frame
 from perfkit.logs import stream
-from perfkit.logs.analysis import FREQUENT_COLUMNS, SLOWEST_COLUMNS, findings_of_plans
-from perfkit.logs.timestamps import to_utc
 from perfkit.secrets import scrub_statement
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TITLE = "Server log"
 NO_EXECUTIONS = (
@@ -128,6 +128,12 @@ def assess(
     return from_scan(scanned, n=n, slow_ms=slow_ms, include_noise=include_noise, timezone=timezone)
 
 
+def _load_rendering() -> None:
+    """What from_scan needs (pandas and the DataFrame analysis), loaded while the logs are read."""
+    import perfkit.logs.analysis
+    import perfkit.logs.timestamps  # noqa: F401
+
+
 def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> stream.Scan:
     from pathlib import Path
 
@@ -142,7 +148,7 @@ def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> 
     if state is None and not stored:
         if merge_days is not None:
             raise BadInputError("--merge-days merges the runs of a state file: give --state FILE (or the state file)")
-        return stream.scan(logs, settings)
+        return stream.scan(logs, settings, meanwhile=_load_rendering)
     total = stream.Scan()
     if state is not None:
         state_path = Path(state)
@@ -150,20 +156,23 @@ def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> 
         scanned = stream.Scan()
         if logs:
             resume, entries, notes = incremental.plan(logs, known)
-            scanned = stream.scan(logs, settings, resume)
+            scanned = stream.scan(logs, settings, resume, meanwhile=_load_rendering)
             scanned.notes.extend(notes)
             read = sum(1 for f in logs if resume.get(str(f)) is None or resume[str(f)][0] < resume[str(f)][1])
             scanned.notes.append(f"incremental run ({state_path}): {read} of {len(logs)} file(s) had new lines")
             incremental.save_run(state_path, known, scanned, entries, notes)
         total.merge(incremental.merged(state_path, merge_days) if merge_days is not None else scanned)
     elif logs:
-        total.merge(stream.scan(logs, settings))
+        total.merge(stream.scan(logs, settings, meanwhile=_load_rendering))
     for path in stored:
         total.merge(incremental.merged(path, merge_days if merge_days is not None else 7.0))
     return total
 
 
 def _utc(texts, timezone: str | None) -> pd.Series:
+    import pandas as pd
+
+    from perfkit.logs.timestamps import to_utc
     series = pd.Series(list(texts), dtype="object")
     if series.empty:
         return pd.Series(dtype="datetime64[ns, UTC]")
@@ -174,6 +183,7 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
               timezone: str | None = None) -> Assessment:
     """The Assessment of a finished :func:`perfkit.logs.stream.scan`."""
     from perfkit.logs import events as ev
+    from perfkit.logs.analysis import FREQUENT_COLUMNS
 
     report = scanned.report
     shapes = scanned.shapes
@@ -240,6 +250,8 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
 
 def _tenant_table(tenants: dict) -> pd.DataFrame:
     """Database time and calls per tenant, as ``perfkit.tenantcost.per_tenant`` (``TENANT_COLUMNS_OUT``)."""
+    import pandas as pd
+
     from perfkit.tenantcost import NO_TENANT, TENANT_COLUMNS_OUT
 
     if not tenants or set(tenants) == {NO_TENANT}:
@@ -258,6 +270,7 @@ def _tenant_table(tenants: dict) -> pd.DataFrame:
 
 def _duration_bins(shapes: dict, busiest: pd.DataFrame, top: int) -> pd.DataFrame:
     """The duration histograms of the ``top`` shapes by total time: one row per (shape, bin)."""
+    import pandas as pd
     by_key = {stream.shape_key_of(s): s for s in shapes.values()}
     rows = []
     for rank, row in enumerate(busiest.head(top).itertuples(index=False)):
@@ -272,6 +285,7 @@ def _duration_bins(shapes: dict, busiest: pd.DataFrame, top: int) -> pd.DataFram
 
 
 def _shape_frame(stats, timezone) -> pd.DataFrame:
+    import pandas as pd
     rows = [(stream.shape_key_of(s), s.fingerprint, s.normalized, s.calls, s.total_ms if s.timed else math.nan,
              s.timed, s.max_ms if s.timed else math.nan, s.example, s.first_ts, s.last_ts) for s in stats]
     frame = pd.DataFrame(rows, columns=["key", "fingerprint", "normalized", "calls", "total_ms", "timed", "max_ms",
@@ -285,6 +299,9 @@ def _shape_frame(stats, timezone) -> pd.DataFrame:
 
 def _slowest(shapes: dict, kept: set, n: int, timezone) -> pd.DataFrame:
     """One row per shape, its slowest execution, slowest first (a statement repeated nine times is one row)."""
+    import pandas as pd
+
+    from perfkit.logs.analysis import SLOWEST_COLUMNS
     best = stream.top_shapes({k: v for k, v in shapes.items() if v.worst is not None and k in kept}, n,
                              key=lambda s: s.worst[0])
     rows = []
@@ -303,6 +320,7 @@ def _slowest(shapes: dict, kept: set, n: int, timezone) -> pd.DataFrame:
 
 
 def _plan_findings(shapes: dict, n: int) -> pd.DataFrame:
+    from perfkit.logs.analysis import findings_of_plans
     worst = stream.top_shapes({k: v for k, v in shapes.items() if v.plan is not None}, n, key=lambda s: s.plan[0])
     return findings_of_plans((s.plan[1], s.fingerprint, s.normalized, s.plan[0], s.plan[2], s.plan[3]) for s in worst)
 
@@ -328,18 +346,21 @@ def _slow_findings(shapes: dict, slow_ms: float, critical_ms: float = 1000.0) ->
 
 
 def _counts(table: dict, names: list[str]) -> pd.DataFrame:
+    import pandas as pd
     rows = [(*((k,) if not isinstance(k, tuple) else k), c, ms) for k, (c, ms) in table.items()]
     frame = pd.DataFrame(rows, columns=[*names, "calls", "total_ms"])
     return frame.sort_values("calls", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _breakdown(table: dict, dimension: str) -> pd.DataFrame:
+    import pandas as pd
     rows = [(value, c, ms) for value, (c, ms) in table.items()]
     frame = pd.DataFrame(rows, columns=[dimension, "calls", "total_ms"])
     return frame.sort_values(["total_ms", "calls"], ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _time_tables(minutes: dict, timezone) -> dict[str, pd.DataFrame]:
+    import pandas as pd
     rows = [(f"{minute}:00 {zone}".strip(), c, ms) for (minute, zone), (c, ms) in minutes.items() if minute]
     frame = pd.DataFrame(rows, columns=["minute", "calls", "total_ms"])
     if frame.empty:
@@ -352,6 +373,7 @@ def _time_tables(minutes: dict, timezone) -> dict[str, pd.DataFrame]:
 
 
 def _event_tables(events, timezone) -> dict[str, pd.DataFrame]:
+    import pandas as pd
     errors = pd.DataFrame([(level, state, cls, c, example, statement)
                            for (level, state, cls), (c, example, statement) in events.errors.items()],
                           columns=["level", "sqlstate", "message", "count", "example", "statement"])

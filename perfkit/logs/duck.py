@@ -151,8 +151,9 @@ def _csv_width(path: str) -> int | None:
     return len(first) if len(first) in CSV_WIDTHS else None
 
 
-def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int) -> stream.Scan | None:
-    """The Scan of a whole plain jsonlog/csvlog file, or None when the Python pass must read it."""
+def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: list | None = None) -> stream.Scan | None:
+    """The Scan of a whole plain jsonlog/csvlog file, or None when the Python pass must read it;
+    ``later``: the caller's work to do while DuckDB starts reading (stream.scan's ``meanwhile``)."""
     import duckdb
 
     if unit.kind == "jsonlog":
@@ -162,21 +163,26 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int) -> stream
         if width is None:
             return None
         relation = _csv_relation(unit.path, width)
-    lines, odd = _lines_of(unit.path)
-    if odd:
-        return None
     con = _connect(jobs)
+    batches = None
     try:
         try:
-            return _walk(con, _KEYED.format(dkey=_DKEY, classified=_CLASSIFIED.format(relation=relation)), unit,
-                         settings, lines)
+            # DuckDB starts reading while the lines are counted
+            batches = _Batches(con, _KEYED.format(dkey=_DKEY, classified=_CLASSIFIED.format(relation=relation)))
+            stream._run_later(later or [])
+            lines, odd = _lines_of(unit.path)
+            if odd:
+                return None
+            return _walk(batches, unit, settings, lines)
         except duckdb.Error:
             return None
     finally:
+        if batches is not None:
+            batches.close()
         con.close()
 
 
-def _walk(con, query: str, unit: stream.Unit, settings: stream.Settings, lines: int) -> stream.Scan | None:
+def _walk(batches, unit: stream.Unit, settings: stream.Settings, lines: int) -> stream.Scan | None:
     """The entries of ``query`` (_KEYED) in file order through a _Pass: executions already told and
     keyed (one slot per key, not per text), the other entries through ``_Pass.feed``."""
     import bisect
@@ -199,7 +205,7 @@ def _walk(con, query: str, unit: stream.Unit, settings: stream.Settings, lines: 
                       ts or "", application or "", database, user, client, session, line, detail)
 
     breaks = records = 0
-    for batch in _batches(con, query):
+    for batch in batches:
         # the parse/bind durations are only counted; a record's first line: the records and the line
         # breaks inside them before it, plus one
         inside = batch.column("nl")
@@ -251,42 +257,48 @@ def _walk(con, query: str, unit: stream.Unit, settings: stream.Settings, lines: 
     return one.finish()
 
 
-def _batches(con, query: str):
-    """The Arrow record batches of ``query``, made by DuckDB in a thread while the caller walks the
-    ones before (a few batches ahead at most: the memory does not grow with the file)."""
-    import queue
-    import threading
+class _Batches:
+    """The Arrow record batches of ``query``, made by DuckDB in a thread (from now on) while the
+    caller walks the ones before: a few batches ahead at most, so the memory does not grow with
+    the file."""
 
-    ahead: queue.Queue = queue.Queue(maxsize=3)
-    done = object()
-    stop = threading.Event()
+    AHEAD = 8
 
-    def produce():
+    def __init__(self, con, query: str):
+        import queue
+        import threading
+
+        self.ahead: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self.stop = threading.Event()
+        self.worker = threading.Thread(target=self._produce, args=(con, query), name="perfkit-duckdb", daemon=True)
+        self.worker.start()
+
+    def _produce(self, con, query: str) -> None:
         try:
-            reader = con.sql(query).to_arrow_reader(_BATCH)
-            for batch in reader:
-                if stop.is_set():
+            for batch in con.sql(query).to_arrow_reader(_BATCH):
+                if self.stop.is_set():
                     return
-                ahead.put(batch)
+                self.ahead.put(batch)
         except BaseException as err:  # handed to the caller
-            ahead.put(err)
+            self.ahead.put(err)
         else:
-            ahead.put(done)
+            self.ahead.put(None)
 
-    worker = threading.Thread(target=produce, name="perfkit-duckdb", daemon=True)
-    worker.start()
-    try:
+    def __iter__(self):
         while True:
-            item = ahead.get()
-            if item is done:
+            item = self.ahead.get()
+            if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
+
+    def close(self) -> None:
+        import queue
+
+        self.stop.set()
+        while self.worker.is_alive():
             try:
-                ahead.get(timeout=0.1)
+                self.ahead.get(timeout=0.1)
             except queue.Empty:
                 pass

@@ -11,8 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from perfkit.errors import BadInputError
 from perfkit.logs import formats
@@ -20,8 +19,10 @@ from perfkit.logs.messages import statement_of
 from perfkit.logs.normalize import normalize
 from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix, detect, verify_prefix
 from perfkit.logs.sources import _Progress, expand, numbered_lines
-from perfkit.logs.timestamps import to_utc, unreadable
 from perfkit.secrets import scrub_statements
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = [
     "ts", "pid", "session_id", "session_line", "user", "database", "application", "client",
@@ -114,6 +115,7 @@ def read(
         A missing file, an unreadable line (unless ``skip_bad_lines``), a stderr log whose
         prefix is unknown or lacks what perfkit needs; the message names file and line.
     """
+    import pandas as pd
     report = ReadReport()
     chunks = list(read_chunks(paths, prefix, skip_bad_lines, timezone=timezone, chunk_rows=chunk_rows, report=report))
     frame = pd.concat(chunks, ignore_index=True) if chunks else _empty()
@@ -357,6 +359,9 @@ def _frame(
     entries: list[dict], path: Path, kind: str, timezone: str | None, skip: bool, report: ReadReport
 ) -> pd.DataFrame:
     """One chunk of entries in the contract's columns."""
+    import pandas as pd
+
+    from perfkit.logs.timestamps import to_utc, unreadable
     columns: dict[str, list] = {name: [] for name in _ENTRY_COLUMNS}
     pending: dict = {}  # pid -> position of the last statement logged without a duration
     for entry in entries:
@@ -438,6 +443,7 @@ def _known(value) -> str:
 
 
 def _empty() -> pd.DataFrame:
+    import pandas as pd
     frame = pd.DataFrame({column: pd.Series(dtype="object") for column in COLUMNS})
     frame["ts"] = pd.Series(dtype="datetime64[ns, UTC]")
     for column in ("pid", "session_line", "txid", "query_id"):

@@ -34,7 +34,7 @@ FORMATS = ("stderr", "csvlog", "jsonlog", "syslog")
 ENGINES = ("auto", "duckdb", "python")
 # a plain file larger than this is read in byte ranges, one per worker
 RANGE_MIN_BYTES = 24 * 1024 * 1024
-PIECES_PER_JOB = 2  # ranges per worker: the ones that finish first take more
+PIECES_PER_JOB = 4  # ranges per worker: the ones that finish first take more
 _SHAPE_CACHE_MAX = 200_000
 _EXACT_MAX = 20_000
 _UNKNOWN = "[unknown]"
@@ -867,9 +867,10 @@ def _run(args: tuple[Unit, Settings]) -> Scan:
     return scan_unit(*args)
 
 
-def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> Scan:
+def scan(paths, settings: Settings = Settings(), resume: dict | None = None, meanwhile=None) -> Scan:
     """One pass over the logs ``paths``, on ``settings.jobs`` processes (default: every core);
-    ``resume``: the parts of files to read (see :func:`plan_units`).
+    ``resume``: the parts of files to read (see :func:`plan_units`); ``meanwhile``: a function run
+    once while the files are being read (what the caller will need next, loaded in the meantime).
 
     Raises
     ------
@@ -879,7 +880,8 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> 
     jobs = settings.jobs or default_jobs()
     units = plan_units(paths, settings, jobs, resume)
     total_bytes = sum(os.path.getsize(p) for p in {u.path for u in units})
-    whole = _whole_files(units, settings, jobs, resume)
+    later = [meanwhile] if meanwhile is not None else []
+    whole = _whole_files(units, settings, jobs, resume, later)
     order = list(dict.fromkeys(u.path for u in units))
     units = [u for u in units if u.path not in whole]
     if jobs > 1 and len(units) > 1:
@@ -890,11 +892,14 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> 
         gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
         try:
             with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
-                partials = list(pool.map(_run, [(u, settings) for u in units]))
+                running = [pool.submit(_run, (u, settings)) for u in units]
+                _run_later(later)
+                partials = [future.result() for future in running]
         finally:
             gc.unfreeze()
     else:
         partials = [scan_unit(u, settings) for u in units]
+    _run_later(later)
     merged = Scan()
     if not order:
         merged.total_bytes = 0
@@ -915,7 +920,14 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None) -> 
     return merged
 
 
-def _whole_files(units: list[Unit], settings: Settings, jobs: int, resume: dict | None) -> dict[str, Scan]:
+def _run_later(later: list) -> None:
+    """The caller's ``meanwhile``, once."""
+    while later:
+        later.pop()()
+
+
+def _whole_files(units: list[Unit], settings: Settings, jobs: int, resume: dict | None,
+                 later: list) -> dict[str, Scan]:
     """The files DuckDB reads whole (perfkit.logs.duck): path -> Scan; the others are left to the
     Python pass (an engine of "python", a compressed file, a part of a file, a file DuckDB would not
     read as the Python readers do)."""
@@ -931,7 +943,7 @@ def _whole_files(units: list[Unit], settings: Settings, jobs: int, resume: dict 
         if part is not None and (part[0] or part[1] != os.path.getsize(path)):
             continue
         if duck.eligible(unit, any_size=settings.engine == "duckdb"):
-            result = duck.scan_file(unit, settings, jobs)
+            result = duck.scan_file(unit, settings, jobs, later)
             if result is not None:
                 result.engines[path] = "duckdb"
                 done[path] = result
