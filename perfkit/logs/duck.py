@@ -56,8 +56,7 @@ def _csv_relation(path: str, width: int) -> str:
     breaks = " + ".join(f"coalesce(length(\"{n}\") - length(replace(\"{n}\", chr(10), '')), 0)" for n in names)
     return (f"SELECT {fields}, {breaks} AS nl "
             f"FROM read_csv({_literal(path)}, columns = {{{columns}}}, header = false, delim = ',', "
-            "quote = '\"', escape = '\"', auto_detect = false, strict_mode = true, null_padding = false, "
-            "max_line_size = 67108864)")
+            "quote = '\"', escape = '\"', auto_detect = false, strict_mode = true, null_padding = false)")
 
 
 # What _Pass.feed reads as an execution without statement_of: "duration: N ms  statement: text" or
@@ -116,18 +115,46 @@ def _connect(jobs: int):
 
 
 def _lines_of(path: str) -> tuple[int, bool]:
-    """The lines of ``path`` (as sources.numbered_lines counts them) and whether it holds a NUL or a CR."""
-    count, odd, last = 0, False, b"\n"
-    with open(path, "rb") as raw:
+    """The lines of ``path`` (as sources.numbered_lines counts them) and whether it holds a NUL or a
+    CR. Counted by numpy, which lets go of the GIL: it runs in a thread beside the walk."""
+    import numpy as np
+
+    count, odd, last = 0, False, 10
+    block = np.empty(8 << 20, dtype=np.uint8)
+    with open(path, "rb", buffering=0) as raw:
         while True:
-            block = raw.read(8 << 20)
-            if not block:
+            size = raw.readinto(memoryview(block))
+            if not size:
                 break
-            count += block.count(b"\n")
-            if not odd and (b"\x00" in block or b"\r" in block):
+            view = block[:size]
+            count += int(np.count_nonzero(view == 10))
+            if not odd and (np.count_nonzero(view == 0) or np.count_nonzero(view == 13)):
                 odd = True
-            last = block[-1:]
-    return count + (last != b"\n"), odd
+            last = int(view[-1])
+    return count + (last != 10), odd
+
+
+class _Counting:
+    """_lines_of in a thread, from now on."""
+
+    def __init__(self, path: str):
+        import threading
+
+        self.result: tuple | BaseException | None = None
+        self.thread = threading.Thread(target=self._count, args=(path,), name="perfkit-lines", daemon=True)
+        self.thread.start()
+
+    def _count(self, path: str) -> None:
+        try:
+            self.result = _lines_of(path)
+        except BaseException as err:  # handed to the caller
+            self.result = err
+
+    def get(self) -> tuple[int, bool]:
+        self.thread.join()
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
 
 
 def eligible(unit: stream.Unit, any_size: bool = False) -> bool:
@@ -167,30 +194,47 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: li
     batches = None
     try:
         try:
-            # DuckDB starts reading while the lines are counted
+            # the lines are counted and DuckDB reads while the caller loads what it needs next
+            counting = _Counting(unit.path)
             batches = _Batches(con, _KEYED.format(dkey=_DKEY, classified=_CLASSIFIED.format(relation=relation)))
             stream._run_later(later or [])
-            lines, odd = _lines_of(unit.path)
+            scanned, records, breaks = _walk(batches, unit, settings, 1)
+            lines, odd = counting.get()
             if odd:
                 return None
-            return _walk(batches, unit, settings, lines)
         except duckdb.Error:
             return None
     finally:
         if batches is not None:
             batches.close()
         con.close()
+    # DuckDB read every line into one record (no blank line left out, no record it would read otherwise)
+    if scanned is None or records + breaks != lines:
+        return None
+    report = scanned.report
+    report.files = [unit.path]
+    report.formats[unit.path] = unit.kind
+    if unit.prefix is not None:
+        report.prefixes[unit.path] = unit.prefix
+    report.entries = records
+    return scanned
 
 
-def _walk(batches, unit: stream.Unit, settings: stream.Settings, lines: int) -> stream.Scan | None:
-    """The entries of ``query`` (_KEYED) in file order through a _Pass: executions already told and
-    keyed (one slot per key, not per text), the other entries through ``_Pass.feed``."""
+def _walk(batches, unit: stream.Unit, settings: stream.Settings, first_line: int,
+          shapes: stream.Shapes | None = None) -> tuple:
+    """The entries of ``batches`` (of _KEYED) in file order through a _Pass: executions already told
+    and keyed (one slot per key, not per text), the other entries through ``_Pass.feed``.
+    ``first_line``: the first record's line. Returns ``(Scan or None, records, line breaks inside
+    them)``: None for an entry the Python reader would read otherwise. ``shapes``: the statement
+    shapes already normalized (a new cache when None)."""
     import bisect
 
     import pyarrow.compute as pc
 
     one = stream._Pass(unit, settings)
-    scan = one.scan
+    parsed = 0
+    if shapes is not None:
+        one.shapes, parsed = shapes, shapes.parsed
     execution, feed, make_slot, slots = one.execution, one.feed, one._slot, one.slots
     by_key: dict = {}  # hash of a key -> the slot of its first text
     csv_kind = unit.kind == "csvlog"
@@ -210,7 +254,7 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings, lines: int) -> 
         # breaks inside them before it, plus one
         inside = batch.column("nl")
         broken = pc.sum(inside).as_py() or 0
-        base = records + breaks + 1
+        base = first_line + records + breaks
         # the line breaks before each row, plus one
         offsets = pc.add(pc.subtract(pc.cumulative_sum(inside), inside), base) if broken else None
         records += batch.num_rows
@@ -230,7 +274,7 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings, lines: int) -> 
         start = 0
         for line, *fields in zip(*others, strict=True):
             if fields[10] is None and not csv_kind:
-                return None  # a jsonlog line without a message: a bad record for the Python reader
+                return None, records, breaks  # a jsonlog line without a message: a bad record in Python
             stop = bisect.bisect_left(run[0], line, start)
             if stop > start:
                 executions([column[start:stop] for column in run])
@@ -244,17 +288,9 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings, lines: int) -> 
             feed(entry)
         if start < len(run[0]):
             executions([column[start:] for column in run])
-    # DuckDB read every line into one record (no blank line left out, no record it would read otherwise)
-    if records + breaks != lines:
-        return None
-    entries = records
-    report = scan.report
-    report.files.append(unit.path)
-    report.formats[unit.path] = unit.kind
-    if unit.prefix is not None:
-        report.prefixes[unit.path] = unit.prefix
-    report.entries += entries
-    return one.finish()
+    scanned = one.finish()
+    scanned.parsed_shapes -= parsed
+    return scanned, records, breaks
 
 
 class _Batches:
