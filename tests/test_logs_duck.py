@@ -28,7 +28,9 @@ REAL = [LOGS / "events" / "postgresql.json", LOGS / "events" / "postgresql.csv",
 def _assessed(path: Path, engine: str) -> tuple[str, stream.Scan]:
     scanned = stream.scan([path], stream.Settings(engine=engine, jobs=1))
     assessment = assess_module.from_scan(scanned, n=10, slow_ms=200.0, include_noise=False, timezone=None)
-    return json.dumps(assessment.to_json(), default=str, sort_keys=True), scanned
+    data = assessment.to_json()
+    assert data.pop("engines") == {p: "duckdb" for p in scanned.engines}  # which files DuckDB read: a fact
+    return json.dumps(data, default=str, sort_keys=True), scanned
 
 
 def _same_as_python(path: Path, read_by_duckdb: bool) -> None:
@@ -200,3 +202,30 @@ def test_auto_leaves_small_compressed_and_partial_files_to_python(tmp_path):
     assert part.engines == {}
     whole = stream.scan([REAL[0]], stream.Settings(engine="duckdb", jobs=1), resume={str(REAL[0]): (0, size, 0)})
     assert whole.engines == {str(REAL[0]): "duckdb"}
+
+
+def test_importing_the_logs_package_loads_no_pandas():
+    """``perfkit.logs.assess`` reads the logs first and loads pandas while the readers work
+    (stream.scan's ``meanwhile``): importing the package must not load it already."""
+    import subprocess
+    import sys
+
+    code = ("import sys, perfkit.logs, perfkit.logs.stream, perfkit.logs.duck; "
+            "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow', 'duckdb') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+
+
+def test_the_command_says_what_duckdb_read_and_takes_an_engine(tmp_path):
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "perfkit", "logs", str(REAL[0])]
+    shown = subprocess.run([*base, "--engine", "duckdb"], capture_output=True, text=True, env={
+        **__import__("os").environ, "COLUMNS": "100"})
+    assert shown.returncode == 0, shown.stderr
+    assert "from 1 file(s), 1 of them by DuckDB" in shown.stdout + shown.stderr
+    python = subprocess.run([*base, "--engine", "python"], capture_output=True, text=True)
+    assert python.returncode == 0 and "by DuckDB" not in python.stdout + python.stderr
+    wrong = subprocess.run([*base, "--engine", "fast"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "--engine" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -98,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     for name, prefix in facts["prefixes"].items():
         say(wrapped(f"{name}: {facts['formats'].get(name, 'stderr')}, read with", "perfkit: "))
         say(f"perfkit:   log_line_prefix {prefix!r}")  # whole, to copy
+    by_duckdb = len(facts.get("engines") or {})
     say(f"read {facts['entries']:,} entries ({facts['executions']:,} statement executions) "
-        f"from {len(facts['files'])} file(s)")
+        f"from {len(facts['files'])} file(s)" + (f", {by_duckdb} of them by DuckDB" if by_duckdb else ""))
     slowest = tables["slowest"]
     print_table(slowest.assign(plan=slowest["has_plan"].map(lambda has: "yes" if has else "")),
                 ["duration_ms", "calls", "ts", "normalized", "user", "database", "plan"],

@@ -107,7 +107,7 @@ def assess(
         ``temp_files``, ``checkpoints_too_frequent``, ``lock_waits``, ``deadlocks``,
         ``connection_churn``, ``error_spike``. ``facts``: ``files``, ``formats``, ``prefixes``,
         ``entries``, ``executions``, ``timed_executions``, ``empty_statements``, ``skipped_lines``,
-        ``bad_records``, ``shapes_parsed``. ``data``: ``slowest``.
+        ``bad_records``, ``shapes_parsed``, ``engines`` (the files DuckDB read). ``data``: ``slowest``.
 
     Raises
     ------
@@ -241,6 +241,7 @@ def from_scan(scanned: stream.Scan, *, n: int = 10, slow_ms: float = 200.0, incl
         "skipped_lines": int(report.skipped_lines),
         "bad_records": list(report.bad_records),
         "shapes_parsed": int(scanned.parsed_shapes),
+        "engines": {path: "duckdb" for path in getattr(scanned, "engines", {})},  # the rest: the Python pass
         "requests": int(scanned.requests.requests) if scanned.requests is not None else 0,
     }
     tables["duration_bins"] = _duration_bins(shapes, tables["most_time"], top=6)

@@ -1,22 +1,22 @@
-"""The streaming pass over csvlog and jsonlog files (and stderr ones, through
-``perfkit.logs.duck_stderr``) with DuckDB doing the reading and the counting.
+"""The streaming pass over csvlog and jsonlog files with DuckDB doing the reading.
 
-DuckDB reads the file (on every core) into one row per log entry, tells the executions
-(``duration: ... ms  statement|execute ...: text``) from the other entries the way
-``perfkit.logs.stream._Pass.feed`` does, and sums the executions per statement (keyed by the
-text without its literals), per minute, per database/user/application/host and per duration
-bin. Python then normalizes one text per key (pglast once per statement shape, not once per
-execution), and walks the executions in file order only for what needs the order: N+1 per
-request and auto_explain plans; every other entry goes through ``_Pass.feed`` as in the Python
-pass. The result is the :class:`perfkit.logs.stream.Scan` the Python pass gives (sums of
-durations may differ in their last bits: they are added in another order).
+DuckDB parses the file on every core into one row per log entry, in file order, tells the
+executions (``duration: N ms  statement|execute <name>: text``, as ``perfkit.logs.stream._Pass.feed``
+reads them) from the other entries, and keys each execution's text without its literals (a finer
+split than pglast's fingerprint). Python walks the rows in file order (N+1 per request and
+auto_explain plans need that order) through the pass's own per-execution code
+(``_Pass.execution``, one slot per key, not per text), and every other entry through
+``_Pass.feed``: the Scan, and the assessment made of it, are byte for byte the Python pass's.
+Arrow batches come from a thread DuckDB fills while the walk goes on (a few ahead at most: the
+memory does not grow with the file).
 
-Anything DuckDB would not read exactly as ``perfkit.logs.formats`` does (a line that is not a
-record, a blank line, NUL bytes, a carriage return, a JSON value of another type, a csvlog record
-of another width) makes :func:`scan_file` return None: the caller reads that file with the
-Python pass, which says which line is wrong. One leniency is DuckDB's own: a csvlog record with
-one more field at its end that is empty (``,`` or ``,""``) is read with that field dropped, where the
-Python reader makes it a bad record.
+Anything DuckDB would not read as ``perfkit.logs.formats`` does (a blank line, a NUL byte, a
+carriage return, a line that is not JSON or not a csvlog record, a record of another width, a
+jsonlog line without a message) makes :func:`scan_file` return None: the caller reads that file
+with the Python pass, which names the bad line. Two leniencies are DuckDB's own: a csvlog record
+with one more, empty, field at its end (``,`` or ``,""``) is read with that field dropped, and a
+jsonlog value of another JSON type than PostgreSQL writes (a number or an object where it writes a
+string) is read as its JSON text; the Python reader makes both a bad record.
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ class Scan:
             self.requests.merge(other.requests)
         self.notes.extend(n for n in other.notes if n not in self.notes)
         self.parsed_shapes += other.parsed_shapes
-        self.engines.update(other.engines)
+        self.engines.update(getattr(other, "engines", {}))  # (a run stored before engines were kept has none)
 
     def breakdown(self, dimension: str) -> dict:
         """Executions and their time per database, user, application, host or (statement) type."""
