@@ -145,6 +145,21 @@ def test_byte_ranges_in_parallel_read_like_one_pass(assessed, monkeypatch):
     assert (split.data["slowest"]["plan"] != "").sum() == (one.data["slowest"]["plan"] != "").sum()
 
 
+@pytest.mark.parametrize("kind", sorted(FILES))
+def test_byte_ranges_number_their_lines_as_the_whole_file(monkeypatch, kind):
+    """The ranges' bases (a line start before each cut and the lines before it, counted in one pass)
+    give every line once, with its number in the whole file."""
+    from perfkit.logs.prefix import LinePrefix
+    from perfkit.logs.sources import numbered_lines
+
+    monkeypatch.setattr(stream, "RANGE_MIN_BYTES", 8 * 1024)
+    units = stream._line_bases(stream.plan_units([FILES[kind]], stream.Settings(), 2))
+    assert len(units) >= 4 and all(u.base[0] <= u.start for u in units)
+    got = [pair for u in units for pair in stream._range_lines(
+        u.path, u.start, u.end, u.kind, LinePrefix(u.prefix) if u.prefix else None, u.base)]
+    assert got == list(numbered_lines(FILES[kind]))
+
+
 def test_stray_lines_are_notes_and_the_prefix_is_printed(assessed, tmp_path, monkeypatch, capsys):
     from perfkit import cli
 

@@ -883,7 +883,7 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     later = [meanwhile] if meanwhile is not None else []
     whole = _whole_files(units, settings, jobs, resume, later)
     order = list(dict.fromkeys(u.path for u in units))
-    units = [u for u in units if u.path not in whole]
+    units = _line_bases([u for u in units if u.path not in whole])
     if jobs > 1 and len(units) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -918,6 +918,53 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     merged.report.files = order
     merged.total_bytes = total_bytes
     return merged
+
+
+def _line_bases(units: list[Unit]) -> list[Unit]:
+    """Each byte range with a base just before it: the line start before its first byte and the
+    lines before that, counted in one pass over the file (else each range counts the lines from
+    the start of the file, as many passes as ranges)."""
+    import dataclasses
+
+    out: list[Unit] = []
+    by_path: dict[str, list[Unit]] = {}
+    for unit in units:
+        by_path.setdefault(unit.path, []).append(unit)
+    done: dict[str, list[Unit]] = {}
+    for path, mine in by_path.items():
+        cuts = [u.start for u in mine if u.index]
+        if not cuts:
+            done[path] = mine
+            continue
+        base_at, lines = mine[0].base if mine[0].base[0] <= min(cuts) else (0, 0)
+        bases: dict[int, tuple[int, int]] = {}
+        line_start = base_at  # the last line start seen
+        with open(path, "rb") as raw:
+            raw.seek(base_at)
+            position = base_at
+            pending = sorted(cuts)
+            while pending:
+                block = raw.read(8 << 20)
+                if not block:
+                    break
+                end = position + len(block)
+                while pending and pending[0] <= end:
+                    cut = pending.pop(0)
+                    upto = cut - position
+                    newline = block.rfind(b"\n", 0, upto)
+                    found = lines + block.count(b"\n", 0, upto)
+                    start = position + newline + 1 if newline >= 0 else line_start
+                    bases[cut] = (start, found)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    line_start = position + newline + 1
+                lines += block.count(b"\n")
+                position = end
+        done[path] = [dataclasses.replace(u, base=bases.get(u.start, u.base)) if u.index else u for u in mine]
+    for unit in units:
+        if done.get(unit.path):
+            out.append(done[unit.path].pop(0))
+    return out
 
 
 def _run_later(later: list) -> None:
