@@ -107,7 +107,8 @@ def _connect(jobs: int):
     import duckdb
 
     folder = os.path.join(tempfile.gettempdir(), f"perfkit-duckdb-{os.getpid()}")
-    config = {"threads": max(1, jobs), "preserve_insertion_order": True, "memory_limit": "512MB",
+    # one core is the walk's (a Python thread): DuckDB gets the others
+    config = {"threads": max(1, jobs - 1), "preserve_insertion_order": True, "memory_limit": "512MB",
               "temp_directory": folder}
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")
