@@ -433,11 +433,10 @@ class _Pass:
         if not statement:
             scan.empty_statements += 1
         stats.calls += 1
-        timed = duration == duration
         if ts:
             if ts > stats.last_ts:
                 stats.last_ts = ts
-            if not stats.first_ts or ts < stats.first_ts:
+            if ts < stats.first_ts or not stats.first_ts:
                 stats.first_ts = ts
             # the minute: the text before the seconds and the zone after them
             head = ts[:16]
@@ -453,27 +452,27 @@ class _Pass:
             cell = scan.minutes.get(("", ""))
             if cell is None:
                 cell = scan.minutes[("", "")] = [0, 0.0]
-        cell[0] += 1
         combo = (database or "", user or "", application, client or "", kind)
         counter = scan.combos.get(combo)
         if counter is None:
             counter = scan.combos[combo] = [0, 0.0]
-        counter[0] += 1
         # the tenant: none for a text without a parameter or a comment (the common case, inlined)
         tenant = self._no_tenant
         if tenant is None or not free:
             self._tenant(statement, detail, key, duration)
             if tenant is None:
                 self._no_tenant = scan.tenants.get(_NO_TENANT)
-        else:
-            tenant[0] += 1
-            if timed:
-                tenant[1] += duration
-            if len(tenant[2]) < _TENANT_SHAPES:
-                tenant[2].add(key)
-        if timed:
+            tenant = None
+        if duration == duration:
+            cell[0] += 1
             cell[1] += duration
+            counter[0] += 1
             counter[1] += duration
+            if tenant is not None:
+                tenant[0] += 1
+                tenant[1] += duration
+                if len(tenant[2]) < _TENANT_SHAPES:
+                    tenant[2].add(key)
             # _timed, inlined (scan.executions and scan.timed are the shapes' sums: see finish)
             stats.timed += 1
             stats.total_ms += duration
@@ -491,6 +490,12 @@ class _Pass:
                 stats.slow_total += duration
                 stats.slow_over += duration - self.slow_ms
         else:
+            cell[0] += 1
+            counter[0] += 1
+            if tenant is not None:
+                tenant[0] += 1
+                if len(tenant[2]) < _TENANT_SHAPES:
+                    tenant[2].add(key)
             self.pending_duration[pid] = (key, statement)
         # plans: auto_explain logs at executor end, before the duration with the simple protocol and
         # after it with server-side binding (the portal closes at the next message)
