@@ -380,3 +380,42 @@ def test_every_logged_plan_parses_and_gives_plan_findings(logs, name):
     on_count = found[found["fingerprint"] == counted.iloc[0]["fingerprint"]]
     assert on_count["subject"].tolist() == ["Seq Scan on invoices"]
     assert on_count["kind"].tolist() == ["row_misestimate"]
+
+
+def test_the_prefix_regex_without_backtracking_matches_as_the_regex():
+    """LinePrefix.fast (lazy fields followed by a literal read as runs without that character) gives
+    the regex's match wherever it matches, and leaves to the regex the lines it does not: on the
+    real stderr logs and on lines whose fields hold the literal's character, spaces, brackets."""
+    import itertools
+    import random
+
+    from perfkit.logs.prefix import COMMON_PREFIXES, LinePrefix
+
+    logs = Path(__file__).parent / "fixtures" / "logs"
+    real = [line for name in ("stderr-default.log", "stderr-pgbadger.log", "events/postgresql.log")
+            for line in (logs / name).read_text().split("\n")]
+    pieces = ["app", "a,b", "a@b", "a b", "[x]", ",db=", " LOG:  ", "", "é", "1", "-1]", "client=x", ",app=y"]
+    prefixes = ["%m [%p] user=%u,db=%d,app=%a,client=%h ", *COMMON_PREFIXES, "%m [%p] %u,%d,%a ",
+                "%t [%p]: [%l-1] db=%d,user=%u,app=%a,client=%h ", "%m [%p] %e %u %d "]
+    rng = random.Random(7)
+    checked = fast_used = 0
+    for text in prefixes:
+        prefix = LinePrefix(text, require=False)
+        if prefix.fast is None:
+            continue
+        lines = list(real)
+        for user, database, app in itertools.islice(itertools.product(pieces, repeat=3), 400):
+            head = (text.replace("%m", "2026-12-01 10:00:00.123 UTC").replace("%t", "2026-12-01 10:00:00 UTC")
+                    .replace("%p", str(rng.randint(1, 99999))).replace("%l", "3").replace("%e", "00000")
+                    .replace("%h", rng.choice(["127.0.0.1", "[local]", "10.0.0.1:5432"])).replace("%u", user)
+                    .replace("%d", database).replace("%a", app))
+            lines.append(head + rng.choice(["LOG:  duration: 1.0 ms  statement: SELECT 1", "DETAIL:  x,y",
+                                            "ERROR:  boom"]))
+        for line in lines:
+            found = prefix.fast.match(line)
+            want = prefix.regex.match(line)
+            checked += 1
+            if found is not None:
+                fast_used += 1
+                assert want is not None and found.groupdict() == want.groupdict(), (text, line)
+    assert checked > 5_000 and fast_used > 1_000

@@ -278,11 +278,16 @@ def read_stderr(lines: Iterable[tuple[int, str]], prefix: LinePrefix,
     entry: dict | None = None
     field = "message"
     match = prefix.regex.match
+    # the regex without backtracking first (prefix._fast: the same match where it matches)
+    fast_match = prefix.fast.match if prefix.fast is not None else match
+    second = prefix.fast is not None
     # what tells one process's lines from another's (_same_process), for an entry left unread
     ident = [k for k in ("pid", "session_id") if k in prefix.regex.groupindex] if fast else []
     skip = False  # the held entry is a parse/bind duration
     for number, line in lines:
-        found = match(line)
+        found = fast_match(line)
+        if found is None and second:
+            found = match(line)
         if found is not None and "\x00" not in line:
             # the common case first: a line with the prefix (LinePrefix.match, inlined)
             if fast:

@@ -90,6 +90,7 @@ class LinePrefix:
     pieces: list[_Piece] = field(init=False, repr=False)
     columns: list[str] = field(init=False, repr=False)
     regex: re.Pattern = field(init=False, repr=False)
+    fast: re.Pattern | None = field(init=False, repr=False)  # the regex without backtracking (_fast)
 
     def __post_init__(self) -> None:
         self.pieces, escapes = _split(self.prefix)
@@ -108,10 +109,11 @@ class LinePrefix:
                     "server really used with --prefix"
                 )
         self.regex = re.compile(_assemble(self.pieces) + _LEVEL, re.DOTALL)
+        self.fast = _fast(self.pieces)
 
     def match(self, line: str) -> dict | None:
         """The prefix fields, ``level`` and ``message`` of ``line``, or None when it does not match."""
-        found = self.regex.match(line)
+        found = (self.fast.match(line) if self.fast is not None else None) or self.regex.match(line)
         if found is None:
             return None
         fields = found.groupdict()
@@ -200,6 +202,57 @@ def _split(prefix: str) -> tuple[list[_Piece], list[str]]:
     if literal:
         pieces.append(_Piece(literal, re.escape(literal)))
     return pieces, escapes
+
+
+_LAZY_GROUP = re.compile(r"\((\?P<\w+>|\?:)(\.\*\?|\\S\*\?)\)")
+_RUNS = {  # patterns of one run of characters: what may follow them and leave them one match
+    ESCAPES[e][0]: chars for e, chars in (("p", "0123456789"), ("l", "0123456789"), ("x", "0123456789"),
+                                         ("P", "0123456789"), ("Q", "-0123456789"), ("e", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+                                         ("c", "0123456789abcdef."), ("v", "-/0123456789"), ("n", "0123456789."))
+}
+_ZONE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+:_/-")
+
+
+def _fast(pieces: list[_Piece]) -> re.Pattern | None:
+    """The prefix's regex without backtracking where a lazy field (``%u``, ``%d``, ``%a``, ``%h``...)
+    is followed by a literal: ``.*?`` then ``,`` becomes ``[^,]*`` then ``,``.
+
+    Where it matches, its match is the regex's: every choice before such a field is forced (a
+    literal; a run of digits, or a timestamp and zone, that the next literal cannot continue; a
+    field made so), and the regex tries each lazy field's end at the literal's first character
+    first. Where it does not match (a user name with a comma), the caller tries the regex. None
+    when no field qualifies, with padding or with %q."""
+    if any(piece.optional_rest for piece in pieces):
+        return None
+    out, changed = [], False
+    for index, piece in enumerate(pieces):
+        pattern = piece.pattern
+        following = pieces[index + 1].text if index + 1 < len(pieces) else ""
+        literal = following and not following.startswith("%")
+        found = _LAZY_GROUP.fullmatch(pattern)
+        if found and literal:
+            first = following[0]
+            if found.group(2) == ".*?":
+                body = "[^" + re.escape(first) + "]*"
+            else:
+                body = r"\S*" if first.isspace() else "[^\\s" + re.escape(first) + "]*"
+            out.append("(" + found.group(1) + body + ")")
+            changed = True
+            continue
+        out.append(pattern)
+        if not piece.text.startswith("%"):
+            continue  # a literal
+        inner = re.fullmatch(r"\((?:\?P<\w+>|\?:)(.*)\)", pattern, re.S)
+        inner = inner.group(1) if inner else pattern
+        forced = literal and (
+            (inner in _RUNS and following[0] not in _RUNS[inner])
+            or (inner.endswith(_ZONE) and following[:1] == " " and following[1:2] not in _ZONE_CHARS | {""}))
+        if not forced:
+            break  # what follows may be matched otherwise by the regex: left as it is
+    if not changed:
+        return None
+    rest = _assemble(pieces[len(out):])
+    return re.compile("".join(out) + rest + _LEVEL, re.DOTALL)
 
 
 def _columns(pieces: list[_Piece]) -> set[str]:
