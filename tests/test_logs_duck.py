@@ -229,3 +229,18 @@ def test_the_command_says_what_duckdb_read_and_takes_an_engine(tmp_path):
     assert python.returncode == 0 and "by DuckDB" not in python.stdout + python.stderr
     wrong = subprocess.run([*base, "--engine", "fast"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "--engine" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+@pytest.mark.parametrize("kind", ["jsonlog", "csvlog"])
+def test_a_bad_line_duckdb_meets_late_goes_to_the_python_pass(tmp_path, kind):
+    """A stray line near the end of a file of several MiB: DuckDB raises while the batches stream
+    (through pyarrow, not as a duckdb.Error); the Python pass reads the file and skips the line."""
+    source = REAL[0] if kind == "jsonlog" else REAL[1]
+    lines = _lines(source) * 40
+    # before the start of a record (a csvlog record may span lines)
+    at = next(i for i in range(len(lines) - 3, 0, -1)
+              if lines[i].startswith("{") or (lines[i][:2] == lines[i - 1][:2] == "20" and not lines[i - 1].count('"') % 2))
+    lines.insert(at, "pg_ctl: could not start server")
+    path = tmp_path / f"postgresql{source.suffix}"
+    path.write_text("\n".join(lines) + "\n")
+    _same_as_python(path, read_by_duckdb=False)

@@ -203,7 +203,7 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: li
             lines, odd = counting.get()
             if odd:
                 return None
-        except duckdb.Error:
+        except (duckdb.Error, ReadFailed):
             return None
     finally:
         if batches is not None:
@@ -294,6 +294,11 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings, first_line: int
     return scanned, records, breaks
 
 
+class ReadFailed(Exception):
+    """DuckDB stopped while the batches streamed (its error comes through pyarrow, as an OSError or
+    an ArrowInvalid, not as a duckdb.Error): the Python pass reads the file."""
+
+
 class _Batches:
     """The Arrow record batches of ``query``, made by DuckDB in a thread (from now on) while the
     caller walks the ones before: a few batches ahead at most, so the memory does not grow with
@@ -326,6 +331,8 @@ class _Batches:
             item = self.ahead.get()
             if item is None:
                 return
+            if isinstance(item, Exception):
+                raise ReadFailed(str(item)) from item
             if isinstance(item, BaseException):
                 raise item
             yield item
