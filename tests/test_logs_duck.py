@@ -244,3 +244,23 @@ def test_a_bad_line_duckdb_meets_late_goes_to_the_python_pass(tmp_path, kind):
     path = tmp_path / f"postgresql{source.suffix}"
     path.write_text("\n".join(lines) + "\n")
     _same_as_python(path, read_by_duckdb=False)
+
+
+def test_a_file_that_grows_while_duckdb_reads_it_is_read_only_to_the_resumed_end(tmp_path, monkeypatch):
+    """--state: a live log is read up to the end planned (its last complete line); the server's
+    lines written while DuckDB reads belong to the next run (else they are counted twice)."""
+    path = tmp_path / "postgresql.json"
+    path.write_text(REAL[0].read_text() * 12)
+    size = path.stat().st_size
+    resume = {str(path): (0, size, 0)}
+    want = stream.scan([path], stream.Settings(engine="python", jobs=1), resume=resume)
+    counting = duck._Counting
+
+    def written_meanwhile(name):  # the server writes as the read starts (deterministic: before it)
+        with open(name, "a") as handle:
+            handle.write(REAL[0].read_text())
+        return counting(name)
+
+    monkeypatch.setattr(duck, "_Counting", written_meanwhile)
+    got = stream.scan([path], stream.Settings(engine="duckdb", jobs=1), resume=resume)
+    assert (got.report.entries, got.executions) == (want.report.entries, want.executions)

@@ -179,9 +179,12 @@ def _csv_width(path: str) -> int | None:
     return len(first) if len(first) in CSV_WIDTHS else None
 
 
-def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: list | None = None) -> stream.Scan | None:
+def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: list | None = None,
+              size: int | None = None) -> stream.Scan | None:
     """The Scan of a whole plain jsonlog/csvlog file, or None when the Python pass must read it;
-    ``later``: the caller's work to do while DuckDB starts reading (stream.scan's ``meanwhile``)."""
+    ``later``: the caller's work to do while DuckDB starts reading (stream.scan's ``meanwhile``);
+    ``size``: the end to read to (an incremental run's): None when the file grew past it meanwhile
+    (DuckDB reads to the end of the file, the lines after ``size`` are the next run's)."""
     import duckdb
 
     if unit.kind == "jsonlog":
@@ -212,6 +215,8 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: li
     # DuckDB read every line into one record (no blank line left out, no record it would read otherwise)
     if scanned is None or records + breaks != lines:
         return None
+    if size is not None and os.path.getsize(unit.path) != size:
+        return None  # written to while DuckDB read it: the Python pass reads up to ``size``
     report = scanned.report
     report.files = [unit.path]
     report.formats[unit.path] = unit.kind

@@ -995,7 +995,7 @@ def _whole_files(units: list[Unit], settings: Settings, jobs: int, resume: dict 
         if part is not None and (part[0] or part[1] != os.path.getsize(path)):
             continue
         if duck.eligible(unit, any_size=settings.engine == "duckdb"):
-            result = duck.scan_file(unit, settings, jobs, later)
+            result = duck.scan_file(unit, settings, jobs, later, None if part is None else part[1])
             if result is not None:
                 result.engines[path] = "duckdb"
                 done[path] = result
