@@ -264,3 +264,16 @@ def test_a_file_that_grows_while_duckdb_reads_it_is_read_only_to_the_resumed_end
     monkeypatch.setattr(duck, "_Counting", written_meanwhile)
     got = stream.scan([path], stream.Settings(engine="duckdb", jobs=1), resume=resume)
     assert (got.report.entries, got.executions) == (want.report.entries, want.executions)
+
+
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_file_named_twice_is_read_once(tmp_path, engine):
+    """A glob and a name that overlap (``*.json postgresql.json``, ``./x`` and ``x``): DuckDB read such
+    a file once, the Python pass twice (every count doubled)."""
+    path = tmp_path / "postgresql.json"
+    path.write_bytes(REAL[0].read_bytes())
+    once = stream.scan([path], stream.Settings(engine=engine, jobs=1))
+    twice = stream.scan([str(tmp_path / "*.json"), path, tmp_path / "." / path.name],
+                        stream.Settings(engine=engine, jobs=1))
+    assert (twice.report.entries, twice.executions) == (once.report.entries, once.executions)
+    assert twice.report.files == [str(path)]

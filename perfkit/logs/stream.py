@@ -840,7 +840,13 @@ def plan_units(paths, settings: Settings, jobs: int, resume: dict | None = None)
     from perfkit.logs.reader import detect_format
 
     units: list[Unit] = []
+    seen: set[str] = set()
     for path in expand(paths):
+        # a file named twice (a glob and a name that overlap) is read once
+        real = os.path.realpath(path) if str(path) != "-" else "-"
+        if real in seen:
+            continue
+        seen.add(real)
         part = (resume or {}).get(str(path))
         if part is not None and part[1] is not None and part[0] >= part[1]:
             continue
