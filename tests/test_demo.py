@@ -211,8 +211,12 @@ def test_locust_run_writes_csv_per_endpoint(shop, app, tmp_path, monkeypatch):
         assert (tmp_path / f"locust{suffix}").exists()
     table = pd.read_csv(stats)
     by_name = table.set_index("Name")
+    # one row per endpoint requested: the routes of weight 4 and more (20%+ of the requests each)
+    # always are in 4 s; a route of weight 1 may not be on a loaded machine (one in 19 requests)
+    assert set(by_name.index) <= {route.route for route in demo_shop.ROUTES} | {"Aggregated"}
     for route in demo_shop.ROUTES:
-        assert by_name.loc[route.route, "Request Count"] > 0, route.route
+        if route.weight >= 4:
+            assert by_name.loc[route.route, "Request Count"] > 0, route.route
     assert by_name.loc["Aggregated", "Failure Count"] == 0
     assert "Response time percentiles" in output
 
