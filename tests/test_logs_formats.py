@@ -419,3 +419,19 @@ def test_the_prefix_regex_without_backtracking_matches_as_the_regex():
                 fast_used += 1
                 assert want is not None and found.groupdict() == want.groupdict(), (text, line)
     assert checked > 5_000 and fast_used > 1_000
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_lone_surrogate_escape_in_jsonlog_is_a_bad_record(fast):
+    """json reads "\\ud800" alone into a str no UTF-8 can hold (pglast and the terminal then
+    failed with a traceback); DuckDB calls it malformed JSON: a bad record, the other lines read."""
+    from perfkit.logs import formats
+
+    good = ('{"timestamp":"2026-12-01 10:00:00.000 UTC","pid":1,"error_severity":"LOG",'
+            '"message":"duration: 1.0 ms  statement: SELECT 1"}')
+    bad = good.replace("SELECT 1", "SELECT \\ud800")
+    records = list(formats.read_jsonlog([(1, good), (2, bad), (3, good.replace("\\u", ""))], fast=fast))
+    assert isinstance(records[1], formats.BadRecord) and records[1].line == 2 and "surrogate" in records[1].reason
+    assert records[0]["message"].endswith("SELECT 1") and records[2]["message"].endswith("SELECT 1")
+    paired = bad.replace("\\ud800", "\\ud83d\\ude00")  # an escaped pair is one character: read
+    assert list(formats.read_jsonlog([(1, paired)], fast=fast))[0]["message"].endswith("SELECT \U0001f600")

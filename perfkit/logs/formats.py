@@ -119,6 +119,9 @@ def _binary(line: str) -> bool:
     return "\x00" in line
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterator[dict | BadRecord | None]:
     """Entries of a jsonlog file: one JSON object per line.
 
@@ -172,6 +175,10 @@ def read_jsonlog(lines: Iterable[tuple[int, str]], fast: bool = False) -> Iterat
             continue
         if not isinstance(record, dict) or "message" not in record:
             yield BadRecord(number, "a JSON value without the jsonlog 'message' key")
+            continue
+        if "\\u" in line and any(v.__class__ is str and _SURROGATE.search(v) for v in record.values()):
+            # json reads "\ud800" alone; it is no text (not UTF-8, which PostgreSQL writes)
+            yield BadRecord(number, "a JSON string with a lone surrogate escape (such as \\ud800), not text")
             continue
         keys = JSON_KEYS
         entry = {keys[k]: v for k, v in record.items() if k in keys}
