@@ -254,14 +254,14 @@ def test_a_file_that_grows_while_duckdb_reads_it_is_read_only_to_the_resumed_end
     size = path.stat().st_size
     resume = {str(path): (0, size, 0)}
     want = stream.scan([path], stream.Settings(engine="python", jobs=1), resume=resume)
-    counting = duck._Counting
+    counting = duck._lines_of
 
-    def written_meanwhile(name):  # the server writes as the read starts (deterministic: before it)
+    def written_meanwhile(name):  # the server writes while DuckDB reads (before the lines are counted)
         with open(name, "a") as handle:
             handle.write(REAL[0].read_text())
         return counting(name)
 
-    monkeypatch.setattr(duck, "_Counting", written_meanwhile)
+    monkeypatch.setattr(duck, "_lines_of", written_meanwhile)
     got = stream.scan([path], stream.Settings(engine="duckdb", jobs=1), resume=resume)
     assert (got.report.entries, got.executions) == (want.report.entries, want.executions)
 

@@ -21,6 +21,7 @@ string) is read as its JSON text; the Python reader makes both a bad record.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import tempfile
 
@@ -135,27 +136,8 @@ def _lines_of(path: str) -> tuple[int, bool]:
     return count + (last != 10), odd
 
 
-class _Counting:
-    """_lines_of in a thread, from now on."""
-
-    def __init__(self, path: str):
-        import threading
-
-        self.result: tuple | BaseException | None = None
-        self.thread = threading.Thread(target=self._count, args=(path,), name="perfkit-lines", daemon=True)
-        self.thread.start()
-
-    def _count(self, path: str) -> None:
-        try:
-            self.result = _lines_of(path)
-        except BaseException as err:  # handed to the caller
-            self.result = err
-
-    def get(self) -> tuple[int, bool]:
-        self.thread.join()
-        if isinstance(self.result, BaseException):
-            raise self.result
-        return self.result
+# _lines_of runs here, beside the walk
+_COUNTER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfkit-lines")
 
 
 def eligible(unit: stream.Unit, any_size: bool = False) -> bool:
@@ -199,11 +181,11 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: li
     try:
         try:
             # the lines are counted and DuckDB reads while the caller loads what it needs next
-            counting = _Counting(unit.path)
+            counting = _COUNTER.submit(_lines_of, unit.path)
             batches = _Batches(con, _KEYED.format(dkey=_DKEY, classified=_CLASSIFIED.format(relation=relation)))
             stream._run_later(later or [])
-            scanned, records, breaks = _walk(batches, unit, settings, 1)
-            lines, odd = counting.get()
+            scanned, records, breaks = _walk(batches, unit, settings)
+            lines, odd = counting.result()
             if odd:
                 return None
         except (duckdb.Error, ReadFailed):
@@ -226,21 +208,16 @@ def scan_file(unit: stream.Unit, settings: stream.Settings, jobs: int, later: li
     return scanned
 
 
-def _walk(batches, unit: stream.Unit, settings: stream.Settings, first_line: int,
-          shapes: stream.Shapes | None = None) -> tuple:
+def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
     """The entries of ``batches`` (of _KEYED) in file order through a _Pass: executions already told
-    and keyed (one slot per key, not per text), the other entries through ``_Pass.feed``.
-    ``first_line``: the first record's line. Returns ``(Scan or None, records, line breaks inside
-    them)``: None for an entry the Python reader would read otherwise. ``shapes``: the statement
-    shapes already normalized (a new cache when None)."""
+    and keyed (one slot per key, not per text), the other entries through ``_Pass.feed``. Returns
+    ``(Scan or None, records, line breaks inside them)``: None for an entry the Python reader would
+    read otherwise."""
     import bisect
 
     import pyarrow.compute as pc
 
     one = stream._Pass(unit, settings)
-    parsed = 0
-    if shapes is not None:
-        one.shapes, parsed = shapes, shapes.parsed
     execution, feed, make_slot, slots = one.execution, one.feed, one._slot, one.slots
     by_key: dict = {}  # hash of a key -> the slot of its first text
     csv_kind = unit.kind == "csvlog"
@@ -260,7 +237,7 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings, first_line: int
         # breaks inside them before it, plus one
         inside = batch.column("nl")
         broken = pc.sum(inside).as_py() or 0
-        base = first_line + records + breaks
+        base = 1 + records + breaks
         # the line breaks before each row, plus one
         offsets = pc.add(pc.subtract(pc.cumulative_sum(inside), inside), base) if broken else None
         records += batch.num_rows
@@ -294,9 +271,7 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings, first_line: int
             feed(entry)
         if start < len(run[0]):
             executions([column[start:] for column in run])
-    scanned = one.finish()
-    scanned.parsed_shapes -= parsed
-    return scanned, records, breaks
+    return one.finish(), records, breaks
 
 
 class ReadFailed(Exception):

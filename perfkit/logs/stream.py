@@ -675,20 +675,18 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
             position = raw.tell()
             if start:
                 # the continuation lines of an entry that began before ``start`` belong to the range before
-                while True:
-                    data = _one_line(raw, path, number)
-                    if not data:
-                        return
-                    number += 1
-                    text = _decoded(data)
+                for data, at, text in _lines_from(raw, path, number):
                     if _continues(text, kind, prefix):
                         position += len(data)
                         continue
                     if end is not None and position >= end:
                         return
                     position += len(data)
+                    number = at
                     yield number, text
                     break
+                else:
+                    return
             pending = b""
             while end is None or position < end:
                 block = raw.read(_BLOCK)
@@ -719,15 +717,10 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                 number += len(parts)
                 position += len(complete)
             raw.seek(position)
-            while True:
-                data = _one_line(raw, path, number)
-                if not data:
-                    return
-                number += 1
-                text = _decoded(data)
+            for _data, at, text in _lines_from(raw, path, number):
                 if not _continues(text, kind, prefix):
                     return
-                yield number, text
+                yield at, text
     except BadInputError as err:
         if guard is None or not guard[0]:
             raise
@@ -735,6 +728,17 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
 
 
 _BLOCK = 1 << 20
+
+
+def _lines_from(raw, path: str, number: int):
+    """``(bytes, line number, text)`` of each line from ``raw``'s position, read one at a time
+    (``number``: the lines before it)."""
+    while True:
+        data = _one_line(raw, path, number)
+        if not data:
+            return
+        number += 1
+        yield data, number, _decoded(data)
 
 
 def _one_line(raw, path: str, number: int) -> bytes:
