@@ -153,7 +153,7 @@ def test_byte_ranges_number_their_lines_as_the_whole_file(monkeypatch, kind):
     from perfkit.logs.sources import numbered_lines
 
     monkeypatch.setattr(stream, "RANGE_MIN_BYTES", 8 * 1024)
-    units = stream._line_bases(stream.plan_units([FILES[kind]], stream.Settings(), 2))
+    units = list(stream._line_bases(stream.plan_units([FILES[kind]], stream.Settings(), 2)))
     assert len(units) >= 4 and all(u.base[0] <= u.start for u in units)
     got = [pair for u in units for pair in stream._range_lines(
         u.path, u.start, u.end, u.kind, LinePrefix(u.prefix) if u.prefix else None, u.base)]

@@ -110,7 +110,7 @@ _PLAIN_LITERALS = re.compile(r"['\d](?:(?<=')[^']*'|(?<![\w$.]\d)\d*(?:\.\d+)?(?
 
 
 def _cheap_key(text: str) -> str:
-    if _RAW.search(text):
+    if ("$" in text or "\\" in text or '"' in text) and _RAW.search(text):
         return text
     if "/*" in text or "--" in text:
         return _LITERALS.sub(_literal_mark, text)
@@ -135,6 +135,14 @@ class Shapes:
         found = self.exact_keyed.get(text)
         if found is not None:
             return found
+        found = self.uncached(text)
+        if len(self.exact_keyed) >= _EXACT_MAX:
+            self.exact_keyed.clear()
+        self.exact_keyed[text] = found
+        return found
+
+    def uncached(self, text: str) -> tuple[str, Normalized]:
+        """``keyed`` without keeping ``text`` (for a caller with its own cache of texts)."""
         cheap = _cheap_key(text)
         found = self.cache.get(cheap)
         if found is None:
@@ -143,9 +151,6 @@ class Shapes:
             shape = normalize(text)
             self.parsed += 1
             found = self.cache[cheap] = (shape_key(shape), shape)
-        if len(self.exact_keyed) >= _EXACT_MAX:
-            self.exact_keyed.clear()
-        self.exact_keyed[text] = found
         return found
 
     def of(self, text: str) -> Normalized:
@@ -309,6 +314,30 @@ def _merge_report(mine: ReadReport, other: ReadReport) -> None:
     mine.bad_records.extend(other.bad_records[:max(room, 0)])
 
 
+_COUNTED = "counted"  # timed_statement's answer for a parse/bind duration
+
+
+def timed_statement(message: str):
+    """``(duration, statement)`` of ``duration: N ms  statement: text`` and of ``duration: N ms
+    execute <name>: text`` (N digits with at most one point, " ms  " its first occurrence);
+    ``_COUNTED`` for a parse/bind duration (only counted); None for anything else, which
+    statement_of reads."""
+    end = message.find(" ms  ", 10)
+    if end > 0:
+        if message.startswith("statement: ", end + 5):
+            number = message[10:end]
+            if number.replace(".", "", 1).isdigit():
+                return float(number), message[end + 16:]
+        elif message.startswith(("parse ", "bind "), end + 5):
+            return _COUNTED
+        elif message.startswith("execute ", end + 5):
+            colon = message.find(": ", end + 13)
+            number = message[10:end]
+            if colon > 0 and number.replace(".", "", 1).isdigit():
+                return float(number), message[colon + 2:]
+    return None
+
+
 # -- the pass over one unit ---------------------------------------------------------------------
 class _Pass:
     """Feeds the entries of one unit into a Scan."""
@@ -332,6 +361,7 @@ class _Pass:
         self.tenant_columns = tuple(TENANT_COLUMNS)
         self.tenant_cache: dict = {}
         self.slots: dict = {}              # statement text -> _slot()
+        self.shape_slots: dict = {}        # Normalized -> its _slot() without a tenant
         self._no_tenant: list | None = None  # the tenants cell of executions without a tenant
         self.slow_ms = settings.slow_ms
         self.bin_of: dict = {}             # duration -> its histogram bin
@@ -340,22 +370,12 @@ class _Pass:
     def feed(self, entry: dict) -> None:
         message = entry.get("message") or ""
         if message.startswith("duration: "):
-            # the common case, read here without statement_of: "duration: 0.123 ms  <phase>..."
-            end = message.find(" ms  ", 10)
-            if end > 0:
-                if message.startswith("statement: ", end + 5):
-                    number = message[10:end]
-                    if number.replace(".", "", 1).isdigit():
-                        self._execution(entry, float(number), message[end + 16:])
-                        return
-                elif message.startswith(("parse ", "bind "), end + 5):
-                    return
-                elif message.startswith("execute ", end + 5):
-                    colon = message.find(": ", end + 13)
-                    number = message[10:end]
-                    if colon > 0 and number.replace(".", "", 1).isdigit():
-                        self._execution(entry, float(number), message[colon + 2:])
-                        return
+            # the common case, read here without statement_of
+            timed = timed_statement(message)
+            if timed is not None:
+                if timed is not _COUNTED:
+                    self._execution(entry, timed[0], timed[1])
+                return
         level = entry.get("level") or ""
         scan = self.scan
         if message.startswith(("duration: ", "statement: ", "execute ")):
@@ -381,17 +401,26 @@ class _Pass:
         return self.shapes.keyed(text)
 
     def _slot(self, statement: str) -> tuple:
-        """``(key, shape, stats, statement type, fingerprint)`` of an execution's text (cached by text)."""
+        """``(key, shape, stats, statement type, fingerprint, free)`` of an execution's text (cached by
+        text; ``free``: no tenant whatever its parameters)."""
         if statement:
-            key, shape = self.shapes.keyed(statement)
+            key, shape = self.shapes.uncached(statement)  # (the slot is kept by its text)
         else:
             key, shape = "text:", _EMPTY_SHAPE
-        scan = self.scan
-        stats = scan.shapes.get(key)
-        if stats is None:
-            stats = scan.shapes[key] = ShapeStats(shape, statement)
+        # one slot per shape for the texts without a tenant (most: one tuple for all their literals)
+        slot = self.shape_slots.get(shape) if statement else None
+        if slot is None:
+            scan = self.scan
+            stats = scan.shapes.get(key)
+            if stats is None:
+                stats = scan.shapes[key] = ShapeStats(shape, statement)
+            slot = (key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
+                    shape.fingerprint or key, True)
+            if statement:
+                if len(self.shape_slots) >= _EXACT_MAX:
+                    self.shape_slots.clear()
+                self.shape_slots[shape] = slot
         # no tenant whatever the parameters: no parameter of a tenant column, no request comment's tag
-        free = True
         if "$" in statement or "/*" in statement:
             from perfkit.tenantcost import tenant_of
 
@@ -400,9 +429,8 @@ class _Pass:
                 cache.clear()
             tenant_of(statement, "", self.tenant_columns, cache)
             number, tag = cache[statement]
-            free = number is None and not tag
-        slot = (key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
-                shape.fingerprint or key, free)
+            if number is not None or tag:
+                slot = (*slot[:5], False)
         slots = self.slots
         if len(slots) >= _EXACT_MAX:
             slots.clear()
@@ -655,8 +683,28 @@ def _epoch_ms(ts: str) -> float:
 def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None,
                  base: tuple[int, int] = (0, 0), guard: tuple | None = None):
     """``(line number, text)`` of the entries that start in [start, end) of a plain file, with the
-    continuation lines that follow the last of them (``base``: a known line start and its line count,
-    for the numbering). Read a block at a time; only the lines at the two edges are looked at one by one.
+    continuation lines that follow the last of them (see :func:`_range_blocks`)."""
+    for number, text in _range_blocks(path, start, end, kind, prefix, base, guard):
+        yield from _block_lines(number, text)
+
+
+def _block_lines(number: int, text: str):
+    """``(line number, text)`` of each line of a block of whole lines (each ending with a newline)."""
+    parts = text.split("\n")
+    parts.pop()
+    if "\r" in text:
+        parts = [line[:-1] if line.endswith("\r") else line for line in parts]
+    # (number, line) pairs made in C: no Python step per line
+    return zip(range(number, number + len(parts)), parts, strict=True)
+
+
+def _range_blocks(path: str, start: int, end: int | None, kind: str, prefix: LinePrefix | None,
+                  base: tuple[int, int] = (0, 0), guard: tuple | None = None):
+    """``(number of the first line, text)`` of blocks of whole lines (each ending with a newline,
+    a carriage return before it kept) of the entries that start in [start, end) of a plain file,
+    with the continuation lines that follow the last of them (``base``: a known line start and its
+    line count, for the numbering). Read a block at a time; only the lines at the two edges are
+    looked at one by one.
 
     ``guard``: ``(skip, report)``, what :func:`perfkit.logs.reader.guarded` does, done here (one
     generator less per line): a line too long ends the read, noted in ``report`` when ``skip``."""
@@ -683,7 +731,7 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                         return
                     position += len(data)
                     number = at
-                    yield number, text
+                    yield number, _whole(data)
                     break
                 else:
                     return
@@ -692,7 +740,7 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                 block = raw.read(_BLOCK)
                 if not block:
                     if pending:
-                        yield number + 1, _decoded(pending)
+                        yield number + 1, _whole(pending)
                     return
                 data = pending + block if pending else block
                 cut = data.rfind(b"\n")
@@ -708,23 +756,25 @@ def _range_lines(path: str, start: int, end: int | None, kind: str, prefix: Line
                     stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
                     complete = complete[:stop]
                 text = complete.decode("utf-8", errors="replace")
-                parts = text.split("\n")
-                parts.pop()
-                if "\r" in text:
-                    parts = [line[:-1] if line.endswith("\r") else line for line in parts]
-                # (number, line) pairs made in C: no Python step per line
-                yield from zip(range(number + 1, number + 1 + len(parts)), parts, strict=True)
-                number += len(parts)
+                if text:
+                    yield number + 1, text
+                    number += text.count("\n")
                 position += len(complete)
             raw.seek(position)
-            for _data, at, text in _lines_from(raw, path, number):
+            for data, at, text in _lines_from(raw, path, number):
                 if not _continues(text, kind, prefix):
                     return
-                yield at, text
+                yield at, _whole(data)
     except BadInputError as err:
         if guard is None or not guard[0]:
             raise
         guard[1].skip(Path(path), formats.BadRecord(err.line or 0, str(err)))
+
+
+def _whole(data: bytes) -> str:
+    """One line read alone, as a block: its text, ending with a newline."""
+    text = data.decode("utf-8", errors="replace")
+    return text if text.endswith("\n") else text + "\n"
 
 
 _BLOCK = 1 << 20
@@ -793,6 +843,37 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
     if unit.kind == "binary":
         return one.finish()
     prefix = LinePrefix(unit.prefix) if unit.prefix is not None else None
+    first_bad: list = []
+
+    def consume(records) -> int:
+        """Feed ``records``: how many were entries (a parse/bind duration, None, is only counted)."""
+        feed, bad_class, scan = one.feed, formats.BadRecord, one.scan
+        count = bad = 0
+        for record in records:
+            count += 1
+            if record is None:
+                continue
+            if record.__class__ is bad_class:
+                bad += 1
+                if not first_bad:
+                    first_bad.append(record)
+                _bad(scan, path, record, settings)
+                continue
+            feed(record)
+        return count - bad
+
+    plain = unit.path != "-" and compression(unit.path) is None
+    if unit.kind == "stderr" and prefix is not None and plain and settings.engine != "python":
+        from perfkit.logs.scanner import BlockReader, block_pattern
+
+        pattern = block_pattern(prefix)
+        if pattern is not None:
+            reader = BlockReader(one, prefix, pattern, consume)
+            for number, text in _range_blocks(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base,
+                                              (settings.skip_bad_lines, report)):
+                reader.block(number, text)
+            reader.finish()
+            return _finished(one, report, reader.records, first_bad, path, settings)
     if unit.end is not None or unit.start:
         lines = _range_lines(unit.path, unit.start, unit.end, unit.kind, prefix, unit.base,
                              (settings.skip_bad_lines, report))
@@ -807,24 +888,14 @@ def scan_unit(unit: Unit, settings: Settings) -> Scan:
         records = formats.read_csvlog(lines, fast=True)
     else:
         records = formats.read_stderr(lines, prefix, fast=True)
-    feed = one.feed
-    first_bad: formats.BadRecord | None = None
-    bad_class = formats.BadRecord
-    count = bad = 0  # records read (parse/bind durations, None, only counted), of them unreadable
-    for record in records:
-        count += 1
-        if record is None:
-            continue
-        if record.__class__ is bad_class:
-            bad += 1
-            first_bad = first_bad or record
-            _bad(one.scan, path, record, settings)
-            continue
-        feed(record)
-    report.entries += count - bad
-    if first_bad is not None and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
+    return _finished(one, report, consume(records), first_bad, path, settings)
+
+
+def _finished(one: _Pass, report: ReadReport, entries: int, first_bad: list, path: Path, settings: Settings) -> Scan:
+    report.entries += entries
+    if first_bad and not settings.skip_bad_lines and report.skipped_lines >= report.entries:
         # most of it unreadable: the wrong file, format or prefix, not a stray line
-        raise BadInputError(first_bad.reason, path=path, line=first_bad.line)
+        raise BadInputError(first_bad[0].reason, path=path, line=first_bad[0].line)
     return one.finish()
 
 
@@ -898,15 +969,17 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     later = [meanwhile] if meanwhile is not None else []
     whole = _whole_files(units, settings, jobs, resume, later)
     order = list(dict.fromkeys(u.path for u in units))
-    units = _line_bases([u for u in units if u.path not in whole])
-    if jobs > 1 and len(units) > 1:
+    units = [u for u in units if u.path not in whole]
+    workers = min(jobs, len(units))
+    units = _line_bases(units)
+    if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
         try:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 running = [pool.submit(_run, (u, settings)) for u in units]
                 _run_later(later)
                 partials = [future.result() for future in running]
@@ -935,51 +1008,42 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     return merged
 
 
-def _line_bases(units: list[Unit]) -> list[Unit]:
-    """Each byte range with a base just before it: the line start before its first byte and the
-    lines before that, counted in one pass over the file (else each range counts the lines from
-    the start of the file, as many passes as ranges)."""
+def _line_bases(units: list[Unit]):
+    """Each unit, a byte range with a base just before it: the line start before its first byte and
+    the lines before that, counted in one pass over each file (else each range counts the lines from
+    the start of the file, as many passes as ranges). A generator: the first ranges go to work while
+    the lines before the next ones are counted."""
     import dataclasses
 
-    out: list[Unit] = []
-    by_path: dict[str, list[Unit]] = {}
-    for unit in units:
-        by_path.setdefault(unit.path, []).append(unit)
-    done: dict[str, list[Unit]] = {}
-    for path, mine in by_path.items():
-        cuts = [u.start for u in mine if u.index]
-        if not cuts:
-            done[path] = mine
-            continue
-        base_at, lines = mine[0].base if mine[0].base[0] <= min(cuts) else (0, 0)
-        bases: dict[int, tuple[int, int]] = {}
-        line_start = base_at  # the last line start seen
-        with open(path, "rb") as raw:
-            raw.seek(base_at)
-            position = base_at
-            pending = sorted(cuts)
-            while pending:
-                block = raw.read(8 << 20)
-                if not block:
-                    break
-                end = position + len(block)
-                while pending and pending[0] <= end:
-                    cut = pending.pop(0)
-                    upto = cut - position
-                    newline = block.rfind(b"\n", 0, upto)
-                    found = lines + block.count(b"\n", 0, upto)
-                    start = position + newline + 1 if newline >= 0 else line_start
-                    bases[cut] = (start, found)
+    files: dict[str, list] = {}  # path -> [file, its block, the block's offset, lines before it, last line start]
+    try:
+        for unit in units:
+            if not unit.index:
+                yield unit
+                continue
+            state = files.get(unit.path)
+            if state is None:
+                base_at, lines = unit.base if unit.base[0] <= unit.start else (0, 0)
+                raw = open(unit.path, "rb")  # noqa: SIM115 - closed below
+                raw.seek(base_at)
+                state = files[unit.path] = [raw, raw.read(8 << 20), base_at, lines, base_at]
+            raw, block, position, lines, line_start = state
+            cut = unit.start
+            while block and position + len(block) < cut:
                 newline = block.rfind(b"\n")
                 if newline >= 0:
                     line_start = position + newline + 1
                 lines += block.count(b"\n")
-                position = end
-        done[path] = [dataclasses.replace(u, base=bases.get(u.start, u.base)) if u.index else u for u in mine]
-    for unit in units:
-        if done.get(unit.path):
-            out.append(done[unit.path].pop(0))
-    return out
+                position += len(block)
+                block = raw.read(8 << 20)
+            upto = cut - position
+            newline = block.rfind(b"\n", 0, upto)
+            base = (position + newline + 1 if newline >= 0 else line_start, lines + block.count(b"\n", 0, upto))
+            state[1:] = [block, position, lines, line_start]
+            yield dataclasses.replace(unit, base=base)
+    finally:
+        for state in files.values():
+            state[0].close()
 
 
 def _run_later(later: list) -> None:
