@@ -5,7 +5,7 @@ executions (``duration: N ms  statement|execute <name>: text``, as ``perfkit.log
 reads them) from the other entries, and keys each execution's text without its literals (a finer
 split than pglast's fingerprint). Python walks the rows in file order (N+1 per request and
 auto_explain plans need that order) through the pass's own per-execution code
-(``_Pass.execution``, one slot per key, not per text), and every other entry through
+(``perfkit.logs.columns``, one slot per key, not per text), and every other entry through
 ``_Pass.feed``: the Scan, and the assessment made of it, are byte for byte the Python pass's.
 Arrow batches come from a thread DuckDB fills while the walk goes on (a few ahead at most: the
 memory does not grow with the file).
@@ -93,11 +93,19 @@ _DKEY = ("CASE WHEN t = '' THEN '' "
 
 _KEYED = """
 SELECT nl, kind, CASE WHEN kind = 'e' THEN hash({dkey}) END AS g,
-       kind = 'e' AND (contains(t, '$') OR contains(t, '/*')) AS marked, d, t, ts, session_id, pid, application,
-       "user", database, client, CASE WHEN kind = 'o' OR contains(t, '$') OR contains(t, '/*') THEN detail END AS detail,
-       level, sqlstate, message, query
+       kind = 'e' AND (contains(t, '$') OR contains(t, '/*')) AS marked, d, t,
+       {kept},
+       CASE WHEN kind = 'o' OR contains(t, '$') OR contains(t, '/*') THEN detail END AS detail,
+       {others}
 FROM ({classified})
 """
+# a parse/bind duration is only counted: its fields are left out (less to hand over), and so are the
+# fields an execution does not need
+_KEYED = _KEYED.replace("{kept}", ", ".join(
+    f"CASE WHEN kind <> 'p' THEN \"{name}\" END AS \"{name}\""
+    for name in ("ts", "session_id", "pid", "application", "user", "database", "client")))
+_KEYED = _KEYED.replace("{others}", ", ".join(
+    f"CASE WHEN kind = 'o' THEN {name} END AS {name}" for name in ("level", "sqlstate", "message", "query")))
 # what the walk reads of an execution, and of another entry
 _EXECUTION = ("g", "marked", "d", "t", "ts", "session_id", "pid", "application", "user", "database", "client", "detail")
 _ENTRY = ("ts", "session_id", "pid", "application", "user", "database", "client", "detail", "level", "sqlstate",
@@ -215,21 +223,39 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
     read otherwise."""
     import bisect
 
+    import numpy as np
     import pyarrow.compute as pc
 
+    from perfkit.logs import columns
+
     one = stream._Pass(unit, settings)
-    execution, feed, make_slot, slots = one.execution, one.feed, one._slot, one.slots
-    by_key: dict = {}  # hash of a key -> the slot of its first text
+    feed, make_slot, slots = one.feed, one._slot, one.slots
+    by_key: dict = {}  # hash of a key -> the sid of its first text
     csv_kind = unit.kind == "csvlog"
 
-    def executions(values: list) -> None:
-        for (line, g, marked, duration, text, ts, session, pid, application, user, database, client,
-             detail) in zip(*values, strict=True):
-            slot = by_key.get(g)
-            if slot is None:
-                slot = by_key[g] = make_slot(text)
-            execution(slot, (slots.get(text) or make_slot(text))[5] if marked else True, text, duration, pid,
-                      ts or "", application or "", database, user, client, session, line, detail)
+    def executions(chosen, numbers: list) -> None:
+        """The executions of ``chosen`` (rows of _KEYED, in file order), counted as columns."""
+        g = chosen.column("g").to_numpy()
+        keys, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+        texts = chosen.column("t").to_pylist()
+        sids = [0] * len(keys)
+        # in the order of their first row: a shape's first text is its example, as in the Python pass
+        for index in np.argsort(first, kind="stable").tolist():
+            key = int(keys[index])
+            sid = by_key.get(key)
+            if sid is None:
+                sid = by_key[key] = make_slot(texts[int(first[index])])[6]
+            sids[index] = sid
+        free = np.ones(len(texts), dtype=bool)
+        marked = chosen.column("marked")
+        if marked.true_count:
+            for row in np.flatnonzero(marked.to_numpy(zero_copy_only=False)).tolist():
+                text = texts[row]
+                free[row] = (slots.get(text) or make_slot(text))[5]
+        columns.run(one, columns.Run(len(texts), np.asarray(sids, dtype=np.int64)[inverse.reshape(-1)], free,
+                                     chosen.column("d").to_numpy(zero_copy_only=False), chosen.column("ts"), chosen.column("pid"),
+                                     chosen.column("session_id"), chosen.column("application"), chosen.column("database"),
+                                     chosen.column("user"), chosen.column("client"), numbers, texts, chosen.column("detail")))
 
     breaks = records = 0
     for batch in batches:
@@ -243,24 +269,25 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
         records += batch.num_rows
         breaks += broken
         kinds = batch.column("kind")
-        parts = {}
-        for kind, names in (("e", _EXECUTION), ("o", _ENTRY)):
-            wanted = pc.equal(kinds, kind)
-            where = pc.indices_nonzero(wanted)
-            numbers = pc.add(where, pc.take(offsets, where) if broken else base)
-            chosen = batch.filter(wanted)
-            parts[kind] = [numbers.to_pylist(), *(chosen.column(name).to_pylist() for name in names)]
-        run, others = parts["e"], parts["o"]
+        wanted = pc.equal(kinds, "e")
+        where = pc.indices_nonzero(wanted)
+        run_lines = pc.add(where, pc.take(offsets, where) if broken else base).to_pylist()
+        timed = batch.select(_EXECUTION).take(where)
+        wanted = pc.equal(kinds, "o")
+        where = pc.indices_nonzero(wanted)
+        others = [pc.add(where, pc.take(offsets, where) if broken else base).to_pylist(),
+                  *(batch.select(_ENTRY).take(where).column(name).to_pylist() for name in _ENTRY)]
         if not others[0]:
-            executions(run)
+            if run_lines:
+                executions(timed, run_lines)
             continue
         start = 0
         for line, *fields in zip(*others, strict=True):
             if fields[10] is None and not csv_kind:
                 return None, records, breaks  # a jsonlog line without a message: a bad record in Python
-            stop = bisect.bisect_left(run[0], line, start)
+            stop = bisect.bisect_left(run_lines, line, start)
             if stop > start:
-                executions([column[start:stop] for column in run])
+                executions(timed.slice(start, stop - start), run_lines[start:stop])
             start = stop
             entry = {"line": line}
             for name, value in zip(_ENTRY, fields, strict=True):
@@ -269,8 +296,8 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
                 elif csv_kind:
                     entry[name] = ""
             feed(entry)
-        if start < len(run[0]):
-            executions([column[start:] for column in run])
+        if start < len(run_lines):
+            executions(timed.slice(start), run_lines[start:])
     return one.finish(), records, breaks
 
 

@@ -362,6 +362,8 @@ class _Pass:
         self.tenant_cache: dict = {}
         self.slots: dict = {}              # statement text -> _slot()
         self.shape_slots: dict = {}        # Normalized -> its _slot() without a tenant
+        self.keyed: list = []              # (key, shape, stats, statement type, fingerprint) per shape key
+        self.sid_of: dict = {}             # shape key -> its index in keyed (perfkit.logs.columns)
         self._no_tenant: list | None = None  # the tenants cell of executions without a tenant
         self.slow_ms = settings.slow_ms
         self.bin_of: dict = {}             # duration -> its histogram bin
@@ -401,8 +403,9 @@ class _Pass:
         return self.shapes.keyed(text)
 
     def _slot(self, statement: str) -> tuple:
-        """``(key, shape, stats, statement type, fingerprint, free)`` of an execution's text (cached by
-        text; ``free``: no tenant whatever its parameters)."""
+        """``(key, shape, stats, statement type, fingerprint, free, sid)`` of an execution's text
+        (cached by text; ``free``: no tenant whatever its parameters; ``sid``: its shape key's index in
+        ``keyed``)."""
         if statement:
             key, shape = self.shapes.uncached(statement)  # (the slot is kept by its text)
         else:
@@ -414,8 +417,13 @@ class _Pass:
             stats = scan.shapes.get(key)
             if stats is None:
                 stats = scan.shapes[key] = ShapeStats(shape, statement)
+            sid = self.sid_of.get(key)
+            if sid is None:
+                sid = self.sid_of[key] = len(self.keyed)
+                self.keyed.append((key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
+                                   shape.fingerprint or key))
             slot = (key, shape, stats, STATEMENT_TYPES.get(shape.command, "other" if statement else "empty"),
-                    shape.fingerprint or key, True)
+                    shape.fingerprint or key, True, sid)
             if statement:
                 if len(self.shape_slots) >= _EXACT_MAX:
                     self.shape_slots.clear()
@@ -430,7 +438,7 @@ class _Pass:
             tenant_of(statement, "", self.tenant_columns, cache)
             number, tag = cache[statement]
             if number is not None or tag:
-                slot = (*slot[:5], False)
+                slot = (*slot[:5], False, slot[6])
         slots = self.slots
         if len(slots) >= _EXACT_MAX:
             slots.clear()
@@ -457,7 +465,7 @@ class _Pass:
         """One execution of ``statement`` (its ``_slot``; ``free``: no tenant whatever its parameters)
         and its entry's fields (``ts`` and ``application`` as text, the others as read)."""
         scan = self.scan
-        key, shape, stats, kind, fingerprint, _free = slot
+        key, shape, stats, kind, fingerprint = slot[:5]
         if not statement:
             scan.empty_statements += 1
         stats.calls += 1
@@ -541,6 +549,20 @@ class _Pass:
         if statement and self.requests is not None:
             self.requests.add(session or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
                               _epoch_ms)
+
+    def _tenant_row(self, statement: str, detail, key: str, duration: float, free: bool) -> None:
+        """One execution's cost to its tenant, as ``execution`` counts it (perfkit.logs.columns)."""
+        tenant = self._no_tenant
+        if tenant is None or not free:
+            self._tenant(statement, detail, key, duration)
+            if tenant is None:
+                self._no_tenant = self.scan.tenants.get(_NO_TENANT)
+            return
+        tenant[0] += 1
+        if duration == duration:
+            tenant[1] += duration
+        if len(tenant[2]) < _TENANT_SHAPES:
+            tenant[2].add(key)
 
     def _tenant(self, statement: str, detail, key: str, duration: float) -> None:
         """The execution's cost to its tenant (a bound tenant parameter or a request comment's tag)."""
