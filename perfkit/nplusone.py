@@ -148,6 +148,7 @@ GROUPED_BY = ("request comment", "transaction", "application_name", "connection 
 _STRONG = frozenset(GROUPED_BY[:3])
 _TRANSACTION_START = frozenset({"BEGIN", "START"})
 _KEEP_SIZES = 2_000
+_NAN = float("nan")
 OWN_APPLICATION = "perfkit"
 _SPECIAL_COMMANDS = _TRANSACTION_START | _TRANSACTION_END | CONTROL_COMMANDS
 
@@ -182,9 +183,9 @@ class RequestGrouper:
                  critical_repeats: int = 20):
         self.min_repeats, self.max_statements = min_repeats, max_statements
         self.gap_ms, self.critical_repeats = gap_ms, critical_repeats
-        self.open: dict[str, _Request] = {}
-        self.in_transaction: dict[str, bool] = {}
-        self.applications: dict[str, str] = {}
+        self.open: dict[str, _Request] = {}  # the open requests, in the order they opened
+        # connection -> [its open request or None, its application_name, in a transaction]
+        self.states: dict[str, list] = {}
         self.hits: dict[tuple, dict] = {}
         self.big: dict[tuple, dict] = {}
         self.sequence = 0
@@ -201,17 +202,20 @@ class RequestGrouper:
             request_id, route = _request_id_of(tags), _route_of(tags)
         else:
             request_id = route = ""
-        current = self.open.get(connection)
-        previous_app = self.applications.get(connection)
-        app_changed = False
-        if previous_app != application:
-            self.applications[connection] = application
-            app_changed = previous_app is not None
+        state = self.states.get(connection)
+        if state is None:
+            state = self.states[connection] = [None, application, False]
+            app_changed = False
+        elif state[1] != application:
+            state[1] = application
+            app_changed = True
+        else:
+            app_changed = False
         if command in _SPECIAL_COMMANDS:
             self._special(connection, command)
             return
-        in_transaction = self.in_transaction.get(connection, False)
-        now = float("nan")
+        current, in_transaction = state[0], state[2]
+        now = _NAN
         if request_id:
             grouped_by, label = "request comment", "request_id=" + request_id
         elif in_transaction:
@@ -232,7 +236,7 @@ class RequestGrouper:
         if current is None:
             self.sequence += 1
             label = label or f"{connection}#{self.sequence}"
-            current = self.open[connection] = _Request(label, request_id, route, grouped_by, application)
+            current = state[0] = self.open[connection] = _Request(label, request_id, route, grouped_by, application)
         if route and not current.route:
             current.route = route
         current.statements += 1
@@ -249,18 +253,23 @@ class RequestGrouper:
 
     def _special(self, connection: str, command: str) -> None:
         """A transaction's start or end, or a session command (not counted in a request)."""
+        state = self.states[connection]
         if command in _TRANSACTION_START:
             self._close(connection)
-            self.in_transaction[connection] = True
+            state[2] = True
         elif command in _TRANSACTION_END:
-            if self.in_transaction.pop(connection, False):
+            if state[2]:
+                state[2] = False
                 self._close(connection)
         elif command == "DISCARD":
             self._close(connection)
 
     def _close(self, connection: str) -> None:
         request = self.open.pop(connection, None)
-        if request is None or not request.statements:
+        if request is None:
+            return
+        self.states[connection][0] = None
+        if not request.statements:
             return
         self.requests += 1
         for key, repeats in request.counts.items():
@@ -300,7 +309,8 @@ class RequestGrouper:
     def close_all(self) -> None:
         for connection in list(self.open):
             self._close(connection)
-        self.in_transaction.clear()
+        for state in self.states.values():
+            state[2] = False
 
     def merge(self, other: RequestGrouper) -> None:
         self.requests += other.requests

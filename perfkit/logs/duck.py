@@ -63,18 +63,20 @@ def _csv_relation(path: str, width: int) -> str:
 # What _Pass.feed reads as an execution without statement_of: "duration: N ms  statement: text" or
 # "duration: N ms  execute <name>: text" (N: digits with at most one point; " ms  " its first
 # occurrence); a parse/bind duration ('p') is only counted. Positions as Python's (characters).
+# Where this cannot tell as Python would (" ms  " right after "duration:", a name of 256 characters
+# or more), the entry is an 'o', which _Pass.feed reads itself.
 _CLASSIFIED = r"""
 WITH src AS ({relation}),
-c AS (SELECT *, CASE WHEN starts_with(message, 'duration: ') THEN instr(substr(message, 11), ' ms  ') ELSE 0 END AS k
-      FROM src),
-x AS (SELECT *, CASE WHEN k > 0 THEN substr(message, 11, k - 1) END AS num,
-             CASE WHEN k > 0 THEN substr(message, k + 15) END AS rest FROM c),
-y AS (SELECT *, k > 0 AND regexp_full_match(num, '[0-9]+\.?[0-9]*|\.[0-9]+') AS okn FROM x),
-z AS (SELECT *, okn AND starts_with(rest, 'statement: ') AS st,
-             CASE WHEN okn AND starts_with(rest, 'execute ') THEN instr(substr(rest, 9), ': ') ELSE 0 END AS j,
-             k > 0 AND (starts_with(rest, 'parse ') OR starts_with(rest, 'bind ')) AS pb
+c AS (SELECT *, CASE WHEN starts_with(message, 'duration: ') THEN instr(message, ' ms  ') ELSE 0 END AS k FROM src),
+x AS (SELECT *, CASE WHEN k > 10 THEN substr(message, 11, k - 11) END AS num,
+             CASE WHEN k > 10 THEN substr(message, k + 5, 11) END AS phase FROM c),
+y AS (SELECT *, k > 10 AND regexp_full_match(num, '[0-9]+\.?[0-9]*|\.[0-9]+') AS okn FROM x),
+z AS (SELECT *, okn AND phase = 'statement: ' AS st,
+             CASE WHEN okn AND starts_with(phase, 'execute ') THEN instr(substr(message, k + 13, 256), ': ')
+                  ELSE 0 END AS j,
+             k > 10 AND (starts_with(phase, 'parse ') OR starts_with(phase, 'bind ')) AS pb
       FROM y),
-w AS (SELECT *, CASE WHEN st THEN substr(rest, 12) WHEN j > 0 THEN substr(rest, j + 10) END AS t FROM z)
+w AS (SELECT *, CASE WHEN st THEN substr(message, k + 16) WHEN j > 0 THEN substr(message, k + 14 + j) END AS t FROM z)
 SELECT nl, ts, "user", database, pid, client, session_id, application, level, sqlstate, message, detail, query,
        CASE WHEN t IS NOT NULL THEN 'e' WHEN pb THEN 'p' ELSE 'o' END AS kind,
        CASE WHEN t IS NOT NULL THEN CAST(num AS DOUBLE) END AS d, t
@@ -86,10 +88,12 @@ FROM w
 # quoted identifier, or with both a comment and a quote, is its own key
 _NUMBERS = r"regexp_replace({0}, '([^\pL\pN_$.])[0-9]+(?:\.[0-9]+)?([^\pL\pN_.]|$)', '\1?\2', 'g')"
 _DKEY = ("CASE WHEN t = '' THEN '' "
-         r"WHEN regexp_matches(t, '\$[\pL\pN_]*\$|\\|\"') THEN t "
+         r"""WHEN (contains(t, '$') OR contains(t, '\') OR contains(t, '"')) """
+         r"AND regexp_matches(t, '\$[\pL\pN_]*\$|\\|\"') THEN t "
          "WHEN contains(t, '/*') OR contains(t, '--') THEN CASE WHEN contains(t, '''') THEN t ELSE "
          + _NUMBERS.format(r"regexp_replace(t, '/\*.*?\*/|--[^\n]*', ' ', 'gs')") + " END "
-         "ELSE " + _NUMBERS.format("regexp_replace(t, '''[^'']*''', '?', 'g')") + " END")
+         "WHEN contains(t, '''') THEN " + _NUMBERS.format("regexp_replace(t, '''[^'']*''', '?', 'g')") + " "
+         "ELSE " + _NUMBERS.format("t") + " END")
 
 _KEYED = """
 SELECT nl, kind, CASE WHEN kind = 'e' THEN hash({dkey}) END AS g,

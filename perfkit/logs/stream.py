@@ -9,6 +9,7 @@ the log, not with its size.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import io
@@ -995,18 +996,10 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     workers = min(jobs, len(units))
     units = _line_bases(units)
     if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        gc.freeze()  # the parent's objects stay out of the workers' collections: fewer copy-on-write pages
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                running = [pool.submit(_run, (u, settings)) for u in units]
-                _run_later(later)
-                partials = [future.result() for future in running]
-        finally:
-            gc.unfreeze()
+        with _pool(workers) as pool:
+            running = [pool.submit(_run, (u, settings)) for u in units]
+            _run_later(later)
+            partials = [future.result() for future in running]
     else:
         partials = [scan_unit(u, settings) for u in units]
     _run_later(later)
@@ -1096,6 +1089,22 @@ def _whole_files(units: list[Unit], settings: Settings, jobs: int, resume: dict 
                 result.engines[path] = "duckdb"
                 done[path] = result
     return done
+
+
+@contextlib.contextmanager
+def _pool(workers: int):
+    """Worker processes forked from this one (its objects kept out of their collections: fewer
+    copy-on-write pages)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()
 
 
 def top_shapes(shapes: dict[str, ShapeStats], n: int, key) -> list[ShapeStats]:
