@@ -362,6 +362,7 @@ class _Pass:
         self.tenant_columns = tuple(TENANT_COLUMNS)
         self.tenant_cache: dict = {}
         self.slots: dict = {}              # statement text -> _slot()
+        self.connection_of: dict = {}      # pid -> the connection it names (for a log without session ids)
         self.shape_slots: dict = {}        # Normalized -> its _slot() without a tenant
         self.keyed: list = []              # (key, shape, stats, statement type, fingerprint) per shape key
         self.sid_of: dict = {}             # shape key -> its index in keyed (perfkit.logs.columns)
@@ -466,7 +467,7 @@ class _Pass:
         """One execution of ``statement`` (its ``_slot``; ``free``: no tenant whatever its parameters)
         and its entry's fields (``ts`` and ``application`` as text, the others as read)."""
         scan = self.scan
-        key, shape, stats, kind, fingerprint = slot[:5]
+        key, shape, stats, kind, fingerprint, _free, _sid = slot
         if not statement:
             scan.empty_statements += 1
         stats.calls += 1
@@ -542,14 +543,18 @@ class _Pass:
             if pending is not None and pending[0] == fingerprint:
                 self._attach(stats, line, pending[1])
                 has_plan = True
-        if pid not in self.seen_exec:
+        seen = self.seen_exec
+        if pid not in seen:
             if self.unit.index and not has_plan:
                 scan.head_execs[pid] = (fingerprint, key, self.file, line)
-            self.seen_exec.add(pid)
+            seen.add(pid)
         self.last_exec[pid] = (fingerprint, key, self.file, line, has_plan)
         if statement and self.requests is not None:
-            self.requests.add(session or f"{self.file}:{pid}", ts, duration, key, shape, statement, application,
-                              _epoch_ms)
+            if not session:
+                session = self.connection_of.get(pid)
+                if session is None:
+                    session = self.connection_of[pid] = f"{self.file}:{pid}"
+            self.requests.add(session, ts, duration, key, shape, statement, application, _epoch_ms)
 
     def _tenant_row(self, statement: str, detail, key: str, duration: float, free: bool) -> None:
         """One execution's cost to its tenant, as ``execution`` counts it (perfkit.logs.columns)."""
@@ -998,7 +1003,14 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     if workers > 1:
         with _pool(workers) as pool:
             running = [pool.submit(_run, (u, settings)) for u in units]
-            _run_later(later)
+            if later:
+                # the caller's work when a worker has nothing left to take (a core of its own)
+                from concurrent.futures import FIRST_COMPLETED, wait
+
+                left = set(running)
+                while len(left) >= workers:
+                    left = wait(left, return_when=FIRST_COMPLETED).not_done
+                _run_later(later)
             partials = [future.result() for future in running]
     else:
         partials = [scan_unit(u, settings) for u in units]
