@@ -277,3 +277,25 @@ def test_a_file_named_twice_is_read_once(tmp_path, engine):
                         stream.Settings(engine=engine, jobs=1))
     assert (twice.report.entries, twice.executions) == (once.report.entries, once.executions)
     assert twice.report.files == [str(path)]
+
+
+@pytest.mark.parametrize("batch", [256, duck._BATCH])
+def test_one_shape_in_many_spellings_over_several_batches(tmp_path, monkeypatch, batch):
+    """Texts of one shape with other literals and other spellings (DuckDB keys them apart, pglast
+    gives them one fingerprint), thousands in a row from a few processes, over several batches:
+    the example (the first text), the slowest execution (the first of the longest), the sums and
+    the histogram are the Python pass's, which meets the texts in file order."""
+    monkeypatch.setattr(duck, "_BATCH", batch)
+    lines = _lines(REAL[0])
+    template = json.loads(lines[_executions(REAL[0])[-1]])
+    spellings = [f"{select} *{space}FROM invoices {where} id = {{n}}{tail}" for select in ("SELECT", "select")
+                 for space in (" ", "  ") for where in ("WHERE", "where") for tail in ("", " -- tail", ";")]
+    for number in range(3000):
+        record = dict(template, pid=template["pid"] + number % 3, session_id=f"{template['session_id']}{number % 3}")
+        # a few durations over and over: the longest is met many times, the first of them counts
+        record["message"] = (f"duration: {(number * 7919) % 13 + 0.1:.3f} ms  statement: "
+                             + spellings[(number * 31 + number // 7) % len(spellings)].format(n=number * 104729 % 1000))
+        lines.append(_json_line(record))
+    path = tmp_path / "postgresql.json"
+    path.write_text("\n".join(lines) + "\n")
+    _same_as_python(path, read_by_duckdb=True)

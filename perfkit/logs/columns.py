@@ -20,10 +20,14 @@ class Run:
     sequences or Arrow arrays (None or null where the entry had no value)."""
 
     __slots__ = ("n", "sid", "free", "d", "ts", "pid", "session", "application", "database", "user", "client",
-                 "line", "text", "detail", "_py", "_arrow")
+                 "line", "text", "detail", "shapes", "shape", "_py", "_arrow")
 
-    def __init__(self, n, sid, free, d, ts, pid, session, application, database, user, client, line, text, detail):
+    def __init__(self, n, sid, free, d, ts, pid, session, application, database, user, client, line, text, detail,
+                 shapes: list, shape):
         self.n, self.sid, self.free, self.d = n, sid, free, d
+        # each execution's own shape (what N+1 names it by): shapes[shape[row]], the Normalized of
+        # its text (texts of one shape key may be spelled apart)
+        self.shapes, self.shape = shapes, shape
         self.ts, self.pid, self.session, self.application = ts, pid, session, application
         self.database, self.user, self.client = database, user, client
         self.line, self.text, self.detail = line, text, detail
@@ -221,11 +225,12 @@ def run(one, r: Run) -> None:
         return
     add, epoch_ms = requests.add, stream._epoch_ms
     texts_, times, sessions, applications = r.py("text"), r.py("ts"), r.py("session"), r.py("application")
-    for sid, text, ts_, duration, session, pid, application in zip(
-            sids, texts_, times, d.tolist(), sessions, pids, applications, strict=True):
+    shapes = r.shapes
+    for sid, shape, text, ts_, duration, session, pid, application in zip(
+            sids, r.shape.tolist(), texts_, times, d.tolist(), sessions, pids, applications, strict=True):
         if text:
-            slot = keyed[sid]
-            add(session or f"{file}:{pid}", ts_ or "", duration, slot[0], slot[1], text, application or "", epoch_ms)
+            add(session or f"{file}:{pid}", ts_ or "", duration, keyed[sid][0], shapes[shape], text, application or "",
+                epoch_ms)
 
 
 def _arrow_of(value, py: list):

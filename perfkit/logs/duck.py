@@ -234,7 +234,7 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
 
     one = stream._Pass(unit, settings)
     feed, make_slot, slots = one.feed, one._slot, one.slots
-    by_key: dict = {}  # hash of a key -> the sid of its first text
+    by_key: dict = {}  # hash of a key -> the slot of its first text
     csv_kind = unit.kind == "csvlog"
 
     def executions(chosen, numbers: list) -> None:
@@ -242,24 +242,26 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
         g = chosen.column("g").to_numpy()
         keys, first, inverse = np.unique(g, return_index=True, return_inverse=True)
         texts = chosen.column("t").to_pylist()
-        sids = [0] * len(keys)
+        sids, shapes = [0] * len(keys), [None] * len(keys)
         # in the order of their first row: a shape's first text is its example, as in the Python pass
         for index in np.argsort(first, kind="stable").tolist():
             key = int(keys[index])
-            sid = by_key.get(key)
-            if sid is None:
-                sid = by_key[key] = make_slot(texts[int(first[index])])[6]
-            sids[index] = sid
+            slot = by_key.get(key)
+            if slot is None:
+                slot = by_key[key] = make_slot(texts[int(first[index])])
+            sids[index], shapes[index] = slot[6], slot[1]
         free = np.ones(len(texts), dtype=bool)
         marked = chosen.column("marked")
         if marked.true_count:
             for row in np.flatnonzero(marked.to_numpy(zero_copy_only=False)).tolist():
                 text = texts[row]
                 free[row] = (slots.get(text) or make_slot(text))[5]
-        columns.run(one, columns.Run(len(texts), np.asarray(sids, dtype=np.int64)[inverse.reshape(-1)], free,
+        inverse = inverse.reshape(-1)
+        columns.run(one, columns.Run(len(texts), np.asarray(sids, dtype=np.int64)[inverse], free,
                                      chosen.column("d").to_numpy(zero_copy_only=False), chosen.column("ts"), chosen.column("pid"),
                                      chosen.column("session_id"), chosen.column("application"), chosen.column("database"),
-                                     chosen.column("user"), chosen.column("client"), numbers, texts, chosen.column("detail")))
+                                     chosen.column("user"), chosen.column("client"), numbers, texts, chosen.column("detail"),
+                                     shapes, inverse))
 
     breaks = records = 0
     for batch in batches:
