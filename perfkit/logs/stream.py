@@ -1003,14 +1003,7 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     if workers > 1:
         with _pool(workers) as pool:
             running = [pool.submit(_run, (u, settings)) for u in units]
-            if later:
-                # the caller's work when a worker has nothing left to take (a core of its own)
-                from concurrent.futures import FIRST_COMPLETED, wait
-
-                left = set(running)
-                while len(left) >= workers:
-                    left = wait(left, return_when=FIRST_COMPLETED).not_done
-                _run_later(later)
+            _run_later(later)
             partials = [future.result() for future in running]
     else:
         partials = [scan_unit(u, settings) for u in units]
