@@ -8,6 +8,9 @@ resident memory of the whole tree (workers included) are printed with their rati
 stderr log (the real one repeated) is read by perfkit alone, for the memory goal (<= 1 GB). Last,
 the executions each tool counted on the same log, side by side.
 
+Each tool runs ``--rounds`` times on each log, the two in turn; the medians and the ratio of the
+medians are printed (with the lowest and highest ratio of a round: how much the machine drifted).
+
 Goals: perfkit >= 10x faster than ``pgbadger -j 2`` on every format; peak <= 1 GB on 2 GB.
 """
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/perfkit-bench-logs"))
     parser.add_argument("--reuse", action="store_true", help="use the logs already in --dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each tool on each log (default: 3)")
     args = parser.parse_args()
     if shutil.which("pgbadger") is None:
         raise SystemExit("pgbadger is missing: scripts/setup.sh dev,bench installs it (apt-get install pgbadger)")
@@ -147,18 +152,26 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
           + subprocess.run(["pgbadger", "--version"], capture_output=True, text=True).stdout.strip())
     print("wall: elapsed seconds; cpu: user + system seconds of the whole process tree (what a quiet machine")
-    print("would spread over its cores); the ratios are pgbadger's over perfkit's, measured one after the other")
-    print(f"{'log':<8} {'MiB':>5} {'pgbadger wall/cpu':>18} {'perfkit wall/cpu':>17} {'wall':>6} {'cpu':>6} "
-          f"{'pgbadger MiB':>12} {'perfkit MiB':>11} {'executions pgbadger / perfkit':>30}")
+    print("would spread over its cores); each tool runs --rounds times, one after the other, the two in turn")
+    print("(this machine's speed drifts by a fifth from minute to minute: a ratio is taken of runs made side by")
+    print("side); the medians are printed, and the ratio of the medians with its lowest and highest round")
+    print(f"{'log':<8} {'MiB':>5} {'pgbadger wall/cpu':>18} {'perfkit wall/cpu':>17} {'wall':>6} {'(round range)':>14} "
+          f"{'cpu':>6} {'pgbadger MiB':>12} {'perfkit MiB':>11} {'executions pgbadger / perfkit':>30}")
     for kind, path in files.items():
         badger_out = args.dir / f"pgbadger-{kind}.json"
         facts_out = args.dir / f"perfkit-{kind}.json"
-        badger_s, badger_cpu, badger_mib = measure(pgbadger_argv(path, kind, badger_out))
-        perfkit_s, perfkit_cpu, perfkit_mib = measure(perfkit_argv(path, facts_out))
+        badger, perfkit = [], []
+        for _ in range(args.rounds):
+            badger.append(measure(pgbadger_argv(path, kind, badger_out)))
+            perfkit.append(measure(perfkit_argv(path, facts_out)))
+        badger_s, badger_cpu, badger_mib = (statistics.median(run[i] for run in badger) for i in range(3))
+        perfkit_s, perfkit_cpu, perfkit_mib = (statistics.median(run[i] for run in perfkit) for i in range(3))
+        rounds = [b[0] / p[0] for b, p in zip(badger, perfkit, strict=True)]
         counted = json.loads(facts_out.read_text())["executions"]
         print(f"{kind:<8} {path.stat().st_size / 2**20:>5,.0f} {badger_s:>8.1f} / {badger_cpu:>7.1f} "
-              f"{perfkit_s:>7.1f} / {perfkit_cpu:>7.1f} {badger_s / perfkit_s:>5.1f}x {badger_cpu / perfkit_cpu:>5.1f}x "
-              f"{badger_mib:>12,.0f} {perfkit_mib:>11,.0f} {pgbadger_executions(badger_out):>16,} / {counted:,}",
+              f"{perfkit_s:>7.1f} / {perfkit_cpu:>7.1f} {badger_s / perfkit_s:>5.1f}x {min(rounds):>6.1f}-{max(rounds):<5.1f}x "
+              f"{badger_cpu / perfkit_cpu:>5.1f}x {max(run[2] for run in badger):>12,.0f} "
+              f"{max(run[2] for run in perfkit):>11,.0f} {pgbadger_executions(badger_out):>16,} / {counted:,}",
               flush=True)
     if args.big_gb <= 0:
         return

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
                         help="processes reading the files (default: every core)")
     parser.add_argument("--engine", default="auto", choices=("auto", "duckdb", "python"),
                         help="what reads the files: DuckDB for plain csvlog/jsonlog of 1 MiB or more, Python for the "
-                        "rest (auto, the default), or one of them for every file it can read")
+                        "rest, plain stderr a block of lines at a time (auto, the default); duckdb: DuckDB for "
+                        "every csvlog/jsonlog it can read; python: the line-by-line readers for every file")
     parser.add_argument("--timezone", default=None, help="the server's log_timezone, when timestamps carry an "
                         "ambiguous zone such as CST")
     parser.add_argument("--state", default=None, metavar="FILE",

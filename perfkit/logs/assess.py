@@ -85,8 +85,10 @@ def assess(
         Processes (default: every core); files and byte ranges of large plain files are shared out.
     engine:
         ``auto``: plain csvlog and jsonlog files of 1 MiB or more are read by DuckDB on every core
-        (``perfkit.logs.duck``), the rest by the Python pass; ``duckdb``: such files whatever their
-        size; ``python``: every file by the Python pass. The assessment is the same either way.
+        (``perfkit.logs.duck``), the rest by the Python pass, plain stderr files a block of lines at
+        a time (``perfkit.logs.scanner``); ``duckdb``: such files whatever their size; ``python``:
+        every file by the Python pass and its line-by-line readers. The assessment is the same
+        either way.
     state:
         An incremental run (``perfkit.logs.incremental``): read only what was appended to each file
         since the run that wrote this state file, keep this run's aggregates beside it and update it.

@@ -105,9 +105,7 @@ class BlockReader:
         held, region = self.held, self.region
         secondary, level_at, message_at = SECONDARY_LEVELS, self.level_at, self.message_at
         ident_at = self.ident_at
-        one = self.one
-        execution, feed, slots, make_slot = one.execution, one.feed, one.slots, one._slot
-        fields, names, none = self.fields, self.names, (None,)
+        emit, names = self._emit, self.names
         records = self.records
         position, line = 0, number
         count = text.count
@@ -154,15 +152,8 @@ class BlockReader:
                 region = self.region = None
             elif held is not None:
                 records += 1
-                kind = held[0]
-                if kind == "e":
-                    ts, pid, session, application, database, user, client = fields(held[4] + none)
-                    statement = held[8]
-                    slot = slots.get(statement) or make_slot(statement)
-                    execution(slot, slot[5], statement, held[7], pid, ts or "", application or "", database, user,
-                              client, session, held[1], held[5])
-                elif kind == "o":
-                    feed(held[6])
+                if held[0] != "p":
+                    emit(held)
             message = groups[message_at]
             timed = timed_statement(message) if message.startswith("duration: ") else None
             if timed is None:
@@ -197,15 +188,19 @@ class BlockReader:
         elif self.held is not None:
             held, self.held = self.held, None
             self.records += 1
-            if held[0] == "e":
-                one = self.one
-                ts, pid, session, application, database, user, client = self.fields(held[4] + (None,))
-                statement = held[8]
-                slot = one.slots.get(statement) or one._slot(statement)
-                one.execution(slot, slot[5], statement, held[7], pid, ts or "", application or "", database, user,
-                              client, session, held[1], held[5])
-            elif held[0] == "o":
-                self.one.feed(held[6])
+            self._emit(held)
+
+    def _emit(self, held: list) -> None:
+        """A whole entry into the pass: an execution with its fields, another entry as a dict."""
+        one = self.one
+        if held[0] == "e":
+            ts, pid, session, application, database, user, client = self.fields(held[4] + (None,))
+            statement = held[8]
+            slot = one.slots.get(statement) or one._slot(statement)
+            one.execution(slot, slot[5], statement, held[7], pid, ts or "", application or "", database, user,
+                          client, session, held[1], held[5])
+        elif held[0] == "o":
+            one.feed(held[6])
 
     # -- regions read by read_stderr ------------------------------------------------------------
     def _open(self, position: int, line: int) -> list:
