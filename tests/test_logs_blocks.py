@@ -160,8 +160,11 @@ def test_the_block_regex_is_the_line_regex_within_a_line():
     pattern = scanner.block_pattern(prefix)
     assert "[^\\n," in pattern.pattern and "\\d" not in pattern.pattern
     text = "".join(line + "\n" for line in _lines(EVENTS))
-    found = [m.group(0) for m in pattern.finditer(text)]
+    found = [line for m in pattern.finditer(text) for line in m.group(0).split("\n")]
     assert found == [line for line in _lines(EVENTS) if prefix.fast.match(line) and not line.startswith("\t")]
+    # a DETAIL line with the very prefix of the line above is read in the same match
+    pairs = [m for m in pattern.finditer(text) if m.group("detail") is not None]
+    assert pairs and all(m.group(0).split("\n")[1].startswith(m.group("head") + "DETAIL:  ") for m in pairs)
     assert scanner.block_pattern(LinePrefix("%m [%p]\n")) is None
     # a class that starts with ] keeps it
     assert scanner._one_line("[^]a]x[]b]") == "[^\\n\\]a]x[\\]b]"

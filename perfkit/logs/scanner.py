@@ -33,8 +33,14 @@ def block_pattern(prefix: LinePrefix) -> re.Pattern | None:
     prefix with a line break in it."""
     if "\n" in prefix.prefix or "\r" in prefix.prefix:
         return None
-    source = (prefix.fast if prefix.fast is not None else prefix.regex).pattern
-    return re.compile("^" + _one_line(source), re.MULTILINE)  # no DOTALL: "." stops at a line end
+    source = _one_line((prefix.fast if prefix.fast is not None else prefix.regex).pattern)
+    # the line's prefix as a group (head): a DETAIL line right after it with the very same prefix
+    # (PostgreSQL writes one for every line of a message) is read in the same match, its prefix
+    # compared as text, not matched again (the regex would split it as it split the line above)
+    level = source.index("(?P<level>")
+    source = (f"(?P<head>{source[:level]}){source[level:]}"
+              r"(?:\n(?P=head)DETAIL:  (?:[0-9A-Z]{5}: )?(?P<detail>.*+))?")
+    return re.compile("^" + source, re.MULTILINE)  # no DOTALL: "." stops at a line end
 
 
 def _one_line(source: str) -> str:
@@ -79,10 +85,12 @@ class BlockReader:
         self.one, self.prefix, self.pattern = one, prefix, pattern
         self.consume = consume          # records of read_stderr -> the entries among them, fed to ``one``
         index = pattern.groupindex
-        self.names = sorted(index, key=index.get)
-        self.level_at, self.message_at = index["level"] - 1, index["message"] - 1
+        # the entry's fields, as read_stderr names them (not the head and the DETAIL after it)
+        self.names = [(name, at - 1) for name, at in sorted(index.items(), key=lambda item: item[1])
+                      if name not in ("head", "detail")]
+        self.level_at, self.message_at, self.detail_at = index["level"] - 1, index["message"] - 1, index["detail"] - 1
         # an execution's fields out of a match's groups and one None more (for a field the prefix lacks)
-        self.fields = operator.itemgetter(*(index[name] - 1 if name in index else len(index) for name in _FIELDS))
+        self.fields = operator.itemgetter(*(index[name] - 1 if name in index else pattern.groups for name in _FIELDS))
         # what tells one process's lines from another's (read_stderr's ident)
         self.ident_at = [index[name] - 1 for name in ("pid", "session_id") if name in index]
         # the entry read last, kept until the line after it says it is whole: [kind ("e" an execution,
@@ -103,7 +111,7 @@ class BlockReader:
             region[2] = 0
             return
         held, region = self.held, self.region
-        secondary, level_at, message_at = SECONDARY_LEVELS, self.level_at, self.message_at
+        secondary, level_at, message_at, detail_at = SECONDARY_LEVELS, self.level_at, self.message_at, self.detail_at
         ident_at = self.ident_at
         emit, names = self._emit, self.names
         records = self.records
@@ -121,6 +129,7 @@ class BlockReader:
                 position = start
             groups = found.groups()
             level = groups[level_at]
+            detail = groups[detail_at]  # the DETAIL line read with this one, if any
             if level in secondary:
                 if region is None and held is not None:
                     mine = held[4]
@@ -132,17 +141,19 @@ class BlockReader:
                         # a DETAIL (STATEMENT...) line of the entry above
                         if held[0] == "o":
                             held[6][formats._SECONDARY_FIELD[level]] = groups[message_at]
-                        elif level == "DETAIL":
-                            held[5] = groups[message_at]
+                            if detail is not None:
+                                held[6]["detail"] = detail
+                        elif level == "DETAIL" or detail is not None:
+                            held[5] = groups[message_at] if detail is None else detail
                         position = found.end() + 1
-                        line += 1
+                        line += 1 if detail is None else 2
                         continue
                 if region is None:
                     self.held = held
                     region = self._open(position, line)
                     held = None
                 position = found.end() + 1
-                line += 1
+                line += 1 if detail is None else 2
                 continue
             # a line that starts an entry: the one before it is whole
             if region is not None:
@@ -157,15 +168,17 @@ class BlockReader:
             message = groups[message_at]
             timed = timed_statement(message) if message.startswith("duration: ") else None
             if timed is None:
-                entry = {name: value for name, value in zip(names, groups, strict=True) if value is not None}
+                entry = {name: groups[at] for name, at in names if groups[at] is not None}
                 entry["line"] = line
+                if detail is not None:
+                    entry["detail"] = detail
                 held = ["o", line, position, None, groups, None, entry, 0.0, ""]
             elif timed.__class__ is tuple:
-                held = ["e", line, position, None, groups, None, None, timed[0], timed[1]]
+                held = ["e", line, position, None, groups, detail, None, timed[0], timed[1]]
             else:
                 held = ["p", line, position, None, groups, None, None, 0.0, ""]
             position = found.end() + 1
-            line += 1
+            line += 1 if detail is None else 2
         self.records = records
         if position < len(text) and region is None:
             self.held = held
