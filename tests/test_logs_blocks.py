@@ -168,3 +168,26 @@ def test_the_block_regex_is_the_line_regex_within_a_line():
     assert scanner.block_pattern(LinePrefix("%m [%p]\n")) is None
     # a class that starts with ] keeps it
     assert scanner._one_line("[^]a]x[]b]") == "[^\\n\\]a]x[\\]b]"
+
+
+def test_texts_alike_but_for_digits_share_a_key_only_when_their_digits_are_literals():
+    """Shapes keys a text by its digits masked when the key of a text alike has no digit left: the
+    key is then the one the literal-free key gives it, whatever texts came before; identifiers with
+    digits (t1, t2), decimals, quotes, comments, parameters and digits that are not ASCII keep
+    theirs."""
+    import itertools
+    import random
+
+    templates = ["SELECT * FROM t{a} WHERE id = {b}", "SELECT * FROM t WHERE id = {a} AND x = {b}.{a}",
+                 "UPDATE pgbench_accounts SET abalance = abalance + {a} WHERE aid = {b};",
+                 "SELECT '{a}' || name FROM users WHERE id = {b}", "SELECT 1 /* {a} */ FROM t WHERE v = {b}",
+                 "SELECT * FROM t WHERE id = ${a} AND v = {b}", "SELECT x{a}y FROM t WHERE v = {b}e{a}",
+                 "SELECT * FROM t WHERE id = \u0661{a} AND v = {b}", "SELECT \"c{a}\" FROM t WHERE v = {b}",
+                 "SELECT * FROM t -- {a}\nWHERE v = {b}", "SELECT {a}{b} FROM t{b}"]
+    values = ["1", "2", "10", "99", "123", "0"]
+    texts = [t.format(a=a, b=b) for t in templates for a, b in itertools.product(values, repeat=2)]
+    for seed in range(3):
+        random.Random(seed).shuffle(texts)
+        shapes = stream.Shapes()
+        for text in texts:
+            assert shapes.uncached(text)[0] == stream.Shapes().uncached(text)[0], text

@@ -101,13 +101,18 @@ class Unit:
 # identifier are their own key.
 # Each starts with one character of a class (what lets the regex engine skip ahead); a number is
 # matched from its first digit, the character before it checked by a lookbehind (not in a name, not
-# $1), its sign left in the key (a finer split than pglast's: harmless).
-_LITERALS = re.compile(r"[/\-'\d](?:(?<=/)\*.*?\*/|(?<=-)-[^\n]*|(?<=')(?:[^']|'')*'"
-                       r"|(?<![\w$.]\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.]))", re.S)
+# $1), its sign left in the key (a finer split than pglast's: harmless). Digits are ASCII ones, as
+# PostgreSQL's lexer has them (a digit of another script is part of a name: ١0 is a column).
+_LITERALS = re.compile(r"[/\-'0-9](?:(?<=/)\*.*?\*/|(?<=-)-[^\n]*|(?<=')(?:[^']|'')*'"
+                       r"|(?<![\w$.][0-9])[0-9]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?(?![\w.]))", re.S)
 _RAW = re.compile(r"\$\w*\$|\\|\"")
 
 
-_PLAIN_LITERALS = re.compile(r"['\d](?:(?<=')[^']*'|(?<![\w$.]\d)\d*(?:\.\d+)?(?![\w.]))")
+_PLAIN_LITERALS = re.compile(r"['0-9](?:(?<=')[^']*'|(?<![\w$.][0-9])[0-9]*(?:\.[0-9]+)?(?![\w.]))")
+
+
+_DIGIT_MASK = bytes.maketrans(b"123456789", b"000000000")
+_ASCII_DIGIT = re.compile("[0-9]")
 
 
 def _cheap_key(text: str) -> str:
@@ -129,6 +134,7 @@ class Shapes:
         self.cache: dict[str, tuple[str, Normalized]] = {}  # text without its literals -> (key, shape)
         # the texts seen last, as they are (a prepared statement's, or the same literals, over and over): no regex
         self.exact_keyed: dict[str, tuple[str, Normalized]] = {}
+        self.masked: dict[bytes, tuple[str, Normalized]] = {}  # see uncached
         self.parsed = 0
 
     def keyed(self, text: str) -> tuple[str, Normalized]:
@@ -144,14 +150,25 @@ class Shapes:
 
     def uncached(self, text: str) -> tuple[str, Normalized]:
         """``keyed`` without keeping ``text`` (for a caller with its own cache of texts)."""
+        # the text with every ASCII digit a 0: texts alike but for their digits have one key when
+        # the key of one has no digit left (all were in its literals: so are the other's)
+        masked = text.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
+        found = self.masked.get(masked)
+        if found is not None:
+            return found
         cheap = _cheap_key(text)
         found = self.cache.get(cheap)
         if found is None:
             if len(self.cache) >= _SHAPE_CACHE_MAX:
                 self.cache.clear()
+                self.masked.clear()
             shape = normalize(text)
             self.parsed += 1
             found = self.cache[cheap] = (shape_key(shape), shape)
+        if not _ASCII_DIGIT.search(cheap):
+            if len(self.masked) >= _EXACT_MAX:
+                self.masked.clear()
+            self.masked[masked] = found
         return found
 
     def of(self, text: str) -> Normalized:
