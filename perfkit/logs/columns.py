@@ -1,7 +1,8 @@
-"""A run of executions counted as columns: what ``perfkit.logs.stream._Pass`` keeps of each
-execution (its shape's counters, the minute, the database/user/application/client/type breakdown,
-the tenant, the plan pairing per process, the requests of N+1), made by numpy and Arrow over many
-executions at once instead of by Python one at a time.
+"""A run of executions counted as columns, for the DuckDB walk (``perfkit.logs.duck``): what
+``perfkit.logs.stream._Pass`` keeps of each execution (its shape's counters, the minute, the
+database/user/application/client/type breakdown, the tenant, the plan pairing per process, the
+requests of N+1), made by numpy and Arrow over many executions at once instead of by Python one
+at a time.
 
 The result is the one-at-a-time pass's, bit for bit: the sums are made in file order, one
 execution after another (``numpy.add.at``, not a pairwise sum), the slowest execution of a shape
@@ -16,8 +17,8 @@ from __future__ import annotations
 class Run:
     """``n`` executions in file order. ``sid`` (numpy int64): the pass's index of each execution's
     shape slot (``_Pass.keyed``); ``free`` (numpy bool): no tenant whatever the parameters; ``d``
-    (numpy float64): the duration, NaN when none was logged. The other columns are Python
-    sequences or Arrow arrays (None or null where the entry had no value)."""
+    (numpy float64): the duration, NaN when none was logged; ``line`` and ``text``: Python lists;
+    the other columns Arrow arrays (null where the entry had no value)."""
 
     __slots__ = ("n", "sid", "free", "d", "ts", "pid", "session", "application", "database", "user", "client",
                  "line", "text", "detail", "shapes", "shape", "_py", "_arrow")
@@ -43,15 +44,12 @@ class Run:
         return found
 
     def strings(self, name: str):
-        """The column as an Arrow string array, nulls as ''."""
-        import pyarrow as pa
+        """The (Arrow) column with its nulls as ''."""
         import pyarrow.compute as pc
 
         found = self._arrow.get(name)
         if found is None:
             value = getattr(self, name)
-            if not isinstance(value, (pa.Array, pa.ChunkedArray)):
-                value = pa.array(value, pa.string())
             found = self._arrow[name] = pc.fill_null(value, "") if value.null_count else value
         return found
 
@@ -208,7 +206,7 @@ def run(one, r: Run) -> None:
                 seen.add(pid)
             last_exec[pid] = (fingerprint, key, file, lines[row], has_plan)
     else:
-        by_pid, pid_group = _groups(_codes(_arrow_of(r.pid, pids))[0])
+        by_pid, pid_group = _groups(_codes(r.pid)[0])
         last = np.zeros(len(by_pid), dtype=np.int64)
         np.maximum.at(last, pid_group, rows)
         for start, end in zip(by_pid.tolist(), last.tolist(), strict=True):
@@ -231,17 +229,6 @@ def run(one, r: Run) -> None:
         if text:
             add(session or f"{file}:{pid}", ts_ or "", duration, keyed[sid][0], shapes[shape], text, application or "",
                 epoch_ms)
-
-
-def _arrow_of(value, py: list):
-    import pyarrow as pa
-
-    if isinstance(value, (pa.Array, pa.ChunkedArray)):
-        return value
-    try:
-        return pa.array(py)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: by their text
-        return pa.array([None if v is None else f"{type(v).__name__}:{v}" for v in py], pa.string())
 
 
 def _ts_spans(ts, group, groups: int) -> list[tuple]:
