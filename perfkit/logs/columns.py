@@ -17,7 +17,8 @@ from __future__ import annotations
 class Run:
     """``n`` executions in file order. ``sid`` (numpy int64): the pass's index of each execution's
     shape slot (``_Pass.keyed``); ``free`` (numpy bool): no tenant whatever the parameters; ``d``
-    (numpy float64): the duration, NaN when none was logged; ``line`` and ``text``: Python lists;
+    (numpy float64): the duration (every execution DuckDB tells has one: a missing one is an entry
+    ``_Pass.feed`` reads); ``line`` and ``text``: Python lists;
     the other columns Arrow arrays (null where the entry had no value)."""
 
     __slots__ = ("n", "sid", "free", "d", "ts", "pid", "session", "application", "database", "user", "client",
@@ -110,18 +111,14 @@ def run(one, r: Run) -> None:
         return
     scan = one.scan
     d = r.d
-    timed = ~np.isnan(d)
-    all_timed = bool(timed.all())
-    d0 = d if all_timed else np.where(timed, d, 0.0)
     rows = np.arange(n)
 
     # -- per shape ------------------------------------------------------------------------------
     first, group = _groups(r.sid)
     slots = [one.keyed[int(r.sid[i])] for i in first]
     calls = np.bincount(group, minlength=len(first)).tolist()
-    timed_calls = calls if all_timed else np.bincount(group, weights=timed, minlength=len(first)).astype(int).tolist()
-    totals = _sums([s[2].total_ms for s in slots], group, d0)
-    slow = timed & (d >= one.slow_ms)
+    totals = _sums([s[2].total_ms for s in slots], group, d)
+    slow = d >= one.slow_ms
     slow_calls = np.bincount(group, weights=slow, minlength=len(first)).astype(int).tolist()
     any_slow = bool(slow.any())
     if any_slow:
@@ -129,17 +126,15 @@ def run(one, r: Run) -> None:
         slow_overs = _sums([s[2].slow_over for s in slots], group, np.where(slow, d - one.slow_ms, 0.0))
     # the longest of each shape, and the first row that took it
     longest = np.full(len(first), -np.inf)
-    np.maximum.at(longest, group, np.where(timed, d, -np.inf))
-    at_longest = np.flatnonzero(timed & (d == longest[group]))
+    np.maximum.at(longest, group, d)
+    at_longest = np.flatnonzero(d == longest[group])
     first_longest = np.full(len(first), n, dtype=np.int64)
     np.minimum.at(first_longest, group[at_longest], at_longest)
-    first_timed = np.full(len(first), n, dtype=np.int64)
-    np.minimum.at(first_timed, group[timed], rows[timed])
     # the log times: the first and last of each shape (text order, as str comparisons)
     ts = r.strings("ts")
     spans = _ts_spans(ts, group, len(first))
     # the histogram bins of the distinct durations
-    bins = _bins(one, d, timed, group, len(first))
+    bins = _bins(one, d, group)
     texts = None
     for index, slot in enumerate(slots):
         stats = slot[2]
@@ -150,13 +145,11 @@ def run(one, r: Run) -> None:
                 stats.last_ts = high
             if low < stats.first_ts or not stats.first_ts:
                 stats.first_ts = low
-        if not timed_calls[index]:
-            continue
-        stats.timed += timed_calls[index]
+        stats.timed += calls[index]
         stats.total_ms = totals[index]
         top = float(longest[index])
         if top > stats.max_ms or stats.worst is None:
-            row = int(first_longest[index]) if top > stats.max_ms else int(first_timed[index])
+            row = int(first_longest[index]) if top > stats.max_ms else int(first[index])
             stats.max_ms = max(stats.max_ms, top)
             if texts is None:
                 texts, times, users, databases = r.py("text"), r.py("ts"), r.py("user"), r.py("database")
@@ -173,18 +166,13 @@ def run(one, r: Run) -> None:
     scan.empty_statements += r.py("text").count("")
 
     # -- per minute, and per database, user, application, client and statement type -------------
-    _minutes(one, ts, d0)
-    _combos(one, r, slots, group, d0)
+    _minutes(one, ts, d)
+    _combos(one, r, slots, group, d)
     # -- per tenant ------------------------------------------------------------------------------
-    _tenants(one, r, slots, group, d0)
+    _tenants(one, r, slots, group, d)
 
-    # -- in order: durations awaited, plans, the processes' last executions, N+1 requests ---------
+    # -- in order: plans, the processes' last executions, N+1 requests ---------
     file = one.file
-    if not all_timed:
-        keys, texts_ = [s[0] for s in one.keyed], r.py("text")
-        pids = r.py("pid")
-        for row in np.flatnonzero(~timed).tolist():
-            one.pending_duration[pids[row]] = (keys[int(r.sid[row])], texts_[row])
     pids, lines, sids = r.py("pid"), r.py("line"), r.sid.tolist()
     keyed = one.keyed
     last_exec, seen = one.last_exec, one.seen_exec
@@ -250,13 +238,11 @@ def _ts_spans(ts, group, groups: int) -> list[tuple]:
     return spans
 
 
-def _bins(one, d, timed, group, groups: int) -> dict[int, list]:
-    """group -> [(histogram bin, executions)] of its timed executions."""
+def _bins(one, d, group) -> dict[int, list]:
+    """group -> [(histogram bin, executions)] of its executions."""
     import numpy as np
 
-    if not timed.any():
-        return {}
-    values, inverse = np.unique(d[timed], return_inverse=True)
+    values, inverse = np.unique(d, return_inverse=True)
     bin_of = one.bin_of
     per_value = []
     for value in values.tolist():
@@ -266,7 +252,7 @@ def _bins(one, d, timed, group, groups: int) -> dict[int, list]:
         per_value.append(index)
     bins = np.asarray(per_value, dtype=np.int64)
     local, bin_code = np.unique(bins, return_inverse=True)
-    code = group[timed] * len(local) + bin_code[inverse.reshape(-1)]
+    code = group * len(local) + bin_code[inverse.reshape(-1)]
     codes, counts = np.unique(code, return_counts=True)
     out: dict[int, list] = {}
     width = len(local)

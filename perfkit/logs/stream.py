@@ -514,9 +514,7 @@ class _Pass:
         # the tenant: none for a text without a parameter or a comment (the common case, inlined)
         tenant = self._no_tenant
         if tenant is None or not free:
-            self._tenant(statement, detail, key, duration)
-            if tenant is None:
-                self._no_tenant = scan.tenants.get(_NO_TENANT)
+            self._tenant_row(statement, detail, key, duration, free)
             tenant = None
         if duration == duration:
             cell[0] += 1
@@ -574,7 +572,7 @@ class _Pass:
             self.requests.add(session, ts, duration, key, shape, statement, application, _epoch_ms)
 
     def _tenant_row(self, statement: str, detail, key: str, duration: float, free: bool) -> None:
-        """One execution's cost to its tenant, as ``execution`` counts it (perfkit.logs.columns)."""
+        """One execution's cost to its tenant (``execution`` counts the common case, no tenant, itself)."""
         tenant = self._no_tenant
         if tenant is None or not free:
             self._tenant(statement, detail, key, duration)
