@@ -31,6 +31,15 @@ class Logged(NamedTuple):
 _NOTHING = Logged("", NAN, "", "")
 
 
+def duration_ms(number: str) -> float | None:
+    """The milliseconds of a logged duration: ASCII digits with at most one point, as PostgreSQL
+    writes them ("%.3f"); None for anything else (float() would take "1e3", "nan", "-5", "1_0",
+    "١٢" and spaces; "²" passes isdigit() and fails float())."""
+    if number.isascii() and number.replace(".", "", 1).isdigit():
+        return float(number)
+    return None
+
+
 def statement_of(message: str) -> Logged:
     """Read a log message about a statement.
 
@@ -53,9 +62,8 @@ def statement_of(message: str) -> Logged:
         end = message.find(" ms", 10)
         if end < 0:
             return _NOTHING
-        try:
-            duration = float(message[10:end])
-        except ValueError:
+        duration = duration_ms(message[10:end])
+        if duration is None:
             return _NOTHING
         rest = message[end + 3:]
         if not rest.strip():

@@ -339,19 +339,19 @@ def timed_statement(message: str):
     """``(duration, statement)`` of ``duration: N ms  statement: text`` and of ``duration: N ms
     execute <name>: text`` (N digits with at most one point, " ms  " its first occurrence);
     ``_COUNTED`` for a parse/bind duration (only counted); None for anything else, which
-    statement_of reads."""
+    statement_of reads. N's rule is messages.duration_ms's, written out here (the common case)."""
     end = message.find(" ms  ", 10)
     if end > 0:
         if message.startswith("statement: ", end + 5):
             number = message[10:end]
-            if number.replace(".", "", 1).isdigit():
+            if number.isascii() and number.replace(".", "", 1).isdigit():
                 return float(number), message[end + 16:]
         elif message.startswith(("parse ", "bind "), end + 5):
             return _COUNTED
         elif message.startswith("execute ", end + 5):
             colon = message.find(": ", end + 13)
             number = message[10:end]
-            if colon > 0 and number.replace(".", "", 1).isdigit():
+            if colon > 0 and number.isascii() and number.replace(".", "", 1).isdigit():
                 return float(number), message[colon + 2:]
     return None
 
