@@ -38,9 +38,21 @@ def block_pattern(prefix: LinePrefix) -> re.Pattern | None:
     # (PostgreSQL writes one for every line of a message) is read in the same match, its prefix
     # compared as text, not matched again (the regex would split it as it split the line above)
     level = source.index("(?P<level>")
-    source = (f"(?P<head>{source[:level]}){source[level:]}"
-              r"(?:\n(?P=head)DETAIL:  (?:[0-9A-Z]{5}: )?(?P<detail>.*+))?")
+    if not source.endswith(_MESSAGE):
+        return None
+    source = (f"(?P<head>{source[:level]}){source[level:-len(_MESSAGE)]}{_TIMED}"
+              r"(?:\n(?P=head)DETAIL:  (?:[0-9A-Z]{5}: )?(?P<detail>.*+))?(?P<absent>(?!))?")
     return re.compile("^" + source, re.MULTILINE)  # no DOTALL: "." stops at a line end
+
+
+_MESSAGE = "(?P<message>.*+)"
+# The message, with what timed_statement tells read in the same match: "duration: N ms  statement:
+# text" and "duration: N ms  execute <name>: text" (their text: stmt, N: ms) and a parse/bind
+# duration (pb). N is digits with at most one point, so " ms  " right after it is its first
+# occurrence, and the name ends at the first ": ", as timed_statement finds them. A message this
+# does not read so (another N, a parse with a bad N...) is timed_statement's (its message whole).
+_TIMED = (r"(?P<message>duration: (?P<ms>[0-9]+\.?[0-9]*|\.[0-9]+) ms  "
+          r"(?:(?:statement: |execute [^\n]*?: )(?P<stmt>.*+)|(?P<pb>parse |bind ).*+)|.*+)")
 
 
 def _one_line(source: str) -> str:
@@ -87,10 +99,12 @@ class BlockReader:
         index = pattern.groupindex
         # the entry's fields, as read_stderr names them (not the head and the DETAIL after it)
         self.names = [(name, at - 1) for name, at in sorted(index.items(), key=lambda item: item[1])
-                      if name not in ("head", "detail")]
+                      if name not in ("head", "detail", "ms", "stmt", "pb", "absent")]
         self.level_at, self.message_at, self.detail_at = index["level"] - 1, index["message"] - 1, index["detail"] - 1
-        # an execution's fields out of a match's groups and one None more (for a field the prefix lacks)
-        self.fields = operator.itemgetter(*(index[name] - 1 if name in index else pattern.groups for name in _FIELDS))
+        self.stmt_at, self.ms_at, self.pb_at = index["stmt"] - 1, index["ms"] - 1, index["pb"] - 1
+        # an execution's fields out of a match's groups (a group that never matches for a field the
+        # prefix lacks)
+        self.fields = operator.itemgetter(*(index[name if name in index else "absent"] - 1 for name in _FIELDS))
         # what tells one process's lines from another's (read_stderr's ident)
         self.ident_at = [index[name] - 1 for name in ("pid", "session_id") if name in index]
         # the entry read last, kept until the line after it says it is whole: [kind ("e" an execution,
@@ -112,6 +126,7 @@ class BlockReader:
             return
         held, region = self.held, self.region
         secondary, level_at, message_at, detail_at = SECONDARY_LEVELS, self.level_at, self.message_at, self.detail_at
+        stmt_at, ms_at, pb_at = self.stmt_at, self.ms_at, self.pb_at
         ident_at = self.ident_at
         emit, names = self._emit, self.names
         records = self.records
@@ -165,6 +180,17 @@ class BlockReader:
                 records += 1
                 if held[0] != "p":
                     emit(held)
+            statement = groups[stmt_at]
+            if statement is not None:
+                held = ["e", line, position, None, groups, detail, None, float(groups[ms_at]), statement]
+                position = found.end() + 1
+                line += 1 if detail is None else 2
+                continue
+            if groups[pb_at] is not None:
+                held = ["p", line, position, None, groups, None, None, 0.0, ""]
+                position = found.end() + 1
+                line += 1 if detail is None else 2
+                continue
             message = groups[message_at]
             timed = timed_statement(message) if message.startswith("duration: ") else None
             if timed is None:
@@ -207,7 +233,7 @@ class BlockReader:
         """A whole entry into the pass: an execution with its fields, another entry as a dict."""
         one = self.one
         if held[0] == "e":
-            ts, pid, session, application, database, user, client = self.fields(held[4] + (None,))
+            ts, pid, session, application, database, user, client = self.fields(held[4])
             statement = held[8]
             slot = one.slots.get(statement) or one._slot(statement)
             one.execution(slot, slot[5], statement, held[7], pid, ts or "", application or "", database, user,
