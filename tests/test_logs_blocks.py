@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from perfkit.logs import scanner, stream
+from perfkit.errors import BadInputError
+from perfkit.logs import scanner, sources, stream
 from perfkit.logs.prefix import LinePrefix
 
 assess_module = importlib.import_module("perfkit.logs.assess")
@@ -191,3 +192,30 @@ def test_texts_alike_but_for_digits_share_a_key_only_when_their_digits_are_liter
         shapes = stream.Shapes()
         for text in texts:
             assert shapes.uncached(text)[0] == stream.Shapes().uncached(text)[0], text
+
+
+def test_lines_longer_than_a_block(tmp_path, monkeypatch):
+    """A statement several blocks long (the read buffer grows for it and shrinks after it), in a
+    range of its own and across range edges; a line past the limit is a bad record that names its
+    line, with the line reader's message."""
+    lines = _lines(EVENTS)
+    at = _at(lines, "statement: ")
+    long_statement = "SELECT " + ", ".join(f"{n} AS c{n}" for n in range(900))  # ~10 kB
+    lines[at] = lines[at][:lines[at].index("statement: ") + 11] + long_statement
+    path = tmp_path / "postgresql.log"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(stream, "_BLOCK", 512)
+    seen = _blocks_read(monkeypatch)
+    _same_as_lines(path)
+    assert any(long_statement in text for text in seen)
+    monkeypatch.setattr(stream, "RANGE_MIN_BYTES", 8 * 1024)
+    _same_as_lines(path, jobs=2)
+    shapes = stream.scan([path], stream.Settings(jobs=1)).shapes
+    assert any(s.normalized.startswith("SELECT $1 AS c0") or "AS c899" in s.normalized for s in shapes.values())
+
+    monkeypatch.setattr(stream, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(sources, "_READ_CHUNK", 512)
+    for engine in ("auto", "python"):
+        with pytest.raises(BadInputError, match=f"line {at + 1}: a line longer than"):
+            stream.scan([path], stream.Settings(jobs=1, engine=engine))

@@ -131,9 +131,18 @@ def assess(
 
 
 def _load_rendering() -> None:
-    """What from_scan needs (pandas and the DataFrame analysis), loaded while the logs are read."""
+    """What from_scan needs (pandas, the DataFrame analysis, the plan rules), loaded while the logs
+    are read."""
+    import statistics  # noqa: F401
+
+    import pandas as pd
+
     import perfkit.logs.analysis
-    import perfkit.logs.timestamps  # noqa: F401
+    import perfkit.logs.timestamps
+    import perfkit.plans.rules
+    import perfkit.statements.assess  # noqa: F401
+
+    pd.Index(["text"])  # pandas' text columns load their Arrow parts on first use
 
 
 def _scan(paths, settings: stream.Settings, state, merge_days: float | None) -> stream.Scan:

@@ -778,31 +778,40 @@ def _range_blocks(path: str, start: int, end: int | None, kind: str, prefix: Lin
                     break
                 else:
                     return
-            pending = b""
+            # read into one buffer (no new buffer and no copy per block); a line begun in one block
+            # is moved to the buffer's start, and the buffer grows for a line longer than it
+            buffer = bytearray(_BLOCK)
+            have = 0  # the bytes of a line begun in the block before, at the buffer's start
             while end is None or position < end:
-                block = raw.read(_BLOCK)
-                if not block:
-                    if pending:
-                        yield number + 1, _whole(pending)
-                    return
-                data = pending + block if pending else block
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    if len(data) > MAX_LINE_BYTES:
-                        raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a PostgreSQL "
-                                            "log line", path=path, line=number + 1)
-                    pending = data
-                    continue
-                complete, pending = data[:cut + 1], data[cut + 1:]
-                if end is not None and position + len(complete) > end:
-                    # the lines that start before ``end``; those after it only if they continue an entry
-                    stop = complete.find(b"\n", end - position - 1) + 1 if end > position else 0
-                    complete = complete[:stop]
-                text = complete.decode("utf-8", errors="replace")
-                if text:
-                    yield number + 1, text
-                    number += text.count("\n")
-                position += len(complete)
+                if have == len(buffer):
+                    buffer.extend(bytes(len(buffer)))
+                with memoryview(buffer) as view:
+                    got = raw.readinto(view[have:])
+                    if not got:
+                        if have:
+                            yield number + 1, _whole(bytes(view[:have]))
+                        return
+                    total = have + got
+                    cut = buffer.rfind(b"\n", have, total) + 1  # the bytes of whole lines
+                    if not cut:
+                        if total > MAX_LINE_BYTES:
+                            raise BadInputError(f"a line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not a "
+                                                "PostgreSQL log line", path=path, line=number + 1)
+                        have = total
+                        continue
+                    complete = cut
+                    if end is not None and position + cut > end:
+                        # the lines that start before ``end``; those after it only if they continue an entry
+                        complete = buffer.find(b"\n", end - position - 1, cut) + 1 if end > position else 0
+                    text = str(view[:complete], "utf-8", "replace")
+                    if text:
+                        yield number + 1, text
+                        number += text.count("\n")
+                    position += complete
+                    have = total - cut
+                    buffer[:have] = bytes(view[cut:total])
+                if have < _BLOCK < len(buffer):
+                    del buffer[_BLOCK:]
             raw.seek(position)
             for data, at, text in _lines_from(raw, path, number):
                 if not _continues(text, kind, prefix):
