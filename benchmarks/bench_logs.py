@@ -149,6 +149,11 @@ def main() -> None:
         files = {kind: args.dir / name for kind, (name, _) in FORMATS.items()}
     else:
         files = generate(args.dir, args.megabytes)
+    # perfkit's bytecode, as pip install writes it (with PYTHONDONTWRITEBYTECODE set, an edited or
+    # fresh checkout would be compiled from source in every run: not what a user's install does)
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "perfkit"), quiet=1)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
           + subprocess.run(["pgbadger", "--version"], capture_output=True, text=True).stdout.strip())
     print("wall: elapsed seconds; cpu: user + system seconds of the whole process tree (what a quiet machine")
