@@ -299,3 +299,36 @@ def test_one_shape_in_many_spellings_over_several_batches(tmp_path, monkeypatch,
     path = tmp_path / "postgresql.json"
     path.write_text("\n".join(lines) + "\n")
     _same_as_python(path, read_by_duckdb=True)
+
+
+def test_the_walks_caches_are_bounded(tmp_path, monkeypatch):
+    """With caches of two entries (the slot of a key, of a text, of a shape: cleared when full, as
+    on a log with more distinct statements than they hold) the result is the one with caches that
+    keep everything, and slots are made again as they were."""
+    path = tmp_path / "postgresql.json"
+    lines = _lines(REAL[0])
+    # texts without a parameter or a comment: only the walk's slot of a key makes their slots
+    plain = [text for text in STATEMENTS if "$" not in text and "/*" not in text]
+    for number, index in enumerate(_executions(REAL[0])):
+        record = json.loads(lines[index])
+        end = record["message"].find(" ms  ")
+        verb = record["message"][end + 5:].split(": ", 1)[0]
+        record["message"] = f"{record['message'][:end]} ms  {verb}: {plain[number % len(plain)]}"
+        record.pop("detail", None)
+        lines[index] = _json_line(record)
+    path.write_text("\n".join(lines) + "\n")
+    made: list = []
+    slot = stream._Pass._slot
+
+    def counted(self, statement):
+        made.append(statement)
+        return slot(self, statement)
+
+    monkeypatch.setattr(stream._Pass, "_slot", counted)
+    want, _ = _assessed(path, "duckdb")
+    unbounded = len(made)
+    monkeypatch.setattr(stream, "_EXACT_MAX", 2)
+    got, scanned = _assessed(path, "duckdb")
+    assert scanned.engines and got == want
+    assert len(made) - unbounded > unbounded  # slots made again after the caches were cleared
+    assert got == _assessed(path, "python")[0]

@@ -248,6 +248,8 @@ def _walk(batches, unit: stream.Unit, settings: stream.Settings) -> tuple:
             key = int(keys[index])
             slot = by_key.get(key)
             if slot is None:
+                if len(by_key) >= stream._EXACT_MAX:
+                    by_key.clear()  # bounded, as the pass's own caches (a slot is made again as it was)
                 slot = by_key[key] = make_slot(texts[int(first[index])])
             sids[index], shapes[index] = slot[6], slot[1]
         free = np.ones(len(texts), dtype=bool)
