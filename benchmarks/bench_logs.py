@@ -8,8 +8,11 @@ resident memory of the whole tree (workers included) are printed with their rati
 stderr log (the real one repeated) is read by perfkit alone, for the memory goal (<= 1 GB). Last,
 the executions each tool counted on the same log, side by side.
 
-Each tool runs ``--rounds`` times on each log, the two in turn; the medians and the ratio of the
-medians are printed (with the lowest and highest ratio of a round: how much the machine drifted).
+Each tool runs ``--rounds`` times on each log, the two in turn, perfkit ``--perfkit-runs`` times
+after each pgBadger run (this machine's speed drifts from minute to minute: a run of 3 s samples
+that drift over 3 s, pgBadger's 30 s average over it, so perfkit is sampled more often); the
+medians and the ratio of the medians are printed, with the lowest and highest ratio of a round (a
+pgBadger run against the median of the perfkit runs after it): how much the machine drifted.
 
 Goals: perfkit >= 10x faster than ``pgbadger -j 2`` on every format; peak <= 1 GB on 2 GB.
 """
@@ -141,7 +144,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/perfkit-bench-logs"))
     parser.add_argument("--reuse", action="store_true", help="use the logs already in --dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each tool on each log (default: 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of pgBadger on each log (default: 3)")
+    parser.add_argument("--perfkit-runs", type=int, default=3,
+                        help="runs of perfkit after each pgBadger run (default: 3)")
     args = parser.parse_args()
     if shutil.which("pgbadger") is None:
         raise SystemExit("pgbadger is missing: scripts/setup.sh dev,bench installs it (apt-get install pgbadger)")
@@ -157,21 +162,24 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
           + subprocess.run(["pgbadger", "--version"], capture_output=True, text=True).stdout.strip())
     print("wall: elapsed seconds; cpu: user + system seconds of the whole process tree (what a quiet machine")
-    print("would spread over its cores); each tool runs --rounds times, one after the other, the two in turn")
-    print("(this machine's speed drifts by a fifth from minute to minute: a ratio is taken of runs made side by")
-    print("side); the medians are printed, and the ratio of the medians with its lowest and highest round")
+    print(f"would spread over its cores); pgBadger runs {args.rounds} times on each log, perfkit "
+          f"{args.perfkit_runs} times after each")
+    print("(this machine's speed drifts from minute to minute: a ratio is taken of runs made side by side);")
+    print("the medians are printed, and the ratio of the medians with its lowest and highest round")
     print(f"{'log':<8} {'MiB':>5} {'pgbadger wall/cpu':>18} {'perfkit wall/cpu':>17} {'wall':>6} {'(round range)':>14} "
           f"{'cpu':>6} {'pgbadger MiB':>12} {'perfkit MiB':>11} {'executions pgbadger / perfkit':>30}")
     for kind, path in files.items():
         badger_out = args.dir / f"pgbadger-{kind}.json"
         facts_out = args.dir / f"perfkit-{kind}.json"
         badger, perfkit = [], []
+        rounds = []
         for _ in range(args.rounds):
             badger.append(measure(pgbadger_argv(path, kind, badger_out)))
-            perfkit.append(measure(perfkit_argv(path, facts_out)))
+            after = [measure(perfkit_argv(path, facts_out)) for _ in range(args.perfkit_runs)]
+            perfkit.extend(after)
+            rounds.append(badger[-1][0] / statistics.median(run[0] for run in after))
         badger_s, badger_cpu, badger_mib = (statistics.median(run[i] for run in badger) for i in range(3))
         perfkit_s, perfkit_cpu, perfkit_mib = (statistics.median(run[i] for run in perfkit) for i in range(3))
-        rounds = [b[0] / p[0] for b, p in zip(badger, perfkit, strict=True)]
         counted = json.loads(facts_out.read_text())["executions"]
         print(f"{kind:<8} {path.stat().st_size / 2**20:>5,.0f} {badger_s:>8.1f} / {badger_cpu:>7.1f} "
               f"{perfkit_s:>7.1f} / {perfkit_cpu:>7.1f} {badger_s / perfkit_s:>5.1f}x {min(rounds):>6.1f}-{max(rounds):<5.1f}x "
