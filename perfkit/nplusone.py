@@ -148,6 +148,10 @@ GROUPED_BY = ("request comment", "transaction", "application_name", "connection 
 _STRONG = frozenset(GROUPED_BY[:3])
 _TRANSACTION_START = frozenset({"BEGIN", "START"})
 _KEEP_SIZES = 2_000
+# a byte range's first statements of a connection, kept until its first BEGIN for the range before it
+# (RequestGrouper.follow): at most this many per connection and in all
+_HEAD_MAX = 200
+_HEADS_MAX = 20_000
 _NAN = float("nan")
 OWN_APPLICATION = "perfkit"
 _SPECIAL_COMMANDS = _TRANSACTION_START | _TRANSACTION_END | CONTROL_COMMANDS
@@ -180,7 +184,7 @@ class RequestGrouper:
     """
 
     def __init__(self, *, min_repeats: int = 3, max_statements: int = 10, gap_ms: float = 1000.0,
-                 critical_repeats: int = 20):
+                 critical_repeats: int = 20, heads: bool = False):
         self.min_repeats, self.max_statements = min_repeats, max_statements
         self.gap_ms, self.critical_repeats = gap_ms, critical_repeats
         self.open: dict[str, _Request] = {}  # the open requests, in the order they opened
@@ -190,6 +194,13 @@ class RequestGrouper:
         self.big: dict[tuple, dict] = {}
         self.sequence = 0
         self.requests = 0
+        # ``heads``: the statements are a byte range's that follows another (perfkit.logs.stream). A
+        # connection's requests there began before the range: its statements wait, up to its first
+        # BEGIN (after which its state is this range's own), for the state the range before ends in
+        # (follow). connection -> ("open" | "ended" | "cut", its waiting statements)
+        self.heads: dict | None = {} if heads else None
+        self.waiting: dict[str, list] = {}
+        self.held = 0
 
     def add(self, connection: str, ts: str, duration: float, shape_key: str, shape, statement: str,
             application: str, epoch_ms) -> None:
@@ -197,6 +208,11 @@ class RequestGrouper:
         if application.startswith(OWN_APPLICATION):
             return
         command = shape.command
+        if self.heads is not None:
+            waiting = self.waiting.get(connection)
+            if (waiting is not None or connection not in self.heads) and self._wait(
+                    connection, waiting, (ts, duration, shape_key, shape, statement, application, epoch_ms), command):
+                return
         if "/*" in statement:
             tags = request_tags(statement)
             request_id, route = _request_id_of(tags), _route_of(tags)
@@ -250,6 +266,52 @@ class RequestGrouper:
             current.total_ms[shape_key] += duration
         current.last_shape = shape_key
         current.last_end = now
+
+    def _wait(self, connection: str, waiting: list | None, statement: tuple, command: str) -> bool:
+        """Keep a range's statement of ``connection`` for the range before it (True), or not: from
+        its first BEGIN on (kept too, and read here), or past the limits (its statements are read
+        here after all, its request cut at the range's start, as a range read alone cuts it)."""
+        if waiting is None:  # the connection's first statement in this range
+            if self.held >= _HEADS_MAX:
+                self.heads[connection] = ("cut", [])
+                return False
+            waiting = self.waiting[connection] = []
+            self.heads[connection] = ("open", waiting)
+        if command in _TRANSACTION_START:
+            waiting.append(statement)
+            del self.waiting[connection]
+            self.heads[connection] = ("ended", waiting)
+            return False
+        if len(waiting) < _HEAD_MAX and self.held < _HEADS_MAX:
+            waiting.append(statement)
+            self.held += 1
+            return True
+        self._cut(connection)
+        return False
+
+    def _cut(self, connection: str) -> None:
+        """Read ``connection``'s waiting statements here: its request cut at the range's start."""
+        waiting = self.waiting.pop(connection)
+        self.heads[connection] = ("cut", [])
+        self.held -= len(waiting)
+        for statement in waiting:
+            self.add(connection, *statement)
+
+    def follow(self, after: RequestGrouper) -> None:
+        """``after``'s statements follow this grouper's (the next byte range of the same file): the
+        statements its connections began with continue their requests here, what it closed is
+        added, and its open requests and connection states become this grouper's."""
+        for connection, (how, statements) in after.heads.items():  # in the order they came
+            if how == "cut":
+                self._close(connection)
+            for statement in statements:
+                self.add(connection, *statement)
+        self.merge(after)
+        for connection, state in after.states.items():
+            if after.heads[connection][0] != "open":  # (else all its statements were read here)
+                self.states[connection] = state
+        for connection, request in after.open.items():
+            self.open[connection] = request
 
     def _special(self, connection: str, command: str) -> None:
         """A transaction's start or end, or a session command (not counted in a request)."""
@@ -307,6 +369,8 @@ class RequestGrouper:
                                 "request_id": request.request_id, "total_ms": total}
 
     def close_all(self) -> None:
+        for connection in list(self.waiting):  # a range with no range before it read here: cut
+            self._cut(connection)
         for connection in list(self.open):
             self._close(connection)
         for state in self.states.values():

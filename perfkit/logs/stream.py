@@ -365,8 +365,10 @@ class _Pass:
 
         self.unit, self.settings = unit, settings
         self.scan = Scan(unit=unit)
+        # a byte range after another: its requests may have begun there (scan stitches them)
         self.scan.requests = RequestGrouper(min_repeats=settings.min_repeats, max_statements=settings.max_statements,
-                                            gap_ms=settings.gap_ms, critical_repeats=settings.critical_repeats)
+                                            gap_ms=settings.gap_ms, critical_repeats=settings.critical_repeats,
+                                            heads=unit.index > 0)
         self.shapes = Shapes()
         self.pending_duration: dict = {}   # pid -> (stats key, statement) logged without a duration (log_statement)
         self.last_exec: dict = {}          # pid -> (fingerprint, key, file, line, has plan)
@@ -670,8 +672,8 @@ class _Pass:
                 scan.tail_execs[pid] = (last[0], last[1], last[2], last[3])
         for pid, pending in self.pending_plan.items():
             scan.tail_plans[pid] = pending
-        if scan.requests is not None:
-            scan.requests.close_all()
+        if scan.requests is not None and not _ranged(self.unit):
+            scan.requests.close_all()  # (a byte range's requests stay open for the next: see _stitch)
         scan.parsed_shapes = self.shapes.parsed
         scan.executions = sum(stats.calls for stats in scan.shapes.values())
         scan.timed = sum(stats.timed for stats in scan.shapes.values())
@@ -1032,6 +1034,7 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     else:
         partials = [scan_unit(u, settings) for u in units]
     _run_later(later)
+    _stitch(partials)
     merged = Scan()
     if not order:
         merged.total_bytes = 0
@@ -1050,6 +1053,29 @@ def scan(paths, settings: Settings = Settings(), resume: dict | None = None, mea
     merged.report.files = order
     merged.total_bytes = total_bytes
     return merged
+
+
+def _ranged(unit: Unit) -> bool:
+    """A byte range of a file (its requests may go on past its edges), not a whole file."""
+    return unit.index > 0 or unit.end is not None
+
+
+def _stitch(partials: list[Scan]) -> None:
+    """The requests of each file's consecutive byte ranges as one pass over the file makes them: a
+    request open at a range's end goes on in the next (RequestGrouper.follow); closed at the end of
+    the file's last range."""
+    chain = None  # the grouper of the ranges of one file so far
+    for partial in partials:
+        requests = partial.requests
+        if chain is not None and partial.unit.index and requests is not None and requests.heads is not None:
+            chain.follow(requests)
+            partial.requests = None
+            continue
+        if chain is not None:
+            chain.close_all()
+        chain = requests if requests is not None and _ranged(partial.unit) else None
+    if chain is not None:
+        chain.close_all()
 
 
 def _line_bases(units: list[Unit]):
