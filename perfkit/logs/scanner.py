@@ -181,28 +181,23 @@ class BlockReader:
                 if held[0] != "p":
                     emit(held)
             statement = groups[stmt_at]
-            if statement is not None:
+            if statement is not None:  # an execution the regex read
                 held = ["e", line, position, None, groups, detail, None, float(groups[ms_at]), statement]
-                position = found.end() + 1
-                line += 1 if detail is None else 2
-                continue
-            if groups[pb_at] is not None:
+            elif groups[pb_at] is not None:  # a parse/bind duration the regex read
                 held = ["p", line, position, None, groups, None, None, 0.0, ""]
-                position = found.end() + 1
-                line += 1 if detail is None else 2
-                continue
-            message = groups[message_at]
-            timed = timed_statement(message) if message.startswith("duration: ") else None
-            if timed is None:
-                entry = {name: groups[at] for name, at in names if groups[at] is not None}
-                entry["line"] = line
-                if detail is not None:
-                    entry["detail"] = detail
-                held = ["o", line, position, None, groups, None, entry, 0.0, ""]
-            elif timed.__class__ is tuple:
-                held = ["e", line, position, None, groups, detail, None, timed[0], timed[1]]
             else:
-                held = ["p", line, position, None, groups, None, None, 0.0, ""]
+                message = groups[message_at]
+                timed = timed_statement(message) if message.startswith("duration: ") else None
+                if timed is None:
+                    entry = {name: groups[at] for name, at in names if groups[at] is not None}
+                    entry["line"] = line
+                    if detail is not None:
+                        entry["detail"] = detail
+                    held = ["o", line, position, None, groups, None, entry, 0.0, ""]
+                elif timed.__class__ is tuple:
+                    held = ["e", line, position, None, groups, detail, None, timed[0], timed[1]]
+                else:
+                    held = ["p", line, position, None, groups, None, None, 0.0, ""]
             position = found.end() + 1
             line += 1 if detail is None else 2
         self.records = records

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from perfkit.errors import BadInputError
 from perfkit.logs import events, formats
-from perfkit.logs.messages import statement_of
+from perfkit.logs.messages import duration_ms, statement_of
 from perfkit.logs.normalize import Normalized, normalize
 from perfkit.logs.prefix import SECONDARY_LEVELS, LinePrefix
 from perfkit.logs.reader import ERROR_LEVELS, ReadReport, guarded
@@ -339,20 +339,20 @@ def timed_statement(message: str):
     """``(duration, statement)`` of ``duration: N ms  statement: text`` and of ``duration: N ms
     execute <name>: text`` (N digits with at most one point, " ms  " its first occurrence);
     ``_COUNTED`` for a parse/bind duration (only counted); None for anything else, which
-    statement_of reads. N's rule is messages.duration_ms's, written out here (the common case)."""
+    statement_of reads (N as messages.duration_ms reads it)."""
     end = message.find(" ms  ", 10)
     if end > 0:
         if message.startswith("statement: ", end + 5):
-            number = message[10:end]
-            if number.isascii() and number.replace(".", "", 1).isdigit():
-                return float(number), message[end + 16:]
+            duration = duration_ms(message[10:end])
+            if duration is not None:
+                return duration, message[end + 16:]
         elif message.startswith(("parse ", "bind "), end + 5):
             return _COUNTED
         elif message.startswith("execute ", end + 5):
             colon = message.find(": ", end + 13)
-            number = message[10:end]
-            if colon > 0 and number.isascii() and number.replace(".", "", 1).isdigit():
-                return float(number), message[colon + 2:]
+            duration = duration_ms(message[10:end])
+            if colon > 0 and duration is not None:
+                return duration, message[colon + 2:]
     return None
 
 
@@ -1067,7 +1067,7 @@ def _stitch(partials: list[Scan]) -> None:
     chain = None  # the grouper of the ranges of one file so far
     for partial in partials:
         requests = partial.requests
-        if chain is not None and partial.unit.index and requests is not None and requests.heads is not None:
+        if chain is not None and partial.unit.index:  # (its grouper kept its heads: see _Pass)
             chain.follow(requests)
             partial.requests = None
             continue
